@@ -1,0 +1,35 @@
+"""Bytes in, document model out: one reader per format, all pure functions."""
+
+from __future__ import annotations
+
+from extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
+from extractors.sniff import sniff_format
+
+__all__ = ["Document", "GridCell", "Table", "TextBlock", "UnreadableDocument", "read_document", "sniff_format"]
+
+
+def read_document(data: bytes, name: str = "") -> Document:
+    """Read any supported format into the document model; raise UnreadableDocument with the reason."""
+    try:
+        fmt = sniff_format(data, name)
+    except ValueError as exc:
+        raise UnreadableDocument(str(exc)) from exc
+    if fmt == "pdf":
+        from extractors import pdf_reader
+
+        return pdf_reader.read(data)
+    if fmt == "docx":
+        from extractors import docx_reader
+
+        return docx_reader.read(data)
+    if fmt == "html":
+        from extractors import html_reader
+
+        return html_reader.read(data)
+    if fmt in ("doc", "wps"):
+        from extractors import convert
+
+        return convert.read(data, fmt)
+    from extractors import text_reader
+
+    return text_reader.read(data)

@@ -1,0 +1,111 @@
+"""The one document model every format is read into: text blocks and table grids with provenance.
+
+Positions are 1-based (page, table, row, col), as they appear in the extract JSON's provenance.
+A grid is rectangular: a merged cell is repeated into every position it covers, and each copy
+points at the position of the cell that was written (`origin`), so a vertical merge (origin in an
+earlier row) is distinguishable from a horizontal one (origin in an earlier column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GridCell:
+    text: str
+    row: int
+    col: int
+    origin: tuple[int, int]
+    page: int | None = None
+    bbox: BBox | None = None
+
+    @property
+    def is_anchor(self) -> bool:
+        return self.origin == (self.row, self.col)
+
+    @property
+    def merged_vertically(self) -> bool:
+        return self.origin[0] < self.row
+
+    @property
+    def merged_horizontally(self) -> bool:
+        return self.origin[1] < self.col
+
+
+@dataclass(slots=True)
+class Table:
+    index: int
+    rows: list[list[GridCell]]
+    page: int | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_cols(self) -> int:
+        return max((len(r) for r in self.rows), default=0)
+
+    def texts(self) -> list[list[str]]:
+        return [[c.text for c in row] for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    text: str
+    page: int | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    format: str
+    blocks: list[TextBlock] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    title: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(b.text for b in self.blocks)
+
+
+class UnreadableDocument(Exception):
+    """The bytes cannot be read as a document: corrupt, encrypted, scanned, unsupported, too large."""
+
+
+def build_grid(
+    index: int,
+    spans: list[list[tuple[str, int, int]]],
+    page: int | None = None,
+    pages: list[int | None] | None = None,
+    bboxes: list[list[BBox | None]] | None = None,
+) -> Table:
+    """Resolve rows of (text, rowspan, colspan) anchors into a rectangular grid.
+
+    `pages` gives each source row's page (tables joined across pages); `bboxes` each anchor's box.
+    """
+    occupied: dict[tuple[int, int], GridCell] = {}
+    n_rows = len(spans)
+    for r, row in enumerate(spans, start=1):
+        c = 1
+        row_page = pages[r - 1] if pages else page
+        for k, (text, rowspan, colspan) in enumerate(row):
+            while (r, c) in occupied:
+                c += 1
+            rowspan = max(1, min(rowspan, n_rows - r + 1))
+            colspan = max(1, colspan)
+            box = bboxes[r - 1][k] if bboxes and k < len(bboxes[r - 1]) else None
+            for dr in range(rowspan):
+                for dc in range(colspan):
+                    occupied[(r + dr, c + dc)] = GridCell(text, r + dr, c + dc, (r, c), row_page, box)
+            c += colspan
+    width = max((col for (_, col) in occupied), default=0)
+    rows: list[list[GridCell]] = []
+    for r in range(1, n_rows + 1):
+        row_page = pages[r - 1] if pages else page
+        rows.append([occupied.get((r, c)) or GridCell("", r, c, (r, c), row_page) for c in range(1, width + 1)])
+    return Table(index=index, rows=rows, page=page)

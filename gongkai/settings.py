@@ -1,0 +1,27 @@
+"""Where gongkai keeps its data, read from the environment once, with defaults a fresh clone can use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("GONGKAI_DATA", "data")).resolve()
+
+
+def archive_dir() -> Path:
+    return Path(os.environ.get("GONGKAI_ARCHIVE", str(data_dir() / "archive"))).resolve()
+
+
+def database_url() -> str:
+    """DuckDB file by default; `postgresql://…` for a team warehouse."""
+    return os.environ.get("GONGKAI_DB", f"duckdb:///{data_dir() / 'gongkai.duckdb'}")
+
+
+def quiet_prefect() -> None:
+    """Prefect runs offline unless the user says otherwise: no telemetry, a patient ephemeral-server start."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -1,0 +1,25 @@
+"""Shared fixtures: the real corpus copied from ../shared/corpus (documents and their gold cells)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).parent / "corpus"
+DOCUMENTS = CORPUS / "documents"
+GOLD = CORPUS / "gold"
+
+
+def gold_files() -> list[Path]:
+    return sorted(GOLD.glob("*.json"))
+
+
+def load_gold(name: str) -> dict:
+    return json.loads((GOLD / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    return CORPUS
