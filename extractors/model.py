@@ -40,6 +40,9 @@ class Table:
     index: int
     rows: list[list[GridCell]]
     page: int | None = None
+    # False where the source kept cell order but not column positions (a table flattened to lines):
+    # rows are then ragged and a cell's column says only its place in its row.
+    aligned: bool = True
 
     @property
     def n_rows(self) -> int:

@@ -1,0 +1,80 @@
+"""One report file → the extract JSON object of docs/common-schema.md. Pure: bytes in, dict out."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import PurePath
+from typing import Any
+
+from extractors import read_document
+from extractors.mapping import Mapping, detect_template, map_document
+from extractors.model import Document
+from extractors.report_meta import ReportMeta, detect_meta
+from extractors.sniff import sniff_format
+from extractors.version import EXTRACTOR_VERSION
+from schema import Template, template
+from schema.reconcile import reconcile
+
+# status of an extraction
+EXTRACTED = "extracted"
+NO_STANDARD_TABLES = "no_standard_tables"  # a report, but without the national tables (before 2019)
+NOT_A_REPORT = "not_a_report"
+
+
+def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
+    """Read, map and reconcile one document. Raises UnreadableDocument with the reason."""
+    doc = read_document(data, name)
+    return extract_from_document(doc, data, name)
+
+
+def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, Any]:
+    meta = detect_meta(doc)
+    chosen = _choose_template(doc, meta)
+    mapping = map_document(doc, chosen) if chosen and chosen.tables else Mapping()
+    cells = {a: c.value for a, c in sorted(mapping.cells.items())}
+    if cells:
+        status = EXTRACTED
+    elif meta.not_a_report or not meta.looks_like_report:
+        status = NOT_A_REPORT
+    else:
+        status = NO_STANDARD_TABLES
+    template_key = chosen.key if status == EXTRACTED and chosen else None
+    if status == NO_STANDARD_TABLES and meta.year is not None and meta.year < 2019:
+        template_key = "pre2019"
+    warnings = list(doc.warnings) + mapping.warnings
+    if status == NOT_A_REPORT:
+        warnings.append(f"not a report: {meta.title or 'no report title'}; no standard tables")
+    elif status == NO_STANDARD_TABLES:
+        warnings.append("no standard tables (二、三、四) found")
+    checks = reconcile(cells, template_key, mapping.unreadable) if status == EXTRACTED and template_key else []
+    is_report = status != NOT_A_REPORT
+    return {
+        "source": {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "format": _format(data, name)},
+        "status": status,
+        "title": meta.title,
+        "agency": meta.agency if is_report else None,
+        "year": meta.year if is_report else None,
+        "template": template_key,
+        "extractor_version": EXTRACTOR_VERSION,
+        "cells": cells,
+        "provenance": {a: mapping.cells[a].provenance() for a in cells},
+        "checks": [c.as_json() for c in checks],
+        "warnings": warnings,
+    }
+
+
+def _choose_template(doc: Document, meta: ReportMeta) -> Template | None:
+    found = detect_template(doc)
+    if found is not None:
+        return found
+    # Tables 三 and 四 are the same in both templates: let the year decide which proactive table to expect.
+    if meta.year is not None and meta.year < 2019:
+        return None
+    return template("2019") if meta.year in (2019, 2020) else template("2021")
+
+
+def _format(data: bytes, name: str) -> str:
+    try:
+        return sniff_format(data, name)
+    except ValueError:
+        return PurePath(name).suffix.lstrip(".") or "unknown"

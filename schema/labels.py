@@ -1,0 +1,51 @@
+"""Label normalisation and fuzzy matching: how a printed label is compared with the schema's labels."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from difflib import SequenceMatcher
+
+# Numbering that prefixes labels: 三、 （二） (2) 1. 1． 第三、 — folded to half width before matching.
+_NUMBERING = re.compile(r"^(?:第?[一二三四五六七八九十]+[、.,]|\([一二三四五六七八九十\d]+\)[、.,]?|\d{1,2}[、.,](?!\d))")
+_NOT_WORD = re.compile(r"[^\w]|_", re.UNICODE)
+
+EXACT = 1.0
+CONTAINS = 0.9
+CONTAINED = 0.85
+FUZZY_FLOOR = 0.75
+
+
+def normalize_label(text: str) -> str:
+    """Fold widths, drop white space, leading numbering and punctuation: （三）1．属于国家秘密 → 属于国家秘密."""
+    folded = unicodedata.normalize("NFKC", text)
+    folded = re.sub(r"\s+", "", folded)
+    previous = None
+    while previous != folded:
+        previous = folded
+        folded = _NUMBERING.sub("", folded)
+    return _NOT_WORD.sub("", folded)
+
+
+def match_score(text: str, label: str) -> float:
+    """How well normalised `text` matches normalised `label`: 1.0 exact, down to 0 for no match.
+
+    Containment covers decorated or truncated labels (部分公开（区分处理的…）); a close ratio covers
+    misspellings (其他法律行政止公开). Short labels (其他, 总计) must match exactly.
+    """
+    if not text or not label:
+        return 0.0
+    if text == label:
+        return EXACT
+    if len(label) >= 4 and label in text:
+        return CONTAINS
+    if len(text) >= 4 and text in label:
+        return CONTAINED
+    if min(len(text), len(label)) < 4:
+        return 0.0
+    ratio = SequenceMatcher(None, text, label, autojunk=False).ratio()
+    return ratio * 0.9 if ratio >= FUZZY_FLOOR else 0.0
+
+
+def best_score(text: str, labels: tuple[str, ...]) -> float:
+    return max((match_score(text, label) for label in labels), default=0.0)

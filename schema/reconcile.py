@@ -1,0 +1,122 @@
+"""Reconciliation: evaluate the rules of schema/data/checks.toml on a document's cells. Never changes a value.
+
+A check compares a target cell with what its parts imply. Status:
+- pass: both sides known and equal;
+- fail: both known and different (the difference is kept as expected vs actual);
+- incomplete: the target is blank while its parts are not, or a part could not be read.
+Blank parts otherwise count as 0. Cells the document does not show are not parts at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schema import RULES, Rule, TableDef, expand_parts, table_for_address
+
+Number = int | float
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    target: str
+    expected: Number | None
+    actual: Number | None
+    status: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "target": self.target, "expected": self.expected, "actual": self.actual, "status": self.status}
+
+
+def reconcile(
+    cells: Mapping[str, Number | None], template_key: str, unreadable: Iterable[str] = ()
+) -> list[Check]:
+    """Every document-level check of the template on these cells; `unreadable` names cells whose text was not a number."""
+    unreadable_set = set(unreadable)
+    checks: list[Check] = []
+    for rule in RULES:
+        if rule.kind == "year_over_year":
+            continue
+        try:
+            table = table_for_address(rule.table, template_key)
+        except StopIteration:
+            continue
+        checks.extend(_evaluate(rule, table, cells, unreadable_set))
+    return checks
+
+
+def _evaluate(rule: Rule, table: TableDef, cells: Mapping[str, Number | None], unreadable: set[str]) -> list[Check]:
+    out = []
+    if rule.kind == "row_sum":
+        assert rule.target_column is not None
+        for row in table.rows:
+            target = f"{table.address}.{row.key}.{rule.target_column}"
+            plus = [f"{table.address}.{row.key}.{c}" for c in expand_parts(table, rule.plus, "columns")]
+            minus = [f"{table.address}.{row.key}.{c}" for c in expand_parts(table, rule.minus, "columns")]
+            check = _compare(rule.name, target, plus, minus, cells, unreadable)
+            if check:
+                out.append(check)
+    else:
+        assert rule.target_row is not None
+        for col in table.columns:
+            target = f"{table.address}.{rule.target_row}.{col.key}"
+            plus = [f"{table.address}.{r}.{col.key}" for r in expand_parts(table, rule.plus, "rows")]
+            minus = [f"{table.address}.{r}.{col.key}" for r in expand_parts(table, rule.minus, "rows")]
+            check = _compare(rule.name, target, plus, minus, cells, unreadable)
+            if check:
+                out.append(check)
+    return out
+
+
+def _compare(
+    rule: str, target: str, plus: list[str], minus: list[str], cells: Mapping[str, Number | None], unreadable: set[str]
+) -> Check | None:
+    shown_plus = [a for a in plus if a in cells]
+    shown_minus = [a for a in minus if a in cells]
+    if target not in cells or not shown_plus:
+        return None  # the document does not show this check's cells
+    parts = shown_plus + shown_minus
+    expected_value: Number = sum(cells[a] or 0 for a in shown_plus) - sum(cells[a] or 0 for a in shown_minus)
+    expected = _tidy(expected_value)
+    actual = cells[target]
+    if target in unreadable or any(a in unreadable for a in parts):
+        return Check(rule, target, expected, actual, "incomplete")
+    if actual is None:
+        if all(cells[a] is None for a in parts):
+            return Check(rule, target, None, None, "pass")
+        return Check(rule, target, expected, None, "incomplete")
+    status = "pass" if abs(actual - expected) <= TOLERANCE else "fail"
+    return Check(rule, target, expected, actual, status)
+
+
+def _tidy(value: Number) -> Number:
+    if isinstance(value, float):
+        rounded = round(value, 6)
+        return int(rounded) if rounded.is_integer() else rounded
+    return value
+
+
+def year_over_year(previous: Mapping[str, Number | None], current: Mapping[str, Number | None], template_key: str) -> list[Check]:
+    """carried_forward of year Y-1 against carried_over of year Y, per column (the warehouse-level rule)."""
+    out = []
+    for rule in RULES:
+        if rule.kind != "year_over_year":
+            continue
+        table = table_for_address(rule.table, template_key)
+        for col in table.columns:
+            before = f"{table.address}.{rule.previous_row}.{col.key}"
+            target = f"{table.address}.{rule.current_row}.{col.key}"
+            if before not in previous or target not in current:
+                continue
+            expected, actual = previous[before], current[target]
+            if expected is None and actual is None:
+                status = "pass"
+            elif actual is None or expected is None:
+                status = "incomplete"
+            else:
+                status = "pass" if abs(actual - expected) <= TOLERANCE else "fail"
+            out.append(Check(rule.name, target, expected, actual, status))
+    return out

@@ -1,0 +1,59 @@
+"""Printed cell text → value, by the value rules of schema/data/values.toml."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from schema import VALUES
+
+_NUMBER = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: int | float | None
+    readable: bool  # False: text that is not a number (a footnote, 见附件): value None, warn
+
+
+def parse_value(raw: str, kind: str = "count", header_unit: str | None = None) -> Parsed:
+    """Parse one cell. `kind` "money" converts into 万元; `header_unit` is the unit the column header names."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = re.sub(r"\s+", "", text).replace(",", "").replace("，", "")
+    if text in VALUES.blank:
+        return Parsed(None, True)
+    factor = 1.0
+    if kind == "money":
+        factor = _unit_factor(header_unit or "万元")
+        for unit, unit_factor in VALUES.money_units:
+            if text.endswith(unit):
+                text, factor = text[: -len(unit)], unit_factor
+                break
+    else:
+        for unit in VALUES.count_units:
+            if text.endswith(unit):
+                text = text[: -len(unit)]
+                break
+    match = _NUMBER.match(text)
+    if not match:
+        return Parsed(None, False)
+    try:
+        number = Decimal(match.group(2)) * (-1 if match.group(1) == "-" else 1)
+    except InvalidOperation:
+        return Parsed(None, False)
+    if kind == "money":
+        return Parsed(float(round(number * Decimal(str(factor)), 6)), True)
+    if number != number.to_integral_value():
+        return Parsed(float(number), True)
+    return Parsed(int(number), True)
+
+
+def _unit_factor(header: str) -> float:
+    """The money unit a header names, e.g. 采购总金额（元） → yuan; 万元 when it names none."""
+    folded = unicodedata.normalize("NFKC", header)
+    for unit, factor in VALUES.money_units:
+        if f"({unit})" in folded or folded.endswith(unit):
+            return factor
+    return 1.0
