@@ -88,8 +88,8 @@ class ValueRules:
     money_units: tuple[tuple[str, float], ...]  # longest unit first
 
 
-def _load(name: str) -> dict[str, Any]:
-    with (DATA / name).open("rb") as fh:
+def _load(name: str, data: Path) -> dict[str, Any]:
+    with (data / name).open("rb") as fh:
         return tomllib.load(fh)
 
 
@@ -120,9 +120,9 @@ def _keys(items: list[dict[str, Any]], where: str) -> tuple[Key, ...]:
     return tuple(keys)
 
 
-def _load_tables() -> dict[str, TableDef]:
+def _load_tables(data: Path) -> dict[str, TableDef]:
     tables = {}
-    for name, spec in _load("tables.toml").items():
+    for name, spec in _load("tables.toml", data).items():
         orientation = spec.get("orientation", "rows")
         if orientation not in ORIENTATIONS:
             raise SchemaError(f"{name}: orientation {orientation!r}")
@@ -145,9 +145,9 @@ def _load_tables() -> dict[str, TableDef]:
     return tables
 
 
-def _load_templates(tables: dict[str, TableDef]) -> tuple[Template, ...]:
+def _load_templates(tables: dict[str, TableDef], data: Path) -> tuple[Template, ...]:
     templates = []
-    for spec in _load("templates.toml")["template"]:
+    for spec in _load("templates.toml", data)["template"]:
         missing = [t for t in spec["tables"] if t not in tables]
         if missing:
             raise SchemaError(f"template {spec['key']}: unknown tables {missing}")
@@ -176,10 +176,10 @@ def expand_parts(table: TableDef, parts: tuple[str, ...], axis: str) -> tuple[st
     return tuple(out)
 
 
-def _load_rules(tables: dict[str, TableDef]) -> tuple[Rule, ...]:
+def _load_rules(tables: dict[str, TableDef], data: Path) -> tuple[Rule, ...]:
     rules = []
     by_address = {t.address: t for t in tables.values()}
-    for spec in _load("checks.toml")["rule"]:
+    for spec in _load("checks.toml", data)["rule"]:
         if spec["kind"] not in RULE_KINDS:
             raise SchemaError(f"rule {spec['name']}: kind {spec['kind']!r}")
         table = by_address.get(spec["table"])
@@ -203,16 +203,34 @@ def _load_rules(tables: dict[str, TableDef]) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _load_values() -> ValueRules:
-    spec = _load("values.toml")
+def _load_values(data: Path) -> ValueRules:
+    spec = _load("values.toml", data)
     units = sorted(spec["money_units"].items(), key=lambda kv: -len(kv[0]))
     return ValueRules(frozenset(spec["blank"]), tuple(spec["count_units"]), tuple((u, float(f)) for u, f in units))
 
 
-TABLES: dict[str, TableDef] = _load_tables()
-TEMPLATES: tuple[Template, ...] = _load_templates(TABLES)
-RULES: tuple[Rule, ...] = _load_rules(TABLES)
-VALUES: ValueRules = _load_values()
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, TableDef]
+    templates: tuple[Template, ...]
+    rules: tuple[Rule, ...]
+    values: ValueRules
+
+
+def load_schema(data: Path = DATA) -> Schema:
+    """Load and validate every file of schema/data; SchemaError names the first inconsistency."""
+    try:
+        tables = _load_tables(data)
+        return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data))
+    except (KeyError, TypeError) as exc:
+        raise SchemaError(f"{data}: missing or malformed field {exc}") from exc
+
+
+_SCHEMA = load_schema()
+TABLES: dict[str, TableDef] = _SCHEMA.tables
+TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
+RULES: tuple[Rule, ...] = _SCHEMA.rules
+VALUES: ValueRules = _SCHEMA.values
 
 
 def template(key: str) -> Template:
