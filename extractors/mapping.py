@@ -178,7 +178,7 @@ def _best_key(candidates: list[str], keys: tuple[Key, ...], context: list[str]) 
             continue
         scored = [(best_score(text, k.labels), k) for k in keys]
         top = max((s for s, _ in scored), default=0.0)
-        if top < HEADER_MATCH:
+        if top < ROW_MATCH:  # inside a known header block a near miss (本年新废止件数) still names its column
             continue
         tied = [k for s, k in scored if s == top]
         grouped = [k for k in tied if k.group and k.group in context]
