@@ -10,19 +10,37 @@ from collections.abc import Sequence
 # Each module defines register(subparsers) -> None and sets a handler via parser.set_defaults(func=...).
 COMMAND_MODULES = [
     "gongkai.commands.extract",
+    "gongkai.commands.ingest",
+    "gongkai.commands.reprocess",
+    "gongkai.commands.nightly",
+    "gongkai.commands.backfill",
+    "gongkai.commands.serve",
+    "gongkai.commands.demo",
+    "gongkai.commands.query",
+    "gongkai.commands.export",
+    "gongkai.commands.status",
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Register every command, or only `only`: importing one command's module (Prefect, DuckDB) is the cost
+    of running that command, not of `gongkai extract`."""
     parser = argparse.ArgumentParser(prog="gongkai", description="Government information-disclosure annual reports → research warehouse")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        name = module.rsplit(".", 1)[1]
+        if only is not None and name != only:
+            subparsers.add_parser(name, help=f"(gongkai {name} --help)", add_help=False)
+            continue
+        importlib.import_module(module).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {m.rsplit(".", 1)[1] for m in COMMAND_MODULES}
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in names else None).parse_args(argv)
     return int(args.func(args) or 0)
 
 
