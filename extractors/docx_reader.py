@@ -1,0 +1,228 @@
+"""DOCX (Office Open XML) into the document model: body paragraphs and table grids with real merge origins.
+
+python-docx opens the package; the body is then walked as XML, because `table.rows[i].cells` repeats a merged
+cell without telling where it started: the grid is rebuilt from each row's `w:tc` with its gridSpan, vMerge
+and gridBefore, so a vertical merge (vMerge continue) points at the row that holds the text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import zipfile
+from collections.abc import Iterator
+from io import BytesIO
+from typing import Any
+
+import docx
+from docx.opc.exceptions import PackageNotFoundError
+
+from extractors.html_reader import SpanRows, first_title_line, grids_within_budget
+from extractors.model import Document, TextBlock, UnreadableDocument
+from extractors.textnorm import clean_text
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+P, TBL, TR, TC, T, TAB, BR, CR, SDT, SDT_CONTENT = (
+    f"{W}{name}" for name in ("p", "tbl", "tr", "tc", "t", "tab", "br", "cr", "sdt", "sdtContent")
+)
+# Wrappers that may stand between a table/row and its rows/cells, or between the body and its paragraphs.
+TRANSPARENT = frozenset({SDT, SDT_CONTENT, f"{W}customXml", f"{W}smartTag"})
+
+# A real report's document.xml is a few hundred KB that deflates 10-30 times; a bomb deflates ~1000 times.
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+MAX_DOCUMENT_XML_BYTES = 64 * 1024 * 1024  # the body of a long report is a few MB; images live in other members
+MAX_COMPRESSION_RATIO = 200
+RATIO_CHECK_ABOVE_BYTES = 1024 * 1024
+SLIVER_TWIPS = 30  # 1.5 pt: narrower than any character, so no real column
+MAX_GRID_SPAN = 64  # Word allows 63 grid columns; more is garbage
+
+
+def read(data: bytes) -> Document:
+    """Read a .docx; raise UnreadableDocument for a zip bomb, a corrupt zip or a package without a Word body."""
+    _refuse_unsafe_zip(data)
+    try:
+        body = docx.Document(BytesIO(data)).element.body
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UnreadableDocument(f"not a readable DOCX: {exc}") from exc
+    except Exception as exc:  # lxml XMLSyntaxError, CRC errors, …: the package is corrupt
+        raise UnreadableDocument(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
+    for fallback in list(body.iter(MC_FALLBACK)):  # alternate renderings of the same text box
+        fallback.getparent().remove(fallback)
+    blocks = [text for text in (clean_text(_text(p)) for p in _body_paragraphs(body)) if text]
+    warnings: list[str] = []
+    tables = grids_within_budget((_table_spans(tbl) for tbl in body.iter(TBL)), warnings)
+    return Document(
+        format="docx",
+        blocks=[TextBlock(b) for b in blocks],
+        tables=tables,
+        title=first_title_line(blocks),
+        warnings=warnings,
+    )
+
+
+def _refuse_unsafe_zip(data: bytes) -> None:
+    """Refuse a zip bomb from the central directory alone, before anything is inflated."""
+    try:
+        archive = zipfile.ZipFile(BytesIO(data))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnreadableDocument(f"corrupt zip container: {exc}") from exc
+    with archive:
+        members = archive.infolist()
+        total = sum(m.file_size for m in members)
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise UnreadableDocument(f"zip bomb: members would uncompress to {total} bytes")
+        for member in members:
+            ratio = member.file_size / max(member.compress_size, 1)
+            if member.file_size > RATIO_CHECK_ABOVE_BYTES and ratio > MAX_COMPRESSION_RATIO:
+                raise UnreadableDocument(f"zip bomb: {member.filename} compressed {ratio:.0f} to 1")
+        body = next((m for m in members if m.filename == "word/document.xml"), None)
+        if body is not None and body.file_size > MAX_DOCUMENT_XML_BYTES:
+            raise UnreadableDocument(f"too large: word/document.xml would uncompress to {body.file_size} bytes")
+        if body is None:
+            raise UnreadableDocument("not a DOCX: no word/document.xml in the zip")
+
+
+def _children(element: Any, tag: str) -> Iterator[Any]:
+    """Children with `tag`, looking through content-control and custom-XML wrappers."""
+    for child in element:
+        if child.tag == tag:
+            yield child
+        elif child.tag in TRANSPARENT:
+            yield from _children(child, tag)
+
+
+def _body_paragraphs(body: Any) -> Iterator[Any]:
+    return _children(body, P)
+
+
+def _text(element: Any) -> str:
+    """The text under a paragraph or cell in document order: a paragraph or line break becomes a newline.
+
+    clean_text then drops that newline between two CJK characters, so a label wrapped over lines reads whole.
+    """
+    pieces: list[str] = []
+    for node in element.iter(P, T, TAB, BR, CR):
+        if node.tag == T:
+            pieces.append(node.text or "")
+        elif node.tag == TAB:
+            pieces.append("\t")
+        else:
+            pieces.append("\n")
+    return "".join(pieces)
+
+
+def _table_spans(tbl: Any) -> SpanRows:
+    """Rows of (text, rowspan, colspan) anchors; a vMerge continuation lengthens the anchor above it instead."""
+    spans: SpanRows = []
+    starts: list[list[int]] = []  # the grid column each anchor starts in
+    # Grid column where a vertical merge is open -> [row index, position in that row] of its anchor.
+    open_merges: dict[int, tuple[int, int]] = {}
+    for tr in _children(tbl, TR):
+        row: list[tuple[str, int, int]] = []
+        row_starts: list[int] = []
+        col = 0
+        for _ in range(_row_property(tr, "gridBefore")):
+            row.append(("", 1, 1))
+            row_starts.append(col)
+            col += 1
+        continuing: dict[int, tuple[int, int]] = {}
+        for tc in _children(tr, TC):
+            colspan = _grid_span(tc)
+            merge = _v_merge(tc)
+            anchor = open_merges.get(col) if merge == "continue" else None
+            if anchor is not None:
+                r, k = anchor
+                text, rowspan, anchor_colspan = spans[r][k]
+                spans[r][k] = (text, rowspan + 1, anchor_colspan)
+                continuing[col] = anchor
+            else:
+                if merge == "restart":
+                    continuing[col] = (len(spans), len(row))
+                row.append((clean_text(_text(tc)), 1, colspan))
+                row_starts.append(col)
+            col += colspan
+        open_merges = continuing
+        spans.append(row)
+        starts.append(row_starts)
+    return _without_sliver_columns(spans, starts, _grid_widths(tbl))
+
+
+def _without_sliver_columns(spans: SpanRows, starts: list[list[int]], widths: list[int | None]) -> SpanRows:
+    """Drop layout-grid columns that carry no cell of their own: columns no cell starts in, and slivers a few
+    twips wide (Word and LibreOffice leave them after edits; they would show as a spurious copy of a cell).
+
+    A column stays when some cell lies wholly within dropped columns, so no text is ever lost.
+    """
+    anchors = [
+        (col, col + colspan)
+        for row, cols in zip(spans, starts, strict=True)
+        for (_, _, colspan), col in zip(row, cols, strict=True)
+    ]
+    started = {low for low, _ in anchors}
+    width = max((high for _, high in anchors), default=0)
+    dropped = {
+        c for c in range(width) if c not in started or (c < len(widths) and (widths[c] or SLIVER_TWIPS) < SLIVER_TWIPS)
+    }
+    for low, high in anchors:
+        if all(c in dropped for c in range(low, high)):
+            dropped.discard(low)
+    if not dropped:
+        return spans
+    kept = [c for c in range(width) if c not in dropped]
+    return [
+        [
+            (text, rowspan, _count_between(kept, col, col + colspan))
+            for (text, rowspan, colspan), col in zip(row, cols, strict=True)
+        ]
+        for row, cols in zip(spans, starts, strict=True)
+    ]
+
+
+def _grid_widths(tbl: Any) -> list[int | None]:
+    """The widths (twips) of the table's layout grid columns, None where not given."""
+    grid = tbl.find(f"{W}tblGrid")
+    if grid is None:
+        return []
+    widths: list[int | None] = []
+    for column in grid.iterfind(f"{W}gridCol"):
+        try:
+            widths.append(int(column.get(f"{W}w", "")))
+        except ValueError:
+            widths.append(None)
+    return widths
+
+
+def _count_between(started: list[int], low: int, high: int) -> int:
+    return bisect.bisect_left(started, high) - bisect.bisect_left(started, low)
+
+
+def _tc_property(tc: Any, name: str) -> Any:
+    tc_pr = tc.find(f"{W}tcPr")
+    return None if tc_pr is None else tc_pr.find(f"{W}{name}")
+
+
+def _grid_span(tc: Any) -> int:
+    element = _tc_property(tc, "gridSpan")
+    return _int_value(element, default=1)
+
+
+def _v_merge(tc: Any) -> str | None:
+    """'restart', 'continue' (a vMerge without a value continues), or None."""
+    element = _tc_property(tc, "vMerge")
+    if element is None:
+        return None
+    return "restart" if element.get(f"{W}val") == "restart" else "continue"
+
+
+def _row_property(tr: Any, name: str) -> int:
+    tr_pr = tr.find(f"{W}trPr")
+    return 0 if tr_pr is None else _int_value(tr_pr.find(f"{W}{name}"), default=0)
+
+
+def _int_value(element: Any, default: int) -> int:
+    if element is None:
+        return default
+    try:
+        return min(max(int(element.get(f"{W}val", default)), default), MAX_GRID_SPAN)
+    except ValueError:
+        return default

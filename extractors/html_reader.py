@@ -1,0 +1,329 @@
+"""HTML pages (whole CMS pages or fragments) into the document model: article blocks and table grids.
+
+lxml's HTML parser is used directly (not through BeautifulSoup) so that a 50 MB page is read in seconds;
+the tree is walked iteratively, so deep nesting cannot exhaust the Python stack.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeAlias
+
+from lxml import etree
+
+from extractors.model import Document, Table, TextBlock, UnreadableDocument, build_grid
+from extractors.textnorm import clean_text
+
+Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
+
+# Article containers of the CMSs that publish these reports, in order of preference: (attribute, value).
+ARTICLE_CONTAINERS: tuple[tuple[str, str], ...] = (
+    ("class", "TRS_Editor"),
+    ("class", "TRS_UEDITOR"),
+    ("id", "UCAP-CONTENT"),
+    ("id", "zoom"),
+    ("class", "article-content"),
+    ("class", "Custom_UnionStyle"),
+)
+# Elements whose boundaries separate pieces of text (a paragraph, a line, a cell).
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote body br center dd div dl dt fieldset figcaption figure footer form h1 h2 h3 "
+    "h4 h5 h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul caption".split()
+)
+SKIPPED_TAGS = frozenset("script style noscript template head title object iframe select textarea button".split())
+HEADING_TAGS = frozenset("h1 h2 h3".split())
+METADATA_NAMES = ("ArticleTitle", "PubDate", "ContentSource")
+
+_BOM_ENCODINGS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+# Declarations that are defaults rather than statements about the page (requests reports ISO-8859-1 when the
+# server says nothing): honouring them would turn every Chinese page into mojibake.
+_WEAK_CHARSETS = frozenset({"iso8859-1", "latin-1", "cp1252", "ascii"})
+_GB_FAMILY = frozenset({"gbk", "gb2312", "gb18030", "hz", "cp936"})
+_SPAN_NUMBER = re.compile(r"\s*\+?(\d+)")
+_MAX_SPAN = 1000  # a colspan of 10**9 must not allocate a billion cells
+# Grid cells are Python objects (~100 bytes): bound what one document may allocate, per table and in all.
+MAX_TABLE_CELLS = 1_000_000
+MAX_DOCUMENT_CELLS = 4_000_000
+MAX_TABLE_NESTING = 8
+MAX_CELL_CHARS = 20_000  # a data cell holds a label or a number; longer text is a layout cell's whole article
+_SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
+
+
+def decode_html(data: bytes, http_charset: str | None = None) -> str:
+    """Decode a page: BOM, then the HTTP and <meta> charsets, then strict UTF-8, then GB18030."""
+    for bom, encoding in _BOM_ENCODINGS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, errors="replace")
+    meta = _META_CHARSET.search(data[:65536])
+    declared = [_normalise_charset(http_charset), _normalise_charset(meta.group(1).decode("ascii") if meta else None)]
+    utf8 = _strict(data, "utf-8")
+    for charset in declared:
+        if charset is None:
+            continue
+        # CMS templates often declare gb2312 on pages that are really UTF-8; valid UTF-8 is a far stronger sign.
+        if charset == "gb18030" and utf8 is not None:
+            return utf8
+        text = _strict(data, charset)
+        if text is not None:
+            return text
+    if utf8 is not None:
+        return utf8
+    return data.decode("gb18030", errors="replace")
+
+
+def _normalise_charset(label: str | None) -> str | None:
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    if name in _WEAK_CHARSETS:
+        return None
+    if name.startswith(("utf-16", "utf-32")):  # without a BOM this is a mislabel; browsers read such pages as UTF-8
+        return "utf-8"
+    return "gb18030" if name in _GB_FAMILY else name
+
+
+def _strict(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def read(data: bytes, http_charset: str | None = None) -> Document:
+    """Read an HTML page or fragment; raise UnreadableDocument when it holds no markup or text at all."""
+    text = decode_html(data, http_charset)
+    if not text.strip():
+        raise UnreadableDocument("empty HTML page")
+    # The plain etree parser, not lxml.html's: its per-element Python class lookup costs a second per 50 MB.
+    parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(text.encode("utf-8", errors="replace"), parser=parser)
+    except (etree.LxmlError, ValueError) as exc:
+        raise UnreadableDocument(f"unparseable HTML: {exc}") from exc
+    if root is None:
+        raise UnreadableDocument("empty HTML page: no elements")
+    metadata = _metadata(root)
+    page_title = _page_title(root)
+    etree.strip_elements(root, *SKIPPED_TAGS, with_tail=False)
+    containers = _article_containers(root)
+    for container in containers:
+        _mark_block_boundaries(container)
+    blocks: list[str] = []
+    heading: str | None = None
+    for container in containers:
+        container_blocks, container_heading = _blocks(container)
+        blocks.extend(container_blocks)
+        heading = heading or container_heading
+    warnings: list[str] = []
+    elements = (element for container in containers for element in _data_tables(container, warnings))
+    tables = grids_within_budget((_table_spans(element) for element in elements), warnings)
+    title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
+    return Document(
+        format="html",
+        blocks=[TextBlock(b) for b in blocks],
+        tables=tables,
+        title=title,
+        metadata=metadata,
+        warnings=warnings,
+    )
+
+
+def _metadata(root: Element) -> dict[str, str]:
+    wanted = {name.lower(): name for name in METADATA_NAMES}
+    found: dict[str, str] = {}
+    for meta in root.iter("meta"):
+        name = wanted.get((meta.get("name") or "").strip().lower())
+        content = clean_text(meta.get("content") or "")
+        if name and content and name not in found:
+            found[name] = content
+    return found
+
+
+def _article_containers(root: Element) -> list[Element]:
+    """The outermost elements of the first known article container that holds any text; else the body."""
+    for attribute, value in ARTICLE_CONTAINERS:
+        if attribute == "class":
+            xpath = f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {value} ')]"
+        else:
+            xpath = f"//*[@id='{value}']"
+        matches: list[Element] = root.xpath(xpath)
+        matched = set(matches)
+        outermost = [m for m in matches if not any(a in matched for a in m.iterancestors())]
+        if any(_has_content(m) for m in outermost):
+            return outermost
+    body = root.find("body")
+    return [body if body is not None else root]
+
+
+def _has_content(element: Element) -> bool:
+    return element.find(".//table") is not None or bool(clean_text("".join(element.itertext())))
+
+
+def _blocks(container: Element) -> tuple[list[str], str | None]:
+    """Paragraphs of running text in reading order, leaving out the text inside data tables; and the first h1-h3
+    that reads like a title (section headings are h2/h3 on some sites)."""
+    blocks: list[str] = []
+    heading: str | None = None
+    pieces: list[str] = []
+
+    def flush() -> None:
+        text = clean_text("".join(pieces))
+        pieces.clear()
+        if text:
+            blocks.append(text)
+
+    walker = etree.iterwalk(container, events=("start", "end"))
+    for event, element in walker:
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if event == "start":
+            if tag in SKIPPED_TAGS or (tag == "table" and not _is_layout_table(element)):
+                flush()
+                walker.skip_subtree()
+                continue
+            if tag in BLOCK_TAGS:
+                flush()
+            if tag in HEADING_TAGS and heading is None:
+                text = clean_text(_cell_text(element))
+                heading = text if looks_like_title(text) else None
+            if element.text and tag not in SKIPPED_TAGS:
+                pieces.append(element.text)
+        else:
+            if tag in BLOCK_TAGS:
+                flush()
+            if element.tail and element is not container:
+                pieces.append(element.tail)
+    flush()
+    return blocks, heading
+
+
+def _is_layout_table(table: Element) -> bool:
+    """A table that frames the page (one cell, or holding other tables): its loose text is running text."""
+    if table.find(".//table") is not None:
+        return True
+    cells = sum(1 for _ in _own_cells(table))
+    return cells == 1
+
+
+def _own_cells(table: Element) -> Iterator[Element]:
+    for row in _own_rows(table):
+        yield from (cell for cell in row if cell.tag in ("td", "th"))
+
+
+def _own_rows(table: Element) -> Iterator[Element]:
+    """The rows of this table, not of tables nested in its cells (thead/tbody/tfoot are looked through)."""
+    for child in table:
+        if child.tag == "tr":
+            yield child
+        elif child.tag in ("thead", "tbody", "tfoot"):
+            yield from (row for row in child if row.tag == "tr")
+
+
+def _data_tables(container: Element, warnings: list[str]) -> Iterator[Element]:
+    """Every table in document order (a nested table right after the table holding it), up to MAX_TABLE_NESTING deep.
+
+    The depth cap bounds the work: each deeper level re-reads its text once more as part of its parents' cells.
+    """
+    depth = 0
+    too_deep = 0
+    for event, element in etree.iterwalk(container, events=("start", "end"), tag="table"):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        if depth <= MAX_TABLE_NESTING:
+            yield element
+        else:
+            too_deep += 1
+    if too_deep:
+        warnings.append(f"{too_deep} tables nested more than {MAX_TABLE_NESTING} deep read only as their parents' text")
+
+
+def _table_spans(table: Element) -> SpanRows:
+    spans: SpanRows = []
+    for row in _own_rows(table):
+        cells = [cell for cell in row if cell.tag in ("td", "th")]
+        spans.append([(clean_text(_cell_text(c)), _span(c.get("rowspan")), _span(c.get("colspan"))) for c in cells])
+    while spans and not spans[-1]:
+        spans.pop()
+    return spans
+
+
+SpanRows = list[list[tuple[str, int, int]]]
+
+
+def grids_within_budget(tables: Iterable[SpanRows], warnings: list[str]) -> list[Table]:
+    """Build the grids of a document's tables, numbered 1..n, leaving out tables without a cell and (with a
+    warning) tables whose grid would exceed MAX_TABLE_CELLS or the document's MAX_DOCUMENT_CELLS."""
+    grids: list[Table] = []
+    budget = MAX_DOCUMENT_CELLS
+    for ordinal, spans in enumerate(tables, start=1):
+        if not any(spans):
+            continue
+        area = _grid_bound(spans)
+        if area > min(MAX_TABLE_CELLS, budget):
+            warnings.append(f"table {ordinal} left out: its grid would hold up to {area} cells")
+            continue
+        budget -= area
+        grids.append(build_grid(len(grids) + 1, spans))
+    return grids
+
+
+def _grid_bound(spans: SpanRows) -> int:
+    """An upper bound of the cells build_grid would make: rows x (widest row + what row spans push right)."""
+    widest = max(sum(colspan for _, _, colspan in row) for row in spans)
+    last = len(spans) - 1
+    pushed = sum(colspan for r, row in enumerate(spans) for _, rowspan, colspan in row if rowspan > 1 and r < last)
+    return len(spans) * (widest + pushed)
+
+
+def _span(value: str | None) -> int:
+    """rowspan/colspan as browsers read them: leading digits ("2;" is 2); 0, negative or garbage is 1."""
+    match = _SPAN_NUMBER.match(value or "")
+    return min(max(int(match.group(1)), 1), _MAX_SPAN) if match else 1
+
+
+def _mark_block_boundaries(container: Element) -> None:
+    """Put a newline at the start and end of every block element, once, so that an element's text can then be
+    read in one C-level call; clean_text drops the newline between CJK, joining labels wrapped over lines."""
+    for element in container.iter(*BLOCK_TAGS):
+        element.text = "\n" + (element.text or "")
+        if element is not container:
+            element.tail = "\n" + (element.tail or "")
+
+
+def _cell_text(element: Element) -> str:
+    """All text under an element (its block boundaries already marked by _mark_block_boundaries)."""
+    if len(element) == 0:  # the common case, a cell holding only text
+        return (element.text or "")[:MAX_CELL_CHARS]
+    text: str = etree.tostring(element, method="text", encoding=str, with_tail=False)
+    return text[:MAX_CELL_CHARS]
+
+
+def first_title_line(lines: Iterable[str], look_at: int = 5) -> str | None:
+    """The first of the opening lines that reads like a report title (short, names a 报告, no sentence end)."""
+    for i, line in enumerate(lines):
+        if i >= look_at:
+            break
+        if looks_like_title(line):
+            return line
+    return None
+
+
+def looks_like_title(line: str) -> bool:
+    return (
+        6 <= len(line) <= 80 and ("报告" in line or "年报" in line) and not line.endswith(("。", "；", "：", ";", ":"))
+    )
+
+
+def _page_title(root: Element) -> str | None:
+    element = root.find(".//title")
+    if element is None:
+        return None
+    title = _SITE_SUFFIX.sub("", clean_text("".join(element.itertext())))
+    return title or None
