@@ -40,8 +40,15 @@ SHORT_LINE = 12  # a line this short next to a page break is a page number or ru
 
 _NOT_LABEL_TEXT = re.compile(r"[\s\W_]+")
 _ENUMERATION = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]")
-_NUMBER = re.compile(r"[-+]?\d[\d,，]*(\.\d+)?\s*[件个条%]?")
+_NUMBER = re.compile(r"[-+]?\d[\d,，]*(\.\d+)?\s*(万元|元|件|个|条|%)?")
 _PDFIUM_LOCK = threading.Lock()
+# Fonts in WPS/Word exports often map common ideographs to Kangxi radicals (⼀ ⼆ ⽇ for 一 二 日), so
+# the text layer says 第⼆⼗条; fold them one for one (positions stay aligned with PDFium's indexes).
+_RADICALS = {
+    cp: folded
+    for cp in (*range(0x2E80, 0x2EF4), *range(0x2F00, 0x2FD6))
+    if len(folded := unicodedata.normalize("NFKC", chr(cp))) == 1 and folded != chr(cp)
+}
 
 
 @dataclass(slots=True)
@@ -194,17 +201,16 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
                 warnings.append(f"page {page.number}: an image without a text layer (scanned?)")
             is_table_page = _is_table_page(page)
             anchored += is_table_page
-            if (
-                handle is not None
-                and searched < MAX_TABLE_PAGES
-                and (is_table_page or (pages and pages[-1].table_runs_on))
-            ):
-                page.grids = _page_grids(handle, page, warnings)
+            if handle is not None and (is_table_page or (pages and pages[-1].table_runs_on)):
+                if searched < MAX_TABLE_PAGES:
+                    page.grids = _page_grids(handle, page, warnings)
                 searched += 1
         page.lines = _lines(page, [g.bbox for g in page.grids])
         pages.append(page)
     if not any(len(p.chars) >= 20 for p in pages):
         raise UnreadableDocument("scanned: no text layer")
+    if searched > MAX_TABLE_PAGES:
+        warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:
             with _page(pdf, page.number - 1, warnings) as handle:
@@ -266,6 +272,7 @@ def _text_stream(textpage: pdfium.PdfTextPage, view: _View) -> list[tuple[str, _
     count = textpage.count_chars()
     if len(text) != count:  # characters beyond the BMP: ask one by one so indexes stay aligned
         text = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
+    text = text.translate(_RADICALS)
     x0, x1, y0, y1 = (ctypes.c_double() for _ in range(4))
     get_box = pdfium_c.FPDFText_GetCharBox
     handle = textpage.raw
@@ -379,7 +386,13 @@ def _is_table_page(page: _Page) -> bool:
 
 
 def _page_grids(handle: pdfium.PdfPage, page: _Page, warnings: list[str]) -> list[_Grid]:
-    edges = _ruling_edges(handle, page.number, warnings)
+    grids = _grids(_ruling_edges(handle, page.number, warnings, shading=False), page)
+    if not grids:  # no drawn borders: cells told apart by their shading alone (a web page printed to PDF)
+        grids = _grids(_ruling_edges(handle, page.number, [], shading=True), page)
+    return grids
+
+
+def _grids(edges: list[dict[str, Any]], page: _Page) -> list[_Grid]:
     if len(edges) < 4:
         return []
     edges = merge_edges(edges, TOLERANCE, TOLERANCE, TOLERANCE, TOLERANCE)
@@ -470,8 +483,9 @@ def _index(boundaries: list[float], value: float) -> int:
     return i - 1 if i == len(boundaries) or (i > 0 and value - boundaries[i - 1] < boundaries[i] - value) else i
 
 
-def _ruling_edges(page: pdfium.PdfPage, number: int, warnings: list[str]) -> list[dict[str, Any]]:
-    """Visible straight lines of the page as pdfplumber edges: stroked segments and thin filled bars.
+def _ruling_edges(page: pdfium.PdfPage, number: int, warnings: list[str], shading: bool) -> list[dict[str, Any]]:
+    """Visible straight lines of the page as pdfplumber edges: stroked segments and thin filled bars,
+    and with `shading` the outlines of wider filled shapes too.
 
     White or unpainted shapes are left out: an editor that paints a white box behind every line of
     text would otherwise turn the whole page into a table.
@@ -482,7 +496,7 @@ def _ruling_edges(page: pdfium.PdfPage, number: int, warnings: list[str]) -> lis
         if n_paths > MAX_PATHS_PER_PAGE:
             warnings.append(f"page {number}: over {MAX_PATHS_PER_PAGE} vector paths, tables not searched")
             return []
-        segments += _visible_segments(obj, matrix)
+        segments += _visible_segments(obj, matrix, shading)
     edges = []
     for x0, y0, x1, y1 in segments:
         ax0, atop, ax1, abottom = view.box(x0, y0, x1, y1)
@@ -532,7 +546,7 @@ def _compose(inner: _Matrix, outer: _Matrix) -> _Matrix:
     return (a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F)
 
 
-def _visible_segments(obj: Any, outer: _Matrix) -> list[tuple[float, float, float, float]]:
+def _visible_segments(obj: Any, outer: _Matrix, shading: bool) -> list[tuple[float, float, float, float]]:
     fill_mode, stroked = ctypes.c_int(), ctypes.c_int()
     pdfium_c.FPDFPath_GetDrawMode(obj, fill_mode, stroked)
     stroke_visible = bool(stroked.value) and not _is_white(obj, pdfium_c.FPDFPageObj_GetStrokeColor)
@@ -558,7 +572,7 @@ def _visible_segments(obj: Any, outer: _Matrix) -> list[tuple[float, float, floa
         if pdfium_c.FPDFPathSegment_GetClose(seg) and start is not None:
             segments.append((*point, *start))
         points.append(point)
-    if stroke_visible:
+    if stroke_visible or shading:
         return segments
     # Filled only: a thin bar is a drawn line; a wider fill is cell shading, not a border.
     xs, ys = [p[0] for p in points], [p[1] for p in points]

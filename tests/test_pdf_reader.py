@@ -254,17 +254,54 @@ def test_rotated_pages_read_as_displayed(hongze: Document) -> None:
     assert doc.title == hongze.title
 
 
+def _pdf_with_radicals() -> bytes:
+    """Helvetica whose ToUnicode maps three codes to the Kangxi radicals ⼆ ⼗ ⼀, as some Word fonts do."""
+    cmap = (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Radicals def "
+        b"1 begincodespacerange <00> <FF> endcodespacerange "
+        b"3 beginbfchar <80> <2F06> <81> <2F17> <82> <2F00> endbfchar endcmap end end"
+    )
+    content = b"BT /F1 12 Tf 72 760 Td (Article \\200\\201\\200 \\202) Tj 0 -20 Td (Annual report on open government information) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding /ToUnicode 6 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_kangxi_radicals_in_the_text_layer_fold_to_ideographs() -> None:
+    doc = pdf_reader.read(_pdf_with_radicals())
+    assert [b.text for b in doc.blocks] == ["Article 二十二一", "Annual report on open government information"]
+
+
+def _add_text(doc: pdfium.PdfDocument, page: pdfium.PdfPage, text: str, x: float, y: float) -> None:
+    obj = pdfium_c.FPDFPageObj_NewTextObj(doc.raw, b"Helvetica", ctypes.c_float(11))
+    utf16 = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
+    pdfium_c.FPDFText_SetText(obj, ctypes.cast(utf16, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
+    pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
+    pdfium_c.FPDFPage_InsertObject(page.raw, obj)
+
+
 def _pdf_with_text(lines: list[str], repeat_offset: float | None = None) -> bytes:
     """A one-page PDF with Helvetica text lines; each drawn twice when repeat_offset (fake bold)."""
     doc = pdfium.PdfDocument.new()
     page = doc.new_page(595, 842)
     for i, line in enumerate(lines):
         for dx in (0.0,) if repeat_offset is None else (0.0, repeat_offset):
-            obj = pdfium_c.FPDFPageObj_NewTextObj(doc.raw, b"Helvetica", ctypes.c_float(12))
-            text = ctypes.create_string_buffer((line + "\0").encode("utf-16-le"))
-            pdfium_c.FPDFText_SetText(obj, ctypes.cast(text, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
-            pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 72 + dx, 760 - 20 * i)
-            pdfium_c.FPDFPage_InsertObject(page.raw, obj)
+            _add_text(doc, page, line, 72 + dx, 760 - 20 * i)
     page.gen_content()
     out = io.BytesIO()
     doc.save(out)
@@ -275,6 +312,28 @@ def test_fake_bold_text_reads_once() -> None:
     doc = pdf_reader.read(_pdf_with_text(["Annual report 2023", "Requests received: 21"], repeat_offset=0.4))
     assert [b.text for b in doc.blocks] == ["Annual report 2023", "Requests received: 21"]
     assert doc.tables == []
+
+
+def test_a_table_without_borders_is_found_by_its_cell_shading() -> None:
+    doc = pdfium.PdfDocument.new()
+    page = doc.new_page(595, 842)
+    rows = [("Item", "Persons", "Total"), ("New", "21", "21"), ("Carried over", "0", "0")]
+    for r, row in enumerate(rows):
+        for k, value in enumerate(row):
+            x, y = 72 + 120 * k, 700 - 24 * r
+            cell = pdfium_c.FPDFPageObj_CreateNewRect(x, y, 120, 24)
+            shade = 200 if r == 0 else 235 - 15 * (r % 2)
+            pdfium_c.FPDFPageObj_SetFillColor(cell, shade, shade, shade, 255)
+            pdfium_c.FPDFPath_SetDrawMode(cell, pdfium_c.FPDF_FILLMODE_ALTERNATE, False)
+            pdfium_c.FPDFPage_InsertObject(page.raw, cell)
+            _add_text(doc, page, value, x + 4, y + 8)
+    _add_text(doc, page, "Requests received and handled in 2023, in shaded cells.", 72, 760)
+    page.gen_content()
+    out = io.BytesIO()
+    doc.save(out)
+    read = pdf_reader.read(out.getvalue())
+    assert [t.texts() for t in read.tables] == [[list(row) for row in rows]]
+    assert [b.text for b in read.blocks] == ["Requests received and handled in 2023, in shaded cells."]
 
 
 def _encrypted(user_password: str) -> bytes:
