@@ -192,8 +192,9 @@ def _grid_widths(tbl: Any) -> list[int | None]:
     return widths
 
 
-def _count_between(started: list[int], low: int, high: int) -> int:
-    return bisect.bisect_left(started, high) - bisect.bisect_left(started, low)
+def _count_between(columns: list[int], low: int, high: int) -> int:
+    """How many of the sorted `columns` lie in [low, high)."""
+    return bisect.bisect_left(columns, high) - bisect.bisect_left(columns, low)
 
 
 def _tc_property(tc: Any, name: str) -> Any:

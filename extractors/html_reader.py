@@ -7,6 +7,7 @@ the tree is walked iteratively, so deep nesting cannot exhaust the Python stack.
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeAlias
@@ -17,6 +18,7 @@ from extractors.model import Document, Table, TextBlock, UnreadableDocument, bui
 from extractors.textnorm import clean_text
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
+SpanRows: TypeAlias = list[list[tuple[str, int, int]]]  # rows of (text, rowspan, colspan): build_grid's input
 
 # Article containers of the CMSs that publish these reports, in order of preference: (attribute, value).
 ARTICLE_CONTAINERS: tuple[tuple[str, str], ...] = (
@@ -48,7 +50,10 @@ _MAX_SPAN = 1000  # a colspan of 10**9 must not allocate a billion cells
 MAX_TABLE_CELLS = 1_000_000
 MAX_DOCUMENT_CELLS = 4_000_000
 MAX_TABLE_NESTING = 8
-MAX_CELL_CHARS = 20_000  # a data cell holds a label or a number; longer text is a layout cell's whole article
+MAX_CELL_CHARS = 20_000
+MAX_HTML_BYTES = 100_000_000  # a report page is well under 1 MB; a 50 MB page must still read  # a data cell holds a label or a number; longer text is a layout cell's whole article
+# The first line of a title set over two lines: an agency name or a year, no punctuation.
+_TITLE_HEAD = re.compile(r"[\u4e00-\u9fff0-9（）()]{2,30}")
 _SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
 
 
@@ -97,6 +102,8 @@ def _strict(data: bytes, encoding: str) -> str | None:
 
 def read(data: bytes, http_charset: str | None = None) -> Document:
     """Read an HTML page or fragment; raise UnreadableDocument when it holds no markup or text at all."""
+    if len(data) > MAX_HTML_BYTES:
+        raise UnreadableDocument(f"too large: an HTML page of {len(data)} bytes")
     text = decode_html(data, http_charset)
     if not text.strip():
         raise UnreadableDocument("empty HTML page")
@@ -111,9 +118,7 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
     metadata = _metadata(root)
     page_title = _page_title(root)
     etree.strip_elements(root, *SKIPPED_TAGS, with_tail=False)
-    containers = _article_containers(root)
-    for container in containers:
-        _mark_block_boundaries(container)
+    containers = _article_containers(root, text)
     blocks: list[str] = []
     heading: str | None = None
     for container in containers:
@@ -122,7 +127,7 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         heading = heading or container_heading
     warnings: list[str] = []
     elements = (element for container in containers for element in _data_tables(container, warnings))
-    tables = grids_within_budget((_table_spans(element) for element in elements), warnings)
+    tables = grids_within_budget(_tables_spans(elements, warnings), warnings)
     title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
     return Document(
         format="html",
@@ -145,14 +150,20 @@ def _metadata(root: Element) -> dict[str, str]:
     return found
 
 
-def _article_containers(root: Element) -> list[Element]:
-    """The outermost elements of the first known article container that holds any text; else the body."""
+def _article_containers(root: Element, page: str) -> list[Element]:
+    """The outermost elements of the first known article container that holds any text; else the body.
+
+    Names are matched without regard to case: CMS templates write both id="zoom" and id="Zoom".
+    """
+    lowered = page.lower()
     for attribute, value in ARTICLE_CONTAINERS:
+        name = value.lower()
+        if name not in lowered:  # a cheap test first: most pages carry one of these names or none
+            continue
         if attribute == "class":
-            xpath = f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {value} ')]"
+            matches = [e for e in root.iter() if name in (e.get("class") or "").lower().split()]
         else:
-            xpath = f"//*[@id='{value}']"
-        matches: list[Element] = root.xpath(xpath)
+            matches = [e for e in root.iter() if (e.get(attribute) or "").lower() == name]
         matched = set(matches)
         outermost = [m for m in matches if not any(a in matched for a in m.iterancestors())]
         if any(_has_content(m) for m in outermost):
@@ -173,25 +184,27 @@ def _blocks(container: Element) -> tuple[list[str], str | None]:
     pieces: list[str] = []
 
     def flush() -> None:
-        text = clean_text("".join(pieces))
-        pieces.clear()
-        if text:
-            blocks.append(text)
+        if pieces:
+            raw = "".join(pieces)
+            pieces.clear()
+            text = "" if raw.isspace() else clean_text(raw)
+            if text:
+                blocks.append(text)
 
     walker = etree.iterwalk(container, events=("start", "end"))
     for event, element in walker:
-        tag = element.tag if isinstance(element.tag, str) else ""
+        tag = element.tag
         if event == "start":
-            if tag in SKIPPED_TAGS or (tag == "table" and not _is_layout_table(element)):
+            if tag == "table" and not _is_layout_table(element):
                 flush()
                 walker.skip_subtree()
                 continue
             if tag in BLOCK_TAGS:
                 flush()
-            if tag in HEADING_TAGS and heading is None:
-                text = clean_text(_cell_text(element))
-                heading = text if looks_like_title(text) else None
-            if element.text and tag not in SKIPPED_TAGS:
+                if tag in HEADING_TAGS and heading is None:
+                    title = clean_text("".join(element.itertext()))
+                    heading = title if looks_like_title(title) else None
+            if element.text:
                 pieces.append(element.text)
         else:
             if tag in BLOCK_TAGS:
@@ -244,6 +257,22 @@ def _data_tables(container: Element, warnings: list[str]) -> Iterator[Element]:
         warnings.append(f"{too_deep} tables nested more than {MAX_TABLE_NESTING} deep read only as their parents' text")
 
 
+def _tables_spans(tables: Iterable[Element], warnings: list[str]) -> Iterator[SpanRows]:
+    """Each table's span rows; a table with more cells than any grid may hold is counted before its text is read
+    (and yields no rows, so that table ordinals stay those of the page)."""
+    marked: set[Element] = set()
+    for ordinal, table in enumerate(tables, start=1):
+        cells = sum(1 for _ in _own_cells(table))
+        if cells > MAX_TABLE_CELLS:
+            warnings.append(f"table {ordinal} left out: it has {cells} cells")
+            yield []
+            continue
+        if not any(ancestor in marked for ancestor in table.iterancestors("table")):
+            _mark_block_boundaries(table)  # the table with the tables nested in it
+            marked.add(table)
+        yield _table_spans(table)
+
+
 def _table_spans(table: Element) -> SpanRows:
     spans: SpanRows = []
     for row in _own_rows(table):
@@ -252,9 +281,6 @@ def _table_spans(table: Element) -> SpanRows:
     while spans and not spans[-1]:
         spans.pop()
     return spans
-
-
-SpanRows = list[list[tuple[str, int, int]]]
 
 
 def grids_within_budget(tables: Iterable[SpanRows], warnings: list[str]) -> list[Table]:
@@ -289,8 +315,8 @@ def _span(value: str | None) -> int:
 
 
 def _mark_block_boundaries(container: Element) -> None:
-    """Put a newline at the start and end of every block element, once, so that an element's text can then be
-    read in one C-level call; clean_text drops the newline between CJK, joining labels wrapped over lines."""
+    """Put a newline at the start and end of every block element, once per outermost table, so that a cell's
+    text is then read in one C-level call; clean_text drops the newline between CJK, joining wrapped labels."""
     for element in container.iter(*BLOCK_TAGS):
         element.text = "\n" + (element.text or "")
         if element is not container:
@@ -306,12 +332,17 @@ def _cell_text(element: Element) -> str:
 
 
 def first_title_line(lines: Iterable[str], look_at: int = 5) -> str | None:
-    """The first of the opening lines that reads like a report title (short, names a 报告, no sentence end)."""
-    for i, line in enumerate(lines):
-        if i >= look_at:
-            break
+    """The first of the opening lines that reads like a report title (short, names a 报告, no sentence end).
+
+    A title set over two lines (the agency, then 2022年政府信息公开工作年度报告; or a <br> inside it) is joined.
+    """
+    opening = list(itertools.islice(lines, look_at + 1))
+    for i, line in enumerate(opening[:look_at]):
         if looks_like_title(line):
             return line
+        following = opening[i + 1] if i + 1 < len(opening) else ""
+        if _TITLE_HEAD.fullmatch(line) and len(following) <= 50 and looks_like_title(line + following):
+            return line + following
     return None
 
 

@@ -130,6 +130,18 @@ def test_round_trip_of_grids_with_merges() -> None:
     assert [b.text for b in document.blocks] == ["2023年度政府信息公开工作年度报告", "结束。"]
 
 
+def test_title_over_two_paragraphs_is_joined() -> None:
+    document = read(
+        make_docx(["某某市人民政府办公室", "2022年政府信息公开工作年度报告", "一、总体情况", [[("x", 1, 1)]]])
+    )
+    assert document.title == "某某市人民政府办公室2022年政府信息公开工作年度报告"
+    assert [b.text for b in document.blocks] == [
+        "某某市人民政府办公室",
+        "2022年政府信息公开工作年度报告",
+        "一、总体情况",
+    ]
+
+
 def test_nested_table_is_flattened_and_emitted_after_its_parent() -> None:
     word = docx.Document()
     outer = word.add_table(rows=2, cols=2)
@@ -169,6 +181,33 @@ def test_grid_before_shifts_a_row_right() -> None:
     (grid,) = read(buffer.getvalue()).tables
     assert grid.texts() == [["自然人", "法人", "总计"], ["", "3", "3"]]
     assert grid.rows[1][1].is_anchor
+
+
+def test_sliver_grid_column_is_dropped_and_no_text_is_lost() -> None:
+    word = docx.Document()
+    table = word.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "总计"
+    table.cell(0, 2).text = "行政诉讼"
+    table.cell(1, 0).text = "7"
+    table.cell(1, 1).merge(table.cell(1, 2)).text = "8"
+    # The middle grid column is 1 twip wide, as LibreOffice leaves it after a .doc round trip.
+    for column, width in zip(table._tbl.tblGrid.gridCol_lst, (2000, 1, 2000), strict=True):
+        column.set(qn("w:w"), str(width))
+    buffer = BytesIO()
+    word.save(buffer)
+    (grid,) = read(buffer.getvalue()).tables
+    assert grid.texts() == [["总计", "行政诉讼"], ["7", "8"]]
+    assert all(cell.is_anchor for row in grid.rows for cell in row)
+    # A sliver that holds a cell of its own stays.
+    narrow = docx.Document()
+    lone = narrow.add_table(rows=1, cols=3)
+    for col, text in enumerate(["a", "b", "c"]):
+        lone.cell(0, col).text = text
+    for column, width in zip(lone._tbl.tblGrid.gridCol_lst, (2000, 1, 2000), strict=True):
+        column.set(qn("w:w"), str(width))
+    buffer = BytesIO()
+    narrow.save(buffer)
+    assert read(buffer.getvalue()).tables[0].texts() == [["a", "b", "c"]]
 
 
 # --- hostile and broken files -------------------------------------------------------------------------------

@@ -140,6 +140,22 @@ def test_pingtan_title_and_metadata(pingtan: Document) -> None:
     }
 
 
+def test_article_container_names_match_without_case() -> None:
+    page = """<html><body><div class="nav"><p>首页 > 政务公开</p><table><tr><td>导航</td><td>菜单</td></tr></table></div>
+      <div id="Zoom"><p>2023年度报告正文。</p><table><tr><td>行政复议</td><td>3</td></tr></table></div>
+      <div class="footer"><p>版权所有</p></div></body></html>""".encode()
+    document = read(page)
+    assert [b.text for b in document.blocks] == ["2023年度报告正文。"]
+    assert [t.texts() for t in document.tables] == [[["行政复议", "3"]]]
+
+
+def test_empty_article_container_falls_back_to_the_body() -> None:
+    page = b"<html><body><div class=TRS_Editor> </div><p>body text</p><table><tr><td>a</td><td>b</td></tr></table></body></html>"
+    document = read(page)
+    assert [b.text for b in document.blocks] == ["body text"]
+    assert len(document.tables) == 1
+
+
 def test_pre_2019_county_report_reads_its_statistics_table() -> None:
     document = read_document(corpus("pingtan-county-2011.html"), "pingtan-county-2011.html")
     assert document.format == "html"
@@ -271,6 +287,22 @@ def test_h1_heading_is_the_title_when_there_is_no_article_title_meta() -> None:
     assert read(page.encode()).title == "某局2020年年报"
 
 
+def test_word_exported_page_with_a_title_broken_over_two_lines() -> None:
+    page = """<html><head><meta http-equiv=Content-Type content="text/html; charset=gb2312">
+      <!--[if gte mso 9]><xml><w:WordDocument>年度报告</w:WordDocument></xml><![endif]--></head>
+      <body lang=ZH-CN><div class=WordSection1>
+      <p class=MsoNormal align=center><b><span>某某局2022年政府信息公开<br>工作年度报告<o:p></o:p></span></b></p>
+      <table class=MsoNormalTable border=1>
+        <tr><td rowspan=2><p class=MsoNormal><span>三、本年度</span></p><p><span>办理结果</span></p></td>
+            <td><p class=MsoNormal><span lang=EN-US>12<o:p></o:p></span></p></td></tr>
+        <tr><td><p class=MsoNormal><span lang=EN-US>&nbsp;<o:p></o:p></span></p></td></tr>
+      </table></div></body></html>""".encode("gbk")
+    document = read(page)
+    assert document.title == "某某局2022年政府信息公开工作年度报告"
+    assert [b.text for b in document.blocks] == ["某某局2022年政府信息公开", "工作年度报告"]
+    assert document.tables[0].texts() == [["三、本年度办理结果", "12"], ["三、本年度办理结果", ""]]
+
+
 @pytest.mark.parametrize("data", [b"", b"   \n\t ", b"\xef\xbb\xbf"])
 def test_empty_input_is_unreadable(data: bytes) -> None:
     with pytest.raises(UnreadableDocument, match="empty"):
@@ -314,3 +346,17 @@ def test_deeply_nested_tables_stay_bounded() -> None:
     assert time.perf_counter() - began < 10
     assert len(document.tables) == 8
     assert any("nested more than 8 deep" in w for w in document.warnings)
+
+
+def test_a_table_with_too_many_cells_is_counted_not_read() -> None:
+    page = b"<table><tr>" + b"<td>1" * 1_000_001 + b"</table><table><tr><td>kept</td></tr></table>"
+    document = read(page)
+    assert [t.texts() for t in document.tables] == [[["kept"]]]
+    assert document.warnings == ["table 1 left out: it has 1000001 cells"]
+
+
+def test_a_page_over_a_hundred_megabytes_is_refused_unparsed() -> None:
+    began = time.perf_counter()
+    with pytest.raises(UnreadableDocument, match="^too large: an HTML page of 100000001 bytes"):
+        read(b" " * 100_000_001)
+    assert time.perf_counter() - began < 1
