@@ -16,9 +16,8 @@ from typing import Any
 import docx
 from docx.opc.exceptions import PackageNotFoundError
 
-from extractors.html_reader import SpanRows, first_title_line, grids_within_budget
-from extractors.model import Document, TextBlock, UnreadableDocument
-from extractors.textnorm import clean_text
+from extractors.model import Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
+from extractors.textnorm import clean_text, first_title_line
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"

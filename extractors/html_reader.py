@@ -7,18 +7,16 @@ the tree is walked iteratively, so deep nesting cannot exhaust the Python stack.
 from __future__ import annotations
 
 import codecs
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeAlias
 
 from lxml import etree
 
-from extractors.model import Document, Table, TextBlock, UnreadableDocument, build_grid
-from extractors.textnorm import clean_text
+from extractors.model import MAX_TABLE_CELLS, Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
+from extractors.textnorm import clean_text, first_title_line, looks_like_title
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
-SpanRows: TypeAlias = list[list[tuple[str, int, int]]]  # rows of (text, rowspan, colspan): build_grid's input
 
 # Article containers of the CMSs that publish these reports, in order of preference: (attribute, value).
 ARTICLE_CONTAINERS: tuple[tuple[str, str], ...] = (
@@ -46,14 +44,9 @@ _WEAK_CHARSETS = frozenset({"iso8859-1", "latin-1", "cp1252", "ascii"})
 _GB_FAMILY = frozenset({"gbk", "gb2312", "gb18030", "hz", "cp936"})
 _SPAN_NUMBER = re.compile(r"\s*\+?(\d+)")
 _MAX_SPAN = 1000  # a colspan of 10**9 must not allocate a billion cells
-# Grid cells are Python objects (~100 bytes): bound what one document may allocate, per table and in all.
-MAX_TABLE_CELLS = 1_000_000
-MAX_DOCUMENT_CELLS = 4_000_000
 MAX_TABLE_NESTING = 8
 MAX_CELL_CHARS = 20_000
 MAX_HTML_BYTES = 100_000_000  # a report page is well under 1 MB; a 50 MB page must still read  # a data cell holds a label or a number; longer text is a layout cell's whole article
-# The first line of a title set over two lines: an agency name or a year, no punctuation.
-_TITLE_HEAD = re.compile(r"[\u4e00-\u9fff0-9（）()]{2,30}")
 _SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
 
 
@@ -283,31 +276,6 @@ def _table_spans(table: Element) -> SpanRows:
     return spans
 
 
-def grids_within_budget(tables: Iterable[SpanRows], warnings: list[str]) -> list[Table]:
-    """Build the grids of a document's tables, numbered 1..n, leaving out tables without a cell and (with a
-    warning) tables whose grid would exceed MAX_TABLE_CELLS or the document's MAX_DOCUMENT_CELLS."""
-    grids: list[Table] = []
-    budget = MAX_DOCUMENT_CELLS
-    for ordinal, spans in enumerate(tables, start=1):
-        if not any(spans):
-            continue
-        area = _grid_bound(spans)
-        if area > min(MAX_TABLE_CELLS, budget):
-            warnings.append(f"table {ordinal} left out: its grid would hold up to {area} cells")
-            continue
-        budget -= area
-        grids.append(build_grid(len(grids) + 1, spans))
-    return grids
-
-
-def _grid_bound(spans: SpanRows) -> int:
-    """An upper bound of the cells build_grid would make: rows x (widest row + what row spans push right)."""
-    widest = max(sum(colspan for _, _, colspan in row) for row in spans)
-    last = len(spans) - 1
-    pushed = sum(colspan for r, row in enumerate(spans) for _, rowspan, colspan in row if rowspan > 1 and r < last)
-    return len(spans) * (widest + pushed)
-
-
 def _span(value: str | None) -> int:
     """rowspan/colspan as browsers read them: leading digits ("2;" is 2); 0, negative or garbage is 1."""
     match = _SPAN_NUMBER.match(value or "")
@@ -329,27 +297,6 @@ def _cell_text(element: Element) -> str:
         return (element.text or "")[:MAX_CELL_CHARS]
     text: str = etree.tostring(element, method="text", encoding=str, with_tail=False)
     return text[:MAX_CELL_CHARS]
-
-
-def first_title_line(lines: Iterable[str], look_at: int = 5) -> str | None:
-    """The first of the opening lines that reads like a report title (short, names a 报告, no sentence end).
-
-    A title set over two lines (the agency, then 2022年政府信息公开工作年度报告; or a <br> inside it) is joined.
-    """
-    opening = list(itertools.islice(lines, look_at + 1))
-    for i, line in enumerate(opening[:look_at]):
-        if looks_like_title(line):
-            return line
-        following = opening[i + 1] if i + 1 < len(opening) else ""
-        if _TITLE_HEAD.fullmatch(line) and len(following) <= 50 and looks_like_title(line + following):
-            return line + following
-    return None
-
-
-def looks_like_title(line: str) -> bool:
-    return (
-        6 <= len(line) <= 80 and ("报告" in line or "年报" in line) and not line.endswith(("。", "；", "：", ";", ":"))
-    )
 
 
 def _page_title(root: Element) -> str | None:

@@ -8,9 +8,14 @@ earlier row) is distinguishable from a horizontal one (origin in an earlier colu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-BBox = tuple[float, float, float, float]
+BBox = tuple[float, float, float, float]  # (x0, top, x1, bottom) in points from the page's top-left, as displayed
+SpanRows = list[list[tuple[str, int, int]]]  # rows of (text, rowspan, colspan): build_grid's input
+# Grid cells are Python objects (~100 bytes): bound what one document may allocate, per table and in all.
+MAX_TABLE_CELLS = 1_000_000
+MAX_DOCUMENT_CELLS = 4_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +117,28 @@ def build_grid(
         row_page = pages[r - 1] if pages else page
         rows.append([occupied.get((r, c)) or GridCell("", r, c, (r, c), row_page) for c in range(1, width + 1)])
     return Table(index=index, rows=rows, page=page)
+
+
+def grids_within_budget(tables: Iterable[SpanRows], warnings: list[str]) -> list[Table]:
+    """Build the grids of a document's tables, numbered 1..n, leaving out tables without a cell and (with a
+    warning) tables whose grid would exceed MAX_TABLE_CELLS or the document's MAX_DOCUMENT_CELLS."""
+    grids: list[Table] = []
+    budget = MAX_DOCUMENT_CELLS
+    for ordinal, spans in enumerate(tables, start=1):
+        if not any(spans):
+            continue
+        area = _grid_bound(spans)
+        if area > min(MAX_TABLE_CELLS, budget):
+            warnings.append(f"table {ordinal} left out: its grid would hold up to {area} cells")
+            continue
+        budget -= area
+        grids.append(build_grid(len(grids) + 1, spans))
+    return grids
+
+
+def _grid_bound(spans: SpanRows) -> int:
+    """An upper bound of the cells build_grid would make: rows x (widest row + what row spans push right)."""
+    widest = max(sum(colspan for _, _, colspan in row) for row in spans)
+    last = len(spans) - 1
+    pushed = sum(colspan for r, row in enumerate(spans) for _, rowspan, colspan in row if rowspan > 1 and r < last)
+    return len(spans) * (widest + pushed)
