@@ -1,0 +1,55 @@
+"""Hanweb JCMS: /col/colNNN/index.html embeds the first records in a <datastore>; the rest come from
+/module/web/jpage/dataproxy.jsp?startrecord=&endrecord=&perpage= in groups of 45, where each group
+repeats one record of the previous group (deduplicated by the caller). Params: `column_id`, `unit_id`,
+`web_id`, `per_page`, `group` (45)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup
+
+from crawler.adapters import Candidate, ListingPage, PageRequest
+from crawler.adapters.links import anchor_title, iso_date
+from crawler.registry import Portal
+
+DATAPROXY = "/module/web/jpage/dataproxy.jsp"
+RECORD = re.compile(r"<record>\s*<!\[CDATA\[(.*?)\]\]>\s*</record>", re.S)
+TOTAL = re.compile(r"<totalrecord>\s*(\d+)\s*</totalrecord>")
+
+
+def _records(text: str, base_url: str) -> list[Candidate]:
+    out = []
+    for fragment in RECORD.findall(text):
+        soup = BeautifulSoup(fragment, "html.parser")
+        a = soup.find("a", href=True)
+        if a is None:
+            continue
+        out.append(Candidate(anchor_title(a), urljoin(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
+    return out
+
+
+def _group_request(portal: Portal, start: int, total: int) -> PageRequest:
+    group = int(portal.param("group", 45))
+    end = min(start + group - 1, total)
+    prefix = portal.listing[0].split("/col/")[0]  # the site root the column lives under
+    query = f"?startrecord={start}&endrecord={end}&perpage={portal.param('per_page', 15)}"
+    data = {
+        "col": "1", "appid": "1", "webid": str(portal.param("web_id", 1)), "path": "/",
+        "columnid": str(portal.param("column_id", "")), "sourceContentType": "1",
+        "unitid": str(portal.param("unit_id", "")), "webname": "", "permissiontype": "0",
+    }
+    return PageRequest(urljoin(prefix + "/", DATAPROXY.lstrip("/")) + query, "POST", data, number=2 + start // group, record=start)
+
+
+def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
+    found = _records(text, url)
+    m = TOTAL.search(text)
+    total = int(m.group(1)) if m else len(found)
+    group = int(portal.param("group", 45))
+    # the first page's embedded records are group 1 again; the proxy's groups follow one another
+    start = 1 if request.method == "GET" else request.record + group
+    if request.method == "GET" and total <= len(found):
+        return ListingPage(found, [])
+    return ListingPage(found, [_group_request(portal, start, total)] if start <= total else [])

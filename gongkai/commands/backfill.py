@@ -1,0 +1,54 @@
+"""`gongkai backfill --years 2019-2023 [--agency CODE ...]`: past years' reports, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
+from gongkai.settings import quiet_prefect
+
+
+def parse_years(text: str) -> list[int]:
+    """'2019-2023', '2019,2021' or '2020'."""
+    years: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        first, last = int(lo), int(hi or lo)
+        if not (1990 <= first <= last <= 2100):
+            raise argparse.ArgumentTypeError(f"not a year range: {part}")
+        years.update(range(first, last + 1))
+    return sorted(years)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("backfill", help="crawl listings back to past years and load those reports")
+    p.add_argument("--years", type=parse_years, required=True, help="e.g. 2019-2023 or 2019,2021")
+    add_crawl_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_prefect()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows import crawl
+
+    with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(f"{args.years[0]}–{args.years[-1]}", total=0)
+
+        def on_progress(event: str, n: int) -> None:
+            if event == "submitted":
+                bar.update(task, total=(bar.tasks[0].total or 0) + n)
+            else:
+                bar.advance(task, n)
+
+        crawl.set_progress(on_progress)
+        try:
+            summary = crawl.backfill_flow(years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
+                                          demo_port=args.demo_port, politeness=politeness(args))
+        finally:
+            crawl.set_progress(None)
+    print_summary(summary)
+    return 1 if any(p["status"] == "failed" for p in summary["portals"].values()) else 0

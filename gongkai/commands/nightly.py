@@ -1,0 +1,30 @@
+"""`gongkai nightly`: crawl every registry portal once; load new or changed reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
+from gongkai.settings import quiet_prefect
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("nightly", help="crawl every registry portal; load new or changed reports")
+    add_crawl_options(p)
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_prefect()
+    from flows.crawl import nightly_flow
+
+    summary = nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
+                           demo_port=args.demo_port, politeness=politeness(args))
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=1))
+    else:
+        print_summary(summary)
+    return 1 if any(p["status"] == "failed" for p in summary["portals"].values()) else 0

@@ -1,0 +1,30 @@
+"""`gongkai serve [--cron EXPR] [--timezone TZ]`: register the nightly deployment and run it on schedule."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gongkai.settings import quiet_prefect
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="serve the nightly crawl on a cron schedule (default 02:00 Asia/Shanghai)")
+    p.add_argument("--cron", help='cron expression (default "0 2 * * *"; $GONGKAI_NIGHTLY_CRON)')
+    p.add_argument("--timezone", help="time zone of the schedule (default Asia/Shanghai; $GONGKAI_NIGHTLY_TZ)")
+    p.add_argument("--dry-run", action="store_true", help="print the deployment and its schedule, do not serve")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_prefect()
+    from flows.deploy import nightly_deployment, serve_nightly
+
+    deployment = nightly_deployment(args.cron, args.timezone)
+    for schedule in deployment.schedules or []:
+        cron = schedule.schedule
+        print(f"deployment {deployment.flow_name}/{deployment.name}: cron {cron.cron!r} in {cron.timezone}")  # type: ignore[union-attr]
+    if args.dry_run:
+        return 0
+    serve_nightly(args.cron, args.timezone)
+    return 0
