@@ -18,6 +18,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 
 from crawler.registry import host_of
+from extractors import html_reader
 
 USER_AGENT = "gongkai/0.1 (+https://github.com/gongkai/gongkai)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -93,22 +94,11 @@ def content_disposition_filename(value: str) -> str | None:
 
 
 def decode_html(data: bytes, content_type: str = "") -> str:
-    """Decode a page by its HTTP charset, else its <meta> charset, else UTF-8 then GB18030."""
+    """Decode a page by the charset its Content-Type names, through the extractors' decoder (BOM, <meta>, GBK)."""
     msg = Message()
     msg["content-type"] = content_type or "text/html"
     charset = msg.get_param("charset")
-    if not charset:
-        m = re.search(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", data[:4096], re.I)
-        charset = m.group(1).decode("ascii") if m else None
-    candidates = [str(charset)] if charset else []
-    candidates += ["utf-8", "gb18030"]
-    for encoding in candidates:
-        enc = "gb18030" if encoding.lower() in ("gb2312", "gbk") else encoding
-        try:
-            return data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode("utf-8", errors="replace")
+    return html_reader.decode_html(data, str(charset) if charset else None)
 
 
 class _HostGate:
