@@ -33,6 +33,7 @@ class Key:
     group: str | None = None  # normalised
     kind: str = "count"
     columns: tuple[str, ...] | None = None  # a row's own columns, when it has fewer than the table
+    en: str | None = None  # English label, for data dictionaries
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _keys(items: list[dict[str, Any]], where: str) -> tuple[Key, ...]:
                 normalize_label(group) if group else None,
                 kind,
                 tuple(own) if own is not None else None,
+                item.get("en"),
             )
         )
     names = [k.key for k in keys]

@@ -1,0 +1,45 @@
+"""`gongkai status`: last runs, coverage by year, and the reports that failed to extract and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("status", help="last runs, coverage by year, reports that failed to extract")
+    p.add_argument("--runs", type=int, default=5, help="how many of the last runs to show (default 5)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--db", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from warehouse.query import WarehouseMissing, open_read_only, plain, to_table
+    from warehouse.status import warehouse_status
+
+    try:
+        with open_read_only(args.db) as reader:
+            status = warehouse_status(reader, args.runs)
+    except WarehouseMissing as exc:
+        print(f"gongkai status: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the engine's own error (a DuckDB file locked by a writer, a lost server): no traceback
+        print(f"gongkai status: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    sections = {"last runs": status.runs, "coverage by year": status.coverage_by_year,
+                "not extracted (found, but no cells) and not reports": status.not_extracted}
+    if args.format == "json":
+        payload = {
+            "reports": status.reports, "cells": status.cells, "failing_checks": status.failing_checks,
+            **{title: [dict(zip(r.columns, map(plain, row), strict=True)) for row in r.rows] for title, r in sections.items()},
+        }
+        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        return 0
+    print(f"warehouse: {status.reports} agency-year reports, {status.cells} cells, {status.failing_checks} checks failing")
+    for title, result in sections.items():
+        print(f"\n{title}:")
+        print(to_table(result) if result.rows else "(none)")
+    return 0

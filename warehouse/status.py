@@ -1,0 +1,53 @@
+"""What the warehouse holds and how it got there: last runs, coverage by year, reports that failed to extract.
+
+Read through the read-only connection (warehouse.query), from the `runs` table and the `coverage` view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warehouse.query import QueryResult, ReadOnlyWarehouse
+
+COVERAGE_CLASSES = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "not_found")
+
+LAST_RUNS = """
+SELECT run_id, kind, status, started_at, round(CAST(duration_s AS NUMERIC), 1) AS duration_s,
+       n_new, n_unchanged, n_changed, n_not_a_report, n_unreadable, n_failed, checks_failing
+FROM runs ORDER BY run_id DESC LIMIT {limit}
+"""
+COVERAGE_BY_YEAR = (
+    "SELECT year, "
+    + ", ".join(f"CAST(sum(CASE WHEN coverage = '{c}' THEN 1 ELSE 0 END) AS BIGINT) AS {c}" for c in COVERAGE_CLASSES)
+    + " FROM coverage GROUP BY year ORDER BY year NULLS LAST"
+)
+NOT_EXTRACTED = """
+SELECT agency, year, coverage, reason, document_url, sha256
+FROM coverage WHERE coverage IN ('not_extractable', 'not_a_report')
+ORDER BY agency NULLS LAST, year NULLS LAST, sha256
+"""
+
+
+@dataclass(frozen=True)
+class Status:
+    runs: QueryResult
+    coverage_by_year: QueryResult
+    not_extracted: QueryResult
+    reports: int
+    cells: int
+    failing_checks: int
+
+
+def warehouse_status(reader: ReadOnlyWarehouse, last_runs: int = 5) -> Status:
+    counts = reader.run(
+        "SELECT (SELECT count(*) FROM report_cells_wide), (SELECT count(*) FROM cells_long), "
+        "(SELECT count(*) FROM check_results WHERE status = 'fail')"
+    ).rows[0]
+    return Status(
+        runs=reader.run(LAST_RUNS.format(limit=int(last_runs))),
+        coverage_by_year=reader.run(COVERAGE_BY_YEAR),
+        not_extracted=reader.run(NOT_EXTRACTED),
+        reports=int(counts[0]),
+        cells=int(counts[1]),
+        failing_checks=int(counts[2]),
+    )
