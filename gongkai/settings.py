@@ -14,6 +14,11 @@ def archive_dir() -> Path:
     return Path(os.environ.get("GONGKAI_ARCHIVE", str(data_dir() / "archive"))).resolve()
 
 
+def prefect_results_dir() -> Path:
+    """Cached extraction results (keyed on sha256 + extractor version) live beside the warehouse they feed."""
+    return Path(os.environ.get("GONGKAI_PREFECT_RESULTS", str(data_dir() / "prefect-results"))).resolve()
+
+
 def database_url() -> str:
     """DuckDB file by default; `postgresql://…` for a team warehouse."""
     return os.environ.get("GONGKAI_DB", f"duckdb:///{data_dir() / 'gongkai.duckdb'}")

@@ -1,0 +1,1 @@
+"""Prefect flows: ingest (files and folders into the warehouse) and reprocess (re-extract the archive)."""

@@ -1,0 +1,310 @@
+"""The one path into gongkai: archive the bytes, extract, reconcile, load.
+
+`ingest_bytes` is what the crawler calls for each downloaded file (no Prefect involved, so a crawler
+task can call it directly); `ingest_flow` is the Prefect flow behind `gongkai ingest PATH...`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.futures import PrefectFuture, as_completed
+
+from warehouse.archive import Archive, open_archive
+from warehouse.runs import RecordedRun, RunTally, recorded_run
+from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
+
+__all__ = [
+    "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally",
+    "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "media_type_of", "extract_document",
+]
+
+Extract = Callable[[bytes, str], Mapping[str, Any]]
+
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "html": "text/html",
+    "text": "text/plain",
+    "doc": "application/msword",
+    "wps": "application/vnd.ms-works",
+}
+# Documents in flight at once in the flow: bounds memory however many files a folder holds.
+WINDOW = 16
+
+
+def extractor_version() -> str:
+    from extractors.version import EXTRACTOR_VERSION
+
+    return EXTRACTOR_VERSION
+
+
+def media_type_of(data: bytes, name: str) -> str:
+    from extractors.sniff import sniff_format
+
+    try:
+        return MEDIA_TYPES[sniff_format(data, name)]
+    except ValueError:
+        return "application/octet-stream"
+
+
+def extract_document(data: bytes, name: str, extract: Extract | None = None) -> Mapping[str, Any]:
+    """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
+    from extractors.model import UnreadableDocument
+
+    if extract is None:
+        from extractors.extract import extract_report
+
+        extract = extract_report
+    try:
+        return extract(data, name)
+    except UnreadableDocument as exc:
+        return {"status": "unreadable", "reason": str(exc) or type(exc).__name__, "cells": {}, "checks": [], "warnings": []}
+
+
+def ingest_bytes(
+    data: bytes,
+    *,
+    name: str,
+    url: str | None = None,
+    agency: str | None = None,
+    year: int | None = None,
+    division_code: str | None = None,
+    level: str | None = None,
+    warehouse: Warehouse,
+    archive: Archive,
+    run_id: int | None = None,
+    extract: Extract | None = None,
+) -> IngestOutcome:
+    """Archive, extract (unless this extractor version already did) and load one file.
+
+    `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
+    `--agency/--year`); they override what the document says about itself. Never raises for bad
+    input: an unreadable file is recorded with its reason, and an extractor crash is returned as
+    outcome 'failed' (not recorded as extracted, so the next run tries again).
+    """
+    sha256 = archive.put(data)
+    doc = DocumentInfo(sha256, len(data), media_type_of(data, name), name, url, agency, year, division_code, level)
+    version = extractor_version()
+    done = warehouse.extracted_with(sha256, version)
+    if done is not None:
+        warehouse.touch_document(doc)
+        return _named(done, name)
+    try:
+        result = extract_document(data, name, extract)
+    except Exception as exc:  # an extractor bug must not stop the other files
+        warehouse.touch_document(doc)
+        return IngestOutcome(sha256, "failed", name, reason=f"extractor error: {type(exc).__name__}: {exc}")
+    return warehouse.load(doc, result, version, run_id)
+
+
+def _named(outcome: IngestOutcome, name: str | None) -> IngestOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, name=name)
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named, and files under folders named (recursively, sorted, hidden ones skipped)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+                    yield child
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+# --- the Prefect flow ------------------------------------------------------------------------------
+
+def _extraction_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """Extraction depends only on the bytes and the extractor: never extract an unchanged document twice."""
+    return f"extract-{parameters['sha256']}-{extractor_version()}"
+
+
+@task(
+    name="extract",
+    task_run_name="extract {name}",
+    cache_key_fn=_extraction_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=0,  # extraction is deterministic: retrying a failure would fail the same way
+)
+def extract_task(sha256: str, name: str, archive_location: str) -> dict[str, Any]:
+    pool = _extraction_pool()
+    if pool is None:
+        return _extract_archived(sha256, name, archive_location)
+    try:
+        return pool.submit(_extract_archived, sha256, name, archive_location).result()
+    except BrokenProcessPool:  # a worker died (e.g. a reader crashed the interpreter): a fresh pool for the rest
+        _discard_pool(pool)
+        raise
+
+
+def _extract_archived(sha256: str, name: str, archive_location: str) -> dict[str, Any]:
+    return dict(extract_document(open_archive(archive_location).get(sha256), name))
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def extract_processes() -> int:
+    """Worker processes for extraction: GONGKAI_EXTRACT_PROCESSES (shared with the crawler), default the CPU count."""
+    return int(os.environ.get("GONGKAI_EXTRACT_PROCESSES", str(os.cpu_count() or 1)))
+
+
+def _extraction_pool() -> ProcessPoolExecutor | None:
+    """Extraction is CPU-bound pure Python: Prefect tasks run in threads (cheap), each hands its document to
+    a process of this pool (parallel). Spawned, not forked: the flow's process runs threads. None: in-thread."""
+    global _pool
+    if extract_processes() <= 1:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(extract_processes(), mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_pool.shutdown, cancel_futures=True)
+        return _pool
+
+
+def _discard_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def results_in(results_dir: str | None) -> Iterator[None]:
+    """Persist task results (the extraction cache) in `results_dir` (default: gongkai.settings).
+
+    A setting rather than a result_storage block (Prefect wants blocks saved server-side first); it must
+    be in force when the flow run starts, which builds its result store then: wrap the flow call in it.
+    """
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    from gongkai.settings import prefect_results_dir
+
+    with temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results_dir or prefect_results_dir())}):
+        yield
+
+
+# Progress listener for the command line (a callable cannot be a flow parameter).
+_progress: Callable[[IngestOutcome], None] | None = None
+
+
+def set_progress(listener: Callable[[IngestOutcome], None] | None) -> None:
+    global _progress
+    _progress = listener
+
+
+def _report(tally: RunTally, outcome: IngestOutcome) -> None:
+    tally.add(outcome)
+    if _progress is not None:
+        _progress(outcome)
+
+
+def task_runner() -> Any:
+    """Enough threads to keep every extraction process busy while the flow's thread loads results.
+
+    (Prefect's ProcessPoolTaskRunner was measured slower here: its per-task cost in a subprocess is larger
+    than an extraction.)"""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=max(2, 2 * extract_processes()))
+
+
+@flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=task_runner())
+def ingest_flow(
+    paths: list[str],
+    agency: str | None = None,
+    year: int | None = None,
+    db_url: str | None = None,
+    archive_location: str | None = None,
+) -> dict[str, Any]:
+    """Ingest files and folders; returns the run's summary (counts and each file's outcome)."""
+    files = list(iter_files(paths))
+    archive = open_archive(archive_location)
+    params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
+    started = time.perf_counter()
+    with open_warehouse(db_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
+        _ingest_files(files, agency, year, warehouse, archive, run, extract_task)
+    return summary_of(run, time.perf_counter() - started)
+
+
+def ingest_paths(
+    paths: list[str], agency: str | None = None, year: int | None = None, db_url: str | None = None,
+    archive_location: str | None = None, results_dir: str | None = None,
+) -> dict[str, Any]:
+    """Run ingest_flow with its extraction cache in `results_dir` (default: gongkai.settings)."""
+    with results_in(results_dir):
+        return ingest_flow(paths, agency, year, db_url, archive_location)
+
+
+def _ingest_files(
+    files: list[Path], agency: str | None, year: int | None, warehouse: Warehouse, archive: Archive, run: RecordedRun,
+    extract: Any,
+) -> None:
+    version = extractor_version()
+    pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo] = {}
+    for path in files:
+        data = path.read_bytes()
+        sha256 = archive.put(data)
+        doc = DocumentInfo(sha256, len(data), media_type_of(data, path.name), path.name, None, agency, year)
+        done = warehouse.extracted_with(sha256, version)
+        if done is not None:
+            warehouse.touch_document(doc)
+            _report(run, _named(done, path.name))
+            continue
+        pending[extract.submit(sha256, path.name, archive.location)] = doc
+        load_finished(pending, WINDOW, warehouse, run)
+    load_finished(pending, 0, warehouse, run)
+
+
+def load_finished(
+    pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo], limit: int, warehouse: Warehouse, run: RecordedRun
+) -> None:
+    """Load extractions as they finish until at most `limit` are in flight (loads are serial: one writer)."""
+    version = extractor_version()
+    while len(pending) > limit:
+        future = next(as_completed(list(pending)))
+        doc = pending.pop(future)
+        try:
+            outcome = warehouse.load(doc, future.result(), version, run.run_id)
+        except Exception as exc:  # one document's failure (extractor bug, bad value) must not stop the others
+            warehouse.touch_document(doc)
+            outcome = IngestOutcome(doc.sha256, "failed", doc.name, reason=f"{type(exc).__name__}: {exc}")
+        _report(run, outcome)
+
+
+def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
+    return {
+        "counts": dict(run.counts),
+        "checks_failing": run.checks_failing,
+        "duration_s": round(duration_s, 3),
+        "run_id": getattr(run, "run_id", None),
+        "documents": [
+            {
+                "name": o.name, "sha256": o.sha256, "outcome": o.outcome, "agency": o.agency, "year": o.year,
+                "report_id": o.report_id, "version": o.version, "revision": o.revision, "reason": o.reason,
+                "failing_checks": o.failing_checks,
+            }
+            for o in run.outcomes
+        ],
+    }
+

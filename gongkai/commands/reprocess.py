@@ -1,0 +1,37 @@
+"""`gongkai reprocess [--all | --extractor-older-than VERSION]`: re-extract archived documents, no network."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from gongkai import settings
+from gongkai.commands.ingest import add_warehouse_options, print_summary, progress_bar
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("reprocess", help="re-extract archived documents with the current extractors")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every archived document, even those the current extractor has seen")
+    which.add_argument(
+        "--extractor-older-than", metavar="VERSION",
+        help="documents last extracted by an extractor older than VERSION (default: the current version)",
+    )
+    add_warehouse_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings.quiet_prefect()
+    from flows.reprocess import reprocess_archive
+
+    with progress_bar(None, "reprocess"):
+        summary = reprocess_archive(
+            all_documents=args.all, older_than=args.extractor_older_than, db_url=args.db, archive_location=args.archive
+        )
+    print_summary(summary, args.json)
+    if not args.json:
+        changed = [d["name"] or d["sha256"] for d in summary["documents"] if d["outcome"] == "changed"]
+        print("cells changed in: " + (", ".join(changed) if changed else "no report"), file=sys.stdout)
+    return 1 if summary["counts"].get("failed") else 0

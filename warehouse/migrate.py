@@ -1,0 +1,65 @@
+"""Schema versions: each migration is a SQL file applied once, in order, and recorded in schema_meta.
+
+The next change to the schema is a new file (e.g. 002_add_column.sql) appended to MIGRATIONS; a
+database at version 1 then gets exactly that file. views.sql (analysis views, optional) is re-applied
+after the migrations whenever a migration ran or the file changed (views_version records its digest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from warehouse.db import Database
+
+SQL_DIR = Path(__file__).parent
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, "schema.sql"),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+VIEWS_FILE = "views.sql"
+
+
+def current_version(db: Database) -> int:
+    has_meta = db.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_meta' AND table_schema = current_schema()"
+    )
+    if not has_meta:
+        return 0
+    value = db.scalar("SELECT value FROM schema_meta WHERE key = 'schema_version'")
+    return int(value) if value is not None else 0
+
+
+def migrate(db: Database) -> int:
+    """Bring the database to SCHEMA_VERSION; return the version it was at."""
+    start = current_version(db)
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {start} is newer than this gongkai ({SCHEMA_VERSION}); upgrade gongkai")
+    for version, filename in MIGRATIONS:
+        if version <= start:
+            continue
+        with db.transaction():
+            db.lock_for_update("gongkai-migrate")
+            if current_version(db) >= version:  # another process got there first
+                continue
+            db.execute_script((SQL_DIR / filename).read_text(encoding="utf-8"))
+            db.execute("DELETE FROM schema_meta WHERE key = 'schema_version'")
+            db.execute("INSERT INTO schema_meta (key, value) VALUES ('schema_version', ?)", [str(version)])
+    views = SQL_DIR / VIEWS_FILE
+    if views.exists():
+        from warehouse.views import recorded_digest  # not at import: `python -m warehouse.views` imports this module
+
+        text = views.read_text(encoding="utf-8")
+        # Unchanged views are left alone: re-creating them takes locks that would wait for (and block)
+        # researchers' running queries on PostgreSQL. After a migration they are re-created anyway.
+        if start < SCHEMA_VERSION or views_digest(db) != recorded_digest(text):
+            with db.transaction():
+                db.execute_script(text)
+    return start
+
+
+def views_digest(db: Database) -> str | None:
+    """The digest of the views.sql the database's views were created from (None before any)."""
+    has_view = db.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'views_version' AND table_schema = current_schema()"
+    )
+    return str(db.scalar("SELECT digest FROM views_version")) if has_view else None

@@ -1,0 +1,374 @@
+"""The warehouse: agencies, documents and report versions, each report version loaded in one transaction.
+
+An extraction result (the JSON of docs/common-schema.md "Extraction output") is loaded by `load`.
+A document already extracted by the current extractor version is recognised by `extracted_with`
+before any extraction happens, which is what makes a second ingest of the same files a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from extractors.textnorm import fold
+from warehouse.db import Database, connect
+from warehouse.migrate import migrate
+
+# Statuses whose document is the agency's report for the year; the others never supersede it.
+REPORT_STATUSES = ("extracted", "no_standard_tables")
+OUTCOMES = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
+# Test hook (kill -9 test): seconds to sleep inside the load transaction, after the report row is written.
+CRASH_PAUSE_ENV = "GONGKAI_TEST_PAUSE_IN_LOAD"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def name_key(name: str) -> str:
+    """Agency names compare after full-width folding and with all white space removed."""
+    return "".join(fold(name).split())
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """What is known about a file apart from its content: where it came from, and hints from the caller."""
+
+    sha256: str
+    size: int
+    media_type: str
+    name: str | None = None
+    url: str | None = None
+    agency: str | None = None
+    year: int | None = None
+    division_code: str | None = None
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    sha256: str
+    outcome: str  # one of OUTCOMES
+    name: str | None = None
+    report_id: int | None = None
+    version: int | None = None
+    revision: int | None = None
+    agency: str | None = None
+    year: int | None = None
+    reason: str | None = None
+    failing_checks: int = 0
+
+
+def fingerprint(result: Mapping[str, Any], agency_id: int | None, year: int | None) -> str:
+    """A digest of everything a report row stores, to tell a changed re-extraction from an identical one."""
+    stored = {
+        key: result.get(key)
+        for key in ("status", "reason", "template", "title", "warnings", "cells", "provenance", "checks")
+    }
+    stored["agency_id"], stored["year"] = agency_id, year
+    text = json.dumps(stored, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ReportRow(NamedTuple):
+    report_id: int
+    report_key: str
+    version: int
+    revision: int
+    sha256: str
+    fingerprint: str
+    status: str
+    template: str | None
+    reason: str | None
+    checks_failing: int
+
+
+class Warehouse:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- agencies -------------------------------------------------------------------------------
+    def resolve_agency(self, name: str | None, division_code: str | None = None, level: str | None = None) -> int | None:
+        """The agency's id, created if new: by division code and name when the code is known, else by normalized name.
+
+        A name-only agency (from a hand-collected file) is adopted by the registry when the registry
+        later names the same agency with its code, so both paths end on one row.
+        """
+        if not name and not division_code:
+            return None
+        key = name_key(name) if name else None
+        db = self.db
+        with db.transaction():
+            db.lock_for_update(f"agency:{division_code or key}")
+            if division_code:
+                # A division code names a region, shared by all its agencies: the agency is (code, name).
+                if key:
+                    found = db.query_one(
+                        "SELECT agency_id, level FROM agencies WHERE division_code = ? AND name_key = ? ORDER BY agency_id LIMIT 1",
+                        [division_code, key],
+                    )
+                else:
+                    found = db.query_one(
+                        "SELECT agency_id, level FROM agencies WHERE division_code = ? ORDER BY agency_id LIMIT 1", [division_code]
+                    )
+                if found:
+                    if level and found[1] is None:
+                        db.execute("UPDATE agencies SET level = ? WHERE agency_id = ?", [level, found[0]])
+                    return int(found[0])
+                if key:
+                    orphan = db.scalar(
+                        "SELECT agency_id FROM agencies WHERE name_key = ? AND division_code IS NULL ORDER BY agency_id LIMIT 1",
+                        [key],
+                    )
+                    if orphan is not None:
+                        db.execute(
+                            "UPDATE agencies SET division_code = ?, level = ? WHERE agency_id = ?",
+                            [division_code, level, orphan],
+                        )
+                        return int(orphan)
+            else:
+                found_id = db.scalar(
+                    "SELECT agency_id FROM agencies WHERE name_key = ? "
+                    "ORDER BY CASE WHEN division_code IS NULL THEN 1 ELSE 0 END, agency_id LIMIT 1",
+                    [key],
+                )
+                if found_id is not None:
+                    return int(found_id)
+            return int(
+                db.scalar(
+                    "INSERT INTO agencies (name, name_key, division_code, level, created_at) VALUES (?, ?, ?, ?, ?) "
+                    "RETURNING agency_id",
+                    [name or division_code, key or division_code, division_code, level, utcnow()],
+                )
+            )
+
+    # --- documents ------------------------------------------------------------------------------
+    def _upsert_document(self, doc: DocumentInfo, agency_id: int | None, year: int | None) -> None:
+        now = utcnow()
+        self.db.execute(
+            "INSERT INTO documents (sha256, size, media_type, original_name, url, agency_id, year, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen, "
+            "original_name = coalesce(documents.original_name, excluded.original_name), "
+            "url = coalesce(documents.url, excluded.url), "
+            "agency_id = coalesce(excluded.agency_id, documents.agency_id), year = coalesce(excluded.year, documents.year)",
+            [doc.sha256, doc.size, doc.media_type, doc.name, doc.url, agency_id, year, now, now],
+        )
+
+    def touch_document(self, doc: DocumentInfo) -> None:
+        """Seen again: move last_seen; fill in what the caller knows now and did not before."""
+        if not (doc.agency or doc.division_code):  # one statement: atomic without a transaction of its own
+            self._upsert_document(doc, None, doc.year)
+            return
+        with self.db.transaction():
+            self._upsert_document(doc, self.resolve_agency(doc.agency, doc.division_code, doc.level), doc.year)
+
+    def extracted_with(self, sha256: str, extractor_version: str) -> IngestOutcome | None:
+        """The outcome recorded when this document was extracted by this extractor version, if it was."""
+        row = self.db.query_one(
+            "SELECT r.report_id, r.version, r.revision, a.name, r.year, r.reason, r.checks_failing "
+            "FROM extractions e JOIN reports r ON r.report_id = e.report_id LEFT JOIN agencies a ON a.agency_id = r.agency_id "
+            "WHERE e.sha256 = ? AND e.extractor_version = ?",
+            [sha256, extractor_version],
+        )
+        if row is None:
+            return None
+        return IngestOutcome(sha256, "unchanged", None, row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]))
+
+    # --- loading --------------------------------------------------------------------------------
+    def load(
+        self, doc: DocumentInfo, result: Mapping[str, Any], extractor_version: str, run_id: int | None = None
+    ) -> IngestOutcome:
+        """Load one extraction result as one transaction; return what it did to the warehouse."""
+        status = str(result.get("status") or "extracted")
+        # The registry's identity (crawler hints) wins over what the document prints about itself.
+        agency_name = doc.agency or result.get("agency")
+        year = doc.year if doc.year is not None else result.get("year")
+        db = self.db
+        with db.transaction():
+            # documents keep what the caller knew (so reprocess can pass it again); reports what was concluded.
+            given_agency_id = self.resolve_agency(doc.agency, doc.division_code, doc.level)
+            agency_id = given_agency_id if given_agency_id is not None else self.resolve_agency(agency_name)
+            self._upsert_document(doc, given_agency_id, doc.year)
+            is_report = status in REPORT_STATUSES and agency_id is not None and year is not None
+            report_key = f"{agency_id}:{year}" if is_report else f"doc:{doc.sha256}"
+            db.lock_for_update(f"report:{report_key}")  # two loaders of one agency-year must not take one version
+            digest = fingerprint(result, agency_id, year)
+            # What this document last loaded as: its own report row, or the row of another file it was found to
+            # duplicate (the same report in another format); a new document is compared with the key's current one.
+            previous = self._report_row(
+                "FROM extractions e JOIN reports r ON r.report_id = e.report_id WHERE e.sha256 = ? ORDER BY r.report_id DESC",
+                [doc.sha256],
+            )
+            candidate = previous
+            if candidate is None and is_report:
+                candidate = self._report_row(
+                    "FROM reports r WHERE r.report_key = ? ORDER BY r.version DESC, r.revision DESC", [report_key]
+                )
+            if candidate is not None and (
+                candidate.fingerprint == digest if candidate.sha256 == doc.sha256 else self._same_cells(candidate, report_key, result)
+            ):
+                self._record_extraction(doc.sha256, extractor_version, candidate.report_id, "unchanged", run_id)
+                reason = candidate.reason
+                if candidate.sha256 != doc.sha256:
+                    reason = f"same cells as version {candidate.version} ({candidate.sha256}): the report in another file or format"
+                return IngestOutcome(
+                    doc.sha256, "unchanged", doc.name, candidate.report_id, candidate.version, candidate.revision, agency_name,
+                    year, reason, candidate.checks_failing,
+                )
+            if previous is not None and previous.report_key == report_key:
+                version = previous.version  # a re-extraction that differs: a new revision of the same version
+                revision = int(db.scalar("SELECT max(revision) FROM reports WHERE report_key = ? AND version = ?", [report_key, version])) + 1
+            else:
+                version = int(db.scalar("SELECT coalesce(max(version), 0) FROM reports WHERE report_key = ?", [report_key])) + 1
+                revision = 1
+            checks = list(result.get("checks") or [])
+            failing = sum(1 for c in checks if c.get("status") == "fail")
+            incomplete = sum(1 for c in checks if c.get("status") == "incomplete")
+            cells: Mapping[str, Any] = result.get("cells") or {}
+            reason = result.get("reason")
+            report_id = int(
+                db.scalar(
+                    "INSERT INTO reports (report_key, version, revision, sha256, agency_id, year, template, status, reason, "
+                    "title, warnings, n_cells, checks_failing, checks_incomplete, extractor_version, fingerprint, run_id, "
+                    "loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING report_id",
+                    [
+                        report_key, version, revision, doc.sha256, agency_id, year, result.get("template"), status, reason,
+                        result.get("title"), json.dumps(list(result.get("warnings") or []), ensure_ascii=False),
+                        len(cells), failing, incomplete, extractor_version, digest, run_id, utcnow(),
+                    ],
+                )
+            )
+            pause = float(os.environ.get(CRASH_PAUSE_ENV) or 0)
+            if pause:
+                print("gongkai: paused inside the load transaction", file=sys.stderr, flush=True)
+                time.sleep(pause)
+            if cells:
+                db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.get("provenance") or {}))
+            if checks:
+                db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c) for c in checks])
+            if previous is not None or (version > 1 and status in REPORT_STATUSES):
+                outcome = "changed"  # a re-extraction that differs, or a new version of the agency's report
+            elif status in ("not_a_report", "unreadable"):
+                outcome = status
+            else:
+                outcome = "new"
+            self._record_extraction(doc.sha256, extractor_version, report_id, outcome, run_id)
+            return IngestOutcome(doc.sha256, outcome, doc.name, report_id, version, revision, agency_name, year, reason, failing)
+
+    def _report_row(self, from_where: str, params: list[Any]) -> ReportRow | None:
+        row = self.db.query_one(
+            "SELECT r.report_id, r.report_key, r.version, r.revision, r.sha256, r.fingerprint, r.status, r.template, "
+            f"r.reason, r.checks_failing {from_where} LIMIT 1",
+            params,
+        )
+        return None if row is None else ReportRow(*row)
+
+    def _same_cells(self, other: ReportRow, report_key: str, result: Mapping[str, Any]) -> bool:
+        """Another file carrying exactly the cells of `other` is the same report (the HTML page and its PDF
+        attachment), not a correction: no new version."""
+        return (
+            other.report_key == report_key
+            and (other.status, other.template) == (result.get("status"), result.get("template"))
+            and self.cells_of(other.report_id) == dict(result.get("cells") or {})
+        )
+
+    def _record_extraction(self, sha256: str, extractor_version: str, report_id: int, outcome: str, run_id: int | None) -> None:
+        self.db.execute(
+            "INSERT INTO extractions (sha256, extractor_version, report_id, outcome, run_id, extracted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, extractor_version) DO UPDATE SET report_id = excluded.report_id, "
+            "outcome = excluded.outcome, run_id = excluded.run_id, extracted_at = excluded.extracted_at",
+            [sha256, extractor_version, report_id, outcome, run_id, utcnow()],
+        )
+
+    # --- reading back ---------------------------------------------------------------------------
+    def cells_of(self, report_id: int) -> dict[str, float | int | None]:
+        return {address: _number(value) for address, value in self.db.query("SELECT address, value FROM cells WHERE report_id = ?", [report_id])}
+
+    def checks_of(self, report_id: int) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT rule, target, expected, actual, status FROM checks WHERE report_id = ? ORDER BY rule, target", [report_id]
+        )
+        return [dict(zip(("rule", "target", "expected", "actual", "status"), row, strict=True)) for row in rows]
+
+    def archived_documents(self) -> list[tuple[DocumentInfo, list[str]]]:
+        """Every document with what its caller knew, and the extractor versions that have processed it."""
+        rows = self.db.query(
+            "SELECT d.sha256, d.size, d.media_type, d.original_name, d.url, a.name, d.year, a.division_code, a.level, "
+            "e.extractor_version FROM documents d LEFT JOIN agencies a ON a.agency_id = d.agency_id "
+            "LEFT JOIN extractions e ON e.sha256 = d.sha256 ORDER BY d.first_seen, d.sha256"
+        )
+        found: dict[str, tuple[DocumentInfo, list[str]]] = {}
+        for *info, version in rows:
+            entry = found.setdefault(info[0], (DocumentInfo(*info), []))
+            if version is not None:
+                entry[1].append(version)
+        return list(found.values())
+
+    def current_report(self, sha256: str) -> int | None:
+        """The latest report row of a document (whatever its key)."""
+        value = self.db.scalar("SELECT report_id FROM reports WHERE sha256 = ? ORDER BY report_id DESC LIMIT 1", [sha256])
+        return None if value is None else int(value)
+
+
+CELL_COLUMNS = ("report_id", "address", "value", "raw", "page", "table_no", "row_no", "col_no", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+CHECK_COLUMNS = ("report_id", "rule", "target", "expected", "actual", "status")
+
+
+def cell_rows(report_id: int, cells: Mapping[str, Any], provenance: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    rows = []
+    for address, value in cells.items():
+        where = provenance.get(address) or {}
+        bbox = list(where.get("bbox") or []) + [None] * 4
+        rows.append(
+            (report_id, address, value, where.get("raw"), where.get("page"), where.get("table"), where.get("row"), where.get("col"), *bbox[:4])
+        )
+    return rows
+
+
+def check_row(report_id: int, check: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (report_id, check.get("rule"), check.get("target"), _float(check.get("expected")), _float(check.get("actual")), check.get("status"))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _number(value: Any) -> float | int | None:
+    """Counts come back as the integers they were; money keeps its decimals."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def open_warehouse(url: str | None = None) -> Warehouse:
+    """Connect (default: gongkai.settings.database_url()) and bring the schema up to date."""
+    if url is None:
+        from gongkai.settings import database_url
+
+        url = database_url()
+    db = connect(url)
+    migrate(db)
+    return Warehouse(db)
