@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from gongkai.settings import quiet_prefect
+
+quiet_prefect()  # before anything imports Prefect: offline, no telemetry, a patient ephemeral server
+
+# postgres_server / postgres_url: a throwaway PostgreSQL cluster; research_fixtures: corpus + demo warehouses
+pytest_plugins = ["postgres_fixture", "research_fixtures"]
+
 CORPUS = Path(__file__).parent / "corpus"
 DOCUMENTS = CORPUS / "documents"
 GOLD = CORPUS / "gold"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres_fixture import postgres_server, postgres_url  # noqa: F401  (fixtures: served by this plugin too)
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 # What the crawler's registry would say about the corpus' agencies: codes and levels for the views' regions.

@@ -24,7 +24,6 @@ PROFILE = Path(__file__).parent / "data" / "frictionless" / "tabular-data-packag
 DUCK_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "datetime": "TIMESTAMP", "boolean": "BOOLEAN", "date": "DATE"}
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
-pytest_plugins = ["research_fixtures"]
 
 
 def normalised(rows: Iterable[Iterable[Any]]) -> list[tuple[Any, ...]]:

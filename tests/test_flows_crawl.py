@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres_fixture import postgres_server, postgres_url  # noqa: F401
 
 from crawler.demo_portal import DemoPortal, LoggedRequest
 from crawler.fetcher import USER_AGENT, url_filename

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import conftest
 import pypdf
 import pytest
 from conftest import DOCUMENTS
@@ -24,9 +23,6 @@ from flows.ingest import ingest_bytes
 from gongkai.cli import main
 from warehouse.archive import open_archive
 from warehouse.store import CRASH_PAUSE_ENV, Warehouse, open_warehouse
-
-if not hasattr(conftest, "postgres_url"):  # until tests/conftest.py imports the fixtures for every module
-    from postgres_fixture import postgres_server, postgres_url  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 

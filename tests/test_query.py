@@ -14,7 +14,6 @@ from gongkai.cli import main
 from warehouse.query import QueryRefused, open_read_only
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
-pytest_plugins = ["research_fixtures"]
 
 COUNTED = ("agencies", "documents", "reports", "cells", "checks", "runs", "extractions")
 WRITES = [

@@ -16,7 +16,6 @@ from warehouse.views import VIEWS_SQL, cell_catalog, render
 HONGZE = "淮安市洪泽区人民政府"
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
-pytest_plugins = ["research_fixtures"]
 
 
 def rows(url: str, sql: str) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import conftest
 import pytest
 from conftest import DOCUMENTS, gold_files, load_gold
 
@@ -20,9 +19,6 @@ from warehouse.archive import LocalArchive, open_archive, sha256_of
 from warehouse.migrate import SCHEMA_VERSION, current_version, migrate
 from warehouse.runs import recorded_run
 from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
-
-if not hasattr(conftest, "postgres_url"):  # until tests/conftest.py imports the fixtures for every module
-    from postgres_fixture import postgres_server, postgres_url  # noqa: F401
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
