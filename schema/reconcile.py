@@ -49,25 +49,25 @@ def reconcile(
 
 
 def _evaluate(rule: Rule, table: TableDef, cells: Mapping[str, Number | None], unreadable: set[str]) -> list[Check]:
-    out = []
+    """One check per row (row_sum) or per column (column_sum) of the table."""
     if rule.kind == "row_sum":
         assert rule.target_column is not None
-        for row in table.rows:
-            target = f"{table.address}.{row.key}.{rule.target_column}"
-            plus = [f"{table.address}.{row.key}.{c}" for c in expand_parts(table, rule.plus, "columns")]
-            minus = [f"{table.address}.{row.key}.{c}" for c in expand_parts(table, rule.minus, "columns")]
-            check = _compare(rule.name, target, plus, minus, cells, unreadable)
-            if check:
-                out.append(check)
+        axis, lines, target_key = "columns", [r.key for r in table.rows], rule.target_column
     else:
         assert rule.target_row is not None
-        for col in table.columns:
-            target = f"{table.address}.{rule.target_row}.{col.key}"
-            plus = [f"{table.address}.{r}.{col.key}" for r in expand_parts(table, rule.plus, "rows")]
-            minus = [f"{table.address}.{r}.{col.key}" for r in expand_parts(table, rule.minus, "rows")]
-            check = _compare(rule.name, target, plus, minus, cells, unreadable)
-            if check:
-                out.append(check)
+        axis, lines, target_key = "rows", [c.key for c in table.columns], rule.target_row
+
+    def address(line: str, part: str) -> str:
+        row, col = (line, part) if axis == "columns" else (part, line)
+        return f"{table.address}.{row}.{col}"
+
+    plus, minus = expand_parts(table, rule.plus, axis), expand_parts(table, rule.minus, axis)
+    out = []
+    for line in lines:
+        target = address(line, target_key)
+        check = _compare(rule.name, target, [address(line, p) for p in plus], [address(line, m) for m in minus], cells, unreadable)
+        if check:
+            out.append(check)
     return out
 
 
