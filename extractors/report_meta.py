@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from extractors.model import Document
 from extractors.textnorm import clean_text, fold
+from schema import TITLES
 
 _YEAR = r"((?:19|20)\d{2})"
-_REPORT_TITLE = re.compile(
-    rf"^(?P<before>.*?){_YEAR}\s*年度?(?P<after>.*?)(?:政府)?(?:信息公开|政务公开)(?:工作)?(?:年度|年)?(?:报告|年报)"
-)
-_NOT_REPORT = re.compile(r"(?:函|通知|要点|意见|方案|计划|公告|批复|决定)$")
+_CN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
+_CN_YEAR = re.compile(r"([〇零一二三四五六七八九]{4})(?=\s*年)")
+_TITLE_YEAR = re.compile(rf"{_YEAR}\s*年")
+_AGENCY_BEFORE_YEAR = re.compile(rf"^(.{{2,40}}?){_YEAR}年")
+_AGENCY_AFTER_YEAR = re.compile(rf"^{_YEAR}年度?(.{{2,40}}?)(?:政府信息|信息公开|政务公开)")
 _AGENCY_SUFFIX = (
     r"(?:人民政府办公厅|人民政府办公室|人民政府|办公厅|办公室|委员会|管理委员会|管委会|局|厅|委|院|署|部|中心|"
     r"综合实验区|实验区|新区|开发区|高新区|街道办事处|街道|镇|乡|区|县|市|州|盟|旗|省)"
@@ -24,6 +26,49 @@ _AGENCY_SUFFIX = (
 _AGENCY_IN_TEXT = re.compile(rf"{_YEAR}\s*年(?:度)?[，,]\s*(?P<agency>[\u4e00-\u9fff（）()]{{2,30}}?{_AGENCY_SUFFIX})(?=坚持|严格|认真|深入|全面|按照|在|围绕|以|进一步|持续|紧紧|始终|聚焦|立足)")
 _PERIOD = re.compile(rf"(?:统计期限|统计时限|统计期间|数据统计)[^。]{{0,12}}?{_YEAR}\s*年\s*1\s*月\s*1\s*日")
 _LEADING_NOISE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\S*\s*)+")
+
+
+@dataclass(frozen=True)
+class TitleVerdict:
+    is_report: bool
+    year: int | None
+    agency: str | None
+    reason: str
+
+
+def normalise_title(title: str) -> str:
+    """NFKC (full-width digits → ASCII), no white space, 二〇二三年 → 2023年."""
+    title = re.sub(r"\s+", "", fold(title))
+    return _CN_YEAR.sub(lambda m: m.group(1).translate(_CN_DIGITS), title)
+
+
+def report_year(title: str) -> int | None:
+    """The first four-digit year the title names (the year reported on, not the publication date)."""
+    match = _TITLE_YEAR.search(normalise_title(title))
+    return int(match.group(1)) if match else None
+
+
+def agency_from_title(title: str) -> str | None:
+    """The agency before the year (淄博市统计局2023年…) or between year and 政府信息公开 (2019年上海市人民政府办公厅政府…)."""
+    title = normalise_title(title)
+    before = _AGENCY_BEFORE_YEAR.match(title)
+    if before:
+        return _clean_agency(before.group(1))
+    after = _AGENCY_AFTER_YEAR.match(title)
+    return _clean_agency(after.group(2)) if after else None
+
+
+def classify_title(title: str) -> TitleVerdict:
+    """Does a title (of a listing item or a document) name an annual report? By schema/data/titles.toml."""
+    norm = normalise_title(title)
+    year = report_year(norm)
+    if TITLES.not_report.search(norm):
+        return TitleVerdict(False, year, None, "a letter or notice, not a report")
+    if not TITLES.report.search(norm):
+        return TitleVerdict(False, year, None, "title does not name an annual report")
+    if year is None:
+        return TitleVerdict(False, None, None, "no year in title")
+    return TitleVerdict(True, year, agency_from_title(norm), "annual report")
 
 
 @dataclass(frozen=True)
@@ -48,12 +93,11 @@ def _title_candidates(doc: Document) -> list[str]:
 def detect_meta(doc: Document) -> ReportMeta:
     titles = _title_candidates(doc)
     for title in titles:
-        match = _REPORT_TITLE.search(title)
-        if match and not _NOT_REPORT.search(title):
-            agency = _clean_agency(match.group("before")) or _clean_agency(match.group("after"))
-            return ReportMeta(title, agency or _agency_from_text(doc.text), int(match.group(2)), True, False)
+        verdict = classify_title(title)
+        if verdict.is_report:
+            return ReportMeta(title, verdict.agency or _agency_from_text(doc.text), verdict.year, True, False)
     first_title: str | None = next((t for t in titles if t), None)
-    if first_title and _NOT_REPORT.search(first_title):
+    if first_title and not classify_title(first_title).is_report and TITLES.not_report.search(normalise_title(first_title)):
         return ReportMeta(first_title, None, None, False, True)
     text = fold(doc.text)
     period = _PERIOD.search(text)

@@ -6,6 +6,7 @@ objects and never spells a label itself. Adding a template version or a label va
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,18 +213,35 @@ def _load_values(data: Path) -> ValueRules:
 
 
 @dataclass(frozen=True)
+class TitleRules:
+    """Which titles name an annual report (`report`) unless they name a letter or notice (`not_report`)."""
+
+    report: re.Pattern[str]
+    not_report: re.Pattern[str]
+
+
+def _load_titles(data: Path) -> TitleRules:
+    spec = _load("titles.toml", data)
+    try:
+        return TitleRules(*(re.compile("|".join(f"(?:{p})" for p in spec[k])) for k in ("report", "not_report")))
+    except re.error as exc:
+        raise SchemaError(f"titles.toml: {exc}") from exc
+
+
+@dataclass(frozen=True)
 class Schema:
     tables: dict[str, TableDef]
     templates: tuple[Template, ...]
     rules: tuple[Rule, ...]
     values: ValueRules
+    titles: TitleRules
 
 
 def load_schema(data: Path = DATA) -> Schema:
     """Load and validate every file of schema/data; SchemaError names the first inconsistency."""
     try:
         tables = _load_tables(data)
-        return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data))
+        return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data), _load_titles(data))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"{data}: missing or malformed field {exc}") from exc
 
@@ -233,6 +251,7 @@ TABLES: dict[str, TableDef] = _SCHEMA.tables
 TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
 RULES: tuple[Rule, ...] = _SCHEMA.rules
 VALUES: ValueRules = _SCHEMA.values
+TITLES: TitleRules = _SCHEMA.titles
 
 
 def template(key: str) -> Template:

@@ -144,3 +144,14 @@ def test_year_over_year() -> None:
     after = {"requests.carried_over.total": 2, "requests.carried_over.natural_person": 3}
     statuses = {c.target: c.status for c in year_over_year(before, after, "2021")}
     assert statuses == {"requests.carried_over.total": "fail", "requests.carried_over.natural_person": "pass"}
+
+
+def test_titles_are_classified_by_the_shared_rules() -> None:
+    from extractors.report_meta import classify_title
+
+    assert classify_title("淄博市统计局二〇二三年政府信息公开工作年度报告") == classify_title("淄博市统计局2023年政府信息公开工作年度报告")
+    report = classify_title("2019年上海市人民政府办公厅政府信息公开工作年度报告")
+    assert (report.is_report, report.year, report.agency) == (True, 2019, "上海市人民政府办公厅")
+    assert not classify_title("关于2014年政府信息公开工作要点落实情况的函").is_report
+    assert classify_title("关于2023年度政府信息公开工作年度报告").is_report
+    assert not classify_title("关于做好2019年政府信息公开工作年度报告编制工作的通知").is_report
