@@ -22,6 +22,7 @@ def parse_value(raw: str, kind: str = "count", header_unit: str | None = None) -
     """Parse one cell. `kind` "money" converts into 万元; `header_unit` is the unit the column header names."""
     text = unicodedata.normalize("NFKC", raw)
     text = re.sub(r"\s+", "", text).replace(",", "").replace("，", "")
+    text = re.sub(r"^(.+?)\(([^()\d]{1,3})\)$", r"\1\2", text)  # 12(件), 3.5(万元): a unit in brackets
     if text in VALUES.blank:
         return Parsed(None, True)
     factor = 1.0

@@ -109,3 +109,11 @@ def test_text_in_a_value_cell_is_null_with_a_warning_and_the_check_is_incomplete
     status = {c["target"]: c["status"] for c in out["checks"]}
     assert status["appeals.review.total"] == "incomplete"
     assert status["appeals.litigation_direct.total"] == "pass"
+
+
+def test_a_total_printed_as_heji_is_the_total() -> None:
+    header = [HEADER[0], [("自然人", 2, 1), ("法人或其他组织", 1, 5), ("合计", 2, 1)], HEADER[2]]
+    table = build_grid(1, [*header, row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "0", "4"]), row("（七）合计", ["3"] * 7)])
+    cells = extract(doc_of(table))["cells"]
+    assert cells["requests.new.total"] == 4
+    assert cells["requests.total_handled.total"] == 3

@@ -99,6 +99,8 @@ def test_misspelt_label_still_matches_its_row_and_not_another() -> None:
         ("7730.28", "money", "本年收费金额（万元）", 7730.28, True),
         ("12000", "money", "采购总金额（元）", 1.2, True),
         ("-3", "count", None, -3, True),
+        ("12（件）", "count", None, 12, True),
+        ("3.5（万元）", "money", "采购总金额（元）", 3.5, True),
     ],
 )
 def test_parse_value(raw: str, kind: str, header: str | None, value: object, readable: bool) -> None:
