@@ -23,7 +23,14 @@ _AGENCY_SUFFIX = (
     r"(?:人民政府办公厅|人民政府办公室|人民政府|办公厅|办公室|委员会|管理委员会|管委会|局|厅|委|院|署|部|中心|"
     r"综合实验区|实验区|新区|开发区|高新区|街道办事处|街道|镇|乡|区|县|市|州|盟|旗|省)"
 )
-_AGENCY_IN_TEXT = re.compile(rf"{_YEAR}\s*年(?:度)?[，,]\s*(?P<agency>[\u4e00-\u9fff（）()]{{2,30}}?{_AGENCY_SUFFIX})(?=坚持|严格|认真|深入|全面|按照|在|围绕|以|进一步|持续|紧紧|始终|聚焦|立足)")
+_AGENCY_NAME = rf"(?P<agency>[\u4e00-\u9fff()]{{2,30}}?{_AGENCY_SUFFIX})"
+# Where report bodies name their agency, most telling first: "2024年，平潭综合实验区坚持…",
+# "本报告由淮安市洪泽区人民政府办公室根据…编制", "请与淄博市统计局联系".
+_AGENCY_IN_TEXT = (
+    re.compile(rf"{_YEAR}\s*年(?:度)?[,，]\s*{_AGENCY_NAME}(?=坚持|严格|认真|深入|全面|按照|在|围绕|以|进一步|持续|紧紧|始终|聚焦|立足)"),
+    re.compile(rf"本(?:年度)?报告由{_AGENCY_NAME}(?:办公室)?(?=根据|依据|按照|编制)"),
+    re.compile(rf"请与{_AGENCY_NAME}(?:办公室)?联系"),
+)
 _PERIOD = re.compile(rf"(?:统计期限|统计时限|统计期间|数据统计)[^。]{{0,12}}?{_YEAR}\s*年\s*1\s*月\s*1\s*日")
 _LEADING_NOISE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\S*\s*)+")
 
@@ -113,5 +120,11 @@ def _clean_agency(text: str) -> str | None:
 
 
 def _agency_from_text(text: str) -> str | None:
-    match = _AGENCY_IN_TEXT.search(fold(text))
-    return match.group("agency") if match else None
+    folded = fold(text)
+    for pattern in _AGENCY_IN_TEXT:
+        match = pattern.search(folded)
+        if match:
+            agency = match.group("agency")
+            # the government's office compiles the government's report
+            return agency.removesuffix("办公室") if agency.endswith("人民政府办公室") and pattern is not _AGENCY_IN_TEXT[0] else agency
+    return None

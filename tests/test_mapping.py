@@ -117,3 +117,17 @@ def test_a_total_printed_as_heji_is_the_total() -> None:
     cells = extract(doc_of(table))["cells"]
     assert cells["requests.new.total"] == 4
     assert cells["requests.total_handled.total"] == 3
+
+
+def test_agency_and_year_from_the_body_when_the_title_is_missing() -> None:
+    from extractors.report_meta import detect_meta
+
+    doc = Document(
+        format="pdf",
+        blocks=[
+            TextBlock("本报告由淮安市洪泽区人民政府办公室根据《中华人民共和国政府信息公开条例》要求编制。"),
+            TextBlock("报告中所列数据统计期限自2023年1月1日起至2023年12月31日止。"),
+        ],
+    )
+    meta = detect_meta(doc)
+    assert (meta.agency, meta.year) == ("淮安市洪泽区人民政府", 2023)
