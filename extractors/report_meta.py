@@ -102,7 +102,8 @@ def detect_meta(doc: Document) -> ReportMeta:
     for title in titles:
         verdict = classify_title(title)
         if verdict.is_report:
-            return ReportMeta(title, verdict.agency or _agency_from_text(doc.text), verdict.year, True, False)
+            agency = _qualified(verdict.agency, fold(doc.text)) if verdict.agency else _agency_from_text(doc.text)
+            return ReportMeta(title, agency, verdict.year, True, False)
     first_title: str | None = next((t for t in titles if t), None)
     if first_title and not classify_title(first_title).is_report and TITLES.not_report.search(normalise_title(first_title)):
         return ReportMeta(first_title, None, None, False, True)
@@ -117,6 +118,27 @@ def _clean_agency(text: str) -> str | None:
     if len(text) < 2 or not re.search(rf"{_AGENCY_SUFFIX}$", text):
         return None
     return text
+
+
+_PLACE_END = ("省", "自治区", "市", "州", "盟", "地区")
+_NOT_IN_PLACE = set("由与和及的在对是为本向请经据按据于将把被从自至即")
+
+
+def _qualified(agency: str, text: str) -> str:
+    """The fuller name the body gives a title's agency: 洪泽区人民政府 → 淮安市洪泽区人民政府.
+
+    Walks back from an occurrence of the agency over CJK characters until a function word
+    (本报告由淮安市… stops at 由) and keeps the run if it ends as a place name does."""
+    if agency.startswith(("国家", "中华人民共和国")):
+        return agency
+    for match in re.finditer(re.escape(agency), text):
+        start = match.start()
+        while start > 0 and start > match.start() - 10 and "\u4e00" <= text[start - 1] <= "\u9fff" and text[start - 1] not in _NOT_IN_PLACE:
+            start -= 1
+        prefix = text[start : match.start()]
+        if len(prefix) >= 3 and prefix.endswith(_PLACE_END) and not agency.startswith(prefix):
+            return prefix + agency
+    return agency
 
 
 def _agency_from_text(text: str) -> str | None:

@@ -71,3 +71,9 @@ def test_hongze_table_four_failures_are_kept_as_published(extracted: dict[str, d
     review = checks["appeals.review.total"]
     assert (review["expected"], review["actual"], review["status"]) == (11, 0, "fail")
     assert extracted["hongze-2023.pdf"]["cells"]["appeals.review.total"] == 0
+
+
+def test_agency_takes_the_fuller_name_the_body_gives(extracted: dict[str, dict]) -> None:
+    # the PDF's title says 洪泽区人民政府; its first paragraph 淮安市洪泽区人民政府办公室
+    assert extracted["hongze-2023.pdf"]["agency"] == "淮安市洪泽区人民政府"
+    assert extracted["shanghai-szfbgt-2019.html"]["agency"] == "上海市人民政府办公厅"
