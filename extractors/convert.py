@@ -6,15 +6,12 @@ bytes in, the DOCX reader's model out. Without LibreOffice a .doc falls back to 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import cast
 
 from extractors import docx_reader
 from extractors.model import Document, TextBlock, UnreadableDocument
@@ -111,19 +108,14 @@ def _kill_group(pid: int) -> None:
 
 
 def _read_with_antiword(data: bytes, antiword: str, timeout: float) -> Document:
-    """Text only: antiword loses the tables' structure, so the text reader (when present) has to find them."""
+    """Text only: antiword loses the tables' structure (no tables come out; title and year still do)."""
     with tempfile.TemporaryDirectory(prefix="gongkai-antiword-") as tmp:
         source = Path(tmp, "input.doc")
         source.write_bytes(data)
         stdout, stderr = _run([antiword, "-m", "UTF-8.txt", "-w", "0", str(source)], timeout, what="antiword")
     if not stdout.strip():
         raise UnreadableDocument(f"antiword could not read the .doc file{_detail(stderr)}")
-    if importlib.util.find_spec("extractors.text_reader") is not None:
-        text_reader = importlib.import_module("extractors.text_reader")
-        document = cast(Document, text_reader.read(stdout))
-    else:
-        lines = (clean_text(line) for line in stdout.decode("utf-8", errors="replace").splitlines())
-        document = Document(format="doc", blocks=[TextBlock(line) for line in lines if line])
-    document.format = "doc"
+    lines = (clean_text(line) for line in stdout.decode("utf-8", errors="replace").splitlines())
+    document = Document(format="doc", blocks=[TextBlock(line) for line in lines if line])
     document.warnings.append("read as plain text with antiword (install LibreOffice to keep the tables)")
     return document

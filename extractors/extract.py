@@ -12,7 +12,7 @@ from extractors.model import Document
 from extractors.report_meta import ReportMeta, detect_meta
 from extractors.sniff import sniff_format
 from extractors.version import EXTRACTOR_VERSION
-from schema import Template, template
+from schema import TEMPLATES, Template
 from schema.reconcile import reconcile
 
 # status of an extraction
@@ -39,8 +39,9 @@ def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, An
     else:
         status = NO_STANDARD_TABLES
     template_key = chosen.key if status == EXTRACTED and chosen else None
-    if status == NO_STANDARD_TABLES and meta.year is not None and meta.year < 2019:
-        template_key = "pre2019"
+    if status == NO_STANDARD_TABLES and meta.year is not None:
+        in_force = template_for_year(meta.year)
+        template_key = in_force.key if in_force and not in_force.tables else None  # e.g. pre2019
     warnings = list(doc.warnings) + mapping.warnings
     if status == NOT_A_REPORT:
         warnings.append(f"not a report: {meta.title or 'no report title'}; no standard tables")
@@ -67,10 +68,19 @@ def _choose_template(doc: Document, meta: ReportMeta) -> Template | None:
     found = detect_template(doc)
     if found is not None:
         return found
-    # Tables 三 and 四 are the same in both templates: let the year decide which proactive table to expect.
-    if meta.year is not None and meta.year < 2019:
-        return None
-    return template("2019") if meta.year in (2019, 2020) else template("2021")
+    # Tables 三 and 四 are the same in both templates: let the year decide which proactive table to expect;
+    # without a year, the newest template.
+    if meta.year is not None:
+        return template_for_year(meta.year)
+    return max((t for t in TEMPLATES if t.tables), key=lambda t: t.first_year or 0)
+
+
+def template_for_year(year: int) -> Template | None:
+    """The template in force for reports on `year`, by the years templates.toml gives."""
+    for candidate in TEMPLATES:
+        if (candidate.first_year or year) <= year <= (candidate.last_year or year):
+            return candidate
+    return None
 
 
 def _format(data: bytes, name: str) -> str:

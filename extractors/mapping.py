@@ -60,6 +60,9 @@ class Section:
     slot_headers: dict[SlotKey, str]
     first_value_col: int | None
     last_row_key: str | None = None
+    # Continued from an earlier grid: rows must prove they belong (no placing by position), and the
+    # first row with numbers that does not map ends the continuation.
+    carried: bool = False
 
 
 def _norm_texts(cells: list[GridCell]) -> list[str]:
@@ -127,6 +130,8 @@ def map_document(doc: Document, template: Template) -> Mapping:
 
 def _map_table(table: Table, template: Template, section: Section | None, result: Mapping) -> Section | None:
     header_block: list[list[GridCell]] = []
+    if section is not None:
+        section.carried = True
     for row in table.rows:
         cells = distinct(row)
         texts = _norm_texts(cells)
@@ -139,8 +144,8 @@ def _map_table(table: Table, template: Template, section: Section | None, result
         if header_block:
             section = _open_section(header_block, table.aligned, template, result) or section
             header_block = []
-        if section is not None:
-            _map_row(row, cells, table, section, result)
+        if section is not None and not _map_row(row, cells, table, section, result) and section.carried and numbers:
+            section = None  # an unrelated table after a standard one
     if header_block:
         section = _open_section(header_block, table.aligned, template, result) or section
     return section
@@ -225,32 +230,34 @@ def _ordered_section(texts: list[str], table: TableDef) -> Section:
     return Section(table, slots, {}, {s: headers[s[1]] for s in slots}, None)
 
 
-def _map_row(row: list[GridCell], cells: list[GridCell], table: Table, section: Section, result: Mapping) -> None:
+def _map_row(row: list[GridCell], cells: list[GridCell], table: Table, section: Section, result: Mapping) -> bool:
+    """Map one data row; True when it placed any cell."""
     k = len(section.slots)
     if k == 0:
-        return
+        return False
     if section.first_value_col is not None:
         first = section.first_value_col
         labels = distinct([c for c in row if c.col < first])
         values = distinct([c for c in row if c.col >= first and c.origin[1] >= first])
     else:
         labels, values = cells[:-k] if len(cells) > k else [], cells[-k:]
-    if not any(_readable(c.text) for c in values):
-        return  # a section title such as 第二十条第（五）项 spanning the row, not values
+    if not labels and not any(_readable(c.text) for c in values):
+        return False  # a section title such as 第二十条第（五）项 spanning the row, not values
     assigned = _assign_values(values, row, section, result, table)
     if not assigned:
-        return
+        return False
     if section.table.orientation == "columns":
         for (row_key, col_key), cell in assigned.items():
             assert row_key is not None
             _emit(section, row_key, col_key, cell, table, result)
-        return
+        return True
     row_key = _row_key(labels, section, result, table, row)
     if row_key is None:
-        return
+        return False
     section.last_row_key = row_key
     for (_, col_key), cell in assigned.items():
         _emit(section, row_key, col_key, cell, table, result)
+    return True
 
 
 def _assign_values(
@@ -258,7 +265,7 @@ def _assign_values(
 ) -> dict[SlotKey, GridCell]:
     if len(values) == len(section.slots):
         return dict(zip(section.slots, values, strict=True))
-    if not section.slot_columns or not values:
+    if not section.slot_columns or not values or section.carried:
         return {}
     # Merged differently from the header and not one cell per key: fall back on column positions.
     out: dict[SlotKey, GridCell] = {}
@@ -278,16 +285,17 @@ def _assign_values(
 def _row_key(labels: list[GridCell], section: Section, result: Mapping, table: Table, row: list[GridCell]) -> str | None:
     texts = [t for t in _norm_texts(labels) if t]
     rows = section.table.rows
-    for text in reversed(texts):
-        scored = [(best_score(text, r.labels), r) for r in rows]
+    if texts:
+        # The row's own (innermost) label decides; an unknown sub-row under （六）其他处理 is not 其他处理.
+        scored = [(best_score(texts[-1], r.labels), r) for r in rows]
         top = max(s for s, _ in scored)
         if top < ROW_MATCH:
-            continue
+            return None  # a label we do not know: not a standard row
         tied = [r for s, r in scored if s == top]
         grouped = [r for r in tied if r.group and any(r.group in t for t in texts)]
         return (grouped or tied)[0].key
-    if texts:
-        return None  # a label we do not know: not a standard row
+    if section.carried:
+        return None
     # No readable label at all: the row after the last one placed, and say so.
     keys = [r.key for r in rows]
     if section.last_row_key in keys and keys.index(section.last_row_key) + 1 < len(keys):

@@ -16,8 +16,12 @@ from schema import TITLES
 _YEAR = r"((?:19|20)\d{2})"
 _CN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 _CN_YEAR = re.compile(r"([〇零一二三四五六七八九]{4})(?=\s*年)")
-_TITLE_YEAR = re.compile(rf"{_YEAR}\s*年")
-_AGENCY_BEFORE_YEAR = re.compile(rf"^(.{{2,40}}?){_YEAR}年")
+# 2023年…; else a bare year beside the report's name or in brackets: …2023政府信息公开…, …年度报告（2023）
+_TITLE_YEAR = (
+    re.compile(rf"{_YEAR}\s*年"),
+    re.compile(rf"{_YEAR}(?=政府信息|信息公开|政务公开)|[(（]{_YEAR}[)）]"),
+)
+_AGENCY_BEFORE_YEAR = re.compile(rf"^(.{{2,40}}?){_YEAR}(?:年|(?=政府信息|信息公开|政务公开))")
 _AGENCY_AFTER_YEAR = re.compile(rf"^{_YEAR}年度?(.{{2,40}}?)(?:政府信息|信息公开|政务公开)")
 _AGENCY_SUFFIX = (
     r"(?:人民政府办公厅|人民政府办公室|人民政府|办公厅|办公室|委员会|管理委员会|管委会|局|厅|委|院|署|部|中心|"
@@ -51,8 +55,12 @@ def normalise_title(title: str) -> str:
 
 def report_year(title: str) -> int | None:
     """The first four-digit year the title names (the year reported on, not the publication date)."""
-    match = _TITLE_YEAR.search(normalise_title(title))
-    return int(match.group(1)) if match else None
+    title = normalise_title(title)
+    for pattern in _TITLE_YEAR:
+        match = pattern.search(title)
+        if match:
+            return int(next(g for g in match.groups() if g))
+    return None
 
 
 def agency_from_title(title: str) -> str | None:
@@ -114,7 +122,7 @@ def detect_meta(doc: Document) -> ReportMeta:
 
 
 def _clean_agency(text: str) -> str | None:
-    text = _LEADING_NOISE.sub("", text).strip(" ：:，,-—_")
+    text = _LEADING_NOISE.sub("", text).strip(" ：:，,-—_").removesuffix("关于")  # XX局关于2023年…报告
     if len(text) < 2 or not re.search(rf"{_AGENCY_SUFFIX}$", text):
         return None
     return text

@@ -22,7 +22,10 @@ def render_tables(result: dict[str, Any]) -> str:
     if not result["cells"] or not result.get("template") or result["template"] == "pre2019":
         return head + "\n(no standard tables)"
     cells = result["cells"]
-    flagged = {c["target"]: c for c in result["checks"] if c["status"] != "pass"}
+    flagged: dict[str, dict[str, Any]] = {}
+    for check in result["checks"]:  # several rules share a target: show the worst
+        if check["status"] != "pass" and flagged.get(check["target"], {}).get("status") != "fail":
+            flagged[check["target"]] = check
     lines = [head]
     for table in get_template(result["template"]).tables:
         columns = [c for c in table.columns if any(f"{table.address}.{r.key}.{c.key}" in cells for r in table.rows)]

@@ -10,6 +10,8 @@ from functools import lru_cache
 # Numbering that prefixes labels: 三、 （二） (2) 1. 1． 第三、 — folded to half width before matching.
 _NUMBERING = re.compile(r"^(?:第?[一二三四五六七八九十]+[、.,]|\([一二三四五六七八九十\d]+\)[、.,]?|\d{1,2}[、.,](?!\d))")
 _NOT_WORD = re.compile(r"[^\w]|_", re.UNICODE)
+# A count unit in brackets after a label (总计（件）) says nothing about which row or column it is.
+_BRACKETED_UNIT = re.compile(r"\((?:单位:)?(?:件|个|项|次|人|家|条|宗)\)")
 
 EXACT = 1.0
 CONTAINS = 0.9
@@ -21,7 +23,8 @@ FUZZY_FLOOR = 0.75
 def normalize_label(text: str) -> str:
     """Fold widths, drop white space, leading numbering and punctuation: （三）1．属于国家秘密 → 属于国家秘密."""
     folded = unicodedata.normalize("NFKC", text)
-    folded = re.sub(r"\s+", "", folded)
+    folded = re.sub(r"\s+", "", folded).replace("其它", "其他")  # both spellings are in common use
+    folded = _BRACKETED_UNIT.sub("", folded)
     previous = None
     while previous != folded:
         previous = folded
@@ -42,7 +45,7 @@ def match_score(text: str, label: str) -> float:
         return EXACT
     if len(label) >= 4 and label in text:
         return CONTAINS
-    if len(text) >= 4 and text in label:
+    if len(text) >= 4 and text in label and 2 * len(text) >= len(label):  # a truncated label, not a word of one
         return CONTAINED
     if min(len(text), len(label)) < 4:
         return 0.0

@@ -53,8 +53,8 @@ def parse_value(raw: str, kind: str = "count", header_unit: str | None = None) -
 
 def _unit_factor(header: str) -> float:
     """The money unit a header names, e.g. 采购总金额（元） → yuan; 万元 when it names none."""
-    folded = unicodedata.normalize("NFKC", header)
+    folded = re.sub(r"\s+", "", unicodedata.normalize("NFKC", header))
     for unit, factor in VALUES.money_units:
-        if f"({unit})" in folded or folded.endswith(unit):
+        if re.search(rf"\((?:单位:)?{unit}\)|单位:{unit}$|(?<!万|亿){unit}$", folded):
             return factor
     return 1.0

@@ -131,3 +131,61 @@ def test_agency_and_year_from_the_body_when_the_title_is_missing() -> None:
     )
     meta = detect_meta(doc)
     assert (meta.agency, meta.year) == ("淮安市洪泽区人民政府", 2023)
+
+
+APPEALS = [
+    [("行政复议", 1, 5), ("行政诉讼", 1, 10)],
+    [("结果维持", 2, 1), ("结果纠正", 2, 1), ("其它结果", 2, 1), ("尚未审结", 2, 1), ("总计", 2, 1), ("未经复议直接起诉", 1, 5), ("复议后起诉", 1, 5)],
+    [(t, 1, 1) for t in ["结果维持", "结果纠正", "其它结果", "尚未审结", "总计"] * 2],
+]
+
+
+def test_qita_spelt_either_way_and_total_with_a_unit() -> None:
+    header = [HEADER[0], [("自然人", 2, 1), ("法人或其他组织", 1, 5), ("总计（件）", 2, 1)], [*HEADER[2][:4], ("其它", 1, 1)]]
+    table = build_grid(
+        1,
+        [
+            *header,
+            row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "2", "6"]),
+            [("三、本年度办理结果", 2, 1), ("（六）其他处理", 2, 1), ("3.其它", 1, 1)] + [("1", 1, 1)] * 7,
+            [("9.说不清的情形", 1, 1)] + [("2", 1, 1)] * 7,
+        ],
+    )
+    appeals = build_grid(2, [*APPEALS, [(v, 1, 1) for v in ["1", "0", "2", "0", "3"] + ["0"] * 10]])
+    cells = extract(doc_of(table, appeals))["cells"]
+    assert cells["requests.new.other_org"] == 2 and cells["requests.new.total"] == 6
+    assert cells["requests.other_other.commercial"] == 1
+    assert "requests.other_handling.total" not in cells  # an unknown sub-row is not its group's single row
+    assert cells["appeals.review.other"] == 2
+
+
+def test_a_words_inside_a_long_label_do_not_make_it_that_row() -> None:
+    table = build_grid(1, [*HEADER, row("3.其他情形", ["2"] * 7), row("（二）部分公开（区分处理的，只计这一情形，不计其他情形）", ["1"] * 7)])
+    cells = extract(doc_of(table))["cells"]
+    assert cells["requests.partially_granted.total"] == 1
+    assert sum(1 for a in cells if a.startswith("requests.partially_granted.")) == 7
+
+
+def test_yuan_named_as_unit_of_the_header_converts_to_wan_yuan() -> None:
+    table = build_grid(1, [[("信息内容", 1, 1), ("本年收费金额（单位：元）", 1, 1)], [("行政事业性收费", 1, 1), ("25100", 1, 1)]])
+    assert extract(doc_of(table))["cells"]["proactive.fees.amount_wan_yuan"] == 2.51
+
+
+def test_text_instead_of_a_number_is_null_with_a_warning() -> None:
+    table = build_grid(1, [[("信息内容", 1, 1), ("本年处理决定数量", 1, 1)], [("行政许可", 1, 1), ("见附件", 1, 1)]])
+    out = extract(doc_of(table))
+    assert out["cells"] == {"proactive.licensing.decisions": None}
+    assert any("proactive.licensing.decisions" in w for w in out["warnings"])
+
+
+def test_an_unrelated_table_after_the_standard_ones_is_not_mapped() -> None:
+    appeals = build_grid(1, APPEALS)  # header only: its data row is missing
+    unrelated = build_grid(2, [[(t, 1, 1) for t in ["序号", "单位名称", "答复时间"]], [(t, 1, 1) for t in ["1", "某某局", "3"]]])
+    out = extract(doc_of(appeals, unrelated))
+    assert out["cells"] == {}
+
+
+def test_template_follows_the_years_in_the_data_when_no_marker_shows() -> None:
+    table = build_grid(1, [*HEADER, row("一、本年新收政府信息公开申请数量", ["1", "0", "0", "0", "0", "0", "1"])])
+    assert extract(doc_of(table, title="某某局2020年政府信息公开工作年度报告"))["template"] == "2019"
+    assert extract(doc_of(table, title="某某局2022年政府信息公开工作年度报告"))["template"] == "2021"
