@@ -40,7 +40,6 @@ SHORT_LINE = 12  # a line this short next to a page break is a page number or ru
 
 _NOT_LABEL_TEXT = re.compile(r"[\s\W_]+")
 _ENUMERATION = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]")
-_NUMBER = re.compile(r"[-+]?\d[\d,，]*(\.\d+)?\s*(万元|元|件|个|条|%)?")
 _PDFIUM_LOCK = threading.Lock()
 # Fonts in WPS/Word exports often map common ideographs to Kangxi radicals (⼀ ⼆ ⽇ for 一 二 日), so
 # the text layer says 第⼆⼗条; fold them one for one (positions stay aligned with PDFium's indexes).
@@ -708,7 +707,10 @@ def _continued_cell(a: _Grid, last: int, c: _Cell, split: bool) -> _Cell | None:
 
 
 def _is_number(text: str) -> bool:
-    return bool(_NUMBER.fullmatch(unicodedata.normalize("NFKC", text).strip()))
+    """A printed value (by the schema's value rules, as mapping reads it), not a label."""
+    from schema.values import parse_value  # imported late: see extractors/__init__.py on import order
+
+    return any(parsed.readable and parsed.value is not None for parsed in (parse_value(text), parse_value(text, "money")))
 
 
 def _to_table(index: int, grid: _Grid) -> Table:
