@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from warehouse.archive import Archive, open_archive
 from warehouse.runs import RecordedRun, RunTally, recorded_run
-from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
+from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
 
 __all__ = [
     "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally",
@@ -91,28 +92,49 @@ def ingest_bytes(
 
     `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
     `--agency/--year`); they override what the document says about itself. Never raises for bad
-    input: an unreadable file is recorded with its reason, and an extractor crash is returned as
-    outcome 'failed' (not recorded as extracted, so the next run tries again).
+    input: an unreadable file is recorded with its reason, and an extractor crash or a load error is
+    returned as outcome 'failed' (not recorded as extracted, so the next run tries again).
     """
     sha256 = archive.put(data)
     doc = DocumentInfo(sha256, len(data), media_type_of(data, name), name, url, agency, year, division_code, level)
     version = extractor_version()
-    done = warehouse.extracted_with(sha256, version)
+    done = already_extracted(warehouse, doc, version)
     if done is not None:
-        warehouse.touch_document(doc)
-        return _named(done, name)
+        return done
+    return extract_and_load(warehouse, doc, lambda: extract_document(data, name, extract), version, run_id)
+
+
+def already_extracted(warehouse: Warehouse, doc: DocumentInfo, version: str) -> IngestOutcome | None:
+    """The recorded outcome if this extractor version already loaded the document as the caller describes it
+    (the document is then only touched); None when it must be loaded: never extracted by this version, or
+    the caller now gives an agency or year other than the stored report's (e.g. `ingest --agency --year`)."""
+    done = warehouse.extracted_with(doc.sha256, version)
+    if done is None:
+        return None
+    if (doc.agency is not None and name_key(doc.agency) != name_key(done.agency or "")) or (
+        doc.year is not None and doc.year != done.year
+    ):
+        return None
+    warehouse.touch_document(doc)
+    return replace(done, name=doc.name)
+
+
+def extract_and_load(
+    warehouse: Warehouse, doc: DocumentInfo, result_of: Callable[[], Mapping[str, Any]], version: str, run_id: int | None
+) -> IngestOutcome:
+    """Load the extraction `result_of()` gives. One document's failure (an extractor bug, a value the database
+    refuses) must not stop the others: it becomes outcome 'failed' with its reason, nothing recorded as
+    extracted (so the next run tries again), the document only touched."""
     try:
-        result = extract_document(data, name, extract)
-    except Exception as exc:  # an extractor bug must not stop the other files
+        result = result_of()
+    except Exception as exc:
         warehouse.touch_document(doc)
-        return IngestOutcome(sha256, "failed", name, reason=f"extractor error: {type(exc).__name__}: {exc}")
-    return warehouse.load(doc, result, version, run_id)
-
-
-def _named(outcome: IngestOutcome, name: str | None) -> IngestOutcome:
-    from dataclasses import replace
-
-    return replace(outcome, name=name)
+        return IngestOutcome(doc.sha256, "failed", doc.name, reason=f"extractor error: {type(exc).__name__}: {exc}")
+    try:
+        return warehouse.load(doc, result, version, run_id)
+    except Exception as exc:
+        warehouse.touch_document(doc)
+        return IngestOutcome(doc.sha256, "failed", doc.name, reason=f"load error: {type(exc).__name__}: {exc}")
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -266,10 +288,9 @@ def _ingest_files(
         data = path.read_bytes()
         sha256 = archive.put(data)
         doc = DocumentInfo(sha256, len(data), media_type_of(data, path.name), path.name, None, agency, year)
-        done = warehouse.extracted_with(sha256, version)
+        done = already_extracted(warehouse, doc, version)
         if done is not None:
-            warehouse.touch_document(doc)
-            _report(run, _named(done, path.name))
+            _report(run, done)
             continue
         pending[extract.submit(sha256, path.name, archive.location)] = doc
         load_finished(pending, WINDOW, warehouse, run)
@@ -284,12 +305,7 @@ def load_finished(
     while len(pending) > limit:
         future = next(as_completed(list(pending)))
         doc = pending.pop(future)
-        try:
-            outcome = warehouse.load(doc, future.result(), version, run.run_id)
-        except Exception as exc:  # one document's failure (extractor bug, bad value) must not stop the others
-            warehouse.touch_document(doc)
-            outcome = IngestOutcome(doc.sha256, "failed", doc.name, reason=f"{type(exc).__name__}: {exc}")
-        _report(run, outcome)
+        _report(run, extract_and_load(warehouse, doc, future.result, version, run.run_id))
 
 
 def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
@@ -302,7 +318,7 @@ def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
             {
                 "name": o.name, "sha256": o.sha256, "outcome": o.outcome, "agency": o.agency, "year": o.year,
                 "report_id": o.report_id, "version": o.version, "revision": o.revision, "reason": o.reason,
-                "failing_checks": o.failing_checks,
+                "failing_checks": o.failing_checks, "cells_changed": o.cells_changed,
             }
             for o in run.outcomes
         ],

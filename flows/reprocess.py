@@ -15,7 +15,6 @@ from prefect.futures import PrefectFuture
 from flows.ingest import (
     WINDOW,
     _report,
-    extract_document,
     extract_task,
     extractor_version,
     load_finished,
@@ -45,25 +44,6 @@ def select_documents(
         if all_documents or newest is None or newest < threshold:
             chosen.append(doc)
     return chosen
-
-
-def reprocess_documents(
-    docs: list[DocumentInfo], warehouse: Warehouse, archive: Archive, run: RecordedRun, extract: Any = None
-) -> None:
-    """Without Prefect: re-extract each document in turn (the flow below does the same with tasks)."""
-    version = extractor_version()
-    for doc in docs:
-        _report(run, _reload(doc, warehouse, archive, version, run.run_id, extract))
-
-
-def _reload(
-    doc: DocumentInfo, warehouse: Warehouse, archive: Archive, version: str, run_id: int | None, extract: Any = None
-) -> IngestOutcome:
-    try:
-        result = extract_document(archive.get(doc.sha256), doc.name or "", extract)
-    except Exception as exc:
-        return IngestOutcome(doc.sha256, "failed", doc.name, reason=f"{type(exc).__name__}: {exc}")
-    return warehouse.load(doc, result, version, run_id)
 
 
 @flow(name="reprocess", validate_parameters=False, task_runner=task_runner())

@@ -221,3 +221,43 @@ def plant_in_cached_result(results: Path, address: str, value: int) -> int:
             planted += 1
     assert planted == 2  # zibo and shanghai
     return planted
+
+
+def test_ingesting_an_extracted_file_again_with_agency_and_year_moves_its_report(
+    warehouse_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `gongkai ingest 2023-report.docx --agency … --year …` on a file already ingested without them."""
+    path = DOCUMENTS / "zibo-stats-2023.txt"
+    archive = open_archive(tmp_path / "archive")
+    with open_warehouse(warehouse_url) as wh:
+        first = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=archive)
+        same = ingest_bytes(path.read_bytes(), name=path.name, agency="淄博市统计局", year=2023, warehouse=wh, archive=archive)
+        assert (first.outcome, same.outcome, same.report_id) == ("new", "unchanged", first.report_id)  # hints agree: no work
+        moved = ingest_bytes(path.read_bytes(), name=path.name, agency="淄博市统计局（测试）", year=2022, warehouse=wh, archive=archive)
+        assert (moved.outcome, moved.agency, moved.year) == ("changed", "淄博市统计局（测试）", 2022)
+        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [("淄博市统计局（测试）", 2022)]
+    os.environ["GONGKAI_PREFECT_RESULTS"] = str(tmp_path / "results")
+    try:  # the command's path (the Prefect flow) does the same
+        code, summary = run_cli(["ingest", str(path), "--agency", "淄博市统计局（测试）", "--year", "2021", "--db", warehouse_url, "--archive", str(tmp_path / "archive")], capsys)
+    finally:
+        os.environ.pop("GONGKAI_PREFECT_RESULTS", None)
+    assert code == 0 and [(d["outcome"], d["year"]) for d in summary["documents"]] == [("changed", 2021)]
+    with open_warehouse(warehouse_url) as wh:
+        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [("淄博市统计局（测试）", 2021)]
+        assert wh.db.query("SELECT year FROM documents") == [(2021,)]
+
+
+def test_a_load_error_is_a_failed_outcome_with_its_reason_not_an_exception(warehouse_url: str, tmp_path: Path) -> None:
+    path = DOCUMENTS / "zibo-stats-2023.txt"
+
+    def refused_value(data: bytes, name: str) -> dict[str, Any]:
+        result = extract_report(data, name)
+        result["cells"]["requests.new.total"] = "not a number"  # the database refuses it inside the load
+        return result
+
+    with open_warehouse(warehouse_url) as wh:
+        outcome = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(tmp_path / "a"), extract=refused_value)
+        assert outcome.outcome == "failed" and (outcome.reason or "").startswith("load error: ")
+        assert table_counts(wh)["reports"] == 0 and table_counts(wh)["documents"] == 1  # seen, not extracted: retried next time
+        again = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(tmp_path / "a"))
+        assert again.outcome == "new"

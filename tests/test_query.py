@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gongkai.cli import main
-from warehouse.query import QueryRefused, open_read_only
+from warehouse.query import QueryRefused, check_read_only, open_read_only
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
 
@@ -83,6 +83,26 @@ def test_writes_are_refused_and_the_warehouse_is_untouched(writable_corpus: str,
     assert not list(tmp_path.glob("cells.*")) and not (tmp_path / "other.duckdb").exists()
     if file_digest is not None:
         assert hashlib.sha256(Path(writable_corpus.removeprefix("duckdb://")).read_bytes()).hexdigest() == file_digest
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        'SELECT "pg_terminate_backend"(1)',
+        "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd')",
+        'SELECT "Read_CSV" (\'/etc/passwd\')',
+        # E'' strings escape a quote with a backslash: the call is outside any string
+        "SELECT E'\\'', pg_read_file('/etc/passwd'), ''",
+    ],
+)
+def test_side_effect_functions_are_refused_behind_quoted_names_and_escapes(statement: str) -> None:
+    with pytest.raises(QueryRefused, match="is not allowed"):
+        check_read_only(statement)
+
+
+def test_quoted_names_and_escape_strings_that_only_read_are_allowed() -> None:
+    for statement in ('SELECT "query" FROM t', "SELECT E'it\\'s', 'pg_read_file(1)'", 'SELECT "a ""b"" c"(1)'):
+        assert check_read_only(statement) == statement
 
 
 def test_the_connection_itself_cannot_write_when_the_check_is_bypassed(writable_corpus: str, tmp_path: Path) -> None:
@@ -191,14 +211,41 @@ def test_status_shows_runs_coverage_and_what_failed(corpus_url: str, capsys: pyt
     assert "coverage by year" in out and "pre-2019 report" in out and "last runs" in out
 
 
-def test_stale_views_are_recreated_before_reading(duck_corpus: str, tmp_path: Path) -> None:
-    import duckdb
+def test_status_shows_runs_that_never_finished_as_interrupted(writable_corpus: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
 
-    target = tmp_path / "old.duckdb"
-    shutil.copy(duck_corpus.removeprefix("duckdb://"), target)
-    with duckdb.connect(str(target)) as conn:  # a warehouse whose views predate this views.sql
-        conn.execute("DROP VIEW report_cells_wide")
-        conn.execute("CREATE OR REPLACE VIEW views_version AS SELECT 'old' AS digest")
-    with open_read_only(f"duckdb:///{target}") as reader:
-        assert reader.run("SELECT count(*) FROM report_cells_wide").rows == [(6,)]
-        assert reader.views_digest() != "old"
+    from warehouse.store import open_warehouse, utcnow
+
+    def add_running_run(started_hours_ago: float) -> None:
+        with open_warehouse(writable_corpus) as wh:  # as recorded_run leaves a run killed with -9
+            wh.db.execute(
+                "INSERT INTO runs (kind, params, status, started_at) VALUES ('nightly', '{}', 'running', ?)",
+                [utcnow() - timedelta(hours=started_hours_ago)],
+            )
+
+    def statuses() -> list[str]:
+        assert main(["status", "--db", writable_corpus, "--format", "json"]) == 0
+        return [run["status"] for run in json.loads(capsys.readouterr().out)["last runs"]]
+
+    add_running_run(0.1)
+    assert statuses() == ["running", "completed"]  # the newest run, started minutes ago: running
+    add_running_run(7)
+    assert statuses() == ["interrupted?", "interrupted?", "completed"]  # too old; not the newest
+
+
+@pytest.mark.parametrize("command", [["query", "SELECT count(*) FROM report_cells_wide"], ["status"]])
+def test_stale_views_are_read_as_they_are_with_a_warning(
+    writable_corpus: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from warehouse.store import open_warehouse
+
+    with open_warehouse(writable_corpus) as wh:  # a warehouse whose views predate this views.sql
+        wh.db.execute("DROP VIEW views_version")
+        wh.db.execute("CREATE VIEW views_version AS SELECT 'old' AS digest")
+    assert main([command[0], "--db", writable_corpus, *command[1:]]) == 0
+    captured = capsys.readouterr()
+    assert "another version of gongkai" in captured.err
+    if command[0] == "query":
+        assert captured.out.splitlines()[-2].split() == ["6"]
+    with open_read_only(writable_corpus) as reader:  # the read-only commands left the views alone
+        assert reader.views_digest() == "old"

@@ -12,10 +12,9 @@ from conftest import DOCUMENTS
 from extractors.extract import extract_report
 from extractors.version import EXTRACTOR_VERSION
 from flows.ingest import ingest_bytes
-from flows.reprocess import reprocess_documents, select_documents, version_tuple
+from flows.reprocess import reprocess_archive, select_documents, version_tuple
 from gongkai.cli import main
 from warehouse.archive import Archive, open_archive
-from warehouse.runs import recorded_run
 from warehouse.store import DocumentInfo, Warehouse, open_warehouse
 
 CURRENT = ("shanghai-szfbgt-2019.html", "pingtan-han-2014-notreport.txt", "pingtan-dishuiju-2013.txt")
@@ -39,31 +38,37 @@ def test_version_order_is_numeric() -> None:
     assert version_tuple(EXTRACTOR_VERSION) > version_tuple("0.0.9")
 
 
+def reprocess(tmp_path: Path, url: str, **kw: Any) -> list[dict[str, Any]]:
+    """What `gongkai reprocess` runs (the Prefect flow, extraction cache in tmp_path): each document's outcome."""
+    summary = reprocess_archive(db_url=url, archive_location=str(tmp_path / "archive"), results_dir=str(tmp_path / "results"), **kw)
+    return list(summary["documents"])
+
+
 def test_only_documents_of_an_older_extractor_are_re_extracted_and_changed_cells_make_a_new_record(tmp_path: Path) -> None:
     archive = open_archive(tmp_path / "archive")
-    with open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    with open_warehouse(url) as wh:
         old = archive_with_an_old_extraction(wh, archive)
         assert [d.name for d in select_documents(wh)] == [OLD]
         assert select_documents(wh, older_than="0.0.9") == []
         assert len(select_documents(wh, all_documents=True)) == 4
-        with recorded_run(wh, "reprocess", {}) as run:
-            reprocess_documents(select_documents(wh), wh, archive, run)
-        [outcome] = run.outcomes
-        assert (outcome.outcome, outcome.version, outcome.revision) == ("changed", 1, 2)
+    [outcome] = reprocess(tmp_path, url)
+    assert (outcome["outcome"], outcome["version"], outcome["revision"], outcome["cells_changed"]) == ("changed", 1, 2, True)
+    with open_warehouse(url) as wh:
         expected = extract_report((DOCUMENTS / OLD).read_bytes(), OLD)["cells"]
-        assert wh.cells_of(outcome.report_id)["requests.new.natural_person"] == expected["requests.new.natural_person"] != 7
-        assert wh.cells_of(outcome.report_id) == expected
+        assert wh.cells_of(outcome["report_id"])["requests.new.natural_person"] == expected["requests.new.natural_person"] != 7
+        assert wh.cells_of(outcome["report_id"]) == expected
         # the old extraction record stays queryable; the new one is current
         assert wh.db.query("SELECT revision, extractor_version FROM reports WHERE sha256 = ? ORDER BY revision", [old.sha256]) == [
             (1, "0.0.9"), (2, EXTRACTOR_VERSION)
         ]
-        assert wh.db.scalar("SELECT report_id FROM current_reports WHERE sha256 = ?", [old.sha256]) == outcome.report_id
+        assert wh.db.scalar("SELECT report_id FROM current_reports WHERE sha256 = ?", [old.sha256]) == outcome["report_id"]
         assert select_documents(wh) == []
-        # everything again, with nothing changed: only marked as seen by this version, no new record
         reports_before = wh.db.scalar("SELECT count(*) FROM reports")
-        with recorded_run(wh, "reprocess", {"all": True}) as run:
-            reprocess_documents(select_documents(wh, all_documents=True), wh, archive, run)
-        assert run.counts["unchanged"] == 4 and run.total == 4
+    # everything again, with nothing changed: only marked as seen by this version, no new record
+    again = reprocess(tmp_path, url, all_documents=True)
+    assert [d["outcome"] for d in again] == ["unchanged"] * 4
+    with open_warehouse(url) as wh:
         assert wh.db.scalar("SELECT count(*) FROM reports") == reports_before
 
 
@@ -87,3 +92,21 @@ def test_reprocess_command_names_the_reports_whose_cells_changed(tmp_path: Path,
     with open_warehouse(url) as wh:
         runs: list[Any] = wh.db.query("SELECT kind, status, n_changed, n_unchanged FROM runs ORDER BY run_id")
         assert runs == [("reprocess", "completed", 1, 3), ("reprocess", "completed", 0, 0)]
+
+
+def test_a_re_extraction_changing_only_warnings_is_not_listed_as_cells_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    archive = open_archive(tmp_path / "archive")
+    with open_warehouse(url) as wh:
+        data = (DOCUMENTS / OLD).read_bytes()
+        old_result = extract_report(data, OLD)
+        old_result["warnings"] = [*old_result["warnings"], "an older extractor's warning"]  # same cells
+        assert wh.load(DocumentInfo(archive.put(data), len(data), "text/plain", OLD), old_result, "0.0.9").outcome == "new"
+    os.environ["GONGKAI_PREFECT_RESULTS"] = str(tmp_path / "results")
+    try:
+        assert main(["reprocess", "--db", url, "--archive", str(tmp_path / "archive")]) == 0
+    finally:
+        os.environ.pop("GONGKAI_PREFECT_RESULTS", None)
+    out = capsys.readouterr().out
+    assert "1 changed" in out  # a new revision all the same: what is stored differs
+    assert f"re-extracted, cells unchanged: {OLD}" in out and out.strip().endswith("cells changed in: no report")

@@ -174,6 +174,25 @@ def test_year_over_year_compares_consecutive_reports(fresh_url: str, cached_extr
     assert warehouse_checks == [{"rule": "requests.year_over_year", "target": "requests.carried_over.commercial", "status": "fail"}]
 
 
+def test_year_over_year_compares_only_cells_both_reports_show(fresh_url: str, cached_extract: Any) -> None:
+    """As schema.reconcile.year_over_year: no requests table in either report, no requests comparison."""
+    name = "zibo-stats-2023.txt"
+    first = json.loads(json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name)))
+    first["cells"] = {a: v for a, v in first["cells"].items() if a.startswith("proactive.")}
+    first["checks"] = []
+    second = json.loads(json.dumps(first))
+    second["cells"]["proactive.regulations.issued"] = 1  # a different report: not the same cells as the first
+    hints = {"agency": "淄博市统计局", "division_code": "370300", "level": "department"}
+    with open_warehouse(fresh_url) as wh:
+        wh.load(DocumentInfo("c" * 64, 1, "text/plain", "zibo-2023", **hints, year=2023), first, "test")
+        wh.load(DocumentInfo("d" * 64, 1, "text/plain", "zibo-2024", **hints, year=2024), second, "test")
+    found = rows(fresh_url, "SELECT rule, target FROM year_over_year ORDER BY target")
+    assert found == [
+        {"rule": "proactive.in_force_year_over_year", "target": "proactive.normative_documents.in_force"},
+        {"rule": "proactive.in_force_year_over_year", "target": "proactive.regulations.in_force"},
+    ]
+
+
 # --- the demo portal, crawled by the nightly flow ---------------------------------------------------------
 
 def test_demo_portal_crawl_in_the_views(demo_url: str) -> None:
@@ -230,3 +249,56 @@ def test_views_give_the_same_rows_in_duckdb_and_postgresql(view: str, duck_corpu
     duck = canonical(duck_corpus)
     assert duck or view == "year_over_year"  # the corpus has no agency with two consecutive years
     assert canonical(pg_corpus) == duck
+
+
+def test_coverage_counts_a_report_filed_in_two_formats_once(fresh_url: str, tmp_path: Path, cached_extract: Any) -> None:
+    """The PDF carrying the HTML page's cells is linked to the HTML's report (no reports row of its own)."""
+    from research_fixtures import DOCUMENTS, HINTS
+
+    from flows.ingest import ingest_bytes
+    from warehouse import open_archive
+
+    archive = open_archive(tmp_path / "archive")
+    with open_warehouse(fresh_url) as wh:
+        for name in ("pingtan-2024.html", "pingtan-2024-libreoffice.pdf"):
+            ingest_bytes((DOCUMENTS / name).read_bytes(), name=name, warehouse=wh, archive=archive, year=2024,
+                         extract=cached_extract, **HINTS["pingtan-2024.html"])
+    found = rows(fresh_url, "SELECT coverage, reason FROM coverage WHERE agency = '平潭综合实验区' AND year = 2024")
+    assert found == [{"coverage": "extracted", "reason": None}]
+
+
+@pytest.mark.postgres
+def test_a_second_writer_waits_for_the_views_being_recreated_and_leaves_them(postgres_url: str) -> None:
+    """Views are re-created under the migration lock, and only if still stale once it is held."""
+    import threading
+    import time
+
+    import psycopg
+
+    open_warehouse(postgres_url).close()
+    text = VIEWS_SQL.read_text(encoding="utf-8")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP VIEW views_version")
+        conn.execute("CREATE VIEW views_version AS SELECT CAST('old' AS TEXT) AS digest")  # stale views
+    opened: list[BaseException | None] = []
+
+    def second_writer() -> None:
+        try:
+            open_warehouse(postgres_url).close()
+            opened.append(None)
+        except BaseException as exc:  # reported by the main thread
+            opened.append(exc)
+
+    with psycopg.connect(postgres_url) as first:  # a writer that found the views stale too, and got the lock first
+        first.execute("SELECT pg_advisory_xact_lock(hashtext('gongkai-migrate'))")
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive()  # waiting for the lock
+        first.execute(text)  # type: ignore[arg-type]
+        oid = first.execute("SELECT 'views_version'::regclass::oid").fetchone()
+        first.commit()
+    thread.join(30)
+    assert opened == [None]
+    with psycopg.connect(postgres_url) as conn:  # the views the first writer made, not made again
+        assert conn.execute("SELECT 'views_version'::regclass::oid").fetchone() == oid

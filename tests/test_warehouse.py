@@ -16,7 +16,8 @@ import pytest
 from conftest import DOCUMENTS, gold_files, load_gold
 
 from warehouse.archive import LocalArchive, open_archive, sha256_of
-from warehouse.migrate import SCHEMA_VERSION, current_version, migrate
+from warehouse.db import connect
+from warehouse.migrate import SCHEMA_VERSION, SQL_DIR, current_version, migrate
 from warehouse.runs import recorded_run
 from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
 
@@ -67,10 +68,10 @@ def count(wh: Warehouse, table: str) -> int:
 
 def test_schema_version_is_recorded_and_migrating_again_changes_nothing(warehouse_url: str) -> None:
     with open_warehouse(warehouse_url) as wh:
-        assert current_version(wh.db) == SCHEMA_VERSION == 1
+        assert current_version(wh.db) == SCHEMA_VERSION == 2
         wh.load(doc_for("zibo-stats-2023.txt"), gold_result("zibo-stats-2023.txt"), "0.1.0")
     with open_warehouse(warehouse_url) as wh:  # a second open: migrate is a no-op, data kept
-        assert migrate(wh.db) == 1
+        assert migrate(wh.db) == SCHEMA_VERSION
         assert count(wh, "schema_meta") == 1
         assert count(wh, "cells") == 200
 
@@ -246,3 +247,54 @@ def test_the_same_report_in_another_format_is_linked_and_never_supersedes_a_corr
     own = warehouse.load(pdf_doc, misread, "0.3.0")
     assert (own.outcome, own.version, own.revision) == ("changed", 1, 2)
     assert warehouse.db.query("SELECT report_id FROM current_reports WHERE status = 'extracted'") == [(corrected.report_id,)]
+
+
+def test_a_linked_file_re_extracted_like_its_report_stays_linked_to_the_new_revision(warehouse: Warehouse) -> None:
+    html_doc, pdf_doc = doc_for("pingtan-2024.html"), doc_for("pingtan-2024-libreoffice.pdf")
+    html = warehouse.load(html_doc, gold_result("pingtan-2024.html"), "0.1.0")
+    pdf = warehouse.load(pdf_doc, gold_result("pingtan-2024-libreoffice.pdf"), "0.1.0")
+    assert (html.version, html.revision, pdf.outcome, pdf.report_id) == (1, 1, "unchanged", html.report_id)
+    # a new extractor reads both files the same new way: the HTML becomes 1.2, the PDF is that report again
+    reread = {"requests.new.total": 5}
+    html_again = warehouse.load(html_doc, gold_result("pingtan-2024.html") | {"cells": gold_result("pingtan-2024.html")["cells"] | reread}, "0.2.0")
+    pdf_again = warehouse.load(
+        pdf_doc, gold_result("pingtan-2024-libreoffice.pdf") | {"cells": gold_result("pingtan-2024-libreoffice.pdf")["cells"] | reread}, "0.2.0"
+    )
+    assert (html_again.outcome, html_again.version, html_again.revision) == ("changed", 1, 2)
+    assert (pdf_again.outcome, pdf_again.report_id) == ("unchanged", html_again.report_id)
+    assert count(warehouse, "reports") == 2
+    assert warehouse.db.query("SELECT report_id FROM current_reports") == [(html_again.report_id,)]
+
+
+def test_current_report_of_two_revisions_of_one_version_is_the_latest_revision(warehouse: Warehouse) -> None:
+    html_doc, pdf_doc = doc_for("pingtan-2024.html"), doc_for("pingtan-2024-libreoffice.pdf")
+    html = warehouse.load(html_doc, gold_result("pingtan-2024.html"), "0.1.0")
+    warehouse.load(pdf_doc, gold_result("pingtan-2024-libreoffice.pdf"), "0.1.0")
+    misread = gold_result("pingtan-2024-libreoffice.pdf")
+    misread["cells"]["requests.new.total"] = 5
+    own = warehouse.load(pdf_doc, misread, "0.2.0")  # the PDF alone read differently: its own row, 1.2
+    assert (own.version, own.revision) == (1, 2)
+    # each file's latest row is of version 1: the later revision is current, whichever row the engine sees first
+    assert warehouse.db.query("SELECT report_id FROM current_reports") == [(own.report_id,)]
+    assert html.report_id != own.report_id
+
+
+def test_a_version_1_database_migrates_to_the_current_schema(warehouse_url: str) -> None:
+    db = connect(warehouse_url)
+    try:  # a warehouse made by the first release: schema.sql only, recorded as version 1
+        with db.transaction():
+            db.execute_script((SQL_DIR / "schema.sql").read_text(encoding="utf-8"))
+            db.execute("INSERT INTO schema_meta (key, value) VALUES ('schema_version', '1')")
+        assert current_version(db) == 1
+    finally:
+        db.close()
+    with open_warehouse(warehouse_url) as wh:
+        assert current_version(wh.db) == SCHEMA_VERSION
+        pdf_doc = doc_for("pingtan-2024-libreoffice.pdf")
+        wh.load(doc_for("pingtan-2024.html"), gold_result("pingtan-2024.html"), "0.1.0")
+        wh.load(pdf_doc, gold_result("pingtan-2024-libreoffice.pdf"), "0.1.0")
+        misread = gold_result("pingtan-2024-libreoffice.pdf")
+        misread["cells"]["requests.new.total"] = 5
+        own = wh.load(pdf_doc, misread, "0.2.0")
+        assert wh.db.query("SELECT report_id FROM current_reports") == [(own.report_id,)]
+        assert wh.db.scalar("SELECT count(*) FROM current_cells") == len(misread["cells"])

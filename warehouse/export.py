@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.query import load_catalog, open_read_only
-from warehouse.views import cell_catalog, wide_column
+from warehouse.views import cell_catalog
 
 FORMATS = ("parquet", "csv")
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
@@ -192,7 +192,3 @@ def _arrow_type(ftype: str) -> Any:
         "datetime": pa.timestamp("us"),
     }.get(ftype, pa.string())
 
-
-def wide_columns() -> list[str]:
-    """The cell columns of report_cells_wide, in schema order."""
-    return [wide_column(c.address) for c in cell_catalog()]

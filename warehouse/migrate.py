@@ -14,6 +14,7 @@ from warehouse.db import Database
 SQL_DIR = Path(__file__).parent
 MIGRATIONS: list[tuple[int, str]] = [
     (1, "schema.sql"),
+    (2, "002_current_reports_rank.sql"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 VIEWS_FILE = "views.sql"
@@ -32,6 +33,7 @@ def current_version(db: Database) -> int:
 def migrate(db: Database) -> int:
     """Bring the database to SCHEMA_VERSION; return the version it was at."""
     start = current_version(db)
+    migrated = False
     if start > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {start} is newer than this gongkai ({SCHEMA_VERSION}); upgrade gongkai")
     for version, filename in MIGRATIONS:
@@ -44,16 +46,21 @@ def migrate(db: Database) -> int:
             db.execute_script((SQL_DIR / filename).read_text(encoding="utf-8"))
             db.execute("DELETE FROM schema_meta WHERE key = 'schema_version'")
             db.execute("INSERT INTO schema_meta (key, value) VALUES ('schema_version', ?)", [str(version)])
+            migrated = True
     views = SQL_DIR / VIEWS_FILE
     if views.exists():
         from warehouse.views import recorded_digest  # not at import: `python -m warehouse.views` imports this module
 
         text = views.read_text(encoding="utf-8")
+        wanted = recorded_digest(text)
         # Unchanged views are left alone: re-creating them takes locks that would wait for (and block)
         # researchers' running queries on PostgreSQL. After a migration they are re-created anyway.
-        if start < SCHEMA_VERSION or views_digest(db) != recorded_digest(text):
+        if migrated or views_digest(db) != wanted:
             with db.transaction():
-                db.execute_script(text)
+                # Two writers opening a stale warehouse at once: the second waits, then finds them current.
+                db.lock_for_update("gongkai-migrate")
+                if migrated or views_digest(db) != wanted:
+                    db.execute_script(text)
     return start
 
 

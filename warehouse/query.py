@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+import sys
 import tomllib
 import unicodedata
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ WRITING_FUNCTIONS = {
 }
 _TOKEN = re.compile(
     r"""(?P<comment>--[^\n]*|/\*.*?\*/)
-      | (?P<string>[EeBbXxNnUu]?'(?:[^']|'')*'|\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
+      | (?P<string>[Ee]'(?:[^'\\]|''|\\.)*'|[BbXxNnUu]?'(?:[^']|'')*'|\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
       | (?P<ident>"(?:[^"]|"")*")
       | (?P<word>[A-Za-z_][A-Za-z_0-9$]*)
       | (?P<semicolon>;)
@@ -58,6 +59,7 @@ _TOKEN = re.compile(
 )
 
 _CALL = re.compile(r"([A-Za-z_][A-Za-z_0-9$]*)\s*\(")
+_PLAIN_NAME = re.compile(r"[a-z_][a-z_0-9$]*")
 
 
 class QueryRefused(ValueError):
@@ -76,7 +78,8 @@ class QueryResult:
 
 def _scan(sql: str) -> tuple[list[str], list[int], str]:
     """Words outside strings, comments and quoted names; where the semicolons fall (as word counts); the
-    statement with strings, comments and quoted names blanked out."""
+    statement with strings and comments blanked out and quoted names unquoted (lower-cased, as DuckDB resolves
+    them), so that `"pg_read_file"(…)` is seen as the call it is."""
     words: list[str] = []
     semicolons: list[int] = []
     bare: list[str] = []
@@ -89,6 +92,9 @@ def _scan(sql: str) -> tuple[list[str], list[int], str]:
             bare.append(";")
         elif match.group("other"):
             bare.append(match.group("other"))
+        elif match.group("ident"):
+            name = match.group("ident")[1:-1].replace('""', '"').lower()
+            bare.append(name if _PLAIN_NAME.fullmatch(name) else " ")
         else:
             bare.append(" ")
     return words, semicolons, "".join(bare)
@@ -232,12 +238,10 @@ def _connect_postgres(url: str) -> Any:
     return conn
 
 
-def open_read_only(url: str | None = None, refresh_views: bool = True) -> ReadOnlyWarehouse:
-    """Open the warehouse read-only; if its views predate warehouse/views.sql, re-create them first.
-
-    Re-creating views is the one write this does, and only when they are stale: it goes through
-    warehouse.store.open_warehouse (migrations, then views.sql), as any writer would.
-    """
+def open_read_only(url: str | None = None) -> ReadOnlyWarehouse:
+    """Open the warehouse read-only. Nothing is written, not even views that predate warehouse/views.sql:
+    those are used as they are, with a warning on stderr (a writer, `gongkai ingest` or the nightly run,
+    re-creates them)."""
     from warehouse.views import VIEWS_SQL, recorded_digest
 
     if url is None:
@@ -245,14 +249,13 @@ def open_read_only(url: str | None = None, refresh_views: bool = True) -> ReadOn
 
         url = database_url()
     reader = ReadOnlyWarehouse(url)
-    wanted = recorded_digest(VIEWS_SQL.read_text(encoding="utf-8"))
-    if not refresh_views or reader.views_digest() == wanted:
-        return reader
-    reader.close()
-    from warehouse.store import open_warehouse
-
-    open_warehouse(url).close()
-    return ReadOnlyWarehouse(url)
+    if reader.views_digest() != recorded_digest(VIEWS_SQL.read_text(encoding="utf-8")):
+        print(
+            "gongkai: warning: the warehouse's views come from another version of gongkai; results may differ from "
+            "this version's documentation. Run `gongkai ingest` or the nightly run with this version to refresh them.",
+            file=sys.stderr,
+        )
+    return reader
 
 
 def load_catalog() -> dict[str, Any]:

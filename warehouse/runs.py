@@ -33,10 +33,6 @@ class RunTally:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def summary(self) -> str:
-        parts = [f"{n} {name.replace('_', ' ')}" for name, n in self.counts.items() if n or name in ("new", "unchanged", "changed")]
-        return ", ".join(parts) + f"; {self.checks_failing} checks failing"
-
 
 def start_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> int:
     with warehouse.db.transaction():

@@ -131,7 +131,8 @@ CREATE TABLE IF NOT EXISTS extractions (
     PRIMARY KEY (sha256, extractor_version)
 );
 
--- The latest extraction of each document, then the highest version of each report key.
+-- The latest extraction of each document, then the highest version of each report key (ties between
+-- revisions of one version are broken by 002_current_reports_rank.sql, applied after this file).
 CREATE OR REPLACE VIEW current_reports AS
 SELECT report_id, report_key, version, revision, sha256, agency_id, year, template, status, reason, title,
        warnings, n_cells, checks_failing, checks_incomplete, extractor_version, fingerprint, run_id, loaded_at

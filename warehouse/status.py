@@ -6,8 +6,10 @@ Read through the read-only connection (warehouse.query), from the `runs` table a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from warehouse.query import QueryResult, ReadOnlyWarehouse
+from warehouse.store import utcnow
 
 COVERAGE_CLASSES = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "not_found")
 
@@ -21,6 +23,8 @@ COVERAGE_BY_YEAR = (
     + ", ".join(f"CAST(sum(CASE WHEN coverage = '{c}' THEN 1 ELSE 0 END) AS BIGINT) AS {c}" for c in COVERAGE_CLASSES)
     + " FROM coverage GROUP BY year ORDER BY year NULLS LAST"
 )
+# A run killed without a chance to record its end (kill -9, a lost machine) stays 'running' in `runs`.
+RUNNING_AT_MOST = timedelta(hours=6)
 NOT_EXTRACTED = """
 SELECT agency, year, coverage, reason, document_url, sha256
 FROM coverage WHERE coverage IN ('not_extractable', 'not_a_report')
@@ -44,10 +48,22 @@ def warehouse_status(reader: ReadOnlyWarehouse, last_runs: int = 5) -> Status:
         "(SELECT count(*) FROM check_results WHERE status = 'fail')"
     ).rows[0]
     return Status(
-        runs=reader.run(LAST_RUNS.format(limit=int(last_runs))),
+        runs=_flag_interrupted(reader.run(LAST_RUNS.format(limit=int(last_runs)))),
         coverage_by_year=reader.run(COVERAGE_BY_YEAR),
         not_extracted=reader.run(NOT_EXTRACTED),
         reports=int(counts[0]),
         cells=int(counts[1]),
         failing_checks=int(counts[2]),
     )
+
+
+def _flag_interrupted(runs: QueryResult) -> QueryResult:
+    """Show as `interrupted?` a `running` run that is not the newest, or has run longer than any run should."""
+    status, started = runs.columns.index("status"), runs.columns.index("started_at")
+    cutoff = utcnow() - RUNNING_AT_MOST
+    rows = [
+        (*row[:status], "interrupted?", *row[status + 1:])
+        if row[status] == "running" and (position > 0 or row[started] < cutoff) else row
+        for position, row in enumerate(runs.rows)  # newest first
+    ]
+    return QueryResult(runs.columns, rows)

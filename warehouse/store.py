@@ -26,6 +26,7 @@ REPORT_STATUSES = ("extracted", "no_standard_tables")
 OUTCOMES = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
 # Test hook (kill -9 test): seconds to sleep inside the load transaction, after the report row is written.
 CRASH_PAUSE_ENV = "GONGKAI_TEST_PAUSE_IN_LOAD"
+_CRASH_PAUSE = float(os.environ.get(CRASH_PAUSE_ENV) or 0)  # read once: the hook is set before the process starts
 
 
 def utcnow() -> datetime:
@@ -64,6 +65,9 @@ class IngestOutcome:
     year: int | None = None
     reason: str | None = None
     failing_checks: int = 0
+    # For 'changed': whether the cells (address → value) differ from the row compared with, or only what
+    # surrounds them (warnings, provenance, checks, title).
+    cells_changed: bool = False
 
 
 def fingerprint(result: Mapping[str, Any], agency_id: int | None, year: int | None) -> str:
@@ -220,6 +224,13 @@ class Warehouse:
                 [doc.sha256],
             )
             candidate = previous
+            if previous is not None and previous.sha256 != doc.sha256:
+                # Linked to another file's row: that file may have been re-extracted since (a new revision),
+                # so compare with the latest revision of the linked version, not the row linked back then.
+                candidate = self._report_row(
+                    "FROM reports r WHERE r.report_key = ? AND r.version = ? ORDER BY r.revision DESC",
+                    [previous.report_key, previous.version],
+                )
             if candidate is None and is_report:
                 candidate = self._report_row(
                     "FROM reports r WHERE r.report_key = ? ORDER BY r.version DESC, r.revision DESC", [report_key]
@@ -245,6 +256,7 @@ class Warehouse:
             failing = sum(1 for c in checks if c.get("status") == "fail")
             incomplete = sum(1 for c in checks if c.get("status") == "incomplete")
             cells: Mapping[str, Any] = result.get("cells") or {}
+            cells_changed = candidate is None or self.cells_of(candidate.report_id) != dict(cells)
             reason = result.get("reason")
             report_id = int(
                 db.scalar(
@@ -258,10 +270,9 @@ class Warehouse:
                     ],
                 )
             )
-            pause = float(os.environ.get(CRASH_PAUSE_ENV) or 0)
-            if pause:
+            if _CRASH_PAUSE:
                 print("gongkai: paused inside the load transaction", file=sys.stderr, flush=True)
-                time.sleep(pause)
+                time.sleep(_CRASH_PAUSE)
             if cells:
                 db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.get("provenance") or {}))
             if checks:
@@ -273,7 +284,9 @@ class Warehouse:
             else:
                 outcome = "new"
             self._record_extraction(doc.sha256, extractor_version, report_id, outcome, run_id)
-            return IngestOutcome(doc.sha256, outcome, doc.name, report_id, version, revision, agency_name, year, reason, failing)
+            return IngestOutcome(
+                doc.sha256, outcome, doc.name, report_id, version, revision, agency_name, year, reason, failing, cells_changed
+            )
 
     def _report_row(self, from_where: str, params: list[Any]) -> ReportRow | None:
         row = self.db.query_one(

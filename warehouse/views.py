@@ -250,9 +250,14 @@ def yoy_addresses() -> list[str]:
 
 def _year_over_year_sql() -> str:
     addresses = yoy_addresses()
-    pivot = _pivot("address", [(a, f"v_{i}") for i, a in enumerate(addresses)])
+    # s_<n>: the document shows the cell (a blank cell is shown; v_<n> alone cannot tell it from an absent one)
+    shown = ",\n".join(
+        f"           max(CASE WHEN address = {_quote(a)} THEN 1 ELSE 0 END) AS s_{i}" for i, a in enumerate(addresses)
+    )
+    pivot = _pivot("address", [(a, f"v_{i}") for i, a in enumerate(addresses)]).replace("        max(", "           max(")
     pair_columns = ",\n".join(
-        f"           cur.v_{i} AS cur_{i}, prev.v_{i} AS prev_{i}" for i in range(len(addresses))
+        f"           cur.v_{i} AS cur_{i}, prev.v_{i} AS prev_{i}, cur.s_{i} AS cur_shown_{i}, prev.s_{i} AS prev_shown_{i}"
+        for i in range(len(addresses))
     )
     comparisons = _yoy_comparisons()
     # One row per comparison, crossed with the pairs of reports: a single reference to `pairs`.
@@ -262,6 +267,12 @@ def _year_over_year_sql() -> str:
     ]
     pick_expected = " ".join(f"WHEN {n} THEN {c[4]}" for n, c in enumerate(comparisons))
     pick_actual = " ".join(f"WHEN {n} THEN cur_{addresses.index(c[1])}" for n, c in enumerate(comparisons))
+    # As schema.reconcile.year_over_year: compared only where this year's report shows the target and last
+    # year's shows the previous cell (two reports without the requests table make no requests check).
+    pick_shown = " ".join(
+        f"WHEN {n} THEN cur_shown_{addresses.index(c[1])} + prev_shown_{addresses.index(c[2])}"
+        for n, c in enumerate(comparisons)
+    )
     comparison_sql = (
         "    SELECT p.report_id, p.previous_report_id, p.agency_id, p.agency, p.division_code, p.level, p.province_code,\n"
         "           p.province, p.year, p.template, p.document_url, k.rule, k.target, k.previous_address,\n"
@@ -270,19 +281,20 @@ def _year_over_year_sql() -> str:
         "    FROM pairs p\n    CROSS JOIN (VALUES\n"
         + _values(listed).replace("    (", "        (").replace("NULL)", "CAST(NULL AS TEXT))")
         + "\n    ) AS k (n, rule, target, previous_address, column_key, template)\n"
-        "    WHERE k.template IS NULL OR (p.template = k.template AND p.previous_template = k.template)"
+        "    WHERE (k.template IS NULL OR (p.template = k.template AND p.previous_template = k.template))\n"
+        f"      AND CASE k.n {pick_shown} END = 2"
     )
     identity = "agency, division_code, level, province_code, province, document_url"
     return (
         "CREATE VIEW year_over_year AS\nWITH yoy_cells AS (\n    SELECT report_id,\n"
-        + pivot.replace("        max(", "           max(")
+        + pivot + ",\n" + shown
         + "\n    FROM cells\n    WHERE address IN (" + ", ".join(_quote(a) for a in addresses) + ")\n    GROUP BY report_id\n),\n"
         # report_index is joined once, here: PostgreSQL estimates one row for current_reports' window filter
         # and would loop over it if it were joined to the (larger) pairs or comparisons
         "yoy_reports AS (\n    SELECT r.report_id, r.agency_id, r.year, r.template, "
         + ", ".join(f"r.{c}" for c in identity.split(", "))
         + ",\n           "
-        + ", ".join(f"y.v_{i}" for i in range(len(addresses)))
+        + ", ".join(f"y.v_{i}, y.s_{i}" for i in range(len(addresses)))
         + "\n    FROM report_index r\n"
         "    JOIN yoy_cells y ON y.report_id = r.report_id\n"
         "    WHERE r.status = 'extracted' AND r.agency_id IS NOT NULL\n),\n"

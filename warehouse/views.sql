@@ -1080,14 +1080,34 @@ WITH yoy_cells AS (
            max(CASE WHEN address = 'proactive.regulations.repealed' THEN value END) AS v_16,
            max(CASE WHEN address = 'proactive.normative_documents.in_force' THEN value END) AS v_17,
            max(CASE WHEN address = 'proactive.normative_documents.issued' THEN value END) AS v_18,
-           max(CASE WHEN address = 'proactive.normative_documents.repealed' THEN value END) AS v_19
+           max(CASE WHEN address = 'proactive.normative_documents.repealed' THEN value END) AS v_19,
+           max(CASE WHEN address = 'requests.carried_over.natural_person' THEN 1 ELSE 0 END) AS s_0,
+           max(CASE WHEN address = 'requests.carried_over.commercial' THEN 1 ELSE 0 END) AS s_1,
+           max(CASE WHEN address = 'requests.carried_over.research' THEN 1 ELSE 0 END) AS s_2,
+           max(CASE WHEN address = 'requests.carried_over.public_interest' THEN 1 ELSE 0 END) AS s_3,
+           max(CASE WHEN address = 'requests.carried_over.legal_services' THEN 1 ELSE 0 END) AS s_4,
+           max(CASE WHEN address = 'requests.carried_over.other_org' THEN 1 ELSE 0 END) AS s_5,
+           max(CASE WHEN address = 'requests.carried_over.total' THEN 1 ELSE 0 END) AS s_6,
+           max(CASE WHEN address = 'requests.carried_forward.natural_person' THEN 1 ELSE 0 END) AS s_7,
+           max(CASE WHEN address = 'requests.carried_forward.commercial' THEN 1 ELSE 0 END) AS s_8,
+           max(CASE WHEN address = 'requests.carried_forward.research' THEN 1 ELSE 0 END) AS s_9,
+           max(CASE WHEN address = 'requests.carried_forward.public_interest' THEN 1 ELSE 0 END) AS s_10,
+           max(CASE WHEN address = 'requests.carried_forward.legal_services' THEN 1 ELSE 0 END) AS s_11,
+           max(CASE WHEN address = 'requests.carried_forward.other_org' THEN 1 ELSE 0 END) AS s_12,
+           max(CASE WHEN address = 'requests.carried_forward.total' THEN 1 ELSE 0 END) AS s_13,
+           max(CASE WHEN address = 'proactive.regulations.in_force' THEN 1 ELSE 0 END) AS s_14,
+           max(CASE WHEN address = 'proactive.regulations.issued' THEN 1 ELSE 0 END) AS s_15,
+           max(CASE WHEN address = 'proactive.regulations.repealed' THEN 1 ELSE 0 END) AS s_16,
+           max(CASE WHEN address = 'proactive.normative_documents.in_force' THEN 1 ELSE 0 END) AS s_17,
+           max(CASE WHEN address = 'proactive.normative_documents.issued' THEN 1 ELSE 0 END) AS s_18,
+           max(CASE WHEN address = 'proactive.normative_documents.repealed' THEN 1 ELSE 0 END) AS s_19
     FROM cells
     WHERE address IN ('requests.carried_over.natural_person', 'requests.carried_over.commercial', 'requests.carried_over.research', 'requests.carried_over.public_interest', 'requests.carried_over.legal_services', 'requests.carried_over.other_org', 'requests.carried_over.total', 'requests.carried_forward.natural_person', 'requests.carried_forward.commercial', 'requests.carried_forward.research', 'requests.carried_forward.public_interest', 'requests.carried_forward.legal_services', 'requests.carried_forward.other_org', 'requests.carried_forward.total', 'proactive.regulations.in_force', 'proactive.regulations.issued', 'proactive.regulations.repealed', 'proactive.normative_documents.in_force', 'proactive.normative_documents.issued', 'proactive.normative_documents.repealed')
     GROUP BY report_id
 ),
 yoy_reports AS (
     SELECT r.report_id, r.agency_id, r.year, r.template, r.agency, r.division_code, r.level, r.province_code, r.province, r.document_url,
-           y.v_0, y.v_1, y.v_2, y.v_3, y.v_4, y.v_5, y.v_6, y.v_7, y.v_8, y.v_9, y.v_10, y.v_11, y.v_12, y.v_13, y.v_14, y.v_15, y.v_16, y.v_17, y.v_18, y.v_19
+           y.v_0, y.s_0, y.v_1, y.s_1, y.v_2, y.s_2, y.v_3, y.s_3, y.v_4, y.s_4, y.v_5, y.s_5, y.v_6, y.s_6, y.v_7, y.s_7, y.v_8, y.s_8, y.v_9, y.s_9, y.v_10, y.s_10, y.v_11, y.s_11, y.v_12, y.s_12, y.v_13, y.s_13, y.v_14, y.s_14, y.v_15, y.s_15, y.v_16, y.s_16, y.v_17, y.s_17, y.v_18, y.s_18, y.v_19, y.s_19
     FROM report_index r
     JOIN yoy_cells y ON y.report_id = r.report_id
     WHERE r.status = 'extracted' AND r.agency_id IS NOT NULL
@@ -1095,26 +1115,26 @@ yoy_reports AS (
 pairs AS (
     SELECT cur.report_id, prev.report_id AS previous_report_id, cur.agency_id, cur.year,
            cur.template, prev.template AS previous_template, cur.agency, cur.division_code, cur.level, cur.province_code, cur.province, cur.document_url,
-           cur.v_0 AS cur_0, prev.v_0 AS prev_0,
-           cur.v_1 AS cur_1, prev.v_1 AS prev_1,
-           cur.v_2 AS cur_2, prev.v_2 AS prev_2,
-           cur.v_3 AS cur_3, prev.v_3 AS prev_3,
-           cur.v_4 AS cur_4, prev.v_4 AS prev_4,
-           cur.v_5 AS cur_5, prev.v_5 AS prev_5,
-           cur.v_6 AS cur_6, prev.v_6 AS prev_6,
-           cur.v_7 AS cur_7, prev.v_7 AS prev_7,
-           cur.v_8 AS cur_8, prev.v_8 AS prev_8,
-           cur.v_9 AS cur_9, prev.v_9 AS prev_9,
-           cur.v_10 AS cur_10, prev.v_10 AS prev_10,
-           cur.v_11 AS cur_11, prev.v_11 AS prev_11,
-           cur.v_12 AS cur_12, prev.v_12 AS prev_12,
-           cur.v_13 AS cur_13, prev.v_13 AS prev_13,
-           cur.v_14 AS cur_14, prev.v_14 AS prev_14,
-           cur.v_15 AS cur_15, prev.v_15 AS prev_15,
-           cur.v_16 AS cur_16, prev.v_16 AS prev_16,
-           cur.v_17 AS cur_17, prev.v_17 AS prev_17,
-           cur.v_18 AS cur_18, prev.v_18 AS prev_18,
-           cur.v_19 AS cur_19, prev.v_19 AS prev_19
+           cur.v_0 AS cur_0, prev.v_0 AS prev_0, cur.s_0 AS cur_shown_0, prev.s_0 AS prev_shown_0,
+           cur.v_1 AS cur_1, prev.v_1 AS prev_1, cur.s_1 AS cur_shown_1, prev.s_1 AS prev_shown_1,
+           cur.v_2 AS cur_2, prev.v_2 AS prev_2, cur.s_2 AS cur_shown_2, prev.s_2 AS prev_shown_2,
+           cur.v_3 AS cur_3, prev.v_3 AS prev_3, cur.s_3 AS cur_shown_3, prev.s_3 AS prev_shown_3,
+           cur.v_4 AS cur_4, prev.v_4 AS prev_4, cur.s_4 AS cur_shown_4, prev.s_4 AS prev_shown_4,
+           cur.v_5 AS cur_5, prev.v_5 AS prev_5, cur.s_5 AS cur_shown_5, prev.s_5 AS prev_shown_5,
+           cur.v_6 AS cur_6, prev.v_6 AS prev_6, cur.s_6 AS cur_shown_6, prev.s_6 AS prev_shown_6,
+           cur.v_7 AS cur_7, prev.v_7 AS prev_7, cur.s_7 AS cur_shown_7, prev.s_7 AS prev_shown_7,
+           cur.v_8 AS cur_8, prev.v_8 AS prev_8, cur.s_8 AS cur_shown_8, prev.s_8 AS prev_shown_8,
+           cur.v_9 AS cur_9, prev.v_9 AS prev_9, cur.s_9 AS cur_shown_9, prev.s_9 AS prev_shown_9,
+           cur.v_10 AS cur_10, prev.v_10 AS prev_10, cur.s_10 AS cur_shown_10, prev.s_10 AS prev_shown_10,
+           cur.v_11 AS cur_11, prev.v_11 AS prev_11, cur.s_11 AS cur_shown_11, prev.s_11 AS prev_shown_11,
+           cur.v_12 AS cur_12, prev.v_12 AS prev_12, cur.s_12 AS cur_shown_12, prev.s_12 AS prev_shown_12,
+           cur.v_13 AS cur_13, prev.v_13 AS prev_13, cur.s_13 AS cur_shown_13, prev.s_13 AS prev_shown_13,
+           cur.v_14 AS cur_14, prev.v_14 AS prev_14, cur.s_14 AS cur_shown_14, prev.s_14 AS prev_shown_14,
+           cur.v_15 AS cur_15, prev.v_15 AS prev_15, cur.s_15 AS cur_shown_15, prev.s_15 AS prev_shown_15,
+           cur.v_16 AS cur_16, prev.v_16 AS prev_16, cur.s_16 AS cur_shown_16, prev.s_16 AS prev_shown_16,
+           cur.v_17 AS cur_17, prev.v_17 AS prev_17, cur.s_17 AS cur_shown_17, prev.s_17 AS prev_shown_17,
+           cur.v_18 AS cur_18, prev.v_18 AS prev_18, cur.s_18 AS cur_shown_18, prev.s_18 AS prev_shown_18,
+           cur.v_19 AS cur_19, prev.v_19 AS prev_19, cur.s_19 AS cur_shown_19, prev.s_19 AS prev_shown_19
     FROM yoy_reports cur
     JOIN yoy_reports prev ON prev.agency_id = cur.agency_id AND prev.year = cur.year - 1
 ),
@@ -1136,7 +1156,8 @@ comparisons AS (
         (7, 'proactive.in_force_year_over_year', 'proactive.regulations.in_force', 'proactive.regulations.in_force', 'regulations', '2021'),
         (8, 'proactive.in_force_year_over_year', 'proactive.normative_documents.in_force', 'proactive.normative_documents.in_force', 'normative_documents', '2021')
     ) AS k (n, rule, target, previous_address, column_key, template)
-    WHERE k.template IS NULL OR (p.template = k.template AND p.previous_template = k.template)
+    WHERE (k.template IS NULL OR (p.template = k.template AND p.previous_template = k.template))
+      AND CASE k.n WHEN 0 THEN cur_shown_0 + prev_shown_7 WHEN 1 THEN cur_shown_1 + prev_shown_8 WHEN 2 THEN cur_shown_2 + prev_shown_9 WHEN 3 THEN cur_shown_3 + prev_shown_10 WHEN 4 THEN cur_shown_4 + prev_shown_11 WHEN 5 THEN cur_shown_5 + prev_shown_12 WHEN 6 THEN cur_shown_6 + prev_shown_13 WHEN 7 THEN cur_shown_14 + prev_shown_14 WHEN 8 THEN cur_shown_17 + prev_shown_17 END = 2
 )
 SELECT report_id, previous_report_id, agency_id, agency, division_code, level, province_code, province,
        year, template, rule, target, previous_address, column_key, expected, actual,
@@ -1206,11 +1227,12 @@ found AS (
            r.status, r.template, r.report_id, r.sha256, r.document_url, r.checks_failing, r.checks_incomplete
     FROM report_index r
     UNION ALL
-    -- a document stored without any extraction record: the extractor raised, or the run stopped before it
+    -- a document stored without any extraction record: the extractor raised, or the run stopped before it.
+    -- (Not `reports`: a file carrying its agency-year's cells in another format has only an extractions row.)
     SELECT d.agency_id, d.year, 'not_extractable', 'extraction failed: no result recorded (see the run log)',
            NULL, NULL, NULL, d.sha256, d.url, NULL, NULL
     FROM documents d
-    WHERE NOT EXISTS (SELECT 1 FROM reports x WHERE x.sha256 = d.sha256)
+    WHERE NOT EXISTS (SELECT 1 FROM extractions x WHERE x.sha256 = d.sha256)
 ),
 missing AS (
     SELECT a.agency_id, y.year, 'not_found' AS coverage, 'no report found' AS reason,
@@ -1237,5 +1259,5 @@ LEFT JOIN provinces p ON p.province_code = substr(a.division_code, 1, 2) || '000
 
 -- views_version: a digest of this file, so that a writer or a read-only reader can tell the views are current.
 -- generated:begin views_version
-CREATE VIEW views_version AS SELECT 'b2cba950ac1ffe33' AS digest;
+CREATE VIEW views_version AS SELECT 'b868a6db1a78199a' AS digest;
 -- generated:end views_version

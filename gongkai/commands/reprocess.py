@@ -32,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
         )
     print_summary(summary, args.json)
     if not args.json:
-        changed = [d["name"] or d["sha256"] for d in summary["documents"] if d["outcome"] == "changed"]
-        print("cells changed in: " + (", ".join(changed) if changed else "no report"), file=sys.stdout)
+        # A new revision can differ only in warnings, provenance or checks: those are not "cells changed".
+        changed = [d for d in summary["documents"] if d["outcome"] == "changed"]
+        same_cells = [d["name"] or d["sha256"] for d in changed if not d["cells_changed"]]
+        if same_cells:
+            print("re-extracted, cells unchanged: " + ", ".join(same_cells), file=sys.stdout)
+        names = [d["name"] or d["sha256"] for d in changed if d["cells_changed"]]
+        print("cells changed in: " + (", ".join(names) if names else "no report"), file=sys.stdout)
     return 1 if summary["counts"].get("failed") else 0
