@@ -81,11 +81,12 @@ def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Pag
     return PageResult(portal.id, page.candidates, page.next, False, resp)
 
 
-def commit_listing(ctx: CrawlContext, portal: Portal, first: PageResult, candidates: Iterable[Candidate]) -> None:
-    """Remember the whole listing under its first page, once every page of it was read."""
+def commit_listing(ctx: CrawlContext, url: str, first: PageResult, candidates: Iterable[Candidate]) -> None:
+    """Remember the whole listing under its first page's URL as requested (the URL looked up next run, whatever it
+    redirected to), once every page of it was read."""
     resp = first.response
     if resp is not None and not first.from_cache:
-        ctx.state.commit(resp.url, etag=resp.etag, last_modified=resp.last_modified,
+        ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified,
                          derived=[c.to_dict() for c in candidates])
 
 

@@ -101,6 +101,78 @@ def decode_html(data: bytes, content_type: str = "") -> str:
     return html_reader.decode_html(data, str(charset) if charset else None)
 
 
+@dataclass
+class _Group:
+    agents: list[str] = field(default_factory=list)
+    rules: list[tuple[bool, re.Pattern[str], int]] = field(default_factory=list)  # (allow, pattern, length)
+    delay: float | None = None
+
+
+def _rule_pattern(path: str) -> re.Pattern[str]:
+    """An RFC 9309 path pattern: `*` any characters, a final `$` the end of the URL path."""
+    anchored = path.endswith("$")
+    body = ".*".join(re.escape(unquote(part)) for part in (path[:-1] if anchored else path).split("*"))
+    return re.compile(body + ("$" if anchored else ""), re.S)
+
+
+@dataclass
+class Robots:
+    """robots.txt as RFC 9309 reads it (urllib.robotparser knows neither `*` nor `$` in paths):
+    the group naming our product token, else `*`; the longest matching rule wins, Allow on a tie."""
+
+    groups: list[_Group]
+    unreachable: str | None = None  # why robots.txt could not be read (then nothing is allowed)
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], *, unreachable: str | None = None) -> Robots:
+        groups: list[_Group] = []
+        current: _Group | None = None
+        in_agents = False  # consecutive User-agent lines share one group
+        for raw in lines:
+            line = raw.split("#", 1)[0].strip()
+            field_name, sep, value = line.partition(":")
+            if not sep:
+                continue
+            name, value = field_name.strip().lower(), value.strip()
+            if name == "user-agent":
+                if current is None or not in_agents:
+                    current = _Group()
+                    groups.append(current)
+                current.agents.append(value.lower())
+                in_agents = True
+                continue
+            in_agents = False
+            if current is None:
+                continue
+            if name in ("allow", "disallow") and value:  # an empty Disallow allows everything
+                current.rules.append((name == "allow", _rule_pattern(value), len(value)))
+            elif name == "crawl-delay":
+                try:
+                    current.delay = float(value)
+                except ValueError:
+                    pass
+        return cls(groups, unreachable)
+
+    def _groups_for(self, user_agent: str) -> list[_Group]:
+        token = user_agent.split("/", 1)[0].strip().lower()
+        named = [g for g in self.groups if token in g.agents]
+        return named or [g for g in self.groups if "*" in g.agents]
+
+    def can_fetch(self, user_agent: str, url: str) -> bool:
+        parts = urlsplit(url)
+        target = unquote(parts.path or "/") + (f"?{unquote(parts.query)}" if parts.query else "")
+        best: tuple[int, bool] | None = None  # (length, allow): longer wins, then allow over disallow
+        for group in self._groups_for(user_agent):
+            for allow, pattern, length in group.rules:
+                if pattern.match(target) and (best is None or (length, allow) > best):
+                    best = (length, allow)
+        return best is None or best[1]
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        delays = [g.delay for g in self._groups_for(user_agent) if g.delay is not None]
+        return max(delays) if delays else None
+
+
 class _HostGate:
     """At most `concurrency` requests in flight to one host, and `delay` seconds between request starts."""
 
@@ -147,7 +219,7 @@ class Fetcher:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._gates: dict[str, _HostGate] = {}
-        self._robots: dict[str, urllib.robotparser.RobotFileParser] = {}
+        self._robots: dict[str, Robots] = {}
         self._robots_locks: dict[str, threading.Lock] = {}
         self.requests_sent = 0
 
@@ -199,9 +271,13 @@ class Fetcher:
                     return resp
             except TooLarge:
                 raise
+            except requests.exceptions.SSLError as exc:  # a bad certificate stays bad: no retry
+                raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 status, last = None, f"{type(exc).__name__}: {exc}"
                 continue
+            except requests.RequestException as exc:  # an invalid URL, a body that does not decode: not transient
+                raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
         raise FetchError(url, f"gave up after {self.retries + 1} attempts ({last})", status)
 
     def _read_capped(self, resp: requests.Response, url: str) -> None:
@@ -219,29 +295,41 @@ class Fetcher:
         resp._content = b"".join(chunks)  # what resp.content would have read, now bounded
         resp._content_consumed = True  # type: ignore[attr-defined]
 
-    def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser:
+    def _robots_for(self, url: str) -> Robots:
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             lock = self._robots_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._robots:
-                parser = urllib.robotparser.RobotFileParser(key + "/robots.txt")
-                try:
-                    resp = self._send("GET", key + "/robots.txt", {}, None)
-                    if resp.status_code in (401, 403):
-                        parser.parse(DISALLOW_ALL)
-                    elif resp.status_code >= 400:
-                        parser.parse([])  # no robots.txt: everything allowed
-                    else:
-                        parser.parse(decode_html(resp.content, "text/plain").splitlines())
-                        self._respect_crawl_delay(host_of(key), parser)
-                except FetchError:
-                    parser.parse(DISALLOW_ALL)  # unreachable robots.txt: assume the worst, try next run
-                self._robots[key] = parser
+                self._robots[key] = self._read_robots(key)
+                if not self._robots[key].unreachable:
+                    self._respect_crawl_delay(host_of(key), self._robots[key])
             return self._robots[key]
 
-    def _respect_crawl_delay(self, host: str, parser: urllib.robotparser.RobotFileParser) -> None:
+    def _read_robots(self, key: str) -> Robots:
+        """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
+        5xx, unreachable or redirected elsewhere = nothing allowed, reported as unreachable (tried again next run)."""
+        url = key + "/robots.txt"
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                resp = self._send("GET", url, {}, None)
+                if not resp.is_redirect:
+                    break
+                url = urljoin(url, resp.headers.get("location", ""))
+                if urlsplit(url).scheme not in ("http", "https") or host_of(url) not in self.registry_hosts | {host_of(key)}:
+                    raise FetchError(url, "robots.txt redirects off the registry's hosts")
+            else:
+                raise FetchError(url, f"robots.txt: more than {MAX_REDIRECTS} redirects")
+        except FetchError as exc:
+            return Robots.parse(DISALLOW_ALL, unreachable=exc.reason)
+        if resp.status_code in (401, 403):
+            return Robots.parse(DISALLOW_ALL)  # kept out explicitly: stay out
+        if resp.status_code >= 400:
+            return Robots.parse([])  # no robots.txt: everything allowed
+        return Robots.parse(decode_html(resp.content, "text/plain").splitlines())
+
+    def _respect_crawl_delay(self, host: str, parser: Robots | urllib.robotparser.RobotFileParser) -> None:
         """A Crawl-delay in robots.txt lengthens (never shortens) the configured per-host delay."""
         asked = parser.crawl_delay(self.user_agent)
         if asked is not None and self.gate is None:
@@ -258,7 +346,10 @@ class Fetcher:
             raise Refused(url, "not an http(s) URL")
         if host not in self.registry_hosts or host not in allowed:
             raise Refused(url, f"host {host} is not one of the agency's hosts")
-        if not self.allowed_by_robots(url):
+        robots = self._robots_for(url)
+        if robots.unreachable:  # a fetch failure of this run, not the site's policy
+            raise FetchError(url, f"robots.txt unreachable ({robots.unreachable})")
+        if not robots.can_fetch(self.user_agent, url):
             raise Refused(url, "disallowed by robots.txt")
 
     # -- the API ----------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
 DEMO_PLACEHOLDER = "{demo}"
 LEVELS = ("province", "city", "county", "department")
 CMS_FAMILIES = ("trs", "hanweb", "generic")
+# the [portal.params] each family reads (see crawler/adapters/*.py): any other is a typo
+PARAMS: dict[str, set[str]] = {
+    "trs": {"search_api", "channel_id", "search_channel", "page_size"},
+    "hanweb": {"column_id", "unit_id", "web_id", "per_page", "group"},
+    "generic": {"item_pattern", "next_text"},
+}
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,32 @@ def _is_demo(entry: dict[str, Any]) -> bool:
     return DEMO_PLACEHOLDER in repr(entry)
 
 
+def _check_types(entry: dict[str, Any]) -> None:
+    """A TOML slip (an unquoted code, one host not in a list) named, rather than a TypeError or a set of characters."""
+    name = entry.get("id", "?")
+    for key in ("id", "agency", "division_code", "level", "cms"):
+        if not isinstance(entry[key], str):
+            raise RegistryError(f"portal {name}: {key} must be a string (in quotes), not {entry[key]!r}")
+    listing = entry["listing"]
+    if not (isinstance(listing, str) or (isinstance(listing, list) and listing and all(isinstance(u, str) for u in listing))):
+        raise RegistryError(f"portal {name}: listing must be a URL or a list of URLs")
+    hosts = entry["hosts"]
+    if not (isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts)):
+        raise RegistryError(f"portal {name}: hosts must be a list of host names, e.g. [\"www.example.gov.cn\"]")
+    params = entry.get("params", {})
+    if not isinstance(params, dict):
+        raise RegistryError(f"portal {name}: params must be a table")
+    unknown = sorted(set(params) - PARAMS.get(entry["cms"], set()))
+    if unknown:
+        known = ", ".join(sorted(PARAMS.get(entry["cms"], set()))) or "none"
+        raise RegistryError(f"portal {name}: unknown {entry['cms']} params {', '.join(unknown)} (known: {known})")
+
+
 def _portal(entry: dict[str, Any]) -> Portal:
     missing = [k for k in ("id", "agency", "division_code", "level", "cms", "listing", "hosts") if k not in entry]
     if missing:
         raise RegistryError(f"portal {entry.get('id', '?')}: missing {', '.join(missing)}")
+    _check_types(entry)
     if entry["cms"] not in CMS_FAMILIES:
         raise RegistryError(f"portal {entry['id']}: unknown cms {entry['cms']!r} (known: {', '.join(CMS_FAMILIES)})")
     if entry["level"] not in LEVELS:

@@ -9,10 +9,14 @@ re-fetches in full next time.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class CrawlState:
@@ -21,7 +25,10 @@ class CrawlState:
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
         if path is not None and path.exists():
-            self._entries = json.loads(path.read_text("utf-8"))
+            try:
+                self._entries = json.loads(path.read_text("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:  # a damaged file costs one run of full fetches, not every run
+                log.warning("crawl state %s unreadable (%s): starting empty", path, exc)
 
     def get(self, url: str) -> dict[str, Any] | None:
         with self._lock:
@@ -57,6 +64,12 @@ class CrawlState:
         with self._lock:
             text = json.dumps(self._entries, ensure_ascii=False, sort_keys=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, self.path)
+        # a temp name of its own in the same directory: two runs saving at once do not write into one file
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise

@@ -7,6 +7,7 @@ the run summary and does not stop the others; nothing of it is remembered, so th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -46,6 +47,8 @@ from warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
 from warehouse.archive import sha256_of
 from warehouse.runs import RecordedRun
 
+# portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
+FAILED_PORTAL = ("failed", "empty")
 WORKERS = int(os.environ.get("GONGKAI_CRAWL_WORKERS", "8"))
 EXTRACT_TIMEOUT_S = float(os.environ.get("GONGKAI_EXTRACT_TIMEOUT", "600"))
 
@@ -113,15 +116,29 @@ def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate) -
 class _PortalProgress:
     portal: Portal
     candidates: dict[str, Candidate] = field(default_factory=dict)
-    first: PageResult | None = None
+    # per listing URL of the portal: its first page and every candidate of its pages, for conditional state
+    firsts: dict[str, PageResult] = field(default_factory=dict)
+    listed: dict[str, list[Candidate]] = field(default_factory=dict)
+    requested: set[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
     pages: int = 0
     pending: int = 0
     error: str | None = None
-    from_cache: bool = False
+    truncated: bool = False  # a backfill stopped paging early: the listing read is not the whole listing
+
+    def first_request(self, request: PageRequest) -> bool:
+        """True the first time this run asks for a page: a 下一页 back to an earlier page does not loop."""
+        key = (request.method, request.url, tuple(sorted((request.data or {}).items())))
+        if key in self.requested:
+            return False
+        self.requested.add(key)
+        return True
 
     def summary(self) -> dict[str, Any]:
-        return {"status": "failed" if self.error else "ok", "error": self.error, "pages": self.pages,
-                "listed": len(self.candidates), "listing_from_cache": self.from_cache}
+        # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family)
+        status = "failed" if self.error else "empty" if self.pages and not self.candidates else "ok"
+        return {"status": status, "error": self.error or ("no listing items" if status == "empty" else None), "pages": self.pages,
+                "listed": len(self.candidates),
+                "listing_from_cache": bool(self.firsts) and all(f.from_cache for f in self.firsts.values())}
 
 
 def _extract_in_process(data: bytes, name: str) -> dict[str, Any]:
@@ -187,7 +204,7 @@ def _ingest_into(
 def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
     """Walk every portal's listing (pages of one portal in order, portals side by side) and each wanted item."""
     progress = {p.id: _PortalProgress(p) for p in portals}
-    pages: dict[PrefectFuture[PageResult], tuple[Portal, PageRequest]] = {}
+    pages: dict[PrefectFuture[PageResult], tuple[Portal, PageRequest, str]] = {}  # and the listing URL it pages
     items: dict[PrefectFuture[list[DocResult]], tuple[Portal, Candidate]] = {}
     finished: SimpleQueue[PrefectFuture[list[DocResult]]] = SimpleQueue()
     rejected: list[dict[str, Any]] = []
@@ -201,19 +218,22 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
             try:
                 documents.extend(done.result())
             except Exception as exc:
-                documents.append(DocResult(portal.id, candidate.url, candidate.title, "failed", reason=f"{type(exc).__name__}: {exc}"))
+                # not an ingest outcome (those are counted by ingest): run_crawl counts it with the fetch failures
+                documents.append(DocResult(portal.id, candidate.url, candidate.title, "crashed", reason=f"{type(exc).__name__}: {exc}"))
             _notify("done")
 
-    def submit_page(portal: Portal, request: PageRequest) -> None:
+    def submit_page(portal: Portal, request: PageRequest, root: str) -> None:
+        if not progress[portal.id].first_request(request):
+            return
         progress[portal.id].pending += 1
-        pages[listing_page_task.submit(quote(ctx), portal, request)] = (portal, request)  # type: ignore[call-overload]
+        pages[listing_page_task.submit(quote(ctx), portal, request)] = (portal, request, root)  # type: ignore[call-overload]
 
     for portal in portals:
         for request in first_requests(portal):
-            submit_page(portal, request)
+            submit_page(portal, request, request.url)
     while pages:
         future = next(as_completed(list(pages)))
-        portal, request = pages.pop(future)
+        portal, request, root = pages.pop(future)
         state = progress[portal.id]
         state.pending -= 1
         try:
@@ -226,7 +246,8 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
             continue
         state.pages += 1
         if request.is_first:
-            state.first, state.from_cache = result, result.from_cache
+            state.firsts[root] = result
+        state.listed.setdefault(root, []).extend(result.candidates)
         for candidate in result.candidates:
             if candidate.url in state.candidates:
                 continue  # Hanweb repeats a record at each group boundary
@@ -239,15 +260,23 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
                 items[item] = (portal, candidate)
                 item.add_done_callback(finished.put)
                 _notify("submitted")
-        if not state.error and not older_than_wanted(ctx, result.candidates):
+        if older_than_wanted(ctx, result.candidates):
+            state.truncated = state.truncated or bool(result.next)
+        elif not state.error:
             for nxt in result.next:
-                submit_page(portal, nxt)
-        if state.pending == 0 and state.error is None and state.first is not None:
-            commit_listing(ctx, portal, state.first, state.candidates.values())
+                submit_page(portal, nxt, root)
+        if state.pending == 0 and state.error is None and not state.truncated:
+            for url, first in state.firsts.items():
+                commit_listing(ctx, url, first, dict.fromkeys(state.listed[url]))
         collect(wait=False)
     collect(wait=True)
     return {"portals": {pid: p.summary() for pid, p in progress.items()}, "rejected": rejected,
             "documents": [d.to_dict() for d in documents]}
+
+
+def state_file_name(warehouse_url: str) -> str:
+    """The default crawl-state file of a warehouse, named after its URL."""
+    return f"crawl-state-{hashlib.sha256(warehouse_url.encode()).hexdigest()[:12]}.json"
 
 
 def run_crawl(
@@ -266,13 +295,14 @@ def run_crawl(
     from gongkai.settings import data_dir
 
     portals = select(load_registry(Path(registry_file) if registry_file else None, demo_port=demo_port), agencies)
-    state = CrawlState(Path(state_file) if state_file else data_dir() / "crawl-state.json")
     fetcher = Politeness.from_env(**(politeness or {})).fetcher(all_hosts(portals))
     archive = open_archive(archive_location)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     started = time.perf_counter()
     pool = _ExtractPool()
     with open_warehouse(db_url) as warehouse:
+        # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
+        state = CrawlState(Path(state_file) if state_file else data_dir() / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             ctx = CrawlContext(fetcher, state, _ingest_into(run, warehouse, archive, pool), frozenset(years) if years else None)
             try:
@@ -280,10 +310,10 @@ def run_crawl(
             finally:
                 pool.close()
             for pid, info in summary["portals"].items():
-                if info["status"] == "failed":  # counted with the failures of the run
+                if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}"))
             for doc in summary["documents"]:
-                if doc["outcome"] == "fetch_failed":
+                if doc["outcome"] in ("fetch_failed", "crashed"):
                     run.add(IngestOutcome("", "failed", doc["url"], reason=doc["reason"]))
             state.save()
         counts: dict[str, int] = {}

@@ -4,7 +4,7 @@ Params: `item_pattern` (regex an item href must match), `next_text` (default 下
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 
@@ -24,6 +24,7 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
     nxt = [a for a in nav if a.get_text(strip=True) == next_text]
     if nxt:
         target = urljoin(url, str(nxt[0]["href"]))
-        if target != url:
+        # the last page's 下一页 is often javascript:void(0) or "#": no next page, not a request to refuse
+        if urlsplit(target).scheme in ("http", "https") and urldefrag(target).url != urldefrag(url).url:
             return ListingPage(found, [PageRequest(target, number=request.number + 1)])
     return ListingPage(found, [])

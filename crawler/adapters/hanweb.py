@@ -16,6 +16,7 @@ from crawler.registry import Portal
 
 DATAPROXY = "/module/web/jpage/dataproxy.jsp"
 RECORD = re.compile(r"<record>\s*<!\[CDATA\[(.*?)\]\]>\s*</record>", re.S)
+COLUMN = re.compile(r"/col/col(\d+)/")
 TOTAL = re.compile(r"<totalrecord>\s*(\d+)\s*</totalrecord>")
 
 
@@ -30,14 +31,20 @@ def _records(text: str, base_url: str) -> list[Candidate]:
     return out
 
 
-def _group_request(portal: Portal, start: int, total: int) -> PageRequest:
+def _group_request(portal: Portal, request: PageRequest, start: int, total: int) -> PageRequest:
+    """The proxy's group from record `start`, for the column of `request` (its /col/ page or an earlier group)."""
     group = int(portal.param("group", 45))
     end = min(start + group - 1, total)
-    prefix = portal.listing[0].split("/col/")[0]  # the site root the column lives under
+    if request.method == "POST" and request.data:  # an earlier group: same site root, same column
+        prefix, column = request.url.split(DATAPROXY)[0], request.data["columnid"]
+    else:  # the column's page, not portal.listing[0]: a portal may list several columns
+        m = COLUMN.search(request.url)
+        prefix = request.url.split("/col/")[0]  # the site root the column lives under
+        column = m.group(1) if m else str(portal.param("column_id", ""))
     query = f"?startrecord={start}&endrecord={end}&perpage={portal.param('per_page', 15)}"
     data = {
         "col": "1", "appid": "1", "webid": str(portal.param("web_id", 1)), "path": "/",
-        "columnid": str(portal.param("column_id", "")), "sourceContentType": "1",
+        "columnid": column, "sourceContentType": "1",
         "unitid": str(portal.param("unit_id", "")), "webname": "", "permissiontype": "0",
     }
     return PageRequest(urljoin(prefix + "/", DATAPROXY.lstrip("/")) + query, "POST", data, number=2 + start // group, record=start)
@@ -52,4 +59,4 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
     start = 1 if request.method == "GET" else request.record + group
     if request.method == "GET" and total <= len(found):
         return ListingPage(found, [])
-    return ListingPage(found, [_group_request(portal, start, total)] if start <= total else [])
+    return ListingPage(found, [_group_request(portal, request, start, total)] if start <= total else [])

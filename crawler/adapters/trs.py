@@ -27,7 +27,8 @@ def _static_page(n: int, first_url: str) -> str:
     return urljoin(first_url, "index.html" if n == 1 else f"index_{n - 1}.html")
 
 
-def _search_request(portal: Portal, number: int) -> PageRequest:
+def _search_request(portal: Portal, request: PageRequest, number: int) -> PageRequest:
+    """Page `number` of the search API; `request` is the listing's first page or an earlier search-API page."""
     data = {
         "channelid": str(portal.param("search_channel", "")),
         "classsql": f"chnlid={portal.param('channel_id', '')}",
@@ -35,7 +36,8 @@ def _search_request(portal: Portal, number: int) -> PageRequest:
         "page": str(number),
         "prepage": str(portal.param("page_size", 10)),
     }
-    return PageRequest(urljoin(portal.listing[0], portal.param("search_api")), "POST", data, number)
+    api = request.url if request.method == "POST" else urljoin(request.url, portal.param("search_api"))
+    return PageRequest(api, "POST", data, number)
 
 
 def _records(obj: Any) -> list[dict[str, Any]]:
@@ -61,7 +63,7 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
             for r in _records(answer)
         ]
         pages = int(answer.get("pager", {}).get("pageCount", request.number)) if isinstance(answer, dict) else 0
-        nxt = [_search_request(portal, request.number + 1)] if request.number < pages and found else []
+        nxt = [_search_request(portal, request, request.number + 1)] if request.number < pages and found else []
         return ListingPage(found, nxt)
 
     soup = BeautifulSoup(text, "lxml")
@@ -71,9 +73,10 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
         per_page = PER_PAGE.search(text)
         size = int(per_page.group(1)) if per_page else int(portal.param("page_size", 10))
         pages = math.ceil(int(records.group(1)) / size) if records else 1
-        return ListingPage(found, [_search_request(portal, 2)] if pages > 1 else [])
+        return ListingPage(found, [_search_request(portal, request, 2)] if pages > 1 else [])
     m = PAGE_COUNT.search(text)
     pages = int(m.group(1) or m.group(2)) if m else 1
     if request.number < pages:
-        return ListingPage(found, [PageRequest(_static_page(request.number + 1, portal.listing[0]), number=request.number + 1)])
+        # beside the page just read, not portal.listing[0]: a portal may have several listings
+        return ListingPage(found, [PageRequest(_static_page(request.number + 1, request.url), number=request.number + 1)])
     return ListingPage(found, [])

@@ -51,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
         finally:
             crawl.set_progress(None)
     print_summary(summary)
-    return 1 if any(p["status"] == "failed" for p in summary["portals"].values()) else 0
+    return 1 if any(p["status"] in crawl.FAILED_PORTAL for p in summary["portals"].values()) else 0

@@ -28,7 +28,7 @@ def print_summary(summary: dict[str, Any], *, show_loaded: bool = False) -> None
     if not summary["portals"]:
         print("  no portals: add real ones to the registry (see crawler/registry.toml); demo entries need --demo-port")
     for pid, info in summary["portals"].items():
-        state = "ok" if info["status"] == "ok" else f"FAILED: {info['error']}"
+        state = "ok" if info["status"] == "ok" else f"{info['status'].upper()}: {info['error']}"
         cached = " (listing unchanged)" if info["listing_from_cache"] else ""
         print(f"  portal {pid}: {info['pages']} listing pages, {info['listed']} items{cached}; {state}")
     for doc in summary["documents"]:

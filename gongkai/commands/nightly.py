@@ -19,12 +19,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
-    from flows.crawl import nightly_flow
+    from flows import crawl
 
-    summary = nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
-                           demo_port=args.demo_port, politeness=politeness(args))
+    summary = crawl.nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
+                                 demo_port=args.demo_port, politeness=politeness(args))
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
         print_summary(summary)
-    return 1 if any(p["status"] == "failed" for p in summary["portals"].values()) else 0
+    return 1 if any(p["status"] in crawl.FAILED_PORTAL for p in summary["portals"].values()) else 0
