@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from extractors.model import BBox, Document, GridCell, Table
 from schema import TEMPLATES, Key, TableDef, Template
 from schema.labels import CONTAINED, best_score, normalize_label
-from schema.values import parse_value
+from schema.values import is_number, is_readable, parse_value
 
 ROW_MATCH = 0.7  # a misspelt label still matches (其他法律行政止公开 ≈ 0.74 × 0.9 discounts stay above)
 HEADER_MATCH = CONTAINED
@@ -80,14 +80,6 @@ def distinct(cells: list[GridCell]) -> list[GridCell]:
     return out
 
 
-def _readable(text: str) -> bool:
-    return parse_value(text).readable or parse_value(text, "money").readable
-
-
-def _is_number(text: str) -> bool:
-    return _readable(text) and (parse_value(text).value is not None or parse_value(text, "money").value is not None)
-
-
 def _header_labels(table: TableDef) -> list[Key]:
     keys = list(table.columns)
     if table.orientation == "columns":
@@ -135,7 +127,7 @@ def _map_table(table: Table, template: Template, section: Section | None, result
     for row in table.rows:
         cells = distinct(row)
         texts = _norm_texts(cells)
-        numbers = sum(1 for c in cells if _is_number(c.text))
+        numbers = sum(1 for c in cells if is_number(c.text))
         if numbers == 0:
             hits = max((_header_hits(texts, t) for t in template.tables), default=0)
             if hits >= 2 or (hits == 1 and not _matches_any_row(texts, template)):
@@ -241,7 +233,7 @@ def _map_row(row: list[GridCell], cells: list[GridCell], table: Table, section: 
         values = distinct([c for c in row if c.col >= first and c.origin[1] >= first])
     else:
         labels, values = cells[:-k] if len(cells) > k else [], cells[-k:]
-    if not labels and not any(_readable(c.text) for c in values):
+    if not labels and not any(is_readable(c.text) for c in values):
         return False  # a section title such as 第二十条第（五）项 spanning the row, not values
     assigned = _assign_values(values, row, section, result, table)
     if not assigned:

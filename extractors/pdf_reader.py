@@ -708,9 +708,9 @@ def _continued_cell(a: _Grid, last: int, c: _Cell, split: bool) -> _Cell | None:
 
 def _is_number(text: str) -> bool:
     """A printed value (by the schema's value rules, as mapping reads it), not a label."""
-    from schema.values import parse_value  # imported late: see extractors/__init__.py on import order
+    from schema.values import is_number  # imported late: see extractors/__init__.py on import order
 
-    return any(parsed.readable and parsed.value is not None for parsed in (parse_value(text), parse_value(text, "money")))
+    return is_number(text)
 
 
 def _to_table(index: int, grid: _Grid) -> Table:

@@ -37,11 +37,11 @@ from crawler.crawl import (
     older_than_wanted,
     wanted,
 )
-from crawler.discovery import classify_title
 from crawler.fetcher import Fetcher, FetchError
 from crawler.host_limits import PrefectHostGate, ensure_host_limits
 from crawler.registry import Portal, all_hosts, load_registry, select
 from crawler.state import CrawlState
+from extractors.report_meta import classify_title
 from flows.ingest import extractor_version, ingest_bytes
 from warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
 from warehouse.archive import sha256_of

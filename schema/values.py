@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from schema import VALUES
 
@@ -18,6 +19,7 @@ class Parsed:
     readable: bool  # False: text that is not a number (a footnote, 见附件): value None, warn
 
 
+@lru_cache(maxsize=65536)  # a grid is read several times (header test, row test, value); cells repeat
 def parse_value(raw: str, kind: str = "count", header_unit: str | None = None) -> Parsed:
     """Parse one cell. `kind` "money" converts into 万元; `header_unit` is the unit the column header names."""
     text = unicodedata.normalize("NFKC", raw)
@@ -58,3 +60,13 @@ def _unit_factor(header: str) -> float:
         if re.search(rf"\((?:单位:)?{unit}\)|单位:{unit}$|(?<!万|亿){unit}$", folded):
             return factor
     return 1.0
+
+
+def is_readable(text: str) -> bool:
+    """A value cell's text as either kind reads it: a number, or blank."""
+    return parse_value(text).readable or parse_value(text, "money").readable
+
+
+def is_number(text: str) -> bool:
+    """A printed number (with any unit), not a label and not a blank."""
+    return any(p.readable and p.value is not None for p in (parse_value(text), parse_value(text, "money")))

@@ -12,10 +12,10 @@ from crawler.adapters import Candidate, PageRequest, first_requests
 from crawler.crawl import CrawlContext, DocResult, listing_item, listing_page, older_than_wanted
 from crawler.demo_portal import DemoPortal
 from crawler.detail import parse_detail
-from crawler.discovery import classify_title
 from crawler.fetcher import USER_AGENT, Fetcher, FetchError, Refused, TooLarge, content_disposition_filename
 from crawler.registry import DEFAULT_REGISTRY, Portal, RegistryError, all_hosts, load_registry, select
 from crawler.state import CrawlState
+from extractors.report_meta import classify_title
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 
