@@ -180,7 +180,7 @@ def measure(n: int) -> dict[str, float | int]:
     quiet_prefect()
     from prefect import flow
 
-    from flows.crawl import nightly_flow
+    from gongkai.flows.crawl import nightly_flow
 
     @flow(name="bench-warm-up")
     def warm_up() -> None:

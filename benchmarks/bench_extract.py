@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 import pdfplumber  # noqa: E402
 
-from extractors import read_document, sniff_format  # noqa: E402
+from gongkai.extractors import read_document, sniff_format  # noqa: E402
 
 try:
-    from extractors.extract import extract_report
+    from gongkai.extractors.extract import extract_report
 except ImportError:  # the lead's whole-extraction entry point is not written yet
     extract_report = None  # type: ignore[assignment]
 

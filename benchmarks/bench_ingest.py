@@ -36,9 +36,9 @@ from gongkai.settings import quiet_prefect  # noqa: E402
 
 quiet_prefect()
 
-from flows.ingest import ingest_bytes  # noqa: E402
-from warehouse.archive import open_archive  # noqa: E402
-from warehouse.store import open_warehouse  # noqa: E402
+from gongkai.flows.ingest import ingest_bytes  # noqa: E402
+from gongkai.warehouse.archive import open_archive  # noqa: E402
+from gongkai.warehouse.store import open_warehouse  # noqa: E402
 
 DOCUMENTS = ROOT / "tests" / "corpus" / "documents"
 # source file, the agency as printed, its city part to swap, the years of its template era
@@ -110,7 +110,7 @@ def bench_direct(url: str, archive_dir: Path, count: int) -> dict[str, Any]:
 
 
 def bench_flow(url: str, work: Path, count: int) -> dict[str, Any]:
-    from flows.ingest import ingest_paths
+    from gongkai.flows.ingest import ingest_paths
 
     folder, empty = work / "files", work / "empty"
     folder.mkdir()

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from research_fixtures import research_examples  # noqa: E402
 
-from schema import all_addresses  # noqa: E402
-from warehouse.query import open_read_only  # noqa: E402
-from warehouse.store import open_warehouse  # noqa: E402
+from gongkai.schema import all_addresses  # noqa: E402
+from gongkai.warehouse.query import open_read_only  # noqa: E402
+from gongkai.warehouse.store import open_warehouse  # noqa: E402
 
 YEARS = (2019, 2020, 2021, 2022, 2023)
 LEVELS = ("province", "city", "county", "department")

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crawler.adapters import Candidate, PageRequest, parser_for
-from crawler.detail import Detail, looks_like_document, parse_detail
-from crawler.fetcher import Fetcher, FetchError, Refused, Response
-from crawler.registry import Portal
-from crawler.state import CrawlState
-from extractors.report_meta import TitleVerdict, classify_title
+from gongkai.crawler.adapters import Candidate, PageRequest, parser_for
+from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
+from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
+from gongkai.crawler.registry import Portal
+from gongkai.crawler.state import CrawlState
+from gongkai.extractors.report_meta import TitleVerdict, classify_title
 
 # ingest(data, name=, url=, agency=, year=, portal=) -> (outcome, reason, report_id, failing_checks)
 Ingest = Callable[..., tuple[str, str | None, int | None, int]]

@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
 
-from crawler.adapters.links import anchor_title
+from gongkai.crawler.adapters.links import anchor_title
 
 DOCUMENT_LINK = re.compile(r"\.(?:pdf|docx?|wps|txt)(?:$|\?)|downfile\.jsp|/download\b", re.I)
 DOCUMENT_PATH = re.compile(r"\.(?:pdf|docx?|wps|txt)$|downfile\.jsp", re.I)

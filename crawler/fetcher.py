@@ -17,8 +17,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
-from crawler.registry import host_of
-from extractors import html_reader
+from gongkai.crawler.registry import host_of
+from gongkai.extractors import html_reader
 
 USER_AGENT = "gongkai/0.1 (+https://github.com/gongkai/gongkai)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

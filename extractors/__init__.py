@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
-from extractors.sniff import sniff_format
+from gongkai.extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
+from gongkai.extractors.sniff import sniff_format
 
 __all__ = ["Document", "GridCell", "Table", "TextBlock", "UnreadableDocument", "read_document", "sniff_format"]
 
@@ -15,21 +15,21 @@ def read_document(data: bytes, name: str = "") -> Document:
     except ValueError as exc:
         raise UnreadableDocument(str(exc)) from exc
     if fmt == "pdf":
-        from extractors import pdf_reader
+        from gongkai.extractors import pdf_reader
 
         return pdf_reader.read(data)
     if fmt == "docx":
-        from extractors import docx_reader
+        from gongkai.extractors import docx_reader
 
         return docx_reader.read(data)
     if fmt == "html":
-        from extractors import html_reader
+        from gongkai.extractors import html_reader
 
         return html_reader.read(data)
     if fmt in ("doc", "wps"):
-        from extractors import convert
+        from gongkai.extractors import convert
 
         return convert.read(data, fmt)
-    from extractors import text_reader
+    from gongkai.extractors import text_reader
 
     return text_reader.read(data)

@@ -13,9 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from extractors import docx_reader
-from extractors.model import Document, TextBlock, UnreadableDocument
-from extractors.textnorm import clean_text
+from gongkai.extractors import docx_reader
+from gongkai.extractors.model import Document, TextBlock, UnreadableDocument
+from gongkai.extractors.textnorm import clean_text
 
 OFFICE_COMMANDS = ("soffice", "libreoffice")
 CONVERT_TIMEOUT_SECONDS = 120.0

@@ -16,8 +16,8 @@ from typing import Any
 import docx
 from docx.opc.exceptions import PackageNotFoundError
 
-from extractors.model import Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
-from extractors.textnorm import clean_text, first_title_line
+from gongkai.extractors.model import Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
+from gongkai.extractors.textnorm import clean_text, first_title_line
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"

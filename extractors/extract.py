@@ -6,14 +6,14 @@ import hashlib
 from pathlib import PurePath
 from typing import Any
 
-from extractors import read_document
-from extractors.mapping import Mapping, detect_template, map_document
-from extractors.model import Document
-from extractors.report_meta import ReportMeta, detect_meta
-from extractors.sniff import sniff_format
-from extractors.version import EXTRACTOR_VERSION
-from schema import TEMPLATES, Template
-from schema.reconcile import reconcile
+from gongkai.extractors import read_document
+from gongkai.extractors.mapping import Mapping, detect_template, map_document
+from gongkai.extractors.model import Document
+from gongkai.extractors.report_meta import ReportMeta, detect_meta
+from gongkai.extractors.sniff import sniff_format
+from gongkai.extractors.version import EXTRACTOR_VERSION
+from gongkai.schema import TEMPLATES, Template
+from gongkai.schema.reconcile import reconcile
 
 # status of an extraction
 EXTRACTED = "extracted"

@@ -13,8 +13,15 @@ from typing import Any, TypeAlias
 
 from lxml import etree
 
-from extractors.model import MAX_TABLE_CELLS, Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
-from extractors.textnorm import clean_text, first_title_line, looks_like_title
+from gongkai.extractors.model import (
+    MAX_TABLE_CELLS,
+    Document,
+    SpanRows,
+    TextBlock,
+    UnreadableDocument,
+    grids_within_budget,
+)
+from gongkai.extractors.textnorm import clean_text, first_title_line, looks_like_title
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from extractors.model import BBox, Document, GridCell, Table
-from schema import TEMPLATES, Key, TableDef, Template
-from schema.labels import CONTAINED, best_score, normalize_label
-from schema.values import is_number, is_readable, parse_value
+from gongkai.extractors.model import BBox, Document, GridCell, Table
+from gongkai.schema import TEMPLATES, Key, TableDef, Template
+from gongkai.schema.labels import CONTAINED, best_score, normalize_label
+from gongkai.schema.values import is_number, is_readable, parse_value
 
 ROW_MATCH = 0.7  # a misspelt label still matches (其他法律行政止公开 ≈ 0.74 × 0.9 discounts stay above)
 HEADER_MATCH = CONTAINED

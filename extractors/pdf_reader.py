@@ -27,8 +27,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
 
-from extractors.model import BBox, Document, Table, TextBlock, UnreadableDocument, build_grid
-from extractors.textnorm import clean_text
+from gongkai.extractors.model import BBox, Document, Table, TextBlock, UnreadableDocument, build_grid
+from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
 MAX_TABLE_PAGES = 40  # pages searched for ruled tables, in page order
@@ -374,7 +374,7 @@ def _cell_text(chars: list[_Char]) -> str:
 @functools.cache
 def _anchors() -> tuple[str, ...]:
     """Labels that name a standard table (schema/data/tables.toml), long enough not to be prose."""
-    from schema import TABLES
+    from gongkai.schema import TABLES
 
     return tuple(sorted({a for t in TABLES.values() for a in t.anchors if len(a) >= 4}))
 
@@ -708,7 +708,7 @@ def _continued_cell(a: _Grid, last: int, c: _Cell, split: bool) -> _Cell | None:
 
 def _is_number(text: str) -> bool:
     """A printed value (by the schema's value rules, as mapping reads it), not a label."""
-    from schema.values import is_number  # imported late: see extractors/__init__.py on import order
+    from gongkai.schema.values import is_number  # imported late: see extractors/__init__.py on import order
 
     return is_number(text)
 

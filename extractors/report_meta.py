@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from extractors.model import Document
-from extractors.textnorm import clean_text, fold
-from schema import TITLES
+from gongkai.extractors.model import Document
+from gongkai.extractors.textnorm import clean_text, fold
+from gongkai.schema import TITLES
 
 _YEAR = r"((?:19|20)\d{2})"
 _CN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")

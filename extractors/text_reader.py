@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
-from extractors.textnorm import clean_text
+from gongkai.extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
+from gongkai.extractors.textnorm import clean_text
 
 _BODY_RULE = re.compile(r"^=+\s*正文\s*=+$")
 _META_LINE = re.compile(r"^([^:：\s]{1,12})[:：]\s*(.*)$")

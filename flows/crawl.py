@@ -26,8 +26,8 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from crawler.adapters import Candidate, PageRequest, first_requests
-from crawler.crawl import (
+from gongkai.crawler.adapters import Candidate, PageRequest, first_requests
+from gongkai.crawler.crawl import (
     CrawlContext,
     DocResult,
     PageResult,
@@ -37,15 +37,15 @@ from crawler.crawl import (
     older_than_wanted,
     wanted,
 )
-from crawler.fetcher import Fetcher, FetchError
-from crawler.host_limits import PrefectHostGate, ensure_host_limits
-from crawler.registry import Portal, all_hosts, load_registry, select
-from crawler.state import CrawlState
-from extractors.report_meta import classify_title
-from flows.ingest import extractor_version, ingest_bytes
-from warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
-from warehouse.archive import sha256_of
-from warehouse.runs import RecordedRun
+from gongkai.crawler.fetcher import Fetcher, FetchError
+from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
+from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
+from gongkai.crawler.state import CrawlState
+from gongkai.extractors.report_meta import classify_title
+from gongkai.flows.ingest import extractor_version, ingest_bytes
+from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
+from gongkai.warehouse.archive import sha256_of
+from gongkai.warehouse.runs import RecordedRun
 
 # portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
 FAILED_PORTAL = ("failed", "empty")
@@ -142,7 +142,7 @@ class _PortalProgress:
 
 
 def _extract_in_process(data: bytes, name: str) -> dict[str, Any]:
-    from flows.ingest import extract_document
+    from gongkai.flows.ingest import extract_document
 
     return dict(extract_document(data, name))
 

@@ -22,9 +22,9 @@ from typing import Any
 from prefect import flow, task
 from prefect.futures import PrefectFuture, as_completed
 
-from warehouse.archive import Archive, open_archive
-from warehouse.runs import RecordedRun, RunTally, recorded_run
-from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
+from gongkai.warehouse.archive import Archive, open_archive
+from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
+from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
 
 __all__ = [
     "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally",
@@ -46,13 +46,13 @@ WINDOW = 16
 
 
 def extractor_version() -> str:
-    from extractors.version import EXTRACTOR_VERSION
+    from gongkai.extractors.version import EXTRACTOR_VERSION
 
     return EXTRACTOR_VERSION
 
 
 def media_type_of(data: bytes, name: str) -> str:
-    from extractors.sniff import sniff_format
+    from gongkai.extractors.sniff import sniff_format
 
     try:
         return MEDIA_TYPES[sniff_format(data, name)]
@@ -62,10 +62,10 @@ def media_type_of(data: bytes, name: str) -> str:
 
 def extract_document(data: bytes, name: str, extract: Extract | None = None) -> Mapping[str, Any]:
     """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
-    from extractors.model import UnreadableDocument
+    from gongkai.extractors.model import UnreadableDocument
 
     if extract is None:
-        from extractors.extract import extract_report
+        from gongkai.extractors.extract import extract_report
 
         extract = extract_report
     try:

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 from prefect.futures import PrefectFuture
 
-from flows.ingest import (
+from gongkai.flows.ingest import (
     WINDOW,
     _report,
     extract_task,
@@ -22,9 +22,9 @@ from flows.ingest import (
     summary_of,
     task_runner,
 )
-from warehouse.archive import Archive, open_archive
-from warehouse.runs import RecordedRun, recorded_run
-from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
+from gongkai.warehouse.archive import Archive, open_archive
+from gongkai.warehouse.runs import RecordedRun, recorded_run
+from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

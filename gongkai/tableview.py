@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from schema import template as get_template
+from gongkai.schema import template as get_template
 
 
 def _width(text: str) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schema.labels import normalize_label
+from gongkai.schema.labels import normalize_label
 
 DATA = Path(__file__).parent / "data"
 KINDS = ("count", "money")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schema import RULES, Rule, TableDef, expand_parts, table_for_address
+from gongkai.schema import RULES, Rule, TableDef, expand_parts, table_for_address
 
 Number = int | float
 TOLERANCE = 1e-6

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from schema import VALUES
+from gongkai.schema import VALUES
 
 _NUMBER = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)$")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docx
 
-from extractors.model import Table, build_grid
+from gongkai.extractors.model import Table, build_grid
 
 SpanRows = Sequence[Sequence[tuple[str, int, int]]]
 BodyItem = str | Table | SpanRows

@@ -35,7 +35,7 @@ def corpus_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def cached_extract() -> Callable[[bytes, str], Mapping[str, Any]]:
     """extract_report, memoised per file: every warehouse of the session loads the same results."""
-    from flows.ingest import extract_document
+    from gongkai.flows.ingest import extract_document
 
     results: dict[str, Mapping[str, Any]] = {}
 
@@ -48,8 +48,8 @@ def cached_extract() -> Callable[[bytes, str], Mapping[str, Any]]:
 
 
 def load_corpus(url: str, archive_dir: Path, extract: Callable[[bytes, str], Mapping[str, Any]]) -> None:
-    from flows.ingest import ingest_bytes
-    from warehouse import open_archive, open_warehouse, recorded_run
+    from gongkai.flows.ingest import ingest_bytes
+    from gongkai.warehouse import open_archive, open_warehouse, recorded_run
 
     archive = open_archive(archive_dir)
     with open_warehouse(url) as warehouse, recorded_run(warehouse, "ingest", {"paths": ["tests/corpus"]}) as run:
@@ -99,7 +99,7 @@ DEMO_POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 1.0, "retries
 @pytest.fixture(scope="session")
 def demo_crawls(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The demo portal crawled into DuckDB, and into PostgreSQL when a server is available (required under CI)."""
-    from crawler.demo_portal import DemoPortal
+    from gongkai.crawler.demo_portal import DemoPortal
     from gongkai.settings import quiet_prefect
 
     quiet_prefect()
@@ -109,7 +109,7 @@ def demo_crawls(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         urls["postgres"] = _new_pg_database(request.getfixturevalue("postgres_server"), "demo")
     except pytest.skip.Exception:
         pass
-    from flows.crawl import nightly_flow
+    from gongkai.flows.crawl import nightly_flow
 
     # as `gongkai demo` runs it (its flaky portal down), so that docs/research.md's outputs can be checked here
     with pytest.MonkeyPatch.context() as env, DemoPortal(slow_seconds=1.5, down=True) as demo:

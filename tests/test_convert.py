@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import DOCUMENTS
 
-from extractors import convert, html_reader, read_document
-from extractors.model import Document, UnreadableDocument
+from gongkai.extractors import convert, html_reader, read_document
+from gongkai.extractors.model import Document, UnreadableDocument
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 

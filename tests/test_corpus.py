@@ -7,7 +7,7 @@ import math
 import pytest
 from conftest import DOCUMENTS, gold_files, load_gold
 
-from extractors.extract import NOT_A_REPORT, extract_report
+from gongkai.extractors.extract import NOT_A_REPORT, extract_report
 
 GOLD = {path.name.removesuffix(".json"): load_gold(path.name.removesuffix(".json")) for path in gold_files()}
 

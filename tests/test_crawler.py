@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from crawler.adapters import Candidate, PageRequest, first_requests
-from crawler.crawl import CrawlContext, DocResult, listing_item, listing_page, older_than_wanted
-from crawler.demo_portal import DemoPortal
-from crawler.detail import parse_detail
-from crawler.fetcher import USER_AGENT, Fetcher, FetchError, Refused, TooLarge, content_disposition_filename
-from crawler.registry import DEFAULT_REGISTRY, Portal, RegistryError, all_hosts, load_registry, select
-from crawler.state import CrawlState
-from extractors.report_meta import classify_title
+from gongkai.crawler.adapters import Candidate, PageRequest, first_requests
+from gongkai.crawler.crawl import CrawlContext, DocResult, listing_item, listing_page, older_than_wanted
+from gongkai.crawler.demo_portal import DemoPortal
+from gongkai.crawler.detail import parse_detail
+from gongkai.crawler.fetcher import USER_AGENT, Fetcher, FetchError, Refused, TooLarge, content_disposition_filename
+from gongkai.crawler.registry import DEFAULT_REGISTRY, Portal, RegistryError, all_hosts, load_registry, select
+from gongkai.crawler.state import CrawlState
+from gongkai.extractors.report_meta import classify_title
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from crawler.adapters import PageRequest, first_requests, generic, hanweb
-from crawler.crawl import CrawlContext, listing_page
-from crawler.demo_portal import DemoPortal, LoggedRequest
-from crawler.demo_portal.site import Resource, _generic_listing
-from crawler.fetcher import Fetcher, FetchError, Refused, Robots
-from crawler.registry import Portal, RegistryError, load_registry
-from crawler.state import CrawlState
-from warehouse import open_warehouse
+from gongkai.crawler.adapters import PageRequest, first_requests, generic, hanweb
+from gongkai.crawler.crawl import CrawlContext, listing_page
+from gongkai.crawler.demo_portal import DemoPortal, LoggedRequest
+from gongkai.crawler.demo_portal.site import Resource, _generic_listing
+from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Robots
+from gongkai.crawler.registry import Portal, RegistryError, load_registry
+from gongkai.crawler.state import CrawlState
+from gongkai.warehouse import open_warehouse
 
 POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 1.0, "retries": 2, "backoff": 0.05}
 
@@ -208,7 +208,7 @@ def test_a_tls_failure_is_not_retried(fresh: DemoPortal) -> None:
 def test_an_unreadable_state_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "crawl-state.json"
     path.write_text('{"http://x": {"etag": "1"', "utf-8")  # cut short by a crash
-    with caplog.at_level(logging.WARNING, logger="crawler.state"):
+    with caplog.at_level(logging.WARNING, logger="gongkai.crawler.state"):
         state = CrawlState(path)
     assert len(state) == 0 and "unreadable" in caplog.text
     state.commit("http://x", etag='"1"', last_modified=None)
@@ -323,7 +323,7 @@ def test_every_listing_url_is_fetched_conditionally_next_run(cli_runs: list[CliR
 
 
 def test_a_narrow_backfill_does_not_cut_short_a_later_one(demo: DemoPortal, tmp_path: Path) -> None:
-    from flows.crawl import backfill_flow
+    from gongkai.flows.crawl import backfill_flow
 
     params = dict(db_url=f"duckdb:///{tmp_path / 'w.duckdb'}", archive_location=str(tmp_path / "archive"), demo_port=demo.port,
                   state_file=str(tmp_path / "state.json"), politeness=POLITENESS, agencies=["demo-shanghai"])
@@ -337,14 +337,14 @@ def test_a_narrow_backfill_does_not_cut_short_a_later_one(demo: DemoPortal, tmp_
 
 
 def test_a_crashed_item_counts_as_a_failure_of_the_run(demo: DemoPortal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.crawl
+    import gongkai.flows.crawl as crawl_flows
 
     def crash(*_args: Any) -> list[Any]:
         raise RuntimeError("a parser bug")
 
-    monkeypatch.setattr(flows.crawl, "listing_item", crash)
+    monkeypatch.setattr(crawl_flows, "listing_item", crash)
     db_url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    summary = flows.crawl.backfill_flow(years=[2023], agencies=["demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),
+    summary = crawl_flows.backfill_flow(years=[2023], agencies=["demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),
                                         demo_port=demo.port, state_file=str(tmp_path / "state.json"), politeness=POLITENESS)
     assert summary["counts"] == {"crashed": 1}
     with open_warehouse(db_url) as warehouse:

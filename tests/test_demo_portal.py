@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.demo_portal import DemoPortal
+from gongkai.crawler.demo_portal import DemoPortal
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 

@@ -14,9 +14,9 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from make_docx import make_docx
 
-from extractors import html_reader, read_document
-from extractors.docx_reader import read
-from extractors.model import Document, UnreadableDocument, build_grid
+from gongkai.extractors import html_reader, read_document
+from gongkai.extractors.docx_reader import read
+from gongkai.extractors.model import Document, UnreadableDocument, build_grid
 
 
 def corpus(name: str) -> bytes:

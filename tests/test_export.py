@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gongkai.cli import main
-from warehouse.export import export_warehouse
-from warehouse.query import open_read_only
+from gongkai.warehouse.export import export_warehouse
+from gongkai.warehouse.query import open_read_only
 
 # The published Tabular Data Package profile (specs.frictionlessdata.io, JSON Schema draft 4), as shipped by
 # frictionless-py 4.40.11 (frictionless/assets/profiles/package/tabular.json).

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from crawler.demo_portal import DemoPortal, LoggedRequest
-from crawler.fetcher import USER_AGENT, url_filename
-from extractors.extract import extract_report
-from warehouse import open_warehouse
+from gongkai.crawler.demo_portal import DemoPortal, LoggedRequest
+from gongkai.crawler.fetcher import USER_AGENT, url_filename
+from gongkai.extractors.extract import extract_report
+from gongkai.warehouse import open_warehouse
 
 POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 1.0, "retries": 2, "backoff": 0.05}
 
@@ -38,7 +38,7 @@ class Nightly:
 
 
 def _crawl(demo: DemoPortal, folder: Path, db_url: str, **kw: Any) -> Run:
-    from flows.crawl import backfill_flow, nightly_flow
+    from gongkai.flows.crawl import backfill_flow, nightly_flow
 
     demo.clear_log()
     params = dict(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
@@ -179,7 +179,7 @@ def test_backfill_loads_only_the_wanted_years(nightly: Nightly, tmp_path: Path) 
 def test_serve_registers_the_nightly_deployment_with_its_schedule(nightly: Nightly) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.deploy import nightly_deployment
+    from gongkai.flows.deploy import nightly_deployment
 
     default = nightly_deployment().schedules[0].schedule
     assert (default.cron, default.timezone) == ("0 2 * * *", "Asia/Shanghai")
@@ -202,10 +202,10 @@ def test_nightly_into_postgresql(nightly: Nightly, postgres_url: str, tmp_path: 
 def test_per_host_limits_on_the_prefect_server(nightly: Nightly, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from crawler.host_limits import limit_names
+    from gongkai.crawler.host_limits import limit_names
 
     politeness = POLITENESS | {"prefect_limits": True, "delay": 0.05, "concurrency": 2}
-    from flows.crawl import nightly_flow
+    from gongkai.flows.crawl import nightly_flow
 
     nightly.demo.clear_log()
     summary = nightly_flow(agencies=["demo-zibo"], db_url=f"duckdb:///{tmp_path / 'limits.duckdb'}", archive_location=str(tmp_path / "a"),

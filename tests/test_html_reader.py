@@ -7,9 +7,9 @@ import time
 import pytest
 from conftest import DOCUMENTS, load_gold
 
-from extractors import read_document
-from extractors.html_reader import decode_html, read
-from extractors.model import Document, Table, UnreadableDocument
+from gongkai.extractors import read_document
+from gongkai.extractors.html_reader import decode_html, read
+from gongkai.extractors.model import Document, Table, UnreadableDocument
 
 REQUEST_COLUMNS = (
     "natural_person",

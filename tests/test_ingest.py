@@ -17,12 +17,12 @@ import pypdf
 import pytest
 from conftest import DOCUMENTS
 
-from extractors.extract import extract_report
-from extractors.model import UnreadableDocument
-from flows.ingest import ingest_bytes
 from gongkai.cli import main
-from warehouse.archive import open_archive
-from warehouse.store import CRASH_PAUSE_ENV, Warehouse, open_warehouse
+from gongkai.extractors.extract import extract_report
+from gongkai.extractors.model import UnreadableDocument
+from gongkai.flows.ingest import ingest_bytes
+from gongkai.warehouse.archive import open_archive
+from gongkai.warehouse.store import CRASH_PAUSE_ENV, Warehouse, open_warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,8 +95,8 @@ def test_corpus_loads_exactly_what_extract_gives_and_a_second_ingest_extracts_no
 KILLED_LOAD = """
 import sys
 from pathlib import Path
-from flows.ingest import ingest_bytes
-from warehouse import open_archive, open_warehouse
+from gongkai.flows.ingest import ingest_bytes
+from gongkai.warehouse import open_archive, open_warehouse
 path = Path(sys.argv[3])
 with open_warehouse(sys.argv[1]) as wh:
     ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(sys.argv[2]))

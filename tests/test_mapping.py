@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from extractors.extract import extract_from_document
-from extractors.model import Document, Table, TextBlock, build_grid
+from gongkai.extractors.extract import extract_from_document
+from gongkai.extractors.model import Document, Table, TextBlock, build_grid
 
 HEADER = [
     [("（本列数据的勾稽关系为：第一项加第二项之和，等于第三项加第四项之和）", 3, 3), ("申请人情况", 1, 7)],
@@ -120,7 +120,7 @@ def test_a_total_printed_as_heji_is_the_total() -> None:
 
 
 def test_agency_and_year_from_the_body_when_the_title_is_missing() -> None:
-    from extractors.report_meta import detect_meta
+    from gongkai.extractors.report_meta import detect_meta
 
     doc = Document(
         format="pdf",

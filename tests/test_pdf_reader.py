@@ -15,7 +15,7 @@ import pytest
 from conftest import DOCUMENTS
 from PIL import Image
 
-from extractors import Document, GridCell, Table, UnreadableDocument, pdf_reader, read_document
+from gongkai.extractors import Document, GridCell, Table, UnreadableDocument, pdf_reader, read_document
 
 DATA = Path(__file__).parent / "data" / "pdf"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gongkai.cli import main
-from warehouse.query import QueryRefused, check_read_only, open_read_only
+from gongkai.warehouse.query import QueryRefused, check_read_only, open_read_only
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
 
@@ -214,7 +214,7 @@ def test_status_shows_runs_coverage_and_what_failed(corpus_url: str, capsys: pyt
 def test_status_shows_runs_that_never_finished_as_interrupted(writable_corpus: str, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import timedelta
 
-    from warehouse.store import open_warehouse, utcnow
+    from gongkai.warehouse.store import open_warehouse, utcnow
 
     def add_running_run(started_hours_ago: float) -> None:
         with open_warehouse(writable_corpus) as wh:  # as recorded_run leaves a run killed with -9
@@ -237,7 +237,7 @@ def test_status_shows_runs_that_never_finished_as_interrupted(writable_corpus: s
 def test_stale_views_are_read_as_they_are_with_a_warning(
     writable_corpus: str, command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from warehouse.store import open_warehouse
+    from gongkai.warehouse.store import open_warehouse
 
     with open_warehouse(writable_corpus) as wh:  # a warehouse whose views predate this views.sql
         wh.db.execute("DROP VIEW views_version")

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from conftest import DOCUMENTS
 
-from extractors.extract import extract_report
-from extractors.version import EXTRACTOR_VERSION
-from flows.ingest import ingest_bytes
-from flows.reprocess import reprocess_archive, select_documents, version_tuple
 from gongkai.cli import main
-from warehouse.archive import Archive, open_archive
-from warehouse.store import DocumentInfo, Warehouse, open_warehouse
+from gongkai.extractors.extract import extract_report
+from gongkai.extractors.version import EXTRACTOR_VERSION
+from gongkai.flows.ingest import ingest_bytes
+from gongkai.flows.reprocess import reprocess_archive, select_documents, version_tuple
+from gongkai.warehouse.archive import Archive, open_archive
+from gongkai.warehouse.store import DocumentInfo, Warehouse, open_warehouse
 
 CURRENT = ("shanghai-szfbgt-2019.html", "pingtan-han-2014-notreport.txt", "pingtan-dishuiju-2013.txt")
 OLD = "zibo-stats-2023.txt"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import schema
-from schema import SchemaError, load_schema
-from schema.labels import best_score, normalize_label
-from schema.reconcile import reconcile, year_over_year
-from schema.values import parse_value
+import gongkai.schema as schema
+from gongkai.schema import SchemaError, load_schema
+from gongkai.schema.labels import best_score, normalize_label
+from gongkai.schema.reconcile import reconcile, year_over_year
+from gongkai.schema.values import parse_value
 
 
 def test_every_reference_address_is_declared() -> None:
@@ -149,7 +149,7 @@ def test_year_over_year() -> None:
 
 
 def test_titles_are_classified_by_the_shared_rules() -> None:
-    from extractors.report_meta import classify_title
+    from gongkai.extractors.report_meta import classify_title
 
     assert classify_title("淄博市统计局二〇二三年政府信息公开工作年度报告") == classify_title("淄博市统计局2023年政府信息公开工作年度报告")
     report = classify_title("2019年上海市人民政府办公厅政府信息公开工作年度报告")

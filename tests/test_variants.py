@@ -18,7 +18,7 @@ import docx
 import pytest
 from conftest import DOCUMENTS, load_gold
 
-from extractors.extract import extract_report
+from gongkai.extractors.extract import extract_report
 
 FILLED_FROM = ["pingtan-2024.html", "zibo-stats-2023.txt"]
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from conftest import load_gold
 
-from warehouse import DocumentInfo, open_warehouse
-from warehouse.query import open_read_only
-from warehouse.views import VIEWS_SQL, cell_catalog, render
+from gongkai.warehouse import DocumentInfo, open_warehouse
+from gongkai.warehouse.query import open_read_only
+from gongkai.warehouse.views import VIEWS_SQL, cell_catalog, render
 
 HONGZE = "淮安市洪泽区人民政府"
 
@@ -218,7 +218,7 @@ def test_demo_portal_crawl_in_the_views(demo_url: str) -> None:
 def test_research_doc_shows_what_its_queries_return_on_the_demo(demo_url: str) -> None:
     from research_fixtures import research_examples
 
-    from warehouse.query import to_table
+    from gongkai.warehouse.query import to_table
 
     examples = research_examples()
     assert len(examples) >= 7 and all(output for _h, _sql, output in examples)
@@ -255,8 +255,8 @@ def test_coverage_counts_a_report_filed_in_two_formats_once(fresh_url: str, tmp_
     """The PDF carrying the HTML page's cells is linked to the HTML's report (no reports row of its own)."""
     from research_fixtures import DOCUMENTS, HINTS
 
-    from flows.ingest import ingest_bytes
-    from warehouse import open_archive
+    from gongkai.flows.ingest import ingest_bytes
+    from gongkai.warehouse import open_archive
 
     archive = open_archive(tmp_path / "archive")
     with open_warehouse(fresh_url) as wh:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from conftest import DOCUMENTS, gold_files, load_gold
 
-from warehouse.archive import LocalArchive, open_archive, sha256_of
-from warehouse.db import connect
-from warehouse.migrate import SCHEMA_VERSION, SQL_DIR, current_version, migrate
-from warehouse.runs import recorded_run
-from warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
+from gongkai.warehouse.archive import LocalArchive, open_archive, sha256_of
+from gongkai.warehouse.db import connect
+from gongkai.warehouse.migrate import SCHEMA_VERSION, SQL_DIR, current_version, migrate
+from gongkai.warehouse.runs import recorded_run
+from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from warehouse.query import load_catalog, open_read_only
-from warehouse.views import cell_catalog
+from gongkai.warehouse.query import load_catalog, open_read_only
+from gongkai.warehouse.views import cell_catalog
 
 FORMATS = ("parquet", "csv")
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
@@ -48,7 +48,7 @@ def field_descriptions() -> dict[str, dict[str, str]]:
     out["report_cells_wide"].update(
         {c.wide_column: f"{c.address}: {c.label} | {c.label_en} ({c.kind}; templates {', '.join(c.templates)})" for c in cells}
     )
-    from schema import TABLES
+    from gongkai.schema import TABLES
 
     for row in TABLES["requests"].rows:
         out["requests_by_outcome"].setdefault(

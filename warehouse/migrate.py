@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warehouse.db import Database
+from gongkai.warehouse.db import Database
 
 SQL_DIR = Path(__file__).parent
 MIGRATIONS: list[tuple[int, str]] = [
@@ -49,7 +49,9 @@ def migrate(db: Database) -> int:
             migrated = True
     views = SQL_DIR / VIEWS_FILE
     if views.exists():
-        from warehouse.views import recorded_digest  # not at import: `python -m warehouse.views` imports this module
+        from gongkai.warehouse.views import (
+            recorded_digest,  # not at import: `python -m warehouse.views` imports this module
+        )
 
         text = views.read_text(encoding="utf-8")
         wanted = recorded_digest(text)

@@ -242,7 +242,7 @@ def open_read_only(url: str | None = None) -> ReadOnlyWarehouse:
     """Open the warehouse read-only. Nothing is written, not even views that predate warehouse/views.sql:
     those are used as they are, with a warning on stderr (a writer, `gongkai ingest` or the nightly run,
     re-creates them)."""
-    from warehouse.views import VIEWS_SQL, recorded_digest
+    from gongkai.warehouse.views import VIEWS_SQL, recorded_digest
 
     if url is None:
         from gongkai.settings import database_url

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from warehouse.store import OUTCOMES, IngestOutcome, Warehouse, utcnow
+from gongkai.warehouse.store import OUTCOMES, IngestOutcome, Warehouse, utcnow
 
 
 @dataclass

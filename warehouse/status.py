@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from warehouse.query import QueryResult, ReadOnlyWarehouse
-from warehouse.store import utcnow
+from gongkai.warehouse.query import QueryResult, ReadOnlyWarehouse
+from gongkai.warehouse.store import utcnow
 
 COVERAGE_CLASSES = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "not_found")
 

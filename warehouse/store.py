@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from extractors.textnorm import fold
-from warehouse.db import Database, connect
-from warehouse.migrate import migrate
+from gongkai.extractors.textnorm import fold
+from gongkai.warehouse.db import Database, connect
+from gongkai.warehouse.migrate import migrate
 
 # Statuses whose document is the agency's report for the year; the others never supersede it.
 REPORT_STATUSES = ("extracted", "no_standard_tables")

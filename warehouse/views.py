@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema import RULES, TABLES, TEMPLATES, TableDef, template
+from gongkai.schema import RULES, TABLES, TEMPLATES, TableDef, template
 
 VIEWS_SQL = Path(__file__).parent / "views.sql"
 PROVINCES = Path(__file__).parent / "provinces.toml"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crawler.registry import Portal
+from gongkai.crawler.registry import Portal
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ Parser = Callable[[Portal, PageRequest, str, str], ListingPage]
 
 
 def parser_for(cms: str) -> Parser:
-    from crawler.adapters import generic, hanweb, trs
+    from gongkai.crawler.adapters import generic, hanweb, trs
 
     return {"trs": trs.parse_listing, "hanweb": hanweb.parse_listing, "generic": generic.parse_listing}[cms]
 

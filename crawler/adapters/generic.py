@@ -8,9 +8,9 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 
-from crawler.adapters import ListingPage, PageRequest
-from crawler.adapters.links import candidates_from_anchors
-from crawler.registry import Portal
+from gongkai.crawler.adapters import ListingPage, PageRequest
+from gongkai.crawler.adapters.links import candidates_from_anchors
+from gongkai.crawler.registry import Portal
 
 
 def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:

@@ -10,9 +10,9 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
 
-from crawler.adapters import Candidate, ListingPage, PageRequest
-from crawler.adapters.links import anchor_title, iso_date
-from crawler.registry import Portal
+from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
+from gongkai.crawler.adapters.links import anchor_title, iso_date
+from gongkai.crawler.registry import Portal
 
 DATAPROXY = "/module/web/jpage/dataproxy.jsp"
 RECORD = re.compile(r"<record>\s*<!\[CDATA\[(.*?)\]\]>\s*</record>", re.S)

@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
 
-from crawler.adapters import Candidate
+from gongkai.crawler.adapters import Candidate
 
 DATE = re.compile(r"((?:19|20)\d{2})[-/.年](\d{1,2})[-/.月](\d{1,2})")
 YEARISH = re.compile(r"(?:19|20)\d{2}|[〇零一二三四五六七八九]{4}|[０-９]{4}")

@@ -12,9 +12,9 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
 
-from crawler.adapters import Candidate, ListingPage, PageRequest
-from crawler.adapters.links import candidates_from_anchors, iso_date
-from crawler.registry import Portal
+from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
+from gongkai.crawler.adapters.links import candidates_from_anchors, iso_date
+from gongkai.crawler.registry import Portal
 
 DETAIL = re.compile(r"(?:^|/)\d{6}/t\d{8}_\d+\.s?html?$|\.(?:pdf|docx?|wps)$", re.I)
 PAGE_COUNT = re.compile(r"createPageHTML\(\s*['\"]?(\d+)|countPage\s*=\s*['\"]?(\d+)")

@@ -6,7 +6,7 @@
         demo.requests                   # every request: method, host, path, conditional headers, status
 """
 
-from crawler.demo_portal.server import DemoPortal, LoggedRequest
-from crawler.demo_portal.site import Resource, ServedDocument, Site, build_site
+from gongkai.crawler.demo_portal.server import DemoPortal, LoggedRequest
+from gongkai.crawler.demo_portal.site import Resource, ServedDocument, Site, build_site
 
 __all__ = ["DemoPortal", "LoggedRequest", "Resource", "ServedDocument", "Site", "build_site"]

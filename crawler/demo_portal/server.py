@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
-from crawler.demo_portal.site import LAST_MODIFIED, Resource, Site, build_site
+from gongkai.crawler.demo_portal.site import LAST_MODIFIED, Resource, Site, build_site
 
 
 @dataclass(frozen=True)

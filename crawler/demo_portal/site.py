@@ -1,6 +1,6 @@
 """The demo portal's content: pages of three CMS families built around real corpus documents.
 
-Everything is generated in memory from tests/corpus/documents and tests/portals (the real pingtan
+Everything is generated in memory from the package's data/ (copies of tests/corpus/documents and tests/portals) (the real pingtan
 listing page is the model of the TRS listing). `Site.documents` says what each served file is, so
 tests can check the warehouse against it.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "corpus" / "documents"
-LISTING_MODEL = ROOT / "tests" / "portals" / "pingtan-zfxxgknb-list.html"
+# copies of tests/corpus/documents and tests/portals shipped inside the package, so an installed wheel runs the demo
+CORPUS = Path(__file__).parent / "data"
+LISTING_MODEL = CORPUS / "pingtan-zfxxgknb-list.html"
 LAST_MODIFIED = "Mon, 10 Mar 2025 07:35:00 GMT"
 
 # the faults a resource can have, each on its first request only (then it recovers)

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows import crawl
+    from gongkai.flows import crawl
 
     with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as bar:

@@ -21,9 +21,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
-    from crawler.demo_portal import DemoPortal
-    from flows.crawl import nightly_flow
-    from warehouse import open_warehouse
+    from gongkai.crawler.demo_portal import DemoPortal
+    from gongkai.flows.crawl import nightly_flow
+    from gongkai.warehouse import open_warehouse
 
     folder = data_dir() / "demo"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh warehouse, archive and crawl state every time

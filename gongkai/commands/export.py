@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from warehouse.export import export_warehouse
-    from warehouse.query import WarehouseMissing
+    from gongkai.warehouse.export import export_warehouse
+    from gongkai.warehouse.query import WarehouseMissing
 
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     try:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from extractors.extract import NO_STANDARD_TABLES, NOT_A_REPORT, extract_report
-from extractors.model import UnreadableDocument
+from gongkai.extractors.extract import NO_STANDARD_TABLES, NOT_A_REPORT, extract_report
+from gongkai.extractors.model import UnreadableDocument
 from gongkai.tableview import render_tables
 
 

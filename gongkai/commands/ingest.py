@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings.quiet_prefect()
-    from flows.ingest import ingest_paths, iter_files
+    from gongkai.flows.ingest import ingest_paths, iter_files
 
     try:
         total = sum(1 for _ in iter_files(args.paths))
@@ -49,7 +49,7 @@ def progress_bar(total: int | None, label: str) -> Iterator[None]:
     """A progress bar on stderr (when it is a terminal), advanced by each document's outcome."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from flows.ingest import set_progress
+    from gongkai.flows.ingest import set_progress
 
     with Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),

@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
-    from flows import crawl
+    from gongkai.flows import crawl
 
     summary = crawl.nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
                                  demo_port=args.demo_port, politeness=politeness(args))

@@ -17,7 +17,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from warehouse.query import FORMATTERS, QueryRefused, QueryResult, WarehouseMissing, open_read_only, to_table
+    from gongkai.warehouse.query import (
+        FORMATTERS,
+        QueryRefused,
+        QueryResult,
+        WarehouseMissing,
+        open_read_only,
+        to_table,
+    )
 
     if not args.list and not args.sql:
         print("gongkai query: give a SQL statement, or --list", file=sys.stderr)

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings.quiet_prefect()
-    from flows.reprocess import reprocess_archive
+    from gongkai.flows.reprocess import reprocess_archive
 
     with progress_bar(None, "reprocess"):
         summary = reprocess_archive(

@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
-    from flows.deploy import nightly_deployment, serve_nightly
+    from gongkai.flows.deploy import nightly_deployment, serve_nightly
 
     deployment = nightly_deployment(args.cron, args.timezone)
     for schedule in deployment.schedules or []:

@@ -17,8 +17,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from warehouse.query import WarehouseMissing, open_read_only, plain, to_table
-    from warehouse.status import warehouse_status
+    from gongkai.warehouse.query import WarehouseMissing, open_read_only, plain, to_table
+    from gongkai.warehouse.status import warehouse_status
 
     try:
         with open_read_only(args.db) as reader:
