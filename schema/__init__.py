@@ -1,27 +1,38 @@
 """The common schema as data: templates, tables, labels, value rules and reconciliation rules.
 
-Everything is declared in schema/data/*.toml, loaded and validated once at import; code reads these
-objects and never spells a label itself. Adding a template version or a label variant is a data change.
+Everything is declared in schema/data/*.toml, validated once at import by the models of schema/models.py
+(an unknown key, a misspelt row or a check naming a missing column is a SchemaError naming file, entry and
+key); code reads these objects and never spells a label itself. Adding a template version or a label
+variant is a data change.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gongkai.schema.datafile import did_you_mean, read_toml, shown, validate
 from gongkai.schema.labels import normalize_label
+from gongkai.schema.models import (
+    ChecksFile,
+    ColumnSum,
+    KeySpec,
+    RuleSpec,
+    TableSpec,
+    TemplatesFile,
+    TitlesFile,
+    ValuesFile,
+    YearOverYear,
+)
 
 DATA = Path(__file__).parent / "data"
-KINDS = ("count", "money")
-ORIENTATIONS = ("rows", "columns")
-RULE_KINDS = ("row_sum", "column_sum", "year_over_year")
 
 
 class SchemaError(ValueError):
-    """schema/data is inconsistent; raised at import so a bad data change cannot ship."""
+    """schema/data is inconsistent; raised at import so a bad data change cannot ship. One line: file, entry, key."""
 
 
 @dataclass(frozen=True)
@@ -90,81 +101,94 @@ class ValueRules:
     money_units: tuple[tuple[str, float], ...]  # longest unit first
 
 
-def _load(name: str, data: Path) -> dict[str, Any]:
-    with (data / name).open("rb") as fh:
-        return tomllib.load(fh)
+def _read(data: Path, name: str) -> tuple[dict[str, Any], str]:
+    path = data / name
+    return read_toml(path, SchemaError), shown(path)
 
 
-def _keys(items: list[dict[str, Any]], where: str) -> tuple[Key, ...]:
-    keys = []
-    for item in items:
-        kind = item.get("kind", "count")
-        if kind not in KINDS:
-            raise SchemaError(f"{where}.{item['key']}: kind {kind!r} not in {KINDS}")
-        printed = tuple(item["labels"])
-        if not printed:
-            raise SchemaError(f"{where}.{item['key']}: no labels")
-        group = item.get("group")
-        own = item.get("columns")
-        keys.append(
-            Key(
-                item["key"],
-                tuple(normalize_label(p) for p in printed),
-                printed,
-                normalize_label(group) if group else None,
-                kind,
-                tuple(own) if own is not None else None,
-                item.get("en"),
-            )
+def _unknown(field: str, value: str, known: Iterable[str], what: str) -> str:
+    """A reference that does not resolve: `plus names 'carried_ovr', not a row of table requests (did you mean …)`."""
+    return f"{field} names {value!r}, not {what}{did_you_mean(value, known)}"
+
+
+def _unique(names: list[str], what: str, where: str) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SchemaError(f"{where}: {what} {', '.join(map(repr, repeated))} declared twice")
+
+
+def _keys(specs: list[KeySpec], groups: list[str], what: str, where: str) -> tuple[Key, ...]:
+    _unique([s.key for s in specs], f"{what} key", where)
+    for spec in specs:
+        if spec.group is not None and spec.group not in groups:
+            problem = _unknown("group", spec.group, groups, "one of the table's groups")
+            raise SchemaError(f"{where} {what} {spec.key}: {problem}")
+    return tuple(
+        Key(
+            spec.key,
+            tuple(normalize_label(p) for p in spec.labels),
+            tuple(spec.labels),
+            normalize_label(spec.group) if spec.group else None,
+            spec.kind,
+            tuple(spec.columns) if spec.columns is not None else None,
+            spec.en,
         )
-    names = [k.key for k in keys]
-    if len(set(names)) != len(names):
-        raise SchemaError(f"{where}: duplicate keys")
-    return tuple(keys)
+        for spec in specs
+    )
+
+
+def _table(name: str, spec: TableSpec, where: str) -> TableDef:
+    table = TableDef(
+        name=name,
+        address=spec.address,
+        title=spec.title,
+        anchors=tuple(normalize_label(a) for a in spec.anchors),
+        header_markers=tuple(normalize_label(a) for a in spec.header_markers),
+        orientation=spec.orientation,
+        rows=_keys(spec.rows, spec.groups, "row", where),
+        columns=_keys(spec.columns, spec.groups, "column", where),
+    )
+    column_keys = [c.key for c in table.columns]
+    for row in table.rows:
+        for column in row.columns or ():
+            if column not in column_keys:
+                raise SchemaError(f"{where} row {row.key}: {_unknown('columns', column, column_keys, 'a column of the table')}")
+    return table
 
 
 def _load_tables(data: Path) -> dict[str, TableDef]:
+    raw, source = _read(data, "tables.toml")
     tables = {}
-    for name, spec in _load("tables.toml", data).items():
-        orientation = spec.get("orientation", "rows")
-        if orientation not in ORIENTATIONS:
-            raise SchemaError(f"{name}: orientation {orientation!r}")
-        table = TableDef(
-            name=name,
-            address=spec["address"],
-            title=spec["title"],
-            anchors=tuple(normalize_label(a) for a in spec["anchors"]),
-            header_markers=tuple(normalize_label(a) for a in spec.get("header_markers", [])),
-            orientation=orientation,
-            rows=_keys(spec["rows"], f"{name}.rows"),
-            columns=_keys(spec["columns"], f"{name}.columns"),
-        )
-        column_keys = {c.key for c in table.columns}
-        for row in table.rows:
-            unknown = set(row.columns or ()) - column_keys
-            if unknown:
-                raise SchemaError(f"{name}.{row.key}: unknown columns {sorted(unknown)}")
-        tables[name] = table
+    for name, item in raw.items():
+        entry = f"table {name}"
+        spec = validate(TableSpec, item, source, SchemaError, {"rows": "row", "columns": "column"}, entry)
+        tables[name] = _table(name, spec, f"{source}: {entry}")
     return tables
 
 
 def _load_templates(tables: dict[str, TableDef], data: Path) -> tuple[Template, ...]:
-    templates = []
-    for spec in _load("templates.toml", data)["template"]:
-        missing = [t for t in spec["tables"] if t not in tables]
-        if missing:
-            raise SchemaError(f"template {spec['key']}: unknown tables {missing}")
-        templates.append(
-            Template(
-                key=str(spec["key"]),
-                notice=spec["notice"],
-                first_year=spec.get("first_year"),
-                last_year=spec.get("last_year"),
-                tables=tuple(tables[t] for t in spec["tables"]),
-                markers=tuple(normalize_label(m) for m in spec["markers"]),
-            )
+    raw, source = _read(data, "templates.toml")
+    specs = validate(TemplatesFile, raw, source, SchemaError, {"template": "template"}).template
+    _unique([s.key for s in specs], "template", source)
+    for spec in specs:
+        for name in spec.tables:
+            if name not in tables:
+                raise SchemaError(f"{source}: template {spec.key}: {_unknown('tables', name, tables, 'a table of tables.toml')}")
+    return tuple(
+        Template(
+            key=spec.key,
+            notice=spec.notice,
+            first_year=spec.first_year,
+            last_year=spec.last_year,
+            tables=tuple(tables[t] for t in spec.tables),
+            markers=tuple(normalize_label(m) for m in spec.markers),
         )
-    return tuple(templates)
+        for spec in specs
+    )
+
+
+def _matches(keys: list[str], part: str) -> list[str]:
+    return [k for k in keys if k.startswith(part[:-1])] if part.endswith("*") else [k for k in keys if k == part]
 
 
 def expand_parts(table: TableDef, parts: tuple[str, ...], axis: str) -> tuple[str, ...]:
@@ -172,44 +196,53 @@ def expand_parts(table: TableDef, parts: tuple[str, ...], axis: str) -> tuple[st
     keys = [k.key for k in (table.rows if axis == "rows" else table.columns)]
     out: list[str] = []
     for part in parts:
-        matched = [k for k in keys if k.startswith(part[:-1])] if part.endswith("*") else [k for k in keys if k == part]
+        matched = _matches(keys, part)
         if not matched:
             raise SchemaError(f"{table.name}: rule part {part!r} matches no {axis}")
         out.extend(m for m in matched if m not in out)
     return tuple(out)
 
 
+def _rule(spec: RuleSpec) -> Rule:
+    if isinstance(spec, YearOverYear):
+        return Rule(spec.name, spec.table, spec.kind, None, None, (), (), spec.previous_row, spec.current_row)
+    row, column = (spec.target_row, None) if isinstance(spec, ColumnSum) else (None, spec.target_column)
+    return Rule(spec.name, spec.table, spec.kind, row, column, tuple(spec.plus), tuple(spec.minus))
+
+
+def _resolve(rule: Rule, table: TableDef, where: str) -> None:
+    """Every row and column a rule names is one of the table's (in each table printed at its address)."""
+    rows, columns = [r.key for r in table.rows], [c.key for c in table.columns]
+    parts_axis = columns if rule.kind == "row_sum" else rows
+    named = [("target_row", rule.target_row, rows), ("target_column", rule.target_column, columns),
+             ("previous_row", rule.previous_row, rows), ("current_row", rule.current_row, rows)]
+    named += [("plus", part, parts_axis) for part in rule.plus] + [("minus", part, parts_axis) for part in rule.minus]
+    for field, value, keys in named:
+        if value is not None and not _matches(keys, value):
+            axis = "row" if keys is rows else "column"
+            raise SchemaError(f"{where}: {_unknown(field, value, keys, f'a {axis} of table {table.name}')}")
+
+
 def _load_rules(tables: dict[str, TableDef], data: Path) -> tuple[Rule, ...]:
-    rules = []
-    by_address = {t.address: t for t in tables.values()}
-    for spec in _load("checks.toml", data)["rule"]:
-        if spec["kind"] not in RULE_KINDS:
-            raise SchemaError(f"rule {spec['name']}: kind {spec['kind']!r}")
-        table = by_address.get(spec["table"])
-        if table is None:
-            raise SchemaError(f"rule {spec['name']}: unknown table {spec['table']!r}")
-        axis = "columns" if spec["kind"] == "row_sum" else "rows"
-        rule = Rule(
-            name=spec["name"],
-            table=spec["table"],
-            kind=spec["kind"],
-            target_row=spec.get("target_row"),
-            target_column=spec.get("target_column"),
-            plus=tuple(spec.get("plus", [])),
-            minus=tuple(spec.get("minus", [])),
-            previous_row=spec.get("previous_row"),
-            current_row=spec.get("current_row"),
-        )
-        if rule.kind != "year_over_year":
-            expand_parts(table, rule.plus + rule.minus, axis)
-        rules.append(rule)
-    return tuple(rules)
+    raw, source = _read(data, "checks.toml")
+    rules = tuple(_rule(s) for s in validate(ChecksFile, raw, source, SchemaError, {"rule": "check"}).rule)
+    _unique([r.name for r in rules], "check", source)
+    addresses = sorted({t.address for t in tables.values()})
+    for rule in rules:
+        where = f"{source}: check {rule.name}"
+        if rule.table not in addresses:
+            raise SchemaError(f"{where}: {_unknown('table', rule.table, addresses, 'the address of a table')}")
+        for table in tables.values():
+            if table.address == rule.table:
+                _resolve(rule, table, where)
+    return rules
 
 
 def _load_values(data: Path) -> ValueRules:
-    spec = _load("values.toml", data)
-    units = sorted(spec["money_units"].items(), key=lambda kv: -len(kv[0]))
-    return ValueRules(frozenset(spec["blank"]), tuple(spec["count_units"]), tuple((u, float(f)) for u, f in units))
+    raw, source = _read(data, "values.toml")
+    spec = validate(ValuesFile, raw, source, SchemaError, {})
+    units = sorted(spec.money_units.items(), key=lambda kv: -len(kv[0]))
+    return ValueRules(frozenset(spec.blank), tuple(spec.count_units), tuple(units))
 
 
 @dataclass(frozen=True)
@@ -220,12 +253,19 @@ class TitleRules:
     not_report: re.Pattern[str]
 
 
+def _pattern(patterns: list[str], what: str, source: str) -> re.Pattern[str]:
+    for number, pattern in enumerate(patterns, 1):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SchemaError(f"{source}: {what} pattern {number} {pattern!r}: {exc}") from exc
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
 def _load_titles(data: Path) -> TitleRules:
-    spec = _load("titles.toml", data)
-    try:
-        return TitleRules(*(re.compile("|".join(f"(?:{p})" for p in spec[k])) for k in ("report", "not_report")))
-    except re.error as exc:
-        raise SchemaError(f"titles.toml: {exc}") from exc
+    raw, source = _read(data, "titles.toml")
+    spec = validate(TitlesFile, raw, source, SchemaError, {})
+    return TitleRules(_pattern(spec.report, "report", source), _pattern(spec.not_report, "not_report", source))
 
 
 @dataclass(frozen=True)
@@ -238,12 +278,9 @@ class Schema:
 
 
 def load_schema(data: Path = DATA) -> Schema:
-    """Load and validate every file of schema/data; SchemaError names the first inconsistency."""
-    try:
-        tables = _load_tables(data)
-        return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data), _load_titles(data))
-    except (KeyError, TypeError) as exc:
-        raise SchemaError(f"{data}: missing or malformed field {exc}") from exc
+    """Load and validate every file of schema/data; SchemaError names the file, entry and key of the first slip."""
+    tables = _load_tables(data)
+    return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data), _load_titles(data))
 
 
 _SCHEMA = load_schema()
