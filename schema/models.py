@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, PositiveFloat
+from pydantic import Field, PositiveFloat
 
 from gongkai.schema.datafile import DataModel
 
@@ -42,9 +42,7 @@ class TableSpec(DataModel):
 
 
 class TemplateSpec(DataModel):
-    model_config = ConfigDict(coerce_numbers_to_str=True, strict=False)  # key = 2021 is the template "2021"
-
-    key: str
+    key: str  # in quotes: key = "2021"
     notice: str
     first_year: int | None = None
     last_year: int | None = None
