@@ -28,6 +28,14 @@ def _copy_data(tmp_path: Path, name: str, old: str, new: str) -> Path:
     return data
 
 
+def _assert_refused(tmp_path: Path, name: str, old: str, new: str, message: str) -> None:
+    """The slip in a copy of schema/data fails the load with exactly `<file>: <message>`."""
+    data = _copy_data(tmp_path, name, old, new)
+    with pytest.raises(SchemaError) as raised:
+        load_schema(data)
+    assert str(raised.value) == f"{data / name}: {message}"
+
+
 @pytest.mark.parametrize(
     ("name", "old", "new", "message"),
     [
@@ -57,10 +65,7 @@ def _copy_data(tmp_path: Path, name: str, old: str, new: str) -> Path:
 def test_an_unknown_key_in_schema_data_names_file_entry_and_key(
     tmp_path: Path, name: str, old: str, new: str, message: str
 ) -> None:
-    data = _copy_data(tmp_path, name, old, new)
-    with pytest.raises(SchemaError) as raised:
-        load_schema(data)
-    assert str(raised.value) == f"{data / name}: {message}"
+    _assert_refused(tmp_path, name, old, new, message)
 
 
 @pytest.mark.parametrize(
@@ -90,10 +95,7 @@ def test_an_unknown_key_in_schema_data_names_file_entry_and_key(
 def test_a_reference_that_does_not_resolve_names_file_entry_and_key(
     tmp_path: Path, name: str, old: str, new: str, message: str
 ) -> None:
-    data = _copy_data(tmp_path, name, old, new)
-    with pytest.raises(SchemaError) as raised:
-        load_schema(data)
-    assert str(raised.value) == f"{data / name}: {message}"
+    _assert_refused(tmp_path, name, old, new, message)
 
 
 def test_shipped_files_are_named_as_in_the_repository() -> None:
