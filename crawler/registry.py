@@ -1,25 +1,23 @@
-"""The agency and portal registry: data in registry.toml, read into Portal records."""
+"""The agency and portal registry: data in registry.toml, validated by models that refuse unknown keys
+(one per CMS family for [portal.params]), read into Portal records."""
 
 from __future__ import annotations
 
 import os
-import tomllib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
+
+from pydantic import Field, PositiveInt, field_validator, model_validator
+
+from gongkai.schema.datafile import DataModel, read_toml, shown, validate
 
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
 DEMO_PLACEHOLDER = "{demo}"
-LEVELS = ("province", "city", "county", "department")
-CMS_FAMILIES = ("trs", "hanweb", "generic")
-# the [portal.params] each family reads (see crawler/adapters/*.py): any other is a typo
-PARAMS: dict[str, set[str]] = {
-    "trs": {"search_api", "channel_id", "search_channel", "page_size"},
-    "hanweb": {"column_id", "unit_id", "web_id", "per_page", "group"},
-    "generic": {"item_pattern", "next_text"},
-}
+_VALIDATION_PORT = 1  # fills {demo} when the demo is not running: its entries are checked, then skipped
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Portal:
 
 
 class RegistryError(ValueError):
-    pass
+    """The registry file is malformed; one line naming the file, the portal and the key."""
 
 
 def registry_path() -> Path:
@@ -56,7 +54,103 @@ def host_of(url: str) -> str:
     return host if parts.port in (None, default_port) else f"{host}:{parts.port}"
 
 
-def _fill(value: Any, demo_port: int | None) -> Any:
+# --- [portal.params]: the keys each CMS family reads (crawler/adapters/*.py); any other is a typo -----------------
+
+Id = str | int  # ids copied from a page's script, quoted or not; the adapters send them as text
+
+
+class TrsParams(DataModel):
+    unknown_key: ClassVar[str] = "trs params {key}"
+    search_api: str | None = None  # path of the search API that serves later listing pages
+    channel_id: Id | None = None  # classsql: "chnlid=…"
+    search_channel: Id | None = None  # searchId
+    page_size: PositiveInt | None = None
+
+
+class HanwebParams(DataModel):
+    unknown_key: ClassVar[str] = "hanweb params {key}"
+    column_id: Id | None = None
+    unit_id: Id | None = None
+    web_id: Id | None = None
+    per_page: PositiveInt | None = None
+    group: PositiveInt | None = None  # records per dataproxy request
+
+
+class GenericParams(DataModel):
+    unknown_key: ClassVar[str] = "generic params {key}"
+    item_pattern: str | None = None  # a regular expression a report link's URL matches
+    next_text: str | None = None  # the next-page link's text (下一页)
+
+    @field_validator("item_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        try:
+            re.compile(value or "")
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression: {exc}") from exc
+        return value
+
+
+# --- [[portal]] ---------------------------------------------------------------------------------------------------
+
+class _PortalSpec(DataModel):
+    id: str
+    agency: str
+    division_code: str
+    level: Literal["province", "city", "county", "department"]
+    listing: list[str]
+    hosts: list[str]
+
+    @field_validator("listing", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        urls = [value] if isinstance(value, str) else value
+        if not (isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls)):
+            raise ValueError("must be a URL or a list of URLs")
+        return urls
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: Any) -> Any:
+        if not (isinstance(value, list) and value and all(isinstance(h, str) for h in value)):
+            raise ValueError('must be a list of host names, e.g. ["www.example.gov.cn"]')
+        return [h.lower() for h in value]
+
+    @field_validator("division_code")
+    @classmethod
+    def _six_digits(cls, value: str) -> str:
+        if not (len(value) == 6 and value.isdigit()):
+            raise ValueError("must be 6 digits")
+        return value
+
+    @model_validator(mode="after")
+    def _listing_on_hosts(self) -> _PortalSpec:
+        for url in self.listing:
+            if host_of(url) not in self.hosts:
+                raise ValueError(f"listing {url} is not on one of its hosts")
+        return self
+
+
+class TrsPortal(_PortalSpec):
+    cms: Literal["trs"]
+    params: TrsParams = TrsParams()
+
+
+class HanwebPortal(_PortalSpec):
+    cms: Literal["hanweb"]
+    params: HanwebParams = HanwebParams()
+
+
+class GenericPortal(_PortalSpec):
+    cms: Literal["generic"]
+    params: GenericParams = GenericParams()
+
+
+class RegistryFile(DataModel):
+    portal: list[Annotated[TrsPortal | HanwebPortal | GenericPortal, Field(discriminator="cms")]] = []
+
+
+def _fill(value: Any, demo_port: int) -> Any:
     if isinstance(value, str):
         return value.replace(DEMO_PLACEHOLDER, str(demo_port))
     if isinstance(value, list):
@@ -66,67 +160,29 @@ def _fill(value: Any, demo_port: int | None) -> Any:
     return value
 
 
-def _is_demo(entry: dict[str, Any]) -> bool:
-    return DEMO_PLACEHOLDER in repr(entry)
-
-
-def _check_types(entry: dict[str, Any]) -> None:
-    """A TOML slip (an unquoted code, one host not in a list) named, rather than a TypeError or a set of characters."""
-    name = entry.get("id", "?")
-    for key in ("id", "agency", "division_code", "level", "cms"):
-        if not isinstance(entry[key], str):
-            raise RegistryError(f"portal {name}: {key} must be a string (in quotes), not {entry[key]!r}")
-    listing = entry["listing"]
-    if not (isinstance(listing, str) or (isinstance(listing, list) and listing and all(isinstance(u, str) for u in listing))):
-        raise RegistryError(f"portal {name}: listing must be a URL or a list of URLs")
-    hosts = entry["hosts"]
-    if not (isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts)):
-        raise RegistryError(f"portal {name}: hosts must be a list of host names, e.g. [\"www.example.gov.cn\"]")
-    params = entry.get("params", {})
-    if not isinstance(params, dict):
-        raise RegistryError(f"portal {name}: params must be a table")
-    unknown = sorted(set(params) - PARAMS.get(entry["cms"], set()))
-    if unknown:
-        known = ", ".join(sorted(PARAMS.get(entry["cms"], set()))) or "none"
-        raise RegistryError(f"portal {name}: unknown {entry['cms']} params {', '.join(unknown)} (known: {known})")
-
-
-def _portal(entry: dict[str, Any]) -> Portal:
-    missing = [k for k in ("id", "agency", "division_code", "level", "cms", "listing", "hosts") if k not in entry]
-    if missing:
-        raise RegistryError(f"portal {entry.get('id', '?')}: missing {', '.join(missing)}")
-    _check_types(entry)
-    if entry["cms"] not in CMS_FAMILIES:
-        raise RegistryError(f"portal {entry['id']}: unknown cms {entry['cms']!r} (known: {', '.join(CMS_FAMILIES)})")
-    if entry["level"] not in LEVELS:
-        raise RegistryError(f"portal {entry['id']}: unknown level {entry['level']!r}")
-    if not (len(entry["division_code"]) == 6 and entry["division_code"].isdigit()):
-        raise RegistryError(f"portal {entry['id']}: division_code must be 6 digits")
-    listing = tuple(entry["listing"]) if isinstance(entry["listing"], list) else (entry["listing"],)
-    hosts = frozenset(h.lower() for h in entry["hosts"])
-    for url in listing:
-        if host_of(url) not in hosts:
-            raise RegistryError(f"portal {entry['id']}: listing {url} is not on one of its hosts")
-    return Portal(
-        id=entry["id"], agency=entry["agency"], division_code=entry["division_code"], level=entry["level"],
-        cms=entry["cms"], listing=listing, hosts=hosts, params=dict(entry.get("params", {})),
-    )
-
-
 def load_registry(path: Path | None = None, *, demo_port: int | None = None, text: str | None = None) -> list[Portal]:
-    """Every portal of the registry. Demo entries ({demo} in a URL) only when the demo portal's port is given."""
-    raw = tomllib.loads(text) if text is not None else tomllib.loads((path or registry_path()).read_text("utf-8"))
-    portals = []
-    for entry in raw.get("portal", []):
-        if _is_demo(entry):
-            if demo_port is None:
-                continue
-            entry = _fill(entry, demo_port)
-        portals.append(_portal(entry))
-    ids = [p.id for p in portals]
+    """Every portal of the registry. Demo entries ({demo} in a URL) only when the demo portal's port is given.
+
+    The whole file is validated, demo entries too: a RegistryError names the file, the portal and the key.
+    """
+    path = path or registry_path()
+    source = "<registry text>" if text is not None else shown(path)
+    raw = read_toml(path, RegistryError, text)
+    entries = raw.get("portal", [])
+    demo = [DEMO_PLACEHOLDER in repr(e) for e in entries] if isinstance(entries, list) else []
+    filled = _fill(raw, _VALIDATION_PORT if demo_port is None else demo_port)
+    specs = validate(RegistryFile, filled, source, RegistryError, {"portal": "portal"}).portal
+    ids = [s.id for s in specs]
     if len(ids) != len(set(ids)):
-        raise RegistryError(f"duplicate portal ids: {sorted({i for i in ids if ids.count(i) > 1})}")
-    return portals
+        raise RegistryError(f"{source}: duplicate portal ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return [
+        Portal(
+            id=s.id, agency=s.agency, division_code=s.division_code, level=s.level, cms=s.cms,
+            listing=tuple(s.listing), hosts=frozenset(s.hosts), params=s.params.model_dump(exclude_unset=True),
+        )
+        for s, is_demo in zip(specs, demo, strict=True)
+        if demo_port is not None or not is_demo
+    ]
 
 
 def select(portals: Iterable[Portal], codes: Iterable[str] | None) -> list[Portal]:

@@ -1,27 +1,26 @@
 """The common schema as data: templates, tables, labels, value rules and reconciliation rules.
 
-Everything is declared in schema/data/*.toml, loaded and validated once at import; code reads these
-objects and never spells a label itself. Adding a template version or a label variant is a data change.
+Everything is declared in schema/data/*.toml, validated once at import by the models of schema/models.py
+(an unknown key, a misspelt row or a check naming a missing column is a SchemaError naming file, entry and
+key); code reads these objects and never spells a label itself. Adding a template version or a label
+variant is a data change.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import re
-import tomllib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from gongkai.schema.labels import normalize_label
 
 DATA = Path(__file__).parent / "data"
-KINDS = ("count", "money")
-ORIENTATIONS = ("rows", "columns")
-RULE_KINDS = ("row_sum", "column_sum", "year_over_year")
 
 
 class SchemaError(ValueError):
-    """schema/data is inconsistent; raised at import so a bad data change cannot ship."""
+    """schema/data is inconsistent; raised at import so a bad data change cannot ship. One line: file, entry, key."""
 
 
 @dataclass(frozen=True)
@@ -90,81 +89,8 @@ class ValueRules:
     money_units: tuple[tuple[str, float], ...]  # longest unit first
 
 
-def _load(name: str, data: Path) -> dict[str, Any]:
-    with (data / name).open("rb") as fh:
-        return tomllib.load(fh)
-
-
-def _keys(items: list[dict[str, Any]], where: str) -> tuple[Key, ...]:
-    keys = []
-    for item in items:
-        kind = item.get("kind", "count")
-        if kind not in KINDS:
-            raise SchemaError(f"{where}.{item['key']}: kind {kind!r} not in {KINDS}")
-        printed = tuple(item["labels"])
-        if not printed:
-            raise SchemaError(f"{where}.{item['key']}: no labels")
-        group = item.get("group")
-        own = item.get("columns")
-        keys.append(
-            Key(
-                item["key"],
-                tuple(normalize_label(p) for p in printed),
-                printed,
-                normalize_label(group) if group else None,
-                kind,
-                tuple(own) if own is not None else None,
-                item.get("en"),
-            )
-        )
-    names = [k.key for k in keys]
-    if len(set(names)) != len(names):
-        raise SchemaError(f"{where}: duplicate keys")
-    return tuple(keys)
-
-
-def _load_tables(data: Path) -> dict[str, TableDef]:
-    tables = {}
-    for name, spec in _load("tables.toml", data).items():
-        orientation = spec.get("orientation", "rows")
-        if orientation not in ORIENTATIONS:
-            raise SchemaError(f"{name}: orientation {orientation!r}")
-        table = TableDef(
-            name=name,
-            address=spec["address"],
-            title=spec["title"],
-            anchors=tuple(normalize_label(a) for a in spec["anchors"]),
-            header_markers=tuple(normalize_label(a) for a in spec.get("header_markers", [])),
-            orientation=orientation,
-            rows=_keys(spec["rows"], f"{name}.rows"),
-            columns=_keys(spec["columns"], f"{name}.columns"),
-        )
-        column_keys = {c.key for c in table.columns}
-        for row in table.rows:
-            unknown = set(row.columns or ()) - column_keys
-            if unknown:
-                raise SchemaError(f"{name}.{row.key}: unknown columns {sorted(unknown)}")
-        tables[name] = table
-    return tables
-
-
-def _load_templates(tables: dict[str, TableDef], data: Path) -> tuple[Template, ...]:
-    templates = []
-    for spec in _load("templates.toml", data)["template"]:
-        missing = [t for t in spec["tables"] if t not in tables]
-        if missing:
-            raise SchemaError(f"template {spec['key']}: unknown tables {missing}")
-        templates.append(
-            Template(
-                key=str(spec["key"]),
-                notice=spec["notice"],
-                first_year=spec.get("first_year"),
-                last_year=spec.get("last_year"),
-                tables=tuple(tables[t] for t in spec["tables"]),
-                markers=tuple(normalize_label(m) for m in spec["markers"]),
-            )
-        )
-    return tuple(templates)
+def _matches(keys: list[str], part: str) -> list[str]:
+    return [k for k in keys if k.startswith(part[:-1])] if part.endswith("*") else [k for k in keys if k == part]
 
 
 def expand_parts(table: TableDef, parts: tuple[str, ...], axis: str) -> tuple[str, ...]:
@@ -172,44 +98,11 @@ def expand_parts(table: TableDef, parts: tuple[str, ...], axis: str) -> tuple[st
     keys = [k.key for k in (table.rows if axis == "rows" else table.columns)]
     out: list[str] = []
     for part in parts:
-        matched = [k for k in keys if k.startswith(part[:-1])] if part.endswith("*") else [k for k in keys if k == part]
+        matched = _matches(keys, part)
         if not matched:
             raise SchemaError(f"{table.name}: rule part {part!r} matches no {axis}")
         out.extend(m for m in matched if m not in out)
     return tuple(out)
-
-
-def _load_rules(tables: dict[str, TableDef], data: Path) -> tuple[Rule, ...]:
-    rules = []
-    by_address = {t.address: t for t in tables.values()}
-    for spec in _load("checks.toml", data)["rule"]:
-        if spec["kind"] not in RULE_KINDS:
-            raise SchemaError(f"rule {spec['name']}: kind {spec['kind']!r}")
-        table = by_address.get(spec["table"])
-        if table is None:
-            raise SchemaError(f"rule {spec['name']}: unknown table {spec['table']!r}")
-        axis = "columns" if spec["kind"] == "row_sum" else "rows"
-        rule = Rule(
-            name=spec["name"],
-            table=spec["table"],
-            kind=spec["kind"],
-            target_row=spec.get("target_row"),
-            target_column=spec.get("target_column"),
-            plus=tuple(spec.get("plus", [])),
-            minus=tuple(spec.get("minus", [])),
-            previous_row=spec.get("previous_row"),
-            current_row=spec.get("current_row"),
-        )
-        if rule.kind != "year_over_year":
-            expand_parts(table, rule.plus + rule.minus, axis)
-        rules.append(rule)
-    return tuple(rules)
-
-
-def _load_values(data: Path) -> ValueRules:
-    spec = _load("values.toml", data)
-    units = sorted(spec["money_units"].items(), key=lambda kv: -len(kv[0]))
-    return ValueRules(frozenset(spec["blank"]), tuple(spec["count_units"]), tuple((u, float(f)) for u, f in units))
 
 
 @dataclass(frozen=True)
@@ -218,14 +111,6 @@ class TitleRules:
 
     report: re.Pattern[str]
     not_report: re.Pattern[str]
-
-
-def _load_titles(data: Path) -> TitleRules:
-    spec = _load("titles.toml", data)
-    try:
-        return TitleRules(*(re.compile("|".join(f"(?:{p})" for p in spec[k])) for k in ("report", "not_report")))
-    except re.error as exc:
-        raise SchemaError(f"titles.toml: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -238,15 +123,44 @@ class Schema:
 
 
 def load_schema(data: Path = DATA) -> Schema:
-    """Load and validate every file of schema/data; SchemaError names the first inconsistency."""
+    """Load and validate every file of schema/data; SchemaError names the file, entry and key of the first slip."""
+    from gongkai.schema.loading import load  # pydantic, imported only when data is validated
+
+    return load(data)
+
+
+def _validated(data: Path = DATA, cache_dir: Path = Path(__file__).parent / "__pycache__") -> Schema:
+    """load_schema(data), validated only when the data or schema/'s code changed, like a .pyc.
+
+    The validated objects are kept in __pycache__ under a digest of every file they come from, so an import
+    without a change reads them back (a few ms) instead of importing pydantic and validating again (~100 ms,
+    in every worker process). Any change, a typo included, changes the digest and is validated.
+    """
+    digest = hashlib.sha256(sys.version.encode())
+    for path in sorted(data.glob("*.toml")) + sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    cache = cache_dir / f"schema-data.{digest.hexdigest()[:24]}.pickle"
     try:
-        tables = _load_tables(data)
-        return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data), _load_titles(data))
-    except (KeyError, TypeError) as exc:
-        raise SchemaError(f"{data}: missing or malformed field {exc}") from exc
+        with cache.open("rb") as fh:
+            cached = pickle.load(fh)
+        if isinstance(cached, Schema):
+            return cached
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError):
+        pass  # no cache yet, or an unreadable one: validate
+    schema = load_schema(data)
+    try:
+        cache_dir.mkdir(exist_ok=True)
+        for stale in cache_dir.glob("schema-data.*"):  # an older digest's, or a crashed writer's
+            stale.unlink(missing_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # workers importing at once: each whole
+        partial.write_bytes(pickle.dumps(schema, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(partial, cache)
+    except OSError:
+        pass  # a read-only install validates at every import
+    return schema
 
 
-_SCHEMA = load_schema()
+_SCHEMA = _validated()
 TABLES: dict[str, TableDef] = _SCHEMA.tables
 TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
 RULES: tuple[Rule, ...] = _SCHEMA.rules

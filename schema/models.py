@@ -1,0 +1,103 @@
+"""The shape of every file in schema/data, as pydantic models that refuse keys they do not declare.
+
+These models are the loading layer: schema/__init__.py validates each file with them, checks what refers to
+what across files (a template's tables, a row's columns and group, a check's rows and columns), and builds the
+frozen objects the rest of gongkai reads (TableDef, Template, Rule, …). A comment in a data file that documents
+a key documents a field here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveFloat
+
+from gongkai.schema.datafile import DataModel
+
+Labels = Annotated[list[str], Field(min_length=1)]
+
+
+class KeySpec(DataModel):
+    """A row or column of tables.toml."""
+
+    key: str
+    labels: Labels
+    group: str | None = None  # one of the table's `groups`
+    kind: Literal["count", "money"] = "count"
+    columns: list[str] | None = None  # a row's own columns, when it has fewer than the table
+    en: str | None = None
+
+
+class TableSpec(DataModel):
+    """One [table] of tables.toml."""
+
+    address: str
+    title: str
+    anchors: Labels
+    header_markers: list[str] = []
+    orientation: Literal["rows", "columns"] = "rows"
+    groups: list[str] = []  # the enclosing labels (（三）不予公开) its rows and columns may name as `group`
+    rows: Annotated[list[KeySpec], Field(min_length=1)]
+    columns: Annotated[list[KeySpec], Field(min_length=1)]
+
+
+class TemplateSpec(DataModel):
+    key: str  # in quotes: key = "2021"
+    notice: str
+    first_year: int | None = None
+    last_year: int | None = None
+    tables: list[str]
+    markers: list[str]
+
+
+class TemplatesFile(DataModel):
+    template: list[TemplateSpec]
+
+
+class _Sum(DataModel):
+    name: str
+    table: str  # a table's address
+    plus: Annotated[list[str], Field(min_length=1)]  # row or column keys; "denied_*" takes every key so prefixed
+    minus: list[str] = []
+
+
+class RowSum(_Sum):
+    """Per row: <row>.<target_column> = sum of <row>.<plus> - sum of <row>.<minus>."""
+
+    kind: Literal["row_sum"]
+    target_column: str
+
+
+class ColumnSum(_Sum):
+    """Per column: <target_row>.<column> = sum of <plus>.<column> - sum of <minus>.<column>."""
+
+    kind: Literal["column_sum"]
+    target_row: str
+
+
+class YearOverYear(DataModel):
+    """Across years of one agency: <previous_row> of year Y-1 = <current_row> of year Y, per column."""
+
+    name: str
+    table: str
+    kind: Literal["year_over_year"]
+    previous_row: str
+    current_row: str
+
+
+RuleSpec = Annotated[RowSum | ColumnSum | YearOverYear, Field(discriminator="kind")]
+
+
+class ChecksFile(DataModel):
+    rule: list[RuleSpec]
+
+
+class ValuesFile(DataModel):
+    blank: list[str]
+    count_units: list[str]
+    money_units: dict[str, PositiveFloat]  # unit → factor into 万元
+
+
+class TitlesFile(DataModel):
+    report: Annotated[list[str], Field(min_length=1)]  # regular expressions
+    not_report: list[str]
