@@ -8,11 +8,7 @@ variant is a data change.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,38 +125,8 @@ def load_schema(data: Path = DATA) -> Schema:
     return load(data)
 
 
-def _validated(data: Path = DATA, cache_dir: Path = Path(__file__).parent / "__pycache__") -> Schema:
-    """load_schema(data), validated only when the data or schema/'s code changed, like a .pyc.
-
-    The validated objects are kept in __pycache__ under a digest of every file they come from, so an import
-    without a change reads them back (a few ms) instead of importing pydantic and validating again (~100 ms,
-    in every worker process). Any change, a typo included, changes the digest and is validated.
-    """
-    digest = hashlib.sha256(sys.version.encode())
-    for path in sorted(data.glob("*.toml")) + sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    cache = cache_dir / f"schema-data.{digest.hexdigest()[:24]}.pickle"
-    try:
-        with cache.open("rb") as fh:
-            cached = pickle.load(fh)
-        if isinstance(cached, Schema):
-            return cached
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError):
-        pass  # no cache yet, or an unreadable one: validate
-    schema = load_schema(data)
-    try:
-        cache_dir.mkdir(exist_ok=True)
-        for stale in cache_dir.glob("schema-data.*"):  # an older digest's, or a crashed writer's
-            stale.unlink(missing_ok=True)
-        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # workers importing at once: each whole
-        partial.write_bytes(pickle.dumps(schema, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(partial, cache)
-    except OSError:
-        pass  # a read-only install validates at every import
-    return schema
-
-
-_SCHEMA = _validated()
+# Validated once, at import: a slip in schema/data stops every command with one line (~100 ms, pydantic).
+_SCHEMA = load_schema()
 TABLES: dict[str, TableDef] = _SCHEMA.tables
 TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
 RULES: tuple[Rule, ...] = _SCHEMA.rules

@@ -3,11 +3,7 @@ keys. Each slip is made in a copy of the shipped file; the load must fail with o
 
 from __future__ import annotations
 
-import dataclasses
-import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -153,28 +149,3 @@ def test_params_keep_what_the_file_wrote_and_leave_defaults_to_the_adapters() ->
     assert portals["demo-huaian"].params == {"column_id": "5521", "unit_id": "32813", "per_page": 15}
     assert portals["demo-zibo"].params == {}
     assert portals["demo-zibo"].param("next_text", "下一页") == "下一页"
-
-
-# --- validated once per change, like a .pyc ------------------------------------------------------------------------
-
-def test_the_validated_schema_is_kept_until_a_file_changes_so_a_typo_is_never_hidden(tmp_path: Path) -> None:
-    data, cache = _copy_data(tmp_path, "values.toml", "blank = [", "blank = ["), tmp_path / "cache"
-    validated = schema._validated(data, cache)
-    assert validated == load_schema(data) == schema._SCHEMA
-    [kept] = cache.glob("schema-data.*.pickle")
-    marked = dataclasses.replace(validated, templates=validated.templates[:1])
-    kept.write_bytes(pickle.dumps(marked))
-    assert schema._validated(data, cache) == marked  # read back, not validated again
-
-    checks = data / "checks.toml"
-    checks.write_text(checks.read_text("utf-8").replace("minus =", "mnus ="), "utf-8")
-    with pytest.raises(SchemaError, match="check requests.balance: unknown key 'mnus'"):
-        schema._validated(data, cache)
-
-
-def test_an_unchanged_schema_is_imported_without_pydantic() -> None:
-    """`gongkai extract` imports gongkai.schema in every worker: without a change it costs no validation."""
-    probe = "import sys, gongkai.schema; print('pydantic' in sys.modules)"
-    subprocess.run([sys.executable, "-c", "import gongkai.schema"], check=True)  # validates if schema/ changed
-    result = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-    assert result.stdout.strip() == "False"
