@@ -25,6 +25,7 @@ P, TBL, TR, TC, T, TAB, BR, CR, SDT, SDT_CONTENT = (
     f"{W}{name}" for name in ("p", "tbl", "tr", "tc", "t", "tab", "br", "cr", "sdt", "sdtContent")
 )
 # Wrappers that may stand between a table/row and its rows/cells, or between the body and its paragraphs.
+DRAWING, PICT = f"{W}drawing", f"{W}pict"
 TRANSPARENT = frozenset({SDT, SDT_CONTENT, f"{W}customXml", f"{W}smartTag"})
 
 # A real report's document.xml is a few hundred KB that deflates 10-30 times; a bomb deflates ~1000 times.
@@ -56,6 +57,7 @@ def read(data: bytes) -> Document:
         tables=tables,
         title=first_title_line(blocks),
         warnings=warnings,
+        pictures=_pictures(body),
     )
 
 
@@ -90,8 +92,31 @@ def _children(element: Any, tag: str) -> Iterator[Any]:
             yield from _children(child, tag)
 
 
-def _body_paragraphs(body: Any) -> Iterator[Any]:
-    return _children(body, P)
+def _body_paragraphs(container: Any) -> Iterator[Any]:
+    """The running text's paragraphs in order, looking into layout tables: a table that frames the page (a single
+    cell, or one holding other tables) carries the report's title and body in its cells."""
+    for child in container:
+        if child.tag == P:
+            yield child
+        elif child.tag in TRANSPARENT:
+            yield from _body_paragraphs(child)
+        elif child.tag == TBL and _is_layout_table(child):
+            for tr in _children(child, TR):
+                for tc in _children(tr, TC):
+                    yield from _body_paragraphs(tc)
+
+
+def _is_layout_table(tbl: Any) -> bool:
+    """Holds other tables, or is one cell of several paragraphs (a one-cell box with a label is a data table)."""
+    cells = [tc for tr in _children(tbl, TR) for tc in _children(tr, TC)]
+    if any(next(tc.iter(TBL), None) is not None for tc in cells):
+        return True
+    return len(cells) == 1 and sum(1 for p in _children(cells[0], P) if clean_text(_text(p))) >= 2
+
+
+def _pictures(body: Any) -> int:
+    """Images drawn in the body (DrawingML and VML): where a report has no table cells, its tables' pictures."""
+    return sum(1 for _ in body.iter(DRAWING, PICT))
 
 
 def _text(element: Any) -> str:

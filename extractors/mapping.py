@@ -282,6 +282,12 @@ def _row_key(labels: list[GridCell], section: Section, result: Mapping, table: T
         scored = [(best_score(texts[-1], r.labels), r) for r in rows]
         top = max(s for s, _ in scored)
         if top < ROW_MATCH:
+            if not section.carried:  # inside a standard table: a renamed row must not vanish in silence
+                printed = " / ".join(dict.fromkeys(c.text for c in labels if c.text.strip()))
+                result.warnings.append(
+                    f"table {table.index} row {row[0].row}: label {printed!r} matches no row of {section.table.address}; "
+                    "its values are not read"
+                )
             return None  # a label we do not know: not a standard row
         tied = [r for s, r in scored if s == top]
         grouped = [r for r in tied if r.group and any(r.group in t for t in texts)]
