@@ -50,10 +50,12 @@ def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, An
         status = PARTIAL if gaps else EXTRACTED
         template_key = chosen.key
         warnings += gaps
+        if gaps and doc.pictures:
+            warnings.append(f"{doc.pictures} picture(s) in the body: the missing rows may be in a table pasted as a picture")
     elif (lost := _unreadable_tables(doc, meta)) is not None:
         status = UNREADABLE_TABLES
-        in_force = template_for_year(meta.year) if meta.year is not None else None
-        template_key = (in_force or chosen).key if (in_force or chosen) else None
+        expected = (template_for_year(meta.year) if meta.year is not None else None) or chosen
+        template_key = expected.key if expected is not None else None
         warnings.append(lost)
     elif meta.not_a_report or not meta.looks_like_report:
         status = NOT_A_REPORT
@@ -88,9 +90,11 @@ def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
     seen = [w.removeprefix(UNREADABLE_TABLE).strip() for w in doc.warnings if w.startswith(UNREADABLE_TABLE)]
     if doc.pictures:
         seen.append(f"{doc.pictures} picture(s) in the body where the tables should be (tables pasted as pictures?)")
-    labels = _table_labels_in_text(doc)
+    by_table = _table_labels_in_text(doc)
+    labels = [label for found in by_table.values() for label in found]
     if len(labels) >= 2:
-        seen.append(f"the text names {len(labels)} labels of the standard tables ({'、'.join(labels[:6])}) but no table holds them")
+        named = "; ".join(f"{address}: {'、'.join(found[:4])}" for address, found in by_table.items())
+        seen.append(f"the text names {len(labels)} labels of the standard tables ({named}) but no table holds them")
     national = template_for_year(meta.year) if meta.year is not None else None
     if national is not None and national.tables and not meta.not_a_report:
         reason = "; ".join(seen) or "no table of 二、三、四 in any form"
@@ -102,15 +106,15 @@ def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
     return None
 
 
-def _table_labels_in_text(doc: Document) -> list[str]:
-    """The distinct header and anchor labels of the national tables that the running text shows, in schema order."""
+def _table_labels_in_text(doc: Document) -> dict[str, list[str]]:
+    """The distinct header and anchor labels of the national tables that the running text shows, by table."""
     text = normalize_label(doc.text)
-    found: list[str] = []
+    found: dict[str, list[str]] = {}
     for template in TEMPLATES:
         for table in template.tables:
             for label in (*table.header_markers, *table.anchors):
-                if len(label) >= 4 and label in text and label not in found:
-                    found.append(label)
+                if len(label) >= 4 and label in text and label not in found.get(table.address, []):
+                    found.setdefault(table.address, []).append(label)
     return found
 
 
