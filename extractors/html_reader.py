@@ -21,6 +21,7 @@ from gongkai.extractors.model import (
     UnreadableDocument,
     grids_within_budget,
 )
+from gongkai.extractors.sniff import utf16_without_bom
 from gongkai.extractors.textnorm import clean_text, first_title_line, looks_like_title
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
@@ -66,6 +67,9 @@ def decode_html(data: bytes, http_charset: str | None = None) -> str:
     for bom, encoding in _BOM_ENCODINGS:
         if data.startswith(bom):
             return data[len(bom) :].decode(encoding, errors="replace")
+    utf16 = utf16_without_bom(data)  # by content: a <meta charset> inside UTF-16 bytes cannot be read anyway
+    if utf16 is not None:
+        return data.decode(utf16, errors="replace")
     meta = _META_CHARSET.search(data[:65536])
     declared = [_normalise_charset(http_charset), _normalise_charset(meta.group(1).decode("ascii") if meta else None)]
     utf8 = _strict(data, "utf-8")
