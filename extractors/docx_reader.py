@@ -8,7 +8,9 @@ and gridBefore, so a vertical merge (vMerge continue) points at the row that hol
 from __future__ import annotations
 
 import bisect
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
@@ -35,6 +37,7 @@ MAX_COMPRESSION_RATIO = 200
 RATIO_CHECK_ABOVE_BYTES = 1024 * 1024
 SLIVER_TWIPS = 30  # 1.5 pt: narrower than any character, so no real column
 MAX_GRID_SPAN = 64  # Word allows 63 grid columns; more is garbage
+INFLATE_CHUNK = 1 << 16  # inflate this much at a time, so a member never takes more memory than that
 
 
 def read(data: bytes) -> Document:
@@ -81,6 +84,56 @@ def _refuse_unsafe_zip(data: bytes) -> None:
             raise UnreadableDocument(f"too large: word/document.xml would uncompress to {body.file_size} bytes")
         if body is None:
             raise UnreadableDocument("not a DOCX: no word/document.xml in the zip")
+        # The directory may lie: inflate every member in chunks, without keeping it, and stop at what it declares.
+        # python-docx then reads only members whose data is no longer than their declared (checked) size.
+        budget = MAX_UNCOMPRESSED_BYTES
+        for member in members:
+            budget -= _inflate_within(data, member, min(member.file_size, budget))
+
+
+def _inflate_within(data: bytes, member: zipfile.ZipInfo, cap: int) -> int:
+    """The size a member really inflates to, read INFLATE_CHUNK bytes at a time; UnreadableDocument past `cap`."""
+    if member.flag_bits & 0x1:
+        raise UnreadableDocument(f"encrypted DOCX: {member.filename} is encrypted")
+    start = member.header_offset
+    header = data[start : start + 30]
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise UnreadableDocument(f"corrupt zip container: no local header for {member.filename}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    offset = start + 30 + name_length + extra_length
+    raw = memoryview(data)[offset : offset + member.compress_size]
+    if member.compress_type == zipfile.ZIP_STORED:
+        size = len(raw)
+    elif member.compress_type == zipfile.ZIP_DEFLATED:
+        size = _inflated_size(raw, cap, member.filename)
+    else:  # Word writes deflate; bzip2 and lzma would inflate without a per-call bound
+        raise UnreadableDocument(f"unsupported zip compression {member.compress_type} for {member.filename}")
+    if size > cap:
+        raise UnreadableDocument(
+            f"zip bomb: {member.filename} inflates past {cap} bytes (its directory entry says {member.file_size})"
+        )
+    return size
+
+
+def _inflated_size(raw: memoryview, cap: int, name: str) -> int:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # a zip member is raw deflate
+    size = 0
+    position = 0
+    try:
+        while not inflater.eof and size <= cap:
+            if inflater.unconsumed_tail:
+                chunk = inflater.unconsumed_tail
+            elif position < len(raw):
+                chunk = raw[position : position + INFLATE_CHUNK]
+                position += INFLATE_CHUNK
+            else:
+                break
+            size += len(inflater.decompress(chunk, INFLATE_CHUNK))
+        if size <= cap:
+            size += len(inflater.flush(INFLATE_CHUNK))
+    except zlib.error as exc:
+        raise UnreadableDocument(f"corrupt DOCX: {name}: {exc}") from exc
+    return size
 
 
 def _children(element: Any, tag: str) -> Iterator[Any]:
