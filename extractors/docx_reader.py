@@ -121,6 +121,7 @@ def _inflated_size(raw: memoryview, cap: int, name: str) -> int:
     position = 0
     try:
         while not inflater.eof and size <= cap:
+            chunk: bytes | memoryview
             if inflater.unconsumed_tail:
                 chunk = inflater.unconsumed_tail
             elif position < len(raw):
