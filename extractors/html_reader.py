@@ -59,6 +59,7 @@ MAX_HTML_BYTES = 100_000_000  # a report page is well under 1 MB; a 50 MB page m
 # table, 四, has 15 cells).
 DIV_GRID_NUMBERS = 15
 _NUMBER_ONLY = re.compile(r"^\s*[-+]?\d[\d,.]*\s*$")
+_ATTACHMENT = re.compile(r"\.(?:pdf|docx?|wps|odt|rtf|xlsx?)(?:[?#].*)?$", re.IGNORECASE)
 _SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
 
 
@@ -139,6 +140,7 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
     pictures = sum(1 for container in containers for _ in container.iter("img"))
     if not tables:
         warnings.extend(_div_grid(containers))
+        warnings.extend(_attachments(containers))
     title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
     return Document(
         format="html",
@@ -161,6 +163,20 @@ def _cut_short(error: Any) -> str:
         f"unreadable table: the page could not be parsed past line {error.line} ({error.message.strip()}); "
         "the rest of the page, with any tables in it, is not read"
     )
+
+
+def _attachments(containers: list[Element]) -> list[str]:
+    """A page without tables that links documents: the report is likely the attachment, not this page."""
+    links = [
+        (a.get("href") or "").strip()
+        for container in containers
+        for a in container.iter("a")
+        if _ATTACHMENT.search((a.get("href") or "").strip())
+    ]
+    if not links:
+        return []
+    shown = ", ".join(dict.fromkeys(links[:5]))
+    return [f"the page has no tables but links {len(links)} attachment(s) ({shown}): the report may be there"]
 
 
 def _div_grid(containers: list[Element]) -> list[str]:

@@ -197,3 +197,16 @@ def test_the_blank_template_stays_extracted() -> None:
     assert result["status"] == EXTRACTED
     assert len(result["cells"]) == len(load_gold("template-blank-2021.docx")["cells"])
     assert not [w for w in result["warnings"] if "not found" in w]
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_a_page_whose_report_is_an_attachment_names_the_attachment(name: str) -> None:
+    """A detail page carrying the title and a link to the report file: not a pre-2019 report, and says where."""
+    root = parse(name)
+    for table in data_tables(root):
+        link = etree.Element("a", href="/upload/2024/report-annex.pdf")
+        link.text = "附件：年度报告.pdf"
+        table.getparent().replace(table, link)
+    result = extract_report(serialise(root), name)
+    assert result["status"] == UNREADABLE_TABLES
+    assert "/upload/2024/report-annex.pdf" in warnings_of(result)
