@@ -99,9 +99,9 @@ def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
     if national is not None and national.tables and not meta.not_a_report:
         reason = "; ".join(seen) or "no table of 二、三、四 in any form"
         return f"{UNREADABLE_TABLE} a report on {meta.year} must carry the standard tables (template {national.key}), none could be read: {reason}"
-    if meta.year is None and not meta.not_a_report and (
-        [w for w in doc.warnings if w.startswith(UNREADABLE_TABLE)] or len(labels) >= LABELS_IN_TEXT
-    ):
+    # Of unknown year, the document itself must name the tables: a pagination bar of numbered <span>s is not one.
+    readers_saw = any(w.startswith(UNREADABLE_TABLE) for w in doc.warnings)
+    if meta.year is None and not meta.not_a_report and (len(labels) >= LABELS_IN_TEXT or (readers_saw and labels)):
         return f"{UNREADABLE_TABLE} the standard tables are there but none could be read: {'; '.join(seen)}"
     return None
 

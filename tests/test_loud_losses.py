@@ -210,3 +210,11 @@ def test_a_page_whose_report_is_an_attachment_names_the_attachment(name: str) ->
     result = extract_report(serialise(root), name)
     assert result["status"] == UNREADABLE_TABLES
     assert "/upload/2024/report-annex.pdf" in warnings_of(result)
+
+
+def test_a_page_of_unknown_year_with_numbered_boxes_but_no_table_labels_is_not_taken_for_a_report() -> None:
+    """Numbers in <span>s (a pagination bar) without any label of the standard tables: no tables to have lost."""
+    spans = "".join(f"<span>{n}</span>" for n in range(1, 30))
+    page = f"<html><body><div class='article-content'><p>通知公告</p><div>{spans}</div></div></body></html>"
+    result = extract_report(page.encode("utf-8"), "list.html")
+    assert result["status"] not in (UNREADABLE_TABLES, EXTRACTED)
