@@ -7,34 +7,20 @@ the set the report prints, else the first.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Collection
-from functools import cache
 
-from gongkai.schema import DATA, SchemaError, TableDef, Template
-
-
-@cache
-def alternatives(table_name: str) -> tuple[tuple[str, ...], ...]:
-    """The table's sets of interchangeable rows, as declared in tables.toml."""
-    with (DATA / "tables.toml").open("rb") as fh:
-        spec = tomllib.load(fh).get(table_name, {})
-    return tuple(tuple(rows) for rows in spec.get("alternatives", []))
+from gongkai.schema import TableDef, Template
 
 
 def _expected_rows(table: TableDef, shown_rows: Collection[str]) -> list[str]:
-    sets = alternatives(table.name)
-    keys = [r.key for r in table.rows]
-    for rows in sets:
-        if any(r not in keys for r in rows):
-            raise SchemaError(f"{table.name}: alternatives name rows it does not have: {rows}")
+    sets = table.alternatives
     left_out: set[str] = set()
     if sets:
         printed = max(sets, key=lambda rows: sum(1 for r in rows if r in shown_rows))
         if not any(r in shown_rows for r in printed):
             printed = sets[0]
         left_out = {r for rows in sets if rows is not printed for r in rows}
-    return [k for k in keys if k not in left_out]
+    return [r.key for r in table.rows if r.key not in left_out]
 
 
 def missing(cells: Collection[str], template: Template) -> list[str]:
