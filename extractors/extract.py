@@ -29,6 +29,9 @@ UNREADABLE_TABLE = "unreadable table:"
 # Distinct labels of the standard tables that the running text must name for a report of unknown year to be
 # taken for one whose tables are there but not readable (prose names 行政复议 or 予以公开 now and then).
 LABELS_IN_TEXT = 4
+# The labels are searched in the first this many characters of the text (a report runs to some 50,000; a 50 MB
+# page must not be normalised whole).
+LABEL_SEARCH_CHARS = 1_000_000
 
 
 def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
@@ -108,7 +111,7 @@ def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
 
 def _table_labels_in_text(doc: Document) -> dict[str, list[str]]:
     """The distinct header and anchor labels of the national tables that the running text shows, by table."""
-    text = normalize_label(doc.text)
+    text = normalize_label(doc.text[:LABEL_SEARCH_CHARS])
     found: dict[str, list[str]] = {}
     for template in TEMPLATES:
         for table in template.tables:
