@@ -35,6 +35,8 @@ def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS) -> Doc
         # An OLE2 file without a Word stream (a renamed spreadsheet, a broken download): LibreOffice would
         # import its bytes as plain text rather than fail.
         raise UnreadableDocument("not a Word document: the OLE2 file holds no WordDocument stream")
+    if fmt == "odt":  # a zip like a DOCX: refuse a bomb before LibreOffice inflates it
+        docx_reader.refuse_unsafe_zip(data, "content.xml", "text document")
     office = find_office()
     if office is not None:
         document = docx_reader.read(to_docx(data, fmt, office, timeout))

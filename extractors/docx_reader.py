@@ -42,7 +42,7 @@ INFLATE_CHUNK = 1 << 16  # inflate this much at a time, so a member never takes 
 
 def read(data: bytes) -> Document:
     """Read a .docx; raise UnreadableDocument for a zip bomb, a corrupt zip or a package without a Word body."""
-    _refuse_unsafe_zip(data)
+    refuse_unsafe_zip(data)
     try:
         body = docx.Document(BytesIO(data)).element.body
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -64,8 +64,9 @@ def read(data: bytes) -> Document:
     )
 
 
-def _refuse_unsafe_zip(data: bytes) -> None:
-    """Refuse a zip bomb from the central directory alone, before anything is inflated."""
+def refuse_unsafe_zip(data: bytes, body_name: str = "word/document.xml", kind: str = "DOCX") -> None:
+    """Refuse a zip bomb from the central directory, then by inflating each member in chunks up to what the
+    directory declares. `body_name` is the member holding the document's body (content.xml in an ODT)."""
     try:
         archive = zipfile.ZipFile(BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
@@ -79,11 +80,11 @@ def _refuse_unsafe_zip(data: bytes) -> None:
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > RATIO_CHECK_ABOVE_BYTES and ratio > MAX_COMPRESSION_RATIO:
                 raise UnreadableDocument(f"zip bomb: {member.filename} compressed {ratio:.0f} to 1")
-        body = next((m for m in members if m.filename == "word/document.xml"), None)
+        body = next((m for m in members if m.filename == body_name), None)
         if body is not None and body.file_size > MAX_DOCUMENT_XML_BYTES:
-            raise UnreadableDocument(f"too large: word/document.xml would uncompress to {body.file_size} bytes")
+            raise UnreadableDocument(f"too large: {body_name} would uncompress to {body.file_size} bytes")
         if body is None:
-            raise UnreadableDocument("not a DOCX: no word/document.xml in the zip")
+            raise UnreadableDocument(f"not a {kind}: no {body_name} in the zip")
         # The directory may lie: inflate every member in chunks, without keeping it, and stop at what it declares.
         # python-docx then reads only members whose data is no longer than their declared (checked) size.
         budget = MAX_UNCOMPRESSED_BYTES

@@ -19,6 +19,7 @@ from test_convert import require_office
 
 from gongkai.extractors import read_document, sniff_format
 from gongkai.extractors.extract import EXTRACTED, extract_report
+from gongkai.extractors.model import UnreadableDocument
 
 SOURCES = ["shanghai-szfbgt-2019-libreoffice.docx", "pingtan-2024-libreoffice.docx"]
 
@@ -115,3 +116,15 @@ def test_a_docx_whose_body_sits_in_one_layout_table_keeps_agency_and_year(name: 
     result = extract_report(out.getvalue(), name)
     assert len(list(docx.Document(io.BytesIO(out.getvalue())).element.body.iterchildren())) == 2  # the frame, sectPr
     assert_gold(result, name)
+
+
+def test_an_odt_zip_bomb_is_refused_before_libreoffice_sees_it(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("content.xml", "<office:document-content/>")
+        archive.writestr("Pictures/bomb.png", bytes(300_000_000))
+    data = buffer.getvalue()
+    assert sniff_format(data, "x.odt") == "odt"
+    with pytest.raises(UnreadableDocument, match=r"^zip bomb: "):
+        read_document(data, "x.odt")
