@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"gongkai: {path}: {result['warnings'][-1]}", file=sys.stderr)
         elif result["status"] == PARTIAL:
             lost = [w for w in result["warnings"] if w.endswith(" not found")]
-            print(f"gongkai: {path}: partial: {len(lost)} rows or cells not found ({'; '.join(lost[:3])}…)", file=sys.stderr)
+            print(f"gongkai: {path}: partial: {len(lost)} row(s) or cell(s) not found: {'; '.join(lost[:3])}", file=sys.stderr)
         elif result["status"] == NO_STANDARD_TABLES:
             print(f"gongkai: {path}: a report without the standard tables (template {result['template']})", file=sys.stderr)
         results.append(result)
