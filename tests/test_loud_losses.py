@@ -218,3 +218,19 @@ def test_a_page_of_unknown_year_with_numbered_boxes_but_no_table_labels_is_not_t
     page = f"<html><body><div class='article-content'><p>通知公告</p><div>{spans}</div></div></body></html>"
     result = extract_report(page.encode("utf-8"), "list.html")
     assert result["status"] not in (UNREADABLE_TABLES, EXTRACTED)
+
+
+@pytest.mark.parametrize("name", ["pingtan-2024-libreoffice.docx", "shanghai-szfbgt-2019-libreoffice.docx"])
+def test_one_table_pasted_as_a_picture_among_real_ones_is_partial_and_says_picture(name: str) -> None:
+    document = docx.Document(io.BytesIO((DOCUMENTS / name).read_bytes()))
+    appeals = next(t for t in document.tables if "结果维持" in "".join(c.text for c in t._cells))
+    paragraph = document.add_paragraph()
+    paragraph.add_run().add_picture(io.BytesIO(png()))
+    appeals._tbl.addprevious(paragraph._p)
+    appeals._tbl.getparent().remove(appeals._tbl)
+    out = io.BytesIO()
+    document.save(out)
+    result = extract_report(out.getvalue(), name)
+    assert result["status"] == PARTIAL
+    assert "appeals.review: row not found" in result["warnings"]
+    assert "1 picture(s) in the body" in warnings_of(result)
