@@ -26,7 +26,7 @@ def read_document(data: bytes, name: str = "") -> Document:
         from gongkai.extractors import html_reader
 
         return html_reader.read(data)
-    if fmt in ("doc", "wps"):
+    if fmt in ("doc", "wps", "odt", "rtf"):
         from gongkai.extractors import convert
 
         return convert.read(data, fmt)

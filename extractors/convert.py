@@ -1,4 +1,5 @@
-"""Legacy Word (.doc) and Kingsoft WPS (.wps) files, read by converting them to DOCX with LibreOffice.
+"""Legacy Word (.doc), Kingsoft WPS (.wps), OpenDocument (.odt) and RTF files, read by converting them to DOCX
+with LibreOffice.
 
 This is the one reader with side effects (a temporary directory and a child process); it stays at the edge:
 bytes in, the DOCX reader's model out. Without LibreOffice a .doc falls back to antiword's plain text.
@@ -23,14 +24,19 @@ CONVERT_TIMEOUT_SECONDS = 120.0
 _WORD_STREAM = "WordDocument".encode("utf-16-le")
 
 
+CONVERTED = ("doc", "wps", "odt", "rtf")
+
+
 def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS) -> Document:
-    """Read a .doc or .wps file; raise UnreadableDocument when no converter is installed or conversion fails."""
-    if fmt not in ("doc", "wps"):
-        raise UnreadableDocument(f"convert reads .doc and .wps files, not {fmt}")
+    """Read a .doc, .wps, .odt or .rtf file; raise UnreadableDocument when no converter is installed or it fails."""
+    if fmt not in CONVERTED:
+        raise UnreadableDocument(f"convert reads {', '.join('.' + f for f in CONVERTED)} files, not {fmt}")
     if fmt == "doc" and _WORD_STREAM not in data:
         # An OLE2 file without a Word stream (a renamed spreadsheet, a broken download): LibreOffice would
         # import its bytes as plain text rather than fail.
         raise UnreadableDocument("not a Word document: the OLE2 file holds no WordDocument stream")
+    if fmt == "odt":  # a zip like a DOCX: refuse a bomb before LibreOffice inflates it
+        docx_reader.refuse_unsafe_zip(data, "content.xml", "text document")
     office = find_office()
     if office is not None:
         document = docx_reader.read(to_docx(data, fmt, office, timeout))
@@ -40,7 +46,7 @@ def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS) -> Doc
     antiword = shutil.which("antiword")
     if fmt == "doc" and antiword is not None:
         return _read_with_antiword(data, antiword, timeout)
-    raise UnreadableDocument("unsupported format: install LibreOffice to read .doc/.wps files")
+    raise UnreadableDocument(f"unsupported format: install LibreOffice to read .doc/.wps/.odt/.rtf files (this is .{fmt})")
 
 
 def find_office() -> str | None:
@@ -56,7 +62,7 @@ def to_docx(data: bytes, fmt: str, office: str, timeout: float = CONVERT_TIMEOUT
     """Convert with a headless LibreOffice that has its own profile, so that conversions can run side by side."""
     with tempfile.TemporaryDirectory(prefix="gongkai-convert-") as tmp:
         # LibreOffice picks its import filter partly by extension: a Word-format .wps reads best as .doc.
-        suffix = "doc" if fmt == "doc" or _WORD_STREAM in data else fmt
+        suffix = "doc" if fmt == "doc" or (fmt == "wps" and _WORD_STREAM in data) else fmt
         source = Path(tmp, f"input.{suffix}")
         source.write_bytes(data)
         outdir = Path(tmp, "out")

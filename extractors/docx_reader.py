@@ -8,7 +8,9 @@ and gridBefore, so a vertical merge (vMerge continue) points at the row that hol
 from __future__ import annotations
 
 import bisect
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
@@ -25,6 +27,7 @@ P, TBL, TR, TC, T, TAB, BR, CR, SDT, SDT_CONTENT = (
     f"{W}{name}" for name in ("p", "tbl", "tr", "tc", "t", "tab", "br", "cr", "sdt", "sdtContent")
 )
 # Wrappers that may stand between a table/row and its rows/cells, or between the body and its paragraphs.
+DRAWING, PICT = f"{W}drawing", f"{W}pict"
 TRANSPARENT = frozenset({SDT, SDT_CONTENT, f"{W}customXml", f"{W}smartTag"})
 
 # A real report's document.xml is a few hundred KB that deflates 10-30 times; a bomb deflates ~1000 times.
@@ -34,11 +37,12 @@ MAX_COMPRESSION_RATIO = 200
 RATIO_CHECK_ABOVE_BYTES = 1024 * 1024
 SLIVER_TWIPS = 30  # 1.5 pt: narrower than any character, so no real column
 MAX_GRID_SPAN = 64  # Word allows 63 grid columns; more is garbage
+INFLATE_CHUNK = 1 << 16  # inflate this much at a time, so a member never takes more memory than that
 
 
 def read(data: bytes) -> Document:
     """Read a .docx; raise UnreadableDocument for a zip bomb, a corrupt zip or a package without a Word body."""
-    _refuse_unsafe_zip(data)
+    refuse_unsafe_zip(data)
     try:
         body = docx.Document(BytesIO(data)).element.body
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -56,11 +60,13 @@ def read(data: bytes) -> Document:
         tables=tables,
         title=first_title_line(blocks),
         warnings=warnings,
+        pictures=_pictures(body),
     )
 
 
-def _refuse_unsafe_zip(data: bytes) -> None:
-    """Refuse a zip bomb from the central directory alone, before anything is inflated."""
+def refuse_unsafe_zip(data: bytes, body_name: str = "word/document.xml", kind: str = "DOCX") -> None:
+    """Refuse a zip bomb from the central directory, then by inflating each member in chunks up to what the
+    directory declares. `body_name` is the member holding the document's body (content.xml in an ODT)."""
     try:
         archive = zipfile.ZipFile(BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
@@ -74,11 +80,62 @@ def _refuse_unsafe_zip(data: bytes) -> None:
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > RATIO_CHECK_ABOVE_BYTES and ratio > MAX_COMPRESSION_RATIO:
                 raise UnreadableDocument(f"zip bomb: {member.filename} compressed {ratio:.0f} to 1")
-        body = next((m for m in members if m.filename == "word/document.xml"), None)
+        body = next((m for m in members if m.filename == body_name), None)
         if body is not None and body.file_size > MAX_DOCUMENT_XML_BYTES:
-            raise UnreadableDocument(f"too large: word/document.xml would uncompress to {body.file_size} bytes")
+            raise UnreadableDocument(f"too large: {body_name} would uncompress to {body.file_size} bytes")
         if body is None:
-            raise UnreadableDocument("not a DOCX: no word/document.xml in the zip")
+            raise UnreadableDocument(f"not a {kind}: no {body_name} in the zip")
+        # The directory may lie: inflate every member in chunks, without keeping it, and stop at what it declares.
+        # python-docx then reads only members whose data is no longer than their declared (checked) size.
+        budget = MAX_UNCOMPRESSED_BYTES
+        for member in members:
+            budget -= _inflate_within(data, member, min(member.file_size, budget))
+
+
+def _inflate_within(data: bytes, member: zipfile.ZipInfo, cap: int) -> int:
+    """The size a member really inflates to, read INFLATE_CHUNK bytes at a time; UnreadableDocument past `cap`."""
+    if member.flag_bits & 0x1:
+        raise UnreadableDocument(f"encrypted DOCX: {member.filename} is encrypted")
+    start = member.header_offset
+    header = data[start : start + 30]
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise UnreadableDocument(f"corrupt zip container: no local header for {member.filename}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    offset = start + 30 + name_length + extra_length
+    raw = memoryview(data)[offset : offset + member.compress_size]
+    if member.compress_type == zipfile.ZIP_STORED:
+        size = len(raw)
+    elif member.compress_type == zipfile.ZIP_DEFLATED:
+        size = _inflated_size(raw, cap, member.filename)
+    else:  # Word writes deflate; bzip2 and lzma would inflate without a per-call bound
+        raise UnreadableDocument(f"unsupported zip compression {member.compress_type} for {member.filename}")
+    if size > cap:
+        raise UnreadableDocument(
+            f"zip bomb: {member.filename} inflates past {cap} bytes (its directory entry says {member.file_size})"
+        )
+    return size
+
+
+def _inflated_size(raw: memoryview, cap: int, name: str) -> int:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # a zip member is raw deflate
+    size = 0
+    position = 0
+    try:
+        while not inflater.eof and size <= cap:
+            chunk: bytes | memoryview
+            if inflater.unconsumed_tail:
+                chunk = inflater.unconsumed_tail
+            elif position < len(raw):
+                chunk = raw[position : position + INFLATE_CHUNK]
+                position += INFLATE_CHUNK
+            else:
+                break
+            size += len(inflater.decompress(chunk, INFLATE_CHUNK))
+        if size <= cap:
+            size += len(inflater.flush(INFLATE_CHUNK))
+    except zlib.error as exc:
+        raise UnreadableDocument(f"corrupt DOCX: {name}: {exc}") from exc
+    return size
 
 
 def _children(element: Any, tag: str) -> Iterator[Any]:
@@ -90,8 +147,31 @@ def _children(element: Any, tag: str) -> Iterator[Any]:
             yield from _children(child, tag)
 
 
-def _body_paragraphs(body: Any) -> Iterator[Any]:
-    return _children(body, P)
+def _body_paragraphs(container: Any) -> Iterator[Any]:
+    """The running text's paragraphs in order, looking into layout tables: a table that frames the page (a single
+    cell, or one holding other tables) carries the report's title and body in its cells."""
+    for child in container:
+        if child.tag == P:
+            yield child
+        elif child.tag in TRANSPARENT:
+            yield from _body_paragraphs(child)
+        elif child.tag == TBL and _is_layout_table(child):
+            for tr in _children(child, TR):
+                for tc in _children(tr, TC):
+                    yield from _body_paragraphs(tc)
+
+
+def _is_layout_table(tbl: Any) -> bool:
+    """Holds other tables, or is one cell of several paragraphs (a one-cell box with a label is a data table)."""
+    cells = [tc for tr in _children(tbl, TR) for tc in _children(tr, TC)]
+    if any(next(tc.iter(TBL), None) is not None for tc in cells):
+        return True
+    return len(cells) == 1 and sum(1 for p in _children(cells[0], P) if clean_text(_text(p))) >= 2
+
+
+def _pictures(body: Any) -> int:
+    """Images drawn in the body (DrawingML and VML): where a report has no table cells, its tables' pictures."""
+    return sum(1 for _ in body.iter(DRAWING, PICT))
 
 
 def _text(element: Any) -> str:

@@ -13,12 +13,25 @@ from gongkai.extractors.report_meta import ReportMeta, detect_meta
 from gongkai.extractors.sniff import sniff_format
 from gongkai.extractors.version import EXTRACTOR_VERSION
 from gongkai.schema import TEMPLATES, Template
+from gongkai.schema.expected import missing
+from gongkai.schema.labels import normalize_label
 from gongkai.schema.reconcile import reconcile
 
 # status of an extraction
 EXTRACTED = "extracted"
+PARTIAL = "partial"  # standard tables read, but rows or cells of them missing (each named in a warning)
+UNREADABLE_TABLES = "unreadable_tables"  # a report whose standard tables are there but cannot be read
 NO_STANDARD_TABLES = "no_standard_tables"  # a report, but without the national tables (before 2019)
 NOT_A_REPORT = "not_a_report"
+# Readers (HTML div tables, PDF pages with table labels but no grid) start a warning so when they saw a table
+# they could not read; a report without cells that carries one is UNREADABLE_TABLES.
+UNREADABLE_TABLE = "unreadable table:"
+# Distinct labels of the standard tables that the running text must name for a report of unknown year to be
+# taken for one whose tables are there but not readable (prose names 行政复议 or 予以公开 now and then).
+LABELS_IN_TEXT = 4
+# The labels are searched in the first this many characters of the text (a report runs to some 50,000; a 50 MB
+# page must not be normalised whole).
+LABEL_SEARCH_CHARS = 1_000_000
 
 
 def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
@@ -32,22 +45,31 @@ def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, An
     chosen = _choose_template(doc, meta)
     mapping = map_document(doc, chosen) if chosen and chosen.tables else Mapping()
     cells = {a: c.value for a, c in sorted(mapping.cells.items())}
+    warnings = list(doc.warnings) + mapping.warnings
+    template_key: str | None = None
     if cells:
-        status = EXTRACTED
+        assert chosen is not None
+        gaps = missing(cells, chosen)
+        status = PARTIAL if gaps else EXTRACTED
+        template_key = chosen.key
+        warnings += gaps
+        if gaps and doc.pictures:
+            warnings.append(f"{doc.pictures} picture(s) in the body: the missing rows may be in a table pasted as a picture")
+    elif (lost := _unreadable_tables(doc, meta)) is not None:
+        status = UNREADABLE_TABLES
+        expected = (template_for_year(meta.year) if meta.year is not None else None) or chosen
+        template_key = expected.key if expected is not None else None
+        warnings.append(lost)
     elif meta.not_a_report or not meta.looks_like_report:
         status = NOT_A_REPORT
+        warnings.append(f"not a report: {meta.title or 'no report title'}; no standard tables")
     else:
         status = NO_STANDARD_TABLES
-    template_key = chosen.key if status == EXTRACTED and chosen else None
-    if status == NO_STANDARD_TABLES and meta.year is not None:
-        in_force = template_for_year(meta.year)
-        template_key = in_force.key if in_force and not in_force.tables else None  # e.g. pre2019
-    warnings = list(doc.warnings) + mapping.warnings
-    if status == NOT_A_REPORT:
-        warnings.append(f"not a report: {meta.title or 'no report title'}; no standard tables")
-    elif status == NO_STANDARD_TABLES:
+        if meta.year is not None:
+            in_force = template_for_year(meta.year)
+            template_key = in_force.key if in_force and not in_force.tables else None  # e.g. pre2019
         warnings.append("no standard tables (二、三、四) found")
-    checks = reconcile(cells, template_key, mapping.unreadable) if status == EXTRACTED and template_key else []
+    checks = reconcile(cells, template_key, mapping.unreadable) if cells and template_key else []
     is_report = status != NOT_A_REPORT
     return {
         "source": {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "format": _format(data, name)},
@@ -62,6 +84,41 @@ def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, An
         "checks": [c.as_json() for c in checks],
         "warnings": warnings,
     }
+
+
+def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
+    """For a document without cells: the warning saying what shows that it is a report whose standard tables are
+    there but cannot be read, or None. A report on a year of the national templates must carry them, so it never
+    passes for a pre-2019 report without tables; for a report of unknown year the document must show them."""
+    seen = [w.removeprefix(UNREADABLE_TABLE).strip() for w in doc.warnings if w.startswith(UNREADABLE_TABLE)]
+    if doc.pictures:
+        seen.append(f"{doc.pictures} picture(s) in the body where the tables should be (tables pasted as pictures?)")
+    by_table = _table_labels_in_text(doc)
+    labels = [label for found in by_table.values() for label in found]
+    if len(labels) >= 2:
+        named = "; ".join(f"{address}: {'、'.join(found[:4])}" for address, found in by_table.items())
+        seen.append(f"the text names {len(labels)} labels of the standard tables ({named}) but no table holds them")
+    national = template_for_year(meta.year) if meta.year is not None else None
+    if national is not None and national.tables and not meta.not_a_report:
+        reason = "; ".join(seen) or "no table of 二、三、四 in any form"
+        return f"{UNREADABLE_TABLE} a report on {meta.year} must carry the standard tables (template {national.key}), none could be read: {reason}"
+    # Of unknown year, the document itself must name the tables: a pagination bar of numbered <span>s is not one.
+    readers_saw = any(w.startswith(UNREADABLE_TABLE) for w in doc.warnings)
+    if meta.year is None and not meta.not_a_report and (len(labels) >= LABELS_IN_TEXT or (readers_saw and labels)):
+        return f"{UNREADABLE_TABLE} the standard tables are there but none could be read: {'; '.join(seen)}"
+    return None
+
+
+def _table_labels_in_text(doc: Document) -> dict[str, list[str]]:
+    """The distinct header and anchor labels of the national tables that the running text shows, by table."""
+    text = normalize_label(doc.text[:LABEL_SEARCH_CHARS])
+    found: dict[str, list[str]] = {}
+    for template in TEMPLATES:
+        for table in template.tables:
+            for label in (*table.header_markers, *table.anchors):
+                if len(label) >= 4 and label in text and label not in found.get(table.address, []):
+                    found.setdefault(table.address, []).append(label)
+    return found
 
 
 def _choose_template(doc: Document, meta: ReportMeta) -> Template | None:

@@ -21,6 +21,7 @@ from gongkai.extractors.model import (
     UnreadableDocument,
     grids_within_budget,
 )
+from gongkai.extractors.sniff import utf16_without_bom
 from gongkai.extractors.textnorm import clean_text, first_title_line, looks_like_title
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
@@ -54,6 +55,11 @@ _MAX_SPAN = 1000  # a colspan of 10**9 must not allocate a billion cells
 MAX_TABLE_NESTING = 8
 MAX_CELL_CHARS = 20_000
 MAX_HTML_BYTES = 100_000_000  # a report page is well under 1 MB; a 50 MB page must still read  # a data cell holds a label or a number; longer text is a layout cell's whole article
+# A table drawn with <div> boxes: at least this many boxes holding nothing but a number (the smallest standard
+# table, 四, has 15 cells).
+DIV_GRID_NUMBERS = 15
+_NUMBER_ONLY = re.compile(r"^\s*[-+]?\d[\d,.]*\s*$")
+_ATTACHMENT = re.compile(r"\.(?:pdf|docx?|wps|odt|rtf|xlsx?)(?:[?#].*)?$", re.IGNORECASE)
 _SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
 
 
@@ -62,6 +68,9 @@ def decode_html(data: bytes, http_charset: str | None = None) -> str:
     for bom, encoding in _BOM_ENCODINGS:
         if data.startswith(bom):
             return data[len(bom) :].decode(encoding, errors="replace")
+    utf16 = utf16_without_bom(data)  # by content: a <meta charset> inside UTF-16 bytes cannot be read anyway
+    if utf16 is not None:
+        return data.decode(utf16, errors="replace")
     meta = _META_CHARSET.search(data[:65536])
     declared = [_normalise_charset(http_charset), _normalise_charset(meta.group(1).decode("ascii") if meta else None)]
     utf8 = _strict(data, "utf-8")
@@ -115,6 +124,7 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         raise UnreadableDocument(f"unparseable HTML: {exc}") from exc
     if root is None:
         raise UnreadableDocument("empty HTML page: no elements")
+    warnings: list[str] = [_cut_short(error) for error in parser.error_log if _is_resource_limit(error)][:1]
     metadata = _metadata(root)
     page_title = _page_title(root)
     etree.strip_elements(root, *SKIPPED_TAGS, with_tail=False)
@@ -125,9 +135,12 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         container_blocks, container_heading = _blocks(container)
         blocks.extend(container_blocks)
         heading = heading or container_heading
-    warnings: list[str] = []
     elements = (element for container in containers for element in _data_tables(container, warnings))
     tables = grids_within_budget(_tables_spans(elements, warnings), warnings)
+    pictures = sum(1 for container in containers for _ in container.iter("img"))
+    if not tables:
+        warnings.extend(_div_grid(containers))
+        warnings.extend(_attachments(containers))
     title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
     return Document(
         format="html",
@@ -136,7 +149,49 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         title=title,
         metadata=metadata,
         warnings=warnings,
+        pictures=pictures,
     )
+
+
+def _is_resource_limit(error: Any) -> bool:
+    return bool(error.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in (error.message or ""))
+
+
+def _cut_short(error: Any) -> str:
+    """libxml2 stops at a resource limit (elements nested deeper than 2048 levels): what follows is never read."""
+    return (
+        f"unreadable table: the page could not be parsed past line {error.line} ({error.message.strip()}); "
+        "the rest of the page, with any tables in it, is not read"
+    )
+
+
+def _attachments(containers: list[Element]) -> list[str]:
+    """A page without tables that links documents: the report is likely the attachment, not this page."""
+    links = [
+        (a.get("href") or "").strip()
+        for container in containers
+        for a in container.iter("a")
+        if _ATTACHMENT.search((a.get("href") or "").strip())
+    ]
+    if not links:
+        return []
+    shown = ", ".join(dict.fromkeys(links[:5]))
+    return [f"the page has no tables but links {len(links)} attachment(s) ({shown}): the report may be there"]
+
+
+def _div_grid(containers: list[Element]) -> list[str]:
+    """A table laid out with <div>/<span>/<li> boxes instead of <table>: many leaf boxes holding only a number."""
+    numbers = 0
+    for container in containers:
+        for element in container.iter("div", "span", "li", "p"):
+            if len(element) == 0 and _NUMBER_ONLY.match(element.text or ""):
+                numbers += 1
+                if numbers >= DIV_GRID_NUMBERS:
+                    return [
+                        f"unreadable table: {DIV_GRID_NUMBERS} or more numbers in <div>/<span> boxes and no <table> "
+                        "(a table built of <div>s; its cells have no rows and columns to read)"
+                    ]
+    return []
 
 
 def _metadata(root: Element) -> dict[str, str]:

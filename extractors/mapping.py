@@ -282,6 +282,13 @@ def _row_key(labels: list[GridCell], section: Section, result: Mapping, table: T
         scored = [(best_score(texts[-1], r.labels), r) for r in rows]
         top = max(s for s, _ in scored)
         if top < ROW_MATCH:
+            # A renamed row must not vanish in silence. In a grid continuing a table (the next page) such a row
+            # ends the table instead: it may be an unrelated table, or a renamed row; either way say so.
+            printed = " / ".join(dict.fromkeys(c.text for c in labels if c.text.strip()))
+            consequence = "taken for the end of that table" if section.carried else "its values are not read"
+            result.warnings.append(
+                f"table {table.index} row {row[0].row}: label {printed!r} matches no row of {section.table.address}; {consequence}"
+            )
             return None  # a label we do not know: not a standard row
         tied = [r for s, r in scored if s == top]
         grouped = [r for r in tied if r.group and any(r.group in t for t in texts)]

@@ -75,6 +75,9 @@ class Document:
     title: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Pictures in the body (images in a DOCX, <img> in an HTML article): where a report without table cells
+    # shows some, its tables were likely pasted as pictures (extract.py says so).
+    pictures: int = 0
 
     @property
     def text(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from gongkai.extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
+from gongkai.extractors.sniff import utf16_without_bom
 from gongkai.extractors.textnorm import clean_text
 
 _BODY_RULE = re.compile(r"^=+\s*正文\s*=+$")
@@ -17,6 +18,10 @@ _ENCODINGS = ("utf-8-sig", "gb18030", "utf-16")
 
 
 def decode_text(data: bytes) -> str:
+    """UTF-8, then UTF-16 told by content (GB18030 would take its bytes for nonsense text), then GB18030."""
+    utf16 = utf16_without_bom(data)
+    if utf16 is not None:
+        return data.decode(utf16, errors="replace")
     for encoding in _ENCODINGS:
         try:
             return data.decode(encoding)

@@ -42,6 +42,7 @@ class TableDef:
     orientation: str
     rows: tuple[Key, ...]
     columns: tuple[Key, ...]
+    alternatives: tuple[tuple[str, ...], ...] = ()  # sets of rows that stand in for one another
 
     def columns_of(self, row: Key) -> tuple[Key, ...]:
         if row.columns is None:

@@ -81,7 +81,12 @@ def _table(name: str, spec: TableSpec, where: str) -> TableDef:
         orientation=spec.orientation,
         rows=_keys(spec.rows, spec.groups, "row", where),
         columns=_keys(spec.columns, spec.groups, "column", where),
+        alternatives=tuple(tuple(rows) for rows in spec.alternatives),
     )
+    row_keys = [r.key for r in table.rows]
+    for row_key in (key for rows in table.alternatives for key in rows):
+        if row_key not in row_keys:
+            raise SchemaError(f"{where} alternatives: {_unknown('row', row_key, row_keys, 'a row of the table')}")
     column_keys = [c.key for c in table.columns]
     for row in table.rows:
         for column in row.columns or ():

@@ -39,6 +39,7 @@ class TableSpec(DataModel):
     groups: list[str] = []  # the enclosing labels (（三）不予公开) its rows and columns may name as `group`
     rows: Annotated[list[KeySpec], Field(min_length=1)]
     columns: Annotated[list[KeySpec], Field(min_length=1)]
+    alternatives: list[list[str]] = []  # sets of row keys of which a report prints one (schema/expected.py)
 
 
 class TemplateSpec(DataModel):

@@ -3,14 +3,16 @@
 A check compares a target cell with what its parts imply. Status:
 - pass: both sides known and equal;
 - fail: both known and different (the difference is kept as expected vs actual);
-- incomplete: the target is blank while its parts are not, or a part could not be read.
+- incomplete: the target is blank while its parts are not, a part is a blank subtotal whose own parts are
+  not (a report that leaves its row totals empty cannot be said to fail its column total), or a part could
+  not be read.
 Blank parts otherwise count as 0. Cells the document does not show are not parts at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gongkai.schema import RULES, Rule, TableDef, expand_parts, table_for_address
@@ -26,6 +28,7 @@ class Check:
     expected: Number | None
     actual: Number | None
     status: str
+    parts: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the cells the check summed
 
     def as_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "target": self.target, "expected": self.expected, "actual": self.actual, "status": self.status}
@@ -45,7 +48,21 @@ def reconcile(
         except StopIteration:
             continue
         checks.extend(_evaluate(rule, table, cells, unreadable_set))
-    return checks
+    return _blank_subtotals_make_incomplete(checks)
+
+
+def _blank_subtotals_make_incomplete(checks: list[Check]) -> list[Check]:
+    """A failing check one of whose parts is the blank target of another check that is incomplete (its own parts
+    are not blank): the sum cannot be judged, since the blank subtotal stands for a figure left unprinted."""
+    unprinted = {c.target for c in checks if c.actual is None and c.status == "incomplete"}
+    if not unprinted:
+        return checks
+    out = []
+    for check in checks:
+        if check.status == "fail" and any(p in unprinted for p in check.parts):
+            check = replace(check, status="incomplete")
+        out.append(check)
+    return out
 
 
 def _evaluate(rule: Rule, table: TableDef, cells: Mapping[str, Number | None], unreadable: set[str]) -> list[Check]:
@@ -79,17 +96,18 @@ def _compare(
     if target not in cells or not shown_plus:
         return None  # the document does not show this check's cells
     parts = shown_plus + shown_minus
+    summed = tuple(parts)
     expected_value: Number = sum(cells[a] or 0 for a in shown_plus) - sum(cells[a] or 0 for a in shown_minus)
     expected = _tidy(expected_value)
     actual = cells[target]
     if target in unreadable or any(a in unreadable for a in parts):
-        return Check(rule, target, expected, actual, "incomplete")
+        return Check(rule, target, expected, actual, "incomplete", summed)
     if actual is None:
         if all(cells[a] is None for a in parts):
-            return Check(rule, target, None, None, "pass")
-        return Check(rule, target, expected, None, "incomplete")
+            return Check(rule, target, None, None, "pass", summed)
+        return Check(rule, target, expected, None, "incomplete", summed)
     status = "pass" if abs(actual - expected) <= TOLERANCE else "fail"
-    return Check(rule, target, expected, actual, status)
+    return Check(rule, target, expected, actual, status, summed)
 
 
 def _tidy(value: Number) -> Number:

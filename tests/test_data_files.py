@@ -149,3 +149,10 @@ def test_params_keep_what_the_file_wrote_and_leave_defaults_to_the_adapters() ->
     assert portals["demo-huaian"].params == {"column_id": "5521", "unit_id": "32813", "per_page": 15}
     assert portals["demo-zibo"].params == {}
     assert portals["demo-zibo"].param("next_text", "下一页") == "下一页"
+
+
+def test_alternatives_naming_a_row_the_table_lacks_are_refused(tmp_path: Path) -> None:
+    _assert_refused(
+        tmp_path, "tables.toml", '["other_handling"], ["other_no_correction"', '["other_handlin"], ["other_no_correction"',
+        "table requests alternatives: row names 'other_handlin', not a row of the table (did you mean 'other_handling'?)",
+    )  # fmt: skip

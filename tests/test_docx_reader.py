@@ -3,9 +3,14 @@ python-docx (merges, nested tables, gridBefore), and on hostile zips."""
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
 import time
 import zipfile
+import zlib
 from io import BytesIO
+from pathlib import Path
 
 import docx
 import pytest
@@ -243,6 +248,73 @@ def test_zip_bomb_is_refused_before_inflating(gigabyte_bomb: bytes) -> None:
     with pytest.raises(UnreadableDocument, match=r"^zip bomb: members would uncompress to 2852\d{5} bytes"):
         read(gigabyte_bomb)
     assert time.perf_counter() - began < 0.5
+
+
+LIE_PADDING = 512 * 1024 * 1024  # inflated by today's zipfile in one call before it truncates to the declared size
+
+
+def lying_docx(tmp_path: Path) -> Path:
+    """The blank template whose document.xml is followed, inside the same deflate stream, by 512 MB of spaces,
+    while its local header and directory entry keep the real size and CRC: nothing but inflating tells."""
+    template = zipfile.ZipFile(BytesIO(corpus("template-blank-2021.docx")))
+    real = template.read("word/document.xml")
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for info in template.infolist():
+            if info.filename != "word/document.xml":
+                archive.writestr(info.filename, template.read(info))
+        with archive.open("word/document.xml", "w") as member:
+            member.write(real)
+            chunk = b" " * (1 << 24)
+            for _ in range(LIE_PADDING // len(chunk)):
+                member.write(chunk)
+    data = bytearray(buffer.getvalue())
+    name = b"word/document.xml"
+    local = _header_of(data, b"PK\x03\x04", 30, 26, name)
+    central = _header_of(data, b"PK\x01\x02", 46, 28, name)
+    for at, crc_at, size_at in ((local, 14, 22), (central, 16, 24)):
+        struct.pack_into("<I", data, at + crc_at, zlib.crc32(real))
+        struct.pack_into("<I", data, at + size_at, len(real))
+    path = tmp_path / "lying.docx"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _header_of(data: bytearray, signature: bytes, fixed: int, name_length_at: int, name: bytes) -> int:
+    """The offset of the zip header (local or central) that names `name`."""
+    at = data.find(signature)
+    while at >= 0:
+        (length,) = struct.unpack_from("<H", data, at + name_length_at)
+        if bytes(data[at + fixed : at + fixed + length]) == name:
+            return at
+        at = data.find(signature, at + 4)
+    raise AssertionError(f"no {signature!r} header for {name!r}")
+
+
+def test_a_zip_directory_that_lies_about_sizes_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    """Today's zipfile inflates the whole stream in one call (memory grows by the hidden 512 MB), then truncates it
+    to the declared size and reads the report as if nothing happened. It must be refused, in bounded memory."""
+    path = lying_docx(tmp_path)
+    assert zipfile.ZipFile(path).getinfo("word/document.xml").file_size < 1_000_000
+    probe = (
+        "import resource, sys\n"
+        "from gongkai.extractors.docx_reader import read\n"
+        "from gongkai.extractors.model import UnreadableDocument\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    read(data)\n"
+        "    print('read')\n"
+        "except UnreadableDocument as exc:\n"
+        "    print(exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    began = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120, check=True)
+    message, grown_mb = run.stdout.strip().splitlines()
+    assert message.startswith("zip bomb: word/document.xml inflates past"), message
+    assert int(grown_mb) < 64
+    assert time.perf_counter() - began < 30
 
 
 def test_a_member_compressed_a_thousand_to_one_is_refused() -> None:

@@ -189,3 +189,21 @@ def test_template_follows_the_years_in_the_data_when_no_marker_shows() -> None:
     table = build_grid(1, [*HEADER, row("一、本年新收政府信息公开申请数量", ["1", "0", "0", "0", "0", "0", "1"])])
     assert extract(doc_of(table, title="某某局2020年政府信息公开工作年度报告"))["template"] == "2019"
     assert extract(doc_of(table, title="某某局2022年政府信息公开工作年度报告"))["template"] == "2021"
+
+
+def test_a_renamed_row_on_the_page_after_a_break_is_named_and_the_report_is_partial() -> None:
+    """The table continues in a second grid (the next page); its first row there carries a label we do not know."""
+    first = build_grid(1, [*HEADER, row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "0", "4"])])
+    second = build_grid(2, [row("四、结转至下一年度处理", ["1", "0", "0", "0", "0", "0", "1"])])
+    out = extract(doc_of(first, second))
+    assert out["status"] == "partial"
+    assert "requests.carried_forward: row not found" in out["warnings"]
+    assert any("'四、结转至下一年度处理'" in w and "matches no row of requests" in w for w in out["warnings"])
+
+
+def test_a_missing_column_is_named_cell_by_cell() -> None:
+    header = [[("", 3, 3), ("申请人情况", 1, 6)], [("自然人", 2, 1), ("法人或其他组织", 1, 5)], HEADER[2]]
+    table = build_grid(1, [*header, row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "0"])])
+    out = extract(doc_of(table))
+    assert out["status"] == "partial"
+    assert "requests.new.total: cell not found" in out["warnings"]

@@ -129,10 +129,35 @@ def test_reconcile_pass_fail_incomplete() -> None:
     assert checks[("requests.row_total", "requests.granted.total")].status == "incomplete"
     assert checks[("requests.row_total", "requests.total_handled.total")].status == "fail"
     outcome = checks[("requests.outcome_total", "requests.total_handled.total")]
-    assert (outcome.expected, outcome.actual, outcome.status) == (2, 7, "fail")
+    # granted.total is a blank subtotal whose own parts are not: the reference's blank-subtotal clause makes the
+    # column total incomplete, not fail (it was "fail" before that clause; see test_blank_subtotal_* below).
+    assert (outcome.expected, outcome.actual, outcome.status) == (2, 7, "incomplete")
+    outcome_natural = checks[("requests.outcome_total", "requests.total_handled.natural_person")]
+    assert (outcome_natural.expected, outcome_natural.actual, outcome_natural.status) == (5, 5, "pass")
     balance = checks[("requests.balance", "requests.total_handled.natural_person")]
     assert (balance.expected, balance.actual, balance.status) == (5, 5, "pass")
     assert cells["requests.granted.total"] is None  # a check never changes a value
+
+
+def test_blank_subtotal_makes_the_column_total_incomplete_not_fail() -> None:
+    """上海市人民政府办公厅 2019 leaves its row totals blank: the 总计 column's outcome total cannot be said to fail."""
+    rows = {
+        "granted": [3, 1, None, None, None, None, None],  # row total left blank, its parts are not
+        "unavailable_not_held": [2, 0, 0, 0, 0, 0, 2],
+        "total_handled": [5, 1, 0, 0, 0, 0, 6],
+    }
+    checks = {(c.rule, c.target): c for c in reconcile(_requests(rows), "2021")}
+    assert checks[("requests.outcome_total", "requests.total_handled.total")].status == "incomplete"
+    # Printed everywhere and still wrong: a real failure stays a failure.
+    rows["granted"][-1] = 1
+    checks = {(c.rule, c.target): c for c in reconcile(_requests(rows), "2021")}
+    assert checks[("requests.row_total", "requests.granted.total")].status == "fail"
+    outcome = checks[("requests.outcome_total", "requests.total_handled.total")]
+    assert (outcome.expected, outcome.actual, outcome.status) == (3, 6, "fail")
+    # A blank subtotal whose parts are blank too is a zero, not an unknown: the column total can fail.
+    rows["granted"] = [None] * 7
+    checks = {(c.rule, c.target): c for c in reconcile(_requests(rows), "2021")}
+    assert checks[("requests.outcome_total", "requests.total_handled.total")].status == "fail"
 
 
 def test_unreadable_part_makes_a_check_incomplete() -> None:

@@ -22,7 +22,7 @@ from gongkai.warehouse.db import Database, connect
 from gongkai.warehouse.migrate import migrate
 
 # Statuses whose document is the agency's report for the year; the others never supersede it.
-REPORT_STATUSES = ("extracted", "no_standard_tables")
+REPORT_STATUSES = ("extracted", "partial", "unreadable_tables", "no_standard_tables")
 OUTCOMES = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
 # Test hook (kill -9 test): seconds to sleep inside the load transaction, after the report row is written.
 CRASH_PAUSE_ENV = "GONGKAI_TEST_PAUSE_IN_LOAD"

@@ -195,7 +195,7 @@ def _requests_by_outcome_sql() -> str:
         + ",\n       ".join(selected)
         + "\nFROM (\n" + "\n    UNION ALL\n".join(branches) + "\n) p\n"
         "JOIN report_index r ON r.report_id = p.report_id\n"
-        "WHERE r.status = 'extracted' AND r.report_key NOT LIKE 'doc:%';\n"
+        "WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%';\n"
     )
 
 
@@ -297,7 +297,7 @@ def _year_over_year_sql() -> str:
         + ", ".join(f"y.v_{i}, y.s_{i}" for i in range(len(addresses)))
         + "\n    FROM report_index r\n"
         "    JOIN yoy_cells y ON y.report_id = r.report_id\n"
-        "    WHERE r.status = 'extracted' AND r.agency_id IS NOT NULL\n),\n"
+        "    WHERE r.status IN ('extracted', 'partial') AND r.agency_id IS NOT NULL\n),\n"
         "pairs AS (\n    SELECT cur.report_id, prev.report_id AS previous_report_id, cur.agency_id, cur.year,\n"
         "           cur.template, prev.template AS previous_template, "
         + ", ".join(f"cur.{c}" for c in identity.split(", "))

@@ -1048,7 +1048,7 @@ FROM (
     GROUP BY report_id
 ) p
 JOIN report_index r ON r.report_id = p.report_id
-WHERE r.status = 'extracted' AND r.report_key NOT LIKE 'doc:%';
+WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%';
 -- generated:end requests_by_outcome
 
 -- year_over_year: what one year's report implies for the next, per agency:
@@ -1110,7 +1110,7 @@ yoy_reports AS (
            y.v_0, y.s_0, y.v_1, y.s_1, y.v_2, y.s_2, y.v_3, y.s_3, y.v_4, y.s_4, y.v_5, y.s_5, y.v_6, y.s_6, y.v_7, y.s_7, y.v_8, y.s_8, y.v_9, y.s_9, y.v_10, y.s_10, y.v_11, y.s_11, y.v_12, y.s_12, y.v_13, y.s_13, y.v_14, y.s_14, y.v_15, y.s_15, y.v_16, y.s_16, y.v_17, y.s_17, y.v_18, y.s_18, y.v_19, y.s_19
     FROM report_index r
     JOIN yoy_cells y ON y.report_id = r.report_id
-    WHERE r.status = 'extracted' AND r.agency_id IS NOT NULL
+    WHERE r.status IN ('extracted', 'partial') AND r.agency_id IS NOT NULL
 ),
 pairs AS (
     SELECT cur.report_id, prev.report_id AS previous_report_id, cur.agency_id, cur.year,
@@ -1199,7 +1199,8 @@ FROM check_results
 GROUP BY GROUPING SETS ((rule, year), (rule, province_code, province), (rule, level));
 
 -- coverage: agency x year. coverage is one of
---   extracted                  the report was found and its tables extracted, every check passing
+--   extracted                  the report was found and its tables extracted, every check passing (status
+--                              partial: some rows missing, named in its warnings and in reason)
 --   extracted_failing_checks   extracted, with checks_failing > 0
 --   not_extractable            a report was found but yields no cells (reason says why: pre-2019 format,
 --                              unreadable file, or an extraction error that left no result)
@@ -1214,13 +1215,15 @@ WITH RECURSIVE years (year) AS (
 ),
 found AS (
     SELECT r.agency_id, r.year,
-           CASE WHEN r.status = 'extracted' AND r.checks_failing > 0 THEN 'extracted_failing_checks'
-                WHEN r.status = 'extracted' THEN 'extracted'
+           CASE WHEN r.status IN ('extracted', 'partial') AND r.checks_failing > 0 THEN 'extracted_failing_checks'
+                WHEN r.status IN ('extracted', 'partial') THEN 'extracted'
                 WHEN r.status = 'not_a_report' THEN 'not_a_report'
                 ELSE 'not_extractable' END AS coverage,
            CASE WHEN r.status = 'no_standard_tables' AND r.template = 'pre2019'
                     THEN 'pre-2019 report: no national standard tables'
                 WHEN r.status = 'no_standard_tables' THEN 'report without the national standard tables'
+                WHEN r.status = 'unreadable_tables' THEN 'standard tables present but unreadable (pictures, <div>s, no grid): see warnings'
+                WHEN r.status = 'partial' THEN 'standard tables read with rows missing: see warnings'
                 WHEN r.status = 'unreadable' THEN 'unreadable: ' || coalesce(r.reason, 'no reason recorded')
                 WHEN r.status = 'not_a_report' THEN 'not a report: ' || coalesce(r.title, r.reason, 'no report title')
                 END AS reason,
@@ -1259,5 +1262,5 @@ LEFT JOIN provinces p ON p.province_code = substr(a.division_code, 1, 2) || '000
 
 -- views_version: a digest of this file, so that a writer or a read-only reader can tell the views are current.
 -- generated:begin views_version
-CREATE VIEW views_version AS SELECT 'b868a6db1a78199a' AS digest;
+CREATE VIEW views_version AS SELECT '51545f916375c781' AS digest;
 -- generated:end views_version

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gongkai.extractors.extract import NO_STANDARD_TABLES, NOT_A_REPORT, extract_report
+from gongkai.extractors.extract import NO_STANDARD_TABLES, NOT_A_REPORT, PARTIAL, UNREADABLE_TABLES, extract_report
 from gongkai.extractors.model import UnreadableDocument
 from gongkai.tableview import render_tables
 
@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         if result["status"] == NOT_A_REPORT:
             print(f"gongkai: {path}: not a report (no standard tables): {result['title'] or ''}", file=sys.stderr)
+        elif result["status"] == UNREADABLE_TABLES:
+            print(f"gongkai: {path}: {result['warnings'][-1]}", file=sys.stderr)
+        elif result["status"] == PARTIAL:
+            lost = [w for w in result["warnings"] if w.endswith(" not found")]
+            print(f"gongkai: {path}: partial: {len(lost)} row(s) or cell(s) not found: {'; '.join(lost[:3])}", file=sys.stderr)
         elif result["status"] == NO_STANDARD_TABLES:
             print(f"gongkai: {path}: a report without the standard tables (template {result['template']})", file=sys.stderr)
         results.append(result)
