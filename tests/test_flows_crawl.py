@@ -186,7 +186,7 @@ def test_serve_registers_the_nightly_deployment_with_its_schedule(nightly: Night
     deployment_id = nightly_deployment(cron="30 3 * * 1-5", timezone="Asia/Shanghai").apply()
     with get_client(sync_client=True) as client:
         stored = client.read_deployment(deployment_id)
-    assert stored.name == "nightly" and stored.entrypoint == "flows/crawl.py:nightly_flow"
+    assert stored.name == "nightly" and stored.entrypoint == "gongkai/flows/crawl.py:nightly_flow"
     assert [(s.schedule.cron, s.schedule.timezone) for s in stored.schedules] == [("30 3 * * 1-5", "Asia/Shanghai")]
 
 
