@@ -1,0 +1,164 @@
+"""The socket layer under requests: connections pinned to the addresses the fetcher resolved, and a total
+deadline per request.
+
+Pinning: the fetcher resolves an allowed host once (crawler.fetcher), and these connections connect to those
+addresses only, never resolving the name again. So DNS that answers differently the second time (rebinding),
+a proxy, or a parser differential deeper down cannot carry a request to another address; the TLS name check
+and SNI still use the host name. After connecting, the socket's peer address is checked against the pinned
+set once more. A connection made outside a fetcher call has no pins and is refused (fails closed).
+
+Deadline: requests' timeouts bound each socket read, so a server that trickles a byte every few seconds keeps
+a download alive forever. A timer shuts the socket down when the request's total deadline passes; the
+blocked read returns and the fetcher reports the deadline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as u3connection
+
+Addresses = tuple[str, ...]
+_current = threading.local()  # the Call of this thread's request in flight (requests is synchronous)
+
+
+class Call:
+    """One request: the addresses its host may be reached at, and its deadline watch."""
+
+    def __init__(self, addresses: Addresses, deadline: float) -> None:
+        self.addresses = addresses
+        self.deadline = deadline
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._conn: HTTPConnection | None = None
+        self._timer = threading.Timer(deadline, self._expire)
+        self._timer.daemon = True
+
+    def attach(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            if self.expired:
+                _shutdown(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._conn is not None:
+                _shutdown(self._conn)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def finish(self) -> None:
+        with self._lock:  # after this, the timer can no longer touch a connection the pool may hand out again
+            self._done = True
+        self._timer.cancel()
+
+
+def _shutdown(conn: HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@contextmanager
+def call(addresses: Addresses, deadline: float) -> Iterator[Call]:
+    current = Call(addresses, deadline)
+    previous = getattr(_current, "call", None)
+    _current.call = current
+    current.start()
+    try:
+        yield current
+    finally:
+        current.finish()
+        _current.call = previous
+
+
+def peer_allowed(sock: socket.socket, addresses: Addresses) -> bool:
+    peer = ipaddress.ip_address(sock.getpeername()[0])
+    return any(ipaddress.ip_address(a) == peer for a in addresses)
+
+
+class _Pinned:
+    """Mixin for urllib3 connections: connect to the current call's pinned addresses, never to a name."""
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        current: Call | None = getattr(_current, "call", None)
+        if current is None or not current.addresses:
+            raise NewConnectionError(self, f"no pinned address for {self.host}: connections go through the fetcher")  # type: ignore[arg-type]
+        error: Exception | None = None
+        for address in current.addresses:
+            try:
+                sock = u3connection.create_connection(
+                    (address, self.port), self.timeout, source_address=self.source_address, socket_options=self.socket_options
+                )
+            except TimeoutError as exc:
+                error = ConnectTimeoutError(self, f"Connection to {self.host} ({address}) timed out")
+                error.__cause__ = exc
+                continue
+            except OSError as exc:
+                error = NewConnectionError(self, f"Failed to connect to {self.host} ({address}): {exc}")  # type: ignore[arg-type]
+                continue
+            if not peer_allowed(sock, current.addresses):  # belt and braces: the peer is what we pinned
+                sock.close()
+                raise NewConnectionError(self, f"connected peer of {self.host} is not a resolved address")  # type: ignore[arg-type]
+            return sock
+        assert error is not None
+        raise error
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        current: Call | None = getattr(_current, "call", None)
+        if current is not None:
+            current.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class PinnedHTTPConnection(_Pinned, HTTPConnection):
+    pass
+
+
+class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = PinnedHTTPSConnection
+
+
+class PinnedAdapter(HTTPAdapter):
+    """requests' adapter over pinned connections; mount it for http:// and https://."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise RuntimeError("the fetcher never uses a proxy")  # trust_env is off; a proxy would bypass the pins
+
+
+Resolver = Callable[[str, int], Addresses]
