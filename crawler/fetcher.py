@@ -123,7 +123,7 @@ class Robots:
     """robots.txt read by Protego (Scrapy's parser; RFC 9309: `*` and `$` in paths, the group naming our
     product token else `*`, the longest matching rule wins, Allow on a tie).
 
-    Protego (>= 0.7) matches a wildcard rule segment by segment with str.find, leftmost first, which is
+    Protego (>= 0.7; below 0.6.2 it built backtracking regexes, GHSA-wjmf-p669-5m5p) matches a wildcard rule segment by segment with str.find, leftmost first, which is
     exact for `*`-only patterns and linear in the URL per segment: `Disallow: /*a*a*...*b$` cannot backtrack
     (tests/test_fetcher_security.py runs it against a long URL in a subprocess with a time limit)."""
 

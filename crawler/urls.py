@@ -114,7 +114,9 @@ def _authority(url: str, authority: str) -> tuple[str, int | None]:
 def _split(url: str) -> tuple[str, str, int, str]:
     m = _SHAPE.fullmatch(url)
     if not m:
-        scheme = url.split(":", 1)[0] if ":" in url else ""
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme in DEFAULT_PORTS:
+            raise BadURL(url, f"malformed {scheme} URL (no //host)")
         raise BadURL(url, f"not an http(s) URL (scheme {scheme[:20]!r})" if scheme else "not an absolute http(s) URL")
     scheme = m.group(1).lower()
     host, port = _authority(url, m.group(2))
