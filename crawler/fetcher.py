@@ -276,7 +276,7 @@ class Fetcher:
 
     def _backoff(self, attempt: int) -> float:
         # exponential backoff with full jitter, so that retries of many workers do not line up
-        return min(30.0, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
+        return float(min(30.0, self.backoff * 2.0**attempt) * random.uniform(0.5, 1.5))
 
     def _resolve(self, target: SafeURL) -> Addresses:
         """The addresses this request may connect to: an IP literal as written, a name as resolved (cached)."""
