@@ -262,9 +262,9 @@ def _trickle(handler: BaseHTTPRequestHandler) -> None:
 
 def _trickle_headers(handler: BaseHTTPRequestHandler) -> None:
     try:
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
-        for _ in range(1000):
-            handler.wfile.write(b"X-Slow: 1\r\n")
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(1000):  # one header line, a byte at a time (http.client allows 64 KB per line)
+            handler.wfile.write(b"a")
             handler.wfile.flush()
             time.sleep(0.2)
     except OSError:
