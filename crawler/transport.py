@@ -8,15 +8,17 @@ and SNI still use the host name. After connecting, the socket's peer address is 
 set once more. A connection made outside a fetcher call has no pins and is refused (fails closed).
 
 Deadline: requests' timeouts bound each socket read, so a server that trickles a byte every few seconds keeps
-a download alive forever. A timer shuts the socket down when the request's total deadline passes; the
+a download alive forever. A watchdog thread shuts the socket down when the request's total deadline passes; the
 blocked read returns and the fetcher reports the deadline.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,8 +43,6 @@ class Call:
         self._lock = threading.Lock()
         self._done = False
         self._conn: HTTPConnection | None = None
-        self._timer = threading.Timer(deadline, self._expire)
-        self._timer.daemon = True
 
     def attach(self, conn: HTTPConnection) -> None:
         with self._lock:
@@ -58,13 +58,42 @@ class Call:
             if self._conn is not None:
                 _shutdown(self._conn)
 
-    def start(self) -> None:
-        self._timer.start()
-
     def finish(self) -> None:
-        with self._lock:  # after this, the timer can no longer touch a connection the pool may hand out again
+        with self._lock:  # after this, the watchdog can no longer touch a connection the pool may hand out again
             self._done = True
-        self._timer.cancel()
+
+
+class _Watchdog:
+    """One thread for all deadlines (a thread per request would cost more than the request's own CPU)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Call]] = []
+        self._thread: threading.Thread | None = None
+
+    def watch(self, current: Call) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + current.deadline, id(current), current))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gongkai-fetch-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                due, _, current = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            current._expire()  # a no-op when the request finished in time
+
+
+_watchdog = _Watchdog()
 
 
 def _shutdown(conn: HTTPConnection) -> None:
@@ -81,7 +110,7 @@ def call(addresses: Addresses, deadline: float) -> Iterator[Call]:
     current = Call(addresses, deadline)
     previous = getattr(_current, "call", None)
     _current.call = current
-    current.start()
+    _watchdog.watch(current)
     try:
         yield current
     finally:
