@@ -43,24 +43,35 @@ class Call:
         self._lock = threading.Lock()
         self._done = False
         self._conn: HTTPConnection | None = None
+        self._sock: socket.socket | None = None
 
     def attach(self, conn: HTTPConnection) -> None:
+        """The connection this request runs on (a reused one, or one about to connect)."""
         with self._lock:
             self._conn = conn
             if self.expired:
-                _shutdown(conn)
+                _shutdown(conn.sock)
+
+    def attach_socket(self, sock: socket.socket) -> None:
+        """A socket just connected for this request: held here too, since urllib3 sets conn.sock only later."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                _shutdown(sock)
 
     def _expire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.expired = True
+            _shutdown(self._sock)
             if self._conn is not None:
-                _shutdown(self._conn)
+                _shutdown(self._conn.sock)
 
     def finish(self) -> None:
         with self._lock:  # after this, the watchdog can no longer touch a connection the pool may hand out again
             self._done = True
+            self._conn = self._sock = None
 
 
 class _Watchdog:
@@ -96,8 +107,7 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
-def _shutdown(conn: HTTPConnection) -> None:
-    sock = conn.sock
+def _shutdown(sock: socket.socket | None) -> None:
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -152,6 +162,7 @@ class _Pinned:
             if not peer_allowed(sock, current.addresses):  # belt and braces: the peer is what we pinned
                 sock.close()
                 raise NewConnectionError(self, f"connected peer of {self.host} is not a resolved address")  # type: ignore[arg-type]
+            current.attach_socket(sock)  # from here the deadline can cut it
             return sock
         assert error is not None
         raise error
