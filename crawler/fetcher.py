@@ -1,5 +1,10 @@
-"""Polite, safe HTTP: robots.txt, per-host delay and concurrency, retries with backoff, conditional GET,
-a size cap, and redirects followed by hand so that no request ever leaves the registry's hosts."""
+"""Polite, safe HTTP: robots.txt, per-host delay and concurrency, retries with backoff (or the server's
+Retry-After), conditional GET, a size cap and a total deadline per download, per-host counters, and
+redirects followed by hand so that no request ever leaves the registry's hosts.
+
+Where a URL goes is decided in three places, each judging what is actually used: crawler.urls (the one
+parse: the string requests sends), Fetcher._check (that URL's host against the registry and the portal,
+robots.txt), crawler.transport (the socket connects only to the addresses that host resolved to)."""
 
 from __future__ import annotations
 
@@ -21,9 +26,9 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
-from protego import Protego
 
 from gongkai.crawler import transport, urls
+from gongkai.crawler.robots import DISALLOW_ALL, Robots
 from gongkai.crawler.transport import Addresses, PinnedAdapter, Resolver
 from gongkai.crawler.urls import SafeURL
 from gongkai.extractors import html_reader
@@ -31,7 +36,6 @@ from gongkai.extractors import html_reader
 USER_AGENT = "gongkai/0.1 (+https://github.com/gongkai/gongkai)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
-DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 
 
 class FetchError(Exception):
@@ -111,34 +115,6 @@ def decode_html(data: bytes, content_type: str = "") -> str:
     msg["content-type"] = content_type or "text/html"
     charset = msg.get_param("charset")
     return html_reader.decode_html(data, str(charset) if charset else None)
-
-
-def _product_token(user_agent: str) -> str:
-    # RFC 9309 matches groups by the product token ("gongkai"), not by words elsewhere in the header
-    return user_agent.split("/", 1)[0].strip().lower()
-
-
-@dataclass
-class Robots:
-    """robots.txt read by Protego (Scrapy's parser; RFC 9309: `*` and `$` in paths, the group naming our
-    product token else `*`, the longest matching rule wins, Allow on a tie).
-
-    Protego (>= 0.7; below 0.6.2 it built backtracking regexes, GHSA-wjmf-p669-5m5p) matches a wildcard rule segment by segment with str.find, leftmost first, which is
-    exact for `*`-only patterns and linear in the URL per segment: `Disallow: /*a*a*...*b$` cannot backtrack
-    (tests/test_fetcher_security.py runs it against a long URL in a subprocess with a time limit)."""
-
-    parser: Protego
-    unreachable: str | None = None  # why robots.txt could not be read (then nothing is allowed)
-
-    @classmethod
-    def parse(cls, lines: Iterable[str], *, unreachable: str | None = None) -> Robots:
-        return cls(Protego.parse("\n".join(lines)), unreachable)
-
-    def can_fetch(self, user_agent: str, url: str) -> bool:
-        return bool(self.parser.can_fetch(url, _product_token(user_agent)))
-
-    def crawl_delay(self, user_agent: str) -> float | None:
-        return self.parser.crawl_delay(_product_token(user_agent))
 
 
 class _HostGate:
