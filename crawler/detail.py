@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
 
-from gongkai.crawler.adapters.links import anchor_title
+from gongkai.crawler.adapters.links import anchor_title, join_link
 
 DOCUMENT_LINK = re.compile(r"\.(?:pdf|docx?|wps|txt)(?:$|\?)|downfile\.jsp|/download\b", re.I)
 DOCUMENT_PATH = re.compile(r"\.(?:pdf|docx?|wps|txt)$|downfile\.jsp", re.I)
@@ -60,7 +59,7 @@ def parse_detail(text: str, url: str) -> Detail:
         href = str(a["href"]).strip()
         if not DOCUMENT_LINK.search(href) or href.startswith("javascript:"):
             continue
-        target = urljoin(url, href)
+        target = join_link(url, href)
         if target not in seen:
             seen.add(target)
             attachments.append((target, anchor_title(a)))

@@ -1,29 +1,41 @@
-"""Polite, safe HTTP: robots.txt, per-host delay and concurrency, retries with backoff, conditional GET,
-a size cap, and redirects followed by hand so that no request ever leaves the registry's hosts."""
+"""Polite, safe HTTP: robots.txt, per-host delay and concurrency, retries with backoff (or the server's
+Retry-After), conditional GET, a size cap and a total deadline per download, per-host counters, and
+redirects followed by hand so that no request ever leaves the registry's hosts.
+
+Where a URL goes is decided in three places, each judging what is actually used: crawler.urls (the one
+parse: the string requests sends), Fetcher._check (that URL's host against the registry and the portal,
+robots.txt), crawler.transport (the socket connects only to the addresses that host resolved to)."""
 
 from __future__ import annotations
 
+import datetime
+import email.utils
+import ipaddress
 import random
 import re
+import socket
 import threading
 import time
 import urllib.robotparser
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from email.message import Message
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
-from gongkai.crawler.registry import host_of
+from gongkai.crawler import transport, urls
+from gongkai.crawler.robots import DISALLOW_ALL, Robots
+from gongkai.crawler.transport import Addresses, PinnedAdapter, Resolver
+from gongkai.crawler.urls import SafeURL
 from gongkai.extractors import html_reader
 
 USER_AGENT = "gongkai/0.1 (+https://github.com/gongkai/gongkai)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
-DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 
 
 class FetchError(Exception):
@@ -40,6 +52,10 @@ class Refused(FetchError):
 
 class TooLarge(FetchError):
     pass
+
+
+class DeadlineExceeded(FetchError):
+    """The whole download (headers and body) took longer than the fetcher's deadline."""
 
 
 @dataclass
@@ -101,78 +117,6 @@ def decode_html(data: bytes, content_type: str = "") -> str:
     return html_reader.decode_html(data, str(charset) if charset else None)
 
 
-@dataclass
-class _Group:
-    agents: list[str] = field(default_factory=list)
-    rules: list[tuple[bool, re.Pattern[str], int]] = field(default_factory=list)  # (allow, pattern, length)
-    delay: float | None = None
-
-
-def _rule_pattern(path: str) -> re.Pattern[str]:
-    """An RFC 9309 path pattern: `*` any characters, a final `$` the end of the URL path."""
-    anchored = path.endswith("$")
-    body = ".*".join(re.escape(unquote(part)) for part in (path[:-1] if anchored else path).split("*"))
-    return re.compile(body + ("$" if anchored else ""), re.S)
-
-
-@dataclass
-class Robots:
-    """robots.txt as RFC 9309 reads it (urllib.robotparser knows neither `*` nor `$` in paths):
-    the group naming our product token, else `*`; the longest matching rule wins, Allow on a tie."""
-
-    groups: list[_Group]
-    unreachable: str | None = None  # why robots.txt could not be read (then nothing is allowed)
-
-    @classmethod
-    def parse(cls, lines: Iterable[str], *, unreachable: str | None = None) -> Robots:
-        groups: list[_Group] = []
-        current: _Group | None = None
-        in_agents = False  # consecutive User-agent lines share one group
-        for raw in lines:
-            line = raw.split("#", 1)[0].strip()
-            field_name, sep, value = line.partition(":")
-            if not sep:
-                continue
-            name, value = field_name.strip().lower(), value.strip()
-            if name == "user-agent":
-                if current is None or not in_agents:
-                    current = _Group()
-                    groups.append(current)
-                current.agents.append(value.lower())
-                in_agents = True
-                continue
-            in_agents = False
-            if current is None:
-                continue
-            if name in ("allow", "disallow") and value:  # an empty Disallow allows everything
-                current.rules.append((name == "allow", _rule_pattern(value), len(value)))
-            elif name == "crawl-delay":
-                try:
-                    current.delay = float(value)
-                except ValueError:
-                    pass
-        return cls(groups, unreachable)
-
-    def _groups_for(self, user_agent: str) -> list[_Group]:
-        token = user_agent.split("/", 1)[0].strip().lower()
-        named = [g for g in self.groups if token in g.agents]
-        return named or [g for g in self.groups if "*" in g.agents]
-
-    def can_fetch(self, user_agent: str, url: str) -> bool:
-        parts = urlsplit(url)
-        target = unquote(parts.path or "/") + (f"?{unquote(parts.query)}" if parts.query else "")
-        best: tuple[int, bool] | None = None  # (length, allow): longer wins, then allow over disallow
-        for group in self._groups_for(user_agent):
-            for allow, pattern, length in group.rules:
-                if pattern.match(target) and (best is None or (length, allow) > best):
-                    best = (length, allow)
-        return best is None or best[1]
-
-    def crawl_delay(self, user_agent: str) -> float | None:
-        delays = [g.delay for g in self._groups_for(user_agent) if g.delay is not None]
-        return max(delays) if delays else None
-
-
 class _HostGate:
     """At most `concurrency` requests in flight to one host, and `delay` seconds between request starts."""
 
@@ -195,8 +139,52 @@ class _HostGate:
         self.slots.release()
 
 
+@dataclass
+class HostStats:
+    """What one run asked of one host: the run summary shows these per host."""
+
+    requests: int = 0  # requests sent (each retry is one)
+    not_modified: int = 0  # 304s
+    retries: int = 0
+    refused: int = 0  # URLs not requested: foreign host, robots.txt, a malformed or ambiguous URL
+    failed: int = 0  # fetches that failed after retries (HTTP errors, timeouts, deadline, size cap)
+    bytes: int = 0  # body bytes read
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None if absent or unreadable."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+def public_addresses(host: str, port: int) -> Addresses:
+    """The default resolver: the addresses a host name has, public ones only. A registry host whose name
+    points at loopback, a private network or a link-local address (cloud metadata) is refused; a registry
+    that means such an address names it as an IP literal, which is used as written."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    public = tuple(a for a in found if ipaddress.ip_address(a.split("%", 1)[0]).is_global)
+    if not public:
+        raise LookupError(f"host {host} resolves only to non-public addresses ({', '.join(found[:4])})")
+    return public
+
+
 class Fetcher:
-    """One per run; thread-safe. `registry_hosts` bounds every request, `allowed` per call bounds redirects."""
+    """One per run; thread-safe. `registry_hosts` bounds every request, `allowed` per call bounds redirects.
+
+    Every URL (listing, link, redirect hop) is parsed once by crawler.urls into the exact string requests
+    sends; that object is checked (scheme, host allow-list, robots.txt) and sent. Connections go only to the
+    addresses the host resolved to when checked (crawler.transport), each request has a total deadline."""
 
     def __init__(
         self,
@@ -208,19 +196,28 @@ class Fetcher:
         retries: int = 3,
         backoff: float = 1.0,
         max_bytes: int = 50 * 1024 * 1024,
+        deadline: float = 300.0,
+        max_retry_after: float = 300.0,
         user_agent: str = USER_AGENT,
         gate: Callable[[str], AbstractContextManager[None]] | None = None,
+        resolver: Resolver = public_addresses,
+        dns_ttl: float = 300.0,
     ) -> None:
         self.registry_hosts = frozenset(registry_hosts)
         self.delay, self.concurrency, self.timeout = delay, concurrency, timeout
         self.retries, self.backoff, self.max_bytes = retries, backoff, max_bytes
+        self.deadline = deadline  # seconds from sending a request to the last byte of its body
+        self.max_retry_after = max_retry_after  # a longer Retry-After fails the fetch for this run
         self.user_agent = user_agent
         self.gate = gate  # replaces the in-process per-host gate (e.g. Prefect global concurrency limits)
+        self.resolver, self.dns_ttl = resolver, dns_ttl
         self._local = threading.local()
         self._lock = threading.Lock()
         self._gates: dict[str, _HostGate] = {}
         self._robots: dict[str, Robots] = {}
         self._robots_locks: dict[str, threading.Lock] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, Addresses]] = {}
+        self._stats: dict[str, HostStats] = {}
         self.requests_sent = 0
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -230,6 +227,8 @@ class Fetcher:
             session = requests.Session()
             session.headers.update({"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate"})
             session.trust_env = False  # no proxies from the environment: the registry decides where we go
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, PinnedAdapter())
             self._local.session = session
         return session
 
@@ -241,44 +240,98 @@ class Fetcher:
                 self._gates[host] = _HostGate(self.concurrency, self.delay)
             return self._gates[host]
 
-    def _sleep_before_retry(self, attempt: int) -> None:
-        # exponential backoff with full jitter, so that retries of many workers do not line up
-        time.sleep(min(30.0, self.backoff * 2**attempt) * random.uniform(0.5, 1.5))
+    def _count(self, host: str, name: str, amount: int = 1) -> None:
+        with self._lock:
+            stats = self._stats.setdefault(host, HostStats())
+            setattr(stats, name, getattr(stats, name) + amount)
 
-    def _send(self, method: str, url: str, headers: dict[str, str], data: Any) -> requests.Response:
-        """One request with retries on 5xx, timeouts and resets (never on 4xx). Body read under the size cap."""
-        host = host_of(url)
+    def host_stats(self) -> dict[str, dict[str, int]]:
+        """Per host (host[:port]): requests, not_modified, retries, refused, failed, bytes, for the run summary."""
+        with self._lock:
+            return {host: asdict(stats) for host, stats in sorted(self._stats.items())}
+
+    def _backoff(self, attempt: int) -> float:
+        # exponential backoff with full jitter, so that retries of many workers do not line up
+        return float(min(30.0, self.backoff * 2.0**attempt) * random.uniform(0.5, 1.5))
+
+    def _resolve(self, target: SafeURL) -> Addresses:
+        """The addresses this request may connect to: an IP literal as written, a name as resolved (cached)."""
+        if target.is_ip_literal:
+            return (target.host,)
+        key = (target.host, target.port)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._addresses.get(key)
+        if cached and now - cached[0] < self.dns_ttl:
+            return cached[1]
+        try:
+            found = self.resolver(target.host, target.port)
+        except LookupError as exc:
+            raise Refused(target.url, str(exc)) from None
+        except OSError as exc:
+            raise FetchError(target.url, f"cannot resolve {target.host}: {exc}") from None
+        with self._lock:
+            self._addresses[key] = (now, found)
+        return found
+
+    def _send(self, method: str, target: SafeURL, headers: dict[str, str], data: Any) -> requests.Response:
+        """One request with retries on 5xx, timeouts and resets (never on 4xx). Body read under the size cap
+        and the deadline. A Retry-After replaces the backoff; every wait happens outside the host's slot."""
+        url, host = target.url, target.key
         last: str = ""
         status: int | None = None
+        wait = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep_before_retry(attempt - 1)
+                self._count(host, "retries")
+                time.sleep(wait)
+            addresses = self._resolve(target)
             try:
                 with self._gate(host):
                     with self._lock:
                         self.requests_sent += 1
-                    resp = self._session().request(
-                        method, url, headers=headers, data=data, timeout=self.timeout, allow_redirects=False, stream=True
-                    )
-                    if resp.status_code in RETRY_STATUSES:
-                        status, last = resp.status_code, f"HTTP {resp.status_code}"
-                        wait = resp.headers.get("retry-after", "")
-                        resp.close()
-                        if wait.isdigit() and attempt < self.retries:  # the server said how long: believe it, within reason
-                            time.sleep(min(int(wait), 60))
-                        continue
-                    self._read_capped(resp, url)
-                    return resp
-            except TooLarge:
+                    self._count(host, "requests")
+                    resp = self._attempt(method, target, headers, data, addresses)
+            except (TooLarge, DeadlineExceeded):
                 raise
             except requests.exceptions.SSLError as exc:  # a bad certificate stays bad: no retry
                 raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 status, last = None, f"{type(exc).__name__}: {exc}"
+                wait = self._backoff(attempt)
                 continue
             except requests.RequestException as exc:  # an invalid URL, a body that does not decode: not transient
                 raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
+            if resp.status_code not in RETRY_STATUSES:
+                return resp
+            status, last = resp.status_code, f"HTTP {resp.status_code}"
+            asked = retry_after_seconds(resp.headers.get("retry-after"))
+            resp.close()
+            if asked is not None and asked > self.max_retry_after:
+                raise FetchError(url, f"HTTP {status} with Retry-After {asked:g} s, beyond the {self.max_retry_after:g} s "
+                                      "this run waits", status)
+            wait = asked if asked is not None else self._backoff(attempt)  # the server said how long: believe it
         raise FetchError(url, f"gave up after {self.retries + 1} attempts ({last})", status)
+
+    def _attempt(self, method: str, target: SafeURL, headers: dict[str, str], data: Any,
+                 addresses: Addresses) -> requests.Response:
+        session = self._session()
+        prepared = session.prepare_request(requests.Request(method, target.url, headers=headers, data=data))
+        if prepared.url != target.url:  # cannot happen: target.url is the fixed point of this very normalisation
+            raise Refused(target.url, f"the HTTP client would send {prepared.url!r} instead")
+        with transport.call(addresses, self.deadline) as call:
+            try:
+                resp = session.send(prepared, timeout=self.timeout, allow_redirects=False, stream=True)
+                self._read_capped(resp, target.url)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+                if call.expired:
+                    raise DeadlineExceeded(target.url, f"download deadline of {self.deadline:g} s exceeded") from None
+                raise
+            if call.expired:  # the shutdown may read as a clean end of a body without a length: not a success
+                resp.close()
+                raise DeadlineExceeded(target.url, f"download deadline of {self.deadline:g} s exceeded")
+        self._count(target.key, "bytes", len(resp.content))
+        return resp
 
     def _read_capped(self, resp: requests.Response, url: str) -> None:
         declared = resp.headers.get("content-length")
@@ -295,32 +348,23 @@ class Fetcher:
         resp._content = b"".join(chunks)  # what resp.content would have read, now bounded
         resp._content_consumed = True  # type: ignore[attr-defined]
 
-    def _robots_for(self, url: str) -> Robots:
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
+    def _robots_for(self, target: SafeURL) -> Robots:
+        key = target.origin
         with self._lock:
             lock = self._robots_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._robots:
-                self._robots[key] = self._read_robots(key)
+                self._robots[key] = self._read_robots(target)
                 if not self._robots[key].unreachable:
-                    self._respect_crawl_delay(host_of(key), self._robots[key])
+                    self._respect_crawl_delay(target.key, self._robots[key])
             return self._robots[key]
 
-    def _read_robots(self, key: str) -> Robots:
+    def _read_robots(self, site: SafeURL) -> Robots:
         """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
         5xx, unreachable or redirected elsewhere = nothing allowed, reported as unreachable (tried again next run)."""
-        url = key + "/robots.txt"
         try:
-            for _ in range(MAX_REDIRECTS + 1):
-                resp = self._send("GET", url, {}, None)
-                if not resp.is_redirect:
-                    break
-                url = urljoin(url, resp.headers.get("location", ""))
-                if urlsplit(url).scheme not in ("http", "https") or host_of(url) not in self.registry_hosts | {host_of(key)}:
-                    raise FetchError(url, "robots.txt redirects off the registry's hosts")
-            else:
-                raise FetchError(url, f"robots.txt: more than {MAX_REDIRECTS} redirects")
+            _, resp = self._follow(urls.parse(site.origin + "/robots.txt"), self.registry_hosts, "GET", {}, None,
+                                   robots=False)
         except FetchError as exc:
             return Robots.parse(DISALLOW_ALL, unreachable=exc.reason)
         if resp.status_code in (401, 403):
@@ -338,19 +382,37 @@ class Fetcher:
             gate.delay = max(gate.delay, min(float(asked), 60.0))
 
     def allowed_by_robots(self, url: str) -> bool:
-        return self._robots_for(url).can_fetch(self.user_agent, url)
+        return self._robots_for(urls.parse(url)).can_fetch(self.user_agent, url)
 
-    def _check(self, url: str, allowed: frozenset[str]) -> None:
-        host = host_of(url)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise Refused(url, "not an http(s) URL")
+    def _check(self, target: SafeURL, allowed: frozenset[str], *, robots: bool = True) -> None:
+        host = target.key
         if host not in self.registry_hosts or host not in allowed:
-            raise Refused(url, f"host {host} is not one of the agency's hosts")
-        robots = self._robots_for(url)
-        if robots.unreachable:  # a fetch failure of this run, not the site's policy
-            raise FetchError(url, f"robots.txt unreachable ({robots.unreachable})")
-        if not robots.can_fetch(self.user_agent, url):
-            raise Refused(url, "disallowed by robots.txt")
+            raise Refused(target.url, f"host {host} is not one of the agency's hosts")
+        self._resolve(target)  # a name that resolves only to private addresses is refused here
+        if not robots:
+            return
+        rules = self._robots_for(target)
+        if rules.unreachable:  # a fetch failure of this run, not the site's policy
+            raise FetchError(target.url, f"robots.txt unreachable ({rules.unreachable})")
+        if not rules.can_fetch(self.user_agent, target.url):
+            raise Refused(target.url, "disallowed by robots.txt")
+
+    def _follow(self, target: SafeURL, allowed: frozenset[str], method: str, headers: dict[str, str], data: Any,
+                *, robots: bool = True) -> tuple[SafeURL, requests.Response]:
+        """Send, following redirects by hand: every hop parsed and checked like the first URL."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check(target, allowed, robots=robots)
+            resp = self._send(method, target, headers, data)
+            if not resp.is_redirect:
+                return target, resp
+            location = resp.headers.get("location", "")
+            try:
+                target = urls.resolve(target.url, location)
+            except urls.BadURL as exc:
+                raise Refused(location or target.url, f"redirect refused: {exc.reason}") from None
+            if resp.status_code in (301, 302, 303):
+                method, data = "GET", None
+        raise FetchError(target.url, f"more than {MAX_REDIRECTS} redirects")
 
     # -- the API ----------------------------------------------------------------------------------
     def fetch(
@@ -362,21 +424,37 @@ class Fetcher:
         method: str = "GET",
         data: dict[str, str] | None = None,
     ) -> Response:
-        """GET (or POST) a URL, following redirects only within `allowed_hosts`; 304 when `validators` still hold."""
-        allowed = frozenset(allowed_hosts)
-        headers = dict(validators or {})
-        for _ in range(MAX_REDIRECTS + 1):
-            self._check(url, allowed)
-            resp = self._send(method, url, headers, data)
-            if resp.is_redirect:
-                target = urljoin(url, resp.headers.get("location", ""))
-                url = target
-                if resp.status_code in (301, 302, 303):
-                    method, data = "GET", None
-                continue
-            if resp.status_code == 304:
-                return Response(url, 304, b"", {k.lower(): v for k, v in resp.headers.items()})
-            if resp.status_code >= 400:
-                raise FetchError(url, f"HTTP {resp.status_code}", resp.status_code)
-            return Response(url, resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
-        raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
+        """GET (or POST) a URL, following redirects only within `allowed_hosts`; 304 when `validators` still hold.
+        Refused (never requested): a malformed or ambiguous URL, a foreign host, robots.txt. FetchError: the rest."""
+        host = MALFORMED
+        try:
+            target = urls.parse(url)
+            host = target.key
+            final, resp = self._follow(target, frozenset(allowed_hosts), method, dict(validators or {}), data)
+        except urls.BadURL as exc:
+            self._count(host, "refused")
+            raise Refused(url, exc.reason) from None
+        except Refused as exc:
+            self._count(_key_of(exc.url, host), "refused")
+            raise
+        except FetchError as exc:
+            self._count(_key_of(exc.url, host), "failed")
+            raise
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        if resp.status_code == 304:
+            self._count(final.key, "not_modified")
+            return Response(final.url, 304, b"", headers)
+        if resp.status_code >= 400:
+            self._count(final.key, "failed")
+            raise FetchError(final.url, f"HTTP {resp.status_code}", resp.status_code)
+        return Response(final.url, resp.status_code, resp.content, headers)
+
+
+MALFORMED = "(malformed URL)"
+
+
+def _key_of(url: str, fallback: str) -> str:
+    try:
+        return urls.parse(url).key
+    except urls.BadURL:
+        return fallback

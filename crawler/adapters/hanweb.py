@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup
 
 from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
-from gongkai.crawler.adapters.links import anchor_title, iso_date
+from gongkai.crawler.adapters.links import anchor_title, iso_date, join_link
 from gongkai.crawler.registry import Portal
 
 DATAPROXY = "/module/web/jpage/dataproxy.jsp"
@@ -27,7 +27,7 @@ def _records(text: str, base_url: str) -> list[Candidate]:
         a = soup.find("a", href=True)
         if a is None:
             continue
-        out.append(Candidate(anchor_title(a), urljoin(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
+        out.append(Candidate(anchor_title(a), join_link(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
     return out
 
 

@@ -33,6 +33,15 @@ def date_near(a: Tag) -> str | None:
     return None
 
 
+def join_link(base_url: str, href: str) -> str:
+    """An href made absolute. One that cannot be joined (`http://[::1`) is kept as written: the fetcher refuses
+    it with its reason for that item alone, where a ValueError here would fail the whole listing."""
+    try:
+        return urljoin(base_url, href)
+    except ValueError:
+        return href
+
+
 def candidates_from_anchors(soup: BeautifulSoup | Tag, base_url: str, href: re.Pattern[str] | None = None) -> list[Candidate]:
     """Listing items: links whose href matches `href` (or, without one, whose title names a year)."""
     seen: set[str] = set()
@@ -46,7 +55,7 @@ def candidates_from_anchors(soup: BeautifulSoup | Tag, base_url: str, href: re.P
             continue
         if href is None and not (YEARISH.search(title) and len(title) >= 8):
             continue
-        url = urljoin(base_url, target)
+        url = join_link(base_url, target)
         if url in seen:
             continue
         seen.add(url)

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup
 
 from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
-from gongkai.crawler.adapters.links import candidates_from_anchors, iso_date
+from gongkai.crawler.adapters.links import candidates_from_anchors, iso_date, join_link
 from gongkai.crawler.registry import Portal
 
 DETAIL = re.compile(r"(?:^|/)\d{6}/t\d{8}_\d+\.s?html?$|\.(?:pdf|docx?|wps)$", re.I)
@@ -57,7 +57,7 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
         found = [
             Candidate(
                 BeautifulSoup(str(r["doctitle"]), "html.parser").get_text().strip(),
-                urljoin(url, str(r.get("chnldocurl") or r.get("docpuburl"))),
+                join_link(url, str(r.get("chnldocurl") or r.get("docpuburl"))),
                 iso_date(str(r.get("docreltime", ""))),
             )
             for r in _records(answer)

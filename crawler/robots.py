@@ -1,0 +1,40 @@
+"""robots.txt: Protego (Scrapy's parser) behind the small interface the fetcher uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from protego import Protego
+
+DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
+
+
+def _product_token(user_agent: str) -> str:
+    # RFC 9309 matches groups by the product token ("gongkai"), not by words elsewhere in the header
+    return user_agent.split("/", 1)[0].strip().lower()
+
+
+@dataclass
+class Robots:
+    """robots.txt read by Protego (Scrapy's parser; RFC 9309: `*` and `$` in paths, the group naming our
+    product token else `*`, the longest matching rule wins, Allow on a tie).
+
+    Matching stays linear: Protego >= 0.7 matches a wildcard rule segment by segment with str.find, leftmost
+    first (exact for `*`-only patterns, one left-to-right pass), so `Disallow: /*a*a*...*b$` cannot backtrack.
+    Below 0.6.2 it built `.*?` regexes that did (GHSA-wjmf-p669-5m5p), hence the bound in pyproject.toml;
+    tests/test_fetcher_security.py runs the pathological rule in a subprocess with a time limit and
+    benchmarks/bench_robots.py measures it."""
+
+    parser: Protego
+    unreachable: str | None = None  # why robots.txt could not be read (then nothing is allowed)
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], *, unreachable: str | None = None) -> Robots:
+        return cls(Protego.parse("\n".join(lines)), unreachable)
+
+    def can_fetch(self, user_agent: str, url: str) -> bool:
+        return bool(self.parser.can_fetch(url, _product_token(user_agent)))
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        return self.parser.crawl_delay(_product_token(user_agent))

@@ -1,0 +1,204 @@
+"""The socket layer under requests: connections pinned to the addresses the fetcher resolved, and a total
+deadline per request.
+
+Pinning: the fetcher resolves an allowed host once (crawler.fetcher), and these connections connect to those
+addresses only, never resolving the name again. So DNS that answers differently the second time (rebinding),
+a proxy, or a parser differential deeper down cannot carry a request to another address; the TLS name check
+and SNI still use the host name. After connecting, the socket's peer address is checked against the pinned
+set once more. A connection made outside a fetcher call has no pins and is refused (fails closed).
+
+Deadline: requests' timeouts bound each socket read, so a server that trickles a byte every few seconds keeps
+a download alive forever. A watchdog thread shuts the socket down when the request's total deadline passes; the
+blocked read returns and the fetcher reports the deadline.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as u3connection
+
+Addresses = tuple[str, ...]
+_current = threading.local()  # the Call of this thread's request in flight (requests is synchronous)
+
+
+class Call:
+    """One request: the addresses its host may be reached at, and its deadline watch."""
+
+    def __init__(self, addresses: Addresses, deadline: float) -> None:
+        self.addresses = addresses
+        self.deadline = deadline
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._conn: HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+
+    def attach(self, conn: HTTPConnection) -> None:
+        """The connection this request runs on (a reused one, or one about to connect)."""
+        with self._lock:
+            self._conn = conn
+            if self.expired:
+                _shutdown(conn.sock)
+
+    def attach_socket(self, sock: socket.socket) -> None:
+        """A socket just connected for this request: held here too, since urllib3 sets conn.sock only later."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            _shutdown(self._sock)
+            if self._conn is not None:
+                _shutdown(self._conn.sock)
+
+    def finish(self) -> None:
+        with self._lock:  # after this, the watchdog can no longer touch a connection the pool may hand out again
+            self._done = True
+            self._conn = self._sock = None
+
+
+class _Watchdog:
+    """One thread for all deadlines (a thread per request would cost more than the request's own CPU)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Call]] = []
+        self._thread: threading.Thread | None = None
+
+    def watch(self, current: Call) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + current.deadline, id(current), current))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gongkai-fetch-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                due, _, current = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            current._expire()  # a no-op when the request finished in time
+
+
+_watchdog = _Watchdog()
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@contextmanager
+def call(addresses: Addresses, deadline: float) -> Iterator[Call]:
+    current = Call(addresses, deadline)
+    previous = getattr(_current, "call", None)
+    _current.call = current
+    _watchdog.watch(current)
+    try:
+        yield current
+    finally:
+        current.finish()
+        _current.call = previous
+
+
+def peer_allowed(sock: socket.socket, addresses: Addresses) -> bool:
+    peer = ipaddress.ip_address(sock.getpeername()[0])
+    return any(ipaddress.ip_address(a) == peer for a in addresses)
+
+
+class _Pinned:
+    """Mixin for urllib3 connections: connect to the current call's pinned addresses, never to a name."""
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        current: Call | None = getattr(_current, "call", None)
+        if current is None or not current.addresses:
+            raise NewConnectionError(self, f"no pinned address for {self.host}: connections go through the fetcher")  # type: ignore[arg-type]
+        error: Exception | None = None
+        for address in current.addresses:
+            try:
+                sock = u3connection.create_connection(
+                    (address, self.port), self.timeout, source_address=self.source_address, socket_options=self.socket_options
+                )
+            except TimeoutError as exc:
+                error = ConnectTimeoutError(self, f"Connection to {self.host} ({address}) timed out")
+                error.__cause__ = exc
+                continue
+            except OSError as exc:
+                error = NewConnectionError(self, f"Failed to connect to {self.host} ({address}): {exc}")  # type: ignore[arg-type]
+                continue
+            if not peer_allowed(sock, current.addresses):  # belt and braces: the peer is what we pinned
+                sock.close()
+                raise NewConnectionError(self, f"connected peer of {self.host} is not a resolved address")  # type: ignore[arg-type]
+            current.attach_socket(sock)  # from here the deadline can cut it
+            return sock
+        assert error is not None
+        raise error
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        current: Call | None = getattr(_current, "call", None)
+        if current is not None:
+            current.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class PinnedHTTPConnection(_Pinned, HTTPConnection):
+    pass
+
+
+class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = PinnedHTTPSConnection
+
+
+class PinnedAdapter(HTTPAdapter):
+    """requests' adapter over pinned connections; mount it for http:// and https://."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise RuntimeError("the fetcher never uses a proxy")  # trust_env is off; a proxy would bypass the pins
+
+
+Resolver = Callable[[str, int], Addresses]
