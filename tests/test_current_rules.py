@@ -53,7 +53,7 @@ def detail_page(views: int) -> bytes:
         "<h1>平潭综合实验区2024年政府信息公开工作年度报告</h1><p>发布时间：2025-01-20 来源：综合实验区管委会办公室</p>"
         f"<p>附件：<a href='/files/report-2024.pdf'>平潭综合实验区2024年政府信息公开工作年度报告.pdf</a></p><p>浏览次数：{views}</p>"
         "</body></html>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def current(wh: Warehouse) -> list[tuple[Any, ...]]:

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
