@@ -232,9 +232,21 @@ def test_a_version_2_warehouse_gets_aliases_of_its_agencies(warehouse_url: str) 
                 db.execute_script((SQL_DIR / name).read_text(encoding="utf-8"))
             db.execute("INSERT INTO schema_meta (key, value) VALUES ('schema_version', '2')")
             db.execute("INSERT INTO agencies (name, name_key, created_at) VALUES ('平潭综合实验区', '平潭综合实验区', now())")
+            db.execute("INSERT INTO runs (run_id, kind, params, status, started_at) VALUES (7, 'nightly', '{}', 'completed', '2024-01-01 02:00:00')")
+            for version, revision, run_id, loaded_at in ((1, 1, 7, "2024-01-01 02:05:00"), (2, 1, None, "2024-02-01 00:00:00"),
+                                                         (2, 2, None, "2024-03-01 00:00:00")):
+                db.execute(
+                    "INSERT INTO reports (report_key, version, revision, sha256, status, warnings, n_cells, checks_failing, "
+                    "checks_incomplete, extractor_version, fingerprint, run_id, loaded_at) "
+                    "VALUES ('1:2023', ?, ?, ?, 'extracted', '[]', 1, 0, 0, 'v', 'f', ?, ?)",
+                    [version, revision, f"sha{version}", run_id, loaded_at],
+                )
     finally:
         db.close()
     with open_warehouse(warehouse_url) as wh:
         assert current_version(wh.db) == 3
+        found = wh.db.query("SELECT version, revision, CAST(found_at AS TEXT) FROM reports ORDER BY version, revision")
+        assert found == [(1, 1, "2024-01-01 02:00:00"), (2, 1, "2024-02-01 00:00:00"), (2, 2, "2024-02-01 00:00:00")]
+        assert wh.db.query("SELECT version, revision FROM current_reports") == [(2, 2)]
         assert wh.db.query("SELECT name, identity_key FROM agency_aliases") == [("平潭综合实验区", "平潭综合实验区")]
         assert wh.resolve_agency("福建省平潭综合实验区") == wh.db.scalar("SELECT agency_id FROM agencies")

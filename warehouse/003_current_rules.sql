@@ -11,9 +11,11 @@ ALTER TABLE reports ADD COLUMN claimed_by BIGINT;
 ALTER TABLE reports ADD COLUMN found_at TIMESTAMP;
 ALTER TABLE reports ADD COLUMN published DATE;
 
-UPDATE reports SET found_at = (
-    SELECT min(first.loaded_at) FROM reports first
-    WHERE first.report_key = reports.report_key AND first.version = reports.version
+UPDATE reports SET found_at = coalesce(
+    (SELECT min(run.started_at) FROM reports first JOIN runs run ON run.run_id = first.run_id
+     WHERE first.report_key = reports.report_key AND first.version = reports.version),
+    (SELECT min(first.loaded_at) FROM reports first
+     WHERE first.report_key = reports.report_key AND first.version = reports.version)
 );
 -- Before version 3 a report row's agency was the caller's whenever the caller gave one (documents.agency_id).
 UPDATE reports SET claimed_by = agency_id
