@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,14 +18,14 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import flow, task
 from prefect.futures import PrefectFuture, as_completed
 
 from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
-from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key, open_warehouse
+from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, clean_name, name_key, open_warehouse
 
 __all__ = [
     "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally",
@@ -108,7 +109,7 @@ def already_extracted(warehouse: Warehouse, doc: DocumentInfo, version: str) -> 
     """The recorded outcome if this extractor version already loaded the document as the caller describes it
     (the document is then only touched); None when it must be loaded: never extracted by this version, or
     the caller now gives an agency or year other than the stored report's (e.g. `ingest --agency --year`)."""
-    done = warehouse.extracted_with(doc.sha256, version)
+    done = warehouse.extracted_with(doc.sha256, version, doc)
     if done is None:
         return None
     if (doc.agency is not None and name_key(doc.agency) != name_key(done.agency or "")) or (
@@ -128,27 +129,75 @@ def extract_and_load(
     try:
         result = result_of()
     except Exception as exc:
-        warehouse.touch_document(doc)
-        return IngestOutcome(doc.sha256, "failed", doc.name, reason=f"extractor error: {type(exc).__name__}: {exc}")
+        reason = f"extractor error: {type(exc).__name__}: {exc}"
+        warehouse.touch_document(doc, reason, run_id)
+        return IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
     try:
         return warehouse.load(doc, result, version, run_id)
     except Exception as exc:
-        warehouse.touch_document(doc)
-        return IngestOutcome(doc.sha256, "failed", doc.name, reason=f"load error: {type(exc).__name__}: {exc}")
+        reason = f"load error: {type(exc).__name__}: {exc}"
+        warehouse.touch_document(doc, reason, run_id)
+        return IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files named, and files under folders named (recursively, sorted, hidden ones skipped)."""
+# The largest local file `ingest` reads: the crawler's cap per download unless set on its own.
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    value = os.environ.get("GONGKAI_INGEST_MAX_BYTES") or os.environ.get("GONGKAI_CRAWL_MAX_BYTES")
+    return int(value) if value else DEFAULT_MAX_FILE_BYTES
+
+
+class Refused(NamedTuple):
+    """A path `ingest` will not read, and the one-line reason (recorded as an unreadable outcome)."""
+
+    path: Path
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None) -> Iterator[Path | Refused]:
+    """Files named, and files under folders named (recursively, sorted, hidden ones skipped), each a Path,
+    or a Refused with its reason: a symlink under a folder that leads out of it (ingest must not copy
+    /etc/passwd into the archive), anything but a regular file (a FIFO would block, /dev/zero never end),
+    a file larger than `max_bytes` (default max_file_bytes()). Symlinked folders are not entered."""
+    cap = max_file_bytes() if max_bytes is None else max_bytes
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
-                    yield child
-        elif path.is_file():
-            yield path
+            root = path.resolve()
+            for folder, dirs, names in os.walk(path):  # followlinks=False: a symlinked folder is not entered
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in dirs:
+                    if (Path(folder) / name).is_symlink():
+                        yield Refused(Path(folder) / name, "refused: a symlinked folder (not followed)")
+                for name in sorted(names):
+                    if not name.startswith("."):
+                        yield _checked(Path(folder) / name, root, cap)
+        elif path.exists() or path.is_symlink():
+            yield _checked(path, None, cap)  # named by the user: followed, but still only a regular file, capped
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+def _checked(path: Path, root: Path | None, cap: int) -> Path | Refused:
+    try:
+        if root is not None and path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                return Refused(path, f"refused: a symlink leading out of the folder ingested (to {target})")
+        info = path.stat()
+    except (OSError, RuntimeError) as exc:  # a dangling link, a loop, no permission
+        return Refused(path, f"unreadable: {type(exc).__name__}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    if not stat.S_ISREG(info.st_mode):
+        return Refused(path, "refused: not a regular file")
+    if info.st_size > cap:
+        return Refused(path, f"refused: {info.st_size} bytes, more than the {cap}-byte cap (GONGKAI_INGEST_MAX_BYTES)")
+    return path
 
 
 # --- the Prefect flow ------------------------------------------------------------------------------
@@ -279,12 +328,15 @@ def ingest_paths(
 
 
 def _ingest_files(
-    files: list[Path], agency: str | None, year: int | None, warehouse: Warehouse, archive: Archive, run: RecordedRun,
+    files: list[Path | Refused], agency: str | None, year: int | None, warehouse: Warehouse, archive: Archive, run: RecordedRun,
     extract: Any,
 ) -> None:
     version = extractor_version()
     pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo] = {}
     for path in files:
+        if isinstance(path, Refused):
+            _report(run, IngestOutcome("", "unreadable", clean_name(str(path.path)), reason=clean_name(path.reason, None)))
+            continue
         data = path.read_bytes()
         sha256 = archive.put(data)
         doc = DocumentInfo(sha256, len(data), media_type_of(data, path.name), path.name, None, agency, year)
@@ -292,7 +344,7 @@ def _ingest_files(
         if done is not None:
             _report(run, done)
             continue
-        pending[extract.submit(sha256, path.name, archive.location)] = doc
+        pending[extract.submit(sha256, doc.name or path.name, archive.location)] = doc  # a name fit to log (no surrogates)
         load_finished(pending, WINDOW, warehouse, run)
     load_finished(pending, 0, warehouse, run)
 

@@ -7,6 +7,7 @@ after the migrations whenever a migration ran or the file changed (views_version
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from gongkai.warehouse.db import Database
@@ -15,8 +16,25 @@ SQL_DIR = Path(__file__).parent
 MIGRATIONS: list[tuple[int, str]] = [
     (1, "schema.sql"),
     (2, "002_current_reports_rank.sql"),
+    (3, "003_current_rules.sql"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _aliases_of_known_agencies(db: Database) -> None:
+    """Version 3: every agency's name becomes its first alias (the identity keys are computed in Python)."""
+    from gongkai.warehouse.agencies import city_key, identity_key, name_key
+
+    for agency_id, name, created_at in db.query("SELECT agency_id, name, created_at FROM agencies ORDER BY agency_id"):
+        db.execute(
+            "INSERT INTO agency_aliases (name_key, agency_id, name, identity_key, city_key, first_seen) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name_key, agency_id) DO NOTHING",
+            [name_key(name), agency_id, name, identity_key(name), city_key(name), created_at],
+        )
+
+
+# Work a migration needs beyond its SQL file, run in the same transaction right after it.
+AFTER_SQL: dict[int, Callable[[Database], None]] = {3: _aliases_of_known_agencies}
 VIEWS_FILE = "views.sql"
 
 
@@ -44,6 +62,8 @@ def migrate(db: Database) -> int:
             if current_version(db) >= version:  # another process got there first
                 continue
             db.execute_script((SQL_DIR / filename).read_text(encoding="utf-8"))
+            if version in AFTER_SQL:
+                AFTER_SQL[version](db)
             db.execute("DELETE FROM schema_meta WHERE key = 'schema_version'")
             db.execute("INSERT INTO schema_meta (key, value) VALUES ('schema_version', ?)", [str(version)])
             migrated = True

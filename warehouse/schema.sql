@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
 -- annual-report column must not supersede the agency's report). version counts distinct documents
 -- under a key (a republished, corrected report is version 2); revision counts re-extractions of one
 -- document whose result changed (gongkai reprocess). The current report of a key is its highest
--- version's latest revision: see current_reports.
+-- version's latest revision (until schema version 3: see 003_current_rules.sql for today's rules).
 CREATE TABLE IF NOT EXISTS reports (
     report_id         BIGINT PRIMARY KEY DEFAULT nextval('report_id_seq'),
     report_key        TEXT NOT NULL,

@@ -11,7 +11,7 @@ from datetime import timedelta
 from gongkai.warehouse.query import QueryResult, ReadOnlyWarehouse
 from gongkai.warehouse.store import utcnow
 
-COVERAGE_CLASSES = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "not_found")
+COVERAGE_CLASSES = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "not_found", "kept_without_cells")
 
 LAST_RUNS = """
 SELECT run_id, kind, status, started_at, round(CAST(duration_s AS NUMERIC), 1) AS duration_s,
@@ -30,6 +30,11 @@ SELECT agency, year, coverage, reason, document_url, sha256
 FROM coverage WHERE coverage IN ('not_extractable', 'not_a_report')
 ORDER BY agency NULLS LAST, year NULLS LAST, sha256
 """
+# Why loads failed (the runs' n_failed), grouped: documents that have not loaded since their last failure.
+FAILURES = """
+SELECT kind, count(*) AS documents, min(name) AS example, max(reason) AS one_reason, max(failed_at) AS last_failed
+FROM load_failures_open GROUP BY kind ORDER BY count(*) DESC, kind
+"""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Status:
     runs: QueryResult
     coverage_by_year: QueryResult
     not_extracted: QueryResult
+    failures: QueryResult
     reports: int
     cells: int
     failing_checks: int
@@ -51,6 +57,7 @@ def warehouse_status(reader: ReadOnlyWarehouse, last_runs: int = 5) -> Status:
         runs=_flag_interrupted(reader.run(LAST_RUNS.format(limit=int(last_runs)))),
         coverage_by_year=reader.run(COVERAGE_BY_YEAR),
         not_extracted=reader.run(NOT_EXTRACTED),
+        failures=reader.run(FAILURES),
         reports=int(counts[0]),
         cells=int(counts[1]),
         failing_checks=int(counts[2]),

@@ -12,12 +12,13 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from gongkai.extractors.textnorm import fold
+from gongkai.warehouse.agencies import city_key, identity_key, name_key
 from gongkai.warehouse.db import Database, connect
 from gongkai.warehouse.migrate import migrate
 
@@ -33,9 +34,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def name_key(name: str) -> str:
-    """Agency names compare after full-width folding and with all white space removed."""
-    return "".join(fold(name).split())
+__all__ = ["DocumentInfo", "IngestOutcome", "Warehouse", "name_key", "open_warehouse", "utcnow", "clean_name"]
+MAX_NAME_CHARS = 255
+
+
+def clean_name(name: str | None, limit: int | None = MAX_NAME_CHARS) -> str | None:
+    """A file name or URL fit to store and print: a name that is not UTF-8 (unzip of a GBK archive gives
+    surrogate escapes) is read as GB18030 when it is that, else its bad bytes become U+FFFD; NUL and other
+    control characters (a Content-Disposition name) are dropped; at most MAX_NAME_CHARS characters."""
+    if name is None:
+        return None
+    if any("\udc80" <= ch <= "\udcff" for ch in name):
+        raw = name.encode("utf-8", "surrogateescape")
+        try:
+            name = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            name = raw.decode("utf-8", "replace")
+    name = name.encode("utf-8", "replace").decode("utf-8")  # any lone surrogate left
+    name = "".join(ch for ch in name if unicodedata.category(ch) != "Cc" or ch == " ")
+    return name[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +68,11 @@ class DocumentInfo:
     year: int | None = None
     division_code: str | None = None
     level: str | None = None
+
+    def __post_init__(self) -> None:
+        # Names come from file systems and HTTP headers: PostgreSQL refuses NUL, neither engine takes surrogates.
+        object.__setattr__(self, "name", clean_name(self.name))
+        object.__setattr__(self, "url", clean_name(self.url, None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +114,8 @@ class ReportRow(NamedTuple):
     template: str | None
     reason: str | None
     checks_failing: int
+    claimed_by: int | None
+    n_cells: int
 
 
 class Warehouse:
@@ -113,58 +137,84 @@ class Warehouse:
 
     # --- agencies -------------------------------------------------------------------------------
     def resolve_agency(self, name: str | None, division_code: str | None = None, level: str | None = None) -> int | None:
-        """The agency's id, created if new: by division code and name when the code is known, else by normalized name.
+        """The agency's id, created if new; every name it is seen under is kept in agency_aliases.
 
-        A name-only agency (from a hand-collected file) is adopted by the registry when the registry
-        later names the same agency with its code, so both paths end on one row.
+        With a division code the agency is (code, name): a code names a region shared by all its agencies.
+        A name matches an agency known under another form of it (福建省平潭综合实验区 = 平潭综合实验区管委会,
+        warehouse/agency_names.toml) unless their division codes differ; a name-only agency (from a
+        hand-collected file) is adopted by the registry when it later names the agency with its code.
         """
         if not name and not division_code:
             return None
-        key = name_key(name) if name else None
         db = self.db
         with db.transaction():
-            db.lock_for_update(f"agency:{division_code or key}")
-            if division_code:
-                # A division code names a region, shared by all its agencies: the agency is (code, name).
-                if key:
-                    found = db.query_one(
-                        "SELECT agency_id, level FROM agencies WHERE division_code = ? AND name_key = ? ORDER BY agency_id LIMIT 1",
-                        [division_code, key],
-                    )
-                else:
-                    found = db.query_one(
-                        "SELECT agency_id, level FROM agencies WHERE division_code = ? ORDER BY agency_id LIMIT 1", [division_code]
-                    )
-                if found:
-                    if level and found[1] is None:
-                        db.execute("UPDATE agencies SET level = ? WHERE agency_id = ?", [level, found[0]])
-                    return int(found[0])
-                if key:
-                    orphan = db.scalar(
-                        "SELECT agency_id FROM agencies WHERE name_key = ? AND division_code IS NULL ORDER BY agency_id LIMIT 1",
-                        [key],
-                    )
-                    if orphan is not None:
-                        db.execute(
-                            "UPDATE agencies SET division_code = ?, level = ? WHERE agency_id = ?",
-                            [division_code, level, orphan],
-                        )
-                        return int(orphan)
+            db.lock_for_update(f"agency:{identity_key(name) if name else division_code}")
+            found = self.find_agency(name, division_code)
+            if found is not None:
+                agency_id, known_code, known_level = found
+                if division_code and known_code is None:  # adopted by the registry
+                    db.execute("UPDATE agencies SET division_code = ?, level = ? WHERE agency_id = ?", [division_code, level, agency_id])
+                elif level and known_level is None:
+                    db.execute("UPDATE agencies SET level = ? WHERE agency_id = ?", [level, agency_id])
             else:
-                found_id = db.scalar(
-                    "SELECT agency_id FROM agencies WHERE name_key = ? "
-                    "ORDER BY CASE WHEN division_code IS NULL THEN 1 ELSE 0 END, agency_id LIMIT 1",
-                    [key],
+                key = name_key(name) if name else None
+                agency_id = int(
+                    db.scalar(
+                        "INSERT INTO agencies (name, name_key, division_code, level, created_at) VALUES (?, ?, ?, ?, ?) "
+                        "RETURNING agency_id",
+                        [name or division_code, key or division_code, division_code, level, utcnow()],
+                    )
                 )
-                if found_id is not None:
-                    return int(found_id)
-            return int(
-                db.scalar(
-                    "INSERT INTO agencies (name, name_key, division_code, level, created_at) VALUES (?, ?, ?, ?, ?) "
-                    "RETURNING agency_id",
-                    [name or division_code, key or division_code, division_code, level, utcnow()],
-                )
+            if name:
+                self._record_alias(agency_id, name)
+            return agency_id
+
+    def find_agency(self, name: str | None, division_code: str | None = None) -> tuple[int, str | None, str | None] | None:
+        """(agency_id, division_code, level) of the agency this name (and code) denotes, without creating it."""
+        db = self.db
+        columns = "SELECT a.agency_id, a.division_code, a.level FROM agencies a"
+        if not name:
+            row = db.query_one(f"{columns} WHERE a.division_code = ? ORDER BY a.agency_id LIMIT 1", [division_code])
+            return None if row is None else (int(row[0]), row[1], row[2])
+        key, ident, city = name_key(name), identity_key(name), city_key(name)
+        aliases = f"{columns} JOIN agency_aliases s ON s.agency_id = a.agency_id"
+        if division_code:
+            row = db.query_one(
+                f"SELECT DISTINCT{aliases[6:]} WHERE a.division_code = ? AND (a.name_key = ? OR s.name_key = ? OR s.identity_key = ?) "
+                "ORDER BY a.agency_id LIMIT 1",
+                [division_code, key, key, ident],
             )
+            if row is not None:
+                return int(row[0]), row[1], row[2]
+            # else only a name-only agency can be this one: an agency under another code is another agency
+            compatible = " AND a.division_code IS NULL"
+        else:
+            compatible = ""
+        exact = db.query_one(
+            f"{aliases} WHERE s.name_key = ?{compatible} "
+            "ORDER BY CASE WHEN a.division_code IS NULL THEN 1 ELSE 0 END, a.agency_id LIMIT 1",
+            [key],
+        )
+        if exact is not None:
+            return int(exact[0]), exact[1], exact[2]
+        # another form of the name; a city prefix dropped (淮安市洪泽区 ~ 洪泽区) only when one agency fits
+        tries: list[tuple[str, list[Any]]] = [("s.identity_key = ?", [ident])]
+        relaxed = ["s.city_key = ?"] + (["s.identity_key = ?"] if city else [])
+        tries.append((f"({' OR '.join(relaxed)})", [ident] + ([city] if city else [])))
+        for condition, params in tries:
+            rows = db.query(f"SELECT DISTINCT{aliases[6:]} WHERE {condition}{compatible} ORDER BY a.agency_id LIMIT 2", params)
+            if len(rows) == 1:
+                return int(rows[0][0]), rows[0][1], rows[0][2]
+            if rows:
+                return None  # ambiguous: a new agency rather than a wrong merge
+        return None
+
+    def _record_alias(self, agency_id: int, name: str) -> None:
+        self.db.execute(
+            "INSERT INTO agency_aliases (name_key, agency_id, name, identity_key, city_key, first_seen) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name_key, agency_id) DO NOTHING",
+            [name_key(name), agency_id, name, identity_key(name), city_key(name), utcnow()],
+        )
 
     # --- documents ------------------------------------------------------------------------------
     def _upsert_document(self, doc: DocumentInfo, agency_id: int | None, year: int | None) -> None:
@@ -178,25 +228,53 @@ class Warehouse:
             [doc.sha256, doc.size, doc.media_type, doc.name, doc.url, agency_id, year, now, now],
         )
 
-    def touch_document(self, doc: DocumentInfo) -> None:
-        """Seen again: move last_seen; fill in what the caller knows now and did not before."""
+    def touch_document(self, doc: DocumentInfo, failure: str | None = None, run_id: int | None = None) -> None:
+        """Seen again: move last_seen; fill in what the caller knows now and did not before. `failure`: why
+        this document could not be loaded this time (shown by `gongkai status` until it loads)."""
+        if failure is not None:
+            self.db.execute(
+                "INSERT INTO load_failures (sha256, name, reason, run_id, failed_at) VALUES (?, ?, ?, ?, ?)",
+                [doc.sha256, doc.name, clean_name(failure, 2000), run_id, utcnow()],
+            )
         if not (doc.agency or doc.division_code):  # one statement: atomic without a transaction of its own
             self._upsert_document(doc, None, doc.year)
             return
         with self.db.transaction():
             self._upsert_document(doc, self.resolve_agency(doc.agency, doc.division_code, doc.level), doc.year)
 
-    def extracted_with(self, sha256: str, extractor_version: str) -> IngestOutcome | None:
-        """The outcome recorded when this document was extracted by this extractor version, if it was."""
+    def extracted_with(self, sha256: str, extractor_version: str, doc: DocumentInfo | None = None) -> IngestOutcome | None:
+        """The outcome recorded when this document was extracted by this extractor version, if it was.
+
+        With `doc`, the caller's agency and year count too: a file may be the report of several agencies
+        (one PDF linked from two portals), so the outcome is the document's row for the agency and year the
+        caller names, None when there is none (the caller re-keys the document, or claims it anew).
+        """
+        select = "SELECT r.report_id, r.version, r.revision, a.name, r.year, r.reason, r.checks_failing, r.agency_id, r.claimed_by "
+        joins = "FROM reports r LEFT JOIN agencies a ON a.agency_id = r.agency_id "
         row = self.db.query_one(
-            "SELECT r.report_id, r.version, r.revision, a.name, r.year, r.reason, r.checks_failing "
-            "FROM extractions e JOIN reports r ON r.report_id = e.report_id LEFT JOIN agencies a ON a.agency_id = r.agency_id "
-            "WHERE e.sha256 = ? AND e.extractor_version = ?",
+            f"{select}{joins}JOIN extractions e ON e.report_id = r.report_id WHERE e.sha256 = ? AND e.extractor_version = ?",
             [sha256, extractor_version],
         )
         if row is None:
             return None
-        return IngestOutcome(sha256, "unchanged", None, row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]))
+        if doc is None or (doc.agency is None and doc.year is None):
+            return _unchanged(sha256, row, row[3])
+        wanted = self.find_agency(doc.agency, doc.division_code) if doc.agency else None
+        if doc.agency and wanted is None:
+            return None  # an agency never seen: a new claim
+
+        def fits(found: tuple[Any, ...]) -> bool:
+            return (wanted is None or found[7] == wanted[0]) and (doc.year is None or found[4] == doc.year)
+
+        if fits(row):
+            return _unchanged(sha256, row, doc.agency or row[3])
+        if wanted is not None:  # the latest row of this document claimed by that agency, if it is for that year
+            claimed = self.db.query_one(
+                f"{select}{joins}WHERE r.sha256 = ? AND r.claimed_by = ? ORDER BY r.report_id DESC LIMIT 1", [sha256, wanted[0]]
+            )
+            if claimed is not None and fits(claimed):
+                return _unchanged(sha256, claimed, doc.agency)
+        return None
 
     # --- loading --------------------------------------------------------------------------------
     def load(
@@ -219,10 +297,16 @@ class Warehouse:
             digest = fingerprint(result, agency_id, year)
             # What this document last loaded as: its own report row, or the row of another file it was found to
             # duplicate (the same report in another format); a new document is compared with the key's current one.
-            previous = self._report_row(
+            earlier = self._report_row(
                 "FROM extractions e JOIN reports r ON r.report_id = e.report_id WHERE e.sha256 = ? ORDER BY r.report_id DESC",
                 [doc.sha256],
             )
+            # ... under this key: a file may be the report of several agencies, each its own row and version.
+            previous = earlier if earlier is not None and earlier.report_key == report_key else self._report_row(
+                "FROM reports r WHERE r.report_key = ? AND r.sha256 = ? ORDER BY r.report_id DESC", [report_key, doc.sha256]
+            )
+            # the same caller moving the document to another agency or year (ingest --agency/--year, a reprocess)
+            moved = earlier is not None and previous is None and earlier.claimed_by in (None, given_agency_id)
             candidate = previous
             if previous is not None and previous.sha256 != doc.sha256:
                 # Linked to another file's row: that file may have been re-extracted since (a new revision),
@@ -246,12 +330,16 @@ class Warehouse:
                     doc.sha256, "unchanged", doc.name, candidate.report_id, candidate.version, candidate.revision, agency_name,
                     year, reason, candidate.checks_failing,
                 )
-            if previous is not None and previous.report_key == report_key:
+            if previous is not None:
                 version = previous.version  # a re-extraction that differs: a new revision of the same version
                 revision = int(db.scalar("SELECT max(revision) FROM reports WHERE report_key = ? AND version = ?", [report_key, version])) + 1
+                found_at = db.scalar("SELECT min(found_at) FROM reports WHERE report_key = ? AND version = ?", [report_key, version])
             else:
                 version = int(db.scalar("SELECT coalesce(max(version), 0) FROM reports WHERE report_key = ?", [report_key])) + 1
                 revision = 1
+                found_at = None
+            if found_at is None:  # every version one run finds is found at the run's start: load order never counts
+                found_at = (db.scalar("SELECT started_at FROM runs WHERE run_id = ?", [run_id]) if run_id is not None else None) or utcnow()
             checks = list(result.get("checks") or [])
             failing = sum(1 for c in checks if c.get("status") == "fail")
             incomplete = sum(1 for c in checks if c.get("status") == "incomplete")
@@ -262,11 +350,13 @@ class Warehouse:
                 db.scalar(
                     "INSERT INTO reports (report_key, version, revision, sha256, agency_id, year, template, status, reason, "
                     "title, warnings, n_cells, checks_failing, checks_incomplete, extractor_version, fingerprint, run_id, "
-                    "loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING report_id",
+                    "loaded_at, claimed_by, found_at, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING report_id",
                     [
                         report_key, version, revision, doc.sha256, agency_id, year, result.get("template"), status, reason,
                         result.get("title"), json.dumps(list(result.get("warnings") or []), ensure_ascii=False),
                         len(cells), failing, incomplete, extractor_version, digest, run_id, utcnow(),
+                        given_agency_id, found_at, _date(result.get("published")),
                     ],
                 )
             )
@@ -277,7 +367,13 @@ class Warehouse:
                 db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.get("provenance") or {}))
             if checks:
                 db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c) for c in checks])
-            if previous is not None or (version > 1 and status in REPORT_STATUSES):
+            if is_report and not cells:
+                with_cells = db.scalar(
+                    "SELECT max(version) FROM reports WHERE report_key = ? AND version <> ? AND n_cells > 0", [report_key, version]
+                )
+                if with_cells is not None:  # kept, and shown in `coverage`, but the report with cells stays current
+                    reason = f"warning: kept, not current: no cells, while version {with_cells} has cells" + (f" ({reason})" if reason else "")
+            if previous is not None or moved or (version > 1 and status in REPORT_STATUSES):
                 outcome = "changed"  # a re-extraction that differs, or a new version of the agency's report
             elif status in ("not_a_report", "unreadable"):
                 outcome = status
@@ -291,7 +387,7 @@ class Warehouse:
     def _report_row(self, from_where: str, params: list[Any]) -> ReportRow | None:
         row = self.db.query_one(
             "SELECT r.report_id, r.report_key, r.version, r.revision, r.sha256, r.fingerprint, r.status, r.template, "
-            f"r.reason, r.checks_failing {from_where} LIMIT 1",
+            f"r.reason, r.checks_failing, r.claimed_by, r.n_cells {from_where} LIMIT 1",
             params,
         )
         return None if row is None else ReportRow(*row)
@@ -341,6 +437,20 @@ class Warehouse:
         """The latest report row of a document (whatever its key)."""
         value = self.db.scalar("SELECT report_id FROM reports WHERE sha256 = ? ORDER BY report_id DESC LIMIT 1", [sha256])
         return None if value is None else int(value)
+
+
+def _date(value: Any) -> date | None:
+    """A publication date as the extraction result may give it (ISO text or a date); anything else: unknown."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _unchanged(sha256: str, row: tuple[Any, ...], agency: str | None) -> IngestOutcome:
+    return IngestOutcome(sha256, "unchanged", None, row[0], row[1], row[2], agency, row[4], row[5], int(row[6]))
 
 
 CELL_COLUMNS = ("report_id", "address", "value", "raw", "page", "table_no", "row_no", "col_no", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")

@@ -7,6 +7,7 @@
 -- CREATE OR REPLACE a view whose columns changed.
 
 DROP VIEW IF EXISTS views_version;
+DROP VIEW IF EXISTS load_failures_open;
 DROP VIEW IF EXISTS check_error_rates;
 DROP VIEW IF EXISTS check_results;
 DROP VIEW IF EXISTS year_over_year;
@@ -1205,6 +1206,8 @@ GROUP BY GROUPING SETS ((rule, year), (rule, province_code, province), (rule, le
 --   not_extractable            a report was found but yields no cells (reason says why: pre-2019 format,
 --                              unreadable file, or an extraction error that left no result)
 --   not_a_report               a document collected as a report that is not one (one row per document)
+--   kept_without_cells         a version without cells (a changed detail page, a notice ingested as the
+--                              report) kept beside the current report with cells, which it never replaces
 --   not_found                  no report of the agency for that year (years from the first national-
 --                              template year up to the latest year in the warehouse)
 CREATE VIEW coverage AS
@@ -1236,6 +1239,16 @@ found AS (
            NULL, NULL, NULL, d.sha256, d.url, NULL, NULL
     FROM documents d
     WHERE NOT EXISTS (SELECT 1 FROM extractions x WHERE x.sha256 = d.sha256)
+    UNION ALL
+    -- each document's latest row without cells under an agency-year whose current report has cells
+    SELECT k.agency_id, k.year, 'kept_without_cells',
+           'kept, not current: no cells, while the current report has cells' || coalesce(' (' || k.reason || ')', ''),
+           k.status, k.template, k.report_id, k.sha256, d.url, k.checks_failing, k.checks_incomplete
+    FROM reports k
+    JOIN current_reports c ON c.report_key = k.report_key AND c.n_cells > 0
+    LEFT JOIN documents d ON d.sha256 = k.sha256
+    WHERE k.n_cells = 0 AND k.report_key NOT LIKE 'doc:%'
+      AND k.report_id = (SELECT max(o.report_id) FROM reports o WHERE o.sha256 = k.sha256 AND o.report_key = k.report_key)
 ),
 missing AS (
     SELECT a.agency_id, y.year, 'not_found' AS coverage, 'no report found' AS reason,
@@ -1260,7 +1273,18 @@ FROM everything e
 LEFT JOIN agencies a ON a.agency_id = e.agency_id
 LEFT JOIN provinces p ON p.province_code = substr(a.division_code, 1, 2) || '0000';
 
+-- load_failures_open: documents whose last load failed (an extractor crash, a value the database refused)
+-- and that have not loaded since; kind is the reason up to its second colon ("load error: DataError"),
+-- which `gongkai status` groups by.
+CREATE VIEW load_failures_open AS
+SELECT f.sha256, f.name,
+       split_part(f.reason, ':', 1) || coalesce(':' || nullif(split_part(f.reason, ':', 2), ''), '') AS kind,
+       f.reason, f.run_id, f.failed_at
+FROM load_failures f
+WHERE f.failed_at = (SELECT max(g.failed_at) FROM load_failures g WHERE g.sha256 = f.sha256)
+  AND NOT EXISTS (SELECT 1 FROM extractions x WHERE x.sha256 = f.sha256 AND x.extracted_at >= f.failed_at);
+
 -- views_version: a digest of this file, so that a writer or a read-only reader can tell the views are current.
 -- generated:begin views_version
-CREATE VIEW views_version AS SELECT '51545f916375c781' AS digest;
+CREATE VIEW views_version AS SELECT 'e7813c086006b3c0' AS digest;
 -- generated:end views_version

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongkai status: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
         return 1
     sections = {"last runs": status.runs, "coverage by year": status.coverage_by_year,
-                "not extracted (found, but no cells) and not reports": status.not_extracted}
+                "not extracted (found, but no cells) and not reports": status.not_extracted,
+                "failed to load, by reason (not loaded since)": status.failures}
     if args.format == "json":
         payload = {
             "reports": status.reports, "cells": status.cells, "failing_checks": status.failing_checks,
