@@ -1,9 +1,23 @@
-"""Tables continued on the next page: a part of a grid that opens a page joins the grid that closed the page before."""
+"""Tables continued on the next page: a grid that opens a page joins the grid that closed the page before.
+
+A page break may fall anywhere in a table: between two rows (the last row alone on the next page, a
+header row alone at the bottom of a page), or inside a row, which then splits in two: a label wrapped on
+two lines loses its second line to the next page (`自然` / `人`, `结果维` / `持`), and so does a number
+wrapped in a narrow column (`1` / `3` is 13). The second part is told from a new row by its text: each of
+its texts continues a cell whose last line above was full (the next glyph would not have fitted), and it
+leaves blank a cell the part above filled. Header rows repeated on the next page are kept once.
+"""
 
 from __future__ import annotations
 
+import re
+
 from gongkai.extractors.pdf_layout import ENUMERATION, SHORT_LINE, TOLERANCE, Cell, Grid, Line, is_number
 from gongkai.extractors.textnorm import clean_text
+
+FULL_SLACK = 1.5  # points: glyph boxes are narrower than the advances the line breaker used
+MAX_PAD = 5.4  # points: Word's and LibreOffice's default left/right cell margin (0.19 cm), the most seen
+_DIGITS = re.compile(r"^[\d.,]+$")
 
 
 def join_across_pages(grids: list[Grid], lines: dict[int, list[Line]]) -> list[Grid]:
@@ -14,11 +28,11 @@ def join_across_pages(grids: list[Grid], lines: dict[int, list[Line]]) -> list[G
             _append(previous, grid)
         else:
             joined.append(grid)
-    return joined
+    return [g for g in joined if g.n_rows >= 2]  # a lone row that continues nothing: a framed line, not a table
 
 
 def _continues(a: Grid, b: Grid, lines: dict[int, list[Line]]) -> bool:
-    """b is a headerless continuation of a: a ends its page, b opens the next, same column lines."""
+    """b continues a: a ends its page, b opens the next, same column lines."""
     page = b.row_pages[0]
     if page != a.last_page + 1:
         return False
@@ -39,25 +53,33 @@ def _append(a: Grid, b: Grid) -> None:
     a.xs = xs
     b.cells, b.xs = _remap_columns(b.cells, b.xs, xs), xs
     _drop_repeated_header(a, b)
-    cells = b.cells
+    if not b.row_pages:
+        return
     last = a.n_rows - 1
-    first_row = [c for c in cells if c.row == 0]
-    split = _split_row(a, last, first_row)
-    continued = {id(c): above for c in first_row if (above := _continued_cell(a, last, c, split)) is not None}
-    fragment = split and all(id(c) in continued or not c.text for c in first_row)
+    first_row = [c for c in b.cells if c.row == 0]
+    fragment = _split_row(a, last, first_row)
     shift = a.n_rows - (1 if fragment else 0)
-    for c in cells:
-        above = continued.get(id(c))
-        if above is not None:
+    for c in b.cells:
+        above = _aligned(a, last, c) if c.row == 0 else None
+        if fragment and c.row == 0:
+            if above is not None:  # the rest of a's cell: its text, and the rows its merge reaches below
+                above.text = clean_text(above.text + c.text)
+                above.rowspan += c.rowspan - 1
+                above.line_width = c.line_width or above.line_width
+            elif c.rowspan > 1:  # an empty cell reaching below the split row
+                a.cells.append(_moved(c, shift + 1, c.rowspan - 1))
+        elif above is not None and _continued(a, above, c):
             above.text = clean_text(above.text + c.text)
-            above.rowspan += c.rowspan - (1 if fragment else 0)
-        elif fragment and c.row == 0:
-            if c.rowspan > 1:  # an empty cell reaching below the split row
-                a.cells.append(Cell(shift + 1, c.col, c.rowspan - 1, c.colspan, c.text, c.bbox, c.page))
+            above.rowspan += c.rowspan
+            above.line_width = c.line_width or above.line_width
         else:
-            a.cells.append(Cell(c.row + shift, c.col, c.rowspan, c.colspan, c.text, c.bbox, c.page))
+            a.cells.append(_moved(c, c.row + shift, c.rowspan))
     a.row_pages += b.row_pages[1:] if fragment else b.row_pages
     a.bbox = b.bbox
+
+
+def _moved(c: Cell, row: int, rowspan: int) -> Cell:
+    return Cell(row, c.col, rowspan, c.colspan, c.text, c.bbox, c.page, c.line_width, c.lead)
 
 
 def _drop_repeated_header(a: Grid, b: Grid) -> None:
@@ -68,13 +90,11 @@ def _drop_repeated_header(a: Grid, b: Grid) -> None:
         return [cell.text if (cell := grid.covering(row, k)) else "" for k in range(width)]
 
     k = 0
-    while k < min(a.n_rows, b.n_rows - 1) and any(texts(b, k)) and texts(a, k) == texts(b, k):
+    while k < min(a.n_rows, b.n_rows) and any(texts(b, k)) and texts(a, k) == texts(b, k):
         k += 1
     if k:
         b.cells = [
-            Cell(max(c.row, k) - k, c.col, c.row + c.rowspan - max(c.row, k), c.colspan, c.text, c.bbox, c.page)
-            for c in b.cells
-            if c.row + c.rowspan > k
+            _moved(c, max(c.row, k) - k, c.row + c.rowspan - max(c.row, k)) for c in b.cells if c.row + c.rowspan > k
         ]
         b.row_pages = b.row_pages[k:]
 
@@ -86,32 +106,64 @@ def _within(xs: list[float], others: list[float]) -> bool:
 def _remap_columns(cells: list[Cell], xs: list[float], new_xs: list[float]) -> list[Cell]:
     to_new = {i: min(range(len(new_xs)), key=lambda k: abs(new_xs[k] - x)) for i, x in enumerate(xs)}
     return [
-        Cell(c.row, to_new[c.col], c.rowspan, to_new[c.col + c.colspan] - to_new[c.col], c.text, c.bbox, c.page)
+        Cell(
+            c.row,
+            to_new[c.col],
+            c.rowspan,
+            to_new[c.col + c.colspan] - to_new[c.col],
+            c.text,
+            c.bbox,
+            c.page,
+            c.line_width,
+            c.lead,
+        )
         for c in cells
     ]
 
 
-def _split_row(a: Grid, last: int, first_row: list[Cell]) -> bool:
-    """b's first row is the rest of a's last row, cut by the page break: it shows no number, and is
-    blank where a's last row has one."""
-    if any(is_number(c.text) for c in first_row):
-        return False
-    return any(
-        not c.text and (above := a.covering(last, c.col)) is not None and is_number(above.text) for c in first_row
-    )
-
-
-def _continued_cell(a: Grid, last: int, c: Cell, split: bool) -> Cell | None:
-    """The cell of a's last row that c (in b's first row) continues, if any: a blank under a label is
-    the rest of a merged label; a text is the rest of a label when its row or the label itself
-    was cut (a new row's label such as 行政强制 under 行政处罚 is not)."""
+def _aligned(a: Grid, last: int, c: Cell) -> Cell | None:
+    """The cell of a's last row standing over c with the same columns, if any."""
     above = a.covering(last, c.col)
-    if above is None or above.col != c.col or above.colspan != c.colspan:
-        return None
+    return above if above is not None and above.col == c.col and above.colspan == c.colspan else None
+
+
+def _full(cell: Cell, lead: float) -> bool:
+    """Its last line might not take a glyph `lead` wide more: the text may go on below (or on the next page).
+    Generous (the margins may be narrower than MAX_PAD): the other tests tell a new row apart."""
+    inner = cell.bbox[2] - cell.bbox[0] - 2 * MAX_PAD
+    return cell.line_width + lead > inner - FULL_SLACK
+
+
+def _split_row(a: Grid, last: int, first_row: list[Cell]) -> bool:
+    """b's first row is the rest of a's last row, cut by the page break: each of its texts continues a full
+    line of a's cell above it (a label, or digits wrapped in a narrow column), no text starts a new item,
+    and a cell with text above is left blank (a new row fills its cells or shows them blank throughout)."""
+    blank_under_text = False
+    for c in first_row:
+        above = _aligned(a, last, c)
+        if not c.text:
+            column_above = a.covering(last, c.col)
+            blank_under_text |= column_above is not None and bool(column_above.text)
+            continue
+        if above is None or not above.text or ENUMERATION.match(c.text):
+            return False
+        if is_number(above.text) != is_number(c.text):
+            return False
+        if is_number(c.text):  # digits wrapped in a narrow column: 1 / 3 is 13 (glyph boxes are too loose to tell)
+            if not (_DIGITS.match(above.text) and _DIGITS.match(c.text)):
+                return False
+        elif not _full(above, c.lead):
+            return False
+    return blank_under_text
+
+
+def _continued(a: Grid, above: Cell, c: Cell) -> bool:
+    """After a break between rows, c continues the cell above it (a label merged down across the break):
+    a blank under a label, or the rest of a merged label whose line above was full."""
     if not above.text or is_number(above.text) or is_number(c.text):
-        return None
+        return False
     if not c.text:
-        return above
+        return True
     if ENUMERATION.match(c.text):
-        return None
-    return above if split or above.rowspan > 1 or c.rowspan > 1 else None
+        return False
+    return (above.rowspan > 1 or c.rowspan > 1) and _full(above, c.lead)

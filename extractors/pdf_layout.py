@@ -83,6 +83,8 @@ class Cell:
     text: str
     bbox: BBox
     page: int
+    line_width: float = 0.0  # of its last line of text: a full line was wrapped, its rest may be on the next page
+    lead: float = 0.0  # width of its first glyph: would it have fitted at the end of the line above?
 
 
 @dataclass(slots=True)
@@ -116,8 +118,13 @@ def inside(c: Char, bbox: BBox) -> bool:
 def cell_text(chars: list[Char]) -> str:
     """Chars of one cell → text, line by line; clean_text then drops the breaks inside CJK runs,
     so a vertical label written one character per line reads as one word."""
+    return cell_layout(chars)[0]
+
+
+def cell_layout(chars: list[Char]) -> tuple[str, float, float]:
+    """A cell's text, the width of its last line and of its first glyph."""
     if not chars:
-        return ""
+        return "", 0.0, 0.0
     rows: list[list[Char]] = []
     for c in sorted(chars, key=lambda c: c.cy):
         if rows and c.cy - rows[-1][-1].cy < 0.6 * max(c.size, rows[-1][-1].size):
@@ -131,10 +138,8 @@ def cell_text(chars: list[Char]) -> str:
         for prev, c in zip(row, row[1:], strict=False):  # PDFium's word breaks know the font's advances
             parts.append((" " if c.space_before and c.x0 > prev.x1 else "") + c.text)
         lines.append("".join(parts))
-    return clean_text("\n".join(lines))
-
-
-# --- ruled tables on one page ----------------------------------------------------------------
+    first, last = rows[0][0], rows[-1]
+    return clean_text("\n".join(lines)), last[-1].x1 - last[0].x0, first.x1 - first.x0
 
 
 def is_number(text: str) -> bool:

@@ -29,7 +29,7 @@ from pdfplumber.table import cells_to_tables, edges_to_intersections, intersecti
 
 from gongkai.extractors.model import BBox, Document, Table, TextBlock, UnreadableDocument, build_grid
 from gongkai.extractors.pdf_join import join_across_pages
-from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_text, inside
+from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_layout, inside
 from gongkai.extractors.pdf_rules import edge, ruling_edges
 from gongkai.extractors.textnorm import clean_text
 
@@ -55,6 +55,15 @@ class _Page:
     chars: list[Char] = field(default_factory=list)  # the drawn glyphs
     grids: list[Grid] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)  # outside the grids
+    searched: bool = False  # for tables
+
+    @property
+    def opens_with_table(self) -> bool:
+        """Its first table comes before any text but a page number or running header."""
+        if not self.grids:
+            return False
+        top = self.grids[0].bbox[1]
+        return all(len(line.text) <= SHORT_LINE for line in self.lines if line.top < top)
 
     @property
     def table_runs_on(self) -> bool:
@@ -114,11 +123,20 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
             if handle is not None and (is_table_page or (pages and pages[-1].table_runs_on)):
                 if searched < MAX_TABLE_PAGES:
                     page.grids = _page_grids(handle, page, warnings)
+                    page.searched = True
                 searched += 1
         page.lines = _lines(page, [g.bbox for g in page.grids])
         pages.append(page)
     if not any(len(p.chars) >= 20 for p in pages):
         raise UnreadableDocument("scanned: no text layer")
+    for before, page in zip(pages, pages[1:], strict=False):
+        # A table's first rows alone at the foot of a page that names no table (its heading on the page before).
+        if not before.searched and before.chars and page.opens_with_table and searched < MAX_TABLE_PAGES:
+            with _page(pdf, before.number - 1, warnings) as handle:
+                before.grids = _page_grids(handle, before, warnings) if handle is not None else []
+            before.lines = _lines(before, [g.bbox for g in before.grids])
+            before.searched = True
+            searched += 1
     if searched > MAX_TABLE_PAGES:
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
     if not anchored:  # other wording or an unknown layout: search every page
@@ -283,7 +301,7 @@ def _grids(edges: list[dict[str, Any]], page: _Page) -> list[Grid]:
     edges = merge_edges(edges + _closing_edges(edges), TOLERANCE, TOLERANCE, TOLERANCE, TOLERANCE)
     cells = intersections_to_cells(edges_to_intersections(edges, TOLERANCE, TOLERANCE))
     grids = [_grid(table_cells, page) for table_cells in cells_to_tables(cells)]
-    return [g for g in grids if g.n_rows >= 2]
+    return grids  # a lone row may be a table's last row on a new page: kept until the join
 
 
 def _closing_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -336,8 +354,9 @@ def _grid(boxes: list[tuple[float, float, float, float]], page: _Page) -> Grid:
             cells.append(Cell(r, k, 1, 1, "", (xs[k], ys[r], xs[k + 1], ys[r + 1]), page.number))
         chars.setdefault(at[(r, k)], []).append(c)
     for i, cell_chars in chars.items():
-        cells[i].text = cell_text(cell_chars)
-    return Grid(bbox=(xs[0], ys[0], xs[-1], ys[-1]), xs=xs, cells=cells, row_pages=[page.number] * (len(ys) - 1))
+        cell = cells[i]
+        cell.text, cell.line_width, cell.lead = cell_layout(cell_chars)
+    return Grid((xs[0], ys[0], xs[-1], ys[-1]), xs, cells, [page.number] * (len(ys) - 1))
 
 
 def _boundaries(values: list[float]) -> list[float]:

@@ -17,13 +17,15 @@ LibreOffice ignores page breaks inside table cells, hence the spacer. Needs CJK 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docx
@@ -35,7 +37,7 @@ from docx.oxml.ns import qn
 TALL_PAGE_TWIPS = 20 * 4000  # 4000 pt: every table fits on one page of the measuring rendering
 MEASURE_SPACER = 20.0  # pt
 CLEAR_GAP = 2.0  # pt left at the page bottom above row K: too little for any line of it
-GENERATOR_VERSION = "1"  # part of the cache key: bump when the variants change
+GENERATOR_VERSION = "2"  # part of the cache key: bump when the variants change
 
 
 def soffice() -> str | None:
@@ -51,18 +53,35 @@ def require_soffice() -> str:
     return found
 
 
-def render(docs: dict[str, bytes], cache: Path) -> dict[str, bytes]:
-    """DOCX bytes → PDF bytes by LibreOffice, converting in one soffice call every file not cached yet."""
+@dataclass(frozen=True)
+class Variant:
+    """A DOCX to render, made only when its PDF is not cached; `key` names what it is made of."""
+
+    key: str
+    make: Callable[[], bytes]
+
+
+def content_key(*parts: bytes | str) -> str:
+    digest = hashlib.sha256(GENERATOR_VERSION.encode())
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def render(docs: dict[str, Variant], cache: Path) -> dict[str, bytes]:
+    """DOCX → PDF by LibreOffice, converting in one soffice call every file not cached yet (python-docx
+    output is not byte-stable, so the cache is keyed by what a variant is made of, not by its bytes)."""
     cache.mkdir(parents=True, exist_ok=True)
-    keys = {name: hashlib.sha256(GENERATOR_VERSION.encode() + data).hexdigest()[:24] for name, data in docs.items()}
-    missing = {name: data for name, data in docs.items() if not (cache / f"{keys[name]}.pdf").exists()}
+    keys = {name: variant.key for name, variant in docs.items()}
+    missing = {name: variant for name, variant in docs.items() if not (cache / f"{keys[name]}.pdf").exists()}
     if missing:
         binary = require_soffice()
         with tempfile.TemporaryDirectory() as tmp:
             sources = []
-            for name, data in missing.items():
+            for name, variant in missing.items():
                 sources.append(Path(tmp) / f"{keys[name]}.docx")
-                sources[-1].write_bytes(data)
+                sources[-1].write_bytes(variant.make())
             profile = Path(tmp) / "profile"
             for start in range(0, len(sources), 200):  # bounded command lines
                 subprocess.run(
@@ -114,8 +133,30 @@ def _spacer(height_pt: float) -> OxmlElement:
     return p
 
 
+def _fit_to_page(document: docx.document.Document) -> None:
+    """Narrow a table wider than the text area to fit it (as the agency would before publishing a PDF:
+    LibreOffice otherwise cuts its sides off at the paper's edges)."""
+    section = document.sections[-1]
+    text_width = round((section.page_width - section.left_margin - section.right_margin) / 635)  # EMU → twips
+    for table in document.tables:
+        grid = table._tbl.tblGrid
+        cols = grid.findall(qn("w:gridCol")) if grid is not None else []
+        widths = [int(col.get(qn("w:w"), "0")) for col in cols]
+        if not widths or sum(widths) <= text_width:
+            continue
+        scale = text_width / sum(widths)
+        for col in cols:
+            col.set(qn("w:w"), str(int(int(col.get(qn("w:w"))) * scale)))
+        for element in table._tbl.iter(qn("w:tcW"), qn("w:tblW")):
+            if element.get(qn("w:type")) in (None, "dxa"):
+                element.set(qn("w:w"), str(int(int(element.get(qn("w:w"), "0")) * scale)))
+        for indent in table._tbl.iter(qn("w:tblInd")):
+            indent.set(qn("w:w"), "0")
+
+
 def _with_spacers(data: bytes, heights: dict[int, float], page_height_twips: int | None = None) -> bytes:
     document = _load(data)
+    _fit_to_page(document)
     for index, height in heights.items():
         document.tables[index]._tbl.addprevious(_spacer(height))
     if page_height_twips is not None:
@@ -163,6 +204,7 @@ def _header_rows(table: docx.table.Table) -> int:
 def restyled(data: bytes, style: str) -> bytes:
     """Every table without borders (`borderless`) or with only three rules (`three-line`)."""
     document = _load(data)
+    _fit_to_page(document)
     nil = {side: "nil" for side in ("top", "left", "bottom", "right", "insideH", "insideV")}
     for table in document.tables:
         tbl_pr = table._tbl.tblPr
@@ -215,14 +257,24 @@ def _row_tops(pdf: bytes, sizes: list[int]) -> list[tuple[float, list[float]]]:
     return found
 
 
-def sweep_variants(data: bytes, cache: Path, tables: Iterable[int] | None = None) -> dict[str, bytes]:
+def restyled_variants(data: bytes) -> dict[str, Variant]:
+    return {
+        style: Variant(content_key(data, style), functools.partial(restyled, data, style))
+        for style in ("borderless", "three-line")
+    }
+
+
+def sweep_variants(data: bytes, cache: Path, tables: Iterable[int] | None = None) -> dict[str, Variant]:
     """The break-T-K and cut-T-K DOCX variants of `data` (T, K 1-based table and 0-based row)."""
     sizes = table_sizes(data)
-    measure = _with_spacers(data, dict.fromkeys(range(len(sizes)), MEASURE_SPACER), TALL_PAGE_TWIPS)
+    measure = Variant(
+        content_key(data, "measure"),
+        lambda: _with_spacers(data, dict.fromkeys(range(len(sizes)), MEASURE_SPACER), TALL_PAGE_TWIPS),
+    )
     measured = _row_tops(render({"measure": measure}, cache)["measure"], sizes)
     bottom = _body_bottom(data)
     page_pt = float(_load(data).sections[-1].page_height.pt)
-    variants: dict[str, bytes] = {}
+    variants: dict[str, Variant] = {}
     for t in tables if tables is not None else range(len(sizes)):
         top, offsets = measured[t]
         above_spacer = top - MEASURE_SPACER  # the page's body top, as LibreOffice lays it out
@@ -235,5 +287,8 @@ def sweep_variants(data: bytes, cache: Path, tables: Iterable[int] | None = None
                 if height < MEASURE_SPACER:  # rows 0..K-1 exceed an A4 page: make the pages that much taller
                     page_height = round((page_pt + MEASURE_SPACER - height) * 20)
                     height = MEASURE_SPACER
-                variants[f"{kind}-{t + 1}-{k}"] = _with_spacers(data, {t: height}, page_height)
+                variants[f"{kind}-{t + 1}-{k}"] = Variant(
+                    content_key(data, f"{t}:{height:.2f}:{page_height}"),
+                    functools.partial(_with_spacers, data, {t: height}, page_height),
+                )
     return variants
