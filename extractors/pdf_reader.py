@@ -35,6 +35,7 @@ from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
 MAX_TABLE_PAGES = 40  # pages searched for ruled tables, in page order
+OVERPRINT = 1.5  # points: a glyph drawn again this close over the same glyph is a fake-bold copy
 MIN_TABLE_ANCHORS = 2  # distinct anchor labels a page must show to be searched for tables
 
 _NOT_LABEL_TEXT = re.compile(r"[\s\W_]+")
@@ -56,6 +57,7 @@ class _Page:
     grids: list[Grid] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)  # outside the grids
     searched: bool = False  # for tables
+    names_tables: bool = False  # its text shows the labels of standard tables
 
     @property
     def opens_with_table(self) -> bool:
@@ -72,10 +74,6 @@ class _Page:
             return False
         bottom = self.grids[-1].bbox[3]
         return all(len(line.text) <= SHORT_LINE for line in self.lines if line.top > bottom)
-
-
-
-
 
 
 def read(data: bytes) -> Document:
@@ -118,7 +116,7 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
             page = _page_text(handle, index + 1)
             if handle is not None and not page.chars and _has_image(handle):
                 warnings.append(f"page {page.number}: an image without a text layer (scanned?)")
-            is_table_page = _is_table_page(page)
+            is_table_page = page.names_tables = _is_table_page(page)
             anchored += is_table_page
             if handle is not None and (is_table_page or (pages and pages[-1].table_runs_on)):
                 if searched < MAX_TABLE_PAGES:
@@ -139,6 +137,12 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
             searched += 1
     if searched > MAX_TABLE_PAGES:
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
+    for page, after in zip(pages, [*pages[1:], None], strict=True):
+        if page.names_tables and page.searched and not page.grids and not (after and after.grids):
+            warnings.append(
+                f"page {page.number}: shows the labels of a standard table but no ruled table"
+                " (drawn without rules, or as a picture): its cells are not read"
+            )
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:
             with _page(pdf, page.number - 1, warnings) as handle:
@@ -184,10 +188,33 @@ def _page_text(handle: pdfium.PdfPage | None, number: int) -> _Page:
         return _Page(number=number, stream=[])
     textpage = handle.get_textpage()
     try:
-        stream = _text_stream(textpage, View.of(handle))
+        stream = _without_overprints(_text_stream(textpage, View.of(handle)))
     finally:
         textpage.close()
     return _Page(number=number, stream=stream, chars=[c for _, c in stream if c is not None])
+
+
+def _without_overprints(stream: list[tuple[str, Char | None]]) -> list[tuple[str, Char | None]]:
+    """Drop a glyph drawn again over itself: fake bold (the text drawn twice, a fraction of a point apart).
+    PDFium drops such a copy when it follows the original; editors also draw the second pass at the end of
+    the page, and 217 then reads 221177. Told by position: same character, boxes within OVERPRINT points."""
+    seen: dict[tuple[str, int, int], list[Char]] = {}
+    kept: list[tuple[str, Char | None]] = []
+    for ch, box in stream:
+        if box is not None:
+            gx, gy = int(box.cx // OVERPRINT), int(box.cy // OVERPRINT)
+            near = [
+                other
+                for dx in (-1, 0, 1)
+                for dy in (-1, 0, 1)
+                for other in seen.get((ch, gx + dx, gy + dy), ())
+                if abs(other.cx - box.cx) <= OVERPRINT and abs(other.cy - box.cy) <= OVERPRINT
+            ]
+            if near:
+                continue
+            seen.setdefault((ch, gx, gy), []).append(box)
+        kept.append((ch, box))
+    return kept
 
 
 def _text_stream(textpage: pdfium.PdfTextPage, view: View) -> list[tuple[str, Char | None]]:
@@ -272,7 +299,6 @@ def _title(lines: list[Line]) -> str | None:
     return clean_text("".join(title)) or None
 
 
-
 @functools.cache
 def _anchors() -> tuple[str, ...]:
     """Labels that name a standard table (schema/data/tables.toml), long enough not to be prose."""
@@ -329,8 +355,6 @@ def _closing_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
             y = min(g[0] for g in group) if end == "top" else max(g[0] for g in group)
             added.append(edge("h", min(g[1] for g in group), y, max(g[1] for g in group), y))
     return added
-
-
 
 
 def _grid(boxes: list[tuple[float, float, float, float]], page: _Page) -> Grid:

@@ -85,9 +85,19 @@ def render(docs: dict[str, Variant], cache: Path) -> dict[str, bytes]:
             profile = Path(tmp) / "profile"
             for start in range(0, len(sources), 200):  # bounded command lines
                 subprocess.run(
-                    [binary, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
-                     "--outdir", str(cache), *map(str, sources[start:start + 200])],
-                    check=True, capture_output=True, timeout=60 + 5 * len(sources[start:start + 200]),
+                    [
+                        binary,
+                        f"-env:UserInstallation=file://{profile}",
+                        "--headless",
+                        "--convert-to",
+                        "pdf",
+                        "--outdir",
+                        str(cache),
+                        *map(str, sources[start : start + 200]),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=60 + 5 * len(sources[start : start + 200]),
                 )
     out = {}
     for name, key in keys.items():
@@ -120,8 +130,12 @@ def _spacer(height_pt: float) -> OxmlElement:
     grid.set(qn("w:val"), "0")
     ppr.append(grid)
     spacing = OxmlElement("w:spacing")
-    for attr, value in (("w:before", "0"), ("w:after", "0"), ("w:line", str(max(1, round(height_pt * 20)))),
-                        ("w:lineRule", "exact")):
+    for attr, value in (
+        ("w:before", "0"),
+        ("w:after", "0"),
+        ("w:line", str(max(1, round(height_pt * 20)))),
+        ("w:lineRule", "exact"),
+    ):
         spacing.set(qn(attr), value)
     ppr.append(spacing)
     rpr = OxmlElement("w:rPr")
