@@ -58,6 +58,7 @@ def _append(a: Grid, b: Grid) -> None:
     last = a.n_rows - 1
     first_row = [c for c in b.cells if c.row == 0]
     fragment = _split_row(a, last, first_row)
+    head_row = not any(is_number(c.text) for c in first_row)  # a header row: its labels may continue a's
     shift = a.n_rows - (1 if fragment else 0)
     for c in b.cells:
         above = _aligned(a, last, c) if c.row == 0 else None
@@ -68,7 +69,7 @@ def _append(a: Grid, b: Grid) -> None:
                 above.line_width = c.line_width or above.line_width
             elif c.rowspan > 1:  # an empty cell reaching below the split row
                 a.cells.append(_moved(c, shift + 1, c.rowspan - 1))
-        elif above is not None and _continued(a, above, c):
+        elif above is not None and _continued(above, c, head_row):
             above.text = clean_text(above.text + c.text)
             above.rowspan += c.rowspan
             above.line_width = c.line_width or above.line_width
@@ -157,13 +158,14 @@ def _split_row(a: Grid, last: int, first_row: list[Cell]) -> bool:
     return blank_under_text
 
 
-def _continued(a: Grid, above: Cell, c: Cell) -> bool:
+def _continued(above: Cell, c: Cell, head_row: bool) -> bool:
     """After a break between rows, c continues the cell above it (a label merged down across the break):
-    a blank under a label, or the rest of a merged label whose line above was full."""
+    a blank under a label, or the rest of a label whose line above was full, merged down (in a row of
+    labels, a cell merged over the next row shows as one row on each page: 自然 / 人 of 自然人)."""
     if not above.text or is_number(above.text) or is_number(c.text):
         return False
     if not c.text:
         return True
     if ENUMERATION.match(c.text):
         return False
-    return (above.rowspan > 1 or c.rowspan > 1) and _full(above, c.lead)
+    return (above.rowspan > 1 or c.rowspan > 1 or head_row) and _full(above, c.lead)

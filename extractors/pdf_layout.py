@@ -6,6 +6,7 @@ Coordinates are points, (x0, top, x1, bottom) from the displayed page's top-left
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -15,6 +16,7 @@ from gongkai.extractors.textnorm import clean_text
 
 TOLERANCE = 3.0  # pdfplumber's default snap/join/intersection tolerance, in points
 SHORT_LINE = 12  # a line this short next to a page break is a page number or running header
+_DIGITS = re.compile(r"^[\d.,]+$")
 ENUMERATION = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]")
 
 
@@ -137,9 +139,20 @@ def cell_layout(chars: list[Char]) -> tuple[str, float, float]:
         parts = [row[0].text]
         for prev, c in zip(row, row[1:], strict=False):  # PDFium's word breaks know the font's advances
             parts.append((" " if c.space_before and c.x0 > prev.x1 else "") + c.text)
-        lines.append("".join(parts))
-    first, last = rows[0][0], rows[-1]
-    return clean_text("\n".join(lines)), last[-1].x1 - last[0].x0, first.x1 - first.x0
+        line = "".join(parts)
+        if lines and _DIGITS.match(lines[-1]) and _DIGITS.match(line):
+            lines[-1] += line  # a number wrapped in a narrow column: 98 / 011 is 98011
+        else:
+            lines.append(line)
+    last = rows[-1]
+    width = max(last[-1].x1 - last[0].x0, sum(_advance(c) for c in last))
+    return clean_text("\n".join(lines)), width, _advance(rows[0][0])
+
+
+def _advance(c: Char) -> float:
+    """About how far the line breaker advanced for a glyph: a full-width character (（ ） 、 as well as
+    ideographs) takes its whole em whatever its ink; others their ink."""
+    return c.size if unicodedata.east_asian_width(c.text) in "FW" else c.x1 - c.x0
 
 
 def is_number(text: str) -> bool:

@@ -271,18 +271,23 @@ def _row_tops(pdf: bytes, sizes: list[int]) -> list[tuple[float, list[float]]]:
     return found
 
 
-def restyled_variants(data: bytes) -> dict[str, Variant]:
+def restyled_variants(data: bytes, source_key: str | None = None) -> dict[str, Variant]:
+    source = source_key or content_key(data)
     return {
-        style: Variant(content_key(data, style), functools.partial(restyled, data, style))
+        style: Variant(content_key(source, style), functools.partial(restyled, data, style))
         for style in ("borderless", "three-line")
     }
 
 
-def sweep_variants(data: bytes, cache: Path, tables: Iterable[int] | None = None) -> dict[str, Variant]:
-    """The break-T-K and cut-T-K DOCX variants of `data` (T, K 1-based table and 0-based row)."""
+def sweep_variants(
+    data: bytes, cache: Path, tables: Iterable[int] | None = None, source_key: str | None = None
+) -> dict[str, Variant]:
+    """The break-T-K and cut-T-K DOCX variants of `data` (T, K 1-based table and 0-based row).
+    `source_key` names what `data` was made of when its bytes are not stable (python-docx output)."""
+    source = source_key or content_key(data)
     sizes = table_sizes(data)
     measure = Variant(
-        content_key(data, "measure"),
+        content_key(source, "measure"),
         lambda: _with_spacers(data, dict.fromkeys(range(len(sizes)), MEASURE_SPACER), TALL_PAGE_TWIPS),
     )
     measured = _row_tops(render({"measure": measure}, cache)["measure"], sizes)
@@ -302,7 +307,7 @@ def sweep_variants(data: bytes, cache: Path, tables: Iterable[int] | None = None
                     page_height = round((page_pt + MEASURE_SPACER - height) * 20)
                     height = MEASURE_SPACER
                 variants[f"{kind}-{t + 1}-{k}"] = Variant(
-                    content_key(data, f"{t}:{height:.2f}:{page_height}"),
+                    content_key(source, f"{t}:{height:.2f}:{page_height}"),
                     functools.partial(_with_spacers, data, {t: height}, page_height),
                 )
     return variants

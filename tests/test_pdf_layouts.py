@@ -11,12 +11,13 @@ all that is missing. CI (`bash scripts/test.sh`, GONGKAI_REQUIRE_LIBREOFFICE=1) 
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 from conftest import DOCUMENTS, load_gold
-from pdf_sweep import render, require_soffice, restyled_variants, sweep_variants
+from pdf_sweep import content_key, render, require_soffice, restyled_variants, sweep_variants
 from test_variants import fill_template
 
 from gongkai.extractors import pdf_reader
@@ -31,14 +32,14 @@ def _random_cells() -> dict[str, int | float | None]:
     return {a: rng.choice([0, rng.randint(1, 9), rng.randint(10, 99), rng.randint(100, 99999)]) for a in gold}
 
 
-def _source(name: str) -> tuple[bytes, dict[str, object]]:
-    if name == "random-2021":
-        cells = _random_cells()
-        return fill_template(cells), dict(cells)
+def _source(name: str) -> tuple[bytes, str, dict[str, object]]:
+    """The DOCX, a stable key of what it is made of, and its gold cells."""
     if name.endswith(".docx"):
-        return (DOCUMENTS / name).read_bytes(), load_gold(name)["cells"]
-    cells = load_gold(name)["cells"]
-    return fill_template(cells), cells
+        data = (DOCUMENTS / name).read_bytes()
+        return data, content_key(data), load_gold(name)["cells"]
+    cells = _random_cells() if name == "random-2021" else load_gold(name)["cells"]
+    template = (DOCUMENTS / "template-blank-2021.docx").read_bytes()
+    return fill_template(cells), content_key(template, json.dumps(cells, sort_keys=True)), dict(cells)
 
 
 SOURCES = [
@@ -53,8 +54,8 @@ SOURCES = [
 def rendered(request: pytest.FixtureRequest) -> tuple[str, dict[str, bytes], dict[str, object]]:
     require_soffice()  # fails or skips as GONGKAI_REQUIRE_LIBREOFFICE says
     cache = Path(request.config.cache.mkdir("gongkai-pdf-layouts"))
-    data, gold = _source(request.param)
-    variants = {**sweep_variants(data, cache), **restyled_variants(data)}
+    data, key, gold = _source(request.param)
+    variants = {**sweep_variants(data, cache, source_key=key), **restyled_variants(data, key)}
     return request.param, render(variants, cache), gold
 
 
