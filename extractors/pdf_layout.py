@@ -133,7 +133,7 @@ def cell_layout(chars: list[Char]) -> tuple[str, float, float]:
             rows[-1].append(c)
         else:
             rows.append([c])
-    lines = []
+    lines: list[str] = []
     for row in rows:
         row.sort(key=lambda c: c.x0)
         parts = [row[0].text]
