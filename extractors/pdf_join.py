@@ -16,6 +16,7 @@ from gongkai.extractors.pdf_layout import ENUMERATION, SHORT_LINE, TOLERANCE, Ce
 from gongkai.extractors.textnorm import clean_text
 
 FULL_SLACK = 1.5  # points: glyph boxes are narrower than the advances the line breaker used
+COLUMN_SLACK = 2 * TOLERANCE  # a merged cell's width need not be the sum of its columns' to the point
 MAX_PAD = 5.4  # points: Word's and LibreOffice's default left/right cell margin (0.19 cm), the most seen
 _DIGITS = re.compile(r"^[\d.,]+$")
 
@@ -101,7 +102,7 @@ def _drop_repeated_header(a: Grid, b: Grid) -> None:
 
 
 def _within(xs: list[float], others: list[float]) -> bool:
-    return all(min(abs(x - o) for o in others) <= TOLERANCE for x in xs)
+    return all(min(abs(x - o) for o in others) <= COLUMN_SLACK for x in xs)
 
 
 def _remap_columns(cells: list[Cell], xs: list[float], new_xs: list[float]) -> list[Cell]:

@@ -370,7 +370,8 @@ def _grid(boxes: list[tuple[float, float, float, float]], page: _Page) -> Grid:
         cells.append(Cell(row, col, rowspan, colspan, "", (x0, top, x1, bottom), page.number))
     chars: dict[int, list[Char]] = {}
     for c in page.chars:
-        r, k = bisect.bisect(ys, c.cy) - 1, bisect.bisect(xs, c.cx) - 1
+        # Placed by its upper half: the line under a row cut by a page break may cross its last glyphs.
+        r, k = bisect.bisect(ys, c.cy - c.size / 4) - 1, bisect.bisect(xs, c.cx) - 1
         if not (0 <= r < len(ys) - 1 and 0 <= k < len(xs) - 1):
             continue
         if (r, k) not in at:  # text where a border is missing (e.g. the top line at a page break)
