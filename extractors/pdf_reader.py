@@ -198,21 +198,22 @@ def _without_overprints(stream: list[tuple[str, Char | None]]) -> list[tuple[str
     """Drop a glyph drawn again over itself: fake bold (the text drawn twice, a fraction of a point apart).
     PDFium drops such a copy when it follows the original; editors also draw the second pass at the end of
     the page, and 217 then reads 221177. Told by position: same character, boxes within OVERPRINT points."""
-    seen: dict[tuple[str, int, int], list[Char]] = {}
+    seen: dict[tuple[str, int, int], Char] = {}
     kept: list[tuple[str, Char | None]] = []
     for ch, box in stream:
         if box is not None:
-            gx, gy = int(box.cx // OVERPRINT), int(box.cy // OVERPRINT)
-            near = [
-                other
-                for dx in (-1, 0, 1)
-                for dy in (-1, 0, 1)
-                for other in seen.get((ch, gx + dx, gy + dy), ())
-                if abs(other.cx - box.cx) <= OVERPRINT and abs(other.cy - box.cy) <= OVERPRINT
-            ]
-            if near:
+            fx, fy = box.cx / OVERPRINT, box.cy / OVERPRINT
+            gx, gy = int(fx), int(fy)
+            # the copy lies within one cell of the original: look in this cell and the three nearest
+            sx, sy = (1 if fx - gx >= 0.5 else -1), (1 if fy - gy >= 0.5 else -1)
+            if any(
+                (other := seen.get((ch, x, y))) is not None
+                and abs(other.cx - box.cx) <= OVERPRINT
+                and abs(other.cy - box.cy) <= OVERPRINT
+                for x, y in ((gx, gy), (gx + sx, gy), (gx, gy + sy), (gx + sx, gy + sy))
+            ):
                 continue
-            seen.setdefault((ch, gx, gy), []).append(box)
+            seen.setdefault((ch, gx, gy), box)
         kept.append((ch, box))
     return kept
 

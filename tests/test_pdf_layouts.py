@@ -51,9 +51,12 @@ SOURCES = [
 
 
 @pytest.fixture(scope="module", params=SOURCES)
-def rendered(request: pytest.FixtureRequest) -> tuple[str, dict[str, bytes], dict[str, object]]:
+def rendered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, bytes], dict[str, object]]:
     require_soffice()  # fails or skips as GONGKAI_REQUIRE_LIBREOFFICE says
-    cache = Path(request.config.cache.mkdir("gongkai-pdf-layouts"))
+    cache_plugin = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = Path(cache_plugin.mkdir("gongkai-pdf-layouts")) if cache_plugin else tmp_path_factory.mktemp("layouts")
     data, key, gold = _source(request.param)
     variants = {**sweep_variants(data, cache, source_key=key), **restyled_variants(data, key)}
     return request.param, render(variants, cache), gold
