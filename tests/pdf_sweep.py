@@ -38,6 +38,7 @@ TALL_PAGE_TWIPS = 20 * 4000  # 4000 pt: every table fits on one page of the meas
 MEASURE_SPACER = 20.0  # pt
 CLEAR_GAP = 2.0  # pt left at the page bottom above row K: too little for any line of it
 GENERATOR_VERSION = "2"  # part of the cache key: bump when the variants change
+REPEAT_HEAD_TABLE = 1  # 0-based: table 三, the longest, also swept with its head repeated on every page
 
 
 def soffice() -> str | None:
@@ -168,11 +169,17 @@ def _fit_to_page(document: docx.document.Document) -> None:
             indent.set(qn("w:w"), "0")
 
 
-def _with_spacers(data: bytes, heights: dict[int, float], page_height_twips: int | None = None) -> bytes:
+def _with_spacers(
+    data: bytes, heights: dict[int, float], page_height_twips: int | None = None, repeat_head: bool = False
+) -> bytes:
     document = _load(data)
     _fit_to_page(document)
     for index, height in heights.items():
-        document.tables[index]._tbl.addprevious(_spacer(height))
+        table = document.tables[index]
+        table._tbl.addprevious(_spacer(height))
+        if repeat_head:  # Word's "repeat as header row": the head again at the top of every page
+            for tr in table._tbl.tr_lst[: _header_rows(table)]:
+                tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
     if page_height_twips is not None:
         for sect in document.element.body.iter(qn("w:sectPr")):
             size = sect.find(qn("w:pgSz"))
@@ -310,4 +317,9 @@ def sweep_variants(
                     content_key(source, f"{t}:{height:.2f}:{page_height}"),
                     functools.partial(_with_spacers, data, {t: height}, page_height),
                 )
+                if kind == "break" and t == REPEAT_HEAD_TABLE and k > _header_rows(_load(data).tables[t]):
+                    variants[f"head-{t + 1}-{k}"] = Variant(
+                        content_key(source, f"{t}:{height:.2f}:{page_height}:head"),
+                        functools.partial(_with_spacers, data, {t: height}, page_height, True),
+                    )
     return variants

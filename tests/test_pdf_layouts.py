@@ -69,7 +69,7 @@ def _lost(pdf: bytes, gold: dict[str, object]) -> dict[str, object]:
 
 def test_every_page_break_keeps_every_cell(rendered: tuple[str, dict[str, bytes], dict[str, object]]) -> None:
     name, pdfs, gold = rendered
-    breaks = {k: v for k, v in pdfs.items() if k.startswith(("break-", "cut-"))}
+    breaks = {k: v for k, v in pdfs.items() if k.startswith(("break-", "cut-", "head-"))}
     assert len(breaks) >= 60  # every row boundary of tables 二, 三, 四, twice
     lost = {k: len(diff) for k, pdf in breaks.items() if (diff := _lost(pdf, gold))}
     assert lost == {}, f"{name}: cells lost or wrong in {lost}"
