@@ -139,9 +139,9 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
     for page, after in zip(pages, [*pages[1:], None], strict=True):
         if page.names_tables and page.searched and not page.grids and not (after and after.grids):
-            warnings.append(
-                f"page {page.number}: shows the labels of a standard table but no ruled table"
-                " (drawn without rules, or as a picture): its cells are not read"
+            warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
+                f"unreadable table: page {page.number} shows the labels of a standard table but no ruled table"
+                " (drawn without rules, or as a picture); its cells are not read"
             )
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:

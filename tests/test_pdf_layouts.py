@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from pdf_sweep import content_key, render, require_soffice, restyled_variants, s
 from test_variants import fill_template
 
 from gongkai.extractors import pdf_reader
-from gongkai.extractors.extract import extract_report
+from gongkai.extractors.extract import UNREADABLE_TABLES, extract_report
 
 pytestmark = pytest.mark.libreoffice
 
@@ -88,7 +89,11 @@ def test_tables_without_rules_keep_every_cell(
 def test_tables_without_rules_are_said_aloud(
     rendered: tuple[str, dict[str, bytes], dict[str, object]], style: str
 ) -> None:
-    """Until their grids are rebuilt, the reader names the pages whose table labels have no ruled table."""
+    """Until their grids are rebuilt, the reader names the pages whose table labels have no ruled table,
+    and the report is not taken for one without tables."""
     name, pdfs, _ = rendered
     warnings = pdf_reader.read(pdfs[style]).warnings
-    assert any(w.startswith("page ") and "no ruled table" in w for w in warnings), name
+    assert any(re.match(r"unreadable table: page \d+ .*no ruled table", w) for w in warnings), name
+    result = extract_report(pdfs[style], "layout.pdf")
+    assert result["status"] == UNREADABLE_TABLES, (name, result["status"])
+    assert any("no ruled table" in w for w in result["warnings"])
