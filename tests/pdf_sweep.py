@@ -74,7 +74,10 @@ def render(docs: dict[str, Variant], cache: Path) -> dict[str, bytes]:
     """DOCX → PDF by LibreOffice, converting in one soffice call every file not cached yet (python-docx
     output is not byte-stable, so the cache is keyed by what a variant is made of, not by its bytes)."""
     cache.mkdir(parents=True, exist_ok=True)
-    keys = {name: variant.key for name, variant in docs.items()}
+    for stale in cache.glob("*.pdf"):  # renderings of an older generator: never asked for again
+        if not stale.name.startswith(f"v{GENERATOR_VERSION}-"):
+            stale.unlink(missing_ok=True)
+    keys = {name: f"v{GENERATOR_VERSION}-{variant.key}" for name, variant in docs.items()}
     missing = {name: variant for name, variant in docs.items() if not (cache / f"{keys[name]}.pdf").exists()}
     if missing:
         binary = require_soffice()
