@@ -76,9 +76,7 @@ def throwaway_postgres(durable: bool = False) -> Iterator[str]:
         try:
             owner = pwd.getpwnam(OS_USER)
         except KeyError:
-            raise PostgresUnavailable(
-                f"running as root and there is no {OS_USER!r} OS user to run the server as"
-            ) from None
+            raise PostgresUnavailable(f"running as root and there is no {OS_USER!r} OS user to run the server as") from None
     root = Path(tempfile.mkdtemp(prefix="gongkai-pg-"))
     data = root / "data"
     if owner is not None:
@@ -87,20 +85,8 @@ def throwaway_postgres(durable: bool = False) -> Iterator[str]:
     try:
         for args in (
             [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-                "-o",
-                f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"
-                + ("" if durable else " -c fsync=off -c full_page_writes=off"),
-            ],
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start",
+             "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root}" + ("" if durable else " -c fsync=off -c full_page_writes=off")],
         ):
             subprocess.run(_as_server_user(args), check=True, capture_output=True, text=True, timeout=120)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
@@ -111,9 +97,7 @@ def throwaway_postgres(durable: bool = False) -> Iterator[str]:
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(
-            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
+        subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

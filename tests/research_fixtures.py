@@ -56,14 +56,8 @@ def load_corpus(url: str, archive_dir: Path, extract: Callable[[bytes, str], Map
         for path in corpus_files():
             run.add(
                 ingest_bytes(
-                    path.read_bytes(),
-                    name=path.name,
-                    url=f"https://example.gov.cn/{path.name}",
-                    warehouse=warehouse,
-                    archive=archive,
-                    run_id=run.run_id,
-                    extract=extract,
-                    **HINTS.get(path.name, {}),
+                    path.read_bytes(), name=path.name, url=f"https://example.gov.cn/{path.name}",
+                    warehouse=warehouse, archive=archive, run_id=run.run_id, extract=extract, **HINTS.get(path.name, {}),
                 )
             )
 
@@ -122,13 +116,8 @@ def demo_crawls(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         env.setenv("GONGKAI_DATA", str(folder / "data"))  # the run summary is stored under the data folder
         env.setenv("GONGKAI_EXTRACT_PROCESSES", "1")  # seven documents: no worker processes to spawn
         for engine, url in urls.items():
-            nightly_flow(
-                db_url=url,
-                archive_location=str(folder / f"archive-{engine}"),
-                demo_port=demo.port,
-                state_file=str(folder / f"state-{engine}.json"),
-                politeness=DEMO_POLITENESS,
-            )
+            nightly_flow(db_url=url, archive_location=str(folder / f"archive-{engine}"), demo_port=demo.port,
+                         state_file=str(folder / f"state-{engine}.json"), politeness=DEMO_POLITENESS)
     yield urls
 
 

@@ -34,11 +34,7 @@ def _zip_bomb() -> bytes:
 
 def _big_html() -> bytes:
     paragraph = "<p>本年度政府信息公开工作情况说明，内容很长。</p>\n".encode()
-    return (
-        b"<html><head><meta charset='utf-8'><title>big</title></head><body>"
-        + paragraph * (50_000_000 // len(paragraph))
-        + b"</body></html>"
-    )
+    return b"<html><head><meta charset='utf-8'><title>big</title></head><body>" + paragraph * (50_000_000 // len(paragraph)) + b"</body></html>"
 
 
 BAD = {
@@ -60,9 +56,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def test_each_bad_file_is_one_line_and_the_good_file_is_extracted(
-    bad_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_each_bad_file_is_one_line_and_the_good_file_is_extracted(bad_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     good = DOCUMENTS / "zibo-stats-2023.txt"
     code = main(["extract", *[str(p) for p in bad_files.values()], str(good)])
     captured = capsys.readouterr()
@@ -102,8 +96,6 @@ def test_a_50_mb_html_page_without_tables_is_not_a_report(tmp_path: Path, capsys
 
 def test_html_page_with_no_tables_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "notice.html"
-    path.write_text(
-        "<html><body><h1>关于召开会议的通知</h1><p>各单位：定于下周开会。</p></body></html>", encoding="utf-8"
-    )
+    path.write_text("<html><body><h1>关于召开会议的通知</h1><p>各单位：定于下周开会。</p></body></html>", encoding="utf-8")
     assert main(["extract", "--format", "table", str(path)]) == 0
     assert "not a report" in capsys.readouterr().err

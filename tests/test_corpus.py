@@ -26,11 +26,7 @@ def same(a: object, b: object) -> bool:
 @pytest.mark.parametrize("name", sorted(GOLD))
 def test_every_gold_cell_and_no_extra(name: str, extracted: dict[str, dict]) -> None:
     gold, out = GOLD[name], extracted[name]
-    wrong = {
-        a: (v, out["cells"].get(a, "missing"))
-        for a, v in gold["cells"].items()
-        if not (a in out["cells"] and same(out["cells"][a], v))
-    }
+    wrong = {a: (v, out["cells"].get(a, "missing")) for a, v in gold["cells"].items() if not (a in out["cells"] and same(out["cells"][a], v))}
     assert wrong == {}
     assert sorted(set(out["cells"]) - set(gold["cells"])) == []
 

@@ -49,19 +49,13 @@ def paths(demo: DemoPortal) -> list[str]:
 
 # --- registry ------------------------------------------------------------------------------------------
 
-
 def test_registry_fills_the_demo_port_and_skips_demo_entries_without_one(demo: DemoPortal) -> None:
     portals = load_registry(demo_port=demo.port)
     assert [p.id for p in portals] == ["demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo", "demo-flaky"]
     pingtan = portals[0]
     assert pingtan.listing == (f"http://127.0.0.1:{demo.port}/pingtan/zwgk/zfxxgk/zfxxgknb/index.html",)
     assert pingtan.hosts == frozenset({f"127.0.0.1:{demo.port}"})
-    assert (pingtan.division_code, pingtan.level, pingtan.cms, pingtan.param("channel_id")) == (
-        "350128",
-        "city",
-        "trs",
-        "1813",
-    )
+    assert (pingtan.division_code, pingtan.level, pingtan.cms, pingtan.param("channel_id")) == ("350128", "city", "trs", "1813")
     assert load_registry(DEFAULT_REGISTRY) == []  # the shipped registry holds only demo entries
     assert [p.id for p in select(portals, ["320813", "demo-zibo"])] == ["demo-huaian", "demo-zibo"]
     with pytest.raises(RegistryError):
@@ -93,7 +87,6 @@ hosts = ["www.pingtan.gov.cn"]
 
 # --- discovery -----------------------------------------------------------------------------------------
 
-
 def test_the_letter_in_the_report_column_is_not_a_report() -> None:
     header = (DOCUMENTS / "pingtan-han-2014-notreport.txt").read_text("utf-8").splitlines()[0]
     title = header.removeprefix("标题:").strip()
@@ -120,20 +113,14 @@ def test_report_titles_give_the_year_reported_on(title: str, year: int, agency: 
 
 @pytest.mark.parametrize(
     "title",
-    [
-        "关于做好2019年政府信息公开工作年度报告编制工作的通知",
-        "淄博市统计局2024年政务公开工作要点",
-        "关于印发政府信息公开工作年度报告格式的通知",
-        "政府信息公开年报",
-        "洪泽区关于开展第1批政务公开专项检查的通知",
-    ],
+    ["关于做好2019年政府信息公开工作年度报告编制工作的通知", "淄博市统计局2024年政务公开工作要点",
+     "关于印发政府信息公开工作年度报告格式的通知", "政府信息公开年报", "洪泽区关于开展第1批政务公开专项检查的通知"],
 )
 def test_notices_about_reports_are_not_reports(title: str) -> None:
     assert not classify_title(title).is_report
 
 
 # --- fetcher -------------------------------------------------------------------------------------------
-
 
 def test_robots_disallowed_path_is_never_requested(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     fetcher = fetcher_for(portals)
@@ -146,10 +133,7 @@ def test_robots_disallowed_path_is_never_requested(fresh: DemoPortal, portals: d
 def test_redirect_to_a_foreign_host_is_not_followed(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     fetcher = fetcher_for(portals)
     with pytest.raises(Refused, match=f"localhost:{fresh.port}"):
-        fetcher.fetch(
-            f"{fresh.base_url}/shanghai/nj_zfxxgk/201901/t20190131_900.html",
-            allowed_hosts=portals["demo-shanghai"].hosts,
-        )
+        fetcher.fetch(f"{fresh.base_url}/shanghai/nj_zfxxgk/201901/t20190131_900.html", allowed_hosts=portals["demo-shanghai"].hosts)
     assert [r.status for r in fresh.requests if r.path != "/robots.txt"] == [302]
     assert not any(r.host.startswith("localhost") or r.path.startswith("/foreign/") for r in fresh.requests)
 
@@ -195,19 +179,13 @@ def test_conditional_get_costs_a_304(fresh: DemoPortal, portals: dict[str, Porta
     state.commit(url, etag=first.etag, last_modified=first.last_modified)
     again = fetcher.fetch(url, allowed_hosts=all_hosts(portals.values()), validators=state.validators(url))
     assert again.not_modified and again.content == b""
-    assert [(r.status, r.if_none_match) for r in fresh.requests if r.path.endswith("2023nb.txt")] == [
-        (200, None),
-        (304, first.etag),
-    ]
+    assert [(r.status, r.if_none_match) for r in fresh.requests if r.path.endswith("2023nb.txt")] == [(200, None), (304, first.etag)]
 
 
 def test_size_cap(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     fetcher = fetcher_for(portals, max_bytes=100_000)
     with pytest.raises(TooLarge):
-        fetcher.fetch(
-            f"{fresh.base_url}/pingtan/zwgk/zfxxgk/zfxxgknb/201204/t20120418_80716.htm",
-            allowed_hosts=all_hosts(portals.values()),
-        )
+        fetcher.fetch(f"{fresh.base_url}/pingtan/zwgk/zfxxgk/zfxxgknb/201204/t20120418_80716.htm", allowed_hosts=all_hosts(portals.values()))
 
 
 def test_per_host_delay_spaces_requests(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
@@ -225,7 +203,6 @@ def test_attachment_names_from_content_disposition() -> None:
 
 
 # --- adapters ------------------------------------------------------------------------------------------
-
 
 def walk(ctx: CrawlContext, portal: Portal) -> tuple[list[Candidate], list[PageRequest]]:
     found: list[Candidate] = []
@@ -251,13 +228,8 @@ def context(portals: dict[str, Portal], calls: list | None = None, state: CrawlS
 def test_trs_search_api_variant(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     found, requests = walk(context(portals), portals["demo-pingtan"])
     assert [(r.method, r.number) for r in requests] == [("GET", 1), ("POST", 2)]
-    assert [c.title for c in found][:2] == [
-        "平潭综合实验区2024年度政府信息公开工作年度报告",
-        "关于2014年政府信息公开工作要点落实情况的函",
-    ]
-    assert (
-        len(found) == 6 and found[4].url.endswith("/201204/t20120418_80716.htm") and found[4].published == "2012-04-18"
-    )
+    assert [c.title for c in found][:2] == ["平潭综合实验区2024年度政府信息公开工作年度报告", "关于2014年政府信息公开工作要点落实情况的函"]
+    assert len(found) == 6 and found[4].url.endswith("/201204/t20120418_80716.htm") and found[4].published == "2012-04-18"
 
 
 def test_trs_classic_paging_gbk(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
@@ -270,9 +242,7 @@ def test_trs_classic_paging_gbk(fresh: DemoPortal, portals: dict[str, Portal]) -
 def test_hanweb_groups_of_45_with_a_repeated_boundary_record(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     found, requests = walk(context(portals), portals["demo-huaian"])
     assert [r.url.split("?")[-1] for r in requests][1:] == [
-        "startrecord=1&endrecord=45&perpage=15",
-        "startrecord=46&endrecord=50&perpage=15",
-    ]
+        "startrecord=1&endrecord=45&perpage=15", "startrecord=46&endrecord=50&perpage=15"]
     assert len(found) == 15 + 45 + 6 and len({c.url for c in found}) == 50
     reports = [c for c in found if classify_title(c.title).is_report]
     assert sorted({classify_title(c.title).year for c in reports}) == [2022, 2023]
@@ -281,15 +251,11 @@ def test_hanweb_groups_of_45_with_a_repeated_boundary_record(fresh: DemoPortal, 
 def test_generic_next_page_links(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     found, requests = walk(context(portals), portals["demo-zibo"])
     assert [r.url.rsplit("/", 1)[1] for r in requests] == ["list.html", "list_2.html", "list_3.html"]
-    assert [c.title for c in found if classify_title(c.title).is_report] == [
-        "淄博市统计局２０２３年政府信息公开工作年度报告"
-    ]
+    assert [c.title for c in found if classify_title(c.title).is_report] == ["淄博市统计局２０２３年政府信息公开工作年度报告"]
 
 
 def test_detail_pages() -> None:
-    page = parse_detail(
-        (DOCUMENTS / "pingtan-2024.html").read_text("utf-8"), "http://x/zfxxgknb/202503/t20250310_97791.htm"
-    )
+    page = parse_detail((DOCUMENTS / "pingtan-2024.html").read_text("utf-8"), "http://x/zfxxgknb/202503/t20250310_97791.htm")
     assert page.title == "平潭综合实验区2024年度政府信息公开工作年度报告" and page.published == "2025-03-10 15:35"
     assert page.body_is_report
 
@@ -297,13 +263,9 @@ def test_detail_pages() -> None:
 def test_a_notice_page_yields_its_attachment_only(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     calls: list = []
     ctx = context(portals, calls)
-    candidate = Candidate(
-        "淄博市统计局２０２３年政府信息公开工作年度报告", f"{fresh.base_url}/zibo/tjj/xxgknb/2024/0120/c1.html"
-    )
+    candidate = Candidate("淄博市统计局２０２３年政府信息公开工作年度报告", f"{fresh.base_url}/zibo/tjj/xxgknb/2024/0120/c1.html")
     results = listing_item(ctx, portals["demo-zibo"], candidate)
-    assert [(r.outcome, r.url.rsplit("/", 1)[1], r.year, r.agency) for r in results] == [
-        ("new", "2023nb.txt", 2023, "淄博市统计局")
-    ]
+    assert [(r.outcome, r.url.rsplit("/", 1)[1], r.year, r.agency) for r in results] == [("new", "2023nb.txt", 2023, "淄博市统计局")]
     assert calls[0][0] == (DOCUMENTS / "zibo-stats-2023.txt").read_bytes()
     assert calls[0][1]["name"] == "2023nb.txt"
 
@@ -312,14 +274,9 @@ def test_second_pass_is_conditional_and_ingests_nothing(fresh: DemoPortal, porta
     calls: list = []
     state = CrawlState(None)
     portal = portals["demo-huaian"]
-    candidate = Candidate(
-        "淮安市洪泽区人民政府2023年政府信息公开工作年度报告",
-        f"{fresh.base_url}/hongze/art/2024/1/20/art_5521_3001.html",
-    )
+    candidate = Candidate("淮安市洪泽区人民政府2023年政府信息公开工作年度报告", f"{fresh.base_url}/hongze/art/2024/1/20/art_5521_3001.html")
     first = listing_item(context(portals, calls, state), portal, candidate)
-    assert [r.outcome for r in first] == ["new"] and calls[0][1][
-        "name"
-    ] == "淮安市洪泽区人民政府2023年政府信息公开工作年度报告.pdf"
+    assert [r.outcome for r in first] == ["new"] and calls[0][1]["name"] == "淮安市洪泽区人民政府2023年政府信息公开工作年度报告.pdf"
     fresh.clear_log()
     second: list[DocResult] = listing_item(context(portals, calls, state), portal, candidate)
     assert [r.outcome for r in second] == ["not_modified", "not_modified"] and len(calls) == 1
@@ -345,9 +302,7 @@ def test_robots_crawl_delay_lengthens_the_per_host_delay(portals: dict[str, Port
     assert fetcher._gate("other.gov.cn").delay == 0.5  # type: ignore[attr-defined]
 
 
-def test_serve_dry_run_shows_the_configured_schedule(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_dry_run_shows_the_configured_schedule(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from gongkai.cli import main
 
     assert main(["serve", "--dry-run"]) == 0

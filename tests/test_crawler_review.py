@@ -73,20 +73,11 @@ def _review_site(demo: DemoPortal) -> None:
         if path.startswith("/shanghai/nj_zfxxgk/"):
             for copy in ("/a/", "/b/"):
                 site.add(path.replace("/shanghai/", copy, 1), dataclasses.replace(resource, fault=None))
-    site.add(
-        "/moved/list.html",
-        Resource(b"", status=301, headers={"Location": "/zibo/tjj/xxgknb/list.html"}, validators=False),
-    )
+    site.add("/moved/list.html", Resource(b"", status=301, headers={"Location": "/zibo/tjj/xxgknb/list.html"}, validators=False))
     rows = [("c1.html", "示例市2024年政务公开工作要点", "2024-02-01")]
     site.add("/loop/list.html", Resource(_generic_listing(rows, "list_2.html", "list_2.html")))
-    site.add(
-        "/loop/list_2.html",
-        Resource(
-            _generic_listing(
-                [("c2.html", "示例市关于2023年政务公开检查的通报", "2024-01-01")], "list.html", "list_2.html"
-            )
-        ),
-    )
+    site.add("/loop/list_2.html", Resource(_generic_listing([("c2.html", "示例市关于2023年政务公开检查的通报", "2024-01-01")],
+                                                            "list.html", "list_2.html")))
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +104,11 @@ def review_portals(demo: DemoPortal) -> dict[str, Portal]:
 
 # --- adapters (findings 4, 7) ------------------------------------------------------------------------------
 
-
 def test_a_javascript_next_link_is_no_next_page() -> None:
     [portal] = [p for p in load_registry(text=REGISTRY, demo_port=1) if p.id == "rv-loop"]
     html = '<table><tr><td><a href="c1.html">示例市2024年政务公开工作要点</a></td></tr></table>'
     for href in ("javascript:void(0)", "#", "list.html#top"):
-        page = generic.parse_listing(
-            portal, PageRequest("http://h/list.html"), html + f'<a href="{href}">下一页</a>', "http://h/list.html"
-        )
+        page = generic.parse_listing(portal, PageRequest("http://h/list.html"), html + f'<a href="{href}">下一页</a>', "http://h/list.html")
         assert len(page.candidates) == 1 and page.next == [], href
 
 
@@ -132,20 +120,12 @@ def test_every_listing_of_a_portal_pages_from_its_own_url(fresh: DemoPortal) -> 
         request = queue.pop(0)
         requested.append(request.url.split(f":{fresh.port}")[1])
         queue += listing_page(ctx, portal, request).next
-    assert requested == [
-        "/a/nj_zfxxgk/index.html",
-        "/b/nj_zfxxgk/index.html",
-        "/a/nj_zfxxgk/index_1.html",
-        "/b/nj_zfxxgk/index_1.html",
-        "/a/nj_zfxxgk/index_2.html",
-        "/b/nj_zfxxgk/index_2.html",
-    ]
+    assert requested == ["/a/nj_zfxxgk/index.html", "/b/nj_zfxxgk/index.html", "/a/nj_zfxxgk/index_1.html",
+                         "/b/nj_zfxxgk/index_1.html", "/a/nj_zfxxgk/index_2.html", "/b/nj_zfxxgk/index_2.html"]
 
 
 def test_hanweb_groups_follow_the_column_requested() -> None:
-    [portal] = load_registry(
-        text=REGISTRY.split("[[portal]]")[0]
-        + """[[portal]]
+    [portal] = load_registry(text=REGISTRY.split("[[portal]]")[0] + """[[portal]]
 id = "hw"
 agency = "淮安市洪泽区人民政府"
 division_code = "320813"
@@ -153,11 +133,8 @@ level = "county"
 cms = "hanweb"
 listing = ["http://h/site1/col/col1/index.html", "http://h/site2/col/col2/index.html"]
 hosts = ["h"]
-"""
-    )
-    page = hanweb.parse_listing(
-        portal, PageRequest("http://h/site2/col/col2/index.html"), "<totalrecord>60</totalrecord>", "x"
-    )
+""")
+    page = hanweb.parse_listing(portal, PageRequest("http://h/site2/col/col2/index.html"), "<totalrecord>60</totalrecord>", "x")
     [group] = page.next
     assert group.url.startswith("http://h/site2/module/web/jpage/dataproxy.jsp?startrecord=1&") and group.data
     assert group.data["columnid"] == "2"
@@ -167,53 +144,27 @@ hosts = ["h"]
 
 # --- robots.txt (findings 3, 12) ----------------------------------------------------------------------------
 
-
 @pytest.mark.parametrize(
     ("path", "allowed"),
-    [
-        ("/a/list.jsp", False),
-        ("/a/list.jsp?x=1", False),
-        ("/a/list.html", True),
-        ("/a/list.html?page=2", False),
-        ("/public/x.jsp", True),
-        ("/docs/", False),
-        ("/docs/x.html", True),
-        ("/private/x", False),
-        ("/private/ok/x", True),
-    ],
+    [("/a/list.jsp", False), ("/a/list.jsp?x=1", False), ("/a/list.html", True), ("/a/list.html?page=2", False),
+     ("/public/x.jsp", True), ("/docs/", False), ("/docs/x.html", True), ("/private/x", False), ("/private/ok/x", True)],
 )
 def test_robots_wildcards_and_longest_match(path: str, allowed: bool) -> None:
-    robots = Robots.parse(
-        [
-            "User-agent: *",
-            "Disallow: /*.jsp",
-            "Disallow: /*?",
-            "Allow: /public/",
-            "Disallow: /docs/$",
-            "Disallow: /private",
-            "Allow: /private/ok/",
-            "Crawl-delay: 2",
-        ]
-    )
+    robots = Robots.parse(["User-agent: *", "Disallow: /*.jsp", "Disallow: /*?", "Allow: /public/",
+                           "Disallow: /docs/$", "Disallow: /private", "Allow: /private/ok/", "Crawl-delay: 2"])
     assert robots.can_fetch("gongkai/0.1", f"http://h{path}") is allowed
     assert robots.crawl_delay("gongkai/0.1") == 2.0
 
 
 def test_robots_group_naming_the_crawler_wins_over_the_star_group() -> None:
-    robots = Robots.parse(
-        ["User-agent: *", "Disallow: /", "", "User-agent: Gongkai", "User-agent: other", "Disallow: /x"]
-    )
-    assert robots.can_fetch("gongkai/0.1 (+https://x)", "http://h/a") and not robots.can_fetch(
-        "gongkai/0.1", "http://h/x/y"
-    )
+    robots = Robots.parse(["User-agent: *", "Disallow: /", "", "User-agent: Gongkai", "User-agent: other", "Disallow: /x"])
+    assert robots.can_fetch("gongkai/0.1 (+https://x)", "http://h/a") and not robots.can_fetch("gongkai/0.1", "http://h/x/y")
     assert not robots.can_fetch("somebot/1.0", "http://h/a")
 
 
 def test_a_redirected_robots_txt_is_followed() -> None:
     with DemoPortal() as demo:
-        demo.site.add(
-            "/robots.txt", Resource(b"", status=301, headers={"Location": "/site/robots.txt"}, validators=False)
-        )
+        demo.site.add("/robots.txt", Resource(b"", status=301, headers={"Location": "/site/robots.txt"}, validators=False))
         demo.site.add("/site/robots.txt", Resource(b"User-agent: *\nDisallow: /*.jsp\n", "text/plain"))
         demo.site.add("/list.html", Resource(b"<p>ok</p>"))
         hosts = frozenset({f"127.0.0.1:{demo.port}"})
@@ -236,7 +187,6 @@ def test_an_unreachable_robots_txt_is_a_fetch_failure_not_a_refusal() -> None:
 
 # --- errors escaping the fetcher (finding 11) ---------------------------------------------------------------
 
-
 def test_a_body_that_does_not_decode_is_a_fetch_error_without_retries(fresh: DemoPortal) -> None:
     fresh.site.add("/broken.html", Resource(b"not gzip at all", headers={"Content-Encoding": "gzip"}, validators=False))
     hosts = frozenset({f"127.0.0.1:{fresh.port}"})
@@ -254,7 +204,6 @@ def test_a_tls_failure_is_not_retried(fresh: DemoPortal) -> None:
 
 
 # --- crawl state (finding 10) -------------------------------------------------------------------------------
-
 
 def test_an_unreadable_state_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "crawl-state.json"
@@ -309,7 +258,6 @@ def test_registry_names_the_entry_and_field_of_a_slip(change: str, slip: str, me
 
 # --- the flows (findings 1, 2, 4, 6, 7, 8, 11) --------------------------------------------------------------
 
-
 @dataclasses.dataclass
 class CliRun:
     code: int
@@ -331,21 +279,8 @@ def cli_runs(demo: DemoPortal, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         for name in ("a", "b", "a"):
             demo.clear_log()
-            code = main(
-                [
-                    "nightly",
-                    "--db",
-                    f"duckdb:///{folder / name}.duckdb",
-                    "--registry",
-                    str(registry),
-                    "--demo-port",
-                    str(demo.port),
-                    "--delay",
-                    "0",
-                    "--concurrency",
-                    "4",
-                ]
-            )
+            code = main(["nightly", "--db", f"duckdb:///{folder / name}.duckdb", "--registry", str(registry),
+                         "--demo-port", str(demo.port), "--delay", "0", "--concurrency", "4"])
             summary_file = sorted((folder / "data" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)[-1]
             runs.append(CliRun(code, json.loads(summary_file.read_text("utf-8")), list(demo.requests)))
         yield runs
@@ -358,23 +293,15 @@ def cli_runs(demo: DemoPortal, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def test_an_empty_listing_fails_the_run(cli_runs: list[CliRun]) -> None:
     first = cli_runs[0]
-    assert first.summary["portals"]["rv-empty"] == {
-        "status": "empty",
-        "error": "no listing items",
-        "pages": 1,
-        "listed": 0,
-        "listing_from_cache": False,
-    }
+    assert first.summary["portals"]["rv-empty"] == {"status": "empty", "error": "no listing items", "pages": 1, "listed": 0,
+                                                    "listing_from_cache": False}
     assert first.code == 1
     assert {p["status"] for pid, p in first.summary["portals"].items() if pid != "rv-empty"} == {"ok"}
 
 
 def test_a_next_link_back_to_an_earlier_page_is_not_followed(cli_runs: list[CliRun]) -> None:
     assert cli_runs[0].summary["portals"]["rv-loop"]["pages"] == 2
-    assert [r.path for r in cli_runs[0].requests if r.path.startswith("/loop/")] == [
-        "/loop/list.html",
-        "/loop/list_2.html",
-    ]
+    assert [r.path for r in cli_runs[0].requests if r.path.startswith("/loop/")] == ["/loop/list.html", "/loop/list_2.html"]
 
 
 def test_each_warehouse_has_its_own_crawl_state(cli_runs: list[CliRun]) -> None:
@@ -389,13 +316,8 @@ def test_every_listing_url_is_fetched_conditionally_next_run(cli_runs: list[CliR
     listing = [r for r in again.requests if "/list" in r.path or "/index" in r.path or r.path == "/"]
     # first pages only, each a 304 (the redirecting one through its 301): the cached listings are used
     assert sorted((r.path, r.status, r.conditional) for r in listing) == [
-        ("/", 304, True),
-        ("/a/nj_zfxxgk/index.html", 304, True),
-        ("/b/nj_zfxxgk/index.html", 304, True),
-        ("/loop/list.html", 304, True),
-        ("/moved/list.html", 301, True),
-        ("/zibo/tjj/xxgknb/list.html", 304, True),
-    ]
+        ("/", 304, True), ("/a/nj_zfxxgk/index.html", 304, True), ("/b/nj_zfxxgk/index.html", 304, True),
+        ("/loop/list.html", 304, True), ("/moved/list.html", 301, True), ("/zibo/tjj/xxgknb/list.html", 304, True)]
     assert all(p["listing_from_cache"] for pid, p in again.summary["portals"].items())
     assert again.summary["counts"].get("new", 0) == 0
 
@@ -403,14 +325,8 @@ def test_every_listing_url_is_fetched_conditionally_next_run(cli_runs: list[CliR
 def test_a_narrow_backfill_does_not_cut_short_a_later_one(demo: DemoPortal, tmp_path: Path) -> None:
     from gongkai.flows.crawl import backfill_flow
 
-    params = dict(
-        db_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
-        archive_location=str(tmp_path / "archive"),
-        demo_port=demo.port,
-        state_file=str(tmp_path / "state.json"),
-        politeness=POLITENESS,
-        agencies=["demo-shanghai"],
-    )
+    params = dict(db_url=f"duckdb:///{tmp_path / 'w.duckdb'}", archive_location=str(tmp_path / "archive"), demo_port=demo.port,
+                  state_file=str(tmp_path / "state.json"), politeness=POLITENESS, agencies=["demo-shanghai"])
     demo.reset_faults()
     backfill_flow(years=[2020, 2021, 2022, 2023], **params)
     demo.clear_log()
@@ -420,9 +336,7 @@ def test_a_narrow_backfill_does_not_cut_short_a_later_one(demo: DemoPortal, tmp_
     assert older["portals"]["demo-shanghai"]["pages"] == 3
 
 
-def test_a_crashed_item_counts_as_a_failure_of_the_run(
-    demo: DemoPortal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_crashed_item_counts_as_a_failure_of_the_run(demo: DemoPortal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import gongkai.flows.crawl as crawl_flows
 
     def crash(*_args: Any) -> list[Any]:
@@ -430,15 +344,9 @@ def test_a_crashed_item_counts_as_a_failure_of_the_run(
 
     monkeypatch.setattr(crawl_flows, "listing_item", crash)
     db_url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    summary = crawl_flows.backfill_flow(
-        years=[2023],
-        agencies=["demo-zibo"],
-        db_url=db_url,
-        archive_location=str(tmp_path / "a"),
-        demo_port=demo.port,
-        state_file=str(tmp_path / "state.json"),
-        politeness=POLITENESS,
-    )
+    summary = crawl_flows.backfill_flow(years=[2023], agencies=["demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),
+                                        demo_port=demo.port, state_file=str(tmp_path / "state.json"), politeness=POLITENESS)
     assert summary["counts"] == {"crashed": 1}
     with open_warehouse(db_url) as warehouse:
         assert warehouse.db.query("SELECT n_failed FROM runs") == [(1,)]
+

@@ -21,14 +21,8 @@ def demo() -> Iterator[DemoPortal]:
         yield portal
 
 
-def request(
-    demo: DemoPortal,
-    method: str,
-    path: str,
-    body: str | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 5,
-) -> http.client.HTTPResponse:
+def request(demo: DemoPortal, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 5) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=timeout)
     conn.request(method, path, body=body, headers=headers or {})
     resp = conn.getresponse()
@@ -38,32 +32,15 @@ def request(
 
 def test_served_documents_are_the_real_corpus_files(demo: DemoPortal) -> None:
     site = demo.site
-    assert (
-        site.body("/pingtan/zwgk/zfxxgk/zfxxgknb/202503/t20250310_97791.htm")
-        == (DOCUMENTS / "pingtan-2024.html").read_bytes()
-    )
-    assert (
-        site.body("/hongze/module/download/downfile.jsp?classid=0&filename=2401201630.pdf")
-        == (DOCUMENTS / "hongze-2023.pdf").read_bytes()
-    )
+    assert site.body("/pingtan/zwgk/zfxxgk/zfxxgknb/202503/t20250310_97791.htm") == (DOCUMENTS / "pingtan-2024.html").read_bytes()
+    assert site.body("/hongze/module/download/downfile.jsp?classid=0&filename=2401201630.pdf") == (DOCUMENTS / "hongze-2023.pdf").read_bytes()
     assert site.body("/flaky/xxgknb/files/2024nb.docx") == (DOCUMENTS / "pingtan-2024-libreoffice.docx").read_bytes()
     gbk_page = site.body("/shanghai/nj_zfxxgk/202001/t20200131_1001.html")
     assert "2019年上海市人民政府办公厅政府信息公开工作年度报告".encode("gbk") in gbk_page
     assert "本年新收政府信息公开申请数量".encode("gbk") in gbk_page
     expects = sorted(d.expect for d in site.documents)
-    assert expects == [
-        "disallowed",
-        "foreign_redirect",
-        "rejected_title",
-        "report",
-        "report",
-        "report",
-        "report",
-        "report",
-        "report",
-        "report",
-        "unreadable",
-    ]
+    assert expects == ["disallowed", "foreign_redirect", "rejected_title", "report", "report", "report", "report", "report",
+                       "report", "report", "unreadable"]
     listing = site.body("/pingtan/zwgk/zfxxgk/zfxxgknb/index.html").decode("utf-8")
     assert "recordCount: '6'" in listing and 'ms-visible="showStatic"' in listing  # the real page, our items
 
@@ -76,10 +53,7 @@ def test_conditional_get_and_log(demo: DemoPortal) -> None:
     assert request(demo, "GET", path, headers={"If-None-Match": etag}).status == 304
     assert request(demo, "GET", path, headers={"If-Modified-Since": first.getheader("Last-Modified")}).status == 304
     assert request(demo, "GET", path, headers={"If-None-Match": '"other"'}).status == 200
-    assert [(r.status, r.if_none_match, r.conditional) for r in demo.requests][:2] == [
-        (200, None, False),
-        (304, etag, True),
-    ]
+    assert [(r.status, r.if_none_match, r.conditional) for r in demo.requests][:2] == [(200, None, False), (304, etag, True)]
 
 
 def test_faults_happen_once(demo: DemoPortal) -> None:
@@ -96,21 +70,13 @@ def test_faults_happen_once(demo: DemoPortal) -> None:
 
 def test_search_api_dataproxy_robots_and_down_switch(demo: DemoPortal) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=5)
-    conn.request(
-        "POST",
-        "/pingtan/trs-search/list",
-        body="channelid=200210&classsql=chnlid%3D1813&page=2&prepage=4",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    conn.request("POST", "/pingtan/trs-search/list", body="channelid=200210&classsql=chnlid%3D1813&page=2&prepage=4",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     answer = json.loads(conn.getresponse().read())
     assert answer["pager"] == {"pageIndex": 2, "pageCount": 2, "recordCount": 6}
-    assert [d["doctitle"] for d in answer["data"]["list"]] == [
-        "平潭县人民政府2011年政府信息公开工作年度报告",
-        "平潭综合实验区关于印发2012年政务公开工作要点的通知",
-    ]
-    conn.request(
-        "POST", "/hongze/module/web/jpage/dataproxy.jsp?startrecord=46&endrecord=50&perpage=15", body="columnid=5521"
-    )
+    assert [d["doctitle"] for d in answer["data"]["list"]] == ["平潭县人民政府2011年政府信息公开工作年度报告",
+                                                               "平潭综合实验区关于印发2012年政务公开工作要点的通知"]
+    conn.request("POST", "/hongze/module/web/jpage/dataproxy.jsp?startrecord=46&endrecord=50&perpage=15", body="columnid=5521")
     xml = conn.getresponse().read().decode("gbk")
     assert xml.count("<record>") == 6 and "<totalrecord>50</totalrecord>" in xml  # record 45 repeated
     conn.request("GET", "/robots.txt")

@@ -21,14 +21,7 @@ from gongkai.warehouse.query import open_read_only
 # The published Tabular Data Package profile (specs.frictionlessdata.io, JSON Schema draft 4), as shipped by
 # frictionless-py 4.40.11 (frictionless/assets/profiles/package/tabular.json).
 PROFILE = Path(__file__).parent / "data" / "frictionless" / "tabular-data-package.json"
-DUCK_TYPES = {
-    "integer": "BIGINT",
-    "number": "DOUBLE",
-    "string": "VARCHAR",
-    "datetime": "TIMESTAMP",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-}
+DUCK_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "datetime": "TIMESTAMP", "boolean": "BOOLEAN", "date": "DATE"}
 
 # Warehouses loaded with the corpus and the demo portal (DuckDB, PostgreSQL), and the PostgreSQL fixtures.
 
@@ -62,19 +55,8 @@ def export_once(url: str, fmt: str, tmp_path: Path) -> tuple[dict[str, Any], Pat
 def test_export_reads_back_equal_to_the_warehouse(corpus_url: str, fmt: str, tmp_path: Path) -> None:
     package, out = export_once(corpus_url, fmt, tmp_path)
     names = [r["name"] for r in package["resources"]]
-    for expected in (
-        "report_cells_wide",
-        "cells_long",
-        "check_results",
-        "check_error_rates",
-        "coverage",
-        "year_over_year",
-        "requests_by_outcome",
-        "cells",
-        "reports",
-        "agencies",
-        "cell_dictionary",
-    ):
+    for expected in ("report_cells_wide", "cells_long", "check_results", "check_error_rates", "coverage",
+                     "year_over_year", "requests_by_outcome", "cells", "reports", "agencies", "cell_dictionary"):
         assert expected in names
     assert "schema_meta" not in names
     for resource in package["resources"]:
@@ -89,9 +71,7 @@ def test_export_reads_back_equal_to_the_warehouse(corpus_url: str, fmt: str, tmp
             assert list(types) == columns
             spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in types.items()) + "}"
             with duckdb.connect() as conn:
-                back = normalised(
-                    conn.execute(f"SELECT * FROM read_csv('{path}', header = true, columns = {spec})").fetchall()
-                )
+                back = normalised(conn.execute(f"SELECT * FROM read_csv('{path}', header = true, columns = {spec})").fetchall())
         if fmt == "csv":  # CSV has one empty value: an empty raw text reads back as missing (missingValues [""])
             source = normalised(tuple(None if v == "" else v for v in row) for row in source)
         assert back == source, resource["name"]
@@ -117,11 +97,7 @@ def test_datapackage_validates_and_describes_cells_from_the_schema(duck_corpus: 
             assert field["type"] in DUCK_TYPES
     wide = {f["name"]: f for f in resources["report_cells_wide"]["schema"]["fields"]}
     new_total = wide["requests__new__total"]["description"]
-    assert (
-        "本年新收政府信息公开申请数量" in new_total
-        and "New requests received this year" in new_total
-        and "总计" in new_total
-    )
+    assert "本年新收政府信息公开申请数量" in new_total and "New requests received this year" in new_total and "总计" in new_total
     assert wide["requests__new__total"]["type"] == "number" and wide["year"]["type"] == "integer"
     assert "本年收费金额" in wide["proactive__fees__amount_wan_yuan"]["description"]
     assert "10,000 yuan" in wide["proactive__fees__amount_wan_yuan"]["description"]
@@ -132,22 +108,7 @@ def test_datapackage_validates_and_describes_cells_from_the_schema(duck_corpus: 
 
 def test_cli_export_csv_subset(duck_corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "subset"
-    assert (
-        main(
-            [
-                "export",
-                "--db",
-                duck_corpus,
-                "--format",
-                "csv",
-                "--out",
-                str(out),
-                "--only",
-                "report_cells_wide,coverage",
-            ]
-        )
-        == 0
-    )
+    assert main(["export", "--db", duck_corpus, "--format", "csv", "--out", str(out), "--only", "report_cells_wide,coverage"]) == 0
     assert "wrote 2 files" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["coverage.csv", "datapackage.json", "report_cells_wide.csv"]
     with duckdb.connect() as conn:

@@ -41,13 +41,8 @@ def _crawl(demo: DemoPortal, folder: Path, db_url: str, **kw: Any) -> Run:
     from gongkai.flows.crawl import backfill_flow, nightly_flow
 
     demo.clear_log()
-    params = dict(
-        db_url=db_url,
-        archive_location=str(folder / "archive"),
-        demo_port=demo.port,
-        state_file=str(folder / "crawl-state.json"),
-        politeness=POLITENESS,
-    )
+    params = dict(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
+                  state_file=str(folder / "crawl-state.json"), politeness=POLITENESS)
     summary = backfill_flow(**params, **kw) if "years" in kw else nightly_flow(**params, **kw)
     return Run(summary, list(demo.requests))
 
@@ -114,14 +109,8 @@ def test_the_letter_and_the_corrupt_pdf_are_recorded_not_loaded_as_reports(night
     summary = nightly.runs[0].summary
     letter = _served(nightly.demo, "rejected_title")[0]
     rejected = [r for r in summary["rejected"] if r["url"].endswith(letter.path)]
-    assert rejected == [
-        {
-            "portal": "demo-pingtan",
-            "title": "关于2014年政府信息公开工作要点落实情况的函",
-            "url": nightly.demo.base_url + letter.path,
-            "reason": "a letter or notice, not a report",
-        }
-    ]
+    assert rejected == [{"portal": "demo-pingtan", "title": "关于2014年政府信息公开工作要点落实情况的函",
+                         "url": nightly.demo.base_url + letter.path, "reason": "a letter or notice, not a report"}]
     assert not any(r.path == letter.path for run in nightly.runs for r in run.requests)
     corrupt = _served(nightly.demo, "unreadable")[0]
     status, cells = _report_cells(nightly.db_url, nightly.demo.site.body(corrupt.path))
@@ -129,9 +118,7 @@ def test_the_letter_and_the_corrupt_pdf_are_recorded_not_loaded_as_reports(night
     [outcome] = [d for d in summary["documents"] if d["url"].endswith(corrupt.path)]
     assert outcome["outcome"] == "unreadable" and "PDF" in outcome["reason"]
     with open_warehouse(nightly.db_url) as warehouse:
-        loaded = warehouse.db.query(
-            "SELECT count(*) FROM current_reports WHERE status IN ('extracted', 'no_standard_tables')"
-        )
+        loaded = warehouse.db.query("SELECT count(*) FROM current_reports WHERE status IN ('extracted', 'no_standard_tables')")
         assert loaded == [(7,)]
 
 
@@ -150,21 +137,14 @@ def test_faults_were_met_and_recovered(nightly: Nightly) -> None:
     statuses = [r.status for r in nightly.runs[0].requests]
     assert {"error500", "timeout", "reset"} <= set(statuses)
     portals = nightly.runs[0].summary["portals"]
-    assert {pid for pid, info in portals.items() if info["status"] == "ok"} == {
-        "demo-pingtan",
-        "demo-shanghai",
-        "demo-huaian",
-        "demo-zibo",
-    }
+    assert {pid for pid, info in portals.items() if info["status"] == "ok"} == {"demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo"}
 
 
 def test_second_nightly_sends_only_conditional_requests_and_loads_nothing(nightly: Nightly) -> None:
     second = nightly.runs[1]
     assert set(second.summary["counts"]) == {"not_modified", "refused"}
     # besides robots.txt, the down portal and the redirect (which carry no validators), every request is a 304
-    full = [
-        r for r in second.requests if r.path != "/robots.txt" and not r.path.startswith("/flaky/") and r.status != 302
-    ]
+    full = [r for r in second.requests if r.path != "/robots.txt" and not r.path.startswith("/flaky/") and r.status != 302]
     assert full and all(r.conditional and r.status == 304 for r in full), [r for r in full if r.status != 304]
     assert not any(r.method == "POST" for r in second.requests)
     with open_warehouse(nightly.db_url) as warehouse:
@@ -188,20 +168,12 @@ def test_a_portal_down_is_reported_and_retried_next_run(nightly: Nightly) -> Non
 
 def test_backfill_loads_only_the_wanted_years(nightly: Nightly, tmp_path: Path) -> None:
     db_url = f"duckdb:///{tmp_path / 'backfill.duckdb'}"
-    run = _crawl(
-        nightly.demo, tmp_path, db_url, years=list(range(2019, 2024)), agencies=["demo-shanghai", "320813", "demo-zibo"]
-    )
+    run = _crawl(nightly.demo, tmp_path, db_url, years=list(range(2019, 2024)), agencies=["demo-shanghai", "320813", "demo-zibo"])
     assert set(run.summary["portals"]) == {"demo-shanghai", "demo-huaian", "demo-zibo"}
     with open_warehouse(db_url) as warehouse:
-        rows = warehouse.db.query(
-            "SELECT a.name, r.year, r.status FROM reports r JOIN agencies a USING (agency_id) ORDER BY r.year, a.name"
-        )
-    assert rows == [
-        ("上海市人民政府办公厅", 2019, "extracted"),
-        ("淮安市洪泽区人民政府", 2022, "unreadable"),
-        ("淄博市统计局", 2023, "extracted"),
-        ("淮安市洪泽区人民政府", 2023, "extracted"),
-    ]
+        rows = warehouse.db.query("SELECT a.name, r.year, r.status FROM reports r JOIN agencies a USING (agency_id) ORDER BY r.year, a.name")
+    assert rows == [("上海市人民政府办公厅", 2019, "extracted"), ("淮安市洪泽区人民政府", 2022, "unreadable"),
+                    ("淄博市统计局", 2023, "extracted"), ("淮安市洪泽区人民政府", 2023, "extracted")]
 
 
 def test_serve_registers_the_nightly_deployment_with_its_schedule(nightly: Nightly) -> None:
@@ -236,14 +208,8 @@ def test_per_host_limits_on_the_prefect_server(nightly: Nightly, tmp_path: Path)
     from gongkai.flows.crawl import nightly_flow
 
     nightly.demo.clear_log()
-    summary = nightly_flow(
-        agencies=["demo-zibo"],
-        db_url=f"duckdb:///{tmp_path / 'limits.duckdb'}",
-        archive_location=str(tmp_path / "a"),
-        demo_port=nightly.demo.port,
-        state_file=str(tmp_path / "state.json"),
-        politeness=politeness,
-    )
+    summary = nightly_flow(agencies=["demo-zibo"], db_url=f"duckdb:///{tmp_path / 'limits.duckdb'}", archive_location=str(tmp_path / "a"),
+                           demo_port=nightly.demo.port, state_file=str(tmp_path / "state.json"), politeness=politeness)
     assert summary["counts"] == {"new": 1}
     in_flight, rate = limit_names(f"127.0.0.1:{nightly.demo.port}")
     with get_client(sync_client=True) as client:

@@ -47,15 +47,10 @@ def expected_of(path: Path) -> dict[str, Any] | str:
 
 
 def table_counts(wh: Warehouse) -> dict[str, int]:
-    return {
-        t: int(wh.db.scalar(f"SELECT count(*) FROM {t}"))
-        for t in ("agencies", "documents", "reports", "cells", "checks", "extractions")
-    }
+    return {t: int(wh.db.scalar(f"SELECT count(*) FROM {t}")) for t in ("agencies", "documents", "reports", "cells", "checks", "extractions")}
 
 
-def test_corpus_loads_exactly_what_extract_gives_and_a_second_ingest_extracts_nothing(
-    warehouse_url: str, tmp_path: Path
-) -> None:
+def test_corpus_loads_exactly_what_extract_gives_and_a_second_ingest_extracts_nothing(warehouse_url: str, tmp_path: Path) -> None:
     archive = open_archive(tmp_path / "archive")
     calls: list[str] = []
 
@@ -64,10 +59,7 @@ def test_corpus_loads_exactly_what_extract_gives_and_a_second_ingest_extracts_no
         return extract_report(data, name)
 
     with open_warehouse(warehouse_url) as wh:
-        first = {
-            p.name: ingest_bytes(p.read_bytes(), name=p.name, warehouse=wh, archive=archive, extract=counted_extract)
-            for p in corpus()
-        }
+        first = {p.name: ingest_bytes(p.read_bytes(), name=p.name, warehouse=wh, archive=archive, extract=counted_extract) for p in corpus()}
         assert sorted(calls) == sorted(first)
         for path in corpus():
             outcome, expected = first[path.name], expected_of(path)
@@ -85,23 +77,16 @@ def test_corpus_loads_exactly_what_extract_gives_and_a_second_ingest_extracts_no
         # the letter is recorded as what it is; the 平潭 2024 report as DOCX, PDF and HTML (loaded in that order)
         # is one version while the files give the same cells, and a new version where they do not
         assert first["pingtan-han-2014-notreport.txt"].outcome == "not_a_report"
-        trio = [
-            first[n] for n in ("pingtan-2024-libreoffice.docx", "pingtan-2024-libreoffice.pdf", "pingtan-2024.html")
-        ]
+        trio = [first[n] for n in ("pingtan-2024-libreoffice.docx", "pingtan-2024-libreoffice.pdf", "pingtan-2024.html")]
         assert trio[0].outcome == "new"
         for later in trio[1:]:
             same = wh.cells_of(later.report_id) == wh.cells_of(trio[0].report_id)
-            assert (later.outcome, later.report_id == trio[0].report_id) == (
-                ("unchanged", True) if same else ("changed", False)
-            )
+            assert (later.outcome, later.report_id == trio[0].report_id) == (("unchanged", True) if same else ("changed", False))
         before = table_counts(wh)
         assert before["documents"] == len(first)
 
         calls.clear()
-        second = [
-            ingest_bytes(p.read_bytes(), name=p.name, warehouse=wh, archive=archive, extract=counted_extract)
-            for p in corpus()
-        ]
+        second = [ingest_bytes(p.read_bytes(), name=p.name, warehouse=wh, archive=archive, extract=counted_extract) for p in corpus()]
         assert calls == []  # nothing extracted
         assert {o.outcome for o in second} == {"unchanged"}
         assert table_counts(wh) == before  # nothing loaded
@@ -118,26 +103,17 @@ with open_warehouse(sys.argv[1]) as wh:
 """
 
 
-def test_kill_9_during_a_load_leaves_no_partial_report_and_a_rerun_completes_it(
-    warehouse_url: str, tmp_path: Path
-) -> None:
+def test_kill_9_during_a_load_leaves_no_partial_report_and_a_rerun_completes_it(warehouse_url: str, tmp_path: Path) -> None:
     path = DOCUMENTS / "zibo-stats-2023.txt"
     archive_dir = tmp_path / "archive"
     with open_warehouse(warehouse_url) as wh:  # an earlier, committed load that must survive the crash
-        ingest_bytes(
-            (DOCUMENTS / "shanghai-szfbgt-2019.html").read_bytes(),
-            name="shanghai-szfbgt-2019.html",
-            warehouse=wh,
-            archive=open_archive(archive_dir),
-        )
+        ingest_bytes((DOCUMENTS / "shanghai-szfbgt-2019.html").read_bytes(), name="shanghai-szfbgt-2019.html", warehouse=wh,
+                     archive=open_archive(archive_dir))
         before = table_counts(wh)
     env = {**os.environ, CRASH_PAUSE_ENV: "60", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_LOAD, warehouse_url, str(archive_dir), str(path)],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", KILLED_LOAD, warehouse_url, str(archive_dir), str(path)], env=env, cwd=ROOT,
+        stderr=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stderr is not None
@@ -191,46 +167,22 @@ def test_ingest_command_records_bad_files_loads_the_rest_and_caches_extraction(
         code, first = run_cli(["ingest", str(folder), "--db", warehouse_url, *common], capsys)
         assert code == 0
         by_name = {d["name"]: d for d in first["documents"]}
-        assert set(by_name) == {
-            "zibo-stats-2023.txt",
-            "shanghai-szfbgt-2019.html",
-            "pingtan-han-2014-notreport.txt",
-            "empty.pdf",
-            "truncated.pdf",
-            "locked.pdf",
-        }
-        assert first["counts"] == {
-            "new": 2,
-            "unchanged": 0,
-            "changed": 0,
-            "not_a_report": 1,
-            "unreadable": 3,
-            "failed": 0,
-        }
+        assert set(by_name) == {"zibo-stats-2023.txt", "shanghai-szfbgt-2019.html", "pingtan-han-2014-notreport.txt",
+                                "empty.pdf", "truncated.pdf", "locked.pdf"}
+        assert first["counts"] == {"new": 2, "unchanged": 0, "changed": 0, "not_a_report": 1, "unreadable": 3, "failed": 0}
         assert by_name["empty.pdf"]["reason"] == "empty file (0 bytes)"
         assert "encrypted" in by_name["locked.pdf"]["reason"]
         assert "corrupt" in by_name["truncated.pdf"]["reason"].lower()
-        assert (by_name["zibo-stats-2023.txt"]["agency"], by_name["zibo-stats-2023.txt"]["year"]) == (
-            "淄博市统计局",
-            2023,
-        )
+        assert (by_name["zibo-stats-2023.txt"]["agency"], by_name["zibo-stats-2023.txt"]["year"]) == ("淄博市统计局", 2023)
         shanghai = extract_report((DOCUMENTS / "shanghai-szfbgt-2019.html").read_bytes(), "shanghai-szfbgt-2019.html")
         assert first["checks_failing"] == sum(1 for c in shanghai["checks"] if c["status"] == "fail") + sum(
-            1
-            for c in extract_report((DOCUMENTS / "zibo-stats-2023.txt").read_bytes(), "x")["checks"]
-            if c["status"] == "fail"
+            1 for c in extract_report((DOCUMENTS / "zibo-stats-2023.txt").read_bytes(), "x")["checks"] if c["status"] == "fail"
         )
         with open_warehouse(warehouse_url) as wh:
-            reasons = dict(
-                wh.db.query(
-                    "SELECT d.original_name, r.reason FROM reports r JOIN documents d USING (sha256) WHERE r.status = 'unreadable'"
-                )
-            )
+            reasons = dict(wh.db.query("SELECT d.original_name, r.reason FROM reports r JOIN documents d USING (sha256) WHERE r.status = 'unreadable'"))
             assert reasons == {n: by_name[n]["reason"] for n in ("empty.pdf", "truncated.pdf", "locked.pdf")}
             assert wh.cells_of(by_name["shanghai-szfbgt-2019.html"]["report_id"]) == shanghai["cells"]
-            stored_run = wh.db.query_one(
-                "SELECT kind, status, n_new, n_not_a_report, n_unreadable FROM runs WHERE run_id = ?", [first["run_id"]]
-            )
+            stored_run = wh.db.query_one("SELECT kind, status, n_new, n_not_a_report, n_unreadable FROM runs WHERE run_id = ?", [first["run_id"]])
             assert stored_run == ("ingest", "completed", 2, 1, 3)
 
         code, second = run_cli(["ingest", str(folder), "--db", warehouse_url, *common], capsys)
@@ -243,36 +195,15 @@ def test_ingest_command_records_bad_files_loads_the_rest_and_caches_extraction(
         code, third = run_cli(["ingest", str(folder), "--db", fresh, *common], capsys)
         assert third["counts"]["new"] == 2
         with open_warehouse(fresh) as wh:
-            assert (
-                wh.db.scalar(
-                    "SELECT count(*) FROM cells WHERE address = 'requests.new.natural_person' AND value = 4242"
-                )
-                == planted
-            )
+            assert wh.db.scalar("SELECT count(*) FROM cells WHERE address = 'requests.new.natural_person' AND value = 4242") == planted
 
         # --agency/--year: what the researcher says wins over what the document prints
         given = f"duckdb:///{tmp_path / 'given.duckdb'}"
-        code, fourth = run_cli(
-            [
-                "ingest",
-                str(folder / "zibo-stats-2023.txt"),
-                "--agency",
-                "淄博市统计局（测试）",
-                "--year",
-                "2022",
-                "--db",
-                given,
-                *common,
-            ],
-            capsys,
-        )
-        assert [(d["agency"], d["year"], d["outcome"]) for d in fourth["documents"]] == [
-            ("淄博市统计局（测试）", 2022, "new")
-        ]
+        code, fourth = run_cli(["ingest", str(folder / "zibo-stats-2023.txt"), "--agency", "淄博市统计局（测试）", "--year", "2022",
+                                "--db", given, *common], capsys)
+        assert [(d["agency"], d["year"], d["outcome"]) for d in fourth["documents"]] == [("淄博市统计局（测试）", 2022, "new")]
         with open_warehouse(given) as wh:
-            assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [
-                ("淄博市统计局（测试）", 2022)
-            ]
+            assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [("淄博市统计局（测试）", 2022)]
             assert wh.db.query("SELECT year FROM documents") == [(2022,)]
     finally:
         os.environ.pop("GONGKAI_PREFECT_RESULTS", None)
@@ -300,45 +231,19 @@ def test_ingesting_an_extracted_file_again_with_agency_and_year_moves_its_report
     archive = open_archive(tmp_path / "archive")
     with open_warehouse(warehouse_url) as wh:
         first = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=archive)
-        same = ingest_bytes(
-            path.read_bytes(), name=path.name, agency="淄博市统计局", year=2023, warehouse=wh, archive=archive
-        )
-        assert (first.outcome, same.outcome, same.report_id) == (
-            "new",
-            "unchanged",
-            first.report_id,
-        )  # hints agree: no work
-        moved = ingest_bytes(
-            path.read_bytes(), name=path.name, agency="淄博市统计局（测试）", year=2022, warehouse=wh, archive=archive
-        )
+        same = ingest_bytes(path.read_bytes(), name=path.name, agency="淄博市统计局", year=2023, warehouse=wh, archive=archive)
+        assert (first.outcome, same.outcome, same.report_id) == ("new", "unchanged", first.report_id)  # hints agree: no work
+        moved = ingest_bytes(path.read_bytes(), name=path.name, agency="淄博市统计局（测试）", year=2022, warehouse=wh, archive=archive)
         assert (moved.outcome, moved.agency, moved.year) == ("changed", "淄博市统计局（测试）", 2022)
-        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [
-            ("淄博市统计局（测试）", 2022)
-        ]
+        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [("淄博市统计局（测试）", 2022)]
     os.environ["GONGKAI_PREFECT_RESULTS"] = str(tmp_path / "results")
     try:  # the command's path (the Prefect flow) does the same
-        code, summary = run_cli(
-            [
-                "ingest",
-                str(path),
-                "--agency",
-                "淄博市统计局（测试）",
-                "--year",
-                "2021",
-                "--db",
-                warehouse_url,
-                "--archive",
-                str(tmp_path / "archive"),
-            ],
-            capsys,
-        )
+        code, summary = run_cli(["ingest", str(path), "--agency", "淄博市统计局（测试）", "--year", "2021", "--db", warehouse_url, "--archive", str(tmp_path / "archive")], capsys)
     finally:
         os.environ.pop("GONGKAI_PREFECT_RESULTS", None)
     assert code == 0 and [(d["outcome"], d["year"]) for d in summary["documents"]] == [("changed", 2021)]
     with open_warehouse(warehouse_url) as wh:
-        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [
-            ("淄博市统计局（测试）", 2021)
-        ]
+        assert wh.db.query("SELECT a.name, r.year FROM current_reports r JOIN agencies a USING (agency_id)") == [("淄博市统计局（测试）", 2021)]
         assert wh.db.query("SELECT year FROM documents") == [(2021,)]
 
 
@@ -351,12 +256,8 @@ def test_a_load_error_is_a_failed_outcome_with_its_reason_not_an_exception(wareh
         return result
 
     with open_warehouse(warehouse_url) as wh:
-        outcome = ingest_bytes(
-            path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(tmp_path / "a"), extract=refused_value
-        )
+        outcome = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(tmp_path / "a"), extract=refused_value)
         assert outcome.outcome == "failed" and (outcome.reason or "").startswith("load error: ")
-        assert (
-            table_counts(wh)["reports"] == 0 and table_counts(wh)["documents"] == 1
-        )  # seen, not extracted: retried next time
+        assert table_counts(wh)["reports"] == 0 and table_counts(wh)["documents"] == 1  # seen, not extracted: retried next time
         again = ingest_bytes(path.read_bytes(), name=path.name, warehouse=wh, archive=open_archive(tmp_path / "a"))
         assert again.outcome == "new"

@@ -51,19 +51,12 @@ def test_misspelt_label_and_single_other_row_inside_a_2021_report() -> None:
         1,
         [
             *HEADER,
-            [("三、本年度办理结果", 3, 1), ("（三）不予公开", 1, 1), ("2.其他法律行政止公开", 1, 1)]
-            + [("1", 1, 1)] * 7,
+            [("三、本年度办理结果", 3, 1), ("（三）不予公开", 1, 1), ("2.其他法律行政止公开", 1, 1)] + [("1", 1, 1)] * 7,
             [("（六）其他处理", 1, 2)] + [("2", 1, 1)] * 7,
             [("（七）总计", 1, 2)] + [("3", 1, 1)] * 7,
         ],
     )
-    proactive = build_grid(
-        2,
-        [
-            [("信息内容", 1, 1), ("本年制发件数", 1, 1), ("本年废止件数", 1, 1), ("现行有效件数", 1, 1)],
-            row("规章", ["0", "0", "0"], 1),
-        ],
-    )
+    proactive = build_grid(2, [[("信息内容", 1, 1), ("本年制发件数", 1, 1), ("本年废止件数", 1, 1), ("现行有效件数", 1, 1)], row("规章", ["0", "0", "0"], 1)])
     out = extract(doc_of(proactive, table))
     assert out["template"] == "2021"
     assert out["cells"]["requests.denied_law_prohibited.commercial"] == 1
@@ -97,11 +90,7 @@ def test_headers_and_values_merged_differently_map_by_order() -> None:
     )
     out = extract(doc_of(table, title="某某区政府2019年政府信息公开工作年度报告"))
     assert out["template"] == "2019"
-    assert out["cells"] == {
-        "proactive.licensing.items_last_year": 7,
-        "proactive.licensing.items_change": -1,
-        "proactive.licensing.decisions": 30,
-    }
+    assert out["cells"] == {"proactive.licensing.items_last_year": 7, "proactive.licensing.items_change": -1, "proactive.licensing.decisions": 30}
 
 
 def test_text_in_a_value_cell_is_null_with_a_warning_and_the_check_is_incomplete() -> None:
@@ -109,15 +98,7 @@ def test_text_in_a_value_cell_is_null_with_a_warning_and_the_check_is_incomplete
         1,
         [
             [("行政复议", 1, 5), ("行政诉讼", 1, 10)],
-            [
-                ("结果维持", 2, 1),
-                ("结果纠正", 2, 1),
-                ("其他结果", 2, 1),
-                ("尚未审结", 2, 1),
-                ("总计", 2, 1),
-                ("未经复议直接起诉", 1, 5),
-                ("复议后起诉", 1, 5),
-            ],
+            [("结果维持", 2, 1), ("结果纠正", 2, 1), ("其他结果", 2, 1), ("尚未审结", 2, 1), ("总计", 2, 1), ("未经复议直接起诉", 1, 5), ("复议后起诉", 1, 5)],
             [(t, 1, 1) for t in ["结果维持", "结果纠正", "其他结果", "尚未审结", "总计"] * 2],
             [(v, 1, 1) for v in ["见附件", "0", "0", "0", "1"] + ["0"] * 10],
         ],
@@ -132,14 +113,7 @@ def test_text_in_a_value_cell_is_null_with_a_warning_and_the_check_is_incomplete
 
 def test_a_total_printed_as_heji_is_the_total() -> None:
     header = [HEADER[0], [("自然人", 2, 1), ("法人或其他组织", 1, 5), ("合计", 2, 1)], HEADER[2]]
-    table = build_grid(
-        1,
-        [
-            *header,
-            row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "0", "4"]),
-            row("（七）合计", ["3"] * 7),
-        ],
-    )
+    table = build_grid(1, [*header, row("一、本年新收政府信息公开申请数量", ["3", "1", "0", "0", "0", "0", "4"]), row("（七）合计", ["3"] * 7)])
     cells = extract(doc_of(table))["cells"]
     assert cells["requests.new.total"] == 4
     assert cells["requests.total_handled.total"] == 3
@@ -161,25 +135,13 @@ def test_agency_and_year_from_the_body_when_the_title_is_missing() -> None:
 
 APPEALS = [
     [("行政复议", 1, 5), ("行政诉讼", 1, 10)],
-    [
-        ("结果维持", 2, 1),
-        ("结果纠正", 2, 1),
-        ("其它结果", 2, 1),
-        ("尚未审结", 2, 1),
-        ("总计", 2, 1),
-        ("未经复议直接起诉", 1, 5),
-        ("复议后起诉", 1, 5),
-    ],
+    [("结果维持", 2, 1), ("结果纠正", 2, 1), ("其它结果", 2, 1), ("尚未审结", 2, 1), ("总计", 2, 1), ("未经复议直接起诉", 1, 5), ("复议后起诉", 1, 5)],
     [(t, 1, 1) for t in ["结果维持", "结果纠正", "其它结果", "尚未审结", "总计"] * 2],
 ]
 
 
 def test_qita_spelt_either_way_and_total_with_a_unit() -> None:
-    header = [
-        HEADER[0],
-        [("自然人", 2, 1), ("法人或其他组织", 1, 5), ("总计（件）", 2, 1)],
-        [*HEADER[2][:4], ("其它", 1, 1)],
-    ]
+    header = [HEADER[0], [("自然人", 2, 1), ("法人或其他组织", 1, 5), ("总计（件）", 2, 1)], [*HEADER[2][:4], ("其它", 1, 1)]]
     table = build_grid(
         1,
         [
@@ -198,23 +160,14 @@ def test_qita_spelt_either_way_and_total_with_a_unit() -> None:
 
 
 def test_a_words_inside_a_long_label_do_not_make_it_that_row() -> None:
-    table = build_grid(
-        1,
-        [
-            *HEADER,
-            row("3.其他情形", ["2"] * 7),
-            row("（二）部分公开（区分处理的，只计这一情形，不计其他情形）", ["1"] * 7),
-        ],
-    )
+    table = build_grid(1, [*HEADER, row("3.其他情形", ["2"] * 7), row("（二）部分公开（区分处理的，只计这一情形，不计其他情形）", ["1"] * 7)])
     cells = extract(doc_of(table))["cells"]
     assert cells["requests.partially_granted.total"] == 1
     assert sum(1 for a in cells if a.startswith("requests.partially_granted.")) == 7
 
 
 def test_yuan_named_as_unit_of_the_header_converts_to_wan_yuan() -> None:
-    table = build_grid(
-        1, [[("信息内容", 1, 1), ("本年收费金额（单位：元）", 1, 1)], [("行政事业性收费", 1, 1), ("25100", 1, 1)]]
-    )
+    table = build_grid(1, [[("信息内容", 1, 1), ("本年收费金额（单位：元）", 1, 1)], [("行政事业性收费", 1, 1), ("25100", 1, 1)]])
     assert extract(doc_of(table))["cells"]["proactive.fees.amount_wan_yuan"] == 2.51
 
 
@@ -227,9 +180,7 @@ def test_text_instead_of_a_number_is_null_with_a_warning() -> None:
 
 def test_an_unrelated_table_after_the_standard_ones_is_not_mapped() -> None:
     appeals = build_grid(1, APPEALS)  # header only: its data row is missing
-    unrelated = build_grid(
-        2, [[(t, 1, 1) for t in ["序号", "单位名称", "答复时间"]], [(t, 1, 1) for t in ["1", "某某局", "3"]]]
-    )
+    unrelated = build_grid(2, [[(t, 1, 1) for t in ["序号", "单位名称", "答复时间"]], [(t, 1, 1) for t in ["1", "某某局", "3"]]])
     out = extract(doc_of(appeals, unrelated))
     assert out["cells"] == {}
 

@@ -17,12 +17,8 @@ STAGES = ("schema", "extractors", "warehouse", "flows", "crawler")
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        check=True,
-        cwd=out,
-        timeout=600,
-    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)], check=True,
+                   cwd=out, timeout=600)
     (found,) = out.glob("gongkai-*.whl")
     return found
 
@@ -45,42 +41,24 @@ def test_the_demo_data_is_the_test_corpus() -> None:
     data = ROOT / "crawler" / "demo_portal" / "data"
     for original in (ROOT / "tests" / "corpus" / "documents").iterdir():
         assert (data / original.name).read_bytes() == original.read_bytes(), original.name
-    assert (data / "pingtan-zfxxgknb-list.html").read_bytes() == (
-        ROOT / "tests" / "portals" / "pingtan-zfxxgknb-list.html"
-    ).read_bytes()
+    assert (data / "pingtan-zfxxgknb-list.html").read_bytes() == (ROOT / "tests" / "portals" / "pingtan-zfxxgknb-list.html").read_bytes()
 
 
 def test_gongkai_demo_runs_from_the_wheel_in_a_fresh_venv_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GONGKAI_", "PYTHONPATH", "PREFECT_API_URL", "VIRTUAL_ENV"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GONGKAI_", "PYTHONPATH", "PREFECT_API_URL", "VIRTUAL_ENV"))}
     env |= {"GONGKAI_DATA": str(work / "data"), "PREFECT_HOME": str(work / "prefect")}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=env, cwd=work)
     # the wheel's declared dependencies are resolved by pip from the index (pip's cache makes this quick in CI)
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=1200, cwd=work, env=env
-    )
-    done = subprocess.run(
-        [str(venv / "bin" / "gongkai"), "demo"], cwd=work, env=env, capture_output=True, text=True, timeout=900
-    )
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=1200, cwd=work, env=env)
+    done = subprocess.run([str(venv / "bin" / "gongkai"), "demo"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert "loaded into the warehouse:" in done.stdout, done.stdout + done.stderr
     assert "平潭综合实验区 2024: extracted" in done.stdout, done.stdout
-    imported = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import gongkai.schema as s; print(s.__file__)"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import gongkai.schema as s; print(s.__file__)"], cwd=work,
+                              env=env, capture_output=True, text=True, check=True)
     assert str(venv) in imported.stdout and str(ROOT) not in imported.stdout
     for name in STAGES:  # no second top-level name in the environment
-        missing = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", f"import {name}"], cwd=work, env=env, capture_output=True
-        )
+        missing = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {name}"], cwd=work, env=env, capture_output=True)
         assert missing.returncode != 0, name

@@ -295,19 +295,13 @@ def _add_text(doc: pdfium.PdfDocument, page: pdfium.PdfPage, text: str, x: float
     pdfium_c.FPDFPage_InsertObject(page.raw, obj)
 
 
-def _pdf_with_text(lines: list[str], repeat_offset: float | None = None, late: bool = False) -> bytes:
-    """A one-page PDF with Helvetica text lines; each drawn twice when repeat_offset (fake bold), the
-    second pass right after each line, or (late) after all of them."""
+def _pdf_with_text(lines: list[str], repeat_offset: float | None = None) -> bytes:
+    """A one-page PDF with Helvetica text lines; each drawn twice when repeat_offset (fake bold)."""
     doc = pdfium.PdfDocument.new()
     page = doc.new_page(595, 842)
-    passes = [0.0] if repeat_offset is None else [0.0, repeat_offset]
-    order = (
-        [(dx, i) for dx in passes for i in range(len(lines))]
-        if late
-        else [(dx, i) for i in range(len(lines)) for dx in passes]
-    )
-    for dx, i in order:
-        _add_text(doc, page, lines[i], 72 + dx, 760 - 20 * i)
+    for i, line in enumerate(lines):
+        for dx in (0.0,) if repeat_offset is None else (0.0, repeat_offset):
+            _add_text(doc, page, line, 72 + dx, 760 - 20 * i)
     page.gen_content()
     out = io.BytesIO()
     doc.save(out)

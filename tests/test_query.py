@@ -90,7 +90,7 @@ def test_writes_are_refused_and_the_warehouse_is_untouched(writable_corpus: str,
     [
         'SELECT "pg_terminate_backend"(1)',
         "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd')",
-        "SELECT \"Read_CSV\" ('/etc/passwd')",
+        'SELECT "Read_CSV" (\'/etc/passwd\')',
         # E'' strings escape a quote with a backslash: the call is outside any string
         "SELECT E'\\'', pg_read_file('/etc/passwd'), ''",
     ],
@@ -111,11 +111,7 @@ def test_the_connection_itself_cannot_write_when_the_check_is_bypassed(writable_
         conn = reader.connection
         attempts = ["DELETE FROM cells", "DROP TABLE checks", "SELECT 1; DELETE FROM cells"]
         if reader.dialect == "duckdb":
-            attempts += [
-                f"COPY cells TO '{tmp_path}/x.csv'",
-                f"ATTACH '{tmp_path}/y.duckdb' AS y",
-                "SET enable_external_access = true",
-            ]
+            attempts += [f"COPY cells TO '{tmp_path}/x.csv'", f"ATTACH '{tmp_path}/y.duckdb' AS y", "SET enable_external_access = true"]
         for statement in attempts:
             with pytest.raises(Exception):  # noqa: B017 - each engine raises its own error class
                 conn.execute(statement)
@@ -170,9 +166,7 @@ def test_cli_query_formats(corpus_url: str, capsys: pytest.CaptureFixture[str]) 
     ]
     assert main(["query", "--db", corpus_url, sql, "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "agency,year,new_requests,fees",
-        "淄博市统计局,2023,77,0",
-        "淮安市洪泽区人民政府,2023,21,7730.28",
+        "agency,year,new_requests,fees", "淄博市统计局,2023,77,0", "淮安市洪泽区人民政府,2023,21,7730.28",
     ]
     assert main(["query", "--db", corpus_url, sql]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -180,33 +174,19 @@ def test_cli_query_formats(corpus_url: str, capsys: pytest.CaptureFixture[str]) 
     assert table[3].split() == ["淮安市洪泽区人民政府", "2023", "21", "7,730.28"] and table[-1] == "(2 rows)"
 
 
-def test_cli_query_list_shows_tables_and_views_with_descriptions(
-    duck_corpus: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_query_list_shows_tables_and_views_with_descriptions(duck_corpus: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "--db", duck_corpus, "--list", "--format", "json"]) == 0
     listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    for view in (
-        "report_cells_wide",
-        "cells_long",
-        "check_results",
-        "check_error_rates",
-        "coverage",
-        "year_over_year",
-        "requests_by_outcome",
-    ):
+    for view in ("report_cells_wide", "cells_long", "check_results", "check_error_rates", "coverage", "year_over_year", "requests_by_outcome"):
         assert listed[view]["kind"] == "view" and listed[view]["description"]
     assert listed["cells"]["kind"] == "table"
     assert "one column per common-schema cell" in listed["report_cells_wide"]["description"]
 
 
-def test_cli_query_reports_sql_errors_and_a_missing_warehouse(
-    tmp_path: Path, duck_corpus: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_query_reports_sql_errors_and_a_missing_warehouse(tmp_path: Path, duck_corpus: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "--db", duck_corpus, "SELECT no_such_column FROM cells"]) == 1
     assert "no_such_column" in capsys.readouterr().err
-    assert (
-        main(["query", "--db", duck_corpus, "SELECT * FROM cells WHERE"]) == 1
-    )  # a syntax error is an error, not a refusal
+    assert main(["query", "--db", duck_corpus, "SELECT * FROM cells WHERE"]) == 1  # a syntax error is an error, not a refusal
     err = capsys.readouterr().err
     assert "syntax error" in err.lower() and "refused" not in err
     assert main(["query", "--db", f"duckdb:///{tmp_path / 'none.duckdb'}", "SELECT 1"]) == 1
@@ -224,12 +204,8 @@ def test_status_shows_runs_coverage_and_what_failed(corpus_url: str, capsys: pyt
     assert (run["kind"], run["status"], run["n_new"], run["n_not_a_report"]) == ("ingest", "completed", 7, 1)
     by_year = {r["year"]: r for r in status["coverage by year"]}
     assert by_year[2023]["extracted"] == 1 and by_year[2023]["extracted_failing_checks"] == 1
-    assert (
-        by_year[2011]["not_extractable"] == 1 and by_year[2020]["not_found"] == 6
-    )  # every agency: no 2020 report in the corpus
-    failed = {
-        (r["agency"], r["year"]): r["reason"] for r in status["not extracted (found, but no cells) and not reports"]
-    }
+    assert by_year[2011]["not_extractable"] == 1 and by_year[2020]["not_found"] == 6  # every agency: no 2020 report in the corpus
+    failed = {(r["agency"], r["year"]): r["reason"] for r in status["not extracted (found, but no cells) and not reports"]}
     assert failed[("平潭县人民政府", 2011)] == "pre-2019 report: no national standard tables"
     assert any(reason.startswith("not a report") for reason in failed.values())
     assert main(["status", "--db", corpus_url]) == 0
@@ -237,9 +213,7 @@ def test_status_shows_runs_coverage_and_what_failed(corpus_url: str, capsys: pyt
     assert "coverage by year" in out and "pre-2019 report" in out and "last runs" in out
 
 
-def test_status_shows_runs_that_never_finished_as_interrupted(
-    writable_corpus: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_shows_runs_that_never_finished_as_interrupted(writable_corpus: str, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import timedelta
 
     from gongkai.warehouse.store import open_warehouse, utcnow

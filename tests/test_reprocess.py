@@ -40,15 +40,11 @@ def test_version_order_is_numeric() -> None:
 
 def reprocess(tmp_path: Path, url: str, **kw: Any) -> list[dict[str, Any]]:
     """What `gongkai reprocess` runs (the Prefect flow, extraction cache in tmp_path): each document's outcome."""
-    summary = reprocess_archive(
-        db_url=url, archive_location=str(tmp_path / "archive"), results_dir=str(tmp_path / "results"), **kw
-    )
+    summary = reprocess_archive(db_url=url, archive_location=str(tmp_path / "archive"), results_dir=str(tmp_path / "results"), **kw)
     return list(summary["documents"])
 
 
-def test_only_documents_of_an_older_extractor_are_re_extracted_and_changed_cells_make_a_new_record(
-    tmp_path: Path,
-) -> None:
+def test_only_documents_of_an_older_extractor_are_re_extracted_and_changed_cells_make_a_new_record(tmp_path: Path) -> None:
     archive = open_archive(tmp_path / "archive")
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     with open_warehouse(url) as wh:
@@ -57,27 +53,16 @@ def test_only_documents_of_an_older_extractor_are_re_extracted_and_changed_cells
         assert select_documents(wh, older_than="0.0.9") == []
         assert len(select_documents(wh, all_documents=True)) == 4
     [outcome] = reprocess(tmp_path, url)
-    assert (outcome["outcome"], outcome["version"], outcome["revision"], outcome["cells_changed"]) == (
-        "changed",
-        1,
-        2,
-        True,
-    )
+    assert (outcome["outcome"], outcome["version"], outcome["revision"], outcome["cells_changed"]) == ("changed", 1, 2, True)
     with open_warehouse(url) as wh:
         expected = extract_report((DOCUMENTS / OLD).read_bytes(), OLD)["cells"]
-        assert (
-            wh.cells_of(outcome["report_id"])["requests.new.natural_person"]
-            == expected["requests.new.natural_person"]
-            != 7
-        )
+        assert wh.cells_of(outcome["report_id"])["requests.new.natural_person"] == expected["requests.new.natural_person"] != 7
         assert wh.cells_of(outcome["report_id"]) == expected
         # the old extraction record stays queryable; the new one is current
-        assert wh.db.query(
-            "SELECT revision, extractor_version FROM reports WHERE sha256 = ? ORDER BY revision", [old.sha256]
-        ) == [(1, "0.0.9"), (2, EXTRACTOR_VERSION)]
-        assert (
-            wh.db.scalar("SELECT report_id FROM current_reports WHERE sha256 = ?", [old.sha256]) == outcome["report_id"]
-        )
+        assert wh.db.query("SELECT revision, extractor_version FROM reports WHERE sha256 = ? ORDER BY revision", [old.sha256]) == [
+            (1, "0.0.9"), (2, EXTRACTOR_VERSION)
+        ]
+        assert wh.db.scalar("SELECT report_id FROM current_reports WHERE sha256 = ?", [old.sha256]) == outcome["report_id"]
         assert select_documents(wh) == []
         reports_before = wh.db.scalar("SELECT count(*) FROM reports")
     # everything again, with nothing changed: only marked as seen by this version, no new record
@@ -87,9 +72,7 @@ def test_only_documents_of_an_older_extractor_are_re_extracted_and_changed_cells
         assert wh.db.scalar("SELECT count(*) FROM reports") == reports_before
 
 
-def test_reprocess_command_names_the_reports_whose_cells_changed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_reprocess_command_names_the_reports_whose_cells_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     archive = open_archive(tmp_path / "archive")
     with open_warehouse(url) as wh:
@@ -111,18 +94,14 @@ def test_reprocess_command_names_the_reports_whose_cells_changed(
         assert runs == [("reprocess", "completed", 1, 3), ("reprocess", "completed", 0, 0)]
 
 
-def test_a_re_extraction_changing_only_warnings_is_not_listed_as_cells_changed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_re_extraction_changing_only_warnings_is_not_listed_as_cells_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     archive = open_archive(tmp_path / "archive")
     with open_warehouse(url) as wh:
         data = (DOCUMENTS / OLD).read_bytes()
         old_result = extract_report(data, OLD)
         old_result["warnings"] = [*old_result["warnings"], "an older extractor's warning"]  # same cells
-        assert (
-            wh.load(DocumentInfo(archive.put(data), len(data), "text/plain", OLD), old_result, "0.0.9").outcome == "new"
-        )
+        assert wh.load(DocumentInfo(archive.put(data), len(data), "text/plain", OLD), old_result, "0.0.9").outcome == "new"
     os.environ["GONGKAI_PREFECT_RESULTS"] = str(tmp_path / "results")
     try:
         assert main(["reprocess", "--db", url, "--archive", str(tmp_path / "archive")]) == 0

@@ -46,9 +46,7 @@ def test_a_rule_naming_an_unknown_row_is_refused(tmp_path: Path) -> None:
 def test_a_template_naming_an_unknown_table_is_refused(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
     templates = data / "templates.toml"
-    templates.write_text(
-        templates.read_text(encoding="utf-8").replace('"proactive_2019"', '"proactive_2018"'), encoding="utf-8"
-    )
+    templates.write_text(templates.read_text(encoding="utf-8").replace('"proactive_2019"', '"proactive_2018"'), encoding="utf-8")
     with pytest.raises(SchemaError, match="proactive_2018"):
         load_schema(data)
 
@@ -56,12 +54,7 @@ def test_a_template_naming_an_unknown_table_is_refused(tmp_path: Path) -> None:
 def test_a_label_variant_is_a_data_change(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
     tables = data / "tables.toml"
-    tables.write_text(
-        tables.read_text(encoding="utf-8").replace(
-            'labels = ["重复申请"]', 'labels = ["重复申请", "反复重复提出的申请"]'
-        ),
-        encoding="utf-8",
-    )
+    tables.write_text(tables.read_text(encoding="utf-8").replace('labels = ["重复申请"]', 'labels = ["重复申请", "反复重复提出的申请"]'), encoding="utf-8")
     loaded = load_schema(data)
     row = loaded.tables["requests"].row("rejected_duplicate")
     assert best_score(normalize_label("2．反复重复提出的申请"), row.labels) == 1.0
@@ -168,16 +161,8 @@ def test_blank_subtotal_makes_the_column_total_incomplete_not_fail() -> None:
 
 
 def test_unreadable_part_makes_a_check_incomplete() -> None:
-    cells = {
-        "appeals.review.upheld": None,
-        "appeals.review.corrected": 1,
-        "appeals.review.other": 0,
-        "appeals.review.pending": 0,
-        "appeals.review.total": 1,
-    }
-    (check,) = [
-        c for c in reconcile(cells, "2021", unreadable={"appeals.review.upheld"}) if c.target == "appeals.review.total"
-    ]
+    cells = {"appeals.review.upheld": None, "appeals.review.corrected": 1, "appeals.review.other": 0, "appeals.review.pending": 0, "appeals.review.total": 1}
+    (check,) = [c for c in reconcile(cells, "2021", unreadable={"appeals.review.upheld"}) if c.target == "appeals.review.total"]
     assert check.status == "incomplete"
 
 
@@ -191,9 +176,7 @@ def test_year_over_year() -> None:
 def test_titles_are_classified_by_the_shared_rules() -> None:
     from gongkai.extractors.report_meta import classify_title
 
-    assert classify_title("淄博市统计局二〇二三年政府信息公开工作年度报告") == classify_title(
-        "淄博市统计局2023年政府信息公开工作年度报告"
-    )
+    assert classify_title("淄博市统计局二〇二三年政府信息公开工作年度报告") == classify_title("淄博市统计局2023年政府信息公开工作年度报告")
     report = classify_title("2019年上海市人民政府办公厅政府信息公开工作年度报告")
     assert (report.is_report, report.year, report.agency) == (True, 2019, "上海市人民政府办公厅")
     assert not classify_title("关于2014年政府信息公开工作要点落实情况的函").is_report

@@ -85,16 +85,7 @@ def test_docx_rendered_to_pdf_by_libreoffice(tmp_path: Path, filled: tuple[str, 
     source = tmp_path / "filled.docx"
     source.write_bytes(data)
     subprocess.run(
-        [
-            soffice,
-            f"-env:UserInstallation=file://{tmp_path}/profile",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(tmp_path),
-            str(source),
-        ],
+        [soffice, f"-env:UserInstallation=file://{tmp_path}/profile", "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         timeout=180,

@@ -36,12 +36,7 @@ def test_a_known_cell_appears_in_the_wide_view_with_its_report(corpus_url: str) 
     assert row["appeals__review__upheld"] == 10
     assert row["proactive__fees__amount_wan_yuan"] == pytest.approx(7730.28)
     assert row["requests__other_no_correction__total"] is None  # the report prints the single 2019-style row
-    assert (row["division_code"], row["level"], row["province"], row["template"]) == (
-        "320813",
-        "county",
-        "江苏省",
-        "2021",
-    )
+    assert (row["division_code"], row["level"], row["province"], row["template"]) == ("320813", "county", "江苏省", "2021")
     assert row["checks_failing"] == 2
     assert row["document_url"] == "https://example.gov.cn/hongze-2023.pdf"
     # every cell address of the schema is a column, named table__row__column
@@ -49,22 +44,15 @@ def test_a_known_cell_appears_in_the_wide_view_with_its_report(corpus_url: str) 
 
 
 def test_wide_view_holds_exactly_the_cells_of_each_report(corpus_url: str) -> None:
-    long = rows(
-        corpus_url,
-        "SELECT report_id, address, value FROM cells_long WHERE report_id IN (SELECT report_id FROM report_cells_wide)",
-    )
+    long = rows(corpus_url, "SELECT report_id, address, value FROM cells_long WHERE report_id IN (SELECT report_id FROM report_cells_wide)")
     wide = {r["report_id"]: r for r in rows(corpus_url, "SELECT * FROM report_cells_wide")}
     assert len(long) > 700
     for cell in long:
         assert wide[cell["report_id"]][cell["address"].replace(".", "__")] == cell["value"], cell
     # one row per agency and year: the two pre-2019 reports, shanghai 2019, hongze, zibo, pingtan
     assert sorted((r["year"], r["status"]) for r in wide.values()) == [
-        (2011, "no_standard_tables"),
-        (2013, "no_standard_tables"),
-        (2019, "extracted"),
-        (2023, "extracted"),
-        (2023, "extracted"),
-        (2024, "extracted"),
+        (2011, "no_standard_tables"), (2013, "no_standard_tables"), (2019, "extracted"), (2023, "extracted"),
+        (2023, "extracted"), (2024, "extracted"),
     ]
 
 
@@ -86,13 +74,7 @@ def test_hongze_table_four_failures_show_in_check_results(corpus_url: str) -> No
         f"WHERE agency = '{HONGZE}' AND status = 'fail' ORDER BY target",
     )
     assert failing == [
-        {
-            "rule": "appeals.row_total",
-            "target": "appeals.litigation_after_review.total",
-            "expected": 5,
-            "actual": 0,
-            "difference": -5,
-        },
+        {"rule": "appeals.row_total", "target": "appeals.litigation_after_review.total", "expected": 5, "actual": 0, "difference": -5},
         {"rule": "appeals.row_total", "target": "appeals.review.total", "expected": 11, "actual": 0, "difference": -11},
     ]
     gold = {(c["rule"], c["target"]) for c in load_gold("hongze-2023.pdf")["failing_checks"] if c["status"] == "fail"}
@@ -139,28 +121,17 @@ def test_requests_by_outcome_harmonises_other_handling(corpus_url: str) -> None:
     row = totals[("平潭综合实验区", 2024)]
     assert row["other_handling"] == sum(split) == 3 and row["other_handling_printed"] is None
     assert row["unavailable_not_held"] == 75 and row["total_handled"] == 218
-    assert row["unavailable"] == sum(
-        pingtan[f"requests.unavailable_{k}.total"] for k in ("not_held", "needs_creation", "unclear")
-    )
+    assert row["unavailable"] == sum(pingtan[f"requests.unavailable_{k}.total"] for k in ("not_held", "needs_creation", "unclear"))
     hongze = totals[(HONGZE, 2023)]  # template 2021, printed with the single （六）其他处理 row
     assert hongze["other_handling"] == hongze["other_handling_printed"] == 0
     assert hongze["unavailable_not_held"] == 10 and hongze["total_handled"] == 21
     assert totals[("上海市人民政府办公厅", 2019)]["template"] == "2019"
     assert totals[("上海市人民政府办公厅", 2019)]["total_handled"] == 805
     applicants = {r["applicant"] for r in rows(corpus_url, "SELECT DISTINCT applicant FROM requests_by_outcome")}
-    assert applicants == {
-        "natural_person",
-        "commercial",
-        "research",
-        "public_interest",
-        "legal_services",
-        "other_org",
-        "total",
-    }
+    assert applicants == {"natural_person", "commercial", "research", "public_interest", "legal_services", "other_org", "total"}
 
 
 # --- year over year: the corpus has one year per agency, so a second year is loaded next to zibo 2023 ---
-
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -178,9 +149,7 @@ def test_year_over_year_compares_consecutive_reports(fresh_url: str, cached_extr
     second["cells"] = dict(cells)
     for column in ("natural_person", "total"):  # carried over as the previous year carried forward ...
         second["cells"][f"requests.carried_over.{column}"] = cells[f"requests.carried_forward.{column}"]
-    second["cells"]["requests.carried_over.commercial"] = (
-        cells["requests.carried_forward.commercial"] or 0
-    ) + 2  # ... but one
+    second["cells"]["requests.carried_over.commercial"] = (cells["requests.carried_forward.commercial"] or 0) + 2  # ... but one
     second["cells"]["proactive.normative_documents.issued"] = 3
     second["cells"]["proactive.normative_documents.repealed"] = 1
     second["cells"]["proactive.normative_documents.in_force"] = cells["proactive.normative_documents.in_force"] + 2
@@ -196,27 +165,19 @@ def test_year_over_year_compares_consecutive_reports(fresh_url: str, cached_extr
     assert (commercial["status"], commercial["difference"]) == ("fail", 2)
     assert commercial["previous_address"] == "requests.carried_forward.commercial"
     normative = found["proactive.normative_documents.in_force"]
-    assert (normative["expected"], normative["actual"], normative["status"]) == (
-        cells["proactive.normative_documents.in_force"] + 2,
-    ) * 2 + ("pass",)
+    assert (normative["expected"], normative["actual"], normative["status"]) == (cells["proactive.normative_documents.in_force"] + 2,) * 2 + ("pass",)
     regulations = found["proactive.regulations.in_force"]
     assert regulations["actual"] is None
     assert regulations["status"] == "incomplete"  # this year blank, last year known: cannot be decided
     # the warehouse-level checks join the document checks in check_results and its rates
-    warehouse_checks = rows(
-        fresh_url, "SELECT rule, target, status FROM check_results WHERE source = 'warehouse' AND status = 'fail'"
-    )
-    assert warehouse_checks == [
-        {"rule": "requests.year_over_year", "target": "requests.carried_over.commercial", "status": "fail"}
-    ]
+    warehouse_checks = rows(fresh_url, "SELECT rule, target, status FROM check_results WHERE source = 'warehouse' AND status = 'fail'")
+    assert warehouse_checks == [{"rule": "requests.year_over_year", "target": "requests.carried_over.commercial", "status": "fail"}]
 
 
 def test_year_over_year_compares_only_cells_both_reports_show(fresh_url: str, cached_extract: Any) -> None:
     """As schema.reconcile.year_over_year: no requests table in either report, no requests comparison."""
     name = "zibo-stats-2023.txt"
-    first = json.loads(
-        json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name))
-    )
+    first = json.loads(json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name)))
     first["cells"] = {a: v for a, v in first["cells"].items() if a.startswith("proactive.")}
     first["checks"] = []
     second = json.loads(json.dumps(first))
@@ -234,18 +195,13 @@ def test_year_over_year_compares_only_cells_both_reports_show(fresh_url: str, ca
 
 # --- the demo portal, crawled by the nightly flow ---------------------------------------------------------
 
-
 def test_demo_portal_crawl_in_the_views(demo_url: str) -> None:
     [hongze] = rows(demo_url, f"SELECT * FROM report_cells_wide WHERE agency = '{HONGZE}' AND year = 2023")
     assert hongze["requests__new__total"] == 21 and hongze["checks_failing"] == 2
     assert hongze["document_url"].startswith("http://127.0.0.1:") and hongze["province"] == "江苏省"
     coverage = {(r["agency"], r["year"]): r for r in rows(demo_url, "SELECT * FROM coverage")}
     corrupt = coverage[(HONGZE, 2022)]  # the demo serves a corrupt PDF as hongze's 2022 report
-    assert (
-        corrupt["coverage"] == "not_extractable"
-        and corrupt["reason"].startswith("unreadable: ")
-        and "PDF" in corrupt["reason"]
-    )
+    assert corrupt["coverage"] == "not_extractable" and corrupt["reason"].startswith("unreadable: ") and "PDF" in corrupt["reason"]
     assert coverage[("平潭县人民政府", 2011)]["reason"] == "pre-2019 report: no national standard tables"
     # Its row totals are blank: by the reference's blank-subtotal clause its column total is incomplete, not a
     # failure, so it no longer counts as failing (it did before that clause).
@@ -256,12 +212,9 @@ def test_demo_portal_crawl_in_the_views(demo_url: str) -> None:
     assert not [r for r in coverage.values() if r["coverage"] == "not_a_report"]
     levels = dict((r["agency"], r["level"]) for r in rows(demo_url, "SELECT DISTINCT agency, level FROM report_index"))
     assert levels[HONGZE] == "county" and levels["上海市人民政府办公厅"] == "province"
-    failing = rows(
-        demo_url, "SELECT agency, rule, target FROM check_results WHERE status = 'fail' ORDER BY agency, target"
-    )
+    failing = rows(demo_url, "SELECT agency, rule, target FROM check_results WHERE status = 'fail' ORDER BY agency, target")
     assert [(r["rule"], r["target"]) for r in failing if r["agency"] == HONGZE] == [
-        ("appeals.row_total", "appeals.litigation_after_review.total"),
-        ("appeals.row_total", "appeals.review.total"),
+        ("appeals.row_total", "appeals.litigation_after_review.total"), ("appeals.row_total", "appeals.review.total"),
     ]
 
 
@@ -276,9 +229,7 @@ def test_research_doc_shows_what_its_queries_return_on_the_demo(demo_url: str) -
         for heading, sql, output in examples:
             printed = to_table(reader.run(sql))
             if demo_url.startswith("duckdb"):
-                assert printed == output, (
-                    f"{heading}: docs/research.md shows\n{output}\nthe demo warehouse gives\n{printed}"
-                )
+                assert printed == output, f"{heading}: docs/research.md shows\n{output}\nthe demo warehouse gives\n{printed}"
             else:  # PostgreSQL may order names by another collation: the same lines, in some order
                 assert sorted(printed.splitlines()) == sorted(str(output).splitlines()), heading
 
@@ -286,30 +237,16 @@ def test_research_doc_shows_what_its_queries_return_on_the_demo(demo_url: str) -
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     "view",
-    [
-        "report_cells_wide",
-        "cells_long",
-        "requests_by_outcome",
-        "check_results",
-        "check_error_rates",
-        "coverage",
-        "year_over_year",
-        "cell_dictionary",
-        "report_index",
-    ],
+    ["report_cells_wide", "cells_long", "requests_by_outcome", "check_results", "check_error_rates", "coverage",
+     "year_over_year", "cell_dictionary", "report_index"],
 )
 def test_views_give_the_same_rows_in_duckdb_and_postgresql(view: str, duck_corpus: str, pg_corpus: str) -> None:
     def canonical(url: str) -> list[tuple[Any, ...]]:
         with open_read_only(url) as reader:
             result = reader.run(f"SELECT * FROM {view}")
         keep = [i for i, c in enumerate(result.columns) if c not in ("loaded_at", "created_at")]
-        out = [
-            tuple(
-                None if row[i] is None else round(float(row[i]), 9) if isinstance(row[i], int | float) else str(row[i])
-                for i in keep
-            )
-            for row in result.rows
-        ]
+        out = [tuple(None if row[i] is None else round(float(row[i]), 9) if isinstance(row[i], int | float) else str(row[i])
+                     for i in keep) for row in result.rows]
         return sorted(out, key=lambda r: tuple((v is None, str(v)) for v in r))
 
     duck = canonical(duck_corpus)
@@ -317,9 +254,7 @@ def test_views_give_the_same_rows_in_duckdb_and_postgresql(view: str, duck_corpu
     assert canonical(pg_corpus) == duck
 
 
-def test_coverage_counts_a_report_filed_in_two_formats_once(
-    fresh_url: str, tmp_path: Path, cached_extract: Any
-) -> None:
+def test_coverage_counts_a_report_filed_in_two_formats_once(fresh_url: str, tmp_path: Path, cached_extract: Any) -> None:
     """The PDF carrying the HTML page's cells is linked to the HTML's report (no reports row of its own)."""
     from research_fixtures import DOCUMENTS, HINTS
 
@@ -329,15 +264,8 @@ def test_coverage_counts_a_report_filed_in_two_formats_once(
     archive = open_archive(tmp_path / "archive")
     with open_warehouse(fresh_url) as wh:
         for name in ("pingtan-2024.html", "pingtan-2024-libreoffice.pdf"):
-            ingest_bytes(
-                (DOCUMENTS / name).read_bytes(),
-                name=name,
-                warehouse=wh,
-                archive=archive,
-                year=2024,
-                extract=cached_extract,
-                **HINTS["pingtan-2024.html"],
-            )
+            ingest_bytes((DOCUMENTS / name).read_bytes(), name=name, warehouse=wh, archive=archive, year=2024,
+                         extract=cached_extract, **HINTS["pingtan-2024.html"])
     found = rows(fresh_url, "SELECT coverage, reason FROM coverage WHERE agency = '平潭综合实验区' AND year = 2024")
     assert found == [{"coverage": "extracted", "reason": None}]
 

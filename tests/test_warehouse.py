@@ -46,31 +46,14 @@ def gold_result(name: str) -> dict[str, Any]:
         status = "no_standard_tables"
     cells = gold["cells"]
     provenance = {
-        address: {
-            "raw": "" if cells[address] is None else str(cells[address]),
-            "page": 1 + i // 80,
-            "table": 1 + i % 3,
-            "row": i,
-            "col": 2,
-            "bbox": [10.0, 20.5 + i, 30.0, 40.25 + i],
-        }
+        address: {"raw": "" if cells[address] is None else str(cells[address]), "page": 1 + i // 80, "table": 1 + i % 3, "row": i, "col": 2,
+                  "bbox": [10.0, 20.5 + i, 30.0, 40.25 + i]}
         for i, address in enumerate(sorted(cells))
     }
-    checks = [
-        {"rule": c["rule"], "target": c["target"], "expected": 11, "actual": 0, "status": c["status"]}
-        for c in gold["failing_checks"]
-    ]
+    checks = [{"rule": c["rule"], "target": c["target"], "expected": 11, "actual": 0, "status": c["status"]} for c in gold["failing_checks"]]
     return {
-        "source": {"path": name, "sha256": "", "format": ""},
-        "status": status,
-        "agency": gold["agency"],
-        "year": gold["year"],
-        "template": gold["template"],
-        "cells": cells,
-        "provenance": provenance,
-        "checks": checks,
-        "warnings": [],
-        "title": None,
+        "source": {"path": name, "sha256": "", "format": ""}, "status": status, "agency": gold["agency"], "year": gold["year"],
+        "template": gold["template"], "cells": cells, "provenance": provenance, "checks": checks, "warnings": [], "title": None,
     }
 
 
@@ -103,9 +86,9 @@ def test_every_gold_cell_round_trips_with_provenance(warehouse: Warehouse) -> No
         assert warehouse.cells_of(outcome.report_id) == result["cells"], name
         assert outcome.failing_checks == sum(1 for c in result["checks"] if c["status"] == "fail")
         loaded_checks = warehouse.checks_of(outcome.report_id)
-        assert sorted(
-            (c["rule"], c["target"], c["status"], c["expected"], c["actual"]) for c in loaded_checks
-        ) == sorted((c["rule"], c["target"], c["status"], 11, 0) for c in result["checks"])
+        assert sorted((c["rule"], c["target"], c["status"], c["expected"], c["actual"]) for c in loaded_checks) == sorted(
+            (c["rule"], c["target"], c["status"], 11, 0) for c in result["checks"]
+        )
     hongze = warehouse.db.query_one(
         "SELECT c.value, c.raw, c.page, c.table_no, c.row_no, c.col_no, c.bbox_x0, c.bbox_y1, a.name, r.year, r.template "
         "FROM cells c JOIN reports r ON r.report_id = c.report_id JOIN agencies a ON a.agency_id = r.agency_id "
@@ -114,19 +97,7 @@ def test_every_gold_cell_round_trips_with_provenance(warehouse: Warehouse) -> No
     # 7730.28 万元 (a decimal) keeps its decimals and its place in the document
     assert hongze is not None
     rank = sorted(load_gold("hongze-2023.pdf")["cells"]).index("proactive.fees.amount_wan_yuan")
-    assert hongze == (
-        7730.28,
-        "7730.28",
-        1 + rank // 80,
-        1 + rank % 3,
-        rank,
-        2,
-        10.0,
-        40.25 + rank,
-        "淮安市洪泽区人民政府",
-        2023,
-        "2021",
-    )
+    assert hongze == (7730.28, "7730.28", 1 + rank // 80, 1 + rank % 3, rank, 2, 10.0, 40.25 + rank, "淮安市洪泽区人民政府", 2023, "2021")
     # the same report as HTML, DOCX and PDF (same cells): one version, the other files linked to it
     statuses = dict(warehouse.db.query("SELECT status, count(*) FROM reports GROUP BY status"))
     assert statuses == {"extracted": 5, "no_standard_tables": 2, "not_a_report": 1}
@@ -175,9 +146,7 @@ def test_a_letter_in_the_report_column_never_supersedes_the_report(warehouse: Wa
     report = warehouse.load(doc_for("pingtan-2024.html"), gold_result("pingtan-2024.html"), "0.1.0")
     letter = gold_result("pingtan-han-2014-notreport.txt")
     # the crawler found it in 平潭综合实验区's 2024 column, so it passes that agency and year
-    outcome = warehouse.load(
-        doc_for("pingtan-han-2014-notreport.txt", agency="平潭综合实验区", year=2024), letter, "0.1.0"
-    )
+    outcome = warehouse.load(doc_for("pingtan-han-2014-notreport.txt", agency="平潭综合实验区", year=2024), letter, "0.1.0")
     assert outcome.outcome == "not_a_report"
     current = warehouse.db.query("SELECT report_id FROM current_reports WHERE status = 'extracted'")
     assert current == [(report.report_id,)]
@@ -204,12 +173,7 @@ def test_registry_hints_override_the_document_and_are_kept_for_reprocessing(ware
     assert outcome.agency == "福建省平潭综合实验区管理委员会"
     [(stored, versions)] = warehouse.archived_documents()
     assert versions == ["0.1.0"]
-    assert (stored.agency, stored.division_code, stored.level, stored.year) == (
-        "福建省平潭综合实验区管理委员会",
-        "350128",
-        "county",
-        None,
-    )
+    assert (stored.agency, stored.division_code, stored.level, stored.year) == ("福建省平潭综合实验区管理委员会", "350128", "county", None)
     assert warehouse.db.query("SELECT a.name, r.year FROM reports r JOIN agencies a USING (agency_id)") == [
         ("福建省平潭综合实验区管理委员会", 2024)
     ]
@@ -272,9 +236,7 @@ def test_the_same_report_in_another_format_is_linked_and_never_supersedes_a_corr
     assert (pdf.outcome, pdf.report_id, pdf.version) == ("unchanged", html.report_id, 1)
     corrected_result = gold_result("pingtan-2024.html")
     corrected_result["cells"]["requests.new.total"] = 1234
-    corrected = warehouse.load(
-        DocumentInfo(sha256_of(b"corrected"), 9, "text/html", "corrected.html"), corrected_result, "0.1.0"
-    )
+    corrected = warehouse.load(DocumentInfo(sha256_of(b"corrected"), 9, "text/html", "corrected.html"), corrected_result, "0.1.0")
     assert (corrected.outcome, corrected.version) == ("changed", 2)
     # a newer extractor reads the PDF the same: still linked to version 1, nothing new
     again = warehouse.load(pdf_doc, gold_result("pingtan-2024-libreoffice.pdf"), "0.2.0")
@@ -284,9 +246,7 @@ def test_the_same_report_in_another_format_is_linked_and_never_supersedes_a_corr
     misread["cells"]["requests.new.total"] = 5
     own = warehouse.load(pdf_doc, misread, "0.3.0")
     assert (own.outcome, own.version, own.revision) == ("changed", 1, 2)
-    assert warehouse.db.query("SELECT report_id FROM current_reports WHERE status = 'extracted'") == [
-        (corrected.report_id,)
-    ]
+    assert warehouse.db.query("SELECT report_id FROM current_reports WHERE status = 'extracted'") == [(corrected.report_id,)]
 
 
 def test_a_linked_file_re_extracted_like_its_report_stays_linked_to_the_new_revision(warehouse: Warehouse) -> None:
@@ -296,16 +256,9 @@ def test_a_linked_file_re_extracted_like_its_report_stays_linked_to_the_new_revi
     assert (html.version, html.revision, pdf.outcome, pdf.report_id) == (1, 1, "unchanged", html.report_id)
     # a new extractor reads both files the same new way: the HTML becomes 1.2, the PDF is that report again
     reread = {"requests.new.total": 5}
-    html_again = warehouse.load(
-        html_doc,
-        gold_result("pingtan-2024.html") | {"cells": gold_result("pingtan-2024.html")["cells"] | reread},
-        "0.2.0",
-    )
+    html_again = warehouse.load(html_doc, gold_result("pingtan-2024.html") | {"cells": gold_result("pingtan-2024.html")["cells"] | reread}, "0.2.0")
     pdf_again = warehouse.load(
-        pdf_doc,
-        gold_result("pingtan-2024-libreoffice.pdf")
-        | {"cells": gold_result("pingtan-2024-libreoffice.pdf")["cells"] | reread},
-        "0.2.0",
+        pdf_doc, gold_result("pingtan-2024-libreoffice.pdf") | {"cells": gold_result("pingtan-2024-libreoffice.pdf")["cells"] | reread}, "0.2.0"
     )
     assert (html_again.outcome, html_again.version, html_again.revision) == ("changed", 1, 2)
     assert (pdf_again.outcome, pdf_again.report_id) == ("unchanged", html_again.report_id)
