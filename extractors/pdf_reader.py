@@ -28,18 +28,17 @@ import pypdfium2.raw as pdfium_c
 from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
 
 from gongkai.extractors.model import BBox, Document, Table, TextBlock, UnreadableDocument, build_grid
+from gongkai.extractors.pdf_join import join_across_pages
+from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_layout, inside
+from gongkai.extractors.pdf_rules import edge, ruling_edges
 from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
 MAX_TABLE_PAGES = 40  # pages searched for ruled tables, in page order
-MAX_PATHS_PER_PAGE = 20_000  # a map or chart drawn in vectors: not a statistics table
-TOLERANCE = 3.0  # pdfplumber's default snap/join/intersection tolerance, in points
-THIN = 2.5  # a filled rectangle thinner than this is a drawn line (Word draws borders so)
+OVERPRINT = 1.5  # points: a glyph drawn again this close over the same glyph is a fake-bold copy
 MIN_TABLE_ANCHORS = 2  # distinct anchor labels a page must show to be searched for tables
-SHORT_LINE = 12  # a line this short next to a page break is a page number or running header
 
 _NOT_LABEL_TEXT = re.compile(r"[\s\W_]+")
-_ENUMERATION = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]")
 _PDFIUM_LOCK = threading.Lock()
 # Fonts in WPS/Word exports often map common ideographs to Kangxi radicals (⼀ ⼆ ⽇ for 一 二 日), so
 # the text layer says 第⼆⼗条; fold them one for one (positions stay aligned with PDFium's indexes).
@@ -51,68 +50,22 @@ _RADICALS = {
 
 
 @dataclass(slots=True)
-class _Char:
-    text: str
-    x0: float
-    top: float
-    x1: float
-    bottom: float
-    size: float  # the glyph's larger extent: tracks the font size, whatever the font's metrics
-    space_before: bool = False  # PDFium saw a space or a word break just before it
-
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1) / 2
-
-    @property
-    def cy(self) -> float:
-        return (self.top + self.bottom) / 2
-
-
-@dataclass(slots=True)
-class _Line:
-    text: str
-    top: float
-    height: float
-    size: float
-
-
-@dataclass(frozen=True, slots=True)
-class _View:
-    """Maps PDF user space (y up, any /Rotate) to the displayed page: points from its top-left corner."""
-
-    left: float
-    bottom: float
-    right: float
-    top: float
-    rotation: int  # clockwise degrees: 0, 90, 180, 270
-
-    @classmethod
-    def of(cls, page: pdfium.PdfPage) -> _View:
-        left, bottom, right, top = page.get_bbox()
-        return cls(left, bottom, right, top, page.get_rotation() % 360)
-
-    def point(self, x: float, y: float) -> tuple[float, float]:
-        if self.rotation == 90:
-            return y - self.bottom, x - self.left
-        if self.rotation == 180:
-            return self.right - x, y - self.bottom
-        if self.rotation == 270:
-            return self.top - y, self.right - x
-        return x - self.left, self.top - y
-
-    def box(self, x0: float, y0: float, x1: float, y1: float) -> BBox:
-        (ax, ay), (bx, by) = self.point(x0, y0), self.point(x1, y1)
-        return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
-
-
-@dataclass(slots=True)
 class _Page:
     number: int  # 1-based
-    stream: list[tuple[str, _Char | None]]  # PDFium's text stream; None for spaces and breaks
-    chars: list[_Char] = field(default_factory=list)  # the drawn glyphs
-    grids: list[_Grid] = field(default_factory=list)
-    lines: list[_Line] = field(default_factory=list)  # outside the grids
+    stream: list[tuple[str, Char | None]]  # PDFium's text stream; None for spaces and breaks
+    chars: list[Char] = field(default_factory=list)  # the drawn glyphs
+    grids: list[Grid] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)  # outside the grids
+    searched: bool = False  # for tables
+    names_tables: bool = False  # its text shows the labels of standard tables
+
+    @property
+    def opens_with_table(self) -> bool:
+        """Its first table comes before any text but a page number or running header."""
+        if not self.grids:
+            return False
+        top = self.grids[0].bbox[1]
+        return all(len(line.text) <= SHORT_LINE for line in self.lines if line.top < top)
 
     @property
     def table_runs_on(self) -> bool:
@@ -121,41 +74,6 @@ class _Page:
             return False
         bottom = self.grids[-1].bbox[3]
         return all(len(line.text) <= SHORT_LINE for line in self.lines if line.top > bottom)
-
-
-@dataclass(slots=True)
-class _Cell:
-    row: int  # 0-based within its grid
-    col: int
-    rowspan: int
-    colspan: int
-    text: str
-    bbox: BBox
-    page: int
-
-
-@dataclass(slots=True)
-class _Grid:
-    """A ruled table on one page, or several pages' parts joined into one."""
-
-    bbox: BBox  # of the part on the last page it covers
-    xs: list[float]  # column boundaries
-    cells: list[_Cell]
-    row_pages: list[int]
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.row_pages)
-
-    @property
-    def last_page(self) -> int:
-        return self.row_pages[-1]
-
-    def covering(self, row: int, col: int) -> _Cell | None:
-        for cell in self.cells:
-            if cell.row <= row < cell.row + cell.rowspan and cell.col <= col < cell.col + cell.colspan:
-                return cell
-        return None
 
 
 def read(data: bytes) -> Document:
@@ -177,7 +95,7 @@ def _read(data: bytes) -> Document:
         metadata = {k.lower(): v.strip() for k, v in pdf.get_metadata_dict().items() if v and v.strip()}
     finally:
         pdf.close()
-    grids = _join_across_pages([g for p in pages for g in p.grids], {p.number: p.lines for p in pages})
+    grids = join_across_pages([g for p in pages for g in p.grids], {p.number: p.lines for p in pages})
     return Document(
         format="pdf",
         blocks=[TextBlock(line.text, p.number) for p in pages for line in p.lines],
@@ -198,18 +116,33 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
             page = _page_text(handle, index + 1)
             if handle is not None and not page.chars and _has_image(handle):
                 warnings.append(f"page {page.number}: an image without a text layer (scanned?)")
-            is_table_page = _is_table_page(page)
+            is_table_page = page.names_tables = _is_table_page(page)
             anchored += is_table_page
             if handle is not None and (is_table_page or (pages and pages[-1].table_runs_on)):
                 if searched < MAX_TABLE_PAGES:
                     page.grids = _page_grids(handle, page, warnings)
+                    page.searched = True
                 searched += 1
         page.lines = _lines(page, [g.bbox for g in page.grids])
         pages.append(page)
     if not any(len(p.chars) >= 20 for p in pages):
         raise UnreadableDocument("scanned: no text layer")
+    for before, page in zip(pages, pages[1:], strict=False):
+        # A table's first rows alone at the foot of a page that names no table (its heading on the page before).
+        if not before.searched and before.chars and page.opens_with_table and searched < MAX_TABLE_PAGES:
+            with _page(pdf, before.number - 1, warnings) as handle:
+                before.grids = _page_grids(handle, before, warnings) if handle is not None else []
+            before.lines = _lines(before, [g.bbox for g in before.grids])
+            before.searched = True
+            searched += 1
     if searched > MAX_TABLE_PAGES:
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
+    for page, after in zip(pages, [*pages[1:], None], strict=True):
+        if page.names_tables and page.searched and not page.grids and not (after and after.grids):
+            warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
+                f"unreadable table: page {page.number} shows the labels of a standard table but no ruled table"
+                " (drawn without rules, or as a picture); its cells are not read"
+            )
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:
             with _page(pdf, page.number - 1, warnings) as handle:
@@ -255,13 +188,37 @@ def _page_text(handle: pdfium.PdfPage | None, number: int) -> _Page:
         return _Page(number=number, stream=[])
     textpage = handle.get_textpage()
     try:
-        stream = _text_stream(textpage, _View.of(handle))
+        stream = _without_overprints(_text_stream(textpage, View.of(handle)))
     finally:
         textpage.close()
     return _Page(number=number, stream=stream, chars=[c for _, c in stream if c is not None])
 
 
-def _text_stream(textpage: pdfium.PdfTextPage, view: _View) -> list[tuple[str, _Char | None]]:
+def _without_overprints(stream: list[tuple[str, Char | None]]) -> list[tuple[str, Char | None]]:
+    """Drop a glyph drawn again over itself: fake bold (the text drawn twice, a fraction of a point apart).
+    PDFium drops such a copy when it follows the original; editors also draw the second pass at the end of
+    the page, and 217 then reads 221177. Told by position: same character, boxes within OVERPRINT points."""
+    seen: dict[tuple[str, int, int], Char] = {}
+    kept: list[tuple[str, Char | None]] = []
+    for ch, box in stream:
+        if box is not None:
+            fx, fy = box.cx / OVERPRINT, box.cy / OVERPRINT
+            gx, gy = int(fx), int(fy)
+            # the copy lies within one cell of the original: look in this cell and the three nearest
+            sx, sy = (1 if fx - gx >= 0.5 else -1), (1 if fy - gy >= 0.5 else -1)
+            if any(
+                (other := seen.get((ch, x, y))) is not None
+                and abs(other.cx - box.cx) <= OVERPRINT
+                and abs(other.cy - box.cy) <= OVERPRINT
+                for x, y in ((gx, gy), (gx + sx, gy), (gx, gy + sy), (gx + sx, gy + sy))
+            ):
+                continue
+            seen.setdefault((ch, gx, gy), box)
+        kept.append((ch, box))
+    return kept
+
+
+def _text_stream(textpage: pdfium.PdfTextPage, view: View) -> list[tuple[str, Char | None]]:
     """Every character PDFium reports, in its order, with its glyph box when it is drawn.
 
     One call per glyph: the loose (font-height) box would align a line's glyphs better, but it is
@@ -275,7 +232,7 @@ def _text_stream(textpage: pdfium.PdfTextPage, view: _View) -> list[tuple[str, _
     x0, x1, y0, y1 = (ctypes.c_double() for _ in range(4))
     get_box = pdfium_c.FPDFText_GetCharBox
     handle = textpage.raw
-    stream: list[tuple[str, _Char | None]] = []
+    stream: list[tuple[str, Char | None]] = []
     gap = False
     upright = view.rotation == 0
     for i, ch in enumerate(text):
@@ -293,22 +250,22 @@ def _text_stream(textpage: pdfium.PdfTextPage, view: _View) -> list[tuple[str, _
             )
         else:
             left, top, right, bottom = view.box(x0.value, y0.value, x1.value, y1.value)
-        stream.append((ch, _Char(ch, left, top, right, bottom, max(right - left, bottom - top), gap)))
+        stream.append((ch, Char(ch, left, top, right, bottom, max(right - left, bottom - top), gap)))
         gap = False
     return stream
 
 
-def _lines(page: _Page, exclude: list[BBox]) -> list[_Line]:
+def _lines(page: _Page, exclude: list[BBox]) -> list[Line]:
     """The page's text lines outside the given boxes (tables), top to bottom."""
-    lines: list[_Line] = []
+    lines: list[Line] = []
     current: list[str] = []
-    boxes: list[_Char] = []
+    boxes: list[Char] = []
 
     def flush() -> None:
         text = clean_text("".join(current))
         if text and boxes:
             top = min(c.top for c in boxes)
-            lines.append(_Line(text, top, max(c.bottom for c in boxes) - top, max(c.size for c in boxes)))
+            lines.append(Line(text, top, max(c.bottom for c in boxes) - top, max(c.size for c in boxes)))
         current.clear()
         boxes.clear()
 
@@ -316,7 +273,7 @@ def _lines(page: _Page, exclude: list[BBox]) -> list[_Line]:
         if box is None:  # a space, or a break PDFium guessed: it also breaks at font changes in rotated text
             if boxes:
                 current.append(" ")
-        elif not any(_inside(box, b) for b in exclude):
+        elif not any(inside(box, b) for b in exclude):
             if boxes and abs(box.cy - boxes[-1].cy) > 0.6 * max(box.size, boxes[-1].size):
                 flush()  # the next glyph sits on another line
             current.append(ch)
@@ -326,7 +283,7 @@ def _lines(page: _Page, exclude: list[BBox]) -> list[_Line]:
     return lines
 
 
-def _title(lines: list[_Line]) -> str | None:
+def _title(lines: list[Line]) -> str | None:
     """The first lines of page 1 set larger than its body text, e.g. 洪泽区人民政府 / 2023年…年度报告."""
     if not lines:
         return None
@@ -343,34 +300,6 @@ def _title(lines: list[_Line]) -> str | None:
     return clean_text("".join(title)) or None
 
 
-def _inside(c: _Char, bbox: BBox) -> bool:
-    return bbox[0] <= c.cx <= bbox[2] and bbox[1] <= c.cy <= bbox[3]
-
-
-def _cell_text(chars: list[_Char]) -> str:
-    """Chars of one cell → text, line by line; clean_text then drops the breaks inside CJK runs,
-    so a vertical label written one character per line reads as one word."""
-    if not chars:
-        return ""
-    rows: list[list[_Char]] = []
-    for c in sorted(chars, key=lambda c: c.cy):
-        if rows and c.cy - rows[-1][-1].cy < 0.6 * max(c.size, rows[-1][-1].size):
-            rows[-1].append(c)
-        else:
-            rows.append([c])
-    lines = []
-    for row in rows:
-        row.sort(key=lambda c: c.x0)
-        parts = [row[0].text]
-        for prev, c in zip(row, row[1:], strict=False):  # PDFium's word breaks know the font's advances
-            parts.append((" " if c.space_before and c.x0 > prev.x1 else "") + c.text)
-        lines.append("".join(parts))
-    return clean_text("\n".join(lines))
-
-
-# --- ruled tables on one page ----------------------------------------------------------------
-
-
 @functools.cache
 def _anchors() -> tuple[str, ...]:
     """Labels that name a standard table (schema/data/tables.toml), long enough not to be prose."""
@@ -384,14 +313,14 @@ def _is_table_page(page: _Page) -> bool:
     return sum(1 for a in _anchors() if a in text) >= MIN_TABLE_ANCHORS
 
 
-def _page_grids(handle: pdfium.PdfPage, page: _Page, warnings: list[str]) -> list[_Grid]:
-    grids = _grids(_ruling_edges(handle, page.number, warnings, shading=False), page)
+def _page_grids(handle: pdfium.PdfPage, page: _Page, warnings: list[str]) -> list[Grid]:
+    grids = _grids(ruling_edges(handle, page.number, warnings, shading=False), page)
     if not grids:  # no drawn borders: cells told apart by their shading alone (a web page printed to PDF)
-        grids = _grids(_ruling_edges(handle, page.number, [], shading=True), page)
+        grids = _grids(ruling_edges(handle, page.number, [], shading=True), page)
     return grids
 
 
-def _grids(edges: list[dict[str, Any]], page: _Page) -> list[_Grid]:
+def _grids(edges: list[dict[str, Any]], page: _Page) -> list[Grid]:
     if len(edges) < 4:
         return []
     edges = merge_edges(edges, TOLERANCE, TOLERANCE, TOLERANCE, TOLERANCE)
@@ -399,7 +328,7 @@ def _grids(edges: list[dict[str, Any]], page: _Page) -> list[_Grid]:
     edges = merge_edges(edges + _closing_edges(edges), TOLERANCE, TOLERANCE, TOLERANCE, TOLERANCE)
     cells = intersections_to_cells(edges_to_intersections(edges, TOLERANCE, TOLERANCE))
     grids = [_grid(table_cells, page) for table_cells in cells_to_tables(cells)]
-    return [g for g in grids if g.n_rows >= 2]
+    return grids  # a lone row may be a table's last row on a new page: kept until the join
 
 
 def _closing_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -425,47 +354,35 @@ def _closing_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if sum(dangling for _, _, dangling in group) < 2:
                 continue
             y = min(g[0] for g in group) if end == "top" else max(g[0] for g in group)
-            added.append(_edge("h", min(g[1] for g in group), y, max(g[1] for g in group), y))
+            added.append(edge("h", min(g[1] for g in group), y, max(g[1] for g in group), y))
     return added
 
 
-def _edge(orientation: str, x0: float, top: float, x1: float, bottom: float) -> dict[str, Any]:
-    return {
-        "object_type": "line",
-        "orientation": orientation,
-        "x0": x0,
-        "x1": x1,
-        "top": top,
-        "bottom": bottom,
-        "doctop": top,
-        "width": x1 - x0,
-        "height": bottom - top,
-    }
-
-
-def _grid(boxes: list[tuple[float, float, float, float]], page: _Page) -> _Grid:
+def _grid(boxes: list[tuple[float, float, float, float]], page: _Page) -> Grid:
     """Cell boxes of one table → cells with row/col spans read off the shared boundaries."""
     xs = _boundaries([b[0] for b in boxes] + [b[2] for b in boxes])
     ys = _boundaries([b[1] for b in boxes] + [b[3] for b in boxes])
-    cells: list[_Cell] = []
+    cells: list[Cell] = []
     at: dict[tuple[int, int], int] = {}  # grid position → index of the cell covering it
     for x0, top, x1, bottom in sorted(boxes, key=lambda b: (b[1], b[0])):
         row, col = _index(ys, top), _index(xs, x0)
         rowspan, colspan = max(1, _index(ys, bottom) - row), max(1, _index(xs, x1) - col)
         at.update(((r, k), len(cells)) for r in range(row, row + rowspan) for k in range(col, col + colspan))
-        cells.append(_Cell(row, col, rowspan, colspan, "", (x0, top, x1, bottom), page.number))
-    chars: dict[int, list[_Char]] = {}
+        cells.append(Cell(row, col, rowspan, colspan, "", (x0, top, x1, bottom), page.number))
+    chars: dict[int, list[Char]] = {}
     for c in page.chars:
-        r, k = bisect.bisect(ys, c.cy) - 1, bisect.bisect(xs, c.cx) - 1
+        # Placed by its upper half: the line under a row cut by a page break may cross its last glyphs.
+        r, k = bisect.bisect(ys, c.cy - c.size / 4) - 1, bisect.bisect(xs, c.cx) - 1
         if not (0 <= r < len(ys) - 1 and 0 <= k < len(xs) - 1):
             continue
         if (r, k) not in at:  # text where a border is missing (e.g. the top line at a page break)
             at[(r, k)] = len(cells)
-            cells.append(_Cell(r, k, 1, 1, "", (xs[k], ys[r], xs[k + 1], ys[r + 1]), page.number))
+            cells.append(Cell(r, k, 1, 1, "", (xs[k], ys[r], xs[k + 1], ys[r + 1]), page.number))
         chars.setdefault(at[(r, k)], []).append(c)
     for i, cell_chars in chars.items():
-        cells[i].text = _cell_text(cell_chars)
-    return _Grid(bbox=(xs[0], ys[0], xs[-1], ys[-1]), xs=xs, cells=cells, row_pages=[page.number] * (len(ys) - 1))
+        cell = cells[i]
+        cell.text, cell.line_width, cell.lead = cell_layout(cell_chars)
+    return Grid((xs[0], ys[0], xs[-1], ys[-1]), xs, cells, [page.number] * (len(ys) - 1))
 
 
 def _boundaries(values: list[float]) -> list[float]:
@@ -482,242 +399,11 @@ def _index(boundaries: list[float], value: float) -> int:
     return i - 1 if i == len(boundaries) or (i > 0 and value - boundaries[i - 1] < boundaries[i] - value) else i
 
 
-def _ruling_edges(page: pdfium.PdfPage, number: int, warnings: list[str], shading: bool) -> list[dict[str, Any]]:
-    """Visible straight lines of the page as pdfplumber edges: stroked segments and thin filled bars,
-    and with `shading` the outlines of wider filled shapes too.
-
-    White or unpainted shapes are left out: an editor that paints a white box behind every line of
-    text would otherwise turn the whole page into a table.
-    """
-    view = _View.of(page)
-    segments: list[tuple[float, float, float, float]] = []
-    for n_paths, (obj, matrix) in enumerate(_path_objects(page.raw), start=1):
-        if n_paths > MAX_PATHS_PER_PAGE:
-            warnings.append(f"page {number}: over {MAX_PATHS_PER_PAGE} vector paths, tables not searched")
-            return []
-        segments += _visible_segments(obj, matrix, shading)
-    edges = []
-    for x0, y0, x1, y1 in segments:
-        ax0, atop, ax1, abottom = view.box(x0, y0, x1, y1)
-        orientation = "h" if abottom - atop < 1.0 else "v" if ax1 - ax0 < 1.0 else None
-        if orientation == "h":
-            atop = abottom = (atop + abottom) / 2
-        elif orientation == "v":
-            ax0 = ax1 = (ax0 + ax1) / 2
-        else:
-            continue
-        edges.append(_edge(orientation, ax0, atop, ax1, abottom))
-    return edges
-
-
-_Matrix = tuple[float, float, float, float, float, float]
-_IDENTITY: _Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-
-
-def _path_objects(page_handle: Any) -> Iterator[tuple[Any, _Matrix]]:
-    """Path objects of a page, also inside form XObjects, with the matrix to page space."""
-
-    def walk(count: int, get: Any, outer: _Matrix, depth: int) -> Iterator[tuple[Any, _Matrix]]:
-        for i in range(count):
-            obj = get(i)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
-                yield obj, outer
-            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < 4:
-                m = pdfium_c.FS_MATRIX()
-                pdfium_c.FPDFPageObj_GetMatrix(obj, m)
-                inner = _compose((m.a, m.b, m.c, m.d, m.e, m.f), outer)
-                yield from walk(
-                    pdfium_c.FPDFFormObj_CountObjects(obj),
-                    lambda k, o=obj: pdfium_c.FPDFFormObj_GetObject(o, k),
-                    inner,
-                    depth + 1,
-                )
-
-    yield from walk(
-        pdfium_c.FPDFPage_CountObjects(page_handle), lambda k: pdfium_c.FPDFPage_GetObject(page_handle, k), _IDENTITY, 0
-    )
-
-
-def _compose(inner: _Matrix, outer: _Matrix) -> _Matrix:
-    a, b, c, d, e, f = inner
-    A, B, C, D, E, F = outer
-    return (a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F)
-
-
-def _visible_segments(obj: Any, outer: _Matrix, shading: bool) -> list[tuple[float, float, float, float]]:
-    fill_mode, stroked = ctypes.c_int(), ctypes.c_int()
-    pdfium_c.FPDFPath_GetDrawMode(obj, fill_mode, stroked)
-    stroke_visible = bool(stroked.value) and not _is_white(obj, pdfium_c.FPDFPageObj_GetStrokeColor)
-    fill_visible = fill_mode.value != 0 and not _is_white(obj, pdfium_c.FPDFPageObj_GetFillColor)
-    if not (stroke_visible or fill_visible):
-        return []
-    m = pdfium_c.FS_MATRIX()
-    pdfium_c.FPDFPageObj_GetMatrix(obj, m)
-    a, b, c, d, e, f = _compose((m.a, m.b, m.c, m.d, m.e, m.f), outer)
-    x, y = ctypes.c_float(), ctypes.c_float()
-    points: list[tuple[float, float]] = []
-    segments: list[tuple[float, float, float, float]] = []
-    start: tuple[float, float] | None = None
-    for i in range(pdfium_c.FPDFPath_CountSegments(obj)):
-        seg = pdfium_c.FPDFPath_GetPathSegment(obj, i)
-        pdfium_c.FPDFPathSegment_GetPoint(seg, x, y)
-        point = (a * x.value + c * y.value + e, b * x.value + d * y.value + f)
-        kind = pdfium_c.FPDFPathSegment_GetType(seg)
-        if kind == pdfium_c.FPDF_SEGMENT_MOVETO or not points:
-            start = point
-        elif kind == pdfium_c.FPDF_SEGMENT_LINETO:
-            segments.append((*points[-1], *point))
-        if pdfium_c.FPDFPathSegment_GetClose(seg) and start is not None:
-            segments.append((*point, *start))
-        points.append(point)
-    if stroke_visible or shading:
-        return segments
-    # Filled only: a thin bar is a drawn line; a wider fill is cell shading, not a border.
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not points:
-        return []
-    w, h = max(xs) - min(xs), max(ys) - min(ys)
-    if h <= THIN < w:
-        return [(min(xs), (min(ys) + max(ys)) / 2, max(xs), (min(ys) + max(ys)) / 2)]
-    if w <= THIN < h:
-        return [((min(xs) + max(xs)) / 2, min(ys), (min(xs) + max(xs)) / 2, max(ys))]
-    return []
-
-
-def _is_white(obj: Any, get_color: Any) -> bool:
-    r, g, b, alpha = (ctypes.c_uint() for _ in range(4))
-    if not get_color(obj, r, g, b, alpha):
-        return False
-    return alpha.value == 0 or min(r.value, g.value, b.value) >= 250
-
-
-# --- tables continued on the next page ----------------------------------------------------------
-
-
-def _join_across_pages(grids: list[_Grid], lines: dict[int, list[_Line]]) -> list[_Grid]:
-    joined: list[_Grid] = []
-    for grid in grids:
-        previous = joined[-1] if joined else None
-        if previous is not None and _continues(previous, grid, lines):
-            _append(previous, grid)
-        else:
-            joined.append(grid)
-    return joined
-
-
-def _continues(a: _Grid, b: _Grid, lines: dict[int, list[_Line]]) -> bool:
-    """b is a headerless continuation of a: a ends its page, b opens the next, same column lines."""
-    page = b.row_pages[0]
-    if page != a.last_page + 1:
-        return False
-    if abs(a.xs[0] - b.xs[0]) > TOLERANCE or abs(a.xs[-1] - b.xs[-1]) > TOLERANCE:
-        return False
-    if not (_within(b.xs, a.xs) or _within(a.xs, b.xs)):  # one part may merge columns the other splits
-        return False
-    after_a = [line for line in lines.get(a.last_page, []) if line.top > a.bbox[3]]
-    before_b = [line for line in lines.get(page, []) if line.top + line.height < b.bbox[1]]
-    return all(len(line.text) <= SHORT_LINE for line in after_a + before_b)
-
-
-def _append(a: _Grid, b: _Grid) -> None:
-    """Join b's rows under a's. Labels cut by the page break (a vertical merge such as
-    三、本年度办理结果, or a row split mid-label such as …申请数 / 量) continue a's cell."""
-    xs = a.xs if _within(b.xs, a.xs) else b.xs
-    a.cells = _remap_columns(a.cells, a.xs, xs)
-    a.xs = xs
-    b.cells, b.xs = _remap_columns(b.cells, b.xs, xs), xs
-    _drop_repeated_header(a, b)
-    cells = b.cells
-    last = a.n_rows - 1
-    first_row = [c for c in cells if c.row == 0]
-    split = _split_row(a, last, first_row)
-    continued = {id(c): above for c in first_row if (above := _continued_cell(a, last, c, split)) is not None}
-    fragment = split and all(id(c) in continued or not c.text for c in first_row)
-    shift = a.n_rows - (1 if fragment else 0)
-    for c in cells:
-        above = continued.get(id(c))
-        if above is not None:
-            above.text = clean_text(above.text + c.text)
-            above.rowspan += c.rowspan - (1 if fragment else 0)
-        elif fragment and c.row == 0:
-            if c.rowspan > 1:  # an empty cell reaching below the split row
-                a.cells.append(_Cell(shift + 1, c.col, c.rowspan - 1, c.colspan, c.text, c.bbox, c.page))
-        else:
-            a.cells.append(_Cell(c.row + shift, c.col, c.rowspan, c.colspan, c.text, c.bbox, c.page))
-    a.row_pages += b.row_pages[1:] if fragment else b.row_pages
-    a.bbox = b.bbox
-
-
-def _drop_repeated_header(a: _Grid, b: _Grid) -> None:
-    """Word repeats a table's header rows on every page it spans; keep them once."""
-    width = len(a.xs) - 1
-
-    def texts(grid: _Grid, row: int) -> list[str]:
-        return [cell.text if (cell := grid.covering(row, k)) else "" for k in range(width)]
-
-    k = 0
-    while k < min(a.n_rows, b.n_rows - 1) and any(texts(b, k)) and texts(a, k) == texts(b, k):
-        k += 1
-    if k:
-        b.cells = [
-            _Cell(max(c.row, k) - k, c.col, c.row + c.rowspan - max(c.row, k), c.colspan, c.text, c.bbox, c.page)
-            for c in b.cells
-            if c.row + c.rowspan > k
-        ]
-        b.row_pages = b.row_pages[k:]
-
-
-def _within(xs: list[float], others: list[float]) -> bool:
-    return all(min(abs(x - o) for o in others) <= TOLERANCE for x in xs)
-
-
-def _remap_columns(cells: list[_Cell], xs: list[float], new_xs: list[float]) -> list[_Cell]:
-    to_new = {i: min(range(len(new_xs)), key=lambda k: abs(new_xs[k] - x)) for i, x in enumerate(xs)}
-    return [
-        _Cell(c.row, to_new[c.col], c.rowspan, to_new[c.col + c.colspan] - to_new[c.col], c.text, c.bbox, c.page)
-        for c in cells
-    ]
-
-
-def _split_row(a: _Grid, last: int, first_row: list[_Cell]) -> bool:
-    """b's first row is the rest of a's last row, cut by the page break: it shows no number, and is
-    blank where a's last row has one."""
-    if any(_is_number(c.text) for c in first_row):
-        return False
-    return any(
-        not c.text and (above := a.covering(last, c.col)) is not None and _is_number(above.text) for c in first_row
-    )
-
-
-def _continued_cell(a: _Grid, last: int, c: _Cell, split: bool) -> _Cell | None:
-    """The cell of a's last row that c (in b's first row) continues, if any: a blank under a label is
-    the rest of a merged label; a text is the rest of a label when its row or the label itself
-    was cut (a new row's label such as 行政强制 under 行政处罚 is not)."""
-    above = a.covering(last, c.col)
-    if above is None or above.col != c.col or above.colspan != c.colspan:
-        return None
-    if not above.text or _is_number(above.text) or _is_number(c.text):
-        return None
-    if not c.text:
-        return above
-    if _ENUMERATION.match(c.text):
-        return None
-    return above if split or above.rowspan > 1 or c.rowspan > 1 else None
-
-
-def _is_number(text: str) -> bool:
-    """A printed value (by the schema's value rules, as mapping reads it), not a label."""
-    from gongkai.schema.values import is_number  # imported late: see extractors/__init__.py on import order
-
-    return is_number(text)
-
-
-def _to_table(index: int, grid: _Grid) -> Table:
+def _to_table(index: int, grid: Grid) -> Table:
     """Fill holes (a cell whose borders were not found) with empty anchors, then resolve spans."""
     width = len(grid.xs) - 1
     occupied: set[tuple[int, int]] = set()
-    by_row: dict[int, list[_Cell]] = {}
+    by_row: dict[int, list[Cell]] = {}
     for c in sorted(grid.cells, key=lambda c: (c.row, c.col)):
         if any((r, k) in occupied for r in range(c.row, c.row + c.rowspan) for k in range(c.col, c.col + c.colspan)):
             continue  # overlapping boxes from odd borders: keep the first

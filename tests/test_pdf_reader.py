@@ -314,6 +314,34 @@ def test_fake_bold_text_reads_once() -> None:
     assert doc.tables == []
 
 
+def _fake_bold_glyph_by_glyph(lines: list[str], offset: float) -> bytes:
+    """The lines, then at the end of the page a second pass drawing each glyph alone, `offset` to the right
+    (editors that embolden per glyph): PDFium does not recognise these copies as one text object's twin."""
+    first = pdfium.PdfDocument(_pdf_with_text(lines))
+    textpage = first[0].get_textpage()
+    x, y = ctypes.c_double(), ctypes.c_double()
+    glyphs = []
+    for i, ch in enumerate(textpage.get_text_range()):
+        if not ch.isspace() and pdfium_c.FPDFText_GetCharOrigin(textpage.raw, i, x, y):
+            glyphs.append((ch, x.value, y.value))
+    doc = pdfium.PdfDocument.new()
+    page = doc.new_page(595, 842)
+    for i, line in enumerate(lines):
+        _add_text(doc, page, line, 72, 760 - 20 * i)
+    for ch, gx, gy in reversed(glyphs):
+        _add_text(doc, page, ch, gx + offset, gy)
+    page.gen_content()
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def test_fake_bold_drawn_late_on_the_page_reads_once() -> None:
+    """The second pass at the end of the page, far from the first in the content stream: 217, not 221177."""
+    doc = pdf_reader.read(_fake_bold_glyph_by_glyph(["Annual report 2023", "Requests received: 217"], 0.4))
+    assert [b.text for b in doc.blocks] == ["Annual report 2023", "Requests received: 217"]
+
+
 def test_a_table_without_borders_is_found_by_its_cell_shading() -> None:
     doc = pdfium.PdfDocument.new()
     page = doc.new_page(595, 842)
