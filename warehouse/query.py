@@ -209,7 +209,7 @@ class ReadOnlyWarehouse:
         """Rows in batches sized to about BATCH_BYTES, stopping at max_rows / max_bytes (said in stream.stopped)."""
         limits = self.limits
         rows = size = 0
-        batch = 64
+        batch = 1  # then grown from the sizes seen: a first batch of huge rows must not arrive all at once
         while True:
             want = min(batch, limits.max_rows + 1 - rows)
             try:
@@ -233,7 +233,7 @@ class ReadOnlyWarehouse:
                 size += row_size
                 batch_size += row_size
                 yield tuple(row)
-            batch = max(1, min(10_000, BATCH_BYTES * len(fetched) // max(1, batch_size)))
+            batch = max(1, min(10_000, batch * 8, BATCH_BYTES * len(fetched) // max(1, batch_size)))
 
     # --- gongkai's own statements --------------------------------------------------------------------------
 
@@ -330,7 +330,7 @@ def _connect_duckdb(path: str, limits: QueryLimits) -> Any:
 def _connect_postgres(url: str) -> Any:
     import psycopg
 
-    conn = psycopg.connect(url, autocommit=True)
+    conn = psycopg.connect(url, autocommit=True, application_name="gongkai query")
     conn.execute("SET default_transaction_read_only = on")
     conn.autocommit = False
     conn.read_only = True

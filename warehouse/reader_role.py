@@ -8,6 +8,7 @@ server files, runs programs or signals other sessions (unless told --allow-writa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Predefined roles whose members can reach outside the warehouse (PostgreSQL 14+ names; absent ones are skipped).
@@ -84,8 +85,8 @@ def reader_role_sql(conn: Any, role: str = "gongkai_reader") -> str:
 
     database, schema, owner = conn.execute("SELECT current_database(), current_schema(), current_user").fetchone()
 
-    def ident(name: str) -> str:
-        return sql.Identifier(name).as_string(conn)
+    def ident(name: str) -> str:  # bare when it needs no quotes: the SQL is read by people first
+        return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else sql.Identifier(name).as_string(conn)
 
     r, d, s, o = ident(role), ident(database), ident(schema), ident(owner)
     return "\n".join([
