@@ -239,7 +239,8 @@ def test_ctrl_c_cancels_the_query_on_the_server(pg_corpus: str) -> None:
     assert server_queries(admin_of(pg_corpus), "100000000000000"), "the query never started"
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
-    assert proc.returncode != 0
+    assert proc.returncode == 130 and proc.stderr is not None
+    assert proc.stderr.read().decode().strip() == "gongkai query: interrupted; the query was cancelled and nothing was changed"
     time.sleep(0.5)
     assert not server_queries(admin_of(pg_corpus), "100000000000000")
 

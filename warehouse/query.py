@@ -172,8 +172,13 @@ class ReadOnlyWarehouse:
         conn = self._conn
         timeout_ms = max(1, int(self.limits.timeout_s * 1000))
         try:
-            conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")  # each FETCH; the watchdog bounds the whole
-            conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}")
+            # statement_timeout bounds each FETCH (the watchdog bounds the whole); cursor_tuple_fraction = 1 plans
+            # for the whole result, as a plain SELECT is planned, not for its first rows. One round trip.
+            conn.execute(
+                f"SET LOCAL statement_timeout = {timeout_ms}; "
+                f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}; "
+                "SET LOCAL cursor_tuple_fraction = 1"
+            )
         except psycopg.Error:
             conn.rollback()
             raise

@@ -3,7 +3,7 @@
 Rows are streamed (csv, json) as the server sends them, up to --max-rows / --max-bytes, within --timeout
 seconds; the process' own memory is capped (--max-memory) while the query runs. On PostgreSQL the
 connection's role must be read-only (`--reader-role-sql` prints how to create one) unless
---allow-writable-role. Exit status: 0 rows printed, 1 error, 2 refused, 3 rows cut short at a limit.
+--allow-writable-role. Exit status: 0 rows printed, 1 error, 2 refused, 3 rows cut short at a limit, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     except (QuerySyntaxError, QueryStopped, WarehouseMissing) as exc:
         print(f"gongkai query: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the query was cancelled on the server on the way out
+        print("gongkai query: interrupted; the query was cancelled and nothing was changed", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader of our output went away (`| head`): the query was cancelled, not an error
         _silence_stdout()
         return 0
