@@ -91,6 +91,8 @@ def _value_bytes(value: Any) -> int:
         return 1
     if isinstance(value, str | bytes | bytearray | memoryview):
         return len(value)
+    if isinstance(value, list | tuple | dict):  # DuckDB lists and structs: one value, many elements
+        return 16 + 16 * len(value)
     return 16
 
 
@@ -294,10 +296,10 @@ class _Watchdog:
 def _translate(exc: Exception, watchdog: _Watchdog, limits: QueryLimits) -> Exception:
     """The engine's error, or QueryStopped when it was our deadline that stopped the query."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if watchdog.fired or "statement timeout" in text or "canceling statement" in text:
+    if watchdog.fired or "statement timeout" in text:
         return QueryStopped(f"stopped after {limits.timeout_s:g} s (the time limit, --timeout); nothing was changed")
-    if "INTERRUPT" in text.upper():
-        return QueryStopped("interrupted; nothing was changed")
+    if "INTERRUPT" in text.upper() or "canceling statement due to user request" in text:
+        return QueryStopped("cancelled; nothing was changed")
     return exc
 
 
