@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import threading
+import time
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -105,6 +106,7 @@ class ReadOnlyWarehouse:
         self.allow_writable_role = allow_writable_role
         self.database_path = ""  # the DuckDB file
         self._role_checked = False
+        self._timekeeper = _Timekeeper()
         if url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
             self._conn = _connect_postgres(url)
@@ -125,6 +127,7 @@ class ReadOnlyWarehouse:
         self.close()
 
     def close(self) -> None:
+        self._timekeeper.close()
         self._conn.close()
 
     def run(self, sql: str) -> QueryResult:
@@ -156,7 +159,7 @@ class ReadOnlyWarehouse:
         import duckdb
 
         cursor = self._conn.cursor()  # its own handle: interrupt and close touch this query only
-        watchdog = _Watchdog(self.limits.timeout_s, cursor.interrupt)
+        watchdog = self._timekeeper.watch(self.limits.timeout_s, cursor.interrupt)
         try:
             cursor.execute(statement)
         except (duckdb.InterruptException, duckdb.Error) as exc:
@@ -185,7 +188,7 @@ class ReadOnlyWarehouse:
             conn.rollback()
             raise
         cancel = getattr(conn, "cancel_safe", conn.cancel)
-        watchdog = _Watchdog(self.limits.timeout_s, cancel)
+        watchdog = self._timekeeper.watch(self.limits.timeout_s, cancel)
         # A server-side cursor: rows cross the wire as they are fetched, never all at once. Parameters (none;
         # so '%' is doubled) send it by the extended protocol, where the server itself refuses a second statement.
         cursor = conn.cursor(name="gongkai_query", scrollable=False, withhold=False)
@@ -275,22 +278,58 @@ class ReadOnlyWarehouse:
 
 
 class _Watchdog:
-    """Calls `stop` once after `seconds`, unless cancelled first; remembers whether it fired."""
+    """One query's deadline: `stop` is called once when it passes, unless cancelled first; `fired` says if it was."""
 
-    def __init__(self, seconds: float, stop: Callable[[], Any]) -> None:
-        self.seconds = seconds
+    def __init__(self, deadline: float, stop: Callable[[], Any]) -> None:
+        self.deadline = deadline
+        self.stop = stop
         self.fired = False
-
-        def fire() -> None:
-            self.fired = True
-            _quietly(stop)
-
-        self._timer = threading.Timer(seconds, fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.cancelled = False
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self.cancelled = True
+
+
+class _Timekeeper:
+    """One thread per reader that fires the deadlines of its queries. Started when the reader opens, before
+    `gongkai query` caps the process' memory: a thread started under the cap may fail to get its stack."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._watchdogs: list[_Watchdog] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="gongkai-query-deadline", daemon=True)
+        self._thread.start()
+
+    def watch(self, seconds: float, stop: Callable[[], Any]) -> _Watchdog:
+        watchdog = _Watchdog(time.monotonic() + seconds, stop)
+        with self._condition:
+            self._watchdogs.append(watchdog)
+            self._condition.notify()
+        return watchdog
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._watchdogs = [w for w in self._watchdogs if not w.cancelled]
+                if self._closed:
+                    return
+                now = time.monotonic()
+                due = [w for w in self._watchdogs if w.deadline <= now]
+                self._watchdogs = [w for w in self._watchdogs if w.deadline > now]
+                if not due:
+                    next_deadline = min((w.deadline for w in self._watchdogs), default=None)
+                    self._condition.wait(None if next_deadline is None else next_deadline - now)
+                    continue
+            for watchdog in due:  # outside the lock: cancelling on the server may take a moment
+                watchdog.fired = True
+                _quietly(watchdog.stop)
 
 
 def _translate(exc: Exception, watchdog: _Watchdog, limits: QueryLimits) -> Exception:

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     limits = QueryLimits(timeout_s=args.timeout, max_rows=args.max_rows, max_bytes=args.max_bytes)
     stopped = ""
     try:
-        with memory_cap(args.max_memory), open_read_only(args.db, limits, args.allow_writable_role) as reader:
+        # the reader first (its threads, DuckDB's workers), then the cap on what the query may add
+        with open_read_only(args.db, limits, args.allow_writable_role) as reader, memory_cap(args.max_memory):
             if args.list:
                 result = QueryResult(["name", "kind", "description"], [tuple(r) for r in reader.relations()])
                 text = to_table(result, max_width=200) if args.format == "table" else _format(result, args.format)
