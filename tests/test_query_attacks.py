@@ -295,3 +295,14 @@ def test_watchdog_threads_do_not_pile_up(duck_corpus: str, capsys: pytest.Captur
     for _ in range(5):
         assert query(capsys, "--db", duck_corpus, "SELECT 1")[0] == 0
     assert threading.active_count() <= before + 1
+
+
+@pytest.mark.postgres
+def test_strings_are_read_by_the_server_as_the_parser_read_them(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A server whose default is standard_conforming_strings = off reads a backslash in '…' as an escape, so it
+    could see as code what the check read as a string: the query sets it back on for its transaction."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {postgres_url.rsplit('/', 1)[1]} SET standard_conforming_strings = off")  # type: ignore[arg-type]
+    code, out, err = query(capsys, "--db", postgres_url, "--allow-writable-role", "--format", "csv",
+                           "SELECT '\\' AS backslash, 'it''s' AS quote")
+    assert (code, out.splitlines()) == (0, ["backslash,quote", "\\,it's"]), err

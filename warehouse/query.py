@@ -178,8 +178,11 @@ class ReadOnlyWarehouse:
         timeout_ms = max(1, int(self.limits.timeout_s * 1000))
         try:
             # statement_timeout bounds each FETCH (the watchdog bounds the whole); cursor_tuple_fraction = 1 plans
-            # for the whole result, as a plain SELECT is planned, not for its first rows. One round trip.
+            # for the whole result, as a plain SELECT is planned, not for its first rows; strings are read as
+            # pglast read them when it checked the statement (a server set to standard_conforming_strings = off
+            # would read '\' differently). One round trip.
             conn.execute(
+                "SET LOCAL standard_conforming_strings = on; "
                 f"SET LOCAL statement_timeout = {timeout_ms}; "
                 f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}; "
                 "SET LOCAL cursor_tuple_fraction = 1"
