@@ -306,3 +306,15 @@ def test_strings_are_read_by_the_server_as_the_parser_read_them(postgres_url: st
     code, out, err = query(capsys, "--db", postgres_url, "--allow-writable-role", "--format", "csv",
                            "SELECT '\\' AS backslash, 'it''s' AS quote")
     assert (code, out.splitlines()) == (0, ["backslash,quote", "\\,it's"]), err
+
+
+def test_a_reader_goes_on_after_a_query_was_cut_short_or_stopped(engine_url: str) -> None:
+    from gongkai.warehouse.query import QueryLimits, QueryStopped, open_read_only
+
+    with open_read_only(engine_url, QueryLimits(max_rows=5, timeout_s=1)) as reader:
+        cut = reader.run(f"SELECT * FROM {series(engine_url, '100000000000000')}")
+        assert len(cut.rows) == 5 and "row limit" in cut.stopped
+        with pytest.raises(QueryStopped, match="time limit"):
+            reader.run(f"SELECT count(*) FROM {series(engine_url, '100000000000000')}")
+        whole = reader.run("SELECT count(*) FROM cells")
+        assert whole.rows[0][0] > 700 and whole.stopped == ""
