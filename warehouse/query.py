@@ -191,7 +191,9 @@ class ReadOnlyWarehouse:
             conn.rollback()
             raise
         cancel = getattr(conn, "cancel_safe", conn.cancel)
-        watchdog = self._timekeeper.watch(self.limits.timeout_s, cancel)
+        # The server's statement_timeout stops a long FETCH first; the watchdog, a moment later, bounds a query
+        # of many FETCHes (a cancel that arrived after the FETCH ended could hit the next statement instead).
+        watchdog = self._timekeeper.watch(self.limits.timeout_s + 1, cancel)
         # A server-side cursor: rows cross the wire as they are fetched, never all at once. Parameters (none;
         # so '%' is doubled) send it by the extended protocol, where the server itself refuses a second statement.
         cursor = conn.cursor(name="gongkai_query", scrollable=False, withhold=False)
@@ -205,19 +207,19 @@ class ReadOnlyWarehouse:
         columns = [d.name for d in cursor.description or []]
 
         def close() -> None:
-            if not finished.is_set():  # stopped early: end the server's work now, not at its next FETCH
-                _quietly(cancel)
+            # Between FETCHes the server computes nothing: closing the cursor ends the query. (A FETCH that is
+            # running is cancelled by the deadline, or by psycopg on Ctrl-C; a cancel sent now could instead
+            # reach the next statement.)
             _quietly(cursor.close)
             _quietly(conn.rollback)
 
-        finished = threading.Event()
         stream = RowStream(columns, iter(()), _close=close)
-        stream.rows = self._capped(stream, cursor.fetchmany, watchdog, psycopg.Error, finished)
+        stream.rows = self._capped(stream, cursor.fetchmany, watchdog, psycopg.Error)
         return stream, watchdog
 
     def _capped(
         self, stream: RowStream, fetch: Callable[[int], Sequence[Any]], watchdog: _Watchdog,
-        errors: type[Exception] | tuple[type[Exception], ...], finished: threading.Event | None = None,
+        errors: type[Exception] | tuple[type[Exception], ...],
     ) -> Iterator[tuple[Any, ...]]:
         """Rows in batches sized to about BATCH_BYTES, stopping at max_rows / max_bytes (said in stream.stopped)."""
         limits = self.limits
@@ -230,8 +232,6 @@ class ReadOnlyWarehouse:
             except errors as exc:
                 raise _translate(exc, watchdog, limits) from None
             if not fetched:
-                if finished is not None:
-                    finished.set()
                 return
             batch_size = 0
             for row in fetched:
@@ -285,12 +285,22 @@ class _Watchdog:
 
     def __init__(self, deadline: float, stop: Callable[[], Any]) -> None:
         self.deadline = deadline
-        self.stop = stop
+        self._stop = stop
+        self._lock = threading.Lock()
         self.fired = False
         self.cancelled = False
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """After this returns the deadline never fires (a firing under way is waited for)."""
+        with self._lock:
+            self.cancelled = True
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.cancelled:
+                return
+            self.fired = True
+            _quietly(self._stop)
 
 
 class _Timekeeper:
@@ -330,9 +340,8 @@ class _Timekeeper:
                     next_deadline = min((w.deadline for w in self._watchdogs), default=None)
                     self._condition.wait(None if next_deadline is None else next_deadline - now)
                     continue
-            for watchdog in due:  # outside the lock: cancelling on the server may take a moment
-                watchdog.fired = True
-                _quietly(watchdog.stop)
+            for watchdog in due:  # outside the condition: cancelling on the server may take a moment
+                watchdog.fire()
 
 
 def _translate(exc: Exception, watchdog: _Watchdog, limits: QueryLimits) -> Exception:
