@@ -126,3 +126,19 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def read_only_url(admin_url: str, role: str = "gongkai_reader") -> str:
+    """The URL of `role`, created by the statements `gongkai query --reader-role-sql` prints (run as the admin),
+    able to read this database and nothing else: as researchers are meant to connect."""
+    import psycopg
+
+    from gongkai.warehouse.reader_role import reader_role_sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        for statement in reader_role_sql(conn, role).split(";\n"):
+            code = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip().rstrip(";")
+            if code and not (exists and code.startswith("CREATE ROLE")):  # roles are cluster-wide
+                conn.execute(code)  # type: ignore[arg-type]
+    return admin_url.replace("://postgres@", f"://{role}@", 1)

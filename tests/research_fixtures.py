@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_fixture import read_only_url
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 # What the crawler's registry would say about the corpus' agencies: codes and levels for the views' regions.
@@ -80,7 +81,7 @@ def pg_corpus(postgres_server: str, tmp_path_factory: pytest.TempPathFactory, ca
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
     url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
     load_corpus(url, tmp_path_factory.mktemp("pg-corpus") / "archive", cached_extract)
-    yield url
+    yield read_only_url(url)  # researchers read as a role that can only read
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
@@ -118,6 +119,8 @@ def demo_crawls(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         for engine, url in urls.items():
             nightly_flow(db_url=url, archive_location=str(folder / f"archive-{engine}"), demo_port=demo.port,
                          state_file=str(folder / f"state-{engine}.json"), politeness=DEMO_POLITENESS)
+    if "postgres" in urls:
+        urls["postgres"] = read_only_url(urls["postgres"])  # researchers read as a role that can only read
     yield urls
 
 

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.warehouse.status import warehouse_status
 
     try:
-        with open_read_only(args.db) as reader:
+        # gongkai's own fixed statements: the writer's URL will do (researchers' SQL needs a read-only role)
+        with open_read_only(args.db, allow_writable_role=True) as reader:
             status = warehouse_status(reader, args.runs)
     except WarehouseMissing as exc:
         print(f"gongkai status: {exc}", file=sys.stderr)
