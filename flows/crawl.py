@@ -144,7 +144,7 @@ class _PortalProgress:
 def _extract_in_process(data: bytes, name: str) -> dict[str, Any]:
     from gongkai.flows.ingest import extract_document
 
-    return dict(extract_document(data, name))
+    return extract_document(data, name).as_json()
 
 
 class _ExtractPool:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from prefect import flow, task
 from prefect.futures import PrefectFuture, as_completed
 
+from gongkai.extractors.result import ExtractionResult
 from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, clean_name, name_key, open_warehouse
@@ -32,7 +33,8 @@ __all__ = [
     "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "media_type_of", "extract_document",
 ]
 
-Extract = Callable[[bytes, str], Mapping[str, Any]]
+# a stand-in for the extractor (tests): the typed result, or its JSON object
+Extract = Callable[[bytes, str], "ExtractionResult | Mapping[str, Any]"]
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -61,18 +63,19 @@ def media_type_of(data: bytes, name: str) -> str:
         return "application/octet-stream"
 
 
-def extract_document(data: bytes, name: str, extract: Extract | None = None) -> Mapping[str, Any]:
+def extract_document(data: bytes, name: str, extract: Extract | None = None) -> ExtractionResult:
     """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
     from gongkai.extractors.model import UnreadableDocument
 
     if extract is None:
-        from gongkai.extractors.extract import extract_report
+        from gongkai.extractors.extract import extract_result
 
-        extract = extract_report
+        extract = extract_result
     try:
-        return extract(data, name)
+        result = extract(data, name)
     except UnreadableDocument as exc:
-        return {"status": "unreadable", "reason": str(exc) or type(exc).__name__, "cells": {}, "checks": [], "warnings": []}
+        return ExtractionResult.unreadable(str(exc) or type(exc).__name__)
+    return result if isinstance(result, ExtractionResult) else ExtractionResult.from_json(result)
 
 
 def ingest_bytes(
@@ -227,7 +230,7 @@ def extract_task(sha256: str, name: str, archive_location: str) -> dict[str, Any
 
 
 def _extract_archived(sha256: str, name: str, archive_location: str) -> dict[str, Any]:
-    return dict(extract_document(open_archive(archive_location).get(sha256), name))
+    return extract_document(open_archive(archive_location).get(sha256), name).as_json()
 
 
 _pool: ProcessPoolExecutor | None = None
