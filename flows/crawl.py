@@ -1,5 +1,6 @@
-"""Nightly and backfill crawls on Prefect: a task per listing page and per listing item (a report's
-detail page and its attachments), every downloaded file through flows.ingest.ingest_bytes.
+"""Nightly and backfill crawls on Prefect: the crawler's walk (crawler.crawl.Walk) driven with a task per
+listing page and per listing item (a report's detail page and its attachments); every downloaded file
+through the one ingest path (flows.pipeline.Pipeline).
 
 A portal that fails (down, robots.txt unreachable, a listing page that keeps failing) is recorded in
 the run summary and does not stop the others; nothing of it is remembered, so the next run retries.
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
@@ -26,31 +24,28 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from gongkai.crawler.adapters import Candidate, PageRequest, first_requests
+from gongkai.crawler.adapters import Candidate, PageRequest
 from gongkai.crawler.crawl import (
     CrawlContext,
-    DocResult,
+    ItemJob,
+    PageJob,
     PageResult,
-    commit_listing,
+    Walk,
     listing_item,
     listing_page,
-    older_than_wanted,
-    wanted,
 )
 from gongkai.crawler.fetcher import Fetcher, FetchError
 from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
-from gongkai.extractors.report_meta import classify_title
-from gongkai.flows.ingest import extractor_version, ingest_bytes
+from gongkai.extractors.report_meta import TitleVerdict
+from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
-from gongkai.warehouse.archive import sha256_of
 from gongkai.warehouse.runs import RecordedRun
 
 # portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
 FAILED_PORTAL = ("failed", "empty")
 WORKERS = int(os.environ.get("GONGKAI_CRAWL_WORKERS", "8"))
-EXTRACT_TIMEOUT_S = float(os.environ.get("GONGKAI_EXTRACT_TIMEOUT", "600"))
 
 
 @dataclass
@@ -108,170 +103,67 @@ def listing_page_task(ctx: CrawlContext, portal: Portal, request: PageRequest) -
 
 
 @task(name="listing item", cache_policy=NO_CACHE, retries=0)
-def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate) -> list[DocResult]:
-    return listing_item(ctx, portal, candidate)
-
-
-@dataclass
-class _PortalProgress:
-    portal: Portal
-    candidates: dict[str, Candidate] = field(default_factory=dict)
-    # per listing URL of the portal: its first page and every candidate of its pages, for conditional state
-    firsts: dict[str, PageResult] = field(default_factory=dict)
-    listed: dict[str, list[Candidate]] = field(default_factory=dict)
-    requested: set[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
-    pages: int = 0
-    pending: int = 0
-    error: str | None = None
-    truncated: bool = False  # a backfill stopped paging early: the listing read is not the whole listing
-
-    def first_request(self, request: PageRequest) -> bool:
-        """True the first time this run asks for a page: a 下一页 back to an earlier page does not loop."""
-        key = (request.method, request.url, tuple(sorted((request.data or {}).items())))
-        if key in self.requested:
-            return False
-        self.requested.add(key)
-        return True
-
-    def summary(self) -> dict[str, Any]:
-        # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family)
-        status = "failed" if self.error else "empty" if self.pages and not self.candidates else "ok"
-        return {"status": status, "error": self.error or ("no listing items" if status == "empty" else None), "pages": self.pages,
-                "listed": len(self.candidates),
-                "listing_from_cache": bool(self.firsts) and all(f.from_cache for f in self.firsts.values())}
-
-
-def _extract_in_process(data: bytes, name: str) -> dict[str, Any]:
-    from gongkai.flows.ingest import extract_document
-
-    return extract_document(data, name).as_json()
-
-
-class _ExtractPool:
-    """Extraction is pure CPU: on a multi-core machine it runs in worker processes, outside the writer lock.
-
-    GONGKAI_EXTRACT_PROCESSES sets the worker count (default: the CPU count; 0 or 1 = in the crawling thread).
-    Spawned, not forked: the crawling process runs threads (Prefect, HTTP) that must not be forked mid-flight.
-    """
-
-    def __init__(self) -> None:
-        wanted = int(os.environ.get("GONGKAI_EXTRACT_PROCESSES", str(os.cpu_count() or 1)))
-        self.pool: ProcessPoolExecutor | None = None
-        if wanted > 1:
-            self.pool = ProcessPoolExecutor(wanted, mp_context=multiprocessing.get_context("spawn"))
-
-    def extract(self, data: bytes, name: str) -> Callable[[bytes, str], dict[str, Any]] | None:
-        """An `extract` for ingest_bytes that returns the result computed here; None: extract in this thread."""
-        if self.pool is None:
-            return None
-        try:
-            result = self.pool.submit(_extract_in_process, data, name).result(timeout=EXTRACT_TIMEOUT_S)
-        except TimeoutError:  # a pathological file: recorded as failed, tried again next run
-            message = f"extraction took more than {EXTRACT_TIMEOUT_S} s"
-
-            def timed_out(_data: bytes, _name: str) -> dict[str, Any]:
-                raise TimeoutError(message)
-
-            return timed_out
-        except Exception:  # a broken worker (killed, out of memory): extract in this thread instead
-            return None
-        return lambda _data, _name: result
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-
-
-def _ingest_into(
-    run: RecordedRun, warehouse: Any, archive: Any, pool: _ExtractPool
-) -> Callable[..., tuple[str, str | None, int | None, int]]:
-    lock = threading.Lock()  # one warehouse connection: one writer at a time
-    version = extractor_version()
-
-    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal) -> tuple[str, str | None, int | None, int]:
-        with lock:
-            done = warehouse.extracted_with(sha256_of(data), version)
-        extract = None if done is not None else pool.extract(data, name)
-        with lock:
-            outcome = ingest_bytes(data, name=name, url=url, agency=agency, year=year, division_code=portal.division_code,
-                                   level=portal.level, warehouse=warehouse, archive=archive, run_id=run.run_id, extract=extract)
-            run.add(outcome)
-        return outcome.outcome, outcome.reason, outcome.report_id, outcome.failing_checks
-
-    return ingest
+def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict) -> list[IngestOutcome]:
+    return listing_item(ctx, portal, candidate, verdict)
 
 
 def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
-    """Walk every portal's listing (pages of one portal in order, portals side by side) and each wanted item."""
-    progress = {p.id: _PortalProgress(p) for p in portals}
-    pages: dict[PrefectFuture[PageResult], tuple[Portal, PageRequest, str]] = {}  # and the listing URL it pages
-    items: dict[PrefectFuture[list[DocResult]], tuple[Portal, Candidate]] = {}
-    finished: SimpleQueue[PrefectFuture[list[DocResult]]] = SimpleQueue()
-    rejected: list[dict[str, Any]] = []
-    documents: list[DocResult] = []
+    """Drive the crawler's walk with Prefect tasks: pages of one portal in order, portals and items side by side."""
+    walk = Walk(ctx, portals)
+    pages: dict[PrefectFuture[PageResult], PageJob] = {}
+    items: dict[PrefectFuture[list[IngestOutcome]], ItemJob] = {}
+    finished: SimpleQueue[PrefectFuture[list[IngestOutcome]]] = SimpleQueue()
 
     def collect(wait: bool) -> None:
         """Take in the items done so far (all of them when `wait`), so that finished futures are let go."""
         while items and (wait or not finished.empty()):
             done = finished.get()
-            portal, candidate = items.pop(done)
+            job = items.pop(done)
             try:
-                documents.extend(done.result())
+                walk.item_done(job, done.result())
             except Exception as exc:
-                # not an ingest outcome (those are counted by ingest): run_crawl counts it with the fetch failures
-                documents.append(DocResult(portal.id, candidate.url, candidate.title, "crashed", reason=f"{type(exc).__name__}: {exc}"))
+                walk.item_done(job, None, f"{type(exc).__name__}: {exc}")
             _notify("done")
 
-    def submit_page(portal: Portal, request: PageRequest, root: str) -> None:
-        if not progress[portal.id].first_request(request):
-            return
-        progress[portal.id].pending += 1
-        pages[listing_page_task.submit(quote(ctx), portal, request)] = (portal, request, root)  # type: ignore[call-overload]
+    def submit_pages(jobs: list[PageJob]) -> None:
+        for job in jobs:
+            pages[listing_page_task.submit(quote(ctx), job.portal, job.request)] = job  # type: ignore[call-overload]
 
-    for portal in portals:
-        for request in first_requests(portal):
-            submit_page(portal, request, request.url)
+    submit_pages(walk.start())
     while pages:
         future = next(as_completed(list(pages)))
-        portal, request, root = pages.pop(future)
-        state = progress[portal.id]
-        state.pending -= 1
+        job = pages.pop(future)
         try:
-            result = future.result()
+            result, error = future.result(), None
         except Exception as exc:  # this portal is down for this run; the others go on
-            state.error = state.error or f"{type(exc).__name__}: {exc}"
-            continue
-        if result.error:
-            state.error = state.error or result.error
-            continue
-        state.pages += 1
-        if request.is_first:
-            state.firsts[root] = result
-        state.listed.setdefault(root, []).extend(result.candidates)
-        for candidate in result.candidates:
-            if candidate.url in state.candidates:
-                continue  # Hanweb repeats a record at each group boundary
-            state.candidates[candidate.url] = candidate
-            verdict = classify_title(candidate.title)
-            if not verdict.is_report:
-                rejected.append({"portal": portal.id, "title": candidate.title, "url": candidate.url, "reason": verdict.reason})
-            elif wanted(ctx, verdict):
-                item = listing_item_task.submit(quote(ctx), portal, candidate)  # type: ignore[call-overload]
-                items[item] = (portal, candidate)
-                item.add_done_callback(finished.put)
-                _notify("submitted")
-        if older_than_wanted(ctx, result.candidates):
-            state.truncated = state.truncated or bool(result.next)
-        elif not state.error:
-            for nxt in result.next:
-                submit_page(portal, nxt, root)
-        if state.pending == 0 and state.error is None and not state.truncated:
-            for url, first in state.firsts.items():
-                commit_listing(ctx, url, first, dict.fromkeys(state.listed[url]))
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        next_pages, new_items = walk.page_done(job, result, error)
+        for item in new_items:
+            submitted = listing_item_task.submit(quote(ctx), item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
+            items[submitted] = item
+            submitted.add_done_callback(finished.put)
+            _notify("submitted")
+        submit_pages(next_pages)
         collect(wait=False)
     collect(wait=True)
-    return {"portals": {pid: p.summary() for pid, p in progress.items()}, "rejected": rejected,
-            "documents": [d.to_dict() for d in documents]}
+    return walk.summary()
+
+
+def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun) -> Pipeline:
+    from gongkai.settings import extract_processes, extract_timeout_s, prefect_results_dir
+
+    return Pipeline(warehouse, archive, pool=extraction_pool(extract_processes()), timeout_s=extract_timeout_s(),
+                    cache=ExtractionCache(prefect_results_dir()), run=run)
+
+
+def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:
+    """The crawler's `ingest`: the registry entry gives the agency's division code and level."""
+
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal) -> IngestOutcome:
+        return pipeline.ingest(data, name=name, url=url, agency=agency, year=year, division_code=portal.division_code,
+                               level=portal.level)
+
+    return ingest
 
 
 def state_file_name(warehouse_url: str) -> str:
@@ -299,22 +191,18 @@ def run_crawl(
     archive = open_archive(archive_location)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     started = time.perf_counter()
-    pool = _ExtractPool()
     with open_warehouse(db_url) as warehouse:
         # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
         state = CrawlState(Path(state_file) if state_file else data_dir() / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
-            ctx = CrawlContext(fetcher, state, _ingest_into(run, warehouse, archive, pool), frozenset(years) if years else None)
-            try:
-                summary = crawl_portals(portals, ctx)
-            finally:
-                pool.close()
+            ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run)), frozenset(years) if years else None)
+            summary = crawl_portals(portals, ctx)
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
-                    run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}"))
+                    run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))
             for doc in summary["documents"]:
                 if doc["outcome"] in ("fetch_failed", "crashed"):
-                    run.add(IngestOutcome("", "failed", doc["url"], reason=doc["reason"]))
+                    run.add(IngestOutcome(**doc))
             state.save()
         counts: dict[str, int] = {}
         for doc in summary["documents"]:

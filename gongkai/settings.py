@@ -30,3 +30,12 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def extract_processes() -> int:
+    """Worker processes for extraction (default: the CPU count; 0 or 1 = in the calling thread)."""
+    return int(os.environ.get("GONGKAI_EXTRACT_PROCESSES", str(os.cpu_count() or 1)))
+
+
+def extract_timeout_s() -> float:
+    return float(os.environ.get("GONGKAI_EXTRACT_TIMEOUT", "600"))

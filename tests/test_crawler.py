@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from gongkai.crawler.adapters import Candidate, PageRequest, first_requests
-from gongkai.crawler.crawl import CrawlContext, DocResult, listing_item, listing_page, older_than_wanted
+from gongkai.crawler.adapters import Candidate, PageRequest
+from gongkai.crawler.crawl import (
+    CrawlContext,
+    DocResult,
+    listing_item,
+    older_than_wanted,
+    pages_requested,
+    walk_sequentially,
+)
 from gongkai.crawler.demo_portal import DemoPortal
 from gongkai.crawler.detail import parse_detail
 from gongkai.crawler.fetcher import USER_AGENT, Fetcher, FetchError, Refused, TooLarge, content_disposition_filename
 from gongkai.crawler.registry import DEFAULT_REGISTRY, Portal, RegistryError, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import classify_title
+from gongkai.warehouse.store import IngestOutcome
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 
@@ -205,22 +213,17 @@ def test_attachment_names_from_content_disposition() -> None:
 # --- adapters ------------------------------------------------------------------------------------------
 
 def walk(ctx: CrawlContext, portal: Portal) -> tuple[list[Candidate], list[PageRequest]]:
-    found: list[Candidate] = []
-    requests, queue = [], first_requests(portal)
-    while queue:
-        request = queue.pop(0)
-        requests.append(request)
-        page = listing_page(ctx, portal, request)
-        found += page.candidates
-        queue += page.next
-    return found, requests
+    """The crawler's own listing walk (no items fetched): every candidate of every page, the pages asked for."""
+    done = walk_sequentially(ctx, [portal], fetch_items=False)
+    found = [c for listed in done.progress[portal.id].listed.values() for c in listed]
+    return found, pages_requested(done, portal)
 
 
 def context(portals: dict[str, Portal], calls: list | None = None, state: CrawlState | None = None) -> CrawlContext:
-    def ingest(data: bytes, **kw: object) -> tuple[str, str | None, int | None, int]:
+    def ingest(data: bytes, **kw: object) -> IngestOutcome:
         if calls is not None:
             calls.append((data, kw))
-        return "new", None, None, 0
+        return IngestOutcome("", "new")
 
     return CrawlContext(fetcher_for(portals), state if state is not None else CrawlState(None), ingest)
 

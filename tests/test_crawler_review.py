@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from gongkai.crawler.adapters import PageRequest, first_requests, generic, hanweb
-from gongkai.crawler.crawl import CrawlContext, listing_page
+from gongkai.crawler.adapters import PageRequest, generic, hanweb
+from gongkai.crawler.crawl import CrawlContext, pages_requested, walk_sequentially
 from gongkai.crawler.demo_portal import DemoPortal, LoggedRequest
 from gongkai.crawler.demo_portal.site import Resource, _generic_listing
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Robots
 from gongkai.crawler.registry import Portal, RegistryError, load_registry
 from gongkai.crawler.state import CrawlState
 from gongkai.warehouse import open_warehouse
+from gongkai.warehouse.store import IngestOutcome
 
 POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 1.0, "retries": 2, "backoff": 0.05}
 
@@ -114,12 +115,9 @@ def test_a_javascript_next_link_is_no_next_page() -> None:
 
 def test_every_listing_of_a_portal_pages_from_its_own_url(fresh: DemoPortal) -> None:
     portal = review_portals(fresh)["rv-multi"]
-    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: ("new", None, None, 0))
-    requested, queue = [], first_requests(portal)
-    while queue:
-        request = queue.pop(0)
-        requested.append(request.url.split(f":{fresh.port}")[1])
-        queue += listing_page(ctx, portal, request).next
+    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: IngestOutcome("", "new"))
+    walk = walk_sequentially(ctx, [portal], fetch_items=False)  # the crawler's own paging, breadth first
+    requested = [r.url.split(f":{fresh.port}")[1] for r in pages_requested(walk, portal)]
     assert requested == ["/a/nj_zfxxgk/index.html", "/b/nj_zfxxgk/index.html", "/a/nj_zfxxgk/index_1.html",
                          "/b/nj_zfxxgk/index_1.html", "/a/nj_zfxxgk/index_2.html", "/b/nj_zfxxgk/index_2.html"]
 

@@ -44,6 +44,10 @@ def start_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> int
         )
 
 
+# the crawler's outcomes that count as failures of the run (beside an ingest's 'failed')
+FAILURES = ("failed", "fetch_failed", "crashed")
+
+
 def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str = "completed", duration_s: float | None = None) -> None:
     c = tally.counts
     with warehouse.db.transaction():
@@ -52,7 +56,7 @@ def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str =
             "n_not_a_report = ?, n_unreadable = ?, n_failed = ?, checks_failing = ? WHERE run_id = ?",
             [
                 status, utcnow(), duration_s, c["new"], c["unchanged"], c["changed"], c["not_a_report"],
-                c["unreadable"], c["failed"], tally.checks_failing, run_id,
+                c["unreadable"], sum(c.get(k, 0) for k in FAILURES), tally.checks_failing, run_id,
             ],
         )
 

@@ -15,7 +15,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -92,6 +92,14 @@ class IngestOutcome:
     # For 'changed': whether the cells (address → value) differ from the row compared with, or only what
     # surrounds them (warnings, provenance, checks, title).
     cells_changed: bool = False
+    # Where a crawled file came from (the crawler's outcomes also say not_modified / refused / fetch_failed / crashed).
+    url: str | None = None
+    title: str | None = None
+    portal: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The outcome as the run summaries list it."""
+        return asdict(self)
 
 
 def fingerprint(result: ExtractionResult, agency_id: int | None, year: int | None) -> str:
