@@ -262,6 +262,18 @@ class Walk:
             log.warning("portal %s: limit of %s reached; the rest of its listing waits for the next run", state.portal.id, hit)
         return hit is not None
 
+    def expired(self, portal: Portal) -> bool:
+        """True once the portal is past its deadline: its waiting work is skipped (and the limit recorded)."""
+        return self._limit_hit(self.progress[portal.id])
+
+    def page_skipped(self, job: PageJob) -> None:
+        state = self.progress[job.portal.id]
+        state.pending -= 1
+        state.truncated = True
+
+    def item_skipped(self, job: ItemJob) -> None:
+        self.progress[job.portal.id].truncated = True
+
     def page_done(self, job: PageJob, result: PageResult | None, error: str | None = None) -> tuple[list[PageJob], list[ItemJob]]:
         """Take in one listing page (or why it failed): the next pages to ask for and the items to fetch."""
         state = self.progress[job.portal.id]

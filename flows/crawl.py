@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -28,6 +29,7 @@ from gongkai.crawler.adapters import Candidate, PageRequest
 from gongkai.crawler.crawl import (
     CrawlContext,
     ItemJob,
+    Limits,
     PageJob,
     PageResult,
     Walk,
@@ -40,12 +42,14 @@ from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
+from gongkai.settings import Settings, load_settings
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
 from gongkai.warehouse.runs import RecordedRun
 
 # portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
 FAILED_PORTAL = ("failed", "empty")
-WORKERS = int(os.environ.get("GONGKAI_CRAWL_WORKERS", "8"))
+# threads of the flows' task runner; how many tasks are in flight is GONGKAI_CRAWL_WORKERS (the driver's bound)
+MAX_THREADS = 64
 
 
 @dataclass
@@ -62,10 +66,9 @@ class Politeness:
     prefect_limits: bool = False  # per-host limits as Prefect global concurrency limits (across processes)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Politeness:
-        env = {f: os.environ.get(f"GONGKAI_CRAWL_{f.upper()}") for f in cls.__dataclass_fields__}
-        values = {k: _parse(type(getattr(cls(), k)), v) for k, v in env.items() if v is not None}
-        return cls(**(values | {k: v for k, v in overrides.items() if v is not None}))
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Politeness:
+        """The settings' values, with the caller's (command-line flags, the demo's) where given."""
+        return cls(**(settings.politeness() | {k: v for k, v in overrides.items() if v is not None}))
 
     def fetcher(self, hosts: frozenset[str]) -> Fetcher:
         gate = None
@@ -74,10 +77,6 @@ class Politeness:
             gate = PrefectHostGate(self.delay)
         return Fetcher(hosts, delay=self.delay, concurrency=self.concurrency, timeout=(self.connect_timeout, self.read_timeout),
                        retries=self.retries, backoff=self.backoff, max_bytes=self.max_bytes, gate=gate)
-
-
-def _parse(kind: type, text: str) -> Any:
-    return text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
 
 
 # Progress listener for the command line (a callable cannot be a flow parameter): (event, count).
@@ -107,53 +106,65 @@ def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate, v
     return listing_item(ctx, portal, candidate, verdict)
 
 
-def crawl_portals(portals: list[Portal], ctx: CrawlContext) -> dict[str, Any]:
-    """Drive the crawler's walk with Prefect tasks: pages of one portal in order, portals and items side by side."""
-    walk = Walk(ctx, portals)
+def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8, limits: Limits | None = None) -> dict[str, Any]:
+    """Drive the crawler's walk with Prefect tasks, at most `workers` in flight: the pages of one listing in order
+    (each asked for once the page before it is read), listings, portals and items side by side."""
+    walk = Walk(ctx, portals, limits)
+    backlog_pages: deque[PageJob] = deque(walk.start())
+    backlog_items: deque[ItemJob] = deque()
     pages: dict[PrefectFuture[PageResult], PageJob] = {}
     items: dict[PrefectFuture[list[IngestOutcome]], ItemJob] = {}
-    finished: SimpleQueue[PrefectFuture[list[IngestOutcome]]] = SimpleQueue()
+    finished: SimpleQueue[PrefectFuture[Any]] = SimpleQueue()
 
-    def collect(wait: bool) -> None:
-        """Take in the items done so far (all of them when `wait`), so that finished futures are let go."""
-        while items and (wait or not finished.empty()):
-            done = finished.get()
-            job = items.pop(done)
+    def fill() -> None:
+        """Submit waiting work up to the bound: listing pages first (they find the items); none for a portal past
+        its deadline (the walk records it)."""
+        while len(pages) + len(items) < workers and (backlog_pages or backlog_items):
+            if backlog_pages:
+                page = backlog_pages.popleft()
+                if walk.expired(page.portal):
+                    walk.page_skipped(page)
+                    continue
+                future: PrefectFuture[Any] = listing_page_task.submit(quote(ctx), page.portal, page.request)  # type: ignore[call-overload]
+                pages[future] = page
+            else:
+                item = backlog_items.popleft()
+                if walk.expired(item.portal):
+                    walk.item_skipped(item)
+                    _notify("done")
+                    continue
+                future = listing_item_task.submit(quote(ctx), item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
+                items[future] = item
+            future.add_done_callback(finished.put)
+
+    fill()
+    while pages or items:
+        done = finished.get()
+        if done in pages:
+            page = pages.pop(done)
             try:
-                walk.item_done(job, done.result())
+                result, error = done.result(), None
+            except Exception as exc:  # this portal is down for this run; the others go on
+                result, error = None, f"{type(exc).__name__}: {exc}"
+            next_pages, new_items = walk.page_done(page, result, error)
+            backlog_pages.extend(next_pages)
+            backlog_items.extend(new_items)
+            if new_items:
+                _notify("submitted", len(new_items))
+        else:
+            item = items.pop(done)
+            try:
+                walk.item_done(item, done.result())
             except Exception as exc:
-                walk.item_done(job, None, f"{type(exc).__name__}: {exc}")
+                walk.item_done(item, None, f"{type(exc).__name__}: {exc}")
             _notify("done")
-
-    def submit_pages(jobs: list[PageJob]) -> None:
-        for job in jobs:
-            pages[listing_page_task.submit(quote(ctx), job.portal, job.request)] = job  # type: ignore[call-overload]
-
-    submit_pages(walk.start())
-    while pages:
-        future = next(as_completed(list(pages)))
-        job = pages.pop(future)
-        try:
-            result, error = future.result(), None
-        except Exception as exc:  # this portal is down for this run; the others go on
-            result, error = None, f"{type(exc).__name__}: {exc}"
-        next_pages, new_items = walk.page_done(job, result, error)
-        for item in new_items:
-            submitted = listing_item_task.submit(quote(ctx), item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
-            items[submitted] = item
-            submitted.add_done_callback(finished.put)
-            _notify("submitted")
-        submit_pages(next_pages)
-        collect(wait=False)
-    collect(wait=True)
+        fill()
     return walk.summary()
 
 
-def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun) -> Pipeline:
-    from gongkai.settings import extract_processes, extract_timeout_s, prefect_results_dir
-
-    return Pipeline(warehouse, archive, pool=extraction_pool(extract_processes()), timeout_s=extract_timeout_s(),
-                    cache=ExtractionCache(prefect_results_dir()), run=run)
+def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Settings) -> Pipeline:
+    return Pipeline(warehouse, archive, pool=extraction_pool(settings.extract_processes), timeout_s=settings.extract_timeout,
+                    cache=ExtractionCache(settings.results_dir), run=run)
 
 
 def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:
@@ -182,24 +193,31 @@ def run_crawl(
     demo_port: int | None = None,
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The body of both flows. Returns (and stores beside the warehouse) the run summary."""
-    from gongkai.settings import data_dir
-
-    portals = select(load_registry(Path(registry_file) if registry_file else None, demo_port=demo_port), agencies)
-    fetcher = Politeness.from_env(**(politeness or {})).fetcher(all_hosts(portals))
-    archive = open_archive(archive_location)
+    """The body of both flows. Returns (and stores beside the warehouse) the run summary. Arguments left out come
+    from `settings` (read from the environment, once, when not given)."""
+    settings = settings or load_settings()
+    log = run_logger()
+    portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
+    fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
+    archive = open_archive(archive_location or settings.archive_dir)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
+    limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
     started = time.perf_counter()
-    with open_warehouse(db_url) as warehouse:
+    log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")
+    with open_warehouse(db_url or settings.database_url) as warehouse:
         # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
-        state = CrawlState(Path(state_file) if state_file else data_dir() / state_file_name(warehouse.url))
+        state = CrawlState(Path(state_file) if state_file else settings.data_dir / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
-            ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run)), frozenset(years) if years else None)
-            summary = crawl_portals(portals, ctx)
+            ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
+                               frozenset(years) if years else None)
+            summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits)
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))
+                log.info("portal %s: %s, %d listing pages, %d items%s", pid, info["status"], info["pages"], info["listed"],
+                         f" (limit: {info['limit']})" if info.get("limit") else "")
             for doc in summary["documents"]:
                 if doc["outcome"] in ("fetch_failed", "crashed"):
                     run.add(IngestOutcome(**doc))
@@ -211,20 +229,30 @@ def run_crawl(
             "run_id": run.run_id, "kind": kind, "counts": counts, "checks_failing": run.checks_failing,
             "requests": fetcher.requests_sent, "duration_s": round(time.perf_counter() - started, 3), "warehouse": warehouse.url,
         }
-    _store_summary(summary)
+    _store_summary(summary, settings.data_dir)
+    log.info("run %s: %s in %.1f s", summary["run_id"], counts, summary["duration_s"])
     return summary
 
 
-def _store_summary(summary: dict[str, Any]) -> None:
-    """The full summary as JSON under the data dir (the runs table keeps the counts)."""
-    from gongkai.settings import data_dir
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Prefect's run logger inside a flow run (shown in the Prefect UI); this module's logger outside one."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
 
-    folder = data_dir() / "runs"
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
+    """The full summary as JSON under the data dir (the runs table keeps the counts)."""
+    folder = data_dir / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{summary['run_id']:06d}-{summary['kind']}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
 
 
-@flow(name="gongkai-nightly", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS), validate_parameters=False)  # type: ignore[arg-type]
+@flow(name="gongkai-nightly", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
 def nightly_flow(
     agencies: list[str] | None = None,
     db_url: str | None = None,
@@ -233,13 +261,14 @@ def nightly_flow(
     demo_port: int | None = None,
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded."""
     return run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location, registry_file=registry_file,
-                     demo_port=demo_port, state_file=state_file, politeness=politeness)
+                     demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
 
 
-@flow(name="gongkai-backfill", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS), validate_parameters=False)  # type: ignore[arg-type]
+@flow(name="gongkai-backfill", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
 def backfill_flow(
     years: list[int],
     agencies: list[str] | None = None,
@@ -249,7 +278,9 @@ def backfill_flow(
     demo_port: int | None = None,
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Every listing page back to the earliest of `years`; the reports on those years."""
     return run_crawl("backfill", years=years, agencies=agencies, db_url=db_url, archive_location=archive_location,
-                     registry_file=registry_file, demo_port=demo_port, state_file=state_file, politeness=politeness)
+                     registry_file=registry_file, demo_port=demo_port, state_file=state_file, politeness=politeness,
+                     settings=settings)

@@ -29,6 +29,7 @@ from gongkai.flows.pipeline import (
     extractor_version,
     media_type_of,
 )
+from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
 from gongkai.warehouse.store import IngestOutcome, Warehouse, clean_name, open_warehouse
@@ -148,27 +149,28 @@ def _notify(outcome: IngestOutcome) -> None:
         _progress(outcome)
 
 
-def task_runner(processes: int | None = None) -> Any:
-    """Enough threads to keep every extraction process busy while one of them loads.
+# Threads of the flows' task runner; how many files are in flight is bounded by `window_for` (2 per extraction
+# process: one extracting while the other waits for the writer).
+MAX_THREADS = 32
 
-    (Prefect's ProcessPoolTaskRunner was measured slower here: its per-task cost in a subprocess is larger
-    than an extraction.)"""
+
+def task_runner() -> Any:
+    """(Prefect's ProcessPoolTaskRunner was measured slower here: its per-task cost in a subprocess is larger than
+    an extraction.) Threads suffice: each task hands its document to a process of the one extraction pool."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from gongkai.settings import extract_processes
-
-    return ThreadPoolTaskRunner(max_workers=max(2, 2 * (processes or extract_processes())))
+    return ThreadPoolTaskRunner(max_workers=MAX_THREADS)
 
 
-def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, results_dir: str | None,
-                  processes: int | None = None, timeout_s: float | None = None) -> Pipeline:
+def window_for(settings: Settings) -> int:
+    return min(WINDOW, max(2, 2 * settings.extract_processes))
+
+
+def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, settings: Settings, results_dir: str | None) -> Pipeline:
     """The pipeline of one flow run: the process's one extraction pool, the extraction cache in `results_dir`."""
-    from gongkai.settings import extract_processes, extract_timeout_s, prefect_results_dir
-
     return Pipeline(
-        warehouse, archive, pool=extraction_pool(extract_processes() if processes is None else processes),
-        timeout_s=extract_timeout_s() if timeout_s is None else timeout_s,
-        cache=ExtractionCache(results_dir or prefect_results_dir()), run=run, listener=_notify,
+        warehouse, archive, pool=extraction_pool(settings.extract_processes), timeout_s=settings.extract_timeout,
+        cache=ExtractionCache(results_dir or settings.results_dir), run=run, listener=_notify,
     )
 
 
@@ -194,24 +196,28 @@ def ingest_flow(
     db_url: str | None = None,
     archive_location: str | None = None,
     results_dir: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Ingest files and folders; returns the run's summary (counts and each file's outcome)."""
+    """Ingest files and folders; returns the run's summary (counts and each file's outcome). Arguments left out
+    come from `settings` (read from the environment, once, when not given)."""
+    settings = settings or load_settings()
     files = list(iter_files(paths))
-    archive = open_archive(archive_location)
+    archive = open_archive(archive_location or settings.archive_dir)
     params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
     started = time.perf_counter()
-    with open_warehouse(db_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
-        pipeline = open_pipeline(warehouse, archive, run, results_dir)
-        run_in_window(lambda path: ingest_file_task.submit(quote(pipeline), path, agency, year), files)  # type: ignore[call-overload]
+    with open_warehouse(db_url or settings.database_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
+        pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
+        run_in_window(lambda path: ingest_file_task.submit(quote(pipeline), path, agency, year), files,  # type: ignore[call-overload]
+                      window_for(settings))
     return summary_of(run, time.perf_counter() - started)
 
 
 def ingest_paths(
     paths: list[str], agency: str | None = None, year: int | None = None, db_url: str | None = None,
-    archive_location: str | None = None, results_dir: str | None = None,
+    archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run ingest_flow with its extraction cache in `results_dir` (default: gongkai.settings)."""
-    return ingest_flow(paths, agency, year, db_url, archive_location, results_dir)
+    """Run ingest_flow with its extraction cache in `results_dir` (default: the settings')."""
+    return ingest_flow(paths, agency, year, db_url, archive_location, results_dir, settings)
 
 
 def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner
+from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner, window_for
 from gongkai.flows.pipeline import Pipeline, extractor_version
+from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
 from gongkai.warehouse.runs import recorded_run
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
@@ -51,23 +52,26 @@ def reprocess_flow(
     db_url: str | None = None,
     archive_location: str | None = None,
     results_dir: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    archive = open_archive(archive_location)
+    settings = settings or load_settings()
+    archive = open_archive(archive_location or settings.archive_dir)
     started = time.perf_counter()
-    with open_warehouse(db_url) as warehouse:
+    with open_warehouse(db_url or settings.database_url) as warehouse:
         docs = select_documents(warehouse, all_documents=all_documents, older_than=older_than)
         params = {"all": all_documents, "older_than": older_than, "extractor_version": extractor_version(), "documents": len(docs)}
         with recorded_run(warehouse, "reprocess", params) as run:
-            pipeline = open_pipeline(warehouse, archive, run, results_dir)
+            pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).
-            run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs)  # type: ignore[call-overload]
+            run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs,  # type: ignore[call-overload]
+                          window_for(settings))
     return summary_of(run, time.perf_counter() - started)
 
 
 def reprocess_archive(
     all_documents: bool = False, older_than: str | None = None, db_url: str | None = None,
-    archive_location: str | None = None, results_dir: str | None = None,
+    archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run reprocess_flow with its extraction cache in `results_dir` (default: gongkai.settings)."""
-    return reprocess_flow(all_documents, older_than, db_url, archive_location, results_dir)
+    """Run reprocess_flow with its extraction cache in `results_dir` (default: the settings')."""
+    return reprocess_flow(all_documents, older_than, db_url, archive_location, results_dir, settings)
 

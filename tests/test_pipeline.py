@@ -4,6 +4,7 @@ settings read once, logging and per-host counters."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -104,3 +105,72 @@ def test_one_bounded_pool_kills_an_extraction_past_its_timeout_and_goes_on(tmp_p
             assert again.outcome == "new" and pool.executors_started == 2  # a fresh pool after the kill
     finally:
         pool.close()
+
+
+# --- one settings object, read once --------------------------------------------------------------------
+
+def test_settings_keep_their_variable_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gongkai.settings import Settings
+
+    for name in [n for n in os.environ if n.startswith("GONGKAI_")]:
+        monkeypatch.delenv(name)
+    defaults = Settings()
+    assert (defaults.data_dir, defaults.archive_dir, defaults.results_dir) == (
+        Path("data").resolve(), Path("data/archive").resolve(), Path("data/prefect-results").resolve())
+    assert defaults.database_url == f"duckdb:///{Path('data').resolve() / 'gongkai.duckdb'}"
+    assert (defaults.extract_processes, defaults.extract_timeout, defaults.crawl_workers) == (os.cpu_count() or 1, 600.0, 8)
+    assert defaults.politeness() == {"delay": 1.0, "concurrency": 2, "connect_timeout": 10.0, "read_timeout": 30.0, "retries": 3,
+                                     "backoff": 1.0, "max_bytes": 50 * 1024 * 1024, "prefect_limits": False}
+    assert (defaults.nightly_cron, defaults.nightly_tz) == ("0 2 * * *", "Asia/Shanghai")
+    for name, value in {"GONGKAI_DATA": "/srv/g", "GONGKAI_DB": "postgresql://g@h/g", "GONGKAI_CRAWL_READ_TIMEOUT": "5",
+                        "GONGKAI_CRAWL_PREFECT_LIMITS": "yes", "GONGKAI_REGISTRY": "/srv/r.toml", "GONGKAI_EXTRACT_PROCESSES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    given = Settings()
+    assert (given.data_dir, given.archive_dir, given.database_url, given.registry_file) == (
+        Path("/srv/g"), Path("/srv/g/archive"), "postgresql://g@h/g", Path("/srv/r.toml"))
+    assert given.politeness()["read_timeout"] == 5.0 and given.politeness()["prefect_limits"] is True
+    assert given.extract_processes == 0
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("GONGKAI_EXTRACT_PROCESSES", "two", "gongkai: setting GONGKAI_EXTRACT_PROCESSES='two': Input should be a valid integer"),
+    ("GONGKAI_CRAWL_DELAY", "-1", "gongkai: setting GONGKAI_CRAWL_DELAY='-1': Input should be greater than or equal to 0"),
+])
+def test_a_bad_setting_is_one_clear_line_and_nothing_runs(
+    name: str, value: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gongkai.cli import main
+
+    monkeypatch.setenv(name, value)
+    db = tmp_path / "w.duckdb"
+    code = main(["ingest", str(DOCUMENTS / "zibo-stats-2023.txt"), "--db", f"duckdb:///{db}", "--archive", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1
+    assert not db.exists() and not (tmp_path / "a").exists()
+
+
+def test_the_command_line_reads_the_settings_once_and_the_layers_below_never_read_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gongkai.cli import main
+    from gongkai.settings import Settings
+
+    made = [0]
+    real_init = Settings.__init__
+
+    def counted(self: Settings, **kw: Any) -> None:
+        made[0] += 1
+        real_init(self, **kw)
+
+    monkeypatch.setattr(Settings, "__init__", counted)
+    monkeypatch.setenv("GONGKAI_EXTRACT_PROCESSES", "1")
+    monkeypatch.setenv("GONGKAI_PREFECT_RESULTS", str(tmp_path / "results"))
+    code = main(["ingest", str(DOCUMENTS / "zibo-stats-2023.txt"), "--db", f"duckdb:///{tmp_path / 'w.duckdb'}",
+                 "--archive", str(tmp_path / "a"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["counts"]["new"] == 1
+    assert made[0] == 1
+    assert len(list((tmp_path / "results").iterdir())) == 1  # the setting reached the pipeline as an argument
+    root = Path(__file__).resolve().parent.parent
+    readers = [str(p.relative_to(root)) for folder in ("crawler", "warehouse", "flows") for p in (root / folder).rglob("*.py")
+               if "os.environ" in p.read_text("utf-8")]
+    assert readers == ["warehouse/store.py"]  # only the kill -9 test's hook (GONGKAI_TEST_PAUSE_IN_LOAD)

@@ -500,12 +500,8 @@ def _number(value: Any) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def open_warehouse(url: str | None = None) -> Warehouse:
-    """Connect (default: gongkai.settings.database_url()) and bring the schema up to date."""
-    if url is None:
-        from gongkai.settings import database_url
-
-        url = database_url()
+def open_warehouse(url: str) -> Warehouse:
+    """Connect and bring the schema up to date (the URL comes from the caller: gongkai.settings at the top)."""
     db = connect(url)
     migrate(db)
     return Warehouse(db)

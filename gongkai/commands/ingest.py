@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with progress_bar(total, "ingest"):
         summary = ingest_paths(
-            [str(p) for p in args.paths], agency=args.agency, year=args.year, db_url=args.db, archive_location=args.archive
+            [str(p) for p in args.paths], agency=args.agency, year=args.year, db_url=args.db, archive_location=args.archive,
+            settings=args.settings,
         )
     print_summary(summary, args.json)
     return 1 if summary["counts"].get("failed") else 0
