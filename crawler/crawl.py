@@ -68,6 +68,18 @@ class CrawlContext:
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
+              data: dict[str, str] | None = None) -> Response:
+        """Every request of the crawl, logged at DEBUG (the fetcher counts them per host for the run summary)."""
+        log.debug("%s %s%s", method, url, " (conditional)" if validators else "")
+        try:
+            resp = self.fetcher.fetch(url, allowed_hosts=portal.hosts, validators=validators, method=method, data=data)
+        except FetchError as exc:
+            log.debug("%s %s: %s", "refused" if isinstance(exc, Refused) else "failed", url, exc.reason)
+            raise
+        log.debug("%s %s: %d, %d bytes", method, url, resp.status, len(resp.content))
+        return resp
+
     def first_time(self, url: str) -> bool:
         """True once per URL per run: one attachment linked from two pages is fetched once."""
         with self.lock:
@@ -91,8 +103,7 @@ def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Pag
     """Fetch and parse one listing page. A first page that is not modified returns the listing cached last time."""
     cached = ctx.state.get(request.url) if request.is_first else None
     validators = ctx.state.validators(request.url) if cached and cached.get("derived") is not None else None
-    resp = ctx.fetcher.fetch(request.url, allowed_hosts=portal.hosts, validators=validators,
-                             method=request.method, data=request.data)
+    resp = ctx.fetch(portal, request.url, validators=validators, method=request.method, data=request.data)
     if resp.not_modified and cached:
         return PageResult(portal.id, [Candidate(**c) for c in cached["derived"]], [], True, resp)
     page = parser_for(portal.cms)(portal, request, resp.text(), resp.url)
@@ -125,7 +136,7 @@ def _fetch_and_ingest(
 ) -> IngestOutcome:
     agency = verdict.agency or portal.agency
     try:
-        resp = response or ctx.fetcher.fetch(url, allowed_hosts=portal.hosts, validators=ctx.state.validators(url))
+        resp = response or ctx.fetch(portal, url, validators=ctx.state.validators(url))
     except Refused as exc:
         return fetch_outcome(portal, url, title, "refused", verdict, agency, exc.reason)
     except FetchError as exc:
@@ -150,7 +161,7 @@ def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdic
     cached = ctx.state.get(candidate.url)
     validators = ctx.state.validators(candidate.url) if cached and cached.get("derived") else None
     try:
-        resp = ctx.fetcher.fetch(candidate.url, allowed_hosts=portal.hosts, validators=validators)
+        resp = ctx.fetch(portal, candidate.url, validators=validators)
     except FetchError as exc:
         outcome = "refused" if isinstance(exc, Refused) else "fetch_failed"
         return [fetch_outcome(portal, candidate.url, candidate.title, outcome, verdict, reason=exc.reason)]

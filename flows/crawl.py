@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict
+from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
@@ -198,7 +198,7 @@ def run_crawl(
     """The body of both flows. Returns (and stores beside the warehouse) the run summary. Arguments left out come
     from `settings` (read from the environment, once, when not given)."""
     settings = settings or load_settings()
-    log = run_logger()
+    log = run_logger(__name__)
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
     fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
     archive = open_archive(archive_location or settings.archive_dir)
@@ -228,21 +228,11 @@ def run_crawl(
         summary |= {
             "run_id": run.run_id, "kind": kind, "counts": counts, "checks_failing": run.checks_failing,
             "requests": fetcher.requests_sent, "duration_s": round(time.perf_counter() - started, 3), "warehouse": warehouse.url,
+            "hosts": fetcher.host_stats(),  # per host: requests, 304s, retries, refusals, failures, bytes
         }
     _store_summary(summary, settings.data_dir)
     log.info("run %s: %s in %.1f s", summary["run_id"], counts, summary["duration_s"])
     return summary
-
-
-def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """Prefect's run logger inside a flow run (shown in the Prefect UI); this module's logger outside one."""
-    from prefect import get_run_logger
-    from prefect.exceptions import MissingContextError
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
 def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:

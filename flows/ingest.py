@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
+from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import (
         MEDIA_TYPES,
     Extract,
@@ -209,7 +210,9 @@ def ingest_flow(
         pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
         run_in_window(lambda path: ingest_file_task.submit(quote(pipeline), path, agency, year), files,  # type: ignore[call-overload]
                       window_for(settings))
-    return summary_of(run, time.perf_counter() - started)
+    summary = summary_of(run, time.perf_counter() - started)
+    run_logger(__name__).info("ingest run %s: %d files, %s", run.run_id, len(files), {k: v for k, v in run.counts.items() if v})
+    return summary
 
 
 def ingest_paths(

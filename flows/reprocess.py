@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner, window_for
+from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import Pipeline, extractor_version
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
@@ -65,7 +66,9 @@ def reprocess_flow(
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).
             run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs,  # type: ignore[call-overload]
                           window_for(settings))
-    return summary_of(run, time.perf_counter() - started)
+    summary = summary_of(run, time.perf_counter() - started)
+    run_logger(__name__).info("reprocess run %s: %d documents, %s", run.run_id, len(docs), {k: v for k, v in run.counts.items() if v})
+    return summary
 
 
 def reprocess_archive(

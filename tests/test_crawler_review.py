@@ -348,3 +348,21 @@ def test_a_crashed_item_counts_as_a_failure_of_the_run(demo: DemoPortal, tmp_pat
     with open_warehouse(db_url) as warehouse:
         assert warehouse.db.query("SELECT n_failed FROM runs") == [(1,)]
 
+
+
+def test_a_portal_cut_by_its_limits_is_recorded_and_the_run_writes_its_summary(demo: DemoPortal, tmp_path: Path) -> None:
+    from gongkai.flows.crawl import nightly_flow
+    from gongkai.settings import Settings
+
+    demo.reset_faults()
+    demo.clear_log()
+    settings = Settings(data=tmp_path / "data", crawl_max_pages=1, crawl_max_items=1, extract_processes=1)
+    summary = nightly_flow(agencies=["demo-shanghai", "demo-huaian"], db_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                           archive_location=str(tmp_path / "a"), demo_port=demo.port, politeness=POLITENESS, settings=settings)
+    portals = summary["portals"]
+    assert (portals["demo-shanghai"]["pages"], portals["demo-shanghai"]["limit"]) == (1, "1 listing pages")
+    assert portals["demo-huaian"]["limit"] in ("1 listing pages", "1 listing items")
+    assert not any("index_1.html" in r.path for r in demo.requests)
+    assert len([d for d in summary["documents"] if d["portal"] == "demo-shanghai"]) <= 1
+    stored = json.loads((tmp_path / "data" / "runs" / f"{summary['run_id']:06d}-nightly.json").read_text("utf-8"))
+    assert stored["portals"] == portals

@@ -9,6 +9,7 @@ Usable by any flow (ingest, reprocess, the crawler's nightly/backfill):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gongkai.warehouse.store import OUTCOMES, IngestOutcome, Warehouse, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +68,7 @@ def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str =
 def recorded_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> Iterator[RecordedRun]:
     """Record a run: 'running' at start, then 'completed' with its counts, or 'failed' if the body raised."""
     run = RecordedRun(start_run(warehouse, kind, params))
+    log.debug("run %d (%s) started", run.run_id, kind)
     started = time.perf_counter()
     status = "failed"
     try:
@@ -72,6 +76,7 @@ def recorded_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> 
         status = "completed"
     finally:
         finish_run(warehouse, run.run_id, run, status, time.perf_counter() - started)
+        log.debug("run %d (%s) %s", run.run_id, kind, status)
 
 
 class RecordedRun(RunTally):
