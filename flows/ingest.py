@@ -46,24 +46,13 @@ WINDOW = 16
 
 
 def ingest_bytes(
-    data: bytes,
-    *,
-    name: str,
-    url: str | None = None,
-    agency: str | None = None,
-    year: int | None = None,
-    division_code: str | None = None,
-    level: str | None = None,
-    warehouse: Warehouse,
-    archive: Archive,
-    run_id: int | None = None,
-    extract: Extract | None = None,
+    data: bytes, *, warehouse: Warehouse, archive: Archive, run_id: int | None = None, extract: Extract | None = None,
+    **source: Any,
 ) -> IngestOutcome:
-    """One file through the ingest path, extracted in this thread (see flows.pipeline.Pipeline.ingest).
-    Never raises for bad input: an unreadable file is recorded with its reason, an extractor crash or a load
-    error is returned as outcome 'failed'."""
-    pipeline = Pipeline(warehouse, archive, run_id=run_id, extract=extract)
-    return pipeline.ingest(data, name=name, url=url, agency=agency, year=year, division_code=division_code, level=level)
+    """One file through the ingest path, extracted in this thread: `source` is Pipeline.ingest's name, url, agency,
+    year, division_code and level. Never raises for bad input: an unreadable file is recorded with its reason, an
+    extractor crash or a load error is returned as outcome 'failed'."""
+    return Pipeline(warehouse, archive, run_id=run_id, extract=extract).ingest(data, **source)
 
 
 # The largest local file `ingest` reads: the crawler's cap per download unless set on its own.
