@@ -46,6 +46,8 @@ MEDIA_TYPES = {
     "text": "text/plain",
     "doc": "application/msword",
     "wps": "application/vnd.ms-works",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "rtf": "application/rtf",
 }
 UNKNOWN_MEDIA_TYPE = "application/octet-stream"
 DEFAULT_TIMEOUT_S = 600.0
