@@ -59,11 +59,6 @@ def ingest_bytes(
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-def max_file_bytes() -> int:
-    value = os.environ.get("GONGKAI_INGEST_MAX_BYTES") or os.environ.get("GONGKAI_CRAWL_MAX_BYTES")
-    return int(value) if value else DEFAULT_MAX_FILE_BYTES
-
-
 class Refused(NamedTuple):
     """A path `ingest` will not read, and the one-line reason (recorded as an unreadable outcome)."""
 
@@ -79,8 +74,8 @@ def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None) -> Ite
     """Files named, and files under folders named (recursively, sorted, hidden ones skipped), each a Path,
     or a Refused with its reason: a symlink under a folder that leads out of it (ingest must not copy
     /etc/passwd into the archive), anything but a regular file (a FIFO would block, /dev/zero never end),
-    a file larger than `max_bytes` (default max_file_bytes()). Symlinked folders are not entered."""
-    cap = max_file_bytes() if max_bytes is None else max_bytes
+    a file larger than `max_bytes` (the settings' max_file_bytes; default 50 MB). Symlinked folders are not entered."""
+    cap = DEFAULT_MAX_FILE_BYTES if max_bytes is None else max_bytes
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -191,7 +186,7 @@ def ingest_flow(
     """Ingest files and folders; returns the run's summary (counts and each file's outcome). Arguments left out
     come from `settings` (read from the environment, once, when not given)."""
     settings = settings or load_settings()
-    files = list(iter_files(paths))
+    files = list(iter_files(paths, settings.max_file_bytes))
     archive = open_archive(archive_location or settings.archive_dir)
     params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
     started = time.perf_counter()

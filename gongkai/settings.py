@@ -22,6 +22,7 @@ environment. A bad value is a one-line `SettingsError` naming the variable.
 | GONGKAI_CRAWL_RETRIES | `3` | retries of a 5xx, timeout or reset |
 | GONGKAI_CRAWL_BACKOFF | `1.0` | base of the exponential backoff, seconds |
 | GONGKAI_CRAWL_MAX_BYTES | `52428800` | largest file downloaded (50 MB) |
+| GONGKAI_INGEST_MAX_BYTES | GONGKAI_CRAWL_MAX_BYTES | largest local file `gongkai ingest` reads |
 | GONGKAI_CRAWL_PREFECT_LIMITS | `false` | per-host limits as Prefect global concurrency limits |
 | GONGKAI_CRAWL_MAX_PAGES | `500` | listing pages read per portal per run |
 | GONGKAI_CRAWL_MAX_ITEMS | `5000` | listing items fetched per portal per run |
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     crawl_backoff: float = Field(1.0, ge=0)
     crawl_max_bytes: int = Field(50 * 1024 * 1024, gt=0)
     crawl_prefect_limits: bool = False
+    ingest_max_bytes: int | None = Field(None, gt=0)
     crawl_max_pages: int = Field(500, ge=1)
     crawl_max_items: int = Field(5000, ge=1)
     crawl_portal_deadline: float = Field(3600.0, gt=0)
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """DuckDB file by default; `postgresql://…` for a team warehouse."""
         return self.db or f"duckdb:///{self.data_dir / 'gongkai.duckdb'}"
+
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest local file `gongkai ingest` reads: the crawler's cap per download unless set on its own."""
+        return self.ingest_max_bytes or self.crawl_max_bytes
 
     @property
     def registry_file(self) -> Path:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.flows.ingest import ingest_paths, iter_files
 
     try:
-        total = sum(1 for _ in iter_files(args.paths))
+        total = sum(1 for _ in iter_files(args.paths, args.settings.max_file_bytes))
     except FileNotFoundError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
