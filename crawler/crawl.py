@@ -1,42 +1,50 @@
-"""The crawl, without Prefect: one listing page, one listing item (detail page + attachments).
+"""The crawl, without Prefect: the listing walk of a run and its two units of work.
 
-flows/crawl.py wraps these two functions as tasks; the benchmark and unit tests call them directly.
-Every downloaded file goes through `ingest` (flows.ingest.ingest_bytes in production).
+- `listing_page`: fetch and parse one listing page (a 304 gives back the listing remembered last run);
+- `listing_item`: one report of a listing: the document itself, or its detail page and its attachments,
+  each downloaded file handed to `ctx.ingest` (the one ingest path, flows.pipeline.Pipeline, in production);
+- `Walk`: the state machine of one run over its portals: which pages to ask for next (paging, a 下一页 back
+  to an earlier page is not followed, backfill stops below the wanted years), which items to fetch (each
+  listing title classified once), when a listing was read whole (its crawl state is then committed), and
+  the per-portal limits (pages, items, a deadline), recorded in the summary when hit.
+
+Whoever runs the units (flows/crawl.py as Prefect tasks, `walk_sequentially` in one thread) feeds their
+results back to the Walk; the logic is the same.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gongkai.crawler.adapters import Candidate, PageRequest, parser_for
+from gongkai.crawler.adapters import Candidate, PageRequest, first_requests, parser_for
 from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
 from gongkai.crawler.registry import Portal
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict, classify_title
+from gongkai.warehouse.store import IngestOutcome
 
-# ingest(data, name=, url=, agency=, year=, portal=) -> (outcome, reason, report_id, failing_checks)
-Ingest = Callable[..., tuple[str, str | None, int | None, int]]
+log = logging.getLogger(__name__)
+
+# ingest(data, name=, url=, agency=, year=, portal=) -> the ingest path's outcome
+Ingest = Callable[..., IngestOutcome]
 INGESTED = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
+# One outcome type from fetch or file to the run summary: a crawled file's outcome is an ingest outcome with
+# its portal, URL and listing title; a fetch that ingested nothing has outcome not_modified / refused /
+# fetch_failed (or crashed, when its task raised).
+DocResult = IngestOutcome
 
 
-@dataclass
-class DocResult:
-    portal: str
-    url: str
-    title: str | None
-    outcome: str  # an ingest outcome, or not_modified / refused / fetch_failed
-    year: int | None = None
-    agency: str | None = None
-    reason: str | None = None
-    report_id: int | None = None
-    failing_checks: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def fetch_outcome(portal: Portal, url: str, title: str | None, outcome: str, verdict: TitleVerdict | None = None,
+                  agency: str | None = None, reason: str | None = None) -> IngestOutcome:
+    return IngestOutcome("", outcome, None, agency=agency, year=verdict.year if verdict else None, reason=reason, url=url,
+                         title=title, portal=portal.id)
 
 
 @dataclass
@@ -60,6 +68,18 @@ class CrawlContext:
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
+              data: dict[str, str] | None = None) -> Response:
+        """Every request of the crawl, logged at DEBUG (the fetcher counts them per host for the run summary)."""
+        log.debug("%s %s%s", method, url, " (conditional)" if validators else "")
+        try:
+            resp = self.fetcher.fetch(url, allowed_hosts=portal.hosts, validators=validators, method=method, data=data)
+        except FetchError as exc:
+            log.debug("%s %s: %s", "refused" if isinstance(exc, Refused) else "failed", url, exc.reason)
+            raise
+        log.debug("%s %s: %d, %d bytes", method, url, resp.status, len(resp.content))
+        return resp
+
     def first_time(self, url: str) -> bool:
         """True once per URL per run: one attachment linked from two pages is fetched once."""
         with self.lock:
@@ -69,12 +89,21 @@ class CrawlContext:
             return True
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one portal in one run (issue 13: a listing of 100,000 links, pages without end, a hanging portal).
+    None: unbounded. A limit hit is recorded in the portal's summary; what was read so far is kept."""
+
+    max_pages: int | None = None
+    max_items: int | None = None
+    deadline_s: float | None = None
+
+
 def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> PageResult:
     """Fetch and parse one listing page. A first page that is not modified returns the listing cached last time."""
     cached = ctx.state.get(request.url) if request.is_first else None
     validators = ctx.state.validators(request.url) if cached and cached.get("derived") is not None else None
-    resp = ctx.fetcher.fetch(request.url, allowed_hosts=portal.hosts, validators=validators,
-                             method=request.method, data=request.data)
+    resp = ctx.fetch(portal, request.url, validators=validators, method=request.method, data=request.data)
     if resp.not_modified and cached:
         return PageResult(portal.id, [Candidate(**c) for c in cached["derived"]], [], True, resp)
     page = parser_for(portal.cms)(portal, request, resp.text(), resp.url)
@@ -104,32 +133,27 @@ def wanted(ctx: CrawlContext, verdict: TitleVerdict) -> bool:
 
 def _fetch_and_ingest(
     ctx: CrawlContext, portal: Portal, url: str, title: str | None, verdict: TitleVerdict, *, response: Response | None = None
-) -> DocResult:
+) -> IngestOutcome:
     agency = verdict.agency or portal.agency
-    base = DocResult(portal.id, url, title, "", verdict.year, agency)
     try:
-        resp = response or ctx.fetcher.fetch(url, allowed_hosts=portal.hosts, validators=ctx.state.validators(url))
+        resp = response or ctx.fetch(portal, url, validators=ctx.state.validators(url))
     except Refused as exc:
-        base.outcome, base.reason = "refused", exc.reason
-        return base
+        return fetch_outcome(portal, url, title, "refused", verdict, agency, exc.reason)
     except FetchError as exc:
-        base.outcome, base.reason = "fetch_failed", exc.reason
-        return base
+        return fetch_outcome(portal, url, title, "fetch_failed", verdict, agency, exc.reason)
     if resp.not_modified:
-        base.outcome = "not_modified"
-        return base
-    outcome, reason, report_id, failing = ctx.ingest(
-        resp.content, name=resp.filename, url=resp.url, agency=agency, year=verdict.year, portal=portal
-    )
-    base.outcome, base.reason, base.report_id, base.failing_checks = outcome, reason, report_id, failing
-    if outcome != "failed":  # a crashed extractor gets the file again next run
+        return fetch_outcome(portal, url, title, "not_modified", verdict, agency)
+    outcome = ctx.ingest(resp.content, name=resp.filename, url=resp.url, agency=agency, year=verdict.year, portal=portal)
+    if outcome.outcome != "failed":  # a crashed extractor gets the file again next run
         ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified)
-    return base
+    # the listing's view of the file: the URL asked for, its title, what the registry and title say
+    return replace(outcome, url=url, title=title, portal=portal.id, agency=agency, year=verdict.year)
 
 
-def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate) -> list[DocResult]:
-    """One report of a listing: the document itself, or its detail page (when it is the report) and its attachments."""
-    verdict = classify_title(candidate.title)
+def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict | None = None) -> list[IngestOutcome]:
+    """One report of a listing: the document itself, or its detail page (when it is the report) and its attachments.
+    `verdict`: the listing title's classification, when the caller already made it."""
+    verdict = verdict or classify_title(candidate.title)
     if not ctx.first_time(candidate.url):
         return []
     if looks_like_document(candidate.url):
@@ -137,14 +161,14 @@ def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate) -> lis
     cached = ctx.state.get(candidate.url)
     validators = ctx.state.validators(candidate.url) if cached and cached.get("derived") else None
     try:
-        resp = ctx.fetcher.fetch(candidate.url, allowed_hosts=portal.hosts, validators=validators)
+        resp = ctx.fetch(portal, candidate.url, validators=validators)
     except FetchError as exc:
         outcome = "refused" if isinstance(exc, Refused) else "fetch_failed"
-        return [DocResult(portal.id, candidate.url, candidate.title, outcome, verdict.year, reason=exc.reason)]
-    results: list[DocResult] = []
+        return [fetch_outcome(portal, candidate.url, candidate.title, outcome, verdict, reason=exc.reason)]
+    results: list[IngestOutcome] = []
     if resp.not_modified and cached:
         detail = Detail.from_dict(cached["derived"])
-        results.append(DocResult(portal.id, candidate.url, candidate.title, "not_modified", verdict.year))
+        results.append(fetch_outcome(portal, candidate.url, candidate.title, "not_modified", verdict))
     else:
         detail = parse_detail(resp.text(), resp.url)
         if detail.body_is_report or not detail.attachments:
@@ -156,3 +180,178 @@ def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate) -> lis
     if all(r.outcome in (*INGESTED[:5], "not_modified", "refused") for r in results) and not resp.not_modified:
         ctx.state.commit(candidate.url, etag=resp.etag, last_modified=resp.last_modified, derived=detail.to_dict())
     return results
+
+
+# --- the walk of one run ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PageJob:
+    portal: Portal
+    request: PageRequest
+    root: str  # the listing URL (first page) this page belongs to
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    portal: Portal
+    candidate: Candidate
+    verdict: TitleVerdict
+
+
+@dataclass
+class PortalProgress:
+    portal: Portal
+    started: float = field(default_factory=time.monotonic)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    # per listing URL of the portal: its first page and every candidate of its pages, for conditional state
+    firsts: dict[str, PageResult] = field(default_factory=dict)
+    listed: dict[str, list[Candidate]] = field(default_factory=dict)
+    requested: dict[tuple[str, str, tuple[tuple[str, str], ...]], PageRequest] = field(default_factory=dict)
+    pages: int = 0
+    items: int = 0
+    pending: int = 0
+    error: str | None = None
+    truncated: bool = False  # paging stopped early (backfill, a limit): the listing read is not the whole listing
+    limit: str | None = None  # the limit hit, if one was
+
+    def first_request(self, request: PageRequest) -> bool:
+        """True the first time this run asks for a page: a 下一页 back to an earlier page does not loop."""
+        key = (request.method, request.url, tuple(sorted((request.data or {}).items())))
+        if key in self.requested:
+            return False
+        self.requested[key] = request
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family)
+        status = "failed" if self.error else "empty" if self.pages and not self.candidates else "ok"
+        out = {"status": status, "error": self.error or ("no listing items" if status == "empty" else None), "pages": self.pages,
+               "listed": len(self.candidates),
+               "listing_from_cache": bool(self.firsts) and all(f.from_cache for f in self.firsts.values())}
+        if self.limit:
+            out["limit"] = self.limit
+        return out
+
+
+class Walk:
+    """The listing walk of one run over its portals. Not thread-safe: one driver thread calls it."""
+
+    def __init__(self, ctx: CrawlContext, portals: Iterable[Portal], limits: Limits | None = None) -> None:
+        self.ctx = ctx
+        self.limits = limits or Limits()
+        self.progress = {p.id: PortalProgress(p) for p in portals}
+        self.rejected: list[dict[str, Any]] = []
+        self.documents: list[IngestOutcome] = []
+
+    def start(self) -> list[PageJob]:
+        return [job for p in self.progress.values() for job in self._page_jobs(p, first_requests(p.portal), None)]
+
+    def _page_jobs(self, state: PortalProgress, requests: Iterable[PageRequest], root: str | None) -> list[PageJob]:
+        jobs = []
+        for request in requests:
+            if not state.first_request(request):
+                continue
+            if self._limit_hit(state, pages=True):
+                state.truncated = True
+                break
+            state.pending += 1
+            jobs.append(PageJob(state.portal, request, root or request.url))
+        return jobs
+
+    def _limit_hit(self, state: PortalProgress, *, pages: bool = False, items: bool = False) -> bool:
+        """True when the portal may take no more work of this kind; the first limit hit is recorded."""
+        limits = self.limits
+        hit = None
+        if limits.deadline_s is not None and time.monotonic() - state.started > limits.deadline_s:
+            hit = f"deadline of {limits.deadline_s:g} s"
+        elif pages and limits.max_pages is not None and state.pages + state.pending >= limits.max_pages:
+            hit = f"{limits.max_pages} listing pages"
+        elif items and limits.max_items is not None and state.items >= limits.max_items:
+            hit = f"{limits.max_items} listing items"
+        if hit and state.limit is None:
+            state.limit = hit
+            log.warning("portal %s: limit of %s reached; the rest of its listing waits for the next run", state.portal.id, hit)
+        return hit is not None
+
+    def expired(self, portal: Portal) -> bool:
+        """True once the portal is past its deadline: its waiting work is skipped (and the limit recorded)."""
+        return self._limit_hit(self.progress[portal.id])
+
+    def page_skipped(self, job: PageJob) -> None:
+        state = self.progress[job.portal.id]
+        state.pending -= 1
+        state.truncated = True
+
+    def item_skipped(self, job: ItemJob) -> None:
+        self.progress[job.portal.id].truncated = True
+
+    def page_done(self, job: PageJob, result: PageResult | None, error: str | None = None) -> tuple[list[PageJob], list[ItemJob]]:
+        """Take in one listing page (or why it failed): the next pages to ask for and the items to fetch."""
+        state = self.progress[job.portal.id]
+        state.pending -= 1
+        error = error or (result.error if result is not None else "no result")
+        if error is not None or result is None:
+            state.error = state.error or error  # this portal is down for this run; the others go on
+            log.warning("portal %s: listing page %s failed: %s", job.portal.id, job.request.url, error)
+            return [], []
+        state.pages += 1
+        if job.request.is_first:
+            state.firsts[job.root] = result
+        state.listed.setdefault(job.root, []).extend(result.candidates)
+        items: list[ItemJob] = []
+        for candidate in result.candidates:
+            if candidate.url in state.candidates:
+                continue  # Hanweb repeats a record at each group boundary
+            state.candidates[candidate.url] = candidate
+            verdict = classify_title(candidate.title)  # once: the item job carries it
+            if not verdict.is_report:
+                self.rejected.append({"portal": job.portal.id, "title": candidate.title, "url": candidate.url, "reason": verdict.reason})
+            elif wanted(self.ctx, verdict):
+                if self._limit_hit(state, items=True):
+                    state.truncated = True
+                    continue
+                state.items += 1
+                items.append(ItemJob(job.portal, candidate, verdict))
+        pages: list[PageJob] = []
+        if older_than_wanted(self.ctx, result.candidates):
+            state.truncated = state.truncated or bool(result.next)
+        elif not state.error:
+            pages = self._page_jobs(state, result.next, job.root)
+        log.info("portal %s: page %d read (%d items, %d wanted), %d pages pending", job.portal.id, state.pages,
+                 len(result.candidates), len(items), state.pending)
+        if state.pending == 0 and state.error is None and not state.truncated:
+            for url, first in state.firsts.items():
+                commit_listing(self.ctx, url, first, dict.fromkeys(state.listed[url]))
+        return pages, items
+
+    def item_done(self, job: ItemJob, results: list[IngestOutcome] | None, error: str | None = None) -> None:
+        if results is None:
+            # not an ingest outcome: the run counts it with the fetch failures
+            results = [fetch_outcome(job.portal, job.candidate.url, job.candidate.title, "crashed", reason=error or "no result")]
+        self.documents.extend(results)
+
+    def summary(self) -> dict[str, Any]:
+        return {"portals": {pid: p.summary() for pid, p in self.progress.items()}, "rejected": self.rejected,
+                "documents": [d.as_dict() for d in self.documents]}
+
+
+def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_items: bool = True, limits: Limits | None = None) -> Walk:
+    """Run a walk in this thread, pages in the order asked for (breadth first), each item as it is found."""
+    walk = Walk(ctx, portals, limits)
+    queue = deque(walk.start())
+    while queue:
+        job = queue.popleft()
+        try:
+            result, error = listing_page(ctx, job.portal, job.request), None
+        except FetchError as exc:
+            result, error = None, str(exc)
+        pages, items = walk.page_done(job, result, error)
+        queue.extend(pages)
+        for item in items if fetch_items else []:
+            walk.item_done(item, listing_item(ctx, item.portal, item.candidate, item.verdict))
+    return walk
+
+
+def pages_requested(walk: Walk, portal: Portal) -> list[PageRequest]:
+    """The listing pages a walk asked a portal for, in order."""
+    return list(walk.progress[portal.id].requested.values())

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,7 +42,8 @@ class RegistryError(ValueError):
 
 
 def registry_path() -> Path:
-    return Path(os.environ.get("GONGKAI_REGISTRY", str(DEFAULT_REGISTRY)))
+    """The shipped registry; another one is given by the caller (GONGKAI_REGISTRY is read by gongkai.settings)."""
+    return DEFAULT_REGISTRY
 
 
 def host_of(url: str) -> str:

@@ -8,12 +8,17 @@ from gongkai.extractors.sniff import sniff_format
 __all__ = ["Document", "GridCell", "Table", "TextBlock", "UnreadableDocument", "read_document", "sniff_format"]
 
 
-def read_document(data: bytes, name: str = "") -> Document:
-    """Read any supported format into the document model; raise UnreadableDocument with the reason."""
-    try:
-        fmt = sniff_format(data, name)
-    except ValueError as exc:
-        raise UnreadableDocument(str(exc)) from exc
+def read_document(data: bytes, name: str = "", fmt: str | None = None) -> Document:
+    """Read any supported format into the document model; raise UnreadableDocument with the reason.
+
+    `fmt`: the format the caller already sniffed (one of sniff.FORMATS); anything else is sniffed again."""
+    from gongkai.extractors.sniff import FORMATS
+
+    if fmt not in FORMATS:
+        try:
+            fmt = sniff_format(data, name)
+        except ValueError as exc:
+            raise UnreadableDocument(str(exc)) from exc
     if fmt == "pdf":
         from gongkai.extractors import pdf_reader
 

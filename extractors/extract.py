@@ -1,15 +1,18 @@
-"""One report file → the extract JSON object of docs/common-schema.md. Pure: bytes in, dict out."""
+"""One report file → its typed ExtractionResult (extractors/result.py); `extract_report` gives the extract JSON
+object of docs/common-schema.md. Pure: bytes in, result out."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import PurePath
 from typing import Any
 
 from gongkai.extractors import read_document
 from gongkai.extractors.mapping import Mapping, detect_template, map_document
-from gongkai.extractors.model import Document
+from gongkai.extractors.model import Document, UnreadableDocument
 from gongkai.extractors.report_meta import ReportMeta, detect_meta
+from gongkai.extractors.result import EXTRACTED, NO_STANDARD_TABLES, NOT_A_REPORT, ExtractionResult, Source
 from gongkai.extractors.sniff import sniff_format
 from gongkai.extractors.version import EXTRACTOR_VERSION
 from gongkai.schema import TEMPLATES, Template
@@ -17,12 +20,11 @@ from gongkai.schema.expected import missing
 from gongkai.schema.labels import normalize_label
 from gongkai.schema.reconcile import reconcile
 
-# status of an extraction
-EXTRACTED = "extracted"
+log = logging.getLogger(__name__)
+
+# status of an extraction (EXTRACTED, NO_STANDARD_TABLES and NOT_A_REPORT: extractors/result.py)
 PARTIAL = "partial"  # standard tables read, but rows or cells of them missing (each named in a warning)
 UNREADABLE_TABLES = "unreadable_tables"  # a report whose standard tables are there but cannot be read
-NO_STANDARD_TABLES = "no_standard_tables"  # a report, but without the national tables (before 2019)
-NOT_A_REPORT = "not_a_report"
 # Readers (HTML div tables, PDF pages with table labels but no grid) start a warning so when they saw a table
 # they could not read; a report without cells that carries one is UNREADABLE_TABLES.
 UNREADABLE_TABLE = "unreadable table:"
@@ -34,13 +36,37 @@ LABELS_IN_TEXT = 4
 LABEL_SEARCH_CHARS = 1_000_000
 
 
+__all__ = ["EXTRACTED", "NOT_A_REPORT", "NO_STANDARD_TABLES", "PARTIAL", "UNREADABLE_TABLES", "ExtractionResult",
+           "extract_report", "extract_result"]
+
+
 def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
-    """Read, map and reconcile one document. Raises UnreadableDocument with the reason."""
-    doc = read_document(data, name)
-    return extract_from_document(doc, data, name)
+    """The extract JSON object of one document (what `gongkai extract` prints). Raises UnreadableDocument."""
+    return extract_result(data, name).as_json()
+
+
+def extract_result(data: bytes, name: str = "", *, sha256: str | None = None, fmt: str | None = None) -> ExtractionResult:
+    """Read, map and reconcile one document. Raises UnreadableDocument with the reason.
+
+    `sha256` and `fmt` are what the caller already computed (the ingest path hashes and sniffs once)."""
+    if fmt is None:
+        try:
+            fmt = sniff_format(data, name)
+        except ValueError as exc:
+            raise UnreadableDocument(str(exc)) from exc
+    doc = read_document(data, name, fmt=fmt)
+    result = result_from_document(doc, Source(name, sha256 or hashlib.sha256(data).hexdigest(), fmt))
+    log.debug("%s (%s): %s, %d cells, %d checks failing", name, fmt, result.status, len(result.cells), result.failing_checks)
+    return result
 
 
 def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, Any]:
+    """The extract JSON object of a document already read (tests build the document model by hand)."""
+    return result_from_document(doc, Source(name, hashlib.sha256(data).hexdigest(), _format(data, name))).as_json()
+
+
+def result_from_document(doc: Document, source: Source) -> ExtractionResult:
+    """Map and reconcile a document already read: the typed result."""
     meta = detect_meta(doc)
     chosen = _choose_template(doc, meta)
     mapping = map_document(doc, chosen) if chosen and chosen.tables else Mapping()
@@ -71,19 +97,19 @@ def extract_from_document(doc: Document, data: bytes, name: str) -> dict[str, An
         warnings.append("no standard tables (二、三、四) found")
     checks = reconcile(cells, template_key, mapping.unreadable) if cells and template_key else []
     is_report = status != NOT_A_REPORT
-    return {
-        "source": {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "format": _format(data, name)},
-        "status": status,
-        "title": meta.title,
-        "agency": meta.agency if is_report else None,
-        "year": meta.year if is_report else None,
-        "template": template_key,
-        "extractor_version": EXTRACTOR_VERSION,
-        "cells": cells,
-        "provenance": {a: mapping.cells[a].provenance() for a in cells},
-        "checks": [c.as_json() for c in checks],
-        "warnings": warnings,
-    }
+    return ExtractionResult(
+        status=status,
+        source=source,
+        title=meta.title,
+        agency=meta.agency if is_report else None,
+        year=meta.year if is_report else None,
+        template=template_key,
+        extractor_version=EXTRACTOR_VERSION,
+        cells=dict(cells),
+        provenance={a: dict(mapping.cells[a].provenance()) for a in cells},
+        checks=list(checks),
+        warnings=warnings,
+    )
 
 
 def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
@@ -141,6 +167,7 @@ def template_for_year(year: int) -> Template | None:
 
 
 def _format(data: bytes, name: str) -> str:
+    """The sniffed format; for bytes the sniffer refuses, the name's suffix."""
     try:
         return sniff_format(data, name)
     except ValueError:

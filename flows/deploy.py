@@ -1,13 +1,13 @@
 """The nightly deployment: `gongkai serve` builds it with a cron schedule and serves it.
 
-Default schedule 02:00 Asia/Shanghai (GONGKAI_NIGHTLY_CRON / GONGKAI_NIGHTLY_TZ, or the serve flags).
+Default schedule 02:00 Asia/Shanghai (the caller passes the settings' GONGKAI_NIGHTLY_CRON / GONGKAI_NIGHTLY_TZ,
+or the serve flags).
 Served in-process by a Prefect runner against PREFECT_API_URL (a long-lived `prefect server start`),
 or against a temporary local server when none is configured.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
@@ -21,10 +21,7 @@ DEPLOYMENT_NAME = "nightly"
 
 
 def nightly_schedule(cron: str | None = None, timezone: str | None = None) -> Schedule:
-    return Cron(
-        cron or os.environ.get("GONGKAI_NIGHTLY_CRON", DEFAULT_CRON),
-        timezone=timezone or os.environ.get("GONGKAI_NIGHTLY_TZ", DEFAULT_TIMEZONE),
-    )
+    return Cron(cron or DEFAULT_CRON, timezone=timezone or DEFAULT_TIMEZONE)
 
 
 def nightly_deployment(

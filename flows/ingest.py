@@ -1,152 +1,62 @@
-"""The one path into gongkai: archive the bytes, extract, reconcile, load.
+"""`gongkai ingest PATH...` on Prefect: each file through the one ingest path (flows.pipeline.Pipeline).
 
-`ingest_bytes` is what the crawler calls for each downloaded file (no Prefect involved, so a crawler
-task can call it directly); `ingest_flow` is the Prefect flow behind `gongkai ingest PATH...`.
+`ingest_bytes` is that path for one file without Prefect (tests, benchmarks); `ingest_flow` is the flow
+behind the command: a task per file, a bounded window of files in flight, the run recorded in `runs`.
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing
 import os
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
+from prefect.utilities.annotations import quote
 
+from gongkai.flows.logs import run_logger
+from gongkai.flows.pipeline import (
+        MEDIA_TYPES,
+    Extract,
+    ExtractionCache,
+    Pipeline,
+    already_extracted,
+    extract_document,
+    extraction_pool,
+    extractor_version,
+    media_type_of,
+)
+from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
-from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, clean_name, name_key, open_warehouse
+from gongkai.warehouse.store import IngestOutcome, Warehouse, clean_name, open_warehouse
 
 __all__ = [
-    "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally",
-    "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "media_type_of", "extract_document",
+    "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally", "MEDIA_TYPES",
+    "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "media_type_of", "extract_document", "already_extracted",
+    "extractor_version",
 ]
 
-Extract = Callable[[bytes, str], Mapping[str, Any]]
-
-MEDIA_TYPES = {
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "html": "text/html",
-    "text": "text/plain",
-    "doc": "application/msword",
-    "wps": "application/vnd.ms-works",
-}
-# Documents in flight at once in the flow: bounds memory however many files a folder holds.
+# Files in flight at once in the flow: bounds memory however many files a folder holds.
 WINDOW = 16
 
 
-def extractor_version() -> str:
-    from gongkai.extractors.version import EXTRACTOR_VERSION
-
-    return EXTRACTOR_VERSION
-
-
-def media_type_of(data: bytes, name: str) -> str:
-    from gongkai.extractors.sniff import sniff_format
-
-    try:
-        return MEDIA_TYPES[sniff_format(data, name)]
-    except ValueError:
-        return "application/octet-stream"
-
-
-def extract_document(data: bytes, name: str, extract: Extract | None = None) -> Mapping[str, Any]:
-    """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
-    from gongkai.extractors.model import UnreadableDocument
-
-    if extract is None:
-        from gongkai.extractors.extract import extract_report
-
-        extract = extract_report
-    try:
-        return extract(data, name)
-    except UnreadableDocument as exc:
-        return {"status": "unreadable", "reason": str(exc) or type(exc).__name__, "cells": {}, "checks": [], "warnings": []}
-
-
 def ingest_bytes(
-    data: bytes,
-    *,
-    name: str,
-    url: str | None = None,
-    agency: str | None = None,
-    year: int | None = None,
-    division_code: str | None = None,
-    level: str | None = None,
-    warehouse: Warehouse,
-    archive: Archive,
-    run_id: int | None = None,
-    extract: Extract | None = None,
+    data: bytes, *, warehouse: Warehouse, archive: Archive, run_id: int | None = None, extract: Extract | None = None,
+    **source: Any,
 ) -> IngestOutcome:
-    """Archive, extract (unless this extractor version already did) and load one file.
-
-    `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
-    `--agency/--year`); they override what the document says about itself. Never raises for bad
-    input: an unreadable file is recorded with its reason, and an extractor crash or a load error is
-    returned as outcome 'failed' (not recorded as extracted, so the next run tries again).
-    """
-    sha256 = archive.put(data)
-    doc = DocumentInfo(sha256, len(data), media_type_of(data, name), name, url, agency, year, division_code, level)
-    version = extractor_version()
-    done = already_extracted(warehouse, doc, version)
-    if done is not None:
-        return done
-    return extract_and_load(warehouse, doc, lambda: extract_document(data, name, extract), version, run_id)
-
-
-def already_extracted(warehouse: Warehouse, doc: DocumentInfo, version: str) -> IngestOutcome | None:
-    """The recorded outcome if this extractor version already loaded the document as the caller describes it
-    (the document is then only touched); None when it must be loaded: never extracted by this version, or
-    the caller now gives an agency or year other than the stored report's (e.g. `ingest --agency --year`)."""
-    done = warehouse.extracted_with(doc.sha256, version, doc)
-    if done is None:
-        return None
-    if (doc.agency is not None and name_key(doc.agency) != name_key(done.agency or "")) or (
-        doc.year is not None and doc.year != done.year
-    ):
-        return None
-    warehouse.touch_document(doc)
-    return replace(done, name=doc.name)
-
-
-def extract_and_load(
-    warehouse: Warehouse, doc: DocumentInfo, result_of: Callable[[], Mapping[str, Any]], version: str, run_id: int | None
-) -> IngestOutcome:
-    """Load the extraction `result_of()` gives. One document's failure (an extractor bug, a value the database
-    refuses) must not stop the others: it becomes outcome 'failed' with its reason, nothing recorded as
-    extracted (so the next run tries again), the document only touched."""
-    try:
-        result = result_of()
-    except Exception as exc:
-        reason = f"extractor error: {type(exc).__name__}: {exc}"
-        warehouse.touch_document(doc, reason, run_id)
-        return IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
-    try:
-        return warehouse.load(doc, result, version, run_id)
-    except Exception as exc:
-        reason = f"load error: {type(exc).__name__}: {exc}"
-        warehouse.touch_document(doc, reason, run_id)
-        return IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
+    """One file through the ingest path, extracted in this thread: `source` is Pipeline.ingest's name, url, agency,
+    year, division_code and level. Never raises for bad input: an unreadable file is recorded with its reason, an
+    extractor crash or a load error is returned as outcome 'failed'."""
+    return Pipeline(warehouse, archive, run_id=run_id, extract=extract).ingest(data, **source)
 
 
 # The largest local file `ingest` reads: the crawler's cap per download unless set on its own.
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
-
-
-def max_file_bytes() -> int:
-    value = os.environ.get("GONGKAI_INGEST_MAX_BYTES") or os.environ.get("GONGKAI_CRAWL_MAX_BYTES")
-    return int(value) if value else DEFAULT_MAX_FILE_BYTES
 
 
 class Refused(NamedTuple):
@@ -164,8 +74,8 @@ def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None) -> Ite
     """Files named, and files under folders named (recursively, sorted, hidden ones skipped), each a Path,
     or a Refused with its reason: a symlink under a folder that leads out of it (ingest must not copy
     /etc/passwd into the archive), anything but a regular file (a FIFO would block, /dev/zero never end),
-    a file larger than `max_bytes` (default max_file_bytes()). Symlinked folders are not entered."""
-    cap = max_file_bytes() if max_bytes is None else max_bytes
+    a file larger than `max_bytes` (the settings' max_file_bytes; default 50 MB). Symlinked folders are not entered."""
+    cap = DEFAULT_MAX_FILE_BYTES if max_bytes is None else max_bytes
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -202,77 +112,12 @@ def _checked(path: Path, root: Path | None, cap: int) -> Path | Refused:
 
 # --- the Prefect flow ------------------------------------------------------------------------------
 
-def _extraction_key(_context: Any, parameters: dict[str, Any]) -> str:
-    """Extraction depends only on the bytes and the extractor: never extract an unchanged document twice."""
-    return f"extract-{parameters['sha256']}-{extractor_version()}"
-
-
-@task(
-    name="extract",
-    task_run_name="extract {name}",
-    cache_key_fn=_extraction_key,
-    persist_result=True,
-    result_serializer="json",
-    retries=0,  # extraction is deterministic: retrying a failure would fail the same way
-)
-def extract_task(sha256: str, name: str, archive_location: str) -> dict[str, Any]:
-    pool = _extraction_pool()
-    if pool is None:
-        return _extract_archived(sha256, name, archive_location)
-    try:
-        return pool.submit(_extract_archived, sha256, name, archive_location).result()
-    except BrokenProcessPool:  # a worker died (e.g. a reader crashed the interpreter): a fresh pool for the rest
-        _discard_pool(pool)
-        raise
-
-
-def _extract_archived(sha256: str, name: str, archive_location: str) -> dict[str, Any]:
-    return dict(extract_document(open_archive(archive_location).get(sha256), name))
-
-
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def extract_processes() -> int:
-    """Worker processes for extraction: GONGKAI_EXTRACT_PROCESSES (shared with the crawler), default the CPU count."""
-    return int(os.environ.get("GONGKAI_EXTRACT_PROCESSES", str(os.cpu_count() or 1)))
-
-
-def _extraction_pool() -> ProcessPoolExecutor | None:
-    """Extraction is CPU-bound pure Python: Prefect tasks run in threads (cheap), each hands its document to
-    a process of this pool (parallel). Spawned, not forked: the flow's process runs threads. None: in-thread."""
-    global _pool
-    if extract_processes() <= 1:
-        return None
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(extract_processes(), mp_context=multiprocessing.get_context("spawn"))
-            atexit.register(_pool.shutdown, cancel_futures=True)
-        return _pool
-
-
-def _discard_pool(broken: ProcessPoolExecutor) -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is broken:
-            _pool = None
-    broken.shutdown(wait=False, cancel_futures=True)
-
-
-@contextmanager
-def results_in(results_dir: str | None) -> Iterator[None]:
-    """Persist task results (the extraction cache) in `results_dir` (default: gongkai.settings).
-
-    A setting rather than a result_storage block (Prefect wants blocks saved server-side first); it must
-    be in force when the flow run starts, which builds its result store then: wrap the flow call in it.
-    """
-    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
-
-    from gongkai.settings import prefect_results_dir
-
-    with temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results_dir or prefect_results_dir())}):
-        yield
+@task(name="ingest file", task_run_name="ingest {path.name}", cache_policy=NO_CACHE, retries=0)
+def ingest_file_task(pipeline: Pipeline, path: Path | Refused, agency: str | None, year: int | None) -> IngestOutcome:
+    # extraction is deterministic: retrying a failure would fail the same way; it is retried next run
+    if isinstance(path, Refused):  # never read: recorded with its reason
+        return pipeline.record(IngestOutcome("", "unreadable", clean_name(str(path.path)), reason=clean_name(path.reason, None)))
+    return pipeline.ingest(path.read_bytes(), name=path.name, agency=agency, year=year)
 
 
 # Progress listener for the command line (a callable cannot be a flow parameter).
@@ -284,20 +129,48 @@ def set_progress(listener: Callable[[IngestOutcome], None] | None) -> None:
     _progress = listener
 
 
-def _report(tally: RunTally, outcome: IngestOutcome) -> None:
-    tally.add(outcome)
+def _notify(outcome: IngestOutcome) -> None:
     if _progress is not None:
         _progress(outcome)
 
 
-def task_runner() -> Any:
-    """Enough threads to keep every extraction process busy while the flow's thread loads results.
+# Threads of the flows' task runner; how many files are in flight is bounded by `window_for` (2 per extraction
+# process: one extracting while the other waits for the writer).
+MAX_THREADS = 32
 
-    (Prefect's ProcessPoolTaskRunner was measured slower here: its per-task cost in a subprocess is larger
-    than an extraction.)"""
+
+def task_runner() -> Any:
+    """(Prefect's ProcessPoolTaskRunner was measured slower here: its per-task cost in a subprocess is larger than
+    an extraction.) Threads suffice: each task hands its document to a process of the one extraction pool."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=max(2, 2 * extract_processes()))
+    return ThreadPoolTaskRunner(max_workers=MAX_THREADS)
+
+
+def window_for(settings: Settings) -> int:
+    return min(WINDOW, max(2, 2 * settings.extract_processes))
+
+
+def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, settings: Settings, results_dir: str | None) -> Pipeline:
+    """The pipeline of one flow run: the process's one extraction pool, the extraction cache in `results_dir`."""
+    return Pipeline(
+        warehouse, archive, pool=extraction_pool(settings.extract_processes), timeout_s=settings.extract_timeout,
+        cache=ExtractionCache(results_dir or settings.results_dir), run=run, listener=_notify,
+    )
+
+
+def run_in_window(submit: Callable[[Any], PrefectFuture[Any]], items: Iterable[Any], window: int = WINDOW) -> None:
+    """Submit a task per item with at most `window` in flight; wait for all (outcomes go to the run tally).
+    A task that raised (not a document's failure: those are outcomes) stops the flow, as it should."""
+    pending: set[PrefectFuture[Any]] = set()
+    for item in items:
+        pending.add(submit(item))
+        while len(pending) >= window:
+            done = next(as_completed(list(pending)))
+            pending.discard(done)
+            done.result()
+    for done in as_completed(list(pending)):
+        done.result()
 
 
 @flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=task_runner())
@@ -307,57 +180,31 @@ def ingest_flow(
     year: int | None = None,
     db_url: str | None = None,
     archive_location: str | None = None,
+    results_dir: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Ingest files and folders; returns the run's summary (counts and each file's outcome)."""
-    files = list(iter_files(paths))
-    archive = open_archive(archive_location)
+    """Ingest files and folders; returns the run's summary (counts and each file's outcome). Arguments left out
+    come from `settings` (read from the environment, once, when not given)."""
+    settings = settings or load_settings()
+    files = list(iter_files(paths, settings.max_file_bytes))
+    archive = open_archive(archive_location or settings.archive_dir)
     params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
     started = time.perf_counter()
-    with open_warehouse(db_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
-        _ingest_files(files, agency, year, warehouse, archive, run, extract_task)
-    return summary_of(run, time.perf_counter() - started)
+    with open_warehouse(db_url or settings.database_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
+        pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
+        run_in_window(lambda path: ingest_file_task.submit(quote(pipeline), path, agency, year), files,  # type: ignore[call-overload]
+                      window_for(settings))
+    summary = summary_of(run, time.perf_counter() - started)
+    run_logger(__name__).info("ingest run %s: %d files, %s", run.run_id, len(files), {k: v for k, v in run.counts.items() if v})
+    return summary
 
 
 def ingest_paths(
     paths: list[str], agency: str | None = None, year: int | None = None, db_url: str | None = None,
-    archive_location: str | None = None, results_dir: str | None = None,
+    archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run ingest_flow with its extraction cache in `results_dir` (default: gongkai.settings)."""
-    with results_in(results_dir):
-        return ingest_flow(paths, agency, year, db_url, archive_location)
-
-
-def _ingest_files(
-    files: list[Path | Refused], agency: str | None, year: int | None, warehouse: Warehouse, archive: Archive, run: RecordedRun,
-    extract: Any,
-) -> None:
-    version = extractor_version()
-    pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo] = {}
-    for path in files:
-        if isinstance(path, Refused):
-            _report(run, IngestOutcome("", "unreadable", clean_name(str(path.path)), reason=clean_name(path.reason, None)))
-            continue
-        data = path.read_bytes()
-        sha256 = archive.put(data)
-        doc = DocumentInfo(sha256, len(data), media_type_of(data, path.name), path.name, None, agency, year)
-        done = already_extracted(warehouse, doc, version)
-        if done is not None:
-            _report(run, done)
-            continue
-        pending[extract.submit(sha256, doc.name or path.name, archive.location)] = doc  # a name fit to log (no surrogates)
-        load_finished(pending, WINDOW, warehouse, run)
-    load_finished(pending, 0, warehouse, run)
-
-
-def load_finished(
-    pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo], limit: int, warehouse: Warehouse, run: RecordedRun
-) -> None:
-    """Load extractions as they finish until at most `limit` are in flight (loads are serial: one writer)."""
-    version = extractor_version()
-    while len(pending) > limit:
-        future = next(as_completed(list(pending)))
-        doc = pending.pop(future)
-        _report(run, extract_and_load(warehouse, doc, future.result, version, run.run_id))
+    """Run ingest_flow with its extraction cache in `results_dir` (default: the settings')."""
+    return ingest_flow(paths, agency, year, db_url, archive_location, results_dir, settings)
 
 
 def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
@@ -375,4 +222,3 @@ def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
             for o in run.outcomes
         ],
     }
-

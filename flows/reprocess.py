@@ -9,21 +9,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow
-from prefect.futures import PrefectFuture
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
-from gongkai.flows.ingest import (
-    WINDOW,
-    _report,
-    extract_task,
-    extractor_version,
-    load_finished,
-    results_in,
-    summary_of,
-    task_runner,
-)
-from gongkai.warehouse.archive import Archive, open_archive
-from gongkai.warehouse.runs import RecordedRun, recorded_run
+from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner, window_for
+from gongkai.flows.logs import run_logger
+from gongkai.flows.pipeline import Pipeline, extractor_version
+from gongkai.settings import Settings, load_settings
+from gongkai.warehouse.archive import open_archive
+from gongkai.warehouse.runs import recorded_run
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, open_warehouse
 
 
@@ -46,40 +41,40 @@ def select_documents(
     return chosen
 
 
+@task(name="reprocess document", task_run_name="reprocess {doc.name}", cache_policy=NO_CACHE, retries=0)
+def reprocess_task(pipeline: Pipeline, doc: DocumentInfo, refresh: bool) -> IngestOutcome:
+    return pipeline.reprocess(doc, refresh=refresh)
+
+
 @flow(name="reprocess", validate_parameters=False, task_runner=task_runner())
 def reprocess_flow(
     all_documents: bool = False,
     older_than: str | None = None,
     db_url: str | None = None,
     archive_location: str | None = None,
+    results_dir: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    archive = open_archive(archive_location)
+    settings = settings or load_settings()
+    archive = open_archive(archive_location or settings.archive_dir)
     started = time.perf_counter()
-    with open_warehouse(db_url) as warehouse:
+    with open_warehouse(db_url or settings.database_url) as warehouse:
         docs = select_documents(warehouse, all_documents=all_documents, older_than=older_than)
         params = {"all": all_documents, "older_than": older_than, "extractor_version": extractor_version(), "documents": len(docs)}
         with recorded_run(warehouse, "reprocess", params) as run:
+            pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).
-            extract = extract_task.with_options(refresh_cache=True) if all_documents else extract_task
-            _reprocess_with_tasks(docs, warehouse, archive, run, extract)
-    return summary_of(run, time.perf_counter() - started)
+            run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs,  # type: ignore[call-overload]
+                          window_for(settings))
+    summary = summary_of(run, time.perf_counter() - started)
+    run_logger(__name__).info("reprocess run %s: %d documents, %s", run.run_id, len(docs), {k: v for k, v in run.counts.items() if v})
+    return summary
 
 
 def reprocess_archive(
     all_documents: bool = False, older_than: str | None = None, db_url: str | None = None,
-    archive_location: str | None = None, results_dir: str | None = None,
+    archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run reprocess_flow with its extraction cache in `results_dir` (default: gongkai.settings)."""
-    with results_in(results_dir):
-        return reprocess_flow(all_documents, older_than, db_url, archive_location)
+    """Run reprocess_flow with its extraction cache in `results_dir` (default: the settings')."""
+    return reprocess_flow(all_documents, older_than, db_url, archive_location, results_dir, settings)
 
-
-def _reprocess_with_tasks(docs: list[DocumentInfo], warehouse: Warehouse, archive: Archive, run: RecordedRun, extract: Any) -> None:
-    pending: dict[PrefectFuture[dict[str, Any]], DocumentInfo] = {}
-    for doc in docs:
-        if doc.sha256 not in archive:
-            _report(run, IngestOutcome(doc.sha256, "failed", doc.name, reason="not in the archive"))
-            continue
-        pending[extract.submit(doc.sha256, doc.name or "", archive.location)] = doc
-        load_finished(pending, WINDOW, warehouse, run)
-    load_finished(pending, 0, warehouse, run)

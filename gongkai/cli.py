@@ -41,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = {m.rsplit(".", 1)[1] for m in COMMAND_MODULES}
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in names else None).parse_args(argv)
+    from gongkai.settings import SettingsError, load_settings
+
+    try:
+        args.settings = load_settings()  # once: the commands pass what the layers below need
+    except SettingsError as exc:
+        print(f"gongkai: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 

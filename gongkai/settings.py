@@ -1,27 +1,140 @@
-"""Where gongkai keeps its data, read from the environment once, with defaults a fresh clone can use."""
+"""Every setting of gongkai in one place, read from the environment once and validated.
+
+`load_settings()` is called once at the top of a process: by the command line (`gongkai.cli.main`), or
+by a flow started without it (a Prefect deployment, a test), at the start of its run. Everything below
+(crawler, warehouse, flows' helpers) receives the values it needs as arguments and never reads the
+environment. A bad value is a one-line `SettingsError` naming the variable.
+
+| variable | default | meaning |
+|---|---|---|
+| GONGKAI_DATA | `data` | data folder: archive, crawl state, run summaries, extraction cache, default DuckDB file |
+| GONGKAI_DB | `duckdb:///<data>/gongkai.duckdb` | the warehouse (`duckdb:///path` or `postgresql://…`) |
+| GONGKAI_ARCHIVE | `<data>/archive` | the raw archive folder (files by sha256) |
+| GONGKAI_PREFECT_RESULTS | `<data>/prefect-results` | cached extraction results, by sha256 and extractor version |
+| GONGKAI_REGISTRY | `crawler/registry.toml` (shipped) | the portal registry |
+| GONGKAI_EXTRACT_PROCESSES | CPU count | extraction worker processes (0 or 1: in the calling thread) |
+| GONGKAI_EXTRACT_TIMEOUT | `600` | seconds one extraction may take before its worker is killed (outcome failed) |
+| GONGKAI_CRAWL_WORKERS | `8` | listing pages and items in flight at once in a crawl |
+| GONGKAI_CRAWL_DELAY | `1.0` | seconds between requests to one host |
+| GONGKAI_CRAWL_CONCURRENCY | `2` | requests in flight per host |
+| GONGKAI_CRAWL_CONNECT_TIMEOUT | `10` | seconds to connect |
+| GONGKAI_CRAWL_READ_TIMEOUT | `30` | seconds between bytes of a response |
+| GONGKAI_CRAWL_RETRIES | `3` | retries of a 5xx, timeout or reset |
+| GONGKAI_CRAWL_BACKOFF | `1.0` | base of the exponential backoff, seconds |
+| GONGKAI_CRAWL_MAX_BYTES | `52428800` | largest file downloaded (50 MB) |
+| GONGKAI_INGEST_MAX_BYTES | GONGKAI_CRAWL_MAX_BYTES | largest local file `gongkai ingest` reads |
+| GONGKAI_CRAWL_PREFECT_LIMITS | `false` | per-host limits as Prefect global concurrency limits |
+| GONGKAI_CRAWL_MAX_PAGES | `500` | listing pages read per portal per run |
+| GONGKAI_CRAWL_MAX_ITEMS | `5000` | listing items fetched per portal per run |
+| GONGKAI_CRAWL_PORTAL_DEADLINE | `3600` | seconds after which a portal gets no new work in a run |
+| GONGKAI_NIGHTLY_CRON | `0 2 * * *` | schedule of `gongkai serve` |
+| GONGKAI_NIGHTLY_TZ | `Asia/Shanghai` | its time zone |
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting that does not validate: one line naming the variable, the value and what is wrong."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GONGKAI_", extra="ignore", frozen=True)
+
+    data: Path = Path("data")
+    db: str | None = None
+    archive: Path | None = None
+    prefect_results: Path | None = None
+    registry: Path | None = None
+
+    extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    extract_timeout: float = Field(600.0, gt=0)
+
+    crawl_workers: int = Field(8, ge=1)
+    crawl_delay: float = Field(1.0, ge=0)
+    crawl_concurrency: int = Field(2, ge=1)
+    crawl_connect_timeout: float = Field(10.0, gt=0)
+    crawl_read_timeout: float = Field(30.0, gt=0)
+    crawl_retries: int = Field(3, ge=0)
+    crawl_backoff: float = Field(1.0, ge=0)
+    crawl_max_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    crawl_prefect_limits: bool = False
+    ingest_max_bytes: int | None = Field(None, gt=0)
+    crawl_max_pages: int = Field(500, ge=1)
+    crawl_max_items: int = Field(5000, ge=1)
+    crawl_portal_deadline: float = Field(3600.0, gt=0)
+
+    nightly_cron: str = "0 2 * * *"
+    nightly_tz: str = "Asia/Shanghai"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.data.resolve()
+
+    @property
+    def archive_dir(self) -> Path:
+        return (self.archive or self.data_dir / "archive").resolve()
+
+    @property
+    def results_dir(self) -> Path:
+        """Cached extraction results (keyed on sha256 + extractor version) live beside the warehouse they feed."""
+        return (self.prefect_results or self.data_dir / "prefect-results").resolve()
+
+    @property
+    def database_url(self) -> str:
+        """DuckDB file by default; `postgresql://…` for a team warehouse."""
+        return self.db or f"duckdb:///{self.data_dir / 'gongkai.duckdb'}"
+
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest local file `gongkai ingest` reads: the crawler's cap per download unless set on its own."""
+        return self.ingest_max_bytes or self.crawl_max_bytes
+
+    @property
+    def registry_file(self) -> Path:
+        from gongkai.crawler.registry import DEFAULT_REGISTRY
+
+        return self.registry or DEFAULT_REGISTRY
+
+    def politeness(self) -> dict[str, Any]:
+        """The fetcher's settings (flows.crawl.Politeness fields)."""
+        return {name: getattr(self, f"crawl_{name}") for name in (
+            "delay", "concurrency", "connect_timeout", "read_timeout", "retries", "backoff", "max_bytes", "prefect_limits")}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the environment (once per process or run: pass the result down)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise SettingsError(f"setting GONGKAI_{field.upper()}={first.get('input')!r}: {first['msg']}") from None
+
+
+# --- for the command line's helpers that predate Settings (each call reads the environment) ---------------
 
 def data_dir() -> Path:
-    return Path(os.environ.get("GONGKAI_DATA", "data")).resolve()
+    return load_settings().data_dir
 
 
 def archive_dir() -> Path:
-    return Path(os.environ.get("GONGKAI_ARCHIVE", str(data_dir() / "archive"))).resolve()
+    return load_settings().archive_dir
 
 
 def prefect_results_dir() -> Path:
-    """Cached extraction results (keyed on sha256 + extractor version) live beside the warehouse they feed."""
-    return Path(os.environ.get("GONGKAI_PREFECT_RESULTS", str(data_dir() / "prefect-results"))).resolve()
+    return load_settings().results_dir
 
 
 def database_url() -> str:
-    """DuckDB file by default; `postgresql://…` for a team warehouse."""
-    return os.environ.get("GONGKAI_DB", f"duckdb:///{data_dir() / 'gongkai.duckdb'}")
+    return load_settings().database_url
 
 
 def quiet_prefect() -> None:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gongkai.crawler.adapters import Candidate, PageRequest, first_requests
-from gongkai.crawler.crawl import CrawlContext, DocResult, listing_item, listing_page, older_than_wanted
+from gongkai.crawler.adapters import Candidate, PageRequest
+from gongkai.crawler.crawl import (
+    CrawlContext,
+    DocResult,
+    Limits,
+    listing_item,
+    older_than_wanted,
+    pages_requested,
+    walk_sequentially,
+)
 from gongkai.crawler.demo_portal import DemoPortal
 from gongkai.crawler.detail import parse_detail
 from gongkai.crawler.fetcher import USER_AGENT, Fetcher, FetchError, Refused, TooLarge, content_disposition_filename
 from gongkai.crawler.registry import DEFAULT_REGISTRY, Portal, RegistryError, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import classify_title
+from gongkai.warehouse.store import IngestOutcome
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 
@@ -205,22 +215,17 @@ def test_attachment_names_from_content_disposition() -> None:
 # --- adapters ------------------------------------------------------------------------------------------
 
 def walk(ctx: CrawlContext, portal: Portal) -> tuple[list[Candidate], list[PageRequest]]:
-    found: list[Candidate] = []
-    requests, queue = [], first_requests(portal)
-    while queue:
-        request = queue.pop(0)
-        requests.append(request)
-        page = listing_page(ctx, portal, request)
-        found += page.candidates
-        queue += page.next
-    return found, requests
+    """The crawler's own listing walk (no items fetched): every candidate of every page, the pages asked for."""
+    done = walk_sequentially(ctx, [portal], fetch_items=False)
+    found = [c for listed in done.progress[portal.id].listed.values() for c in listed]
+    return found, pages_requested(done, portal)
 
 
 def context(portals: dict[str, Portal], calls: list | None = None, state: CrawlState | None = None) -> CrawlContext:
-    def ingest(data: bytes, **kw: object) -> tuple[str, str | None, int | None, int]:
+    def ingest(data: bytes, **kw: object) -> IngestOutcome:
         if calls is not None:
             calls.append((data, kw))
-        return "new", None, None, 0
+        return IngestOutcome("", "new")
 
     return CrawlContext(fetcher_for(portals), state if state is not None else CrawlState(None), ingest)
 
@@ -320,3 +325,29 @@ def test_backfill_year_ranges() -> None:
     assert parse_years("2019-2021,2023") == [2019, 2020, 2021, 2023]
     with pytest.raises(argparse.ArgumentTypeError):
         parse_years("2023-2019")
+
+
+def test_a_crawl_logs_every_url_it_fetches_and_each_portals_progress(
+    fresh: DemoPortal, portals: dict[str, Portal], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="gongkai.crawler")
+    walk_sequentially(context(portals), [portals["demo-zibo"]])
+    fetched = [r.path for r in fresh.requests if r.path != "/robots.txt"]
+    assert fetched  # the listing pages, the detail page, the attachment
+    debug = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    assert all(f":{fresh.port}{path}" in debug for path in fetched)
+    progress = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len([m for m in progress if m.startswith("portal demo-zibo: page")]) == 3  # one line per listing page
+
+
+def test_per_portal_limits_cut_the_walk_and_are_recorded(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
+    shanghai, huaian = portals["demo-shanghai"], portals["demo-huaian"]
+    paged = walk_sequentially(context(portals), [shanghai], fetch_items=False, limits=Limits(max_pages=2))
+    assert [r.url.rsplit("/", 1)[1] for r in pages_requested(paged, shanghai)][:2] == ["index.html", "index_1.html"]
+    assert paged.summary()["portals"]["demo-shanghai"] | {"listed": 0} == {
+        "status": "ok", "error": None, "pages": 2, "listed": 0, "listing_from_cache": False, "limit": "2 listing pages"}
+    assert "index_2.html" not in " ".join(r.path for r in fresh.requests)
+    items = walk_sequentially(context(portals), [huaian], fetch_items=False, limits=Limits(max_items=1))
+    assert items.progress["demo-huaian"].items == 1 and items.summary()["portals"]["demo-huaian"]["limit"] == "1 listing items"
+    late = walk_sequentially(context(portals), [huaian], limits=Limits(deadline_s=1e-9))
+    assert late.summary()["portals"]["demo-huaian"]["limit"] == "deadline of 1e-09 s" and late.documents == []

@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from gongkai.crawler.adapters import PageRequest, first_requests, generic, hanweb
-from gongkai.crawler.crawl import CrawlContext, listing_page
+from gongkai.crawler.adapters import PageRequest, generic, hanweb
+from gongkai.crawler.crawl import CrawlContext, pages_requested, walk_sequentially
 from gongkai.crawler.demo_portal import DemoPortal, LoggedRequest
 from gongkai.crawler.demo_portal.site import Resource, _generic_listing
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Robots
 from gongkai.crawler.registry import Portal, RegistryError, load_registry
 from gongkai.crawler.state import CrawlState
 from gongkai.warehouse import open_warehouse
+from gongkai.warehouse.store import IngestOutcome
 
 POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 1.0, "retries": 2, "backoff": 0.05}
 
@@ -114,12 +115,9 @@ def test_a_javascript_next_link_is_no_next_page() -> None:
 
 def test_every_listing_of_a_portal_pages_from_its_own_url(fresh: DemoPortal) -> None:
     portal = review_portals(fresh)["rv-multi"]
-    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: ("new", None, None, 0))
-    requested, queue = [], first_requests(portal)
-    while queue:
-        request = queue.pop(0)
-        requested.append(request.url.split(f":{fresh.port}")[1])
-        queue += listing_page(ctx, portal, request).next
+    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: IngestOutcome("", "new"))
+    walk = walk_sequentially(ctx, [portal], fetch_items=False)  # the crawler's own paging, breadth first
+    requested = [r.url.split(f":{fresh.port}")[1] for r in pages_requested(walk, portal)]
     assert requested == ["/a/nj_zfxxgk/index.html", "/b/nj_zfxxgk/index.html", "/a/nj_zfxxgk/index_1.html",
                          "/b/nj_zfxxgk/index_1.html", "/a/nj_zfxxgk/index_2.html", "/b/nj_zfxxgk/index_2.html"]
 
@@ -350,3 +348,21 @@ def test_a_crashed_item_counts_as_a_failure_of_the_run(demo: DemoPortal, tmp_pat
     with open_warehouse(db_url) as warehouse:
         assert warehouse.db.query("SELECT n_failed FROM runs") == [(1,)]
 
+
+
+def test_a_portal_cut_by_its_limits_is_recorded_and_the_run_writes_its_summary(demo: DemoPortal, tmp_path: Path) -> None:
+    from gongkai.flows.crawl import nightly_flow
+    from gongkai.settings import Settings
+
+    demo.reset_faults()
+    demo.clear_log()
+    settings = Settings(data=tmp_path / "data", crawl_max_pages=1, crawl_max_items=1, extract_processes=1)
+    summary = nightly_flow(agencies=["demo-shanghai", "demo-huaian"], db_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                           archive_location=str(tmp_path / "a"), demo_port=demo.port, politeness=POLITENESS, settings=settings)
+    portals = summary["portals"]
+    assert (portals["demo-shanghai"]["pages"], portals["demo-shanghai"]["limit"]) == (1, "1 listing pages")
+    assert portals["demo-huaian"]["limit"] in ("1 listing pages", "1 listing items")
+    assert not any("index_1.html" in r.path for r in demo.requests)
+    assert len([d for d in summary["documents"] if d["portal"] == "demo-shanghai"]) <= 1
+    stored = json.loads((tmp_path / "data" / "runs" / f"{summary['run_id']:06d}-nightly.json").read_text("utf-8"))
+    assert stored["portals"] == portals

@@ -42,7 +42,7 @@ _results: dict[str, dict[str, Any]] = {}
 def extracted(name: str) -> dict[str, Any]:
     """The real extraction of a corpus document (once per session), as a fresh copy."""
     if name not in _results:
-        _results[name] = dict(extract_document((DOCUMENTS / name).read_bytes(), name))
+        _results[name] = extract_document((DOCUMENTS / name).read_bytes(), name).as_json()
     return copy.deepcopy(_results[name])
 
 

@@ -26,6 +26,7 @@ from gongkai.crawler.crawl import CrawlContext, listing_item, listing_page
 from gongkai.crawler.fetcher import DeadlineExceeded, Fetcher, FetchError, Refused, Robots, retry_after_seconds
 from gongkai.crawler.registry import load_registry
 from gongkai.crawler.state import CrawlState
+from gongkai.warehouse.store import IngestOutcome
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -237,7 +238,7 @@ cms = "generic"
 listing = ["{registry.base}/list.html"]
 hosts = ["{registry.host}"]
 """)
-    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: ("new", None, None, 0))
+    ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: IngestOutcome("", "new"))
     page = listing_page(ctx, portal, PageRequest(f"{registry.base}/list.html"))
     assert [c.url for c in page.candidates] == [f"{registry.base}/a.txt", "http://[::1", f"{registry.base}/c.txt"]
     results = [r for c in page.candidates for r in listing_item(ctx, portal, c)]

@@ -230,3 +230,20 @@ def test_gongkai_demo_command(nightly: Nightly, capsys: pytest.CaptureFixture[st
     assert "requests to the robots.txt-disallowed path or the foreign host: 0" in out
     assert "  淄博市统计局 2023: extracted, template 2021, 200 cells" in out
     assert (Path(os.environ["GONGKAI_DATA"]) / "demo" / "gongkai-demo.duckdb").exists()
+
+
+def test_the_run_summary_counts_requests_304s_retries_refusals_and_bytes_per_host(nightly: Nightly) -> None:
+    portal_host = f"127.0.0.1:{nightly.demo.port}"
+    for run in nightly.runs:
+        hosts = run.summary["hosts"]
+        counts = hosts[portal_host]
+        assert counts["requests"] == len(run.requests) == run.summary["requests"]
+        assert counts["not_modified"] == sum(1 for r in run.requests if r.status == 304)
+        distinct = {(r.method, r.path, r.if_none_match, r.if_modified_since) for r in run.requests}
+        assert counts["retries"] == len(run.requests) - len(distinct)  # a URL asked for again in one run: a retry
+        refused = sum(1 for d in run.summary["documents"] if d["outcome"] == "refused")
+        assert sum(h["refused"] for h in hosts.values()) == refused > 0  # robots.txt, the foreign host
+        assert all(h["requests"] == 0 for name, h in hosts.items() if name != portal_host)  # a foreign host: never asked
+    first, unchanged = nightly.runs[0].summary["hosts"][portal_host], nightly.runs[1].summary["hosts"][portal_host]
+    assert first["retries"] >= 2  # the flaky portal's 503s at least
+    assert first["bytes"] > unchanged["bytes"]  # run 2: 304s, no bodies

@@ -81,12 +81,8 @@ class LocalArchive:
         return isinstance(sha256, str) and bool(_SHA256.fullmatch(sha256)) and self.path_for(sha256).exists()
 
 
-def open_archive(location: str | Path | None = None) -> Archive:
-    """A local folder (path or file:// URL); default: the archive folder of gongkai.settings."""
-    if location is None:
-        from gongkai.settings import archive_dir
-
-        location = archive_dir()
+def open_archive(location: str | Path) -> Archive:
+    """A local folder (path or file:// URL), as the caller gives it (gongkai.settings at the top)."""
     text = str(location)
     if text.startswith("file://"):
         text = text.removeprefix("file://")

@@ -9,6 +9,7 @@ Usable by any flow (ingest, reprocess, the crawler's nightly/backfill):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gongkai.warehouse.store import OUTCOMES, IngestOutcome, Warehouse, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +47,10 @@ def start_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> int
         )
 
 
+# the crawler's outcomes that count as failures of the run (beside an ingest's 'failed')
+FAILURES = ("failed", "fetch_failed", "crashed")
+
+
 def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str = "completed", duration_s: float | None = None) -> None:
     c = tally.counts
     with warehouse.db.transaction():
@@ -52,7 +59,7 @@ def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str =
             "n_not_a_report = ?, n_unreadable = ?, n_failed = ?, checks_failing = ? WHERE run_id = ?",
             [
                 status, utcnow(), duration_s, c["new"], c["unchanged"], c["changed"], c["not_a_report"],
-                c["unreadable"], c["failed"], tally.checks_failing, run_id,
+                c["unreadable"], sum(c.get(k, 0) for k in FAILURES), tally.checks_failing, run_id,
             ],
         )
 
@@ -61,6 +68,7 @@ def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str =
 def recorded_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> Iterator[RecordedRun]:
     """Record a run: 'running' at start, then 'completed' with its counts, or 'failed' if the body raised."""
     run = RecordedRun(start_run(warehouse, kind, params))
+    log.debug("run %d (%s) started", run.run_id, kind)
     started = time.perf_counter()
     status = "failed"
     try:
@@ -68,6 +76,7 @@ def recorded_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> 
         status = "completed"
     finally:
         finish_run(warehouse, run.run_id, run, status, time.perf_counter() - started)
+        log.debug("run %d (%s) %s", run.run_id, kind, status)
 
 
 class RecordedRun(RunTally):

@@ -1,6 +1,7 @@
 """The warehouse: agencies, documents and report versions, each report version loaded in one transaction.
 
-An extraction result (the JSON of docs/common-schema.md "Extraction output") is loaded by `load`.
+An extraction result (gongkai.extractors.result.ExtractionResult; its JSON is docs/common-schema.md's
+"Extraction output") is loaded by `load`.
 A document already extracted by the current extractor version is recognised by `extracted_with`
 before any extraction happens, which is what makes a second ingest of the same files a no-op.
 """
@@ -14,10 +15,11 @@ import sys
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
+from gongkai.extractors.result import ExtractionResult
 from gongkai.warehouse.agencies import city_key, identity_key, name_key
 from gongkai.warehouse.db import Database, connect
 from gongkai.warehouse.migrate import migrate
@@ -90,12 +92,21 @@ class IngestOutcome:
     # For 'changed': whether the cells (address → value) differ from the row compared with, or only what
     # surrounds them (warnings, provenance, checks, title).
     cells_changed: bool = False
+    # Where a crawled file came from (the crawler's outcomes also say not_modified / refused / fetch_failed / crashed).
+    url: str | None = None
+    title: str | None = None
+    portal: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The outcome as the run summaries list it."""
+        return asdict(self)
 
 
-def fingerprint(result: Mapping[str, Any], agency_id: int | None, year: int | None) -> str:
+def fingerprint(result: ExtractionResult, agency_id: int | None, year: int | None) -> str:
     """A digest of everything a report row stores, to tell a changed re-extraction from an identical one."""
+    as_json = result.as_json()
     stored = {
-        key: result.get(key)
+        key: as_json.get(key)
         for key in ("status", "reason", "template", "title", "warnings", "cells", "provenance", "checks")
     }
     stored["agency_id"], stored["year"] = agency_id, year
@@ -278,13 +289,17 @@ class Warehouse:
 
     # --- loading --------------------------------------------------------------------------------
     def load(
-        self, doc: DocumentInfo, result: Mapping[str, Any], extractor_version: str, run_id: int | None = None
+        self, doc: DocumentInfo, result: ExtractionResult | Mapping[str, Any], extractor_version: str, run_id: int | None = None
     ) -> IngestOutcome:
-        """Load one extraction result as one transaction; return what it did to the warehouse."""
-        status = str(result.get("status") or "extracted")
+        """Load one extraction result as one transaction; return what it did to the warehouse.
+
+        `result` may also be its JSON object (a cached or hand-made result)."""
+        if not isinstance(result, ExtractionResult):
+            result = ExtractionResult.from_json(result)
+        status = result.status
         # The registry's identity (crawler hints) wins over what the document prints about itself.
-        agency_name = doc.agency or result.get("agency")
-        year = doc.year if doc.year is not None else result.get("year")
+        agency_name = doc.agency or result.agency
+        year = doc.year if doc.year is not None else result.year
         db = self.db
         with db.transaction():
             # documents keep what the caller knew (so reprocess can pass it again); reports what was concluded.
@@ -340,12 +355,11 @@ class Warehouse:
                 found_at = None
             if found_at is None:  # every version one run finds is found at the run's start: load order never counts
                 found_at = (db.scalar("SELECT started_at FROM runs WHERE run_id = ?", [run_id]) if run_id is not None else None) or utcnow()
-            checks = list(result.get("checks") or [])
-            failing = sum(1 for c in checks if c.get("status") == "fail")
-            incomplete = sum(1 for c in checks if c.get("status") == "incomplete")
-            cells: Mapping[str, Any] = result.get("cells") or {}
+            checks = result.checks
+            failing, incomplete = result.failing_checks, result.incomplete_checks
+            cells: Mapping[str, Any] = result.cells
             cells_changed = candidate is None or self.cells_of(candidate.report_id) != dict(cells)
-            reason = result.get("reason")
+            reason = result.reason
             report_id = int(
                 db.scalar(
                     "INSERT INTO reports (report_key, version, revision, sha256, agency_id, year, template, status, reason, "
@@ -353,10 +367,10 @@ class Warehouse:
                     "loaded_at, claimed_by, found_at, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "RETURNING report_id",
                     [
-                        report_key, version, revision, doc.sha256, agency_id, year, result.get("template"), status, reason,
-                        result.get("title"), json.dumps(list(result.get("warnings") or []), ensure_ascii=False),
+                        report_key, version, revision, doc.sha256, agency_id, year, result.template, status, reason,
+                        result.title, json.dumps(list(result.warnings), ensure_ascii=False),
                         len(cells), failing, incomplete, extractor_version, digest, run_id, utcnow(),
-                        given_agency_id, found_at, _date(result.get("published")),
+                        given_agency_id, found_at, _date(result.published),
                     ],
                 )
             )
@@ -364,9 +378,9 @@ class Warehouse:
                 print("gongkai: paused inside the load transaction", file=sys.stderr, flush=True)
                 time.sleep(_CRASH_PAUSE)
             if cells:
-                db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.get("provenance") or {}))
+                db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.provenance))
             if checks:
-                db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c) for c in checks])
+                db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c.as_json()) for c in checks])
             if is_report and not cells:
                 with_cells = db.scalar(
                     "SELECT max(version) FROM reports WHERE report_key = ? AND version <> ? AND n_cells > 0", [report_key, version]
@@ -392,13 +406,13 @@ class Warehouse:
         )
         return None if row is None else ReportRow(*row)
 
-    def _same_cells(self, other: ReportRow, report_key: str, result: Mapping[str, Any]) -> bool:
+    def _same_cells(self, other: ReportRow, report_key: str, result: ExtractionResult) -> bool:
         """Another file carrying exactly the cells of `other` is the same report (the HTML page and its PDF
         attachment), not a correction: no new version."""
         return (
             other.report_key == report_key
-            and (other.status, other.template) == (result.get("status"), result.get("template"))
-            and self.cells_of(other.report_id) == dict(result.get("cells") or {})
+            and (other.status, other.template) == (result.status, result.template)
+            and self.cells_of(other.report_id) == dict(result.cells)
         )
 
     def _record_extraction(self, sha256: str, extractor_version: str, report_id: int, outcome: str, run_id: int | None) -> None:
@@ -486,12 +500,8 @@ def _number(value: Any) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def open_warehouse(url: str | None = None) -> Warehouse:
-    """Connect (default: gongkai.settings.database_url()) and bring the schema up to date."""
-    if url is None:
-        from gongkai.settings import database_url
-
-        url = database_url()
+def open_warehouse(url: str) -> Warehouse:
+    """Connect and bring the schema up to date (the URL comes from the caller: gongkai.settings at the top)."""
     db = connect(url)
     migrate(db)
     return Warehouse(db)

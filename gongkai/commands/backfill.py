@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         crawl.set_progress(on_progress)
         try:
             summary = crawl.backfill_flow(years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
-                                          demo_port=args.demo_port, politeness=politeness(args))
+                                          demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
         finally:
             crawl.set_progress(None)
     print_summary(summary)

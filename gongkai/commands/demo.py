@@ -6,7 +6,7 @@ import argparse
 import shutil
 from typing import Any
 
-from gongkai.settings import data_dir, quiet_prefect
+from gongkai.settings import quiet_prefect
 
 # The demo's faults need a client timeout shorter than the portal's slow response.
 DEMO_POLITENESS = {"delay": 0.0, "concurrency": 4, "read_timeout": 2.0, "retries": 2, "backoff": 0.2}
@@ -25,14 +25,14 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.flows.crawl import nightly_flow
     from gongkai.warehouse import open_warehouse
 
-    folder = data_dir() / "demo"
+    folder = args.settings.data_dir / "demo"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh warehouse, archive and crawl state every time
     folder.mkdir(parents=True)
     db_url = f"duckdb:///{folder / 'gongkai-demo.duckdb'}"
     with DemoPortal(down=not args.portal_up) as demo:
         print(f"demo portal on {demo.base_url} (registry entries demo-*); warehouse {db_url}")
         summary = nightly_flow(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
-                               state_file=str(folder / "crawl-state.json"), politeness=DEMO_POLITENESS)
+                               state_file=str(folder / "crawl-state.json"), politeness=DEMO_POLITENESS, settings=args.settings)
         _print(summary, db_url)
         never = [r for r in demo.requests if r.path.startswith("/pingtan/private/") or r.host.startswith("localhost")]
         print(f"requests to the robots.txt-disallowed path or the foreign host: {len(never)}")

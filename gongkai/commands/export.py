@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     try:
-        package = export_warehouse(args.db, args.out, args.format, only)
+        package = export_warehouse(args.db or args.settings.database_url, args.out, args.format, only)
     except (WarehouseMissing, ValueError) as exc:
         print(f"gongkai export: {exc}", file=sys.stderr)
         return 1

@@ -32,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.flows.ingest import ingest_paths, iter_files
 
     try:
-        total = sum(1 for _ in iter_files(args.paths))
+        total = sum(1 for _ in iter_files(args.paths, args.settings.max_file_bytes))
     except FileNotFoundError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
     with progress_bar(total, "ingest"):
         summary = ingest_paths(
-            [str(p) for p in args.paths], agency=args.agency, year=args.year, db_url=args.db, archive_location=args.archive
+            [str(p) for p in args.paths], agency=args.agency, year=args.year, db_url=args.db, archive_location=args.archive,
+            settings=args.settings,
         )
     print_summary(summary, args.json)
     return 1 if summary["counts"].get("failed") else 0

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.flows import crawl
 
     summary = crawl.nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
-                                 demo_port=args.demo_port, politeness=politeness(args))
+                                 demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:

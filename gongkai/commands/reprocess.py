@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     with progress_bar(None, "reprocess"):
         summary = reprocess_archive(
-            all_documents=args.all, older_than=args.extractor_older_than, db_url=args.db, archive_location=args.archive
+            all_documents=args.all, older_than=args.extractor_older_than, db_url=args.db, archive_location=args.archive,
+            settings=args.settings,
         )
     print_summary(summary, args.json)
     if not args.json:

@@ -20,11 +20,12 @@ def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.flows.deploy import nightly_deployment, serve_nightly
 
-    deployment = nightly_deployment(args.cron, args.timezone)
+    cron, timezone = args.cron or args.settings.nightly_cron, args.timezone or args.settings.nightly_tz
+    deployment = nightly_deployment(cron, timezone)
     for schedule in deployment.schedules or []:
         cron = schedule.schedule
         print(f"deployment {deployment.flow_name}/{deployment.name}: cron {cron.cron!r} in {cron.timezone}")  # type: ignore[union-attr]
     if args.dry_run:
         return 0
-    serve_nightly(args.cron, args.timezone)
+    serve_nightly(cron, timezone)
     return 0

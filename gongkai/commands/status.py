@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # gongkai's own fixed statements: the writer's URL will do (researchers' SQL needs a read-only role)
-        with open_read_only(args.db, allow_writable_role=True) as reader:
+        with open_read_only(args.db or args.settings.database_url, allow_writable_role=True) as reader:
             status = warehouse_status(reader, args.runs)
     except WarehouseMissing as exc:
         print(f"gongkai status: {exc}", file=sys.stderr)

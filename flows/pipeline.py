@@ -1,0 +1,319 @@
+"""The one ingest path: bytes → archive → extract → load. No Prefect here: the flows wrap it.
+
+1. archive: the bytes are stored under their sha256 first (hashed once, here), whatever extraction does;
+2. the format is sniffed once, for the document's media type and the extractor alike;
+3. the warehouse is asked once whether this extractor version already loaded the file;
+4. extract once per (sha256, extractor version): a result cached on disk is reused, else one process of
+   the one bounded pool (`extraction_pool`) extracts it, with a timeout;
+5. load, one writer at a time (a lock: the crawler's threads and the ingest flow's tasks share a connection).
+
+`gongkai ingest`, `gongkai reprocess` and the crawler all go through `Pipeline`; failures never raise:
+an extractor crash, a timeout or a load error is an outcome 'failed' with its reason (nothing recorded
+as extracted, so the next run tries again).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gongkai.extractors.result import ExtractionResult
+from gongkai.warehouse.archive import Archive
+from gongkai.warehouse.runs import RunTally
+from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key
+
+log = logging.getLogger(__name__)
+
+# a stand-in for the extractor (tests): the typed result, or its JSON object; it runs in the calling thread
+Extract = Callable[[bytes, str], "ExtractionResult | Mapping[str, Any]"]
+
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "html": "text/html",
+    "text": "text/plain",
+    "doc": "application/msword",
+    "wps": "application/vnd.ms-works",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "rtf": "application/rtf",
+}
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def extractor_version() -> str:
+    from gongkai.extractors.version import EXTRACTOR_VERSION
+
+    return EXTRACTOR_VERSION
+
+
+def sniff(data: bytes, name: str) -> str | None:
+    """The document's format (extractors.sniff), or None for bytes no reader takes (the extractor says why)."""
+    from gongkai.extractors.sniff import sniff_format
+
+    try:
+        return sniff_format(data, name)
+    except ValueError:
+        return None
+
+
+def media_type_of(data: bytes, name: str) -> str:
+    fmt = sniff(data, name)
+    return MEDIA_TYPES.get(fmt or "", UNKNOWN_MEDIA_TYPE)
+
+
+def extract_document(
+    data: bytes, name: str, extract: Extract | None = None, *, sha256: str | None = None, fmt: str | None = None
+) -> ExtractionResult:
+    """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
+    from gongkai.extractors.model import UnreadableDocument
+
+    try:
+        if extract is None:
+            from gongkai.extractors.extract import extract_result
+
+            return extract_result(data, name, sha256=sha256, fmt=fmt)
+        result = extract(data, name)
+    except UnreadableDocument as exc:
+        return ExtractionResult.unreadable(str(exc) or type(exc).__name__)
+    return result if isinstance(result, ExtractionResult) else ExtractionResult.from_json(result)
+
+
+class ExtractionTimeout(Exception):
+    pass
+
+
+class ExtractionPool:
+    """Extraction is pure CPU: worker processes, outside the writer lock. `processes` ≤ 1: in the calling thread
+    (no timeout is possible there). Spawned, not forked: the calling process runs threads (Prefect, HTTP).
+
+    A worker past the timeout is killed with its pool (a pathological file must not keep a core for ever); the
+    other documents then in flight are tried once more in a fresh pool.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.executors_started = 0  # how many pools this object had to start (1 unless workers were killed)
+
+    def extract(self, data: bytes, name: str, *, sha256: str, fmt: str | None, timeout_s: float) -> ExtractionResult:
+        if self.processes <= 1:
+            return extract_document(data, name, sha256=sha256, fmt=fmt)
+        for attempt in (1, 2):
+            executor = self._current()
+            try:
+                future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
+                return future.result(timeout=timeout_s)
+            except FutureTimeout:
+                self._discard(executor, kill=True)
+                raise ExtractionTimeout(f"extraction took more than {timeout_s:g} s") from None
+            except BrokenProcessPool:  # a worker died (killed, out of memory, a reader crashed the interpreter)
+                self._discard(executor)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self.executors_started += 1
+            return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor, kill: bool = False) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        if kill:
+            # ProcessPoolExecutor cannot cancel a running call: end its workers (a private map, the only handle)
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+
+
+_pools: dict[int, ExtractionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def extraction_pool(processes: int) -> ExtractionPool:
+    """The process's one extraction pool (of this size), shared by every ingest, reprocess and crawl it runs;
+    its workers start on first use and stop when the process exits."""
+    with _pools_lock:
+        pool = _pools.get(processes)
+        if pool is None:
+            pool = _pools[processes] = ExtractionPool(processes)
+            atexit.register(pool.close)
+        return pool
+
+
+class ExtractionCache:
+    """Extraction results on disk, keyed on (sha256, extractor version): a fresh warehouse, or a re-run after a
+    crash, reuses them. One JSON file per result ({"result": "<the extract JSON>"}), written atomically."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, sha256: str, version: str) -> Path:
+        return self.folder / f"extract-{sha256}-{version}"
+
+    def get(self, sha256: str, version: str) -> ExtractionResult | None:
+        try:
+            record = json.loads(self._path(sha256, version).read_text("utf-8"))
+            return ExtractionResult.from_json(json.loads(record["result"]))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged entry: extract again
+            log.warning("extraction cache entry %s unreadable (%s): extracting again", self._path(sha256, version), exc)
+            return None
+
+    def put(self, sha256: str, version: str, result: ExtractionResult) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"result": json.dumps(result.as_json(), ensure_ascii=False)}, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, self._path(sha256, version))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+class Pipeline:
+    """archive → extract → load for one run; thread-safe (many callers, one warehouse writer at a time)."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        archive: Archive,
+        *,
+        pool: ExtractionPool | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        cache: ExtractionCache | None = None,
+        run: RunTally | None = None,
+        run_id: int | None = None,
+        extract: Extract | None = None,
+        listener: Callable[[IngestOutcome], None] | None = None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.archive = archive
+        self.pool = pool or ExtractionPool(0)
+        self.timeout_s = timeout_s
+        self.cache = cache
+        self.run = run
+        self.run_id = run_id if run_id is not None else getattr(run, "run_id", None)
+        self.extract_override = extract
+        self.listener = listener
+        self.version = extractor_version()
+        self.lock = threading.Lock()  # one warehouse connection: one writer at a time
+
+    def ingest(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        url: str | None = None,
+        agency: str | None = None,
+        year: int | None = None,
+        division_code: str | None = None,
+        level: str | None = None,
+    ) -> IngestOutcome:
+        """Archive, extract (unless this extractor version already did) and load one file.
+
+        `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
+        `--agency/--year`); they override what the document says about itself."""
+        sha256 = self.archive.put(data)  # first: the bytes are kept whatever extraction does
+        fmt = sniff(data, name)
+        doc = DocumentInfo(sha256, len(data), MEDIA_TYPES.get(fmt or "", UNKNOWN_MEDIA_TYPE), name, url, agency, year,
+                           division_code, level)
+        with self.lock:
+            done = already_extracted(self.warehouse, doc, self.version)
+        if done is not None:
+            return self.record(done)
+        return self._extract_and_load(doc, data, fmt)
+
+    def reprocess(self, doc: DocumentInfo, *, refresh: bool = False) -> IngestOutcome:
+        """Re-extract an archived document as its caller described it; `refresh`: ignore the cached result."""
+        if doc.sha256 not in self.archive:
+            return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason="not in the archive"))
+        try:
+            data = self.archive.get(doc.sha256)
+        except OSError as exc:
+            return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=f"archive error: {exc}"))
+        return self._extract_and_load(doc, data, sniff(data, doc.name or ""), refresh=refresh)
+
+    def _extract_and_load(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool = False) -> IngestOutcome:
+        try:
+            result = self._extraction(doc, data, fmt, refresh)
+        except Exception as exc:
+            reason = f"extractor error: {type(exc).__name__}: {exc}"
+            log.warning("%s: %s", doc.name or doc.sha256, reason)
+            with self.lock:
+                self.warehouse.touch_document(doc, reason, self.run_id)
+            return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=reason))
+        with self.lock:
+            try:
+                outcome = self.warehouse.load(doc, result, self.version, self.run_id)
+            except Exception as exc:  # a value the database refuses: this document fails, the others load
+                reason = f"load error: {type(exc).__name__}: {exc}"
+                self.warehouse.touch_document(doc, reason, self.run_id)
+                outcome = IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
+        return self.record(outcome)
+
+    def _extraction(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool) -> ExtractionResult:
+        name = doc.name or ""
+        if self.extract_override is not None:
+            return extract_document(data, name, self.extract_override)
+        # the name as stored (no surrogates of an undecodable file name) is the one the extractor sees
+        if self.cache is not None and not refresh:
+            cached = self.cache.get(doc.sha256, self.version)
+            if cached is not None:
+                return cached
+        result = self.pool.extract(data, name, sha256=doc.sha256, fmt=fmt, timeout_s=self.timeout_s)
+        if self.cache is not None:
+            self.cache.put(doc.sha256, self.version, result)
+        return result
+
+    def record(self, outcome: IngestOutcome) -> IngestOutcome:
+        """Count an outcome in the run and tell the listener (every outcome of the run passes here)."""
+        log.debug("%s: %s%s", outcome.name or outcome.sha256, outcome.outcome, f" ({outcome.reason})" if outcome.reason else "")
+        if self.run is not None:
+            with self.lock:
+                self.run.add(outcome)
+        if self.listener is not None:
+            self.listener(outcome)
+        return outcome
+
+
+def already_extracted(warehouse: Warehouse, doc: DocumentInfo, version: str) -> IngestOutcome | None:
+    """The recorded outcome if this extractor version already loaded the document as the caller describes it
+    (the document is then only touched); None when it must be loaded: never extracted by this version, or
+    the caller now gives an agency or year other than the stored report's (e.g. `ingest --agency --year`)."""
+    done = warehouse.extracted_with(doc.sha256, version, doc)
+    if done is None:
+        return None
+    if (doc.agency is not None and name_key(doc.agency) != name_key(done.agency or "")) or (
+        doc.year is not None and doc.year != done.year
+    ):
+        return None
+    warehouse.touch_document(doc)
+    return replace(done, name=doc.name)
