@@ -37,7 +37,7 @@ def test_the_wheel_installs_one_top_level_name_with_its_data(wheel: Path) -> Non
 
 
 def test_the_demo_data_is_the_test_corpus() -> None:
-    """The demo ships copies of the corpus documents; they must not drift from the gold-checked originals."""
+    """The demo's data are the gold-checked corpus documents (links in the checkout, files in the wheel)."""
     data = ROOT / "crawler" / "demo_portal" / "data"
     for original in (ROOT / "tests" / "corpus" / "documents").iterdir():
         assert (data / original.name).read_bytes() == original.read_bytes(), original.name

@@ -1,6 +1,6 @@
 """The demo portal's content: pages of three CMS families built around real corpus documents.
 
-Everything is generated in memory from the package's data/ (copies of tests/corpus/documents and tests/portals) (the real pingtan
+Everything is generated in memory from the package's data/ (links to tests/corpus/documents and tests/portals) (the real pingtan
 listing page is the model of the TRS listing). `Site.documents` says what each served file is, so
 tests can check the warehouse against it.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-# copies of tests/corpus/documents and tests/portals shipped inside the package, so an installed wheel runs the demo
+# links to tests/corpus/documents and tests/portals; a built wheel holds their content, so an installed wheel runs the demo
 CORPUS = Path(__file__).parent / "data"
 LISTING_MODEL = CORPUS / "pingtan-zfxxgknb-list.html"
 LAST_MODIFIED = "Mon, 10 Mar 2025 07:35:00 GMT"
