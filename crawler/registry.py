@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from gongkai.crawler.urls import parse as parse_url
 from gongkai.schema.datafile import DataModel, read_toml, shown, validate
 
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
@@ -47,11 +47,9 @@ def registry_path() -> Path:
 
 
 def host_of(url: str) -> str:
-    """host[:port] as the registry writes it (lower case, default ports dropped)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+    """host[:port] as the registry writes it, judged by the fetcher's own parser (IPv6 in brackets, default port
+    dropped): a listing URL the fetcher would refuse is refused here, at load, with its reason."""
+    return parse_url(url).key
 
 
 # --- [portal.params]: the keys each CMS family reads (crawler/adapters/*.py); any other is a typo -----------------

@@ -95,6 +95,22 @@ hosts = ["www.pingtan.gov.cn"]
         load_registry(text=entry.replace(change, message))
 
 
+def test_registry_hosts_are_judged_by_the_fetchers_parser() -> None:
+    """An IPv6 host is written in brackets, as the fetcher keys it (host_of used to drop them: `::1:8080`)."""
+    entry = """[[portal]]
+id = "v6"
+agency = "平潭综合实验区"
+division_code = "350128"
+level = "city"
+cms = "generic"
+listing = ["http://[::1]:8080/list.html"]
+hosts = ["[::1]:8080"]
+"""
+    assert load_registry(text=entry)[0].listing == ("http://[::1]:8080/list.html",)
+    with pytest.raises(RegistryError, match="backslash|not on one of its hosts"):
+        load_registry(text=entry.replace("http://[::1]:8080/list.html", "http://evil.example\\\\@[::1]:8080/list.html"))
+
+
 # --- discovery -----------------------------------------------------------------------------------------
 
 def test_the_letter_in_the_report_column_is_not_a_report() -> None:
