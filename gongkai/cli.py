@@ -21,6 +21,9 @@ COMMAND_MODULES = [
     "gongkai.commands.status",
 ]
 
+# the commands that write to the warehouse
+WRITERS = {"ingest", "reprocess", "nightly", "backfill"}
+
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Register every command, or only `only`: importing one command's module (Prefect, DuckDB) is the cost
@@ -48,7 +51,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    try:
+        if args.command in WRITERS:  # a locked file, a full disk, a server gone: said before Prefect starts
+            from gongkai.warehouse import open_warehouse
+
+            open_warehouse(getattr(args, "db", None) or args.settings.database_url).close()
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"gongkai {args.command}: interrupted; what was loaded stays, the next run goes on from there", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        reason = operational_error(exc)
+        if reason is None:
+            raise  # a bug: the traceback is what a developer needs
+        print(f"gongkai {args.command}: {reason}", file=sys.stderr)
+        return 1
+
+
+# Failures of the machine or the database server, not of gongkai: a full disk, a file locked by another
+# process, a server gone. The operator needs one line naming it, not a traceback; the data stays consistent
+# (each load is one transaction) and the next run retries.
+_OPERATIONAL_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOMEM"}
+_OPERATIONAL_CLASSES = {("duckdb", "IOException"), ("duckdb", "OutOfMemoryException"), ("duckdb", "PermissionException"),
+                        ("psycopg", "OperationalError"), ("psycopg", "InsufficientPrivilege")}
+
+
+def operational_error(exc: BaseException) -> str | None:
+    """One line for an error of the environment (disk, lock, permissions, server), None for anything else."""
+    import errno
+
+    for error in _chain(exc):
+        if isinstance(error, OSError) and errno.errorcode.get(error.errno or -1) in _OPERATIONAL_ERRNOS:
+            where = f" ({error.filename})" if error.filename else ""
+            return f"{error.strerror or type(error).__name__}{where}"
+        for cls in type(error).__mro__:
+            if (cls.__module__.lstrip("_").split(".")[0], cls.__name__) in _OPERATIONAL_CLASSES:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                return f"{type(error).__name__}: {first}"
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during (bounded: a cycle cannot loop)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 if __name__ == "__main__":
