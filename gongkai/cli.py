@@ -23,6 +23,8 @@ COMMAND_MODULES = [
 
 # the commands that write to the warehouse
 WRITERS = {"ingest", "reprocess", "nightly", "backfill"}
+# the commands that start processes (Prefect's temporary server, extraction workers, the demo portal)
+STARTS_PROCESSES = WRITERS | {"demo", "serve"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
+    if args.command in STARTS_PROCESSES:
+        from gongkai.reaper import start_reaper
+
+        start_reaper()  # a kill -9 of this command leaves no orphan behind
     try:
         if args.command in WRITERS:  # a locked file, a full disk, a server gone: said before Prefect starts
             from gongkai.warehouse import open_warehouse

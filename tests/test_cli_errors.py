@@ -55,3 +55,39 @@ def test_environment_errors_are_named_and_bugs_are_not_swallowed(tmp_path: Path)
         assert operational_error(outer) == operational_error(full)
     assert operational_error(ValueError("a bug")) is None
     assert operational_error(KeyError("x")) is None
+
+
+def test_kill_9_of_a_command_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Prefect's temporary server, the extraction workers and the resource tracker end with a killed command."""
+    import signal
+    import time
+
+    from gongkai.reaper import descendants
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pdf = (CORPUS / "hongze-2023.pdf").read_bytes()
+    for i in range(200):  # distinct files, each a real extraction: the command is still busy when it is killed
+        (folder / f"r{i}.pdf").write_bytes(pdf + f"%{i}".encode())
+    env = {**os.environ, "GONGKAI_DATA": str(tmp_path / "data"), "GONGKAI_EXTRACT_PROCESSES": "2"}
+    command = subprocess.Popen([sys.executable, "-m", "gongkai.cli", "ingest", str(folder)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        below: set[int] = set()
+        while time.monotonic() - started < 120:  # until the server, the tracker and two workers run (and the watcher)
+            below = descendants(command.pid)
+            if len(below) >= 4:
+                break
+            time.sleep(0.5)
+        assert len(below) >= 4, below
+        time.sleep(1.5)  # the watcher notes what runs at least once more
+        below = descendants(command.pid)
+        command.send_signal(signal.SIGKILL)
+        command.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in below):
+            time.sleep(0.5)
+        assert not [pid for pid in below if Path(f"/proc/{pid}").exists()], below
+    finally:
+        command.kill()
