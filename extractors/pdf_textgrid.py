@@ -1,0 +1,396 @@
+"""Tables drawn without ruling lines (borders removed, three-line 三线表): rows rebuilt from glyph positions.
+
+A half-right grid would put numbers under the wrong key, which is worse than a loud loss; so this answers
+only when every check holds, and otherwise returns None (the reader then keeps its `unreadable table`
+warning). What it builds is the model of a table whose cells lost their columns (`Table.aligned=False`):
+header rows carry the labels seen, each data row its label texts then one value per header column (blank
+where the column is empty), and mapping.py reads it as it reads any such table, by the schema's order.
+
+How (one page at a time; a table continued on the next page keeps the columns of the page before):
+- runs: glyphs on one line without a gap wider than GAP ems (one cell's line);
+- stacks: runs set one under the other, overlapping, no farther apart than STACK_GAP ems (one cell's
+  wrapped text); a run over two or more runs of one line below it is a spanning label (法人或其他组织)
+  and stands alone;
+- data rows: lines whose runs end in numbers; their label is the rightmost stack left of the numbers that
+  spans the numbers' height (labels wrap, numbers sit at the top, middle or bottom of the row);
+- header columns: stacks above the data that match a column label of the schema, left to right; each
+  number must fall in exactly one column's band, and the columns must come in the schema's order.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from gongkai.extractors.model import GridCell, Table
+from gongkai.extractors.pdf_layout import SHORT_LINE, Char, is_number
+from gongkai.extractors.textnorm import clean_text
+
+GAP = 1.0  # ems: glyphs farther apart than this on one line are in different cells
+SPACE = 0.25  # ems: ... and those this far apart where PDFium saw a break
+SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
+SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
+NEAR_LABEL = 1.0  # ems: numbers in the gap between a label's lines, this close to one
+STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
+HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
+
+
+@dataclass(slots=True)
+class Run:
+    chars: list[Char]
+    text: str
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+    size: float
+
+    @property
+    def cy(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
+@dataclass(slots=True)
+class Stack:
+    runs: list[Run] = field(default_factory=list)
+    spanning: bool = False
+
+    @property
+    def text(self) -> str:
+        return clean_text("\n".join(r.text for r in self.runs))
+
+    @property
+    def x0(self) -> float:
+        return min(r.x0 for r in self.runs)
+
+    @property
+    def x1(self) -> float:
+        return max(r.x1 for r in self.runs)
+
+    @property
+    def top(self) -> float:
+        return self.runs[0].top
+
+    @property
+    def bottom(self) -> float:
+        return self.runs[-1].bottom
+
+    @property
+    def size(self) -> float:
+        return max(r.size for r in self.runs)
+
+
+@dataclass(slots=True)
+class Columns:
+    """The value columns of a header: bands (x0, x1) left to right, and the header's texts."""
+
+    bands: list[tuple[float, float]]
+
+
+@dataclass(slots=True)
+class PageTable:
+    rows: list[list[str]]  # header rows and data rows, as mapping reads an unaligned table
+    columns: Columns | None  # those in force at the page's end, for a table continued on the next page
+
+
+class Refused(Exception):
+    """A check failed: the grid is not rebuilt (the message says which)."""
+
+
+def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
+    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc)."""
+    runs = _runs(chars)
+    numeric = [r for r in runs if is_number(r.text)]
+    texts = [r for r in runs if not is_number(r.text)]
+    data_lines = _data_lines(numeric, texts, runs)
+    if not data_lines:
+        raise Refused("no row of numbers")
+    stacks = _stacks(texts)
+    leaves: dict[int, int] = {}  # stack index → data line index
+    groups: dict[int, list[int]] = {}  # data line index → stacks of group labels beside it
+    for k, line in enumerate(data_lines):
+        around = _beside(stacks, line, SAME_LINE)
+        if not around:  # numbers centred on a label whose lines are set far apart: the nearest line
+            around = _beside(stacks, line, NEAR_LABEL)[:1]
+        if not around:
+            continue
+        leaf = max(around, key=lambda i: stacks[i].x0)
+        if leaf in leaves:
+            raise Refused(f"one label beside two rows of numbers ({stacks[leaf].text!r})")
+        leaves[leaf] = k
+        groups[k] = [i for i in around if i != leaf and not stacks[i].spanning]
+    grouped = {i for ids in groups.values() for i in ids}
+    _adopt_orphans(stacks, leaves, grouped, data_lines, texts)
+    labels: dict[int, list[str]] = {k: [stacks[i].text for i in sorted(ids, key=lambda i: stacks[i].x0)] for k, ids in groups.items()}
+    for leaf, k in leaves.items():
+        labels[k].append(stacks[leaf].text)
+    items: list[tuple[float, str, object]] = []  # (top, kind, payload) in page order
+    for k, line in enumerate(data_lines):
+        tops = [n.top for n in line] + [s.top for i, s in enumerate(stacks) if leaves.get(i) == k]
+        items.append((min(tops), "data", (line, labels.get(k, []))))
+    for i, s in enumerate(stacks):
+        if i not in leaves and i not in grouped:
+            items.extend((r.top, "text", r) for r in s.runs)
+    items.sort(key=lambda item: item[0])
+    return _assemble(items, carried)
+
+
+def _beside(stacks: list[Stack], line: list[Run], reach: float) -> list[int]:
+    """Stacks left of the numbers spanning their height (within `reach` ems), nearest first."""
+    cy = _cy(line)
+    distance = {
+        i: max(0.0, s.top - cy, cy - s.bottom)
+        for i, s in enumerate(stacks)
+        if s.x1 <= line[0].x0 and s.top - reach * s.size <= cy <= s.bottom + reach * s.size
+    }
+    return sorted(distance, key=lambda i: distance[i])
+
+
+def _cy(line: list[Run]) -> float:
+    return sum(n.cy for n in line) / len(line)
+
+
+def _adopt_orphans(
+    stacks: list[Stack], leaves: dict[int, int], grouped: set[int], lines: list[list[Run]], texts: list[Run]
+) -> None:
+    """A label's lines set farther apart than STACK_GAP (wide line spacing) leave stacks beside no row's
+    numbers: each joins the label of the nearest row (by its numbers' height) in the same column, when
+    nothing lies between them, and nothing lies right of it (a header line names the columns there)."""
+    left = min(line[0].x0 for line in lines)
+    cys = [_cy(line) for line in lines]
+    for i, s in enumerate(stacks):
+        if i in leaves or i in grouped or s.spanning or s.x1 > left:
+            continue
+        if not min(cys) < (s.top + s.bottom) / 2 < max(cys):
+            continue  # above the first row of numbers or below the last: a heading or a note, not a label
+        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
+            continue
+        candidates = [
+            (abs(_cy(lines[k]) - (s.top + s.bottom) / 2), leaf)
+            for leaf, k in leaves.items()
+            if stacks[leaf].x0 < s.x1 and s.x0 < stacks[leaf].x1 and not _between(stacks, i, leaf)
+        ]
+        if candidates:
+            leaf = min(candidates)[1]
+            stacks[leaf].runs = sorted([*stacks[leaf].runs, *s.runs], key=lambda r: r.top)
+            grouped.add(i)  # taken: not a header text
+
+
+def _between(stacks: list[Stack], a: int, b: int) -> bool:
+    """Another stack overlapping stack a's columns lies between stacks a and b."""
+    sa, sb = stacks[a], stacks[b]
+    low, high = min(sa.bottom, sb.bottom), max(sa.top, sb.top)
+    return any(
+        t.x0 < sa.x1 and sa.x0 < t.x1 and low <= (t.top + t.bottom) / 2 <= high
+        for j, t in enumerate(stacks)
+        if j not in (a, b)
+    )
+
+
+def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -> PageTable:
+    rows: list[list[str]] = []
+    columns = carried
+    pending: list[Run] = []  # text runs since the last data row
+    block_rows = 0  # data rows under the current columns
+    for _, kind, payload in items:
+        if kind == "text":
+            assert isinstance(payload, Run)
+            pending.append(payload)
+            continue
+        if pending:
+            header, texts = _header(pending)
+            rows.append(texts)
+            if header is not None:
+                columns, block_rows = header, 0
+            pending = []
+        line, labels = payload  # type: ignore[misc]
+        if columns is None:
+            raise Refused("numbers with no header naming their columns above them")
+        values = _place(line, columns)
+        if values is None:
+            raise Refused(f"numbers {[n.text for n in line]} do not fall one per column under the header")
+        if not labels and block_rows:
+            raise Refused(f"a second row of numbers without a label ({[n.text for n in line]})")
+        block_rows += 1
+        rows.append([*labels, *values])
+    if pending:
+        header, texts = _header(pending)
+        rows.append(texts)
+        columns = header or columns
+    return PageTable(rows, columns)
+
+
+def _place(line: list[Run], columns: Columns) -> list[str] | None:
+    """One text per column, blank where the row has none; None when a number fits no column or two share one."""
+    values = [""] * len(columns.bands)
+    for n in line:
+        hits = [j for j, (x0, x1) in enumerate(columns.bands) if x0 - 1 <= n.x0 and n.x1 <= x1 + 1]
+        if len(hits) != 1 or values[hits[0]]:
+            return None
+        values[hits[0]] = n.text
+    return values
+
+
+def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
+    """The value columns that text above a table's numbers names, and its texts. Runs one under the other
+    (overlapping) are one column's header, read top to bottom (商业 / 企业); a run over two runs that do not
+    overlap each other spans columns (申请人情况, 法人或其他组织) and names none."""
+    spanning = [r for r in runs if _spans(r, runs)]
+    columns: list[list[Run]] = []
+    for r in sorted((r for r in runs if r not in spanning), key=lambda r: r.x0):
+        if columns and r.x0 < max(c.x1 for c in columns[-1]):
+            columns[-1].append(r)
+        else:
+            columns.append([r])
+    headers = [Stack(sorted(c, key=lambda r: r.top)) for c in columns]
+    texts = [h.text for h in sorted([*headers, *(Stack([r], True) for r in spanning)], key=lambda h: (h.top, h.x0))]
+    return _header_columns(headers), texts
+
+
+def _header_columns(leaves: list[Stack]) -> Columns | None:
+    """The value columns named by header stacks, when they name a schema table's columns in its order."""
+    from gongkai.schema import TABLES
+    from gongkai.schema.labels import best_score, normalize_label
+
+    best: tuple[int, list[Stack]] | None = None
+    for table in TABLES.values():
+        keys = [c.key for c in table.columns]
+        named: list[tuple[Stack, int]] = []
+        for s in leaves:
+            text = normalize_label(s.text)
+            scores = [best_score(text, c.labels) for c in table.columns]
+            top = max(scores, default=0.0)
+            if top >= HEADER_MATCH:
+                if scores.count(top) > 1:
+                    return None  # a header naming two columns alike
+                named.append((s, scores.index(top)))
+        if not named:
+            continue
+        order = [k for _, k in named]
+        if table.orientation == "rows":
+            if order != sorted(set(order)):
+                continue  # printed in another order than the schema's: mapping would place them wrong
+        elif len(order) % len(keys) or order != list(range(len(keys))) * (len(order) // len(keys)):
+            continue
+        if best is None or len(named) > best[0]:
+            best = (len(named), [s for s, _ in named])
+    if best is None:
+        return None
+    named_stacks = best[1]
+    bounds = [(a.x1 + b.x0) / 2 for a, b in zip(named_stacks, named_stacks[1:], strict=False)]
+    first, last = named_stacks[0], named_stacks[-1]
+    reach = min((bounds[0] - first.x1) if bounds else last.size, first.size * 2)
+    edges = [first.x0 - reach, *bounds, last.x1 + reach * 4]
+    return Columns([(edges[j], edges[j + 1]) for j in range(len(named_stacks))])
+
+
+def _runs(chars: list[Char]) -> list[Run]:
+    """Glyphs one after the other in the text stream, on one line, without a cell's gap between them.
+    PDFium marks a break (a space, a new line) before a glyph: there a gap of SPACE ems parts two cells
+    (tight columns sit that close), elsewhere only a gap of GAP ems does (justified CJK text)."""
+    runs: list[Run] = []
+    current: list[Char] = []
+    for c in chars:  # in the stream's order: cells and lines come one after the other
+        if current:
+            prev = current[-1]
+            size = max(c.size, prev.size)
+            # A glyph's box is its ink (一 is a thin stroke, 、 sits low): lines are told by em-high bands.
+            top = min(x.cy - x.size / 2 for x in current)
+            bottom = max(x.cy + x.size / 2 for x in current)
+            same_line = top <= c.cy <= bottom or c.cy - c.size / 2 <= (top + bottom) / 2 <= c.cy + c.size / 2
+            gap = c.x0 - _end(prev, max(x.size for x in current))
+            if not same_line or gap < -0.9 * size or gap > GAP * size or (c.space_before and gap > SPACE * size):
+                runs.append(_run(current))
+                current = []
+        current.append(c)
+    if current:
+        runs.append(_run(current))
+    return runs
+
+
+def _end(c: Char, em: float) -> float:
+    """Where a glyph's advance ends: a full-width glyph (（ ） ， or an ideograph) takes its whole em, the
+    line's (the ink of ， is a dot at the left of it)."""
+    if unicodedata.east_asian_width(c.text) in "FW":
+        return max(c.x1, c.x0 + em * 0.9)
+    return c.x1
+
+
+def _run(chars: list[Char]) -> Run:
+    parts = [chars[0].text]
+    for prev, c in zip(chars, chars[1:], strict=False):
+        parts.append((" " if c.space_before and c.x0 > prev.x1 else "") + c.text)
+    return Run(
+        chars,
+        clean_text("".join(parts)),
+        min(c.x0 for c in chars),
+        max(c.x1 for c in chars),
+        min(c.top for c in chars),
+        max(c.bottom for c in chars),
+        max(c.size for c in chars),
+    )
+
+
+def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[list[Run]]:
+    """Numbers on one line with no text to their right: a row's values (page numbers left out)."""
+    lines: list[list[Run]] = []
+    for n in sorted(numeric, key=lambda r: r.cy):
+        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+            lines[-1].append(n)
+        else:
+            lines.append([n])
+    top = min((r.top for r in runs), default=0.0)
+    bottom = max((r.bottom for r in runs), default=0.0)
+    out: list[list[Run]] = []
+    for line in lines:
+        line.sort(key=lambda r: r.x0)
+        cy, size = line[0].cy, line[0].size
+        beside = [t for t in texts if abs(t.cy - cy) <= SAME_LINE * size]
+        if any(t.x1 > line[0].x0 for t in beside):
+            continue  # a number inside prose or a label, not a row's values
+        lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
+        if lone and (line[0].top <= top + 1 or line[0].bottom >= bottom - 1):
+            continue  # a page number
+        out.append(line)
+    return out
+
+
+def _stacks(texts: list[Run]) -> list[Stack]:
+    """Runs set one under the other into cells; spanning labels alone."""
+    ordered = sorted(texts, key=lambda r: (r.top, r.x0))
+    spanning = {id(r) for r in ordered if _spans(r, ordered, SPAN_REACH)}
+    stacks: list[Stack] = []
+    for r in ordered:
+        target = None
+        if id(r) not in spanning:
+            for s in reversed(stacks):
+                last = s.runs[-1]
+                if s.spanning or last.bottom >= r.top:
+                    continue
+                if r.top - last.bottom <= STACK_GAP * max(r.size, last.size) and last.x0 < r.x1 and r.x0 < last.x1:
+                    target = s
+                    break
+        if target is None:
+            stacks.append(Stack([r], id(r) in spanning))
+        else:
+            target.runs.append(r)
+    return stacks
+
+
+def _spans(run: Run, runs: list[Run], reach: float | None = None) -> bool:
+    """Over two runs below it that do not overlap each other (within `reach` ems and on one line when
+    given, anywhere below when not): a label spanning columns."""
+    under = sorted(
+        (r for r in runs if run.bottom <= r.top and run.x0 < r.x1 and r.x0 < run.x1),
+        key=lambda r: r.x0,
+    )
+    if reach is None:
+        return any(b.x0 >= a.x1 for a in under for b in under)
+    near = [r for r in under if r.top <= run.bottom + reach * run.size]
+    return any(b.x0 >= a.x1 and abs(a.cy - b.cy) <= SAME_LINE * a.size for a in near for b in near)
+
+
+def to_table(index: int, page: int, rows: list[list[str]]) -> Table:
+    """Rows of texts → the model's unaligned table (cells keep their order, not their columns)."""
+    grid = [[GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)] for r, row in enumerate(rows, start=1)]
+    return Table(index=index, rows=grid, page=page, aligned=False)
