@@ -19,11 +19,12 @@ How (one page at a time; a table continued on the next page keeps the columns of
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
 from gongkai.extractors.model import GridCell, Table
-from gongkai.extractors.pdf_layout import SHORT_LINE, Char, is_number
+from gongkai.extractors.pdf_layout import ENUMERATION, SHORT_LINE, Char, is_number
 from gongkai.extractors.textnorm import clean_text
 
 GAP = 1.0  # ems: glyphs farther apart than this on one line are in different cells
@@ -31,7 +32,9 @@ SPACE = 0.25  # ems: ... and those this far apart where PDFium saw a break
 SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
 SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
 NEAR_LABEL = 1.0  # ems: numbers in the gap between a label's lines, this close to one
+WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
+_DIGITS = re.compile(r"^[\d.,]+$")
 HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
 
 
@@ -82,9 +85,9 @@ class Stack:
 
 @dataclass(slots=True)
 class Columns:
-    """The value columns of a header: bands (x0, x1) left to right, and the header's texts."""
+    """The value columns a header names: its headers' x-ranges, left to right."""
 
-    bands: list[tuple[float, float]]
+    heads: list[tuple[float, float]]
 
 
 @dataclass(slots=True)
@@ -102,37 +105,111 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
     runs = _runs(chars)
     numeric = [r for r in runs if is_number(r.text)]
     texts = [r for r in runs if not is_number(r.text)]
-    data_lines = _data_lines(numeric, texts, runs)
-    if not data_lines:
+    values = [n for line in _data_lines(numeric, texts, runs) for n in line]
+    if not values:
         raise Refused("no row of numbers")
     stacks = _stacks(texts)
-    leaves: dict[int, int] = {}  # stack index → data line index
-    groups: dict[int, list[int]] = {}  # data line index → stacks of group labels beside it
-    for k, line in enumerate(data_lines):
-        around = _beside(stacks, line, SAME_LINE)
-        if not around:  # numbers centred on a label whose lines are set far apart: the nearest line
-            around = _beside(stacks, line, NEAR_LABEL)[:1]
-        if not around:
-            continue
-        leaf = max(around, key=lambda i: stacks[i].x0)
-        if leaf in leaves:
-            raise Refused(f"one label beside two rows of numbers ({stacks[leaf].text!r})")
-        leaves[leaf] = k
-        groups[k] = [i for i in around if i != leaf and not stacks[i].spanning]
+    leaf_of = {id(n): _leaf(stacks, n) for n in values}
+    level = {id(n) for n in values if _leaf(stacks, n, near=False) is not None}
+    values = _join_wrapped(values, leaf_of, level, texts)
+    by_leaf: dict[int, list[Run]] = {}
+    unlabelled: list[Run] = []
+    for n in values:
+        leaf = leaf_of[id(n)]
+        if leaf is None:
+            unlabelled.append(n)
+        else:
+            by_leaf.setdefault(leaf, []).append(n)
+    groups: dict[int, list[int]] = {}  # leaf → stacks of group labels beside it (三、本年度办理结果)
+    for leaf in by_leaf:
+        s = stacks[leaf]
+        groups[leaf] = [
+            i
+            for i, g in enumerate(stacks)
+            if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
+        ]
     grouped = {i for ids in groups.values() for i in ids}
-    _adopt_orphans(stacks, leaves, grouped, data_lines, texts)
-    labels: dict[int, list[str]] = {k: [stacks[i].text for i in sorted(ids, key=lambda i: stacks[i].x0)] for k, ids in groups.items()}
-    for leaf, k in leaves.items():
-        labels[k].append(stacks[leaf].text)
+    left = min(n.x0 for n in values)
+    _adopt_orphans(stacks, by_leaf, grouped, left, texts)
     items: list[tuple[float, str, object]] = []  # (top, kind, payload) in page order
-    for k, line in enumerate(data_lines):
-        tops = [n.top for n in line] + [s.top for i, s in enumerate(stacks) if leaves.get(i) == k]
-        items.append((min(tops), "data", (line, labels.get(k, []))))
+    for leaf, cells in by_leaf.items():
+        labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
+        top = min([n.top for n in cells] + [stacks[leaf].top])
+        items.append((top, "data", (sorted(cells, key=lambda n: n.x0), labels)))
+    for line in _lines_of(unlabelled):
+        items.append((min(n.top for n in line), "data", (line, [])))
     for i, s in enumerate(stacks):
-        if i not in leaves and i not in grouped:
+        if i not in by_leaf and i not in grouped:
             items.extend((r.top, "text", r) for r in s.runs)
     items.sort(key=lambda item: item[0])
     return _assemble(items, carried)
+
+
+def _leaf(stacks: list[Stack], n: Run, near: bool = True) -> int | None:
+    """The row label beside a number: the rightmost stack left of it level with it, else the nearest
+    within NEAR_LABEL ems (a number set at the top or bottom of a row, or between a label's lines)."""
+    level = [
+        i
+        for i, s in enumerate(stacks)
+        if s.x1 <= n.x0 and not s.spanning and s.top - SAME_LINE * s.size <= n.cy <= s.bottom + SAME_LINE * s.size
+    ]
+    if level or not near:
+        return max(level, key=lambda i: stacks[i].x0, default=None)
+    distance = {
+        i: max(s.top - n.bottom, n.top - s.bottom)
+        for i, s in enumerate(stacks)
+        if s.x1 <= n.x0 and not s.spanning
+    }
+    near = [i for i, d in distance.items() if d <= NEAR_LABEL * stacks[i].size]
+    if not near:
+        return None
+    closest = min(distance[i] for i in near)
+    return max((i for i in near if distance[i] <= closest + 1), key=lambda i: stacks[i].x0)
+
+
+def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[int], texts: list[Run]) -> list[Run]:
+    """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
+    the same column, beside the same label, with nothing between. Where the two lines are beside two labels
+    (not each level with its own), which row the second is cannot be told: refused."""
+    out: list[Run] = []
+    last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
+    for n in sorted(values, key=lambda r: r.top):
+        above = [p for p in out if p.x0 < n.x1 and n.x0 < p.x1 and p.bottom <= n.top]
+        p = max(above, key=lambda p: p.bottom, default=None)
+        widest = max((v.x1 - v.x0 for v in values if v.x0 < n.x1 and n.x0 < v.x1), default=0.0)
+        line = last_line.get(id(p), p) if p is not None else None
+        wrapped = (
+            p is not None
+            and line is not None
+            and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
+            and _DIGITS.match(p.text)
+            and _DIGITS.match(n.text)
+            and line.x1 - line.x0 >= widest - 0.5 * line.size  # the line above is full: the number may wrap
+            and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
+        )
+        if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
+            if id(p) in level and id(n) in level:
+                wrapped = False  # each level with its own label: two rows
+            else:
+                raise Refused(f"{p.text} / {n.text}: a number wrapped, or two rows' numbers? beside two labels")
+        if wrapped and p is not None:
+            joined = Run([*p.chars, *n.chars], p.text + n.text, min(p.x0, n.x0), max(p.x1, n.x1), p.top, n.bottom, max(p.size, n.size))
+            leaf_of[id(joined)] = leaf_of[id(p)]
+            last_line[id(joined)] = n
+            out[out.index(p)] = joined
+        else:
+            out.append(n)
+    return out
+
+
+def _lines_of(values: list[Run]) -> list[list[Run]]:
+    lines: list[list[Run]] = []
+    for n in sorted(values, key=lambda r: r.cy):
+        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+            lines[-1].append(n)
+        else:
+            lines.append([n])
+    return [sorted(line, key=lambda r: r.x0) for line in lines]
 
 
 def _beside(stacks: list[Stack], line: list[Run], reach: float) -> list[int]:
@@ -150,24 +227,23 @@ def _cy(line: list[Run]) -> float:
     return sum(n.cy for n in line) / len(line)
 
 
-def _adopt_orphans(
-    stacks: list[Stack], leaves: dict[int, int], grouped: set[int], lines: list[list[Run]], texts: list[Run]
-) -> None:
+def _adopt_orphans(stacks: list[Stack], by_leaf: dict[int, list[Run]], grouped: set[int], left: float, texts: list[Run]) -> None:
     """A label's lines set farther apart than STACK_GAP (wide line spacing) leave stacks beside no row's
     numbers: each joins the label of the nearest row (by its numbers' height) in the same column, when
     nothing lies between them, and nothing lies right of it (a header line names the columns there)."""
-    left = min(line[0].x0 for line in lines)
-    cys = [_cy(line) for line in lines]
+    cy_of = {leaf: sum(n.cy for n in cells) / len(cells) for leaf, cells in by_leaf.items()}
+    if not cy_of:
+        return
     for i, s in enumerate(stacks):
-        if i in leaves or i in grouped or s.spanning or s.x1 > left:
+        if i in by_leaf or i in grouped or s.spanning or s.x1 > left:
             continue
-        if not min(cys) < (s.top + s.bottom) / 2 < max(cys):
+        if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
             continue  # above the first row of numbers or below the last: a heading or a note, not a label
         if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
             continue
         candidates = [
-            (abs(_cy(lines[k]) - (s.top + s.bottom) / 2), leaf)
-            for leaf, k in leaves.items()
+            (abs(cy - (s.top + s.bottom) / 2), leaf)
+            for leaf, cy in cy_of.items()
             if stacks[leaf].x0 < s.x1 and s.x0 < stacks[leaf].x1 and not _between(stacks, i, leaf)
         ]
         if candidates:
@@ -191,7 +267,15 @@ def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -
     rows: list[list[str]] = []
     columns = carried
     pending: list[Run] = []  # text runs since the last data row
-    block_rows = 0  # data rows under the current columns
+    block: list[tuple[int, list[Run], list[str]]] = []  # data rows under the current header: (index in rows, numbers, labels)
+
+    def flush() -> None:
+        if block:
+            assert columns is not None
+            for k, values in zip([b[0] for b in block], _place([b[1] for b in block], columns), strict=True):
+                rows[k] = [*block[[b[0] for b in block].index(k)][2], *values]
+            block.clear()
+
     for _, kind, payload in items:
         if kind == "text":
             assert isinstance(payload, Run)
@@ -201,18 +285,17 @@ def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -
             header, texts = _header(pending)
             rows.append(texts)
             if header is not None:
-                columns, block_rows = header, 0
+                flush()
+                columns = header
             pending = []
         line, labels = payload  # type: ignore[misc]
         if columns is None:
             raise Refused("numbers with no header naming their columns above them")
-        values = _place(line, columns)
-        if values is None:
-            raise Refused(f"numbers {[n.text for n in line]} do not fall one per column under the header")
-        if not labels and block_rows:
+        if not labels and block:
             raise Refused(f"a second row of numbers without a label ({[n.text for n in line]})")
-        block_rows += 1
-        rows.append([*labels, *values])
+        block.append((len(rows), line, labels))
+        rows.append([])
+    flush()
     if pending:
         header, texts = _header(pending)
         rows.append(texts)
@@ -220,15 +303,40 @@ def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -
     return PageTable(rows, columns)
 
 
-def _place(line: list[Run], columns: Columns) -> list[str] | None:
-    """One text per column, blank where the row has none; None when a number fits no column or two share one."""
-    values = [""] * len(columns.bands)
-    for n in line:
-        hits = [j for j, (x0, x1) in enumerate(columns.bands) if x0 - 1 <= n.x0 and n.x1 <= x1 + 1]
-        if len(hits) != 1 or values[hits[0]]:
-            return None
-        values[hits[0]] = n.text
-    return values
+def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
+    """Each row's numbers, one text per header column (blank where it has none). The numbers' columns are
+    told by their own x-ranges (one under the other overlap, whatever the alignment), each matched to the
+    one header over it, or clearly nearest it; anything else is refused."""
+    clusters: list[list[float]] = []  # [x0, x1]
+    for x0, x1 in sorted((n.x0, n.x1) for line in lines for n in line):
+        if clusters and x0 < clusters[-1][1]:
+            clusters[-1][1] = max(clusters[-1][1], x1)
+        else:
+            clusters.append([x0, x1])
+    heads = columns.heads
+    assigned: list[int] = []
+    for x0, x1 in clusters:
+        over = [j for j, (h0, h1) in enumerate(heads) if h0 < x1 and x0 < h1]
+        if len(over) > 1:
+            raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under {len(over)} column headers")
+        if not over:
+            gaps = sorted((max(h0 - x1, x0 - h1), j) for j, (h0, h1) in enumerate(heads))
+            if len(gaps) > 1 and gaps[0][0] * 2 > gaps[1][0]:
+                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
+            over = [gaps[0][1]]
+        assigned.append(over[0])
+    if assigned != sorted(set(assigned)):
+        raise Refused("two columns of numbers under one header")
+    out: list[list[str]] = []
+    for line in lines:
+        values = [""] * len(heads)
+        for n in line:
+            j = assigned[next(k for k, (x0, x1) in enumerate(clusters) if x0 <= n.x0 and n.x1 <= x1)]
+            if values[j]:
+                raise Refused(f"two numbers of one row under one header ({values[j]}, {n.text})")
+            values[j] = n.text
+        out.append(values)
+    return out
 
 
 def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
@@ -276,12 +384,7 @@ def _header_columns(leaves: list[Stack]) -> Columns | None:
             best = (len(named), [s for s, _ in named])
     if best is None:
         return None
-    named_stacks = best[1]
-    bounds = [(a.x1 + b.x0) / 2 for a, b in zip(named_stacks, named_stacks[1:], strict=False)]
-    first, last = named_stacks[0], named_stacks[-1]
-    reach = min((bounds[0] - first.x1) if bounds else last.size, first.size * 2)
-    edges = [first.x0 - reach, *bounds, last.x1 + reach * 4]
-    return Columns([(edges[j], edges[j + 1]) for j in range(len(named_stacks))])
+    return Columns([(h.x0, h.x1) for h in best[1]])
 
 
 def _runs(chars: list[Char]) -> list[Run]:
@@ -362,7 +465,7 @@ def _stacks(texts: list[Run]) -> list[Stack]:
     stacks: list[Stack] = []
     for r in ordered:
         target = None
-        if id(r) not in spanning:
+        if id(r) not in spanning and not ENUMERATION.match(r.text):  # 1. （二） 三、 open a new row's label
             for s in reversed(stacks):
                 last = s.runs[-1]
                 if s.spanning or last.bottom >= r.top:
