@@ -88,6 +88,7 @@ class Columns:
     """The value columns a header names: its headers' x-ranges, left to right."""
 
     heads: list[tuple[float, float]]
+    unnamed: list[tuple[float, float]]  # header texts naming no column (信息内容, a label cut in two)
 
 
 @dataclass(slots=True)
@@ -235,8 +236,8 @@ def _adopt_orphans(stacks: list[Stack], by_leaf: dict[int, list[Run]], grouped: 
     if not cy_of:
         return
     for i, s in enumerate(stacks):
-        if i in by_leaf or i in grouped or s.spanning or s.x1 > left:
-            continue
+        if i in by_leaf or i in grouped or s.spanning or s.x1 > left or ENUMERATION.match(s.runs[0].text):
+            continue  # a numbered label opens a row of its own (its cells may all be blank)
         if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
             continue  # above the first row of numbers or below the last: a heading or a note, not a label
         if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
@@ -314,8 +315,18 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
         else:
             clusters.append([x0, x1])
     heads = columns.heads
-    assigned: list[int] = []
     for x0, x1 in clusters:
+        if any(h0 < x1 and x0 < h1 for h0, h1 in columns.unnamed):
+            raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under a header that names no column")
+    assigned: list[int] = []
+    if len(clusters) == len(heads):  # one column of numbers per header: in order, each near its own
+        assigned = list(range(len(heads)))
+        for j, (x0, x1) in enumerate(clusters):
+            low = heads[j - 1][0] if j else float("-inf")
+            high = heads[j + 1][1] if j + 1 < len(heads) else float("inf")
+            if not (low < x0 and x1 < high):
+                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie far from their column header")
+    for x0, x1 in clusters if not assigned else []:
         over = [j for j, (h0, h1) in enumerate(heads) if h0 < x1 and x0 < h1]
         if len(over) > 1:
             raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under {len(over)} column headers")
@@ -384,7 +395,8 @@ def _header_columns(leaves: list[Stack]) -> Columns | None:
             best = (len(named), [s for s, _ in named])
     if best is None:
         return None
-    return Columns([(h.x0, h.x1) for h in best[1]])
+    named = {id(h) for h in best[1]}
+    return Columns([(h.x0, h.x1) for h in best[1]], [(h.x0, h.x1) for h in leaves if id(h) not in named])
 
 
 def _runs(chars: list[Char]) -> list[Run]:
