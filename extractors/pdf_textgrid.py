@@ -109,7 +109,7 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
     values = [n for line in _data_lines(numeric, texts, runs) for n in line]
     if not values:
         raise Refused("no row of numbers")
-    stacks = _stacks(texts)
+    stacks = _split_rows(_stacks(texts), values)
     leaf_of = {id(n): _leaf(stacks, n) for n in values}
     level = {id(n) for n in values if _leaf(stacks, n, near=False) is not None}
     values = _join_wrapped(values, leaf_of, level, texts)
@@ -144,6 +144,25 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
             items.extend((r.top, "text", r) for r in s.runs)
     items.sort(key=lambda item: item[0])
     return _assemble(items, carried)
+
+
+def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
+    """Labels of tight rows stack as one (规章 / 行政规范性文件): split a stack before a line level with
+    numbers of its own that lie under numbers level with an earlier line (two rows' values in one column;
+    a row whose columns are set at different heights is not split). Lines between go with the line above."""
+    out: list[Stack] = []
+    for s in stacks:
+        level = [[n for n in values if abs(n.cy - r.cy) <= SAME_LINE * r.size and n.x0 >= r.x1] for r in s.runs]
+        part = Stack([], s.spanning)
+        seen: list[Run] = []  # numbers level with the part's lines so far
+        for r, numbers in zip(s.runs, level, strict=True):
+            if part.runs and any(a.x0 < b.x1 and b.x0 < a.x1 for a in seen for b in numbers):
+                out.append(part)
+                part, seen = Stack([], s.spanning), []
+            part.runs.append(r)
+            seen += numbers
+        out.append(part)
+    return out
 
 
 def _leaf(stacks: list[Stack], n: Run, near: bool = True) -> int | None:
