@@ -366,6 +366,10 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
                 raise Refused(f"two numbers of one row under one header ({values[j]}, {n.text})")
             values[j] = n.text
         out.append(values)
+    for above, below in zip(out, out[1:], strict=False):
+        if "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
+            # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
+            raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
     return out
 
 
