@@ -31,7 +31,7 @@ GAP = 1.0  # ems: glyphs farther apart than this on one line are in different ce
 SPACE = 0.25  # ems: ... and those this far apart where PDFium saw a break
 SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
 SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
-NEAR_LABEL = 1.0  # ems: numbers in the gap between a label's lines, this close to one
+NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
 WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
@@ -92,6 +92,15 @@ class Columns:
 
 
 @dataclass(slots=True)
+class DataRow:
+    numbers: list[Run]
+    labels: list[str]
+
+
+Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
+
+
+@dataclass(slots=True)
 class PageTable:
     rows: list[list[str]]  # header rows and data rows, as mapping reads an unaligned table
     columns: Columns | None  # those in force at the page's end, for a table continued on the next page
@@ -132,16 +141,16 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
     grouped = {i for ids in groups.values() for i in ids}
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
-    items: list[tuple[float, str, object]] = []  # (top, kind, payload) in page order
+    items: list[Item] = []
     for leaf, cells in by_leaf.items():
         labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
         top = min([n.top for n in cells] + [stacks[leaf].top])
-        items.append((top, "data", (sorted(cells, key=lambda n: n.x0), labels)))
+        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels)))
     for line in _lines_of(unlabelled):
-        items.append((min(n.top for n in line), "data", (line, [])))
+        items.append((min(n.top for n in line), DataRow(line, [])))
     for i, s in enumerate(stacks):
         if i not in by_leaf and i not in grouped:
-            items.extend((r.top, "text", r) for r in s.runs)
+            items.extend((r.top, r) for r in s.runs)
     items.sort(key=lambda item: item[0])
     return _assemble(items, carried)
 
@@ -176,15 +185,13 @@ def _leaf(stacks: list[Stack], n: Run, near: bool = True) -> int | None:
     if level or not near:
         return max(level, key=lambda i: stacks[i].x0, default=None)
     distance = {
-        i: max(s.top - n.bottom, n.top - s.bottom)
-        for i, s in enumerate(stacks)
-        if s.x1 <= n.x0 and not s.spanning
+        i: max(s.top - n.bottom, n.top - s.bottom) for i, s in enumerate(stacks) if s.x1 <= n.x0 and not s.spanning
     }
-    near = [i for i, d in distance.items() if d <= NEAR_LABEL * stacks[i].size]
-    if not near:
+    close = [i for i, d in distance.items() if d <= NEAR_LABEL * stacks[i].size]
+    if not close:
         return None
-    closest = min(distance[i] for i in near)
-    return max((i for i in near if distance[i] <= closest + 1), key=lambda i: stacks[i].x0)
+    closest = min(distance[i] for i in close)
+    return max((i for i in close if distance[i] <= closest + 1), key=lambda i: stacks[i].x0)
 
 
 def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[int], texts: list[Run]) -> list[Run]:
@@ -213,7 +220,15 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             else:
                 raise Refused(f"{p.text} / {n.text}: a number wrapped, or two rows' numbers? beside two labels")
         if wrapped and p is not None:
-            joined = Run([*p.chars, *n.chars], p.text + n.text, min(p.x0, n.x0), max(p.x1, n.x1), p.top, n.bottom, max(p.size, n.size))
+            joined = Run(
+                [*p.chars, *n.chars],
+                p.text + n.text,
+                min(p.x0, n.x0),
+                max(p.x1, n.x1),
+                p.top,
+                n.bottom,
+                max(p.size, n.size),
+            )
             leaf_of[id(joined)] = leaf_of[id(p)]
             last_line[id(joined)] = n
             out[out.index(p)] = joined
@@ -232,22 +247,9 @@ def _lines_of(values: list[Run]) -> list[list[Run]]:
     return [sorted(line, key=lambda r: r.x0) for line in lines]
 
 
-def _beside(stacks: list[Stack], line: list[Run], reach: float) -> list[int]:
-    """Stacks left of the numbers spanning their height (within `reach` ems), nearest first."""
-    cy = _cy(line)
-    distance = {
-        i: max(0.0, s.top - cy, cy - s.bottom)
-        for i, s in enumerate(stacks)
-        if s.x1 <= line[0].x0 and s.top - reach * s.size <= cy <= s.bottom + reach * s.size
-    }
-    return sorted(distance, key=lambda i: distance[i])
-
-
-def _cy(line: list[Run]) -> float:
-    return sum(n.cy for n in line) / len(line)
-
-
-def _adopt_orphans(stacks: list[Stack], by_leaf: dict[int, list[Run]], grouped: set[int], left: float, texts: list[Run]) -> None:
+def _adopt_orphans(
+    stacks: list[Stack], by_leaf: dict[int, list[Run]], grouped: set[int], left: float, texts: list[Run]
+) -> None:
     """A label's lines set farther apart than STACK_GAP (wide line spacing) leave stacks beside no row's
     numbers: each joins the label of the nearest row (by its numbers' height) in the same column, when
     nothing lies between them, and nothing lies right of it (a header line names the columns there)."""
@@ -283,11 +285,12 @@ def _between(stacks: list[Stack], a: int, b: int) -> bool:
     )
 
 
-def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -> PageTable:
+def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
     rows: list[list[str]] = []
     columns = carried
     pending: list[Run] = []  # text runs since the last data row
-    block: list[tuple[int, list[Run], list[str]]] = []  # data rows under the current header: (index in rows, numbers, labels)
+    # data rows under the current header: (index in rows, numbers, labels)
+    block: list[tuple[int, list[Run], list[str]]] = []
 
     def flush() -> None:
         if block:
@@ -296,9 +299,8 @@ def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -
                 rows[k] = [*block[[b[0] for b in block].index(k)][2], *values]
             block.clear()
 
-    for _, kind, payload in items:
-        if kind == "text":
-            assert isinstance(payload, Run)
+    for _, payload in items:
+        if isinstance(payload, Run):
             pending.append(payload)
             continue
         if pending:
@@ -308,7 +310,7 @@ def _assemble(items: list[tuple[float, str, object]], carried: Columns | None) -
                 flush()
                 columns = header
             pending = []
-        line, labels = payload  # type: ignore[misc]
+        line, labels = payload.numbers, payload.labels
         if columns is None:
             raise Refused("numbers with no header naming their columns above them")
         if not labels and block:
@@ -418,8 +420,8 @@ def _header_columns(leaves: list[Stack]) -> Columns | None:
             best = (len(named), [s for s, _ in named])
     if best is None:
         return None
-    named = {id(h) for h in best[1]}
-    return Columns([(h.x0, h.x1) for h in best[1]], [(h.x0, h.x1) for h in leaves if id(h) not in named])
+    taken = {id(h) for h in best[1]}
+    return Columns([(h.x0, h.x1) for h in best[1]], [(h.x0, h.x1) for h in leaves if id(h) not in taken])
 
 
 def _runs(chars: list[Char]) -> list[Run]:
@@ -530,5 +532,8 @@ def _spans(run: Run, runs: list[Run], reach: float | None = None) -> bool:
 
 def to_table(index: int, page: int, rows: list[list[str]]) -> Table:
     """Rows of texts → the model's unaligned table (cells keep their order, not their columns)."""
-    grid = [[GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)] for r, row in enumerate(rows, start=1)]
+    grid = [
+        [GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)]
+        for r, row in enumerate(rows, start=1)
+    ]
     return Table(index=index, rows=grid, page=page, aligned=False)

@@ -107,7 +107,11 @@ def rendered(
     cache_plugin = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     cache = Path(cache_plugin.mkdir("gongkai-pdf-layouts")) if cache_plugin else tmp_path_factory.mktemp("layouts")
     data, key, gold = _source(request.param)
-    variants = {**sweep_variants(data, cache, source_key=key), **restyled_variants(data, key), **_reshaped_variants(data, key)}
+    variants = {
+        **sweep_variants(data, cache, source_key=key),
+        **restyled_variants(data, key),
+        **_reshaped_variants(data, key),
+    }
     return request.param, render(variants, cache), gold
 
 
