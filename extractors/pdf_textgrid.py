@@ -1,20 +1,24 @@
 """Tables drawn without ruling lines (borders removed, three-line 三线表): rows rebuilt from glyph positions.
 
-A half-right grid would put numbers under the wrong key, which is worse than a loud loss; so this answers
-only when every check holds, and otherwise returns None (the reader then keeps its `unreadable table`
-warning). What it builds is the model of a table whose cells lost their columns (`Table.aligned=False`):
-header rows carry the labels seen, each data row its label texts then one value per header column (blank
-where the column is empty), and mapping.py reads it as it reads any such table, by the schema's order.
+A half-right grid puts numbers under the wrong key, which is worse than a loud loss: `rebuild` answers only
+when every check holds and otherwise raises Refused saying which failed (the reader then keeps its
+`unreadable table` warning, with that reason). What it builds is the model of a table whose cells lost their
+columns (`Table.aligned=False`): header rows carry the texts seen, each data row its label texts then one
+value per header column (blank where that column has none), and mapping.py reads it as any such table.
 
-How (one page at a time; a table continued on the next page keeps the columns of the page before):
-- runs: glyphs on one line without a gap wider than GAP ems (one cell's line);
-- stacks: runs set one under the other, overlapping, no farther apart than STACK_GAP ems (one cell's
-  wrapped text); a run over two or more runs of one line below it is a spanning label (法人或其他组织)
-  and stands alone;
-- data rows: lines whose runs end in numbers; their label is the rightmost stack left of the numbers that
-  spans the numbers' height (labels wrap, numbers sit at the top, middle or bottom of the row);
-- header columns: stacks above the data that match a column label of the schema, left to right; each
-  number must fall in exactly one column's band, and the columns must come in the schema's order.
+How (one page at a time; a table running on to the next page keeps the header columns of the page before):
+- runs: glyphs one after the other in PDFium's text stream, on one line, with no cell's gap between them;
+- stacks: runs one under the other, overlapping, close (one cell's wrapped label); a numbered line (1. （二）)
+  opens a new one, a run over two runs of one line below it spans cells and stands alone, and a stack
+  beside two rows' numbers in one column is split (tight rows);
+- numbers: runs that are values, with no text right of them; each is beside the rightmost label level with
+  it (or the nearest, within NEAR_LABEL); a number wrapped in a narrow column is joined to its first line
+  only when that line is full and both are beside the same label — beside two labels it is refused;
+- header columns: the stacks above the numbers that name a schema table's columns, in the schema's order
+  (mapping places values by that order); a header stack naming no column over numbers is refused;
+- columns of numbers: their x-ranges (one under the other overlap whatever the alignment), matched one to
+  one with the header columns in order, or each to the header over it; two numbers of a row in one column,
+  a number under two headers, or two rows that fill each other's blanks are refused.
 """
 
 from __future__ import annotations
