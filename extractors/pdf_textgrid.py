@@ -123,8 +123,10 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
     if not values:
         raise Refused("no row of numbers")
     stacks = _split_rows(_stacks(texts), values)
-    leaf_of = {id(n): _leaf(stacks, n) for n in values}
-    level = {id(n) for n in values if _leaf(stacks, n, near=False) is not None}
+    boxes = _boxes(stacks)
+    beside = {id(n): _leaf(boxes, n) for n in values}
+    leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
+    level = {k for k, (_, is_level) in beside.items() if is_level}
     values = _join_wrapped(values, leaf_of, level, texts)
     by_leaf: dict[int, list[Run]] = {}
     unlabelled: list[Run] = []
@@ -164,8 +166,12 @@ def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
     numbers of its own that lie under numbers level with an earlier line (two rows' values in one column;
     a row whose columns are set at different heights is not split). Lines between go with the line above."""
     out: list[Stack] = []
+    centres = [(n.cy, n) for n in values]
     for s in stacks:
-        level = [[n for n in values if abs(n.cy - r.cy) <= SAME_LINE * r.size and n.x0 >= r.x1] for r in s.runs]
+        if len(s.runs) == 1:
+            out.append(s)
+            continue
+        level = [[n for cy, n in centres if abs(cy - r.cy) <= SAME_LINE * r.size and n.x0 >= r.x1] for r in s.runs]
         part = Stack([], s.spanning)
         seen: list[Run] = []  # numbers level with the part's lines so far
         for r, numbers in zip(s.runs, level, strict=True):
@@ -178,24 +184,31 @@ def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
     return out
 
 
-def _leaf(stacks: list[Stack], n: Run, near: bool = True) -> int | None:
-    """The row label beside a number: the rightmost stack left of it level with it, else the nearest
-    within NEAR_LABEL ems (a number set at the top or bottom of a row, or between a label's lines)."""
-    level = [
-        i
-        for i, s in enumerate(stacks)
-        if s.x1 <= n.x0 and not s.spanning and s.top - SAME_LINE * s.size <= n.cy <= s.bottom + SAME_LINE * s.size
-    ]
-    if level or not near:
-        return max(level, key=lambda i: stacks[i].x0, default=None)
-    distance = {
-        i: max(s.top - n.bottom, n.top - s.bottom) for i, s in enumerate(stacks) if s.x1 <= n.x0 and not s.spanning
-    }
-    close = [i for i, d in distance.items() if d <= NEAR_LABEL * stacks[i].size]
+Box = tuple[int, float, float, float, float, float]  # a label stack: index, x0, x1, top, bottom, size
+
+
+def _boxes(stacks: list[Stack]) -> list[Box]:
+    return [(i, s.x0, s.x1, s.top, s.bottom, s.size) for i, s in enumerate(stacks) if not s.spanning]
+
+
+def _leaf(boxes: list[Box], n: Run) -> tuple[int | None, bool]:
+    """The row label beside a number, and whether level with it: the rightmost stack left of it level with
+    it, else the nearest within NEAR_LABEL ems (a number set at the top or bottom of a row)."""
+    cy = n.cy
+    left = [b for b in boxes if b[2] <= n.x0]
+    level = [b for b in left if b[3] - SAME_LINE * b[5] <= cy <= b[4] + SAME_LINE * b[5]]
+    if level:
+        return max(level, key=lambda b: b[1])[0], True
+    return _nearest(left, n), False
+
+
+def _nearest(left: list[Box], n: Run) -> int | None:
+    distance = {b: max(b[3] - n.bottom, n.top - b[4]) for b in left}
+    close = [b for b, d in distance.items() if d <= NEAR_LABEL * b[5]]
     if not close:
         return None
-    closest = min(distance[i] for i in close)
-    return max((i for i in close if distance[i] <= closest + 1), key=lambda i: stacks[i].x0)
+    closest = min(distance[b] for b in close)
+    return max((b for b in close if distance[b] <= closest + 1), key=lambda b: b[1])[0]
 
 
 def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[int], texts: list[Run]) -> list[Run]:
@@ -207,7 +220,6 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     for n in sorted(values, key=lambda r: r.top):
         above = [p for p in out if p.x0 < n.x1 and n.x0 < p.x1 and p.bottom <= n.top]
         p = max(above, key=lambda p: p.bottom, default=None)
-        widest = max((v.x1 - v.x0 for v in values if v.x0 < n.x1 and n.x0 < v.x1), default=0.0)
         line = last_line.get(id(p), p) if p is not None else None
         wrapped = (
             p is not None
@@ -215,7 +227,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
             and _DIGITS.match(p.text)
             and _DIGITS.match(n.text)
-            and line.x1 - line.x0 >= widest - 0.5 * line.size  # the line above is full: the number may wrap
+            and line.x1 - line.x0 >= _widest(values, n) - 0.5 * line.size  # the line above is full: it may wrap
             and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
         )
         if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
@@ -239,6 +251,11 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
         else:
             out.append(n)
     return out
+
+
+def _widest(values: list[Run], n: Run) -> float:
+    """The widest number in n's column."""
+    return max((v.x1 - v.x0 for v in values if v.x0 < n.x1 and n.x0 < v.x1), default=0.0)
 
 
 def _lines_of(values: list[Run]) -> list[list[Run]]:
@@ -434,18 +451,22 @@ def _runs(chars: list[Char]) -> list[Run]:
     (tight columns sit that close), elsewhere only a gap of GAP ems does (justified CJK text)."""
     runs: list[Run] = []
     current: list[Char] = []
+    top = bottom = em = 0.0  # of the current run
     for c in chars:  # in the stream's order: cells and lines come one after the other
+        half = c.size / 2
         if current:
             prev = current[-1]
             size = max(c.size, prev.size)
             # A glyph's box is its ink (一 is a thin stroke, 、 sits low): lines are told by em-high bands.
-            top = min(x.cy - x.size / 2 for x in current)
-            bottom = max(x.cy + x.size / 2 for x in current)
-            same_line = top <= c.cy <= bottom or c.cy - c.size / 2 <= (top + bottom) / 2 <= c.cy + c.size / 2
-            gap = c.x0 - _end(prev, max(x.size for x in current))
+            same_line = top <= c.cy <= bottom or c.cy - half <= (top + bottom) / 2 <= c.cy + half
+            gap = c.x0 - _end(prev, em)
             if not same_line or gap < -0.9 * size or gap > GAP * size or (c.space_before and gap > SPACE * size):
                 runs.append(_run(current))
                 current = []
+        if current:
+            top, bottom, em = min(top, c.cy - half), max(bottom, c.cy + half), max(em, c.size)
+        else:
+            top, bottom, em = c.cy - half, c.cy + half, c.size
         current.append(c)
     if current:
         runs.append(_run(current))
