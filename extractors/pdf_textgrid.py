@@ -215,6 +215,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
     the same column, beside the same label, with nothing between. Where the two lines are beside two labels
     (not each level with its own), which row the second is cannot be told: refused."""
+    widest = _column_widths(values)
     out: list[Run] = []
     last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
     for n in sorted(values, key=lambda r: r.top):
@@ -227,7 +228,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
             and _DIGITS.match(p.text)
             and _DIGITS.match(n.text)
-            and line.x1 - line.x0 >= _widest(values, n) - 0.5 * line.size  # the line above is full: it may wrap
+            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size  # the line above is full: it may wrap
             and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
         )
         if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
@@ -253,9 +254,20 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     return out
 
 
-def _widest(values: list[Run], n: Run) -> float:
-    """The widest number in n's column."""
-    return max((v.x1 - v.x0 for v in values if v.x0 < n.x1 and n.x0 < v.x1), default=0.0)
+def _column_widths(values: list[Run]) -> dict[int, float]:
+    """For each number, the widest number of its column (numbers one under the other overlap)."""
+    out: dict[int, float] = {}
+    column: list[Run] = []
+    right = float("-inf")
+    for n in [*sorted(values, key=lambda r: r.x0), None]:
+        if n is None or n.x0 >= right:
+            width = max((v.x1 - v.x0 for v in column), default=0.0)
+            out.update((id(v), width) for v in column)
+            column, right = [], float("-inf")
+        if n is not None:
+            column.append(n)
+            right = max(right, n.x1)
+    return out
 
 
 def _lines_of(values: list[Run]) -> list[list[Run]]:
