@@ -31,6 +31,7 @@ from gongkai.extractors.model import BBox, Document, Table, TextBlock, Unreadabl
 from gongkai.extractors.pdf_join import join_across_pages
 from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_layout, inside
 from gongkai.extractors.pdf_rules import edge, ruling_edges
+from gongkai.extractors.pdf_textgrid import Columns, Refused, rebuild, to_table
 from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
@@ -58,6 +59,7 @@ class _Page:
     lines: list[Line] = field(default_factory=list)  # outside the grids
     searched: bool = False  # for tables
     names_tables: bool = False  # its text shows the labels of standard tables
+    text_rows: list[list[str]] = field(default_factory=list)  # a rule-less table rebuilt from glyph positions
 
     @property
     def opens_with_table(self) -> bool:
@@ -96,10 +98,18 @@ def _read(data: bytes) -> Document:
     finally:
         pdf.close()
     grids = join_across_pages([g for p in pages for g in p.grids], {p.number: p.lines for p in pages})
+    # Ruled grids and rebuilt rule-less tables, in page order (a page holds one or the other).
+    parts: list[tuple[int, Grid | list[list[str]]]] = [(g.row_pages[0], g) for g in grids]
+    parts += [(p.number, p.text_rows) for p in pages if p.text_rows]
+    parts.sort(key=lambda part: part[0])
+    tables = [
+        _to_table(i, part) if isinstance(part, Grid) else to_table(i, page, part)
+        for i, (page, part) in enumerate(parts, start=1)
+    ]
     return Document(
         format="pdf",
         blocks=[TextBlock(line.text, p.number) for p in pages for line in p.lines],
-        tables=[_to_table(i, g) for i, g in enumerate(grids, start=1)],
+        tables=tables,
         title=_title(pages[0].lines) if pages else None,
         metadata=metadata,
         warnings=warnings,
@@ -137,11 +147,22 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
             searched += 1
     if searched > MAX_TABLE_PAGES:
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
+    carried: Columns | None = None  # the columns of a rule-less table running on from the page before
     for page, after in zip(pages, [*pages[1:], None], strict=True):
-        if page.names_tables and page.searched and not page.grids and not (after and after.grids):
+        unruled = page.names_tables and page.searched and not page.grids and not (after and after.grids)
+        refused = ""
+        if unruled or (carried and not page.grids):
+            try:
+                rebuilt = rebuild(page.chars, carried)
+                page.text_rows, carried = rebuilt.rows, rebuilt.columns
+            except Refused as exc:
+                refused, carried = str(exc), None
+        else:
+            carried = None
+        if unruled and not page.text_rows:
             warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
                 f"unreadable table: page {page.number} shows the labels of a standard table but no ruled table"
-                " (drawn without rules, or as a picture); its cells are not read"
+                f" (drawn without rules, or as a picture); its cells are not read ({refused or 'no table'})"
             )
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:

@@ -1,0 +1,576 @@
+"""Tables drawn without ruling lines (borders removed, three-line 三线表): rows rebuilt from glyph positions.
+
+A half-right grid puts numbers under the wrong key, which is worse than a loud loss: `rebuild` answers only
+when every check holds and otherwise raises Refused saying which failed (the reader then keeps its
+`unreadable table` warning, with that reason). What it builds is the model of a table whose cells lost their
+columns (`Table.aligned=False`): header rows carry the texts seen, each data row its label texts then one
+value per header column (blank where that column has none), and mapping.py reads it as any such table.
+
+How (one page at a time; a table running on to the next page keeps the header columns of the page before):
+- runs: glyphs one after the other in PDFium's text stream, on one line, with no cell's gap between them;
+- stacks: runs one under the other, overlapping, close (one cell's wrapped label); a numbered line (1. （二）)
+  opens a new one, a run over two runs of one line below it spans cells and stands alone, and a stack
+  beside two rows' numbers in one column is split (tight rows);
+- numbers: runs that are values, with no text right of them; each is beside the rightmost label level with
+  it (or the nearest, within NEAR_LABEL); a number wrapped in a narrow column is joined to its first line
+  only when that line is full and both are beside the same label — beside two labels it is refused;
+- header columns: the stacks above the numbers that name a schema table's columns, in the schema's order
+  (mapping places values by that order); a header stack naming no column over numbers is refused;
+- columns of numbers: their x-ranges (one under the other overlap whatever the alignment), matched one to
+  one with the header columns in order, or each to the header over it; two numbers of a row in one column,
+  a number under two headers, or two rows that fill each other's blanks are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from gongkai.extractors.model import GridCell, Table
+from gongkai.extractors.pdf_layout import ENUMERATION, SHORT_LINE, Char, is_number
+from gongkai.extractors.textnorm import clean_text
+
+GAP = 1.0  # ems: glyphs farther apart than this on one line are in different cells
+SPACE = 0.25  # ems: ... and those this far apart where PDFium saw a break
+SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
+SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
+NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
+WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
+STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
+_DIGITS = re.compile(r"^[\d.,]+$")
+HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
+
+
+@dataclass(slots=True)
+class Run:
+    chars: list[Char]
+    text: str
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+    size: float
+
+    @property
+    def cy(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
+@dataclass(slots=True)
+class Stack:
+    runs: list[Run] = field(default_factory=list)
+    spanning: bool = False
+
+    @property
+    def text(self) -> str:
+        return clean_text("\n".join(r.text for r in self.runs))
+
+    @property
+    def x0(self) -> float:
+        return min(r.x0 for r in self.runs)
+
+    @property
+    def x1(self) -> float:
+        return max(r.x1 for r in self.runs)
+
+    @property
+    def top(self) -> float:
+        return self.runs[0].top
+
+    @property
+    def bottom(self) -> float:
+        return self.runs[-1].bottom
+
+    @property
+    def size(self) -> float:
+        return max(r.size for r in self.runs)
+
+
+@dataclass(slots=True)
+class Columns:
+    """The value columns a header names: its headers' x-ranges, left to right."""
+
+    heads: list[tuple[float, float]]
+    unnamed: list[tuple[float, float]]  # header texts naming no column (信息内容, a label cut in two)
+
+
+@dataclass(slots=True)
+class DataRow:
+    numbers: list[Run]
+    labels: list[str]
+
+
+Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
+
+
+@dataclass(slots=True)
+class PageTable:
+    rows: list[list[str]]  # header rows and data rows, as mapping reads an unaligned table
+    columns: Columns | None  # those in force at the page's end, for a table continued on the next page
+
+
+class Refused(Exception):
+    """A check failed: the grid is not rebuilt (the message says which)."""
+
+
+def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
+    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc)."""
+    runs = _runs(chars)
+    numeric = [r for r in runs if is_number(r.text)]
+    texts = [r for r in runs if not is_number(r.text)]
+    values = [n for line in _data_lines(numeric, texts, runs) for n in line]
+    if not values:
+        raise Refused("no row of numbers")
+    stacks = _split_rows(_stacks(texts), values)
+    boxes = _boxes(stacks)
+    beside = {id(n): _leaf(boxes, n) for n in values}
+    leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
+    level = {k for k, (_, is_level) in beside.items() if is_level}
+    values = _join_wrapped(values, leaf_of, level, texts)
+    by_leaf: dict[int, list[Run]] = {}
+    unlabelled: list[Run] = []
+    for n in values:
+        leaf = leaf_of[id(n)]
+        if leaf is None:
+            unlabelled.append(n)
+        else:
+            by_leaf.setdefault(leaf, []).append(n)
+    groups: dict[int, list[int]] = {}  # leaf → stacks of group labels beside it (三、本年度办理结果)
+    for leaf in by_leaf:
+        s = stacks[leaf]
+        groups[leaf] = [
+            i
+            for i, g in enumerate(stacks)
+            if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
+        ]
+    grouped = {i for ids in groups.values() for i in ids}
+    left = min(n.x0 for n in values)
+    _adopt_orphans(stacks, by_leaf, grouped, left, texts)
+    items: list[Item] = []
+    for leaf, cells in by_leaf.items():
+        labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
+        top = min([n.top for n in cells] + [stacks[leaf].top])
+        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels)))
+    for line in _lines_of(unlabelled):
+        items.append((min(n.top for n in line), DataRow(line, [])))
+    for i, s in enumerate(stacks):
+        if i not in by_leaf and i not in grouped:
+            items.extend((r.top, r) for r in s.runs)
+    items.sort(key=lambda item: item[0])
+    return _assemble(items, carried)
+
+
+def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
+    """Labels of tight rows stack as one (规章 / 行政规范性文件): split a stack before a line level with
+    numbers of its own that lie under numbers level with an earlier line (two rows' values in one column;
+    a row whose columns are set at different heights is not split). Lines between go with the line above."""
+    out: list[Stack] = []
+    centres = [(n.cy, n) for n in values]
+    for s in stacks:
+        if len(s.runs) == 1:
+            out.append(s)
+            continue
+        level = [[n for cy, n in centres if abs(cy - r.cy) <= SAME_LINE * r.size and n.x0 >= r.x1] for r in s.runs]
+        part = Stack([], s.spanning)
+        seen: list[Run] = []  # numbers level with the part's lines so far
+        for r, numbers in zip(s.runs, level, strict=True):
+            if part.runs and any(a.x0 < b.x1 and b.x0 < a.x1 for a in seen for b in numbers):
+                out.append(part)
+                part, seen = Stack([], s.spanning), []
+            part.runs.append(r)
+            seen += numbers
+        out.append(part)
+    return out
+
+
+Box = tuple[int, float, float, float, float, float]  # a label stack: index, x0, x1, top, bottom, size
+
+
+def _boxes(stacks: list[Stack]) -> list[Box]:
+    return [(i, s.x0, s.x1, s.top, s.bottom, s.size) for i, s in enumerate(stacks) if not s.spanning]
+
+
+def _leaf(boxes: list[Box], n: Run) -> tuple[int | None, bool]:
+    """The row label beside a number, and whether level with it: the rightmost stack left of it level with
+    it, else the nearest within NEAR_LABEL ems (a number set at the top or bottom of a row)."""
+    cy = n.cy
+    left = [b for b in boxes if b[2] <= n.x0]
+    level = [b for b in left if b[3] - SAME_LINE * b[5] <= cy <= b[4] + SAME_LINE * b[5]]
+    if level:
+        return max(level, key=lambda b: b[1])[0], True
+    return _nearest(left, n), False
+
+
+def _nearest(left: list[Box], n: Run) -> int | None:
+    distance = {b: max(b[3] - n.bottom, n.top - b[4]) for b in left}
+    close = [b for b, d in distance.items() if d <= NEAR_LABEL * b[5]]
+    if not close:
+        return None
+    closest = min(distance[b] for b in close)
+    return max((b for b in close if distance[b] <= closest + 1), key=lambda b: b[1])[0]
+
+
+def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[int], texts: list[Run]) -> list[Run]:
+    """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
+    the same column, beside the same label, with nothing between. Where the two lines are beside two labels
+    (not each level with its own), which row the second is cannot be told: refused."""
+    widest = _column_widths(values)
+    out: list[Run] = []
+    last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
+    for n in sorted(values, key=lambda r: r.top):
+        above = [p for p in out if p.x0 < n.x1 and n.x0 < p.x1 and p.bottom <= n.top]
+        p = max(above, key=lambda p: p.bottom, default=None)
+        line = last_line.get(id(p), p) if p is not None else None
+        wrapped = (
+            p is not None
+            and line is not None
+            and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
+            and _DIGITS.match(p.text)
+            and _DIGITS.match(n.text)
+            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size  # the line above is full: it may wrap
+            and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
+        )
+        if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
+            if id(p) in level and id(n) in level:
+                wrapped = False  # each level with its own label: two rows
+            else:
+                raise Refused(f"{p.text} / {n.text}: a number wrapped, or two rows' numbers? beside two labels")
+        if wrapped and p is not None:
+            joined = Run(
+                [*p.chars, *n.chars],
+                p.text + n.text,
+                min(p.x0, n.x0),
+                max(p.x1, n.x1),
+                p.top,
+                n.bottom,
+                max(p.size, n.size),
+            )
+            leaf_of[id(joined)] = leaf_of[id(p)]
+            last_line[id(joined)] = n
+            out[out.index(p)] = joined
+        else:
+            out.append(n)
+    return out
+
+
+def _column_widths(values: list[Run]) -> dict[int, float]:
+    """For each number, the widest number of its column (numbers one under the other overlap)."""
+    out: dict[int, float] = {}
+    column: list[Run] = []
+    right = float("-inf")
+    for n in [*sorted(values, key=lambda r: r.x0), None]:
+        if n is None or n.x0 >= right:
+            width = max((v.x1 - v.x0 for v in column), default=0.0)
+            out.update((id(v), width) for v in column)
+            column, right = [], float("-inf")
+        if n is not None:
+            column.append(n)
+            right = max(right, n.x1)
+    return out
+
+
+def _lines_of(values: list[Run]) -> list[list[Run]]:
+    lines: list[list[Run]] = []
+    for n in sorted(values, key=lambda r: r.cy):
+        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+            lines[-1].append(n)
+        else:
+            lines.append([n])
+    return [sorted(line, key=lambda r: r.x0) for line in lines]
+
+
+def _adopt_orphans(
+    stacks: list[Stack], by_leaf: dict[int, list[Run]], grouped: set[int], left: float, texts: list[Run]
+) -> None:
+    """A label's lines set farther apart than STACK_GAP (wide line spacing) leave stacks beside no row's
+    numbers: each joins the label of the nearest row (by its numbers' height) in the same column, when
+    nothing lies between them, and nothing lies right of it (a header line names the columns there)."""
+    cy_of = {leaf: sum(n.cy for n in cells) / len(cells) for leaf, cells in by_leaf.items()}
+    if not cy_of:
+        return
+    for i, s in enumerate(stacks):
+        if i in by_leaf or i in grouped or s.spanning or s.x1 > left or ENUMERATION.match(s.runs[0].text):
+            continue  # a numbered label opens a row of its own (its cells may all be blank)
+        if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
+            continue  # above the first row of numbers or below the last: a heading or a note, not a label
+        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
+            continue
+        candidates = [
+            (abs(cy - (s.top + s.bottom) / 2), leaf)
+            for leaf, cy in cy_of.items()
+            if stacks[leaf].x0 < s.x1 and s.x0 < stacks[leaf].x1 and not _between(stacks, i, leaf)
+        ]
+        if candidates:
+            leaf = min(candidates)[1]
+            stacks[leaf].runs = sorted([*stacks[leaf].runs, *s.runs], key=lambda r: r.top)
+            grouped.add(i)  # taken: not a header text
+
+
+def _between(stacks: list[Stack], a: int, b: int) -> bool:
+    """Another stack overlapping stack a's columns lies between stacks a and b."""
+    sa, sb = stacks[a], stacks[b]
+    low, high = min(sa.bottom, sb.bottom), max(sa.top, sb.top)
+    return any(
+        t.x0 < sa.x1 and sa.x0 < t.x1 and low <= (t.top + t.bottom) / 2 <= high
+        for j, t in enumerate(stacks)
+        if j not in (a, b)
+    )
+
+
+def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
+    rows: list[list[str]] = []
+    columns = carried
+    pending: list[Run] = []  # text runs since the last data row
+    # data rows under the current header: (index in rows, numbers, labels)
+    block: list[tuple[int, list[Run], list[str]]] = []
+
+    def flush() -> None:
+        if block:
+            assert columns is not None
+            for k, values in zip([b[0] for b in block], _place([b[1] for b in block], columns), strict=True):
+                rows[k] = [*block[[b[0] for b in block].index(k)][2], *values]
+            block.clear()
+
+    for _, payload in items:
+        if isinstance(payload, Run):
+            pending.append(payload)
+            continue
+        if pending:
+            header, texts = _header(pending)
+            rows.append(texts)
+            if header is not None:
+                flush()
+                columns = header
+            pending = []
+        line, labels = payload.numbers, payload.labels
+        if columns is None:
+            raise Refused("numbers with no header naming their columns above them")
+        if not labels and block:
+            raise Refused(f"a second row of numbers without a label ({[n.text for n in line]})")
+        block.append((len(rows), line, labels))
+        rows.append([])
+    flush()
+    if pending:
+        header, texts = _header(pending)
+        rows.append(texts)
+        columns = header or columns
+    return PageTable(rows, columns)
+
+
+def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
+    """Each row's numbers, one text per header column (blank where it has none). The numbers' columns are
+    told by their own x-ranges (one under the other overlap, whatever the alignment), each matched to the
+    one header over it, or clearly nearest it; anything else is refused."""
+    clusters: list[list[float]] = []  # [x0, x1]
+    for x0, x1 in sorted((n.x0, n.x1) for line in lines for n in line):
+        if clusters and x0 < clusters[-1][1]:
+            clusters[-1][1] = max(clusters[-1][1], x1)
+        else:
+            clusters.append([x0, x1])
+    heads = columns.heads
+    for x0, x1 in clusters:
+        if any(h0 < x1 and x0 < h1 for h0, h1 in columns.unnamed):
+            raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under a header that names no column")
+    assigned: list[int] = []
+    if len(clusters) == len(heads):  # one column of numbers per header: in order, each near its own
+        assigned = list(range(len(heads)))
+        for j, (x0, x1) in enumerate(clusters):
+            low = heads[j - 1][0] if j else float("-inf")
+            high = heads[j + 1][1] if j + 1 < len(heads) else float("inf")
+            if not (low < x0 and x1 < high):
+                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie far from their column header")
+    for x0, x1 in clusters if not assigned else []:
+        over = [j for j, (h0, h1) in enumerate(heads) if h0 < x1 and x0 < h1]
+        if len(over) > 1:
+            raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under {len(over)} column headers")
+        if not over:
+            gaps = sorted((max(h0 - x1, x0 - h1), j) for j, (h0, h1) in enumerate(heads))
+            if len(gaps) > 1 and gaps[0][0] * 2 > gaps[1][0]:
+                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
+            over = [gaps[0][1]]
+        assigned.append(over[0])
+    if assigned != sorted(set(assigned)):
+        raise Refused("two columns of numbers under one header")
+    out: list[list[str]] = []
+    for line in lines:
+        values = [""] * len(heads)
+        for n in line:
+            j = assigned[next(k for k, (x0, x1) in enumerate(clusters) if x0 <= n.x0 and n.x1 <= x1)]
+            if values[j]:
+                raise Refused(f"two numbers of one row under one header ({values[j]}, {n.text})")
+            values[j] = n.text
+        out.append(values)
+    for above, below in zip(out, out[1:], strict=False):
+        if "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
+            # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
+            raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
+    return out
+
+
+def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
+    """The value columns that text above a table's numbers names, and its texts. Runs one under the other
+    (overlapping) are one column's header, read top to bottom (商业 / 企业); a run over two runs that do not
+    overlap each other spans columns (申请人情况, 法人或其他组织) and names none."""
+    spanning = [r for r in runs if _spans(r, runs)]
+    columns: list[list[Run]] = []
+    for r in sorted((r for r in runs if r not in spanning), key=lambda r: r.x0):
+        if columns and r.x0 < max(c.x1 for c in columns[-1]):
+            columns[-1].append(r)
+        else:
+            columns.append([r])
+    headers = [Stack(sorted(c, key=lambda r: r.top)) for c in columns]
+    texts = [h.text for h in sorted([*headers, *(Stack([r], True) for r in spanning)], key=lambda h: (h.top, h.x0))]
+    return _header_columns(headers), texts
+
+
+def _header_columns(leaves: list[Stack]) -> Columns | None:
+    """The value columns named by header stacks, when they name a schema table's columns in its order."""
+    from gongkai.schema import TABLES
+    from gongkai.schema.labels import best_score, normalize_label
+
+    best: tuple[int, list[Stack]] | None = None
+    for table in TABLES.values():
+        keys = [c.key for c in table.columns]
+        named: list[tuple[Stack, int]] = []
+        for s in leaves:
+            text = normalize_label(s.text)
+            scores = [best_score(text, c.labels) for c in table.columns]
+            top = max(scores, default=0.0)
+            if top >= HEADER_MATCH:
+                if scores.count(top) > 1:
+                    return None  # a header naming two columns alike
+                named.append((s, scores.index(top)))
+        if not named:
+            continue
+        order = [k for _, k in named]
+        if table.orientation == "rows":
+            if order != sorted(set(order)):
+                continue  # printed in another order than the schema's: mapping would place them wrong
+        elif len(order) % len(keys) or order != list(range(len(keys))) * (len(order) // len(keys)):
+            continue
+        if best is None or len(named) > best[0]:
+            best = (len(named), [s for s, _ in named])
+    if best is None:
+        return None
+    taken = {id(h) for h in best[1]}
+    return Columns([(h.x0, h.x1) for h in best[1]], [(h.x0, h.x1) for h in leaves if id(h) not in taken])
+
+
+def _runs(chars: list[Char]) -> list[Run]:
+    """Glyphs one after the other in the text stream, on one line, without a cell's gap between them.
+    PDFium marks a break (a space, a new line) before a glyph: there a gap of SPACE ems parts two cells
+    (tight columns sit that close), elsewhere only a gap of GAP ems does (justified CJK text)."""
+    runs: list[Run] = []
+    current: list[Char] = []
+    top = bottom = em = 0.0  # of the current run
+    for c in chars:  # in the stream's order: cells and lines come one after the other
+        half = c.size / 2
+        if current:
+            prev = current[-1]
+            size = max(c.size, prev.size)
+            # A glyph's box is its ink (一 is a thin stroke, 、 sits low): lines are told by em-high bands.
+            same_line = top <= c.cy <= bottom or c.cy - half <= (top + bottom) / 2 <= c.cy + half
+            gap = c.x0 - _end(prev, em)
+            if not same_line or gap < -0.9 * size or gap > GAP * size or (c.space_before and gap > SPACE * size):
+                runs.append(_run(current))
+                current = []
+        if current:
+            top, bottom, em = min(top, c.cy - half), max(bottom, c.cy + half), max(em, c.size)
+        else:
+            top, bottom, em = c.cy - half, c.cy + half, c.size
+        current.append(c)
+    if current:
+        runs.append(_run(current))
+    return runs
+
+
+def _end(c: Char, em: float) -> float:
+    """Where a glyph's advance ends: a full-width glyph (（ ） ， or an ideograph) takes its whole em, the
+    line's (the ink of ， is a dot at the left of it)."""
+    if unicodedata.east_asian_width(c.text) in "FW":
+        return max(c.x1, c.x0 + em * 0.9)
+    return c.x1
+
+
+def _run(chars: list[Char]) -> Run:
+    parts = [chars[0].text]
+    for prev, c in zip(chars, chars[1:], strict=False):
+        parts.append((" " if c.space_before and c.x0 > prev.x1 else "") + c.text)
+    return Run(
+        chars,
+        clean_text("".join(parts)),
+        min(c.x0 for c in chars),
+        max(c.x1 for c in chars),
+        min(c.top for c in chars),
+        max(c.bottom for c in chars),
+        max(c.size for c in chars),
+    )
+
+
+def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[list[Run]]:
+    """Numbers on one line with no text to their right: a row's values (page numbers left out)."""
+    lines: list[list[Run]] = []
+    for n in sorted(numeric, key=lambda r: r.cy):
+        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+            lines[-1].append(n)
+        else:
+            lines.append([n])
+    top = min((r.top for r in runs), default=0.0)
+    bottom = max((r.bottom for r in runs), default=0.0)
+    out: list[list[Run]] = []
+    for line in lines:
+        line.sort(key=lambda r: r.x0)
+        cy, size = line[0].cy, line[0].size
+        beside = [t for t in texts if abs(t.cy - cy) <= SAME_LINE * size]
+        if any(t.x1 > line[0].x0 for t in beside):
+            continue  # a number inside prose or a label, not a row's values
+        lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
+        if lone and (line[0].top <= top + 1 or line[0].bottom >= bottom - 1):
+            continue  # a page number
+        out.append(line)
+    return out
+
+
+def _stacks(texts: list[Run]) -> list[Stack]:
+    """Runs set one under the other into cells; spanning labels alone."""
+    ordered = sorted(texts, key=lambda r: (r.top, r.x0))
+    spanning = {id(r) for r in ordered if _spans(r, ordered, SPAN_REACH)}
+    stacks: list[Stack] = []
+    for r in ordered:
+        target = None
+        if id(r) not in spanning and not ENUMERATION.match(r.text):  # 1. （二） 三、 open a new row's label
+            for s in reversed(stacks):
+                last = s.runs[-1]
+                if s.spanning or last.bottom >= r.top:
+                    continue
+                if r.top - last.bottom <= STACK_GAP * max(r.size, last.size) and last.x0 < r.x1 and r.x0 < last.x1:
+                    target = s
+                    break
+        if target is None:
+            stacks.append(Stack([r], id(r) in spanning))
+        else:
+            target.runs.append(r)
+    return stacks
+
+
+def _spans(run: Run, runs: list[Run], reach: float | None = None) -> bool:
+    """Over two runs below it that do not overlap each other (within `reach` ems and on one line when
+    given, anywhere below when not): a label spanning columns."""
+    under = sorted(
+        (r for r in runs if run.bottom <= r.top and run.x0 < r.x1 and r.x0 < run.x1),
+        key=lambda r: r.x0,
+    )
+    if reach is None:
+        return any(b.x0 >= a.x1 for a in under for b in under)
+    near = [r for r in under if r.top <= run.bottom + reach * run.size]
+    return any(b.x0 >= a.x1 and abs(a.cy - b.cy) <= SAME_LINE * a.size for a in near for b in near)
+
+
+def to_table(index: int, page: int, rows: list[list[str]]) -> Table:
+    """Rows of texts → the model's unaligned table (cells keep their order, not their columns)."""
+    grid = [
+        [GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)]
+        for r, row in enumerate(rows, start=1)
+    ]
+    return Table(index=index, rows=grid, page=page, aligned=False)

@@ -1,0 +1,92 @@
+"""The rule-less grid rebuild (extractors/pdf_textgrid.py) on glyph layouts built here: exact where rows and
+columns can be told apart, refused (with the reason) where a number could belong to two places."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from gongkai.extractors.pdf_layout import Char
+from gongkai.extractors.pdf_textgrid import Refused, rebuild
+
+EM = 10.0
+
+
+def _text(text: str, x: float, top: float) -> list[Char]:
+    """Glyphs of one cell line from x: ideographs an em wide and high, digits 5.5 wide and 7 high."""
+    chars: list[Char] = []
+    for k, ch in enumerate(text):
+        wide = unicodedata.east_asian_width(ch) in "FW"
+        width, height = (EM, EM) if wide else (5.5, 7.0)
+        chars.append(Char(ch, x, top + (EM - height), x + width, top + EM, max(width, height), k == 0))
+        x += width + (0.5 if wide else 0.2)
+    return chars
+
+
+def _page(*cells: tuple[str, float, float]) -> list[Char]:
+    return [c for text, x, top in cells for c in _text(text, x, top)]
+
+
+HEADER = (("信息内容", 100, 100), ("本年制发件数", 200, 100), ("本年废止件数", 300, 100), ("现行有效件数", 400, 100))
+
+
+def test_rows_and_columns_are_rebuilt_from_positions() -> None:
+    chars = _page(
+        *HEADER,
+        ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125),
+        ("行政规范性文件", 100, 150), ("12", 230, 150), ("0", 330, 150), ("440", 430, 150),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["规章", "5", "13", "7"] in rows
+    assert ["行政规范性文件", "12", "0", "440"] in rows
+
+
+def test_a_blank_cell_stays_blank_in_its_column() -> None:
+    chars = _page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("7", 430, 125), ("行政许可", 100, 150), ("1", 230, 150), ("2", 330, 150), ("3", 430, 150))  # fmt: skip
+    assert ["规章", "5", "", "7"] in rebuild(chars, None).rows
+
+
+def test_numbers_without_a_header_naming_their_columns_are_refused() -> None:
+    chars = _page(("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125))
+    with pytest.raises(Refused, match="no header"):
+        rebuild(chars, None)
+
+
+def test_a_number_under_a_header_that_names_no_column_is_refused() -> None:
+    chars = _page(*HEADER, ("备注", 500, 100), ("规章", 110, 125), ("5", 230, 125), ("1", 330, 125), ("7", 430, 125), ("9", 505, 125))  # fmt: skip
+    with pytest.raises(Refused, match="names no column"):
+        rebuild(chars, None)
+
+
+def test_a_wrapped_number_beside_two_labels_is_refused() -> None:
+    """703 / 15 one under the other in a narrow column: one number 70315, or 703 and 15 of two rows? The
+    second line is level with no label and nearest the next row's: refused rather than guessed."""
+    chars = _page(
+        *HEADER,
+        ("规章", 110, 122), ("703", 230, 119), ("1", 330, 122), ("7", 430, 122),
+        ("15", 230, 131),
+        ("行政规范性文件", 100, 141), ("2", 330, 141), ("3", 430, 141),
+    )  # fmt: skip
+    with pytest.raises(Refused, match="703 / 15"):
+        rebuild(chars, None)
+
+
+def test_a_number_wrapped_beside_its_own_label_is_joined() -> None:
+    chars = _page(
+        *HEADER,
+        ("规章", 110, 122), ("703", 230, 119), ("1", 330, 122), ("7", 430, 122),
+        ("15", 230, 131),
+        ("行政规范性文件", 100, 150), ("2", 330, 150), ("3", 430, 150),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["规章", "70315", "1", "7"] in rows
+    assert ["行政规范性文件", "", "2", "3"] in rows
+
+
+def test_a_table_continued_on_the_next_page_keeps_the_header_columns() -> None:
+    first = rebuild(_page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125)), None)
+    rows = rebuild(
+        _page(("行政规范性文件", 100, 50), ("12", 230, 50), ("0", 330, 50), ("440", 430, 50)), first.columns
+    ).rows
+    assert rows == [["行政规范性文件", "12", "0", "440"]]
