@@ -42,6 +42,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     names = {m.rsplit(".", 1)[1] for m in COMMAND_MODULES}
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
-    if args.command in STARTS_PROCESSES:
+    if args.command in STARTS_PROCESSES and from_command_line:  # not when a program or a test calls main()
         from gongkai.reaper import start_reaper
 
         start_reaper()  # a kill -9 of this command leaves no orphan behind
