@@ -24,8 +24,8 @@ PROVINCES = Path(__file__).parent / "provinces.toml"
 MAX_IDENTIFIER = 63
 BLOCK = re.compile(r"(-- generated:begin (\w+)\n)(.*?)(-- generated:end \2\n)", re.S)
 DIGEST_LINE = re.compile(r"SELECT '[0-9a-f]*' AS digest")
-# Templates whose cells the warehouse pivots (pre2019 reports carry no standard tables).
-CELL_TEMPLATES = ("2019", "2021")
+# Templates whose cells the warehouse pivots (pre2019: the 统计表, table stats).
+CELL_TEMPLATES = ("pre2019", "2019", "2021")
 # The report columns shown before the cells in report_cells_wide.
 WIDE_REPORT_COLUMNS = (
     "report_id", "agency_id", "agency", "division_code", "level", "province_code", "province", "year",
