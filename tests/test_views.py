@@ -316,3 +316,29 @@ def test_a_second_writer_waits_for_the_views_being_recreated_and_leaves_them(pos
     assert opened == [None]
     with psycopg.connect(postgres_url) as conn:  # the views the first writer made, not made again
         assert conn.execute("SELECT 'views_version'::regclass::oid").fetchone() == oid
+
+
+def test_cumulative_chain_of_the_statistics_table(fresh_url: str, cached_extract: Any) -> None:
+    """stats.cumulative_chain: 2011 + 2012 of one agency; 2012's 历年累计 chains for one row and not another."""
+    name = "pingtan-county-2011.html"
+    first = json.loads(json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name)))
+    cells = first["cells"]
+    second = json.loads(json.dumps(first))
+    second["cells"]["stats.proactive_total.year"] = 100
+    second["cells"]["stats.proactive_total.cumulative"] = cells["stats.proactive_total.cumulative"] + 100  # chains
+    second["cells"]["stats.proactive_website.year"] = 90
+    second["cells"]["stats.proactive_website.cumulative"] = cells["stats.proactive_website.cumulative"]  # forgot 2012
+    second["cells"]["stats.proactive_gazette.year"] = 0  # 7 of 2011 + 0 = the 7 printed again: chains
+    second["checks"] = []
+    hints = {"agency": "平潭县人民政府", "division_code": "350128", "level": "county"}
+    with open_warehouse(fresh_url) as wh:
+        wh.load(DocumentInfo("e" * 64, 1, "text/html", "pingtan-county-2011", **hints, year=2011), first, "test")
+        wh.load(DocumentInfo("f" * 64, 1, "text/html", "pingtan-county-2012", **hints, year=2012), second, "test")
+    found = {r["target"]: r for r in rows(fresh_url, "SELECT * FROM check_results WHERE rule = 'stats.cumulative_chain'")}
+    assert found["stats.proactive_total.cumulative"]["status"] == "pass"
+    website = found["stats.proactive_website.cumulative"]
+    assert (website["status"], website["expected"], website["actual"]) == ("fail", 1509 + 90, 1509)
+    assert found["stats.reviews.cumulative"]["status"] == "pass"  # 0 + 0 = 0
+    assert len(found) == len({a.rsplit(".", 1)[0] for a in cells})  # one per row both reports print
+    rates = rows(fresh_url, "SELECT n_checks, n_fail FROM check_error_rates WHERE rule = 'stats.cumulative_chain' AND breakdown = 'year'")
+    assert rates == [{"n_checks": len(found), "n_fail": 1}]
