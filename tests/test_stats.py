@@ -125,3 +125,29 @@ def test_missing_required_rows_make_the_report_partial() -> None:
     assert out["status"] == "partial"
     assert "stats.reviews: row not found" in out["warnings"]
     assert not [w for w in out["warnings"] if "requests_email" in w]  # an optional channel row is not expected
+
+
+def report_text(name: str, rows: list[list[str]]) -> bytes:
+    """The report flattened to text as the text reader takes it: one cell per tab-indented line, rows split by blanks."""
+    gold = load_gold(name)
+    lines = [f"{gold['agency']}{gold['year']}年政府信息公开工作年度报告", "附件：政府信息公开情况统计表"]
+    for row in rows:
+        lines += [f"\t{text}" for text in row] + [""]
+    lines.append("本报告的电子版可在门户网站下载。")
+    return "\n".join(lines).encode("utf-8")
+
+
+@pytest.mark.parametrize("name", DEV)
+def test_statistics_table_flattened_to_text(name: str) -> None:
+    out = extract_report(report_text(name, statistics_rows(name)), f"{name}.txt")
+    assert (out["status"], out["template"]) == ("extracted", "pre2019")
+    assert out["cells"] == load_gold(name)["cells"]
+
+
+def test_coded_table_flattened_to_text_takes_the_annual_figure() -> None:
+    """Without cell positions the annual figure is the last value; the month's and the code sit with the label."""
+    name = "pingtan-2017.html"
+    rows = [["指标名称", "代码", "计量单位", "本月累计", "年度累计"]]
+    rows += [[label, f"{code:02d}", unit, "7", year] for code, (label, unit, year, _c) in enumerate(statistics_rows(name)[1:], 1)]
+    out = extract_report(report_text(name, rows), "coded.txt")
+    assert out["cells"] == year_cells(load_gold(name))
