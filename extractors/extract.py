@@ -79,6 +79,10 @@ def result_from_document(doc: Document, source: Source) -> ExtractionResult:
         status = PARTIAL if gaps else EXTRACTED
         template_key = chosen.key
         warnings += gaps
+        if meta.year is not None and chosen.last_year is not None and meta.year > chosen.last_year and chosen.tables_optional:
+            # read all the same: the figures are there, but not in the tables a report of that year must carry
+            warnings.append(f"a report on {meta.year} prints the tables of template {chosen.key} (up to {chosen.last_year}), "
+                            "not the national tables")
         if gaps and doc.pictures:
             warnings.append(f"{doc.pictures} picture(s) in the body: the missing rows may be in a table pasted as a picture")
     elif (lost := _unreadable_tables(doc, meta)) is not None:
@@ -93,7 +97,7 @@ def result_from_document(doc: Document, source: Source) -> ExtractionResult:
         status = NO_STANDARD_TABLES
         if meta.year is not None:
             in_force = template_for_year(meta.year)
-            template_key = in_force.key if in_force and not in_force.tables else None  # e.g. pre2019
+            template_key = in_force.key if in_force and in_force.tables_optional else None  # e.g. pre2019
         warnings.append("no standard tables (二、三、四) found")
     checks = reconcile(cells, template_key, mapping.unreadable) if cells and template_key else []
     is_report = status != NOT_A_REPORT
@@ -125,7 +129,7 @@ def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:
         named = "; ".join(f"{address}: {'、'.join(found[:4])}" for address, found in by_table.items())
         seen.append(f"the text names {len(labels)} labels of the standard tables ({named}) but no table holds them")
     national = template_for_year(meta.year) if meta.year is not None else None
-    if national is not None and national.tables and not meta.not_a_report:
+    if national is not None and not national.tables_optional and not meta.not_a_report:
         reason = "; ".join(seen) or "no table of 二、三、四 in any form"
         return f"{UNREADABLE_TABLE} a report on {meta.year} must carry the standard tables (template {national.key}), none could be read: {reason}"
     # Of unknown year, the document itself must name the tables: a pagination bar of numbered <span>s is not one.
@@ -140,6 +144,8 @@ def _table_labels_in_text(doc: Document) -> dict[str, list[str]]:
     text = normalize_label(doc.text[:LABEL_SEARCH_CHARS])
     found: dict[str, list[str]] = {}
     for template in TEMPLATES:
+        if template.tables_optional:
+            continue  # a pre-2019 report without its 统计表 is an ordinary report of its years
         for table in template.tables:
             for label in (*table.header_markers, *table.anchors):
                 if len(label) >= 4 and label in text and label not in found.get(table.address, []):

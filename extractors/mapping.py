@@ -11,6 +11,7 @@ column position; where the source kept no positions (flattened text) the schema'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from gongkai.extractors.model import BBox, Document, GridCell, Table
@@ -69,6 +70,14 @@ def _norm_texts(cells: list[GridCell]) -> list[str]:
     return [normalize_label(c.text) for c in cells]
 
 
+# A four-digit year in a column header reads as YYYY: the 统计表 heads its annual column 2011年度 (label YYYY年度).
+_HEADER_YEAR = re.compile(r"(?:19|20)\d{2}")
+
+
+def _header_form(text: str) -> str:
+    return _HEADER_YEAR.sub("YYYY", text)
+
+
 def distinct(cells: list[GridCell]) -> list[GridCell]:
     """One cell per merged region, in row order."""
     seen: set[tuple[int, int]] = set()
@@ -91,7 +100,7 @@ def _header_hits(texts: list[str], table: TableDef) -> int:
     keys = _header_labels(table)
     groups = {k.group for k in keys if k.group}
     hits = 0
-    for text in set(texts):
+    for text in {_header_form(t) for t in texts}:
         if not text:
             continue
         if any(best_score(text, k.labels) >= HEADER_MATCH for k in keys):
@@ -159,6 +168,7 @@ def _open_section(block: list[list[GridCell]], aligned: bool, template: Template
 
 
 def _slot_for_path(path: list[str], table: TableDef) -> SlotKey | None:
+    path = [_header_form(p) for p in path]
     column = _best_key(list(reversed(path)), table.columns, path)
     if column is None:
         return None
@@ -188,6 +198,7 @@ def _aligned_section(block: list[list[GridCell]], table: TableDef) -> Section:
     slots: list[SlotKey] = []
     slot_columns: dict[SlotKey, list[int]] = {}
     slot_headers: dict[SlotKey, str] = {}
+    unnamed: dict[int, tuple[str, str]] = {}  # header columns naming no key: leaf text, as printed
     for col in range(width):
         path: list[str] = []
         raw_leaf = ""
@@ -199,20 +210,42 @@ def _aligned_section(block: list[list[GridCell]], table: TableDef) -> Section:
                     raw_leaf = row[col].text
         slot = _slot_for_path(path, table)
         if slot is None:
+            if path:
+                unnamed[col] = (path[-1], raw_leaf)
             continue
         if slot not in slot_columns:
             slots.append(slot)
             slot_columns[slot] = []
             slot_headers[slot] = raw_leaf
         slot_columns[slot].append(col + 1)
+    if table.orientation == "rows":
+        for column in _sole_columns(table, {s[1] for s in slots}):
+            cols = [col for col, (text, _) in unnamed.items() if best_score(text, column.sole_labels) >= HEADER_MATCH]
+            if len(cols) == 1:
+                slot = (None, column.key)
+                slots.append(slot)
+                slot_columns[slot] = [cols[0] + 1]
+                slot_headers[slot] = unnamed[cols[0]][1]
     first = min((c for cols in slot_columns.values() for c in cols), default=None)
     return Section(table, slots, slot_columns, slot_headers, first)
 
 
+def _sole_columns(table: TableDef, named: set[str]) -> list[Key]:
+    """Columns with `sole_labels` that no header named: 本期实际 is the year's figure only where no 本年累计 is."""
+    return [c for c in table.columns if c.sole_labels and c.key not in named]
+
+
 def _ordered_section(texts: list[str], table: TableDef) -> Section:
     """Headers whose cells lost their positions: the keys they name, in the schema's order."""
+    texts = [_header_form(t) for t in texts]
     columns = [c for c in table.columns if any(best_score(t, c.labels) >= HEADER_MATCH for t in texts)]
     headers = {c.key: next(t for t in texts if best_score(t, c.labels) >= HEADER_MATCH) for c in columns}
+    if table.orientation == "rows":
+        for sole in _sole_columns(table, {c.key for c in columns}):
+            found = [t for t in texts if best_score(t, sole.sole_labels) >= HEADER_MATCH]
+            if len(found) == 1:
+                columns = sorted([*columns, sole], key=table.columns.index)
+                headers[sole.key] = found[0]
     slots: list[SlotKey]
     if table.orientation == "rows":
         slots = [(None, c.key) for c in columns]
@@ -275,7 +308,8 @@ def _assign_values(
 
 
 def _row_key(labels: list[GridCell], section: Section, result: Mapping, table: Table, row: list[GridCell]) -> str | None:
-    texts = [t for t in _norm_texts(labels) if t]
+    # A unit (条) or a row code (01) beside the label is not the label; nor is a figure of a column not read (本月累计).
+    texts = [t for t in _norm_texts(labels) if t and t not in section.table.units and not t.isdigit()]
     rows = section.table.rows
     if texts:
         # The row's own (innermost) label decides; an unknown sub-row under （六）其他处理 is not 其他处理.

@@ -30,6 +30,8 @@ class Key:
     kind: str = "count"
     columns: tuple[str, ...] | None = None  # a row's own columns, when it has fewer than the table
     en: str | None = None  # English label, for data dictionaries
+    optional: bool = False  # a report may leave it out (schema/expected.py)
+    sole_labels: tuple[str, ...] = ()  # normalised; name it only when no other header names it
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class TableDef:
     rows: tuple[Key, ...]
     columns: tuple[Key, ...]
     alternatives: tuple[tuple[str, ...], ...] = ()  # sets of rows that stand in for one another
+    units: tuple[str, ...] = ()  # normalised label cells that are units, not labels (条, 件, 人次)
 
     def columns_of(self, row: Key) -> tuple[Key, ...]:
         if row.columns is None:
@@ -64,6 +67,7 @@ class Template:
     last_year: int | None
     tables: tuple[TableDef, ...]
     markers: tuple[str, ...]
+    tables_optional: bool = False  # a report of its years may carry none of its tables
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Rule:
     minus: tuple[str, ...]
     previous_row: str | None = None
     current_row: str | None = None
+    min_parts: int = 1  # sums: checked only when the document prints at least this many parts
+    year_column: str | None = None  # cumulative_chain
+    cumulative_column: str | None = None
 
 
 @dataclass(frozen=True)

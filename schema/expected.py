@@ -1,7 +1,8 @@
 """What a report following a template must show: every row of every standard table, with that row's columns.
 
 A missing row is never silent: extraction lists each one (`requests.granted: row not found`) and the report is
-`partial`. Rows that stand in for one another (schema/data/tables.toml `alternatives`) are expected as one set:
+`partial`. Rows and columns marked `optional` (the channels of the pre-2019 统计表, its 历年累计) are not
+expected. Rows that stand in for one another (schema/data/tables.toml `alternatives`) are expected as one set:
 the set the report prints, else the first.
 """
 
@@ -20,7 +21,7 @@ def _expected_rows(table: TableDef, shown_rows: Collection[str]) -> list[str]:
         if not any(r in shown_rows for r in printed):
             printed = sets[0]
         left_out = {r for rows in sets if rows is not printed for r in rows}
-    return [r.key for r in table.rows if r.key not in left_out]
+    return [r.key for r in table.rows if r.key not in left_out and not r.optional]
 
 
 def missing(cells: Collection[str], template: Template) -> list[str]:
@@ -38,6 +39,6 @@ def missing(cells: Collection[str], template: Template) -> list[str]:
             out.extend(
                 f"{table.address}.{row_key}.{col.key}: cell not found"
                 for col in table.columns_of(row)
-                if f"{table.address}.{row_key}.{col.key}" not in cells
+                if not col.optional and f"{table.address}.{row_key}.{col.key}" not in cells
             )
     return out

@@ -7,8 +7,9 @@ import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-# Numbering that prefixes labels: 三、 （二） (2) 1. 1． 第三、 — folded to half width before matching.
-_NUMBERING = re.compile(r"^(?:第?[一二三四五六七八九十]+[、.,]|\([一二三四五六七八九十\d]+\)[、.,]?|\d{1,2}[、.,](?!\d))")
+# Numbering that prefixes labels: 三、 （二） (2) 1. 1． 第三、 — folded to half width before matching — and the
+# 其中： that introduces sub-rows of an indicator table (其中：1.网站公开).
+_NUMBERING = re.compile(r"^(?:其中:?|第?[一二三四五六七八九十]+[、.,]|\([一二三四五六七八九十\d]+\)[、.,]?|\d{1,2}[、.,](?!\d))")
 _NOT_WORD = re.compile(r"[^\w]|_", re.UNICODE)
 # A count unit in brackets after a label (总计（件）) says nothing about which row or column it is.
 _BRACKETED_UNIT = re.compile(r"\((?:单位:)?(?:件|个|项|次|人|家|条|宗)\)")

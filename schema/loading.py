@@ -25,6 +25,7 @@ from gongkai.schema.labels import normalize_label
 from gongkai.schema.models import (
     ChecksFile,
     ColumnSum,
+    CumulativeChain,
     KeySpec,
     RuleSpec,
     TableSpec,
@@ -66,6 +67,8 @@ def _keys(specs: list[KeySpec], groups: list[str], what: str, where: str) -> tup
             spec.kind,
             tuple(spec.columns) if spec.columns is not None else None,
             spec.en,
+            spec.optional,
+            tuple(normalize_label(p) for p in spec.sole_labels),
         )
         for spec in specs
     )
@@ -82,6 +85,7 @@ def _table(name: str, spec: TableSpec, where: str) -> TableDef:
         rows=_keys(spec.rows, spec.groups, "row", where),
         columns=_keys(spec.columns, spec.groups, "column", where),
         alternatives=tuple(tuple(rows) for rows in spec.alternatives),
+        units=tuple(normalize_label(u) for u in spec.units),
     )
     row_keys = [r.key for r in table.rows]
     for row_key in (key for rows in table.alternatives for key in rows):
@@ -121,16 +125,20 @@ def _load_templates(tables: dict[str, TableDef], data: Path) -> tuple[Template, 
             last_year=spec.last_year,
             tables=tuple(tables[t] for t in spec.tables),
             markers=tuple(normalize_label(m) for m in spec.markers),
+            tables_optional=spec.tables_optional,
         )
         for spec in specs
     )
 
 
 def _rule(spec: RuleSpec) -> Rule:
+    if isinstance(spec, CumulativeChain):
+        return Rule(spec.name, spec.table, spec.kind, None, None, (), (),
+                    year_column=spec.year_column, cumulative_column=spec.cumulative_column)
     if isinstance(spec, YearOverYear):
         return Rule(spec.name, spec.table, spec.kind, None, None, (), (), spec.previous_row, spec.current_row)
     row, column = (spec.target_row, None) if isinstance(spec, ColumnSum) else (None, spec.target_column)
-    return Rule(spec.name, spec.table, spec.kind, row, column, tuple(spec.plus), tuple(spec.minus))
+    return Rule(spec.name, spec.table, spec.kind, row, column, tuple(spec.plus), tuple(spec.minus), min_parts=spec.min_parts)
 
 
 def _resolve(rule: Rule, table: TableDef, where: str) -> None:
@@ -138,7 +146,8 @@ def _resolve(rule: Rule, table: TableDef, where: str) -> None:
     rows, columns = [r.key for r in table.rows], [c.key for c in table.columns]
     parts_axis = columns if rule.kind == "row_sum" else rows
     named = [("target_row", rule.target_row, rows), ("target_column", rule.target_column, columns),
-             ("previous_row", rule.previous_row, rows), ("current_row", rule.current_row, rows)]
+             ("previous_row", rule.previous_row, rows), ("current_row", rule.current_row, rows),
+             ("year_column", rule.year_column, columns), ("cumulative_column", rule.cumulative_column, columns)]
     named += [("plus", part, parts_axis) for part in rule.plus] + [("minus", part, parts_axis) for part in rule.minus]
     for field, value, keys in named:
         if value is not None and not _matches(keys, value):

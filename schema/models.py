@@ -26,6 +26,10 @@ class KeySpec(DataModel):
     kind: Literal["count", "money"] = "count"
     columns: list[str] | None = None  # a row's own columns, when it has fewer than the table
     en: str | None = None
+    optional: bool = False  # a row or column a report may leave out without being partial (schema/expected.py)
+    # Header labels that name this column only when no other header does (本期实际: the year's figure where it
+    # is the only value column, the month's where 本年累计 stands beside it).
+    sole_labels: list[str] = []
 
 
 class TableSpec(DataModel):
@@ -40,6 +44,9 @@ class TableSpec(DataModel):
     rows: Annotated[list[KeySpec], Field(min_length=1)]
     columns: Annotated[list[KeySpec], Field(min_length=1)]
     alternatives: list[list[str]] = []  # sets of row keys of which a report prints one (schema/expected.py)
+    # Label cells that are not the row's label: the units of an indicator table (条, 件, 人次). Row codes
+    # (01…54) are never labels either.
+    units: list[str] = []
 
 
 class TemplateSpec(DataModel):
@@ -49,6 +56,9 @@ class TemplateSpec(DataModel):
     last_year: int | None = None
     tables: list[str]
     markers: list[str]
+    # A report of its years may have no table at all (the provincial formats before 2019): then it has no cells
+    # and is not taken for one whose tables could not be read.
+    tables_optional: bool = False
 
 
 class TemplatesFile(DataModel):
@@ -60,6 +70,7 @@ class _Sum(DataModel):
     table: str  # a table's address
     plus: Annotated[list[str], Field(min_length=1)]  # row or column keys; "denied_*" takes every key so prefixed
     minus: list[str] = []
+    min_parts: int = Field(default=1, ge=1)  # checked only when the document prints at least this many parts
 
 
 class RowSum(_Sum):
@@ -86,7 +97,17 @@ class YearOverYear(DataModel):
     current_row: str
 
 
-RuleSpec = Annotated[RowSum | ColumnSum | YearOverYear, Field(discriminator="kind")]
+class CumulativeChain(DataModel):
+    """Across years of one agency, per row: <cumulative_column> of Y = <cumulative_column> of Y-1 + <year_column> of Y."""
+
+    name: str
+    table: str
+    kind: Literal["cumulative_chain"]
+    year_column: str
+    cumulative_column: str
+
+
+RuleSpec = Annotated[RowSum | ColumnSum | YearOverYear | CumulativeChain, Field(discriminator="kind")]
 
 
 class ChecksFile(DataModel):

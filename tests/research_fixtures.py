@@ -23,6 +23,7 @@ HINTS: dict[str, dict[str, Any]] = {
     "hongze-2023.pdf": {"agency": "淮安市洪泽区人民政府", "division_code": "320813", "level": "county"},
     "shanghai-szfbgt-2019.html": {"agency": "上海市人民政府办公厅", "division_code": "310000", "level": "province"},
     "pingtan-2024.html": {"agency": "平潭综合实验区", "division_code": "350128", "level": "city"},
+    "pingtan-2017.html": {"agency": "平潭综合实验区", "division_code": "350128", "level": "city"},
     "zibo-stats-2023.txt": {"agency": "淄博市统计局", "division_code": "370300", "level": "department"},
 }
 # Copies of a report in other formats would be versions of the same report: load one of each.

@@ -341,6 +341,11 @@ def test_backfill_year_ranges() -> None:
     assert parse_years("2019-2021,2023") == [2019, 2020, 2021, 2023]
     with pytest.raises(argparse.ArgumentTypeError):
         parse_years("2023-2019")
+    # reports exist from 2008 (the regulation); the pre-2019 ones are read too (table stats)
+    assert parse_years("2008-2010,2024") == [2008, 2009, 2010, 2024]
+    for bad in ("2007-2010", "twenty", "2019-20x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_years(bad)
 
 
 def test_a_crawl_logs_every_url_it_fetches_and_each_portals_progress(

@@ -77,7 +77,7 @@ def test_export_reads_back_equal_to_the_warehouse(corpus_url: str, fmt: str, tmp
         assert back == source, resource["name"]
         assert len(back) == len(source)
     counts = {r["name"]: len(warehouse_rows(corpus_url, r["name"])[1]) for r in package["resources"]}
-    assert counts["report_cells_wide"] == 6 and counts["cells_long"] > 700
+    assert counts["report_cells_wide"] == 7 and counts["cells_long"] > 700
 
 
 def test_datapackage_validates_and_describes_cells_from_the_schema(duck_corpus: str, tmp_path: Path) -> None:

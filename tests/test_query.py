@@ -70,7 +70,7 @@ def writable_corpus(request: pytest.FixtureRequest, tmp_path: Path, duck_corpus:
 
 def test_writes_are_refused_and_the_warehouse_is_untouched(writable_corpus: str, tmp_path: Path) -> None:
     before = counts(writable_corpus)
-    assert before["cells"] > 700 and before["reports"] == 8
+    assert before["cells"] > 700 and before["reports"] == 9  # with pingtan 2017 (issue 9)
     file_digest = None
     if writable_corpus.startswith("duckdb"):
         file_digest = hashlib.sha256(Path(writable_corpus.removeprefix("duckdb://")).read_bytes()).hexdigest()
@@ -202,14 +202,15 @@ def test_status_shows_runs_coverage_and_what_failed(corpus_url: str, capsys: pyt
     status = json.loads(capsys.readouterr().out)
     # 2: hongze's two appeals.row_total failures; Shanghai 2019's outcome total over blank row totals is incomplete
     # by the reference's blank-subtotal clause (it counted as a third failure before that clause)
-    assert status["reports"] == 6 and status["failing_checks"] == 2
+    assert status["reports"] == 7 and status["failing_checks"] == 2
     [run] = status["last runs"]
-    assert (run["kind"], run["status"], run["n_new"], run["n_not_a_report"]) == ("ingest", "completed", 7, 1)
+    assert (run["kind"], run["status"], run["n_new"], run["n_not_a_report"]) == ("ingest", "completed", 8, 1)
     by_year = {r["year"]: r for r in status["coverage by year"]}
     assert by_year[2023]["extracted"] == 1 and by_year[2023]["extracted_failing_checks"] == 1
-    assert by_year[2011]["not_extractable"] == 1 and by_year[2020]["not_found"] == 6  # every agency: no 2020 report in the corpus
+    assert by_year[2013]["not_extractable"] == 1 and by_year[2020]["not_found"] == 6  # every agency: no 2020 report in the corpus
     failed = {(r["agency"], r["year"]): r["reason"] for r in status["not extracted (found, but no cells) and not reports"]}
-    assert failed[("平潭县人民政府", 2011)] == "pre-2019 report: no national standard tables"
+    assert failed[("平潭综合实验区地方税务局", 2013)] == "pre-2019 report: no national standard tables"
+    assert by_year[2011]["extracted"] == 1 and ("平潭县人民政府", 2011) not in failed  # its 统计表 is read
     assert any(reason.startswith("not a report") for reason in failed.values())
     assert main(["status", "--db", corpus_url]) == 0
     out = capsys.readouterr().out
@@ -251,6 +252,6 @@ def test_stale_views_are_read_as_they_are_with_a_warning(
     captured = capsys.readouterr()
     assert "another version of gongkai" in captured.err
     if command[0] == "query":
-        assert captured.out.splitlines()[-2].split() == ["6"]
+        assert captured.out.splitlines()[-2].split() == ["7"]
     with open_read_only(writable_corpus) as reader:  # the read-only commands left the views alone
         assert reader.views_digest() == "old"

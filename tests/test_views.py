@@ -45,17 +45,24 @@ def test_a_known_cell_appears_in_the_wide_view_with_its_report(corpus_url: str) 
     assert {c.wide_column for c in cell_catalog()} <= set(row)
 
 
+def wide_by_year(wide: dict, year: int) -> dict:
+    [row] = [r for r in wide.values() if r["year"] == year]
+    return row
+
+
 def test_wide_view_holds_exactly_the_cells_of_each_report(corpus_url: str) -> None:
     long = rows(corpus_url, "SELECT report_id, address, value FROM cells_long WHERE report_id IN (SELECT report_id FROM report_cells_wide)")
     wide = {r["report_id"]: r for r in rows(corpus_url, "SELECT * FROM report_cells_wide")}
     assert len(long) > 700
     for cell in long:
         assert wide[cell["report_id"]][cell["address"].replace(".", "__")] == cell["value"], cell
-    # one row per agency and year: the two pre-2019 reports, shanghai 2019, hongze, zibo, pingtan
+    # one row per agency and year: the three pre-2019 reports (2011 and 2017 with a 统计表), shanghai 2019,
+    # hongze, zibo, pingtan
     assert sorted((r["year"], r["status"]) for r in wide.values()) == [
-        (2011, "no_standard_tables"), (2013, "no_standard_tables"), (2019, "extracted"), (2023, "extracted"),
-        (2023, "extracted"), (2024, "extracted"),
+        (2011, "extracted"), (2013, "no_standard_tables"), (2017, "extracted"), (2019, "extracted"),
+        (2023, "extracted"), (2023, "extracted"), (2024, "extracted"),
     ]
+    assert wide_by_year(wide, 2011)["stats__proactive_total__cumulative"] == 1516
 
 
 def test_cells_long_keeps_raw_text_provenance_and_url(corpus_url: str) -> None:
@@ -101,9 +108,11 @@ def test_coverage_marks_reports_non_reports_pre_2019_and_gaps(corpus_url: str) -
     by_key = {(r["agency"], r["year"]): r for r in found if r["coverage"] != "not_a_report"}
     [letter] = [r for r in found if r["coverage"] == "not_a_report"]
     assert letter["status"] == "not_a_report" and "函" in letter["reason"]
-    for agency, year in (("平潭县人民政府", 2011), ("平潭综合实验区地方税务局", 2013)):
+    for agency, year in (("平潭综合实验区地方税务局", 2013),):
         assert by_key[(agency, year)]["coverage"] == "not_extractable"
         assert by_key[(agency, year)]["reason"] == "pre-2019 report: no national standard tables"
+    # the pre-2019 统计表 is read (table stats): that agency-year is extracted
+    assert by_key[("平潭县人民政府", 2011)]["coverage"] == "extracted"
     assert by_key[(HONGZE, 2023)]["coverage"] == "extracted_failing_checks"
     assert by_key[("淄博市统计局", 2023)]["coverage"] == "extracted"
     assert by_key[("平潭综合实验区", 2024)]["coverage"] == "extracted"
@@ -204,7 +213,7 @@ def test_demo_portal_crawl_in_the_views(demo_url: str) -> None:
     coverage = {(r["agency"], r["year"]): r for r in rows(demo_url, "SELECT * FROM coverage")}
     corrupt = coverage[(HONGZE, 2022)]  # the demo serves a corrupt PDF as hongze's 2022 report
     assert corrupt["coverage"] == "not_extractable" and corrupt["reason"].startswith("unreadable: ") and "PDF" in corrupt["reason"]
-    assert coverage[("平潭县人民政府", 2011)]["reason"] == "pre-2019 report: no national standard tables"
+    assert coverage[("平潭县人民政府", 2011)]["coverage"] == "extracted"  # its 统计表 read (table stats)
     # Its row totals are blank: by the reference's blank-subtotal clause its column total is incomplete, not a
     # failure, so it no longer counts as failing (it did before that clause).
     assert coverage[("上海市人民政府办公厅", 2019)]["coverage"] == "extracted"
@@ -307,3 +316,29 @@ def test_a_second_writer_waits_for_the_views_being_recreated_and_leaves_them(pos
     assert opened == [None]
     with psycopg.connect(postgres_url) as conn:  # the views the first writer made, not made again
         assert conn.execute("SELECT 'views_version'::regclass::oid").fetchone() == oid
+
+
+def test_cumulative_chain_of_the_statistics_table(fresh_url: str, cached_extract: Any) -> None:
+    """stats.cumulative_chain: 2011 + 2012 of one agency; 2012's 历年累计 chains for one row and not another."""
+    name = "pingtan-county-2011.html"
+    first = json.loads(json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name)))
+    cells = first["cells"]
+    second = json.loads(json.dumps(first))
+    second["cells"]["stats.proactive_total.year"] = 100
+    second["cells"]["stats.proactive_total.cumulative"] = cells["stats.proactive_total.cumulative"] + 100  # chains
+    second["cells"]["stats.proactive_website.year"] = 90
+    second["cells"]["stats.proactive_website.cumulative"] = cells["stats.proactive_website.cumulative"]  # forgot 2012
+    second["cells"]["stats.proactive_gazette.year"] = 0  # 7 of 2011 + 0 = the 7 printed again: chains
+    second["checks"] = []
+    hints = {"agency": "平潭县人民政府", "division_code": "350128", "level": "county"}
+    with open_warehouse(fresh_url) as wh:
+        wh.load(DocumentInfo("e" * 64, 1, "text/html", "pingtan-county-2011", **hints, year=2011), first, "test")
+        wh.load(DocumentInfo("f" * 64, 1, "text/html", "pingtan-county-2012", **hints, year=2012), second, "test")
+    found = {r["target"]: r for r in rows(fresh_url, "SELECT * FROM check_results WHERE rule = 'stats.cumulative_chain'")}
+    assert found["stats.proactive_total.cumulative"]["status"] == "pass"
+    website = found["stats.proactive_website.cumulative"]
+    assert (website["status"], website["expected"], website["actual"]) == ("fail", 1509 + 90, 1509)
+    assert found["stats.reviews.cumulative"]["status"] == "pass"  # 0 + 0 = 0
+    assert len(found) == len({a.rsplit(".", 1)[0] for a in cells})  # one per row both reports print
+    rates = rows(fresh_url, "SELECT n_checks, n_fail FROM check_error_rates WHERE rule = 'stats.cumulative_chain' AND breakdown = 'year'")
+    assert rates == [{"n_checks": len(found), "n_fail": 1}]

@@ -100,15 +100,15 @@ def test_every_gold_cell_round_trips_with_provenance(warehouse: Warehouse) -> No
     assert hongze == (7730.28, "7730.28", 1 + rank // 80, 1 + rank % 3, rank, 2, 10.0, 40.25 + rank, "淮安市洪泽区人民政府", 2023, "2021")
     # the same report as HTML, DOCX and PDF (same cells): one version, the other files linked to it
     statuses = dict(warehouse.db.query("SELECT status, count(*) FROM reports GROUP BY status"))
-    assert statuses == {"extracted": 5, "no_standard_tables": 2, "not_a_report": 1}
+    assert statuses == {"extracted": 7, "no_standard_tables": 1, "not_a_report": 1}  # 2011 and 2017: 统计表 read
     first = outcomes["pingtan-2024-libreoffice.docx"]  # gold files load in name order
     assert first.outcome == "new"
     for name in ("pingtan-2024-libreoffice.pdf", "pingtan-2024.html"):
         assert (outcomes[name].outcome, outcomes[name].report_id) == ("unchanged", first.report_id)
         assert "another file or format" in (outcomes[name].reason or "")
-    assert int(warehouse.db.scalar("SELECT count(*) FROM extractions")) == 11
+    assert int(warehouse.db.scalar("SELECT count(*) FROM extractions")) == 12
     # the letter and the blank template have no agency-year: each is its own report key
-    assert count(warehouse, "current_reports") == 11 - 2 - 1  # pingtan x3 and shanghai x2 share their agency-year
+    assert count(warehouse, "current_reports") == 12 - 2 - 1  # pingtan x3 and shanghai x2 share their agency-year
 
 
 def test_same_result_again_loads_nothing(warehouse: Warehouse) -> None:

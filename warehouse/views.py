@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gongkai.schema import RULES, TABLES, TEMPLATES, TableDef, template
+from gongkai.schema import RULES, TABLES, TEMPLATES, Rule, TableDef, template
 
 VIEWS_SQL = Path(__file__).parent / "views.sql"
 PROVINCES = Path(__file__).parent / "provinces.toml"
@@ -24,8 +24,8 @@ PROVINCES = Path(__file__).parent / "provinces.toml"
 MAX_IDENTIFIER = 63
 BLOCK = re.compile(r"(-- generated:begin (\w+)\n)(.*?)(-- generated:end \2\n)", re.S)
 DIGEST_LINE = re.compile(r"SELECT '[0-9a-f]*' AS digest")
-# Templates whose cells the warehouse pivots (pre2019 reports carry no standard tables).
-CELL_TEMPLATES = ("2019", "2021")
+# Templates whose cells the warehouse pivots (pre2019: the 统计表, table stats).
+CELL_TEMPLATES = ("pre2019", "2019", "2021")
 # The report columns shown before the cells in report_cells_wide.
 WIDE_REPORT_COLUMNS = (
     "report_id", "agency_id", "agency", "division_code", "level", "province_code", "province", "year",
@@ -229,6 +229,27 @@ def _yoy_comparisons() -> list[tuple[str, str, str, str, str, str | None]]:
             f"ELSE coalesce(prev_{prev}, 0) + coalesce(cur_{issued}, 0) - coalesce(cur_{repealed}, 0) END"
         )
         out.append(("proactive.in_force_year_over_year", target, target, row, expected, "2021"))
+    for rule, row in _chain_rows():
+        # stats.cumulative_chain: cumulative of Y-1 + year of Y = cumulative of Y, for every row both reports print
+        assert rule.cumulative_column is not None and rule.year_column is not None
+        target = f"{rule.table}.{row}.{rule.cumulative_column}"
+        prev, year = index[target], index[f"{rule.table}.{row}.{rule.year_column}"]
+        expected = (
+            f"CASE WHEN prev_{prev} IS NULL AND cur_{year} IS NULL THEN NULL "
+            f"ELSE coalesce(prev_{prev}, 0) + coalesce(cur_{year}, 0) END"
+        )
+        out.append((rule.name, target, target, row, expected, None))
+    return out
+
+
+def _chain_rows() -> list[tuple[Rule, str]]:
+    """(rule, row) of every cumulative_chain rule, per row of its table that has both columns."""
+    out = []
+    for rule in RULES:
+        if rule.kind == "cumulative_chain":
+            table = TABLES[rule.table]
+            wanted = {rule.year_column, rule.cumulative_column}
+            out.extend((rule, r.key) for r in table.rows if wanted <= {c.key for c in table.columns_of(r)})
     return out
 
 
@@ -245,6 +266,8 @@ def yoy_addresses() -> list[str]:
             for row in (rule.current_row, rule.previous_row):
                 out.extend(f"{rule.table}.{row}.{c.key}" for c in TABLES[rule.table].columns)
     out.extend(f"proactive.{row}.{c}" for row in _stock_rows() for c in STOCK_COLUMNS)
+    for rule, row in _chain_rows():
+        out.extend(f"{rule.table}.{row}.{c}" for c in (rule.cumulative_column, rule.year_column))
     return out
 
 

@@ -1,4 +1,4 @@
-"""`gongkai backfill --years 2019-2023 [--agency CODE ...]`: past years' reports, with a progress bar."""
+"""`gongkai backfill --years 2008-2023 [--agency CODE ...]`: past years' reports, with a progress bar."""
 
 from __future__ import annotations
 
@@ -8,22 +8,31 @@ from typing import Any
 from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
 from gongkai.settings import quiet_prefect
 
+# The regulation (政府信息公开条例) took effect on 1 May 2008: the first annual reports are on 2008. Reports before
+# 2019 carry the provincial 统计表 (template pre2019, table stats), read like the national tables.
+FIRST_REPORT_YEAR = 2008
+
 
 def parse_years(text: str) -> list[int]:
-    """'2019-2023', '2019,2021' or '2020'."""
+    """'2008-2023', '2019,2021' or '2020'."""
     years: set[int] = set()
     for part in text.split(","):
         lo, _, hi = part.strip().partition("-")
-        first, last = int(lo), int(hi or lo)
-        if not (1990 <= first <= last <= 2100):
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a year range: {part}") from None
+        if not (first <= last <= 2100):
             raise argparse.ArgumentTypeError(f"not a year range: {part}")
+        if first < FIRST_REPORT_YEAR:
+            raise argparse.ArgumentTypeError(f"{part}: no annual reports before {FIRST_REPORT_YEAR} (the regulation took effect then)")
         years.update(range(first, last + 1))
     return sorted(years)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("backfill", help="crawl listings back to past years and load those reports")
-    p.add_argument("--years", type=parse_years, required=True, help="e.g. 2019-2023 or 2019,2021")
+    p.add_argument("--years", type=parse_years, required=True, help="e.g. 2008-2023 or 2019,2021 (from 2008)")
     add_crawl_options(p)
     p.set_defaults(func=run)
 
