@@ -72,6 +72,17 @@ def test_registry_fills_the_demo_port_and_skips_demo_entries_without_one(demo: D
         select(portals, ["999999"])
 
 
+PINGTAN_ENTRY = """[[portal]]
+id = "pingtan"
+agency = "平潭综合实验区"
+division_code = "350128"
+level = "city"
+cms = "trs"
+listing = ["https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/index.html"]
+hosts = ["www.pingtan.gov.cn"]
+"""
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -81,15 +92,7 @@ def test_registry_fills_the_demo_port_and_skips_demo_entries_without_one(demo: D
     ],
 )
 def test_registry_rejects_bad_entries(change: str, message: str) -> None:
-    entry = """[[portal]]
-id = "pingtan"
-agency = "平潭综合实验区"
-division_code = "350128"
-level = "city"
-cms = "trs"
-listing = ["https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/index.html"]
-hosts = ["www.pingtan.gov.cn"]
-"""
+    entry = PINGTAN_ENTRY
     assert load_registry(text=entry)[0].hosts == frozenset({"www.pingtan.gov.cn"})
     with pytest.raises(RegistryError):
         load_registry(text=entry.replace(change, message))
@@ -97,18 +100,12 @@ hosts = ["www.pingtan.gov.cn"]
 
 def test_registry_hosts_are_judged_by_the_fetchers_parser() -> None:
     """An IPv6 host is written in brackets, as the fetcher keys it (host_of used to drop them: `::1:8080`)."""
-    entry = """[[portal]]
-id = "v6"
-agency = "平潭综合实验区"
-division_code = "350128"
-level = "city"
-cms = "generic"
-listing = ["http://[::1]:8080/list.html"]
-hosts = ["[::1]:8080"]
-"""
-    assert load_registry(text=entry)[0].listing == ("http://[::1]:8080/list.html",)
+    listing = "http://[::1]:8080/list.html"
+    entry = PINGTAN_ENTRY.replace("https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/index.html", listing).replace(
+        '"www.pingtan.gov.cn"', '"[::1]:8080"')
+    assert load_registry(text=entry)[0].listing == (listing,)
     with pytest.raises(RegistryError, match="backslash|not on one of its hosts"):
-        load_registry(text=entry.replace("http://[::1]:8080/list.html", "http://evil.example\\\\@[::1]:8080/list.html"))
+        load_registry(text=entry.replace(listing, "http://evil.example\\\\@[::1]:8080/list.html"))
 
 
 # --- discovery -----------------------------------------------------------------------------------------
