@@ -119,24 +119,6 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"setting GONGKAI_{field.upper()}={first.get('input')!r}: {first['msg']}") from None
 
 
-# --- for the command line's helpers that predate Settings (each call reads the environment) ---------------
-
-def data_dir() -> Path:
-    return load_settings().data_dir
-
-
-def archive_dir() -> Path:
-    return load_settings().archive_dir
-
-
-def prefect_results_dir() -> Path:
-    return load_settings().results_dir
-
-
-def database_url() -> str:
-    return load_settings().database_url
-
-
 def quiet_prefect() -> None:
     """Prefect runs offline unless the user says otherwise: no telemetry, a patient ephemeral-server start."""
     os.environ.setdefault("DO_NOT_TRACK", "1")

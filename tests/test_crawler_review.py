@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_crawler import PINGTAN_ENTRY
 
 from gongkai.crawler.adapters import PageRequest, generic, hanweb
 from gongkai.crawler.crawl import CrawlContext, pages_requested, walk_sequentially
@@ -226,17 +227,7 @@ def test_state_saves_through_a_temp_file_of_its_own(tmp_path: Path) -> None:
 
 # --- registry (finding 13) ----------------------------------------------------------------------------------
 
-ENTRY = """[[portal]]
-id = "pingtan"
-agency = "平潭综合实验区"
-division_code = "350128"
-level = "city"
-cms = "trs"
-listing = ["https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/index.html"]
-hosts = ["www.pingtan.gov.cn"]
-[portal.params]
-page_size = 10
-"""
+ENTRY = PINGTAN_ENTRY + "[portal.params]\npage_size = 10\n"
 
 
 @pytest.mark.parametrize(

@@ -395,9 +395,7 @@ def _connect_postgres(url: str) -> Any:
     return conn
 
 
-def open_read_only(
-    url: str | None = None, limits: QueryLimits | None = None, allow_writable_role: bool = False
-) -> ReadOnlyWarehouse:
+def open_read_only(url: str, limits: QueryLimits | None = None, allow_writable_role: bool = False) -> ReadOnlyWarehouse:
     """Open the warehouse read-only. Nothing is written, not even views that predate warehouse/views.sql:
     those are used as they are, with a warning on stderr (a writer, `gongkai ingest` or the nightly run,
     re-creates them).
@@ -406,10 +404,6 @@ def open_read_only(
     statements, as `gongkai status` runs, may use the writer's URL)."""
     from gongkai.warehouse.views import VIEWS_SQL, recorded_digest
 
-    if url is None:
-        from gongkai.settings import database_url
-
-        url = database_url()
     reader = ReadOnlyWarehouse(url, limits, allow_writable_role)
     if reader.views_digest() != recorded_digest(VIEWS_SQL.read_text(encoding="utf-8")):
         print(

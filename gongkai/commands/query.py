@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     stopped = ""
     try:
         # the reader first (its threads, DuckDB's workers), then the cap on what the query may add
-        with open_read_only(args.db, limits, args.allow_writable_role) as reader, memory_cap(args.max_memory):
+        with open_read_only(args.db or args.settings.database_url, limits, args.allow_writable_role) as reader, memory_cap(args.max_memory):
             if args.list:
                 result = QueryResult(["name", "kind", "description"], [tuple(r) for r in reader.relations()])
                 text = to_table(result, max_width=200) if args.format == "table" else _format(result, args.format)
@@ -172,11 +172,7 @@ def _silence_stdout() -> None:
 def _print_reader_role_sql(args: argparse.Namespace) -> int:
     from gongkai.warehouse.reader_role import reader_role_sql
 
-    url = args.db
-    if url is None:
-        from gongkai.settings import database_url
-
-        url = database_url()
+    url = args.db or args.settings.database_url
     if not url.startswith(("postgresql://", "postgres://")):
         print("gongkai query: --reader-role-sql is for a PostgreSQL warehouse (DuckDB is opened read-only anyway)", file=sys.stderr)
         return 2
