@@ -10,9 +10,9 @@ read. No script runs in the pages and nothing is fetched from elsewhere (Content
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
         found = report_or_404(report_id)
         cell = data.cell(report_id, address)
         if cell is None:
-            raise HTTPException(404, f"report {report_id} has no cell {address}")
+            raise HTTPException(404, f"report {report_id} has no cell {address[:80]!r}")
         context: dict[str, Any] = {"report": found, "cell": cell, "labels": describe(address, found["template"]),
                                    "checks": [c for c in data.checks(report_id) if c.target == address]}
         is_pdf = (found["media_type"] or "").endswith("pdf")

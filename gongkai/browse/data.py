@@ -15,9 +15,6 @@ from typing import Any
 
 from gongkai.warehouse.query import ReadOnlyWarehouse, open_read_only, plain
 
-# Report statuses whose document is an agency's report for its year (warehouse/store.py REPORT_STATUSES)
-REPORT_STATUSES = ("extracted", "partial", "unreadable_tables", "no_standard_tables")
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -95,12 +92,11 @@ class BrowseData:
         )
 
     def agency_reports(self, agency_id: int) -> list[dict[str, Any]]:
-        """The current report of each year (documents that are not reports left out)."""
+        """The current report of each year, unreadable ones included (documents that are not reports left out)."""
         return self.rows(
-            "SELECT report_id, year, template, status, n_cells, checks_failing, checks_incomplete FROM report_index "
-            f"WHERE agency_id = ? AND year IS NOT NULL AND status IN ({', '.join('?' * len(REPORT_STATUSES))}) "
-            "ORDER BY year, report_id",
-            [agency_id, *REPORT_STATUSES],
+            "SELECT report_id, year, template, status, reason, n_cells, checks_failing, checks_incomplete FROM report_index "
+            "WHERE agency_id = ? AND year IS NOT NULL AND status <> 'not_a_report' ORDER BY year, report_id",
+            [agency_id],
         )
 
     def agency_cells(self, agency_id: int) -> list[dict[str, Any]]:

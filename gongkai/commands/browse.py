@@ -32,7 +32,9 @@ def archive_for(db_url: str, explicit: str | None, settings: Any) -> Path:
     if settings.archive is not None:
         return Path(settings.archive_dir)
     if db_url.startswith("duckdb://"):
-        beside = Path(db_url.removeprefix("duckdb://")).parent / "archive"
+        path = db_url.removeprefix("duckdb://")
+        path = "/" + path.lstrip("/") if path.startswith("/") else path  # duckdb:////tmp/x names /tmp/x
+        beside = Path(path).parent / "archive"
         if beside.is_dir():
             return beside
     return Path(settings.archive_dir)
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongkai browse: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         app.state.data.close()
         return 1
+    listener.listen(128)  # connections wait in the backlog until uvicorn accepts them: the URL printed works at once
     port = listener.getsockname()[1]
     shown = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     if not _is_loopback(args.host):
