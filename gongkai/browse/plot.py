@@ -29,11 +29,11 @@ def _number(value: float) -> str:
 
 def line_plot(
     years: Sequence[int], series: Sequence[tuple[str, Sequence[float | int | None]]], title: str,
-    width: int = 760, height: int = 340,
+    width: int = 860, height: int = 340,
 ) -> str:
     """An SVG plot of each series over the years (gaps where a value is missing); a point per value with its
     number as tooltip. With one year the points stand alone."""
-    left, right, top, bottom = 64, 190, 28, 40
+    left, right, top, bottom = 64, 290, 28, 40  # the legend, bilingual, on the right
     inner_w, inner_h = width - left - right, height - top - bottom
     highest = max((float(v) for _, values in series for v in values if v is not None), default=0.0)
     ticks = nice_ticks(highest)
