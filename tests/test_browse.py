@@ -339,3 +339,49 @@ def test_layout_shows_one_set_of_alternative_rows() -> None:
     three = rows({"requests.other_other.total"})
     assert "other_other" in three and "other_handling" not in three
     assert report_layouts(None, set()) == [] and report_layouts("no such template", set()) == []
+
+
+def test_hostile_text_in_a_document_is_shown_as_text(tmp_path: Path) -> None:
+    """A table cell of a real report carrying markup (<script>, an <img onerror>) is printed as text on the
+    source page, never as markup; the page carries no script at all."""
+    original = (REPO / "tests" / "corpus" / "documents" / "pingtan-2024.html").read_text(encoding="utf-8")
+    hostile = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"
+    marker = "本列数据的勾稽关系"
+    assert marker in original
+    data = original.replace(marker, hostile + marker, 1).encode("utf-8")
+    client, report_id = _one_report_site(tmp_path, data, "hostile.html")
+    response = client.get(f"/source/{report_id}/requests.new.natural_person")
+    page = _soup(response)
+    table = page.select_one("#original-table")
+    assert "<script>alert(1)</script><img src=x onerror=alert(2)>" in table.text  # shown, as text
+    assert not page.select("script") and not page.select("img[onerror]")
+    assert "&lt;script&gt;" in response.text
+
+
+@pytest.mark.parametrize("name", ["pingtan-2024-libreoffice.docx", "shanghai-szfbgt-2019-libreoffice.docx"])
+def test_source_page_of_a_docx_cell_marks_it_in_the_original_table(tmp_path: Path, name: str) -> None:
+    client, report_id = _one_report_site(tmp_path, (REPO / "tests" / "corpus" / "documents" / name).read_bytes(), name)
+    url = f"duckdb:///{tmp_path / 'one.duckdb'}"
+    stored = _rows(url, "SELECT address, raw, row_no, col_no FROM cells WHERE raw IS NOT NULL AND raw <> '' ORDER BY address")
+    assert len(stored) > 50
+    for address, raw, _, _ in stored[:: max(1, len(stored) // 12)]:  # a dozen cells across the tables
+        page = _soup(client.get(f"/source/{report_id}/{address}"))
+        marked = page.select("#original-table td.marked")
+        assert len(marked) == 1 and marked[0].text.strip() == raw.strip(), address
+
+
+def _one_report_site(tmp_path: Path, data: bytes, name: str) -> tuple[Any, int]:
+    """A fresh DuckDB warehouse holding one document (loaded as the crawler loads), and a client of its site."""
+    from fastapi.testclient import TestClient
+
+    from gongkai.flows.ingest import extract_document, ingest_bytes
+    from gongkai.warehouse import open_warehouse
+
+    url = f"duckdb:///{tmp_path / 'one.duckdb'}"
+    archive = open_archive(tmp_path / "archive")
+    with open_warehouse(url) as warehouse:
+        ingest_bytes(data, name=name, warehouse=warehouse, archive=archive,
+                     extract=lambda d, n: extract_document(d, n).as_json(), agency="平潭综合实验区", year=2024)
+    report_id = int(_rows(url, "SELECT report_id FROM report_index")[0][0])
+    client = TestClient(create_app(url, archive), base_url="http://127.0.0.1")
+    return client, report_id

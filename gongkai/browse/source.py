@@ -58,7 +58,8 @@ def _bytes(archive: Archive, sha256: str) -> bytes:
 def render_page(archive: Archive, sha256: str, page: int) -> RenderedPage:
     """Page `page` (1-based) of an archived PDF as a PNG, as a reader sees it (the page's rotation applied)."""
     with _LOCK:
-        return _pages.get_or((archive.location, sha256, page), lambda: _render(_bytes(archive, sha256), page))
+        rendered: RenderedPage = _pages.get_or((archive.location, sha256, page), lambda: _render(_bytes(archive, sha256), page))
+        return rendered
 
 
 def _render(data: bytes, page: int) -> RenderedPage:
