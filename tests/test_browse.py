@@ -150,6 +150,9 @@ def test_coverage_filters(site: tuple[Any, str]) -> None:
     assert names == {n for (n,) in _rows(url, "SELECT DISTINCT agency FROM coverage WHERE province = '福建省' AND level = 'city'")}
     assert HONGZE not in names
     assert "Nothing matches" in _soup(client.get("/coverage", params={"province": "no such province"})).text
+    # the status filter offers every value the coverage view gives
+    offered = {o["value"] for o in everything.select('select[name="status"] option')}
+    assert {s for (s,) in _rows(url, "SELECT DISTINCT coverage FROM coverage")} <= offered
 
 
 @pytest.mark.parametrize("path", [

@@ -39,6 +39,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+MAX_COVERAGE_AGENCIES = 500  # rows of the coverage page; the filters narrow a larger warehouse down
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -173,7 +174,8 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
         for row in rows:
             agencies.setdefault(row["agency_id"], row)
             grid[(row["agency_id"], row["year"])].append(row)
-        return page("coverage.html", agencies=list(agencies.values()), years=years, grid=grid,
+        shown = list(agencies.values())[:MAX_COVERAGE_AGENCIES]
+        return page("coverage.html", agencies=shown, n_agencies=len(agencies), years=years, grid=grid,
                     choices=data.coverage_choices(), chosen={"province": province, "level": level, "status": status},
                     count=len(rows))
 

@@ -16,6 +16,10 @@ from typing import Any
 from gongkai.warehouse.query import ReadOnlyWarehouse, open_read_only, plain
 
 
+# The values of coverage.coverage (warehouse/views.sql, view coverage), in the order the filter lists them
+COVERAGE = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "kept_without_cells", "not_found")
+
+
 @dataclass(frozen=True)
 class Cell:
     address: str
@@ -78,9 +82,10 @@ class BrowseData:
 
     def agencies(self) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT a.agency_id, a.name, a.division_code, a.level, p.province, "
-            "       (SELECT count(*) FROM report_index r WHERE r.agency_id = a.agency_id AND r.n_cells > 0) AS n_reports "
+            "SELECT a.agency_id, a.name, a.division_code, a.level, p.province, coalesce(n.n_reports, 0) AS n_reports "
             "FROM agencies a LEFT JOIN provinces p ON p.province_code = substr(a.division_code, 1, 2) || '0000' "
+            "LEFT JOIN (SELECT agency_id, count(*) AS n_reports FROM current_reports WHERE n_cells > 0 GROUP BY agency_id) n "
+            "       ON n.agency_id = a.agency_id "
             "ORDER BY a.division_code, a.name"
         )
 
@@ -169,11 +174,13 @@ class BrowseData:
         )
 
     def coverage_choices(self) -> dict[str, list[str]]:
-        """The values each coverage filter can take, as the warehouse holds them."""
-        return {
-            column: [r["v"] for r in self.rows(f"SELECT DISTINCT {column} AS v FROM coverage WHERE {column} IS NOT NULL ORDER BY v")]
-            for column in ("province", "level", "coverage")
-        }
+        """The values each coverage filter can take: the agencies' provinces and levels, the coverage statuses."""
+        provinces = self.rows(
+            "SELECT DISTINCT p.province AS v FROM agencies a "
+            "JOIN provinces p ON p.province_code = substr(a.division_code, 1, 2) || '0000' ORDER BY v"
+        )
+        levels = self.rows("SELECT DISTINCT level AS v FROM agencies WHERE level IS NOT NULL ORDER BY v")
+        return {"province": [r["v"] for r in provinces], "level": [r["v"] for r in levels], "coverage": list(COVERAGE)}
 
 
 def _cell(row: dict[str, Any]) -> Cell:
