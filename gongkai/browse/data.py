@@ -15,7 +15,6 @@ from typing import Any
 
 from gongkai.warehouse.query import ReadOnlyWarehouse, open_read_only, plain
 
-
 # The values of coverage.coverage (warehouse/views.sql, view coverage), in the order the filter lists them
 COVERAGE = ("extracted", "extracted_failing_checks", "not_extractable", "not_a_report", "kept_without_cells", "not_found")
 
