@@ -388,3 +388,32 @@ def _one_report_site(tmp_path: Path, data: bytes, name: str) -> tuple[Any, int]:
     report_id = int(_rows(url, "SELECT report_id FROM report_index")[0][0])
     client = TestClient(create_app(url, archive), base_url="http://127.0.0.1")
     return client, report_id
+
+
+def test_agency_series_runs_across_the_pre_2019_table_and_the_national_template(duck_corpus: str, tmp_path: Path) -> None:
+    """平潭综合实验区 of the corpus: 2017 from its 统计表 (stats.*), 2024 from table 三; one line across both."""
+    from fastapi.testclient import TestClient
+
+    url = duck_corpus
+    agency_id, = _rows(url, "SELECT agency_id FROM agencies WHERE name = '平潭综合实验区'")[0]
+    with TestClient(create_app(url, open_archive(tmp_path / "no-archive")), base_url="http://127.0.0.1") as client:
+        page = _soup(client.get(f"/agency/{agency_id}"))
+    years = [th.text for th in page.select("#years thead tr")[0].select("th")][1:]
+    assert years == ["2017", "2024"]
+    expected = [_rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = {y} AND address = '{a}'")[0][0]
+                for y, a in ((2017, "stats.requests_total.year"), (2024, "requests.new.total"))]
+    assert [td.text for td in page.select('#years tr[data-concept="received"] td')] == [f"{v:g}" for v in expected]
+    received = page.select_one('#plot g.series[data-label^="本年新收申请"]')
+    assert len(received.select("circle")) == 2 and len(received.select("polyline")) == 1
+
+
+def test_source_page_says_when_the_file_is_not_in_the_archive(duck_corpus: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    report_id, = _rows(duck_corpus, f"SELECT report_id FROM report_index WHERE agency = '{HONGZE}' AND year = 2023")[0]
+    with TestClient(create_app(duck_corpus, open_archive(tmp_path / "empty")), base_url="http://127.0.0.1") as client:
+        page = _soup(client.get(f"/source/{report_id}/requests.new.natural_person"))
+        assert "is not in the archive" in page.select_one("#missing").text
+        assert page.select_one("#raw").text.strip() == "21"  # the stored raw text is still shown
+        image = client.get(f"/page/{report_id}/3.png")
+        assert image.status_code == 404 and "is not in the archive" in image.text

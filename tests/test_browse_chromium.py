@@ -52,7 +52,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         _missing("selenium not installed (pip install -e '.[dev]')")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver or a browser
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in (
@@ -63,7 +62,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver or a browser
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(60)
     try:
         yield driver
@@ -175,3 +176,12 @@ def test_report_to_source_cell_to_agency_plot(browser: Any, artifacts: Path, dem
         assert points and all(p.is_displayed() for p in points)
         assert len(browser.find_elements(By.CSS_SELECTOR, "#failing-checks tr.check.fail")) == 2
         _screenshot(browser, artifacts, "agency-hongze")
+
+
+def test_missing_chromium_skips_or_fails_as_ci_requires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GONGKAI_REQUIRE_CHROMIUM", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium-driver"):
+        _missing("chromium or chromedriver not installed")
+    monkeypatch.setenv("GONGKAI_REQUIRE_CHROMIUM", "1")
+    with pytest.raises(pytest.fail.Exception, match="GONGKAI_REQUIRE_CHROMIUM=1"):
+        _missing("chromium or chromedriver not installed")
