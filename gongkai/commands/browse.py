@@ -16,8 +16,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("browse", help="browse the warehouse in a web browser: agencies, reports, each number's source (read-only)")
-    p.add_argument("--warehouse", "--db", dest="db", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
-    p.add_argument("--archive", help="the archive folder of the warehouse's files (default: GONGKAI_ARCHIVE, else an "
+    p.add_argument("--warehouse", "--db", dest="db", metavar="URL", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
+    p.add_argument("--archive", metavar="DIR", help="the archive folder of the warehouse's files (default: GONGKAI_ARCHIVE, else an "
                                      "'archive' folder beside a DuckDB file, else data/archive)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: any free port, printed)")
