@@ -156,9 +156,9 @@ def test_coverage_filters(site: tuple[Any, str]) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/report/999999", "/report/abc", "/report/-1", "/agency/999999", "/agency/x1", "/source/999999/requests.new.total",
+    "/report/999999", "/report/abc", "/report/-1", "/report/99999999999999999999999", "/report/1.5", "/agency/999999", "/agency/x1", "/source/999999/requests.new.total",
     "/source/{report}/requests.no_such_row.total", "/source/{report}/%3Cscript%3E", "/page/{report}/999.png",
-    "/page/{report}/0.png", "/page/{html_report}/1.png", "/no/such/page",
+    "/page/{report}/0.png", "/page/{report}/99999999999.png", "/page/{html_report}/1.png", "/no/such/page",
 ])
 def test_bad_ids_are_404_with_one_line(site: tuple[Any, str], path: str) -> None:
     client, url = site

@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -39,6 +40,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# Ids the database can hold (BIGINT): a larger number is a bad id (404), never a driver error
+Id = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
+PageNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 MAX_COVERAGE_AGENCIES = 500  # rows of the coverage page; the filters narrow a larger warehouse down
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -106,7 +110,7 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
         return Response(STYLE.read_bytes(), media_type="text/css")
 
     @app.get("/agency/{agency_id}", response_class=HTMLResponse)
-    def agency(agency_id: int) -> HTMLResponse:
+    def agency(agency_id: Id) -> HTMLResponse:
         found = data.agency(agency_id)
         if found is None:
             raise HTTPException(404, f"no agency {agency_id} in the warehouse")
@@ -122,7 +126,7 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
                     failing=data.agency_failing_checks(agency_id))
 
     @app.get("/report/{report_id}", response_class=HTMLResponse)
-    def report(report_id: int) -> HTMLResponse:
+    def report(report_id: Id) -> HTMLResponse:
         found = report_or_404(report_id)
         cells = data.cells(report_id)
         checks = data.checks(report_id)
@@ -137,7 +141,7 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
                     others=others, warnings=warnings)
 
     @app.get("/source/{report_id}/{address}", response_class=HTMLResponse)
-    def source(report_id: int, address: str) -> HTMLResponse:
+    def source(report_id: Id, address: str) -> HTMLResponse:
         found = report_or_404(report_id)
         cell = data.cell(report_id, address)
         if cell is None:
@@ -155,7 +159,7 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
         return page("source.html", **context)
 
     @app.get("/page/{report_id}/{page_no}.png")
-    def page_image(report_id: int, page_no: int) -> Response:
+    def page_image(report_id: Id, page_no: PageNo) -> Response:
         found = report_or_404(report_id)
         if not (found["media_type"] or "").endswith("pdf"):
             raise HTTPException(404, f"report {report_id} is not a PDF")
