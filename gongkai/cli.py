@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gongkai.commands.query",
     "gongkai.commands.export",
     "gongkai.commands.status",
+    "gongkai.commands.browse",
 ]
 
 # the commands that write to the warehouse
