@@ -37,6 +37,9 @@ SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
 SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
 NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
 WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
+LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
+WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
+FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
 HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
@@ -108,21 +111,27 @@ Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
 class PageTable:
     rows: list[list[str]]  # header rows and data rows, as mapping reads an unaligned table
     columns: Columns | None  # those in force at the page's end, for a table continued on the next page
+    tail: list[Char] = field(default_factory=list)  # text after the last row, held for the next page
 
 
 class Refused(Exception):
     """A check failed: the grid is not rebuilt (the message says which)."""
 
 
-def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
-    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc)."""
+def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False) -> PageTable:
+    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc).
+    With `hold_tail` (the next page is rebuilt too), text after the last row of numbers is not read here
+    but handed back as `tail`, for `continued` to set above the next page's glyphs: a header cut by the page
+    break (商业 / 企业, 自然 / 人) then joins its rest by column positions, as on one page."""
     runs = _runs(chars)
     numeric = [r for r in runs if is_number(r.text)]
     texts = [r for r in runs if not is_number(r.text)]
     values = [n for line in _data_lines(numeric, texts, runs) for n in line]
     if not values:
+        if hold_tail and (tail := _held(texts)):
+            return PageTable([], carried, tail)
         raise Refused("no row of numbers")
-    stacks = _split_rows(_stacks(texts), values)
+    stacks = _split_rows(_stacks(texts), values, _column_room(values, texts))
     boxes = _boxes(stacks)
     beside = {id(n): _leaf(boxes, n) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
@@ -158,15 +167,51 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
         if i not in by_leaf and i not in grouped:
             items.extend((r.top, r) for r in s.runs)
     items.sort(key=lambda item: item[0])
-    return _assemble(items, carried)
+    held: list[Run] = []
+    if hold_tail:
+        wide = _wide(runs)
+        while items and isinstance(run := items[-1][1], Run) and run.x1 - run.x0 < wide:
+            held.insert(0, items.pop()[1])  # type: ignore[arg-type]
+    table = _assemble(items, carried)
+    table.tail = [c for r in held for c in r.chars]
+    return table
 
 
-def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
+def _wide(runs: list[Run]) -> float:
+    """A run this wide is a line of prose: text held for the next page starts below the last one."""
+    return WIDE_LINE * (max(r.x1 for r in runs) - min(r.x0 for r in runs)) if runs else 0.0
+
+
+def _held(runs: list[Run]) -> list[Char]:
+    """A page without a row of numbers: the text below its last line of prose (a header at the page foot)."""
+    wide = _wide(runs)
+    below = max((r.bottom for r in runs if r.x1 - r.x0 >= wide), default=float("-inf"))
+    return [c for r in sorted(runs, key=lambda r: r.top) if r.top > below for c in r.chars]
+
+
+def continued(tail: list[Char], chars: list[Char]) -> list[Char]:
+    """The next page's glyphs under the text held from the page before (PageTable.tail), set as if the page
+    break were a line break: the held lines end one line gap (LINE_GAP ems) above the page's first glyph."""
+    if not tail or not chars:
+        return [*tail, *chars]
+    first = min(c.top for c in chars)
+    last = max(c.bottom for c in tail)
+    size = max(c.size for c in tail)
+    shift = first - LINE_GAP * size - last
+    moved = [Char(c.text, c.x0, c.top + shift, c.x1, c.bottom + shift, c.size, c.space_before) for c in tail]
+    return [*moved, *chars]
+
+
+def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) -> list[Stack]:
     """Labels of tight rows stack as one (规章 / 行政规范性文件): split a stack before a line level with
     numbers of its own that lie under numbers level with an earlier line (two rows' values in one column;
-    a row whose columns are set at different heights is not split). Lines between go with the line above."""
+    a row whose columns are set at different heights is not split). Lines between go with the line above.
+    Not where the label and each such number wrapped, all their lines above full (…相关政府信 / 息 beside
+    25 / 2 in a column two digits wide): one row, its number 252."""
     out: list[Stack] = []
     centres = [(n.cy, n) for n in values]
+    runs = [r for s in stacks for r in s.runs]
+    edges = {id(r): max(t.x1 for t in runs if abs(t.x0 - r.x0) <= r.size) for r in runs}
     for s in stacks:
         if len(s.runs) == 1:
             out.append(s)
@@ -175,13 +220,28 @@ def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
         part = Stack([], s.spanning)
         seen: list[Run] = []  # numbers level with the part's lines so far
         for r, numbers in zip(s.runs, level, strict=True):
-            if part.runs and any(a.x0 < b.x1 and b.x0 < a.x1 for a in seen for b in numbers):
+            under = [(a, b) for a in seen for b in numbers if a.x0 < b.x1 and b.x0 < a.x1]
+            if part.runs and under and not _wraps(part.runs[-1], r, under, edges, room):
                 out.append(part)
                 part, seen = Stack([], s.spanning), []
             part.runs.append(r)
             seen += numbers
         out.append(part)
     return out
+
+
+def _wraps(line: Run, below: Run, under: list[tuple[Run, Run]], edges: dict[int, float], room: dict[int, float]) -> bool:
+    """The label line `line` and each number over another were full: their next glyphs wrapped below."""
+    first = below.chars[0]
+    lead = first.size if unicodedata.east_asian_width(first.text) in "FW" else first.x1 - first.x0
+    if ENUMERATION.match(below.text) or line.x1 + lead <= edges[id(line)] + first.size / 4:
+        return False
+    return all(_DIGITS.match(a.text) and _DIGITS.match(b.text) and _full(a, room) for a, b in under)
+
+
+def _full(n: Run, room: dict[int, float]) -> bool:
+    """A line of digits to which one more digit (as wide as its own) would not fit in its column."""
+    return (n.x1 - n.x0) * (1 + 1 / max(1, len(n.text))) > room[id(n)] + FULL_SLACK
 
 
 Box = tuple[int, float, float, float, float, float]  # a label stack: index, x0, x1, top, bottom, size
@@ -215,7 +275,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
     the same column, beside the same label, with nothing between. Where the two lines are beside two labels
     (not each level with its own), which row the second is cannot be told: refused."""
-    widest = _column_widths(values)
+    widest = {id(n): max(v.x1 - v.x0 for v in column) for column in _number_columns(values) for n in column}
     out: list[Run] = []
     last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
     for n in sorted(values, key=lambda r: r.top):
@@ -228,7 +288,8 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
             and _DIGITS.match(p.text)
             and _DIGITS.match(n.text)
-            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size  # the line above is full: it may wrap
+            # the line above is the widest of its column: it may have wrapped
+            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size
             and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
         )
         if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
@@ -254,19 +315,36 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     return out
 
 
-def _column_widths(values: list[Run]) -> dict[int, float]:
-    """For each number, the widest number of its column (numbers one under the other overlap)."""
-    out: dict[int, float] = {}
-    column: list[Run] = []
+def _number_columns(values: list[Run]) -> list[list[Run]]:
+    """Numbers one under the other (overlapping x-ranges, whatever the alignment), left to right."""
+    columns: list[list[Run]] = []
     right = float("-inf")
-    for n in [*sorted(values, key=lambda r: r.x0), None]:
-        if n is None or n.x0 >= right:
-            width = max((v.x1 - v.x0 for v in column), default=0.0)
-            out.update((id(v), width) for v in column)
-            column, right = [], float("-inf")
-        if n is not None:
-            column.append(n)
-            right = max(right, n.x1)
+    for n in sorted(values, key=lambda r: r.x0):
+        if not columns or n.x0 >= right:
+            columns.append([])
+            right = float("-inf")
+        columns[-1].append(n)
+        right = max(right, n.x1)
+    return columns
+
+
+def _column_room(values: list[Run], texts: list[Run]) -> dict[int, float]:
+    """For each number, how wide a line its column holds: its widest number, or the widest text over that
+    column alone (本年新 / 制作数量 over 13: a column that holds 13 with room to spare wraps no number)."""
+    columns = _number_columns(values)
+    spans = [(min(n.x0 for n in c), max(n.x1 for n in c)) for c in columns]
+    out: dict[int, float] = {}
+    for k, column in enumerate(columns):
+        room = max(n.x1 - n.x0 for n in column)
+        top = min(n.top for n in column)
+        x0, x1 = spans[k]
+        # between the neighbouring columns (the first and last as far out as the gap on their other side)
+        low = spans[k - 1][1] if k else x0 - (spans[k + 1][0] - x1 if k + 1 < len(spans) else room)
+        high = spans[k + 1][0] if k + 1 < len(spans) else x1 + (x0 - spans[k - 1][1] if k else room)
+        for t in texts:
+            if t.bottom <= top and low <= t.x0 and t.x1 <= high:
+                room = max(room, t.x1 - t.x0)
+        out.update((id(n), room) for n in column)
     return out
 
 
