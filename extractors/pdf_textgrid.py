@@ -102,6 +102,7 @@ class Columns:
 class DataRow:
     numbers: list[Run]
     labels: list[str]
+    runs: list[Run] = field(default_factory=list)  # of a row without numbers: its label's lines
 
 
 Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
@@ -163,8 +164,10 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
         items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels)))
     for line in _lines_of(unlabelled):
         items.append((min(n.top for n in line), DataRow(line, [])))
+    blank = _blank_rows(stacks, by_leaf, grouped, values, texts, unlabelled)
+    items += [(stacks[i].top, DataRow([], [stacks[i].text], stacks[i].runs)) for i in blank]
     for i, s in enumerate(stacks):
-        if i not in by_leaf and i not in grouped:
+        if i not in by_leaf and i not in grouped and i not in blank:
             items.extend((r.top, r) for r in s.runs)
     items.sort(key=lambda item: item[0])
     held: list[Run] = []
@@ -385,6 +388,40 @@ def _adopt_orphans(
             grouped.add(i)  # taken: not a header text
 
 
+def _blank_rows(
+    stacks: list[Stack],
+    by_leaf: dict[int, list[Run]],
+    grouped: set[int],
+    values: list[Run],
+    texts: list[Run],
+    unlabelled: list[Run],
+) -> set[int]:
+    """Numbered labels of rows whose cells are all blank (7.属于行政执法案卷): a stack opening with a number,
+    in the column of a row label with numbers beside it, nearer that row than any other row of numbers, left
+    of its numbers, with no text right of it on its lines (a header) and no label right of it (a group)."""
+    out: set[int] = set()
+    tops = sorted([(stacks[leaf].top, leaf) for leaf in by_leaf] + [(n.top, -1) for n in unlabelled])
+    for i, s in enumerate(stacks):
+        if i in by_leaf or i in grouped or s.spanning or not ENUMERATION.match(s.runs[0].text):
+            continue
+        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts + values):
+            continue
+        if any(
+            g.x0 >= s.x1 and g.top <= s.bottom and s.top <= g.bottom and not g.spanning
+            for j, g in enumerate(stacks)
+            if j != i
+        ):
+            continue
+        k = next((k for k, (top, _) in enumerate(tops) if top > s.top), len(tops))
+        for neighbour in (tops[k - 1][1] if k else None, tops[k][1] if k < len(tops) else None):
+            if neighbour is None or neighbour < 0:
+                continue  # none, or a row of numbers without a label
+            row = stacks[neighbour]
+            if row.x0 < s.x1 and s.x0 < row.x1 and s.x1 <= min(n.x0 for n in by_leaf[neighbour]):
+                out.add(i)
+    return out
+
+
 def _between(stacks: list[Stack], a: int, b: int) -> bool:
     """Another stack overlapping stack a's columns lies between stacks a and b."""
     sa, sb = stacks[a], stacks[b]
@@ -413,6 +450,9 @@ def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
     for _, payload in items:
         if isinstance(payload, Run):
             pending.append(payload)
+            continue
+        if not payload.numbers and (columns is None or pending):
+            pending += payload.runs  # a numbered line above a table's header: a heading, not a blank row
             continue
         if pending:
             header, texts = _header(pending)
@@ -480,7 +520,7 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
             values[j] = n.text
         out.append(values)
     for above, below in zip(out, out[1:], strict=False):
-        if "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
+        if any(above) and any(below) and "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
             # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
             raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
     return out
