@@ -40,6 +40,7 @@ WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lie
 LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
 WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
 FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
+MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
 HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
@@ -124,7 +125,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     With `hold_tail` (the next page is rebuilt too), text after the last row of numbers is not read here
     but handed back as `tail`, for `continued` to set above the next page's glyphs: a header cut by the page
     break (商业 / 企业, 自然 / 人) then joins its rest by column positions, as on one page."""
-    runs = _runs(chars)
+    runs = _with_units(_runs(chars))
     numeric = [r for r in runs if is_number(r.text)]
     texts = [r for r in runs if not is_number(r.text)]
     values = [n for line in _data_lines(numeric, texts, runs) for n in line]
@@ -146,14 +147,8 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
             unlabelled.append(n)
         else:
             by_leaf.setdefault(leaf, []).append(n)
-    groups: dict[int, list[int]] = {}  # leaf → stacks of group labels beside it (三、本年度办理结果)
-    for leaf in by_leaf:
-        s = stacks[leaf]
-        groups[leaf] = [
-            i
-            for i, g in enumerate(stacks)
-            if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
-        ]
+    # leaf → stacks of group labels beside it (三、本年度办理结果)
+    groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf) for leaf in by_leaf}
     grouped = {i for ids in groups.values() for i in ids}
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
@@ -165,7 +160,12 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     for line in _lines_of(unlabelled):
         items.append((min(n.top for n in line), DataRow(line, [])))
     blank = _blank_rows(stacks, by_leaf, grouped, values, texts, unlabelled)
-    items += [(stacks[i].top, DataRow([], [stacks[i].text], stacks[i].runs)) for i in blank]
+    for i in sorted(blank):
+        b = stacks[i]
+        group = [j for j in _groups_of(stacks, b, by_leaf) if j not in blank and j not in grouped]
+        grouped.update(group)
+        labels = [stacks[j].text for j in sorted(group, key=lambda j: stacks[j].x0)] + [b.text]
+        items.append((b.top, DataRow([], labels, [r for j in [*group, i] for r in stacks[j].runs])))
     for i, s in enumerate(stacks):
         if i not in by_leaf and i not in grouped and i not in blank:
             items.extend((r.top, r) for r in s.runs)
@@ -233,7 +233,9 @@ def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) 
     return out
 
 
-def _wraps(line: Run, below: Run, under: list[tuple[Run, Run]], edges: dict[int, float], room: dict[int, float]) -> bool:
+def _wraps(
+    line: Run, below: Run, under: list[tuple[Run, Run]], edges: dict[int, float], room: dict[int, float]
+) -> bool:
     """The label line `line` and each number over another were full: their next glyphs wrapped below."""
     first = below.chars[0]
     lead = first.size if unicodedata.east_asian_width(first.text) in "FW" else first.x1 - first.x0
@@ -388,6 +390,15 @@ def _adopt_orphans(
             grouped.add(i)  # taken: not a header text
 
 
+def _groups_of(stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]]) -> list[int]:
+    """Stacks left of a row label and level with part of it: the labels of groups of rows it is in."""
+    return [
+        i
+        for i, g in enumerate(stacks)
+        if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
+    ]
+
+
 def _blank_rows(
     stacks: list[Stack],
     by_leaf: dict[int, list[Run]],
@@ -397,8 +408,9 @@ def _blank_rows(
     unlabelled: list[Run],
 ) -> set[int]:
     """Numbered labels of rows whose cells are all blank (7.属于行政执法案卷): a stack opening with a number,
-    in the column of a row label with numbers beside it, nearer that row than any other row of numbers, left
-    of its numbers, with no text right of it on its lines (a header) and no label right of it (a group)."""
+    next (above or below) to a row with numbers, within that row's label columns (right of where its label
+    starts, left of its numbers), with no text right of it on its lines (a header) and no label right of it
+    (a group label)."""
     out: set[int] = set()
     tops = sorted([(stacks[leaf].top, leaf) for leaf in by_leaf] + [(n.top, -1) for n in unlabelled])
     for i, s in enumerate(stacks):
@@ -416,8 +428,8 @@ def _blank_rows(
         for neighbour in (tops[k - 1][1] if k else None, tops[k][1] if k < len(tops) else None):
             if neighbour is None or neighbour < 0:
                 continue  # none, or a row of numbers without a label
-            row = stacks[neighbour]
-            if row.x0 < s.x1 and s.x0 < row.x1 and s.x1 <= min(n.x0 for n in by_leaf[neighbour]):
+            row = stacks[neighbour]  # s lies in its labels' columns: right of its start, left of its numbers
+            if row.x0 - row.size <= s.x0 and s.x1 <= min(n.x0 for n in by_leaf[neighbour]):
                 out.add(i)
     return out
 
@@ -520,7 +532,13 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
             values[j] = n.text
         out.append(values)
     for above, below in zip(out, out[1:], strict=False):
-        if any(above) and any(below) and "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
+        if (
+            any(above)
+            and any(below)
+            and "" in above
+            and "" in below
+            and not any(a and b for a, b in zip(above, below, strict=True))
+        ):
             # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
             raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
     return out
@@ -601,6 +619,34 @@ def _runs(chars: list[Char]) -> list[Run]:
     if current:
         runs.append(_run(current))
     return runs
+
+
+def _with_units(runs: list[Run]) -> list[Run]:
+    """A unit set a space after its number (251000 元, 12 件) is part of the value, not a label beside it."""
+    out: list[Run] = []
+    for r in runs:
+        p = out[-1] if out else None
+        if (
+            p is not None
+            and len(r.text) <= MAX_UNIT
+            and abs(r.cy - p.cy) <= SAME_LINE * max(r.size, p.size)
+            and 0 <= r.x0 - p.x1 <= GAP * max(r.size, p.size)
+            and is_number(p.text)
+            and not is_number(r.text)
+            and is_number(p.text + r.text)
+        ):
+            out[-1] = Run(
+                [*p.chars, *r.chars],
+                p.text + r.text,
+                p.x0,
+                r.x1,
+                min(p.top, r.top),
+                max(p.bottom, r.bottom),
+                max(p.size, r.size),
+            )
+        else:
+            out.append(r)
+    return out
 
 
 def _end(c: Char, em: float) -> float:
