@@ -40,6 +40,7 @@ WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lie
 LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
 WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
 FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
+ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width show how they are set
 MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
@@ -97,6 +98,7 @@ class Columns:
 
     heads: list[tuple[float, float]]
     unnamed: list[tuple[float, float]]  # header texts naming no column (信息内容, a label cut in two)
+    align: str | None = None  # how numbers sit in their cells ("left", "right"), where the table shows it
 
 
 @dataclass(slots=True)
@@ -175,7 +177,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
         wide = _wide(runs)
         while items and isinstance(run := items[-1][1], Run) and run.x1 - run.x0 < wide:
             held.insert(0, items.pop()[1])  # type: ignore[arg-type]
-    table = _assemble(items, carried)
+    table = _assemble(items, carried, _alignment(values) or (carried.align if carried else None))
     table.tail = [c for r in held for c in r.chars]
     return table
 
@@ -445,9 +447,11 @@ def _between(stacks: list[Stack], a: int, b: int) -> bool:
     )
 
 
-def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
+def _assemble(items: list[Item], carried: Columns | None, align: str | None) -> PageTable:
     rows: list[list[str]] = []
     columns = carried
+    if columns is not None:
+        columns.align = align
     pending: list[Run] = []  # text runs since the last data row
     # data rows under the current header: (index in rows, numbers, labels)
     block: list[tuple[int, list[Run], list[str]]] = []
@@ -472,6 +476,7 @@ def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
             if header is not None:
                 flush()
                 columns = header
+                columns.align = align
             pending = []
         line, labels = payload.numbers, payload.labels
         if columns is None:
@@ -485,6 +490,8 @@ def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
         header, texts = _header(pending)
         rows.append(texts)
         columns = header or columns
+        if columns is not None:
+            columns.align = align
     return PageTable(rows, columns)
 
 
@@ -517,8 +524,12 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
         if not over:
             gaps = sorted((max(h0 - x1, x0 - h1), j) for j, (h0, h1) in enumerate(heads))
             if len(gaps) > 1 and gaps[0][0] * 2 > gaps[1][0]:
-                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
-            over = [gaps[0][1]]
+                over = _by_alignment(x0, x1, [heads[gaps[0][1]], heads[gaps[1][1]]], columns.align)
+                if not over:
+                    raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
+                over = [heads.index(over[0])]
+            else:
+                over = [gaps[0][1]]
         assigned.append(over[0])
     if assigned != sorted(set(assigned)):
         raise Refused("two columns of numbers under one header")
@@ -542,6 +553,34 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
             # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
             raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
     return out
+
+
+def _alignment(values: list[Run]) -> str | None:
+    """How the table sets numbers in their cells, told by columns holding numbers of different widths:
+    "right" where they end together, "left" where they start together; None unless all such agree."""
+    seen: set[str] = set()
+    for column in _number_columns(values):
+        if max(n.x1 - n.x0 for n in column) - min(n.x1 - n.x0 for n in column) < ALIGN_SPREAD:
+            continue  # numbers of one width: they end and start together however set
+        ends = max(n.x1 for n in column) - min(n.x1 for n in column)
+        starts = max(n.x0 for n in column) - min(n.x0 for n in column)
+        seen.add("right" if ends < 1 else "left" if starts < 1 else "other")
+    return next(iter(seen)) if len(seen) == 1 and "other" not in seen else None
+
+
+def _by_alignment(
+    x0: float, x1: float, heads: list[tuple[float, float]], align: str | None
+) -> list[tuple[float, float]]:
+    """Numbers between two header columns, in a table whose numbers sit at one side of their cells and
+    headers at the left: right-set ones belong to the header starting left of their end, left-set ones
+    to the header starting at or left of their start (the rightmost such)."""
+    if align == "right":
+        fits = [h for h in heads if h[0] < x1]
+    elif align == "left":
+        fits = [h for h in heads if h[0] <= x0 + 1]
+    else:
+        return []
+    return [max(fits)] if fits else []
 
 
 def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
