@@ -524,10 +524,10 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
         if not over:
             gaps = sorted((max(h0 - x1, x0 - h1), j) for j, (h0, h1) in enumerate(heads))
             if len(gaps) > 1 and gaps[0][0] * 2 > gaps[1][0]:
-                over = _by_alignment(x0, x1, [heads[gaps[0][1]], heads[gaps[1][1]]], columns.align)
-                if not over:
+                by_side = _by_alignment(x0, x1, [heads[gaps[0][1]], heads[gaps[1][1]]], columns.align)
+                if not by_side:
                     raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
-                over = [heads.index(over[0])]
+                over = [heads.index(by_side[0])]
             else:
                 over = [gaps[0][1]]
         assigned.append(over[0])
