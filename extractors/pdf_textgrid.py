@@ -136,6 +136,11 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
             return PageTable([], carried, tail)
         raise Refused("no row of numbers")
     stacks = _split_rows(_stacks(texts), values, _column_room(values, texts))
+    for st in stacks:  # over two labels below, but with numbers beside it: a row's label merged across columns
+        if st.spanning and any(
+            n.x0 >= st.x1 and abs(n.cy - r.cy) <= SAME_LINE * r.size for r in st.runs for n in values
+        ):
+            st.spanning = False
     boxes = _boxes(stacks)
     beside = {id(n): _leaf(boxes, n) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
@@ -384,7 +389,10 @@ def _adopt_orphans(
         candidates = [
             (abs(cy - (s.top + s.bottom) / 2), leaf)
             for leaf, cy in cy_of.items()
-            if stacks[leaf].x0 < s.x1 and s.x0 < stacks[leaf].x1 and not _between(stacks, i, leaf)
+            if stacks[leaf].x0 < s.x1
+            and s.x0 < stacks[leaf].x1
+            and not _between(stacks, i, leaf)
+            and not _header_between(texts, s, stacks[leaf])
         ]
         if candidates:
             leaf = min(candidates)[1]
@@ -434,6 +442,12 @@ def _blank_rows(
             if row.x0 - row.size <= s.x0 and s.x1 <= min(n.x0 for n in by_leaf[neighbour]):
                 out.add(i)
     return out
+
+
+def _header_between(texts: list[Run], orphan: Stack, leaf: Stack) -> bool:
+    """Text right of the label column lies between the two (a table's header): they are not one label."""
+    low, high = min(orphan.bottom, leaf.bottom), max(orphan.top, leaf.top)
+    return any(t.x0 >= orphan.x1 and low <= t.cy <= high for t in texts)
 
 
 def _between(stacks: list[Stack], a: int, b: int) -> bool:
