@@ -41,6 +41,9 @@ LINE_GAP = 0.3  # ems: between a held header's last line and the next page's fir
 WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
 FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
 ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width show how they are set
+MARKER_GAP = 1.5  # ems: a list marker this close before text on its line is part of the label
+_MARKER = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]$")
+LABEL_GAP = 1.2  # ems: the most between two lines of one label (loose line spacing)
 MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
@@ -154,9 +157,10 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
             unlabelled.append(n)
         else:
             by_leaf.setdefault(leaf, []).append(n)
+    grouped_rest = _join_label_halves(stacks, by_leaf, texts)
     # leaf → stacks of group labels beside it (三、本年度办理结果)
     groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf) for leaf in by_leaf}
-    grouped = {i for ids in groups.values() for i in ids}
+    grouped = {i for ids in groups.values() for i in ids} | grouped_rest
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
     items: list[Item] = []
@@ -394,10 +398,43 @@ def _adopt_orphans(
             and not _between(stacks, i, leaf)
             and not _header_between(texts, s, stacks[leaf])
         ]
+        above = [(stacks[leaf].bottom, leaf) for _, leaf in candidates if stacks[leaf].bottom <= s.top]
+        if above:  # the row just above, its label's last line full: the orphan is the rest of that label
+            last = stacks[max(above)[1]].runs[-1]
+            edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+            if last.x1 + s.runs[0].chars[0].size > edge + s.runs[0].size / 4:
+                candidates = [(-1.0, max(above)[1])]
         if candidates:
             leaf = min(candidates)[1]
             stacks[leaf].runs = sorted([*stacks[leaf].runs, *s.runs], key=lambda r: r.top)
             grouped.add(i)  # taken: not a header text
+
+
+def _join_label_halves(stacks: list[Stack], by_leaf: dict[int, list[Run]], texts: list[Run]) -> set[int]:
+    """One row's label in two stacks, each beside some of its numbers (a cell set at the top, the others
+    centred: 1.申请人无正当理由逾期不补 beside 总计, 正、行政机关… beside the rest): joined when the upper
+    label's last line is full, the lower opens no new item, lies right under it, and their numbers fill
+    different columns. Returns the lower stacks, taken."""
+    taken: set[int] = set()
+    order = sorted(by_leaf, key=lambda i: stacks[i].top)
+    for a, b in zip(order, order[1:], strict=False):
+        if a in taken:
+            continue
+        upper, lower = stacks[a], stacks[b]
+        last, first = upper.runs[-1], lower.runs[0]
+        if ENUMERATION.match(first.text) or abs(first.x0 - upper.runs[0].x0) > first.size:
+            continue
+        if not 0 <= first.top - last.bottom <= LABEL_GAP * first.size:
+            continue
+        edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+        if last.x1 + first.chars[0].size <= edge + first.size / 4:
+            continue  # the upper label's last line had room: the lower one is a label of its own
+        if any(m.x0 < n.x1 and n.x0 < m.x1 for m in by_leaf[a] for n in by_leaf[b]):
+            continue  # numbers in one column: two rows
+        upper.runs += lower.runs
+        by_leaf[a] += by_leaf.pop(b)
+        taken.add(b)
+    return taken
 
 
 def _groups_of(stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]]) -> list[int]:
@@ -675,30 +712,20 @@ def _runs(chars: list[Char]) -> list[Run]:
 
 
 def _with_units(runs: list[Run]) -> list[Run]:
-    """A unit set a space after its number (251000 元, 12 件) is part of the value, not a label beside it."""
+    """A unit set a space after its number (251000 元, 12 件) is part of the value, not a label beside it;
+    a list marker set apart from its text by justified spacing (1.  申 请 人) is part of the label."""
     out: list[Run] = []
     for r in runs:
         p = out[-1] if out else None
-        if (
-            p is not None
-            and len(r.text) <= MAX_UNIT
-            and abs(r.cy - p.cy) <= SAME_LINE * max(r.size, p.size)
-            and 0 <= r.x0 - p.x1 <= GAP * max(r.size, p.size)
-            and is_number(p.text)
-            and not is_number(r.text)
-            and is_number(p.text + r.text)
-        ):
-            out[-1] = Run(
-                [*p.chars, *r.chars],
-                p.text + r.text,
-                p.x0,
-                r.x1,
-                min(p.top, r.top),
-                max(p.bottom, r.bottom),
-                max(p.size, r.size),
-            )
-        else:
-            out.append(r)
+        if p is not None and abs(r.cy - p.cy) <= SAME_LINE * max(r.size, p.size) and r.x0 >= p.x1:
+            gap = (r.x0 - p.x1) / max(r.size, p.size)
+            unit = gap <= GAP and len(r.text) <= MAX_UNIT and is_number(p.text + r.text)
+            marker = gap <= MARKER_GAP and bool(_MARKER.match(p.text))
+            if (marker or (unit and is_number(p.text))) and not is_number(r.text):
+                chars = [*p.chars, *r.chars]
+                out[-1] = Run(chars, p.text + r.text, p.x0, r.x1, min(p.top, r.top), max(p.bottom, r.bottom), p.size)
+                continue
+        out.append(r)
     return out
 
 
