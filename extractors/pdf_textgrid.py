@@ -43,7 +43,7 @@ FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflo
 ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width show how they are set
 MARKER_GAP = 1.5  # ems: a list marker this close before text on its line is part of the label
 _MARKER = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]$")
-LABEL_GAP = 1.2  # ems: the most between two lines of one label (loose line spacing)
+LABEL_GAP = 1.6  # ems: the most between two lines of one label (loose line spacing)
 MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
@@ -157,12 +157,14 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
             unlabelled.append(n)
         else:
             by_leaf.setdefault(leaf, []).append(n)
-    grouped_rest = _join_label_halves(stacks, by_leaf, texts)
     # leaf → stacks of group labels beside it (三、本年度办理结果)
     groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf) for leaf in by_leaf}
-    grouped = {i for ids in groups.values() for i in ids} | grouped_rest
+    grouped = {i for ids in groups.values() for i in ids}
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
+    if taken := _join_label_halves(stacks, by_leaf, texts):  # the joined labels reach other group labels
+        groups = {leaf: [i for i in _groups_of(stacks, stacks[leaf], by_leaf) if i not in taken] for leaf in by_leaf}
+        grouped |= taken | {i for ids in groups.values() for i in ids}
     items: list[Item] = []
     for leaf, cells in by_leaf.items():
         labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
@@ -424,7 +426,9 @@ def _join_label_halves(stacks: list[Stack], by_leaf: dict[int, list[Run]], texts
         last, first = upper.runs[-1], lower.runs[0]
         if ENUMERATION.match(first.text) or abs(first.x0 - upper.runs[0].x0) > first.size:
             continue
-        if not 0 <= first.top - last.bottom <= LABEL_GAP * first.size:
+        # as close as lines of one label: LABEL_GAP ems, or as far as the lines of either stack lie apart
+        inner = [y.top - x.bottom for st in (upper, lower) for x, y in zip(st.runs, st.runs[1:], strict=False)]
+        if not 0 <= first.top - last.bottom <= max([LABEL_GAP * first.size, *(g + first.size / 4 for g in inner)]):
             continue
         edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
         if last.x1 + first.chars[0].size <= edge + first.size / 4:
