@@ -145,7 +145,9 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
         ):
             st.spanning = False
     boxes = _boxes(stacks)
-    beside = {id(n): _leaf(boxes, n) for n in values}
+    # a stack right over a number is a column's header, never the label of a row set below it
+    heads = {b for b in boxes for v in values if v.x0 < b[2] and b[1] < v.x1 and 0 <= v.top - b[4] <= b[5] * NEAR_LABEL}
+    beside = {id(n): _leaf(boxes, n, heads) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
     level = {k for k, (_, is_level) in beside.items() if is_level}
     values = _join_wrapped(values, leaf_of, level, texts)
@@ -269,7 +271,7 @@ def _boxes(stacks: list[Stack]) -> list[Box]:
     return [(i, s.x0, s.x1, s.top, s.bottom, s.size) for i, s in enumerate(stacks) if not s.spanning]
 
 
-def _leaf(boxes: list[Box], n: Run) -> tuple[int | None, bool]:
+def _leaf(boxes: list[Box], n: Run, heads: set[Box]) -> tuple[int | None, bool]:
     """The row label beside a number, and whether level with it: the rightmost stack left of it level with
     it, else the nearest within NEAR_LABEL ems (a number set at the top or bottom of a row)."""
     cy = n.cy
@@ -277,7 +279,7 @@ def _leaf(boxes: list[Box], n: Run) -> tuple[int | None, bool]:
     level = [b for b in left if b[3] - SAME_LINE * b[5] <= cy <= b[4] + SAME_LINE * b[5]]
     if level:
         return max(level, key=lambda b: b[1])[0], True
-    return _nearest(left, n), False
+    return _nearest([b for b in left if b not in heads], n), False
 
 
 def _nearest(left: list[Box], n: Run) -> int | None:
