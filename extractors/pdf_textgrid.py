@@ -108,7 +108,7 @@ class Columns:
 class DataRow:
     numbers: list[Run]
     labels: list[str]
-    runs: list[Run] = field(default_factory=list)  # of a row without numbers: its label's lines
+    runs: list[Run] = field(default_factory=list)  # its label's lines (not its groups')
 
 
 Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
@@ -147,7 +147,9 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     boxes = _boxes(stacks)
     # a stack right over a number is a column's header, never the label of a row set below it
     heads = {b for b in boxes for v in values if v.x0 < b[2] and b[1] < v.x1 and 0 <= v.top - b[4] <= b[5] * NEAR_LABEL}
-    beside = {id(n): _leaf(boxes, n, heads) for n in values}
+    # a row's label lies left of all its numbers: of each number's line, the leftmost
+    line_left = {id(n): min(v.x0 for v in values if abs(v.cy - n.cy) <= SAME_LINE * n.size) for n in values}
+    beside = {id(n): _leaf(boxes, n, heads, line_left[id(n)]) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
     level = {k for k, (_, is_level) in beside.items() if is_level}
     values = _join_wrapped(values, leaf_of, level, texts)
@@ -171,7 +173,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     for leaf, cells in by_leaf.items():
         labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
         top = min([n.top for n in cells] + [stacks[leaf].top])
-        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels)))
+        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels, stacks[leaf].runs)))
     for line in _lines_of(unlabelled):
         items.append((min(n.top for n in line), DataRow(line, [])))
     blank = _blank_rows(stacks, by_leaf, grouped, values, texts, unlabelled)
@@ -190,9 +192,29 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
         wide = _wide(runs)
         while items and isinstance(run := items[-1][1], Run) and run.x1 - run.x0 < wide:
             held.insert(0, items.pop()[1])  # type: ignore[arg-type]
+        if not held and items and isinstance(last := items[-1][1], DataRow) and _may_go_on(last, texts, values):
+            # the page ends with a row that may go on: its rest (a label's, a number's) on the next page
+            items.pop()
+            held = sorted([*last.runs, *last.numbers], key=lambda r: (r.top, r.x0))
     table = _assemble(items, carried, _alignment(values) or (carried.align if carried else None))
     table.tail = [c for r in held for c in r.chars]
     return table
+
+
+def _may_go_on(row: DataRow, texts: list[Run], values: list[Run]) -> bool:
+    """The last line of the row's label, or of one of its numbers, is full: the text may wrap on."""
+    room = _column_room(values, texts)
+    widest = {id(n): max(v.x1 - v.x0 for v in column) for column in _number_columns(values) for n in column}
+    if any(
+        _DIGITS.match(n.text) and id(n) in room and _full(n, room) and n.x1 - n.x0 >= widest[id(n)] - 0.5 * n.size
+        for n in row.numbers
+    ):
+        return True
+    if not row.runs:
+        return False
+    last = max(row.runs, key=lambda r: r.top)
+    edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+    return last.x1 + last.size > edge + last.size / 4
 
 
 def _wide(runs: list[Run]) -> float:
@@ -271,11 +293,11 @@ def _boxes(stacks: list[Stack]) -> list[Box]:
     return [(i, s.x0, s.x1, s.top, s.bottom, s.size) for i, s in enumerate(stacks) if not s.spanning]
 
 
-def _leaf(boxes: list[Box], n: Run, heads: set[Box]) -> tuple[int | None, bool]:
+def _leaf(boxes: list[Box], n: Run, heads: set[Box], line_left: float) -> tuple[int | None, bool]:
     """The row label beside a number, and whether level with it: the rightmost stack left of it level with
     it, else the nearest within NEAR_LABEL ems (a number set at the top or bottom of a row)."""
     cy = n.cy
-    left = [b for b in boxes if b[2] <= n.x0]
+    left = [b for b in boxes if b[2] <= line_left]
     level = [b for b in left if b[3] - SAME_LINE * b[5] <= cy <= b[4] + SAME_LINE * b[5]]
     if level:
         return max(level, key=lambda b: b[1])[0], True
@@ -388,7 +410,7 @@ def _adopt_orphans(
     if not cy_of:
         return
     for i, s in enumerate(stacks):
-        if i in by_leaf or i in grouped or s.spanning or s.x1 > left or ENUMERATION.match(s.runs[0].text):
+        if i in by_leaf or i in grouped or s.spanning or ENUMERATION.match(s.runs[0].text):
             continue  # a numbered label opens a row of its own (its cells may all be blank)
         if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
             continue  # above the first row of numbers or below the last: a heading or a note, not a label
@@ -399,6 +421,7 @@ def _adopt_orphans(
             for leaf, cy in cy_of.items()
             if stacks[leaf].x0 < s.x1
             and s.x0 < stacks[leaf].x1
+            and s.x1 <= min(n.x0 for n in by_leaf[leaf])  # in the labels' columns, left of the row's numbers
             and not _between(stacks, i, leaf)
             and not _header_between(texts, s, stacks[leaf])
         ]
