@@ -391,12 +391,16 @@ def _column_room(values: list[Run], texts: list[Run]) -> dict[int, float]:
 
 
 def _lines_of(values: list[Run]) -> list[list[Run]]:
+    """Numbers without a label, by rows: on one line, or a wrapped number over the lines of the others."""
     lines: list[list[Run]] = []
-    for n in sorted(values, key=lambda r: r.cy):
-        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+    bottom = float("-inf")
+    for n in sorted(values, key=lambda r: r.top):
+        if lines and (abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size or n.top < bottom - n.size / 2):
             lines[-1].append(n)
         else:
             lines.append([n])
+            bottom = float("-inf")
+        bottom = max(bottom, n.bottom)
     return [sorted(line, key=lambda r: r.x0) for line in lines]
 
 
