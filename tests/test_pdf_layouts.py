@@ -57,15 +57,15 @@ SOURCES = [
 ]
 
 
-# Rule-less layouts whose grids the reader rebuilds exactly (extractors/pdf_textgrid.py); on the others it
-# refuses (labels set so tight, or numbers wrapped so, that rows cannot be told apart for sure) and says so.
+# Rule-less layouts whose grids the reader rebuilds exactly (extractors/pdf_textgrid.py): every source in
+# every style but the seeded random numbers at 10.5 and 9 pt, where numbers of 4–5 digits wrap in columns
+# three digits wide, set at the top of some cells and centred in others, beside group labels cut into
+# fragments: which row a wrapped line belongs to is not told for sure, and the reader refuses, aloud.
 REBUILT = {
-    ("pingtan-2024-libreoffice.docx", "borderless"),
-    ("pingtan-2024-libreoffice.docx", "three-line"),
-    ("pingtan-2024-libreoffice.docx", "three-line-12pt-centred"),
-    ("zibo-stats-2023.txt", "borderless"),
-    ("zibo-stats-2023.txt", "three-line"),
-}
+    (source, style)
+    for source in ("pingtan-2024-libreoffice.docx", "zibo-stats-2023.txt", "shanghai-szfbgt-2019-libreoffice.docx")
+    for style in ("borderless", "three-line", "borderless-9pt-right", "three-line-12pt-centred")
+} | {("random-2021", "three-line-12pt-centred")}
 RULELESS = ["borderless", "three-line", "borderless-9pt-right", "three-line-12pt-centred"]
 
 
@@ -165,21 +165,3 @@ def test_tables_without_rules_are_said_aloud(
     assert any("no ruled table" in w for w in result["warnings"])
     assert _lost(pdfs[style], gold)  # not said aloud for nothing
 
-
-@pytest.mark.parametrize("style", RULELESS)
-def test_a_rule_less_table_cut_by_a_page_break_is_read_across_it(
-    rendered: tuple[str, dict[str, bytes], dict[str, object]], style: str
-) -> None:
-    """The 2019 report's table 三 without rules runs on to the next page with its header cut (商业 / 企业,
-    自然 / 人) and numbers wrapped in narrow columns beside labels wrapped too (25 / 2 beside …信 / 息):
-    its rows with numbers are read exactly across the break; rows still lost are named."""
-    name, pdfs, gold = rendered
-    if not name.startswith("shanghai"):
-        pytest.skip("the 2019 layout whose header a page break cuts")
-    result = extract_report(pdfs[style], "layout.pdf")
-    rows = ("requests.new.", "requests.unavailable_not_held.", "requests.total_handled.", "requests.carried_forward.")
-    wanted = {a: want for a, want in gold.items() if a.startswith(rows)}
-    assert {a: (result["cells"].get(a, "missing"), want) for a, want in wanted.items()
-            if result["cells"].get(a, "missing") != want} == {}  # fmt: skip
-    lost = {a.rsplit(".", 1)[0] for a, want in gold.items() if result["cells"].get(a, "missing") != want}
-    assert all(any(row in w for w in result["warnings"]) for row in lost), lost
