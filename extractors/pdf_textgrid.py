@@ -44,6 +44,8 @@ ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width s
 MARKER_GAP = 1.5  # ems: a list marker this close before text on its line is part of the label
 _MARKER = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]$")
 LABEL_GAP = 1.6  # ems: the most between two lines of one label (loose line spacing)
+HEADER_GAP = 3.0  # ems: a line this far below the one above it starts the header (above: headings, prose)
+PAGE_NUMBER_ALONE = 2.0  # ems: a page number has no other number this close above or below it
 MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
@@ -496,8 +498,10 @@ def _blank_rows(
     for i, s in enumerate(stacks):
         if i in by_leaf or i in grouped or s.spanning or not ENUMERATION.match(s.runs[0].text):
             continue
-        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts + values):
+        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
             continue
+        if any(v.x0 >= s.x1 and v.top < s.bottom + s.size / 2 and s.top - s.size / 2 < v.bottom for v in values):
+            continue  # numbers beside it, though taken by another label: not a row left blank
         if any(
             g.x0 >= s.x1 and g.top <= s.bottom and s.top <= g.bottom and not g.spanning
             for j, g in enumerate(stacks)
@@ -670,7 +674,20 @@ def _by_alignment(
 def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
     """The value columns that text above a table's numbers names, and its texts. Runs one under the other
     (overlapping) are one column's header, read top to bottom (商业 / 企业); a run over two runs that do not
-    overlap each other spans columns (申请人情况, 法人或其他组织) and names none."""
+    overlap each other spans columns (申请人情况, 法人或其他组织) and names none. Text set apart above the
+    header (headings, prose: HEADER_GAP ems or more above the next line) is read as text, not as a header."""
+    ordered = sorted(runs, key=lambda r: r.top)
+    bottom, start = float("-inf"), 0
+    for k, r in enumerate(ordered):
+        if r.top - bottom > HEADER_GAP * r.size:
+            start = k
+        bottom = max(bottom, r.bottom)
+    above = [Stack([r], True) for r in ordered[:start]]
+    columns_of, texts = _header_band(ordered[start:])
+    return columns_of, [s.text for s in sorted(above, key=lambda h: (h.top, h.x0))] + texts
+
+
+def _header_band(runs: list[Run]) -> tuple[Columns | None, list[str]]:
     spanning = [r for r in runs if _spans(r, runs)]
     columns: list[list[Run]] = []
     for r in sorted((r for r in runs if r not in spanning), key=lambda r: r.x0):
@@ -803,8 +820,10 @@ def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[l
         if any(t.x1 > line[0].x0 for t in beside):
             continue  # a number inside prose or a label, not a row's values
         lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
-        if lone and (line[0].top <= top + 1 or line[0].bottom >= bottom - 1):
-            continue  # a page number
+        n = line[0]
+        near = any(m is not n and abs(m.cy - n.cy) <= PAGE_NUMBER_ALONE * n.size for m in numeric)
+        if lone and not near and (n.top <= top + 1 or n.bottom >= bottom - 1):
+            continue  # a page number (a row's number at the page's edge has the row's others near it)
         out.append(line)
     return out
 
