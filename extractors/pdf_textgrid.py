@@ -206,7 +206,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
 def _may_go_on(row: DataRow, texts: list[Run], values: list[Run]) -> bool:
     """The last line of the row's label, or of one of its numbers, is full: the text may wrap on."""
     room = _column_room(values, texts)
-    widest = {id(n): max(v.x1 - v.x0 for v in column) for column in _number_columns(values) for n in column}
+    widest = _widest(values, texts)
     if any(
         _DIGITS.match(n.text) and id(n) in room and _full(n, room) and n.x1 - n.x0 >= widest[id(n)] - 0.5 * n.size
         for n in row.numbers
@@ -319,7 +319,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
     the same column, beside the same label, with nothing between. Where the two lines are beside two labels
     (not each level with its own), which row the second is cannot be told: refused."""
-    widest = {id(n): max(v.x1 - v.x0 for v in column) for column in _number_columns(values) for n in column}
+    widest = _widest(values, texts)
     out: list[Run] = []
     last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
     for n in sorted(values, key=lambda r: r.top):
@@ -370,6 +370,22 @@ def _number_columns(values: list[Run]) -> list[list[Run]]:
         columns[-1].append(n)
         right = max(right, n.x1)
     return columns
+
+
+def _widest(values: list[Run], texts: list[Run]) -> dict[int, float]:
+    """For each number, the widest number of its column within its table (the column cut where text
+    overlapping it lies between two numbers: another table's header)."""
+    out: dict[int, float] = {}
+    for column in _number_columns(values):
+        x0, x1 = min(n.x0 for n in column), max(n.x1 for n in column)
+        cuts = sorted(t.cy for t in texts if t.x0 < x1 and x0 < t.x1)
+        parts: dict[int, list[Run]] = {}
+        for n in column:
+            parts.setdefault(sum(1 for c in cuts if c < n.cy), []).append(n)
+        for part in parts.values():
+            width = max(v.x1 - v.x0 for v in part)
+            out.update((id(n), width) for n in part)
+    return out
 
 
 def _column_room(values: list[Run], texts: list[Run]) -> dict[int, float]:

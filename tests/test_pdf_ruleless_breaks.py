@@ -24,8 +24,8 @@ from gongkai.extractors.extract import EXTRACTED, extract_report
 
 pytestmark = pytest.mark.libreoffice
 
-LABEL_WIDENING = 1.5  # the first column this much wider, the others narrower to keep the table's width
-FONT_PT = 11
+LABEL_WIDENING = 1.3  # the first column this much wider, the others narrower to keep the table's width
+FONT_PT = 10
 
 
 def _cells() -> dict[str, int | float | None]:
