@@ -38,6 +38,7 @@ SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans
 NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
 WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
 LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
+MIN_TEXT_WIDTH = 400.0  # points: a page's text is at least this wide (A4 portrait: about 450)
 WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
 FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
 ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width show how they are set
@@ -221,7 +222,7 @@ def _may_go_on(row: DataRow, texts: list[Run], values: list[Run]) -> bool:
 
 def _wide(runs: list[Run]) -> float:
     """A run this wide is a line of prose: text held for the next page starts below the last one."""
-    return WIDE_LINE * (max(r.x1 for r in runs) - min(r.x0 for r in runs)) if runs else 0.0
+    return WIDE_LINE * max(MIN_TEXT_WIDTH, max(r.x1 for r in runs) - min(r.x0 for r in runs)) if runs else 0.0
 
 
 def _held(runs: list[Run]) -> list[Char]:
