@@ -37,6 +37,7 @@ SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
 SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
 NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
 WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
+MIN_GAP = 0.1  # ems: the least gap set between held lines and the next page's
 LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
 MIN_TEXT_WIDTH = 400.0  # points: a page's text is at least this wide (A4 portrait: about 450)
 WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
@@ -234,13 +235,23 @@ def _held(runs: list[Run]) -> list[Char]:
 
 def continued(tail: list[Char], chars: list[Char]) -> list[Char]:
     """The next page's glyphs under the text held from the page before (PageTable.tail), set as if the page
-    break were a line break: the held lines end one line gap (LINE_GAP ems) above the page's first glyph."""
+    break were a line break: the held lines end as far above the page's first glyph as the held lines lie
+    apart at the closest (the lines of one cell), or LINE_GAP ems when the held text is one line. A header
+    cut inside its cells (商业 / 企业) then joins its rest; one cut between rows (信息内容 over 行政许可) stays
+    a row apart, as its own lines were."""
     if not tail or not chars:
         return [*tail, *chars]
     first = min(c.top for c in chars)
     last = max(c.bottom for c in tail)
     size = max(c.size for c in tail)
-    shift = first - LINE_GAP * size - last
+    lines: list[list[float]] = []  # [top, bottom] of the held lines, top to bottom
+    for c in sorted(tail, key=lambda c: c.top):
+        if lines and c.top <= lines[-1][1] - c.size / 4:
+            lines[-1][1] = max(lines[-1][1], c.bottom)
+        else:
+            lines.append([c.top, c.bottom])
+    gaps = [b[0] - a[1] for a, b in zip(lines, lines[1:], strict=False) if b[0] > a[1]]
+    shift = first - max(min(gaps, default=LINE_GAP * size), MIN_GAP * size) - last
     moved = [Char(c.text, c.x0, c.top + shift, c.x1, c.bottom + shift, c.size, c.space_before) for c in tail]
     return [*moved, *chars]
 
