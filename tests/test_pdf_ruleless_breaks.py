@@ -1,8 +1,9 @@
 """Rule-less tables cut by page breaks, in a layout of its own (not one of ../shared's reports): the blank
-national template filled with seeded numbers of 1–3 digits, set at 11 pt with a label column half as wide
-again as the template's, drawn without borders (a page break at every row boundary of each table) and as
-three-line tables (the page ending half way down every row of table 三). Every gold cell must come back from
-every one; tests/pdf_sweep.py renders them once and caches them under .pytest_cache.
+national template filled with seeded numbers of 1–3 digits, set at 10 pt with a label column 1.3 times as
+wide as the template's (the number columns narrower), drawn without borders with a page break at every row
+boundary of each table, and as three-line tables with the page ending half way down every row of table 三.
+Every gold cell must come back from every one, as a clean `extracted`; tests/pdf_sweep.py renders them once
+and caches them under .pytest_cache (CI: `bash scripts/test.sh` runs them).
 """
 
 from __future__ import annotations

@@ -136,3 +136,33 @@ def test_a_numbered_row_beside_no_number_is_a_blank_row() -> None:
     rows = rebuild(chars, None).rows
     assert ["2.行政规范性文件", "", "", ""] in rows
     assert ["3.其他", "1", "2", "3"] in rows
+
+
+def test_numbers_set_right_between_two_headers_go_by_how_the_table_sets_them() -> None:
+    """12 and 123 end together (set right in their cells) nearer the second header than the first; with
+    the second column blank throughout, only how the table sets its numbers tells their column."""
+    chars = _page(
+        *HEADER,
+        ("规章", 110, 125), ("12", 279.8, 125), ("7", 485.5, 125),
+        ("行政规范性文件", 100, 150), ("123", 274.1, 150), ("8", 485.5, 150),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["规章", "12", "", "7"] in rows
+    assert ["行政规范性文件", "123", "", "8"] in rows
+
+
+def test_a_unit_set_apart_after_its_number_is_part_of_the_value() -> None:
+    chars = _page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125), ("件", 439, 125))
+    assert ["规章", "5", "13", "7件"] in rebuild(chars, None).rows
+
+
+def test_a_list_marker_set_apart_by_justified_spacing_is_part_of_the_label() -> None:
+    chars = _page(*HEADER, ("1.", 100, 125), ("规章", 118, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125))
+    assert ["1.规章", "5", "13", "7"] in rebuild(chars, None).rows
+
+
+def test_a_number_at_the_top_of_a_page_beside_its_row_is_no_page_number() -> None:
+    """A total set at the top of its cell, first on a page that continues a table: read, not dropped."""
+    first = rebuild(_page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125)), None)
+    page = _page(("64", 430, 50), ("行政规范性文件", 100, 56), ("12", 230, 56), ("0", 330, 56))
+    assert rebuild(page, first.columns).rows == [["行政规范性文件", "12", "0", "64"]]
