@@ -23,6 +23,7 @@ How (one page at a time; a table running on to the next page keeps the header co
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -152,8 +153,8 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     # a stack right over a number is a column's header, never the label of a row set below it
     heads = {b for b in boxes for v in values if v.x0 < b[2] and b[1] < v.x1 and 0 <= v.top - b[4] <= b[5] * NEAR_LABEL}
     # a row's label lies left of all its numbers: of each number's line, the leftmost
-    line_left = {id(n): min(v.x0 for v in values if abs(v.cy - n.cy) <= SAME_LINE * n.size) for n in values}
-    beside = {id(n): _leaf(boxes, n, heads, line_left[id(n)]) for n in values}
+    lefts = _line_lefts(values)
+    beside = {id(n): _leaf(boxes, n, heads, lefts[id(n)]) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
     level = {k for k, (_, is_level) in beside.items() if is_level}
     values = _join_wrapped(values, leaf_of, level, texts)
@@ -254,6 +255,18 @@ def continued(tail: list[Char], chars: list[Char]) -> list[Char]:
     shift = first - max(min(gaps, default=LINE_GAP * size), MIN_GAP * size) - last
     moved = [Char(c.text, c.x0, c.top + shift, c.x1, c.bottom + shift, c.size, c.space_before) for c in tail]
     return [*moved, *chars]
+
+
+def _line_lefts(values: list[Run]) -> dict[int, float]:
+    """For each number, where the leftmost number on its line starts (a sweep over the numbers by height)."""
+    ordered = sorted(values, key=lambda r: r.cy)
+    centres = [r.cy for r in ordered]
+    out: dict[int, float] = {}
+    for n in values:
+        cy, reach = n.cy, SAME_LINE * n.size
+        lo, hi = bisect.bisect_left(centres, cy - reach), bisect.bisect_right(centres, cy + reach)
+        out[id(n)] = min(r.x0 for r in ordered[lo:hi])
+    return out
 
 
 def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) -> list[Stack]:
@@ -505,7 +518,7 @@ def _groups_of(stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]]) -> 
     return [
         i
         for i, g in enumerate(stacks)
-        if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
+        if g.top <= s.bottom and s.top <= g.bottom and i not in by_leaf and not g.spanning and g.x1 <= s.x0
     ]
 
 
@@ -556,8 +569,9 @@ def _between(stacks: list[Stack], a: int, b: int) -> bool:
     """Another stack overlapping stack a's columns lies between stacks a and b."""
     sa, sb = stacks[a], stacks[b]
     low, high = min(sa.bottom, sb.bottom), max(sa.top, sb.top)
+    x0, x1 = sa.x0, sa.x1
     return any(
-        t.x0 < sa.x1 and sa.x0 < t.x1 and low <= (t.top + t.bottom) / 2 <= high
+        low <= (t.top + t.bottom) / 2 <= high and t.x0 < x1 and x0 < t.x1
         for j, t in enumerate(stacks)
         if j not in (a, b)
     )
@@ -841,10 +855,13 @@ def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[l
     top = min((r.top for r in runs), default=0.0)
     bottom = max((r.bottom for r in runs), default=0.0)
     out: list[list[Run]] = []
+    by_height = sorted(texts, key=lambda t: t.cy)
+    heights = [t.cy for t in by_height]
     for line in lines:
         line.sort(key=lambda r: r.x0)
         cy, size = line[0].cy, line[0].size
-        beside = [t for t in texts if abs(t.cy - cy) <= SAME_LINE * size]
+        lo = bisect.bisect_left(heights, cy - SAME_LINE * size)
+        beside = by_height[lo : bisect.bisect_right(heights, cy + SAME_LINE * size)]
         if any(t.x1 > line[0].x0 for t in beside):
             continue  # a number inside prose or a label, not a row's values
         lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
