@@ -8,6 +8,8 @@ see the same machine load, and the ratio ours / pdfplumber is printed.
 
 Targets: PDF ratio ≤ 0.5 (whole extraction), HTML ≤ 30 ms, DOCX ≤ 50 ms. `--check` exits 1 when one is
 missed; `--cpu` times this process's CPU instead of the wall clock, steadier on a machine busy with other work.
+`--stages` also prints, for each PDF, what the page join (pdf_join) and the rule-less grid rebuild
+(pdf_textgrid) cost, in ms and as a share of the whole extraction.
 """
 
 from __future__ import annotations
@@ -112,6 +114,55 @@ def bench(path: Path, runs: int, clock: Callable[[], float] = time.perf_counter)
     return result
 
 
+STAGES = ("join_across_pages", "rebuild", "continued")  # names as pdf_reader imports them
+
+
+def stage_shares(path: Path, runs: int, clock: Callable[[], float]) -> str:
+    """What the page join and the text-grid rebuild cost in one PDF's extraction (median over runs)."""
+    from gongkai.extractors import pdf_reader
+
+    data = path.read_bytes()
+    spent: dict[str, float] = {}
+    originals = {name: getattr(pdf_reader, name) for name in STAGES}
+
+    def timed(name: str, func: Callable[..., object]) -> Callable[..., object]:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            start = clock()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + clock() - start
+
+        return wrapper
+
+    totals: list[float] = []
+    shares: dict[str, list[float]] = {name: [] for name in STAGES}
+    try:
+        for name, func in originals.items():
+            setattr(pdf_reader, name, timed(name, func))
+        for run in range(runs + 1):
+            spent.clear()
+            start = clock()
+            if extract_report is not None:
+                extract_report(data, path.name)
+            else:
+                read_document(data, path.name)
+            if run:
+                totals.append(clock() - start)
+                for name in STAGES:
+                    shares[name].append(spent.get(name, 0.0))
+    finally:
+        for name, func in originals.items():
+            setattr(pdf_reader, name, func)
+    total = median_ms(totals)
+    join = median_ms(shares["join_across_pages"])
+    grid = median_ms([a + b for a, b in zip(shares["rebuild"], shares["continued"], strict=True)])
+    return (
+        f"  {path.name}: extract {total:.1f} ms; page join {join:.2f} ms ({100 * join / total:.1f}%);"
+        f" text-grid rebuild {grid:.2f} ms ({100 * grid / total:.1f}%)"
+    )
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -146,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per document (default 7)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--cpu", action="store_true", help="time this process's CPU, not the wall clock")
+    parser.add_argument("--stages", action="store_true", help="print the page-join and text-grid share per PDF")
     parser.add_argument("documents", nargs="*", type=Path, help="documents to time (default: the corpus)")
     args = parser.parse_args(argv)
     paths = args.documents or sorted(p for p in DOCUMENTS.iterdir() if p.is_file())
     clock = time.process_time if args.cpu else time.perf_counter
     results = [bench(path, args.runs, clock) for path in paths]
     print(render(results, args.runs, "CPU" if args.cpu else "wall-clock"))
+    if args.stages:
+        print("page join and text-grid rebuild, median over the runs:")
+        for path, r in zip(paths, results, strict=True):
+            if r.fmt == "pdf" and not r.error:
+                print(stage_shares(path, args.runs, clock))
     return 1 if args.check and any(r.met is False for r in results) else 0
 
 

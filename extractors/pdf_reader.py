@@ -31,7 +31,7 @@ from gongkai.extractors.model import BBox, Document, Table, TextBlock, Unreadabl
 from gongkai.extractors.pdf_join import join_across_pages
 from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_layout, inside
 from gongkai.extractors.pdf_rules import edge, ruling_edges
-from gongkai.extractors.pdf_textgrid import Columns, Refused, rebuild, to_table
+from gongkai.extractors.pdf_textgrid import Columns, Refused, continued, rebuild, to_table
 from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
@@ -148,17 +148,19 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
     if searched > MAX_TABLE_PAGES:
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
     carried: Columns | None = None  # the columns of a rule-less table running on from the page before
+    held: list[Char] = []  # its text after the last row (a header cut by the page break), for this page
     for page, after in zip(pages, [*pages[1:], None], strict=True):
         unruled = page.names_tables and page.searched and not page.grids and not (after and after.grids)
         refused = ""
-        if unruled or (carried and not page.grids):
+        if unruled or ((carried or held) and not page.grids):
+            hold = after is not None and not after.grids and bool(after.chars)
             try:
-                rebuilt = rebuild(page.chars, carried)
-                page.text_rows, carried = rebuilt.rows, rebuilt.columns
+                rebuilt = rebuild(continued(held, page.chars), carried, hold)
+                page.text_rows, carried, held = rebuilt.rows, rebuilt.columns, rebuilt.tail
             except Refused as exc:
-                refused, carried = str(exc), None
+                refused, carried, held = str(exc), None, []
         else:
-            carried = None
+            carried, held = None, []
         if unruled and not page.text_rows:
             warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
                 f"unreadable table: page {page.number} shows the labels of a standard table but no ruled table"

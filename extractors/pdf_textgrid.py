@@ -23,6 +23,7 @@ How (one page at a time; a table running on to the next page keeps the header co
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -37,6 +38,18 @@ SAME_LINE = 0.3  # ems: glyph centres this close vertically are on one line
 SPAN_REACH = 3.5  # ems: how far below a label spanning cells the cells it spans may lie
 NEAR_LABEL = 1.0  # ems: a number level with no label is beside the nearest one this close (top- or bottom-set)
 WRAP_GAP = 1.3  # digit heights (about 0.7 em): a wrapped number's next line lies this close
+MIN_GAP = 0.1  # ems: the least gap set between held lines and the next page's
+LINE_GAP = 0.3  # ems: between a held header's last line and the next page's first (a line break's gap)
+MIN_TEXT_WIDTH = 400.0  # points: a page's text is at least this wide (A4 portrait: about 450)
+WIDE_LINE = 0.6  # of the text's width: a run this wide is prose, not a cell
+FULL_SLACK = 0.5  # points: a line of digits is full when one more digit overflows its column by this
+ALIGN_SPREAD = 3.0  # points: numbers of a column this much different in width show how they are set
+MARKER_GAP = 1.5  # ems: a list marker this close before text on its line is part of the label
+_MARKER = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]$")
+LABEL_GAP = 1.6  # ems: the most between two lines of one label (loose line spacing)
+HEADER_GAP = 3.0  # ems: a line this far below the one above it starts the header (above: headings, prose)
+PAGE_NUMBER_ALONE = 2.0  # ems: a page number has no other number this close above or below it
+MAX_UNIT = 2  # characters: 元, 万元, 件
 STACK_GAP = 0.8  # ems: a cell's wrapped lines lie this close (bottom of one to top of the next)
 _DIGITS = re.compile(r"^[\d.,]+$")
 HEADER_MATCH = 0.85  # as mapping.HEADER_MATCH (CONTAINED): a header stack names a column
@@ -93,12 +106,14 @@ class Columns:
 
     heads: list[tuple[float, float]]
     unnamed: list[tuple[float, float]]  # header texts naming no column (信息内容, a label cut in two)
+    align: str | None = None  # how numbers sit in their cells ("left", "right"), where the table shows it
 
 
 @dataclass(slots=True)
 class DataRow:
     numbers: list[Run]
     labels: list[str]
+    runs: list[Run] = field(default_factory=list)  # its label's lines (not its groups')
 
 
 Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
@@ -108,23 +123,38 @@ Item = tuple[float, "Run | DataRow"]  # (top, what) in page order
 class PageTable:
     rows: list[list[str]]  # header rows and data rows, as mapping reads an unaligned table
     columns: Columns | None  # those in force at the page's end, for a table continued on the next page
+    tail: list[Char] = field(default_factory=list)  # text after the last row, held for the next page
 
 
 class Refused(Exception):
     """A check failed: the grid is not rebuilt (the message says which)."""
 
 
-def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
-    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc)."""
-    runs = _runs(chars)
+def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False) -> PageTable:
+    """The page's rule-less table rows; raise Refused when a check fails (see the module's doc).
+    With `hold_tail` (the next page is rebuilt too), text after the last row of numbers is not read here
+    but handed back as `tail`, for `continued` to set above the next page's glyphs: a header cut by the page
+    break (商业 / 企业, 自然 / 人) then joins its rest by column positions, as on one page."""
+    runs = _with_units(_runs(chars))
     numeric = [r for r in runs if is_number(r.text)]
     texts = [r for r in runs if not is_number(r.text)]
     values = [n for line in _data_lines(numeric, texts, runs) for n in line]
     if not values:
+        if hold_tail and (tail := _held(texts)):
+            return PageTable([], carried, tail)
         raise Refused("no row of numbers")
-    stacks = _split_rows(_stacks(texts), values)
+    stacks = _split_rows(_stacks(texts), values, _column_room(values, texts))
+    for st in stacks:  # over two labels below, but with numbers beside it: a row's label merged across columns
+        if st.spanning and any(
+            n.x0 >= st.x1 and abs(n.cy - r.cy) <= SAME_LINE * r.size for r in st.runs for n in values
+        ):
+            st.spanning = False
     boxes = _boxes(stacks)
-    beside = {id(n): _leaf(boxes, n) for n in values}
+    # a stack right over a number is a column's header, never the label of a row set below it
+    heads = {b for b in boxes for v in values if v.x0 < b[2] and b[1] < v.x1 and 0 <= v.top - b[4] <= b[5] * NEAR_LABEL}
+    # a row's label lies left of all its numbers: of each number's line, the leftmost
+    lefts = _line_lefts(values)
+    beside = {id(n): _leaf(boxes, n, heads, lefts[id(n)]) for n in values}
     leaf_of = {k: leaf for k, (leaf, _) in beside.items()}
     level = {k for k, (_, is_level) in beside.items() if is_level}
     values = _join_wrapped(values, leaf_of, level, texts)
@@ -136,37 +166,119 @@ def rebuild(chars: list[Char], carried: Columns | None) -> PageTable:
             unlabelled.append(n)
         else:
             by_leaf.setdefault(leaf, []).append(n)
-    groups: dict[int, list[int]] = {}  # leaf → stacks of group labels beside it (三、本年度办理结果)
-    for leaf in by_leaf:
-        s = stacks[leaf]
-        groups[leaf] = [
-            i
-            for i, g in enumerate(stacks)
-            if i not in by_leaf and not g.spanning and g.x1 <= s.x0 and g.top <= s.bottom and s.top <= g.bottom
-        ]
+    # leaf → stacks of group labels beside it (三、本年度办理结果)
+    groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf) for leaf in by_leaf}
     grouped = {i for ids in groups.values() for i in ids}
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
+    if taken := _join_label_halves(stacks, by_leaf, texts):  # the joined labels reach other group labels
+        groups = {leaf: [i for i in _groups_of(stacks, stacks[leaf], by_leaf) if i not in taken] for leaf in by_leaf}
+        grouped |= taken | {i for ids in groups.values() for i in ids}
     items: list[Item] = []
     for leaf, cells in by_leaf.items():
         labels = [stacks[i].text for i in sorted(groups[leaf], key=lambda i: stacks[i].x0)] + [stacks[leaf].text]
         top = min([n.top for n in cells] + [stacks[leaf].top])
-        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels)))
+        items.append((top, DataRow(sorted(cells, key=lambda n: n.x0), labels, stacks[leaf].runs)))
     for line in _lines_of(unlabelled):
         items.append((min(n.top for n in line), DataRow(line, [])))
+    blank = _blank_rows(stacks, by_leaf, grouped, values, texts, unlabelled)
+    for i in sorted(blank):
+        b = stacks[i]
+        group = [j for j in _groups_of(stacks, b, by_leaf) if j not in blank and j not in grouped]
+        grouped.update(group)
+        labels = [stacks[j].text for j in sorted(group, key=lambda j: stacks[j].x0)] + [b.text]
+        items.append((b.top, DataRow([], labels, [r for j in [*group, i] for r in stacks[j].runs])))
     for i, s in enumerate(stacks):
-        if i not in by_leaf and i not in grouped:
+        if i not in by_leaf and i not in grouped and i not in blank:
             items.extend((r.top, r) for r in s.runs)
     items.sort(key=lambda item: item[0])
-    return _assemble(items, carried)
+    held: list[Run] = []
+    if hold_tail:
+        wide = _wide(runs)
+        while items and isinstance(run := items[-1][1], Run) and run.x1 - run.x0 < wide:
+            held.insert(0, items.pop()[1])  # type: ignore[arg-type]
+        if not held and items and isinstance(last := items[-1][1], DataRow) and _may_go_on(last, texts, values):
+            # the page ends with a row that may go on: its rest (a label's, a number's) on the next page
+            items.pop()
+            held = sorted([*last.runs, *last.numbers], key=lambda r: (r.top, r.x0))
+    table = _assemble(items, carried, _alignment(values) or (carried.align if carried else None))
+    table.tail = [c for r in held for c in r.chars]
+    return table
 
 
-def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
+def _may_go_on(row: DataRow, texts: list[Run], values: list[Run]) -> bool:
+    """The last line of the row's label, or of one of its numbers, is full: the text may wrap on."""
+    room = _column_room(values, texts)
+    widest = _widest(values, texts)
+    if any(
+        _DIGITS.match(n.text) and id(n) in room and _full(n, room) and n.x1 - n.x0 >= widest[id(n)] - 0.5 * n.size
+        for n in row.numbers
+    ):
+        return True
+    if not row.runs:
+        return False
+    last = max(row.runs, key=lambda r: r.top)
+    edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+    return last.x1 + last.size > edge + last.size / 4
+
+
+def _wide(runs: list[Run]) -> float:
+    """A run this wide is a line of prose: text held for the next page starts below the last one."""
+    return WIDE_LINE * max(MIN_TEXT_WIDTH, max(r.x1 for r in runs) - min(r.x0 for r in runs)) if runs else 0.0
+
+
+def _held(runs: list[Run]) -> list[Char]:
+    """A page without a row of numbers: the text below its last line of prose (a header at the page foot)."""
+    wide = _wide(runs)
+    below = max((r.bottom for r in runs if r.x1 - r.x0 >= wide), default=float("-inf"))
+    return [c for r in sorted(runs, key=lambda r: r.top) if r.top > below for c in r.chars]
+
+
+def continued(tail: list[Char], chars: list[Char]) -> list[Char]:
+    """The next page's glyphs under the text held from the page before (PageTable.tail), set as if the page
+    break were a line break: the held lines end as far above the page's first glyph as the held lines lie
+    apart at the closest (the lines of one cell), or LINE_GAP ems when the held text is one line. A header
+    cut inside its cells (商业 / 企业) then joins its rest; one cut between rows (信息内容 over 行政许可) stays
+    a row apart, as its own lines were."""
+    if not tail or not chars:
+        return [*tail, *chars]
+    first = min(c.top for c in chars)
+    last = max(c.bottom for c in tail)
+    size = max(c.size for c in tail)
+    lines: list[list[float]] = []  # [top, bottom] of the held lines, top to bottom
+    for c in sorted(tail, key=lambda c: c.top):
+        if lines and c.top <= lines[-1][1] - c.size / 4:
+            lines[-1][1] = max(lines[-1][1], c.bottom)
+        else:
+            lines.append([c.top, c.bottom])
+    gaps = [b[0] - a[1] for a, b in zip(lines, lines[1:], strict=False) if b[0] > a[1]]
+    shift = first - max(min(gaps, default=LINE_GAP * size), MIN_GAP * size) - last
+    moved = [Char(c.text, c.x0, c.top + shift, c.x1, c.bottom + shift, c.size, c.space_before) for c in tail]
+    return [*moved, *chars]
+
+
+def _line_lefts(values: list[Run]) -> dict[int, float]:
+    """For each number, where the leftmost number on its line starts (a sweep over the numbers by height)."""
+    ordered = sorted(values, key=lambda r: r.cy)
+    centres = [r.cy for r in ordered]
+    out: dict[int, float] = {}
+    for n in values:
+        cy, reach = n.cy, SAME_LINE * n.size
+        lo, hi = bisect.bisect_left(centres, cy - reach), bisect.bisect_right(centres, cy + reach)
+        out[id(n)] = min(r.x0 for r in ordered[lo:hi])
+    return out
+
+
+def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) -> list[Stack]:
     """Labels of tight rows stack as one (规章 / 行政规范性文件): split a stack before a line level with
     numbers of its own that lie under numbers level with an earlier line (two rows' values in one column;
-    a row whose columns are set at different heights is not split). Lines between go with the line above."""
+    a row whose columns are set at different heights is not split). Lines between go with the line above.
+    Not where the label and each such number wrapped, all their lines above full (…相关政府信 / 息 beside
+    25 / 2 in a column two digits wide): one row, its number 252."""
     out: list[Stack] = []
     centres = [(n.cy, n) for n in values]
+    runs = [r for s in stacks for r in s.runs]
+    edges = {id(r): max(t.x1 for t in runs if abs(t.x0 - r.x0) <= r.size) for r in runs}
     for s in stacks:
         if len(s.runs) == 1:
             out.append(s)
@@ -175,13 +287,30 @@ def _split_rows(stacks: list[Stack], values: list[Run]) -> list[Stack]:
         part = Stack([], s.spanning)
         seen: list[Run] = []  # numbers level with the part's lines so far
         for r, numbers in zip(s.runs, level, strict=True):
-            if part.runs and any(a.x0 < b.x1 and b.x0 < a.x1 for a in seen for b in numbers):
+            under = [(a, b) for a in seen for b in numbers if a.x0 < b.x1 and b.x0 < a.x1]
+            if part.runs and under and not _wraps(part.runs[-1], r, under, edges, room):
                 out.append(part)
                 part, seen = Stack([], s.spanning), []
             part.runs.append(r)
             seen += numbers
         out.append(part)
     return out
+
+
+def _wraps(
+    line: Run, below: Run, under: list[tuple[Run, Run]], edges: dict[int, float], room: dict[int, float]
+) -> bool:
+    """The label line `line` and each number over another were full: their next glyphs wrapped below."""
+    first = below.chars[0]
+    lead = first.size if unicodedata.east_asian_width(first.text) in "FW" else first.x1 - first.x0
+    if ENUMERATION.match(below.text) or line.x1 + lead <= edges[id(line)] + first.size / 4:
+        return False
+    return all(_DIGITS.match(a.text) and _DIGITS.match(b.text) and _full(a, room) for a, b in under)
+
+
+def _full(n: Run, room: dict[int, float]) -> bool:
+    """A line of digits to which one more digit (as wide as its own) would not fit in its column."""
+    return (n.x1 - n.x0) * (1 + 1 / max(1, len(n.text))) > room[id(n)] + FULL_SLACK
 
 
 Box = tuple[int, float, float, float, float, float]  # a label stack: index, x0, x1, top, bottom, size
@@ -191,15 +320,15 @@ def _boxes(stacks: list[Stack]) -> list[Box]:
     return [(i, s.x0, s.x1, s.top, s.bottom, s.size) for i, s in enumerate(stacks) if not s.spanning]
 
 
-def _leaf(boxes: list[Box], n: Run) -> tuple[int | None, bool]:
+def _leaf(boxes: list[Box], n: Run, heads: set[Box], line_left: float) -> tuple[int | None, bool]:
     """The row label beside a number, and whether level with it: the rightmost stack left of it level with
     it, else the nearest within NEAR_LABEL ems (a number set at the top or bottom of a row)."""
     cy = n.cy
-    left = [b for b in boxes if b[2] <= n.x0]
+    left = [b for b in boxes if b[2] <= line_left]
     level = [b for b in left if b[3] - SAME_LINE * b[5] <= cy <= b[4] + SAME_LINE * b[5]]
     if level:
         return max(level, key=lambda b: b[1])[0], True
-    return _nearest(left, n), False
+    return _nearest([b for b in left if b not in heads], n), False
 
 
 def _nearest(left: list[Box], n: Run) -> int | None:
@@ -215,7 +344,7 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     """A number wrapped in a narrow column (703 / 15 is 70315): digits right under a full line of digits in
     the same column, beside the same label, with nothing between. Where the two lines are beside two labels
     (not each level with its own), which row the second is cannot be told: refused."""
-    widest = _column_widths(values)
+    widest = _widest(values, texts)
     out: list[Run] = []
     last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
     for n in sorted(values, key=lambda r: r.top):
@@ -228,7 +357,8 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             and n.top - p.bottom <= WRAP_GAP * max(p.size, n.size)
             and _DIGITS.match(p.text)
             and _DIGITS.match(n.text)
-            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size  # the line above is full: it may wrap
+            # the line above is the widest of its column: it may have wrapped
+            and line.x1 - line.x0 >= widest[id(n)] - 0.5 * line.size
             and not any(t.x0 < n.x1 and n.x0 < t.x1 and p.bottom <= t.cy <= n.top for t in texts)
         )
         if wrapped and p is not None and leaf_of[id(p)] != leaf_of[id(n)]:
@@ -254,29 +384,66 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     return out
 
 
-def _column_widths(values: list[Run]) -> dict[int, float]:
-    """For each number, the widest number of its column (numbers one under the other overlap)."""
-    out: dict[int, float] = {}
-    column: list[Run] = []
+def _number_columns(values: list[Run]) -> list[list[Run]]:
+    """Numbers one under the other (overlapping x-ranges, whatever the alignment), left to right."""
+    columns: list[list[Run]] = []
     right = float("-inf")
-    for n in [*sorted(values, key=lambda r: r.x0), None]:
-        if n is None or n.x0 >= right:
-            width = max((v.x1 - v.x0 for v in column), default=0.0)
-            out.update((id(v), width) for v in column)
-            column, right = [], float("-inf")
-        if n is not None:
-            column.append(n)
-            right = max(right, n.x1)
+    for n in sorted(values, key=lambda r: r.x0):
+        if not columns or n.x0 >= right:
+            columns.append([])
+            right = float("-inf")
+        columns[-1].append(n)
+        right = max(right, n.x1)
+    return columns
+
+
+def _widest(values: list[Run], texts: list[Run]) -> dict[int, float]:
+    """For each number, the widest number of its column within its table (the column cut where text
+    overlapping it lies between two numbers: another table's header)."""
+    out: dict[int, float] = {}
+    for column in _number_columns(values):
+        x0, x1 = min(n.x0 for n in column), max(n.x1 for n in column)
+        cuts = sorted(t.cy for t in texts if t.x0 < x1 and x0 < t.x1)
+        parts: dict[int, list[Run]] = {}
+        for n in column:
+            parts.setdefault(sum(1 for c in cuts if c < n.cy), []).append(n)
+        for part in parts.values():
+            width = max(v.x1 - v.x0 for v in part)
+            out.update((id(n), width) for n in part)
+    return out
+
+
+def _column_room(values: list[Run], texts: list[Run]) -> dict[int, float]:
+    """For each number, how wide a line its column holds: its widest number, or the widest text over that
+    column alone (本年新 / 制作数量 over 13: a column that holds 13 with room to spare wraps no number)."""
+    columns = _number_columns(values)
+    spans = [(min(n.x0 for n in c), max(n.x1 for n in c)) for c in columns]
+    out: dict[int, float] = {}
+    for k, column in enumerate(columns):
+        room = max(n.x1 - n.x0 for n in column)
+        top = min(n.top for n in column)
+        x0, x1 = spans[k]
+        # between the neighbouring columns (the first and last as far out as the gap on their other side)
+        low = spans[k - 1][1] if k else x0 - (spans[k + 1][0] - x1 if k + 1 < len(spans) else room)
+        high = spans[k + 1][0] if k + 1 < len(spans) else x1 + (x0 - spans[k - 1][1] if k else room)
+        for t in texts:
+            if t.bottom <= top and low <= t.x0 and t.x1 <= high:
+                room = max(room, t.x1 - t.x0)
+        out.update((id(n), room) for n in column)
     return out
 
 
 def _lines_of(values: list[Run]) -> list[list[Run]]:
+    """Numbers without a label, by rows: on one line, or a wrapped number over the lines of the others."""
     lines: list[list[Run]] = []
-    for n in sorted(values, key=lambda r: r.cy):
-        if lines and abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size:
+    bottom = float("-inf")
+    for n in sorted(values, key=lambda r: r.top):
+        if lines and (abs(n.cy - lines[-1][0].cy) <= SAME_LINE * n.size or n.top < bottom - n.size / 2):
             lines[-1].append(n)
         else:
             lines.append([n])
+            bottom = float("-inf")
+        bottom = max(bottom, n.bottom)
     return [sorted(line, key=lambda r: r.x0) for line in lines]
 
 
@@ -290,7 +457,7 @@ def _adopt_orphans(
     if not cy_of:
         return
     for i, s in enumerate(stacks):
-        if i in by_leaf or i in grouped or s.spanning or s.x1 > left or ENUMERATION.match(s.runs[0].text):
+        if i in by_leaf or i in grouped or s.spanning or ENUMERATION.match(s.runs[0].text):
             continue  # a numbered label opens a row of its own (its cells may all be blank)
         if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
             continue  # above the first row of numbers or below the last: a heading or a note, not a label
@@ -299,28 +466,122 @@ def _adopt_orphans(
         candidates = [
             (abs(cy - (s.top + s.bottom) / 2), leaf)
             for leaf, cy in cy_of.items()
-            if stacks[leaf].x0 < s.x1 and s.x0 < stacks[leaf].x1 and not _between(stacks, i, leaf)
+            if stacks[leaf].x0 < s.x1
+            and s.x0 < stacks[leaf].x1
+            and s.x1 <= min(n.x0 for n in by_leaf[leaf])  # in the labels' columns, left of the row's numbers
+            and not _between(stacks, i, leaf)
+            and not _header_between(texts, s, stacks[leaf])
         ]
+        above = [(stacks[leaf].bottom, leaf) for _, leaf in candidates if stacks[leaf].bottom <= s.top]
+        if above:  # the row just above, its label's last line full: the orphan is the rest of that label
+            last = stacks[max(above)[1]].runs[-1]
+            edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+            if last.x1 + s.runs[0].chars[0].size > edge + s.runs[0].size / 4:
+                candidates = [(-1.0, max(above)[1])]
         if candidates:
             leaf = min(candidates)[1]
             stacks[leaf].runs = sorted([*stacks[leaf].runs, *s.runs], key=lambda r: r.top)
             grouped.add(i)  # taken: not a header text
 
 
+def _join_label_halves(stacks: list[Stack], by_leaf: dict[int, list[Run]], texts: list[Run]) -> set[int]:
+    """One row's label in two stacks, each beside some of its numbers (a cell set at the top, the others
+    centred: 1.申请人无正当理由逾期不补 beside 总计, 正、行政机关… beside the rest): joined when the upper
+    label's last line is full, the lower opens no new item, lies right under it, and their numbers fill
+    different columns. Returns the lower stacks, taken."""
+    taken: set[int] = set()
+    order = sorted(by_leaf, key=lambda i: stacks[i].top)
+    for a, b in zip(order, order[1:], strict=False):
+        if a in taken:
+            continue
+        upper, lower = stacks[a], stacks[b]
+        last, first = upper.runs[-1], lower.runs[0]
+        if ENUMERATION.match(first.text) or abs(first.x0 - upper.runs[0].x0) > first.size:
+            continue
+        # as close as lines of one label: LABEL_GAP ems, or as far as the lines of either stack lie apart
+        inner = [y.top - x.bottom for st in (upper, lower) for x, y in zip(st.runs, st.runs[1:], strict=False)]
+        if not 0 <= first.top - last.bottom <= max([LABEL_GAP * first.size, *(g + first.size / 4 for g in inner)]):
+            continue
+        edge = max(t.x1 for t in texts if abs(t.x0 - last.x0) <= last.size)
+        if last.x1 + first.chars[0].size <= edge + first.size / 4:
+            continue  # the upper label's last line had room: the lower one is a label of its own
+        if any(m.x0 < n.x1 and n.x0 < m.x1 for m in by_leaf[a] for n in by_leaf[b]):
+            continue  # numbers in one column: two rows
+        upper.runs += lower.runs
+        by_leaf[a] += by_leaf.pop(b)
+        taken.add(b)
+    return taken
+
+
+def _groups_of(stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]]) -> list[int]:
+    """Stacks left of a row label and level with part of it: the labels of groups of rows it is in."""
+    return [
+        i
+        for i, g in enumerate(stacks)
+        if g.top <= s.bottom and s.top <= g.bottom and i not in by_leaf and not g.spanning and g.x1 <= s.x0
+    ]
+
+
+def _blank_rows(
+    stacks: list[Stack],
+    by_leaf: dict[int, list[Run]],
+    grouped: set[int],
+    values: list[Run],
+    texts: list[Run],
+    unlabelled: list[Run],
+) -> set[int]:
+    """Numbered labels of rows whose cells are all blank (7.属于行政执法案卷): a stack opening with a number,
+    next (above or below) to a row with numbers, within that row's label columns (right of where its label
+    starts, left of its numbers), with no text right of it on its lines (a header) and no label right of it
+    (a group label)."""
+    out: set[int] = set()
+    tops = sorted([(stacks[leaf].top, leaf) for leaf in by_leaf] + [(n.top, -1) for n in unlabelled])
+    for i, s in enumerate(stacks):
+        if i in by_leaf or i in grouped or s.spanning or not ENUMERATION.match(s.runs[0].text):
+            continue
+        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
+            continue
+        if any(v.x0 >= s.x1 and v.top < s.bottom + s.size / 2 and s.top - s.size / 2 < v.bottom for v in values):
+            continue  # numbers beside it, though taken by another label: not a row left blank
+        if any(
+            g.x0 >= s.x1 and g.top <= s.bottom and s.top <= g.bottom and not g.spanning
+            for j, g in enumerate(stacks)
+            if j != i
+        ):
+            continue
+        k = next((k for k, (top, _) in enumerate(tops) if top > s.top), len(tops))
+        for neighbour in (tops[k - 1][1] if k else None, tops[k][1] if k < len(tops) else None):
+            if neighbour is None or neighbour < 0:
+                continue  # none, or a row of numbers without a label
+            row = stacks[neighbour]  # s lies in its labels' columns: right of its start, left of its numbers
+            if row.x0 - row.size <= s.x0 and s.x1 <= min(n.x0 for n in by_leaf[neighbour]):
+                out.add(i)
+    return out
+
+
+def _header_between(texts: list[Run], orphan: Stack, leaf: Stack) -> bool:
+    """Text right of the label column lies between the two (a table's header): they are not one label."""
+    low, high = min(orphan.bottom, leaf.bottom), max(orphan.top, leaf.top)
+    return any(t.x0 >= orphan.x1 and low <= t.cy <= high for t in texts)
+
+
 def _between(stacks: list[Stack], a: int, b: int) -> bool:
     """Another stack overlapping stack a's columns lies between stacks a and b."""
     sa, sb = stacks[a], stacks[b]
     low, high = min(sa.bottom, sb.bottom), max(sa.top, sb.top)
+    x0, x1 = sa.x0, sa.x1
     return any(
-        t.x0 < sa.x1 and sa.x0 < t.x1 and low <= (t.top + t.bottom) / 2 <= high
+        low <= (t.top + t.bottom) / 2 <= high and t.x0 < x1 and x0 < t.x1
         for j, t in enumerate(stacks)
         if j not in (a, b)
     )
 
 
-def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
+def _assemble(items: list[Item], carried: Columns | None, align: str | None) -> PageTable:
     rows: list[list[str]] = []
     columns = carried
+    if columns is not None:
+        columns.align = align
     pending: list[Run] = []  # text runs since the last data row
     # data rows under the current header: (index in rows, numbers, labels)
     block: list[tuple[int, list[Run], list[str]]] = []
@@ -336,12 +597,16 @@ def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
         if isinstance(payload, Run):
             pending.append(payload)
             continue
+        if not payload.numbers and (columns is None or pending):
+            pending += payload.runs  # a numbered line above a table's header: a heading, not a blank row
+            continue
         if pending:
             header, texts = _header(pending)
             rows.append(texts)
             if header is not None:
                 flush()
                 columns = header
+                columns.align = align
             pending = []
         line, labels = payload.numbers, payload.labels
         if columns is None:
@@ -355,6 +620,8 @@ def _assemble(items: list[Item], carried: Columns | None) -> PageTable:
         header, texts = _header(pending)
         rows.append(texts)
         columns = header or columns
+        if columns is not None:
+            columns.align = align
     return PageTable(rows, columns)
 
 
@@ -387,8 +654,12 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
         if not over:
             gaps = sorted((max(h0 - x1, x0 - h1), j) for j, (h0, h1) in enumerate(heads))
             if len(gaps) > 1 and gaps[0][0] * 2 > gaps[1][0]:
-                raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
-            over = [gaps[0][1]]
+                by_side = _by_alignment(x0, x1, [heads[gaps[0][1]], heads[gaps[1][1]]], columns.align)
+                if not by_side:
+                    raise Refused(f"numbers at {x0:.0f}–{x1:.0f} lie under no column header, between two")
+                over = [heads.index(by_side[0])]
+            else:
+                over = [gaps[0][1]]
         assigned.append(over[0])
     if assigned != sorted(set(assigned)):
         raise Refused("two columns of numbers under one header")
@@ -402,16 +673,63 @@ def _place(lines: list[list[Run]], columns: Columns) -> list[list[str]]:
             values[j] = n.text
         out.append(values)
     for above, below in zip(out, out[1:], strict=False):
-        if "" in above and "" in below and not any(a and b for a, b in zip(above, below, strict=True)):
+        if (
+            any(above)
+            and any(below)
+            and "" in above
+            and "" in below
+            and not any(a and b for a, b in zip(above, below, strict=True))
+        ):
             # one row's numbers set at two heights, each beside a part of its label, or two rows? refused
             raise Refused(f"two rows of numbers filling each other's blank columns ({above} / {below})")
     return out
 
 
+def _alignment(values: list[Run]) -> str | None:
+    """How the table sets numbers in their cells, told by columns holding numbers of different widths:
+    "right" where they end together, "left" where they start together; None unless all such agree."""
+    seen: set[str] = set()
+    for column in _number_columns(values):
+        if max(n.x1 - n.x0 for n in column) - min(n.x1 - n.x0 for n in column) < ALIGN_SPREAD:
+            continue  # numbers of one width: they end and start together however set
+        ends = max(n.x1 for n in column) - min(n.x1 for n in column)
+        starts = max(n.x0 for n in column) - min(n.x0 for n in column)
+        seen.add("right" if ends < 1 else "left" if starts < 1 else "other")
+    return next(iter(seen)) if len(seen) == 1 and "other" not in seen else None
+
+
+def _by_alignment(
+    x0: float, x1: float, heads: list[tuple[float, float]], align: str | None
+) -> list[tuple[float, float]]:
+    """Numbers between two header columns, in a table whose numbers sit at one side of their cells and
+    headers at the left: right-set ones belong to the header starting left of their end, left-set ones
+    to the header starting at or left of their start (the rightmost such)."""
+    if align == "right":
+        fits = [h for h in heads if h[0] < x1]
+    elif align == "left":
+        fits = [h for h in heads if h[0] <= x0 + 1]
+    else:
+        return []
+    return [max(fits)] if fits else []
+
+
 def _header(runs: list[Run]) -> tuple[Columns | None, list[str]]:
     """The value columns that text above a table's numbers names, and its texts. Runs one under the other
     (overlapping) are one column's header, read top to bottom (商业 / 企业); a run over two runs that do not
-    overlap each other spans columns (申请人情况, 法人或其他组织) and names none."""
+    overlap each other spans columns (申请人情况, 法人或其他组织) and names none. Text set apart above the
+    header (headings, prose: HEADER_GAP ems or more above the next line) is read as text, not as a header."""
+    ordered = sorted(runs, key=lambda r: r.top)
+    bottom, start = float("-inf"), 0
+    for k, r in enumerate(ordered):
+        if r.top - bottom > HEADER_GAP * r.size:
+            start = k
+        bottom = max(bottom, r.bottom)
+    above = [Stack([r], True) for r in ordered[:start]]
+    columns_of, texts = _header_band(ordered[start:])
+    return columns_of, [s.text for s in sorted(above, key=lambda h: (h.top, h.x0))] + texts
+
+
+def _header_band(runs: list[Run]) -> tuple[Columns | None, list[str]]:
     spanning = [r for r in runs if _spans(r, runs)]
     columns: list[list[Run]] = []
     for r in sorted((r for r in runs if r not in spanning), key=lambda r: r.x0):
@@ -485,6 +803,24 @@ def _runs(chars: list[Char]) -> list[Run]:
     return runs
 
 
+def _with_units(runs: list[Run]) -> list[Run]:
+    """A unit set a space after its number (251000 元, 12 件) is part of the value, not a label beside it;
+    a list marker set apart from its text by justified spacing (1.  申 请 人) is part of the label."""
+    out: list[Run] = []
+    for r in runs:
+        p = out[-1] if out else None
+        if p is not None and abs(r.cy - p.cy) <= SAME_LINE * max(r.size, p.size) and r.x0 >= p.x1:
+            gap = (r.x0 - p.x1) / max(r.size, p.size)
+            unit = gap <= GAP and len(r.text) <= MAX_UNIT and is_number(p.text + r.text)
+            marker = gap <= MARKER_GAP and bool(_MARKER.match(p.text))
+            if (marker or (unit and is_number(p.text))) and not is_number(r.text):
+                chars = [*p.chars, *r.chars]
+                out[-1] = Run(chars, p.text + r.text, p.x0, r.x1, min(p.top, r.top), max(p.bottom, r.bottom), p.size)
+                continue
+        out.append(r)
+    return out
+
+
 def _end(c: Char, em: float) -> float:
     """Where a glyph's advance ends: a full-width glyph (（ ） ， or an ideograph) takes its whole em, the
     line's (the ink of ， is a dot at the left of it)."""
@@ -519,15 +855,20 @@ def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[l
     top = min((r.top for r in runs), default=0.0)
     bottom = max((r.bottom for r in runs), default=0.0)
     out: list[list[Run]] = []
+    by_height = sorted(texts, key=lambda t: t.cy)
+    heights = [t.cy for t in by_height]
     for line in lines:
         line.sort(key=lambda r: r.x0)
         cy, size = line[0].cy, line[0].size
-        beside = [t for t in texts if abs(t.cy - cy) <= SAME_LINE * size]
+        lo = bisect.bisect_left(heights, cy - SAME_LINE * size)
+        beside = by_height[lo : bisect.bisect_right(heights, cy + SAME_LINE * size)]
         if any(t.x1 > line[0].x0 for t in beside):
             continue  # a number inside prose or a label, not a row's values
         lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
-        if lone and (line[0].top <= top + 1 or line[0].bottom >= bottom - 1):
-            continue  # a page number
+        n = line[0]
+        near = any(m is not n and abs(m.cy - n.cy) <= PAGE_NUMBER_ALONE * n.size for m in numeric)
+        if lone and not near and (n.top <= top + 1 or n.bottom >= bottom - 1):
+            continue  # a page number (a row's number at the page's edge has the row's others near it)
         out.append(line)
     return out
 

@@ -9,7 +9,7 @@ for many files, cached by content hash):
 - `cut-T-K`: the same, but the page ends half way down row K, so LibreOffice splits the row: a label or a
   number wrapped on two lines is cut in two (`自然` / `人`, `1` / `3`).
 - `borderless`: every table's borders removed; `three-line`: only the rules above and below each table and
-  under its header (三线表).
+  under its header (三线表). `sweep_variants(..., style=...)` makes the page-break variants so drawn.
 
 LibreOffice ignores page breaks inside table cells, hence the spacer. Needs CJK fonts for real line breaks
 (`.ci/run` installs fonts-noto-cjk and fonts-wqy-zenhei).
@@ -289,11 +289,22 @@ def restyled_variants(data: bytes, source_key: str | None = None) -> dict[str, V
     }
 
 
+def _restyled_with_spacers(data: bytes, style: str, heights: dict[int, float], page_height_twips: int | None) -> bytes:
+    return _with_spacers(restyled(data, style), heights, page_height_twips)
+
+
 def sweep_variants(
-    data: bytes, cache: Path, tables: Iterable[int] | None = None, source_key: str | None = None
+    data: bytes,
+    cache: Path,
+    tables: Iterable[int] | None = None,
+    source_key: str | None = None,
+    style: str | None = None,
+    kinds: tuple[str, ...] = ("break", "cut"),
 ) -> dict[str, Variant]:
     """The break-T-K and cut-T-K DOCX variants of `data` (T, K 1-based table and 0-based row).
-    `source_key` names what `data` was made of when its bytes are not stable (python-docx output)."""
+    `source_key` names what `data` was made of when its bytes are not stable (python-docx output).
+    With `style` ("borderless", "three-line") the variants are rendered so, rows measured with their rules
+    (a rule is a fraction of a point: the break falls at row K or within a line of it)."""
     source = source_key or content_key(data)
     sizes = table_sizes(data)
     measure = Variant(
@@ -309,13 +320,19 @@ def sweep_variants(
         above_spacer = top - MEASURE_SPACER  # the page's body top, as LibreOffice lays it out
         for k in range(sizes[t]):
             for kind, room in (("break", CLEAR_GAP), ("cut", (offsets[k + 1] - offsets[k]) / 2)):
-                if kind == "break" and k == 0:
+                if (kind == "break" and k == 0) or kind not in kinds:
                     continue
                 height = bottom - above_spacer - offsets[k] - room  # room: what row K gets on the first page
                 page_height = None
                 if height < MEASURE_SPACER:  # rows 0..K-1 exceed an A4 page: make the pages that much taller
                     page_height = round((page_pt + MEASURE_SPACER - height) * 20)
                     height = MEASURE_SPACER
+                if style is not None:
+                    variants[f"{style}-{kind}-{t + 1}-{k}"] = Variant(
+                        content_key(source, f"{t}:{height:.2f}:{page_height}:{style}"),
+                        functools.partial(_restyled_with_spacers, data, style, {t: height}, page_height),
+                    )
+                    continue
                 variants[f"{kind}-{t + 1}-{k}"] = Variant(
                     content_key(source, f"{t}:{height:.2f}:{page_height}"),
                     functools.partial(_with_spacers, data, {t: height}, page_height),

@@ -57,15 +57,15 @@ SOURCES = [
 ]
 
 
-# Rule-less layouts whose grids the reader rebuilds exactly (extractors/pdf_textgrid.py); on the others it
-# refuses (labels set so tight, or numbers wrapped so, that rows cannot be told apart for sure) and says so.
+# Rule-less layouts whose grids the reader rebuilds exactly (extractors/pdf_textgrid.py): every source in
+# every style but the seeded random numbers at 10.5 and 9 pt, where numbers of 4–5 digits wrap in columns
+# three digits wide, set at the top of some cells and centred in others, beside group labels cut into
+# fragments: which row a wrapped line belongs to is not told for sure, and the reader refuses, aloud.
 REBUILT = {
-    ("pingtan-2024-libreoffice.docx", "borderless"),
-    ("pingtan-2024-libreoffice.docx", "three-line"),
-    ("pingtan-2024-libreoffice.docx", "three-line-12pt-centred"),
-    ("zibo-stats-2023.txt", "borderless"),
-    ("zibo-stats-2023.txt", "three-line"),
-}
+    (source, style)
+    for source in ("pingtan-2024-libreoffice.docx", "zibo-stats-2023.txt", "shanghai-szfbgt-2019-libreoffice.docx")
+    for style in ("borderless", "three-line", "borderless-9pt-right", "three-line-12pt-centred")
+} | {("random-2021", "three-line-12pt-centred")}
 RULELESS = ["borderless", "three-line", "borderless-9pt-right", "three-line-12pt-centred"]
 
 
@@ -164,3 +164,4 @@ def test_tables_without_rules_are_said_aloud(
     assert result["status"] in (UNREADABLE_TABLES, PARTIAL), (name, result["status"])
     assert any("no ruled table" in w for w in result["warnings"])
     assert _lost(pdfs[style], gold)  # not said aloud for nothing
+

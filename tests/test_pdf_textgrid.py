@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 
 from gongkai.extractors.pdf_layout import Char
-from gongkai.extractors.pdf_textgrid import Refused, rebuild
+from gongkai.extractors.pdf_textgrid import Refused, continued, rebuild
 
 EM = 10.0
 
@@ -90,3 +90,79 @@ def test_a_table_continued_on_the_next_page_keeps_the_header_columns() -> None:
         _page(("行政规范性文件", 100, 50), ("12", 230, 50), ("0", 330, 50), ("440", 430, 50)), first.columns
     ).rows
     assert rows == [["行政规范性文件", "12", "0", "440"]]
+
+
+def test_a_header_cut_by_a_page_break_joins_its_rest_on_the_next_page() -> None:
+    """本年制发 / 件数: the page ends inside the header; its first lines are held and set above the next
+    page's, so the header names its columns there (without them the next page's numbers name none)."""
+    first = _page(("信息内容", 100, 700), ("本年制发", 200, 700), ("本年废止", 300, 700), ("现行有效", 400, 700))
+    second = _page(
+        ("件数", 200, 50), ("件数", 300, 50), ("件数", 400, 50),
+        ("规章", 110, 75), ("5", 230, 75), ("13", 330, 75), ("7", 430, 75),
+    )  # fmt: skip
+    held = rebuild(first, None, hold_tail=True)
+    assert held.rows == [] and held.tail
+    assert ["规章", "5", "13", "7"] in rebuild(continued(held.tail, second), held.columns).rows
+    with pytest.raises(Refused, match="no header"):
+        rebuild(second, None)
+
+
+def _vertical(text: str, x: float, top: float) -> list[tuple[str, float, float]]:
+    return [(ch, x, top + 12 * k) for k, ch in enumerate(text)]
+
+
+def test_a_label_and_a_number_wrapped_together_are_one_row() -> None:
+    """…规范性文 / 件 beside 12 / 0 in a column one digit pair wide: one row whose number is 120, not two
+    rows (12 and 0) — the label's line and the number's were both full."""
+    chars = _page(
+        *_vertical("本年制发件数", 200, 100), *_vertical("本年废止件数", 300, 100), *_vertical("现行有效件数", 400, 100),
+        ("信息内容", 100, 130),
+        ("规章", 110, 180), ("5", 200, 180), ("13", 300, 180), ("7", 400, 180),
+        ("行政规范性文", 100, 200), ("12", 200, 200), ("1", 300, 206), ("3", 400, 206),
+        ("件", 100, 212), ("0", 200, 212),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["规章", "5", "13", "7"] in rows
+    assert ["行政规范性文件", "120", "1", "3"] in rows
+
+
+def test_a_numbered_row_beside_no_number_is_a_blank_row() -> None:
+    chars = _page(
+        *HEADER,
+        ("1.规章", 100, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125),
+        ("2.行政规范性文件", 100, 150),
+        ("3.其他", 100, 175), ("1", 230, 175), ("2", 330, 175), ("3", 430, 175),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["2.行政规范性文件", "", "", ""] in rows
+    assert ["3.其他", "1", "2", "3"] in rows
+
+
+def test_numbers_set_right_between_two_headers_go_by_how_the_table_sets_them() -> None:
+    """12 and 123 end together (set right in their cells) nearer the second header than the first; with
+    the second column blank throughout, only how the table sets its numbers tells their column."""
+    chars = _page(
+        *HEADER,
+        ("规章", 110, 125), ("12", 279.8, 125), ("7", 485.5, 125),
+        ("行政规范性文件", 100, 150), ("123", 274.1, 150), ("8", 485.5, 150),
+    )  # fmt: skip
+    rows = rebuild(chars, None).rows
+    assert ["规章", "12", "", "7"] in rows
+    assert ["行政规范性文件", "123", "", "8"] in rows
+
+
+def test_a_unit_set_apart_after_its_number_is_part_of_the_value() -> None:
+    chars = _page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125), ("件", 439, 125))
+    assert ["规章", "5", "13", "7件"] in rebuild(chars, None).rows
+
+
+def test_a_list_marker_set_apart_by_justified_spacing_is_part_of_the_label() -> None:
+    chars = _page(*HEADER, ("1.", 100, 125), ("规章", 118, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125))
+    assert ["1.规章", "5", "13", "7"] in rebuild(chars, None).rows
+
+
+def test_a_number_at_the_top_of_a_page_beside_its_row_is_no_page_number() -> None:
+    """A total set at the top of its cell, first on a page that continues a table: read, not dropped."""
+    first = rebuild(_page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125)), None)
+    page = _page(("64", 430, 50), ("行政规范性文件", 100, 56), ("12", 230, 56), ("0", 330, 56))
+    assert rebuild(page, first.columns).rows == [["行政规范性文件", "12", "0", "64"]]
