@@ -99,8 +99,7 @@ def judge(portal: Portal, candidates: list[Candidate]) -> list[CheckedItem]:
             out.append(CheckedItem(c.title, c.url, c.published, True, verdict.year, verdict.agency, verdict.reason, notes))
         else:
             _kind, reason = noise.rejection(c.title, verdict)
-            out.append(CheckedItem(c.title, c.url, c.published, False, verdict.year, None, f"{reason}" if reason == verdict.reason
-                                   else f"{reason}: {verdict.reason}"))
+            out.append(CheckedItem(c.title, c.url, c.published, False, verdict.year, None, reason))
     return out
 
 
@@ -152,7 +151,7 @@ def check_url(url: str, fetcher: Fetcher, *, pages: int = 2, agency: str = "") -
         text, final = fetch(PageRequest(url))
     except FetchError as exc:
         return CheckResult(url, Detection("unknown"), error=exc.reason)
-    return _walk(url, text, final, detect(final, text), fetch, pages, agency)
+    return _walk(url, text, final, detect(url, text), fetch, pages, agency)  # the URL as given: the entry holds it, fragment too
 
 
 def mark_verified(path: Path, url: str, evidence: str) -> str | None:
