@@ -124,6 +124,18 @@ def test_the_letter_and_the_corrupt_pdf_are_recorded_not_loaded_as_reports(night
         assert loaded == [(9,)]
 
 
+def test_listing_noise_is_counted_in_the_stored_run_summary(nightly: Nightly) -> None:
+    import json
+
+    first = nightly.runs[0].summary
+    stored = json.loads((Path(os.environ["GONGKAI_DATA"]) / "runs" / f"{first['run_id']:06d}-nightly.json").read_text("utf-8"))
+    assert stored["noise"]["demo-ucap"] == {"interpretation": 1, "news": 1, "notice": 1, "year_folder_differs": 1}
+    assert stored["noise"]["demo-gkmlpt"] == {"interpretation": 1, "notice": 1, "other_agency": 1}
+    assert stored["noise"]["demo-shanghai"]["refused_host"] == 1 and stored["noise"]["demo-pingtan"]["refused_robots"] == 1
+    loaded = {(d["agency"], d["year"]) for d in first["documents"] if d["outcome"] == "new"}
+    assert {("示例市人民政府", 2017), ("示例省文物局", 2024)} <= loaded  # by their titles: not the folder's 2018, not the portal's agency
+
+
 def test_disallowed_path_and_foreign_host_never_requested(nightly: Nightly) -> None:
     every = [r for run in nightly.runs for r in run.requests]
     assert len(every) > 40
@@ -232,6 +244,7 @@ def test_gongkai_demo_command(nightly: Nightly, capsys: pytest.CaptureFixture[st
     assert "关于2014年政府信息公开工作要点落实情况的函 (a letter or notice, not a report)" in out
     assert "requests to the robots.txt-disallowed path or the foreign host: 0" in out
     assert "  淄博市统计局 2023: extracted, template 2021, 200 cells" in out
+    assert "portal demo-ucap listing noise: 1 interpretation, 1 news, 1 notice, 1 year folder differs" in out
     assert (Path(os.environ["GONGKAI_DATA"]) / "demo" / "gongkai-demo.duckdb").exists()
 
 

@@ -177,3 +177,42 @@ def test_noise_rules() -> None:
     assert folder_years("http://h/gknb/2024_nd/sj/202603/t20260305_1.html") == {2024}
     assert folder_years("http://h/zfxxgknb/202501/t20250110_1.html") == set()  # a month folder is not a year folder
     assert same_agency("洪泽区人民政府", "淮安市洪泽区人民政府") and not same_agency("鄂尔多斯市", "鄂尔多斯恩格贝生态示范区")
+
+
+def test_a_report_title_without_its_agency_takes_the_pages_publishing_agency(demo: DemoPortal) -> None:
+    """UCAP's metadata table (发布机构) names the agency a bare 2023年度… title leaves out; the registry's is the last resort."""
+    from gongkai.crawler.adapters import Candidate
+    from gongkai.crawler.crawl import listing_item
+    from gongkai.crawler.demo_portal.site import Resource, _ucap_detail
+
+    path = "/sqxx/extra/202401/4b5c6d7e8f901a2b3c4d5e6f70819203.shtml"
+    body = "<table><tr><td>本年新收政府信息公开申请数量</td><td>12</td></tr></table>" + "<p>政府信息公开工作情况。</p>" * 40
+    demo.site.add(path, Resource(_ucap_detail("2023年度政府信息公开工作年度报告", "示例市宿城区人民政府", "2024-01-19", body)))
+    portal = {p.id: p for p in load_registry(demo_port=demo.port)}["demo-ucap"]
+    seen: list[dict[str, object]] = []
+
+    def ingest(data: bytes, **kw: object) -> IngestOutcome:
+        seen.append(kw)
+        return IngestOutcome("", "new")
+
+    ctx = CrawlContext(Fetcher(portal.hosts, delay=0.0), CrawlState(None), ingest)
+    [outcome] = listing_item(ctx, portal, Candidate("2023年度政府信息公开工作年度报告", demo.base_url + path))
+    assert (outcome.agency, outcome.year) == ("示例市宿城区人民政府", 2023)
+    assert seen[0]["agency"] == "示例市宿城区人民政府"
+
+
+def test_list_shows_the_last_run_of_each_portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run summary as the crawl stores it (data/runs/NNNNNN-kind.json): a starter crawled with reports counts as verified."""
+    import json
+
+    (tmp_path / "runs").mkdir()
+    summary = {"run_id": 7, "kind": "nightly", "portals": {"starter-whly-gd": {"status": "ok", "listed": 12},
+                                                          "starter-moe": {"status": "failed", "listed": 0}},
+               "documents": [{"portal": "starter-whly-gd", "outcome": "new"}]}
+    (tmp_path / "runs" / "000007-nightly.json").write_text(json.dumps(summary), "utf-8")
+    monkeypatch.setenv("GONGKAI_DATA", str(tmp_path))
+    assert main(["portals", "list", "--registry", str(STARTER), "--format", "json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["starter-whly-gd"]["verified"] and rows["starter-whly-gd"]["last_run"] == {"run": 7, "status": "ok", "listed": 12, "documents": 1}
+    assert not rows["starter-moe"]["verified"] and rows["starter-moe"]["last_run"]["status"] == "failed"
+    assert rows["starter-beijing"]["last_run"] is None

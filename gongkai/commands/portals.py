@@ -70,7 +70,7 @@ def _last_runs(data_dir: Path) -> dict[str, dict[str, Any]]:
 def _list(args: argparse.Namespace) -> int:
     from gongkai.crawler.registry import RegistryError, load_registry
 
-    files = [Path(f) for f in args.registry] if args.registry else [args.settings.registry_file, STARTER_REGISTRY]
+    files = [Path(f) for f in args.registry] if args.registry else list(dict.fromkeys([args.settings.registry_file, STARTER_REGISTRY]))
     runs = _last_runs(args.settings.data_dir)
     rows = []
     for path in files:
