@@ -85,6 +85,7 @@ def summarise(noted: Iterable[tuple[str, str]], documents: Iterable[dict[str, An
     for portal, kind in noted:
         counts.setdefault(portal, Counter())[kind] += 1
     for doc in documents:
-        if doc.get("outcome") == "refused" and (kind := refused(doc.get("reason"))) and doc.get("portal"):
-            counts.setdefault(str(doc["portal"]), Counter())[kind] += 1
+        refusal = refused(doc.get("reason")) if doc.get("outcome") == "refused" else None
+        if refusal and doc.get("portal"):
+            counts.setdefault(str(doc["portal"]), Counter())[refusal] += 1
     return {portal: dict(sorted(c.items())) for portal, c in sorted(counts.items())}

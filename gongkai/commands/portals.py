@@ -72,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
 
     files = [Path(f) for f in args.registry] if args.registry else list(dict.fromkeys([args.settings.registry_file, STARTER_REGISTRY]))
     runs = _last_runs(args.settings.data_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in files:
         try:
             portals = load_registry(path)
@@ -90,8 +90,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         state = "verified" if r["verified"] else "UNVERIFIED"
-        last = r["last_run"]
-        run = f"last run {last['run']}: {last['status']}, {last['listed']} listed" if last else "never run"
+        seen = r["last_run"]
+        run = f"last run {seen['run']}: {seen['status']}, {seen['listed']} listed" if seen else "never run"
         print(f"{r['id']:<28} {r['family']:<8} {state:<11} {run:<32} {r['agency']}  {r['listing']}")
         if not r["verified"]:
             print(f"    evidence: {r['evidence'] or '-'}")
