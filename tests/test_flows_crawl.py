@@ -91,7 +91,7 @@ def test_every_served_report_is_loaded_with_the_cells_extract_gives(nightly: Nig
         assert cells == expected["cells"], doc.path
         extracted_with_cells += bool(cells)
     # pingtan 2024 (HTML and DOCX), shanghai 2019, hongze 2023, zibo 2023, and pingtan-county 2011 (its 统计表);
-    # the UCAP page (pingtan 2017's body) and the gkmlpt PDF
+    # the UCAP and gkmlpt pages (pingtan-county 2011's and pingtan 2017's bodies, their 统计表)
     assert extracted_with_cells == 8
     first, third = nightly.runs[0].summary, nightly.runs[2].summary
     assert first["counts"]["new"] == 8 and third["counts"]["new"] == 1
@@ -133,7 +133,7 @@ def test_listing_noise_is_counted_in_the_stored_run_summary(nightly: Nightly) ->
     assert stored["noise"]["demo-gkmlpt"] == {"interpretation": 1, "notice": 1, "other_agency": 1}
     assert stored["noise"]["demo-shanghai"]["refused_host"] == 1 and stored["noise"]["demo-pingtan"]["refused_robots"] == 1
     loaded = {(d["agency"], d["year"]) for d in first["documents"] if d["outcome"] == "new"}
-    assert {("示例市人民政府", 2017), ("示例省文物局", 2024)} <= loaded  # by their titles: not the folder's 2018, not the portal's agency
+    assert {("示例市人民政府", 2011), ("示例省文物局", 2017)} <= loaded  # by their titles: not the folder's 2012, not the portal's agency
 
 
 def test_disallowed_path_and_foreign_host_never_requested(nightly: Nightly) -> None:

@@ -58,7 +58,7 @@ def test_check_detects_each_demo_family_and_lists_its_items_without_fetching_the
 
 def test_check_gives_item_verdicts_other_agencies_and_year_folders(demo: DemoPortal, capsys: pytest.CaptureFixture[str]) -> None:
     _, ucap = check(capsys, demo.base_url + "/sqxx/sqsrmzf/c108374/index.shtml", "--delay", "0", "--agency", "示例市人民政府")
-    assert "  report        2017  示例市人民政府2017年政府信息公开工作年度报告" in ucap
+    assert "  report        2011  示例市人民政府2011年政府信息公开工作年度报告" in ucap
     assert "[URL folder names another year; the title's year is kept]" in ucap
     assert "(a 解读 of a report, not the report)" in ucap
     _, gk = check(capsys, demo.base_url + "/gdwhly/gkmlpt/annualreport#2629", "--delay", "0", "--agency", "示例省文化和旅游厅")
@@ -167,7 +167,7 @@ def test_listing_noise_is_counted_per_portal_in_the_run_summary(demo: DemoPortal
         "demo-ucap": {"interpretation": 1, "news": 1, "notice": 1, "year_folder_differs": 1},
     }
     loaded = {(d["agency"], d["year"]) for d in summary["documents"] if d["outcome"] == "new"}
-    assert ("示例省文物局", 2024) in loaded and ("示例市人民政府", 2017) in loaded  # by their own titles, not the folder
+    assert ("示例省文物局", 2017) in loaded and ("示例市人民政府", 2011) in loaded  # by their own titles, not the folder
 
 
 def test_noise_rules() -> None:

@@ -334,24 +334,30 @@ def _ucap_listing(rows: list[tuple[str, str, str]], pages: int, current: int) ->
                  f"<script>createPageHTML('page_div', {pages}, {current}, 'index', 'shtml', 5);</script>")
 
 
-def _build_ucap(site: Site) -> None:
+def _article(name: str) -> str:
+    """The article body of a corpus page (its .article_content), to re-serve inside another family's page."""
     from bs4 import BeautifulSoup
 
-    title = "示例市人民政府2017年政府信息公开工作年度报告"
-    # published in 2018, filed under a 2018n folder: the year is the title's, never the folder's
-    path = UCAP + "2018n/201801/9d0c6f1e2b3a4c5d8e7f60718293a4b5.shtml"
-    article = BeautifulSoup(corpus("pingtan-2017.html"), "lxml").select_one(".article_content")
-    site.serve_document(path, Resource(_ucap_detail(title, "示例市人民政府办公室", "2018-01-23", "".join(map(str, article.contents)) if article else "")),
-                        "pingtan-2017.html", "report", "demo-ucap", title)
-    explain = "《示例市人民政府2017年政府信息公开工作年度报告》解读"
-    news = "示例市召开2018年政务公开工作推进会"
-    notice = "示例市关于做好2017年政府信息公开工作年度报告编制工作的通知"
+    found = BeautifulSoup(corpus(name), "lxml").select_one(".article_content")
+    return "".join(map(str, found.contents)) if found is not None else ""
+
+
+def _build_ucap(site: Site) -> None:
+    # a pre-2019 report (its 统计表 read into stats.*), so that the demo's 2019+ research outputs stay as documented
+    title = "示例市人民政府2011年政府信息公开工作年度报告"
+    # published in 2012, filed under a 2012n folder: the year is the title's, never the folder's
+    path = UCAP + "2012n/201204/9d0c6f1e2b3a4c5d8e7f60718293a4b5.shtml"
+    site.serve_document(path, Resource(_ucap_detail(title, "示例市人民政府办公室", "2012-04-18", _article("pingtan-county-2011.html"))),
+                        "pingtan-county-2011.html", "report", "demo-ucap", title)
+    explain = "《示例市人民政府2011年政府信息公开工作年度报告》解读"
+    news = "示例市召开2012年政务公开工作推进会"
+    notice = "示例市关于做好2011年政府信息公开工作年度报告编制工作的通知"
     for hexid, t in (("1a2b3c4d5e6f708192a3b4c5d6e7f809", explain), ("7f8091a2b3c4d5e6f708192a3b4c5d6e", news),
                      ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", notice)):
-        site.add(UCAP + f"201801/{hexid}.shtml", Resource(_ucap_detail(t, "示例市人民政府办公室", "2018-01-23", "<p>……</p>")))
-    page1 = [(path, title, "2018-01-23"), (UCAP + "201801/1a2b3c4d5e6f708192a3b4c5d6e7f809.shtml", explain, "2018-01-23"),
-             (UCAP + "201801/7f8091a2b3c4d5e6f708192a3b4c5d6e.shtml", news, "2018-01-10")]
-    page2 = [(UCAP + "201801/0a1b2c3d4e5f60718293a4b5c6d7e8f9.shtml", notice, "2017-12-01")]
+        site.add(UCAP + f"201204/{hexid}.shtml", Resource(_ucap_detail(t, "示例市人民政府办公室", "2012-04-18", "<p>……</p>")))
+    page1 = [(path, title, "2012-04-18"), (UCAP + "201204/1a2b3c4d5e6f708192a3b4c5d6e7f809.shtml", explain, "2012-04-18"),
+             (UCAP + "201204/7f8091a2b3c4d5e6f708192a3b4c5d6e.shtml", news, "2012-04-10")]
+    page2 = [(UCAP + "201204/0a1b2c3d4e5f60718293a4b5c6d7e8f9.shtml", notice, "2011-12-01")]
     site.add(UCAP + "index.shtml", Resource(_ucap_listing(page1, 2, 1)))
     site.add(UCAP + "index_1.shtml", Resource(_ucap_listing(page2, 2, 2)))
 
@@ -365,21 +371,19 @@ GKMLPT_SID, GKMLPT_CATEGORY, GKMLPT_PAGE = "175", "2629", 2
 def _build_gkmlpt(site: Site) -> None:
     site.add(GKMLPT + "/gkmlpt/annualreport", Resource(_page("政府信息公开年报 - 示例省文化和旅游厅",
              f"<script>window._CONFIG = {{SID: '{GKMLPT_SID}', THEME: 'gkmlpt'}};</script><div id=\"app\"></div>")))
-    # another agency's report in the department's column: loaded under the agency its title names
-    title = "示例省文物局2024年政府信息公开工作年度报告"
+    # another agency's report in the department's column, loaded under the agency its title names; pre-2019, as
+    # the UCAP one (the report's page is the report; gkmlpt's /attachment/ PDFs are parsed in tests/test_portals_adapters.py)
+    title = "示例省文物局2017年政府信息公开工作年度报告"
     post = GKMLPT + "/gkmlpt/content/4/4688/post_4688993.html"
-    pdf = GKMLPT + "/attachment/0/523/523456/4688993.pdf"
-    site.add(post, Resource(_page(title, '<div class="article-content"><p>现公布本局2024年政府信息公开工作年度报告。</p></div>'
-                                         f'<p>附件：<a href="{pdf}">{html.escape(title)}.pdf</a></p>',
-                                  meta={"ArticleTitle": title, "ContentSource": "示例省文物局"})))
-    site.serve_document(pdf, Resource(corpus("pingtan-2024-libreoffice.pdf"), "application/pdf"), "pingtan-2024-libreoffice.pdf",
-                        "report", "demo-gkmlpt", title)
+    site.serve_document(post, Resource(_page(title, f'<div class="article-content">{_article("pingtan-2017.html")}</div>',
+                                             meta={"ArticleTitle": title, "ContentSource": "示例省文物局"})),
+                        "pingtan-2017.html", "report", "demo-gkmlpt", title)
     articles = [
-        {"id": 4688993, "title": title, "url": post, "create_time": 1737334800},
-        {"id": 4689001, "title": "《示例省文物局2024年政府信息公开工作年度报告》解读", "url": GKMLPT + "/gkmlpt/content/4/4689/post_4689001.html",
-         "create_time": 1737421200},
-        {"id": 4680000, "title": "示例省文化和旅游厅关于做好2024年政府信息公开工作年度报告编制工作的通知",
-         "url": GKMLPT + "/gkmlpt/content/4/4680/post_4680000.html", "display_publish_time": "2024-12-02 10:00:00"},
+        {"id": 4688993, "title": title, "url": post, "create_time": 1516669200},
+        {"id": 4689001, "title": "《示例省文物局2017年政府信息公开工作年度报告》解读", "url": GKMLPT + "/gkmlpt/content/4/4689/post_4689001.html",
+         "create_time": 1516755600},
+        {"id": 4680000, "title": "示例省文化和旅游厅关于做好2017年政府信息公开工作年度报告编制工作的通知",
+         "url": GKMLPT + "/gkmlpt/content/4/4680/post_4680000.html", "display_publish_time": "2017-12-02 10:00:00"},
     ]
     for n in range(1, -(-len(articles) // GKMLPT_PAGE) + 1):
         chunk = articles[(n - 1) * GKMLPT_PAGE : n * GKMLPT_PAGE]
