@@ -187,6 +187,11 @@ def _next(html: str, url: str, number: int = 1) -> str | None:
         ('<a href="iList.jsp?node_id=7&cur_page=2">2</a><a href="iList.jsp?node_id=7&cur_page=3">3</a>',
          "http://h/iList.jsp?node_id=7&cur_page=1", 1, "http://h/iList.jsp?node_id=7&cur_page=2"),
         ('<a href="list.aspx?pageIndex=3">3</a>', "http://h/list.aspx?pageIndex=2", 2, "http://h/list.aspx?pageIndex=3"),
+        # only a 尾页 link: the next page is one more than ours, never the last (the pages between are not skipped)
+        ('<a href="list.jsp?id=4&page=9">尾页</a>', "http://h/list.jsp?id=4", 1, "http://h/list.jsp?id=4&page=2"),
+        ('<a href="list_9.html">尾页</a>', "http://h/a/list_3.html", 3, "http://h/a/list_4.html"),
+        ('<a href="index_9.html">尾页</a>', "http://h/a/index.html", 1, "http://h/a/index_1.html"),
+        ('<a href="list_9.html">尾页</a>', "http://h/a/list.html", 1, "http://h/a/list_2.html"),
         ('<a href="index_1.html">2</a><a href="index_2.html">3</a>', "http://h/a/index.html", 1, "http://h/a/index_1.html"),
         ('<a href="index_1.html">1</a>', "http://h/a/index_1.html", 2, None),
         ('<a href="2.html">2</a><a href="9.html">尾页</a>', "http://h/jyj/zfxxgknb/1.html", 1, "http://h/jyj/zfxxgknb/2.html"),

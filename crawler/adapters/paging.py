@@ -14,7 +14,7 @@ Every candidate must be an http(s) URL other than the page itself; the walk refu
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urldefrag, urlsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
@@ -75,22 +75,29 @@ def next_page(soup: BeautifulSoup | Tag, text: str, url: str, request: PageReque
     for param in PAGE_PARAMS:
         mine = ours.get(param, "")
         current = int(mine) if mine.isdigit() else 1
-        for _text, target in links:
-            parts = urlsplit(target)
-            value = dict(parse_qsl(parts.query)).get(param, "")
-            if parts.path == path and value.isdigit() and int(value) == current + 1 and _followable(target, url):
-                return PageRequest(target, number=number)
+        # links to later pages of the same path (a pager may show only 尾页): the next is one more than ours
+        later = [(int(v), target) for _text, target in links if urlsplit(target).path == path
+                 and (v := dict(parse_qsl(urlsplit(target).query)).get(param, "")).isdigit() and int(v) > current]
+        if later:
+            _n, model = min(later)
+            query = urlencode([(k, str(current + 1) if k == param else v) for k, v in parse_qsl(urlsplit(model).query)])
+            target = urlunsplit(urlsplit(model)._replace(query=query))
+            return PageRequest(target, number=number) if _followable(target, url) else None
     series = SERIES.match(name)
-    if series:  # TRS numbers index.html, index_1, index_2 …; others list.html, list_2 …: the smallest above ours
+    if series:  # TRS numbers index.html, index_1, index_2 …; others list.html, list_2 …
         ours_n = int(series.group("n") or 0)
         later = sorted(
             int(o.group("n")) for _t, target in links
             if _folder_and_file(target)[0] == folder and (o := SERIES.match(_folder_and_file(target)[1])) is not None
             and o.group("stem") == series.group("stem") and o.group("n") and int(o.group("n")) > ours_n
         )
-        if later:
-            return PageRequest(join_link(url, f"{series.group('stem')}_{later[0]}.{series.group('ext')}"), number=number)
-        return None
+        if not later:
+            return None
+        if ours_n:
+            n = ours_n + 1  # never the 尾页's number: the pages between are not skipped
+        else:  # from the first page: _1 or _2, whichever the pager shows; only a 尾页: TRS's index_1, others' _2
+            n = later[0] if later[0] <= 2 else 1 if series.group("stem").lower() == "index" else 2
+        return PageRequest(join_link(url, f"{series.group('stem')}_{n}.{series.group('ext')}"), number=number)
     numbered = NUMBERED.match(name)
     if numbered:
         n = int(numbered.group("n"))
