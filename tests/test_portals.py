@@ -98,6 +98,8 @@ def test_check_a_saved_page_offline(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = check(capsys, str(PAGES / "ucap-list-index.shtml"), "--url", "https://ucap.example.cn/sqsrmzf/c108374/index.shtml")
     assert "family: ucap (UCAP: 6 links" in out and "next page (not read): https://ucap.example.cn/sqsrmzf/c108374/index_1.shtml" in out
     assert check(capsys, "/nonexistent/page.html", "--url", "http://h/x.html")[0] == 2
+    assert main(["portals", "check", str(PAGES / "unknown-cms-list.html"), "--url", "http://[::1/list.asp"]) == 2
+    assert capsys.readouterr().err.startswith("gongkai portals check: ")  # one line, no traceback
 
 
 def test_add_writes_the_detected_entry_and_refuses_a_duplicate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

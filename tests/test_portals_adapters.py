@@ -196,6 +196,9 @@ def _next(html: str, url: str, number: int = 1) -> str | None:
         ('<a href="index_1.html">1</a>', "http://h/a/index_1.html", 2, None),
         ('<a href="2.html">2</a><a href="9.html">尾页</a>', "http://h/jyj/zfxxgknb/1.html", 1, "http://h/jyj/zfxxgknb/2.html"),
         ('<a href="8.html">8</a>', "http://h/jyj/zfxxgknb/9.html", 9, None),
+        # a malformed link among the pager's is skipped, not an error that fails the listing
+        ('<a href="http://[::1/list.jsp?page=3">3</a><a href="list.jsp?page=2">2</a>', "http://h/list.jsp", 1, "http://h/list.jsp?page=2"),
+        ('<a href="http://[::1/list_2.html">2</a>', "http://h/a/list.html", 1, None),
     ],
 )
 def test_pagination_patterns_of_unknown_cms(html: str, url: str, number: int, expected: str | None) -> None:

@@ -38,11 +38,18 @@ def _followable(target: str, current: str) -> bool:
 
 
 def _links(soup: BeautifulSoup | Tag, url: str) -> list[tuple[str, str]]:
+    """(text, absolute URL) of the page's links; a link that does not parse (`http://[::1`) is no page of the listing
+    (its item, if it is one, is refused by the fetcher with its reason)."""
     out = []
     for a in soup.find_all("a", href=True):
         href = str(a["href"]).strip()
         if href and not href.startswith(("javascript:", "#", "mailto:")):
-            out.append((a.get_text(strip=True), join_link(url, href)))
+            target = join_link(url, href)
+            try:
+                urlsplit(target)
+            except ValueError:
+                continue
+            out.append((a.get_text(strip=True), target))
     return out
 
 

@@ -103,8 +103,6 @@ def _list(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from gongkai.crawler.check import check_text, check_url, mark_verified
-    from gongkai.crawler.registry import RegistryError
-    from gongkai.crawler.urls import BadURL
 
     try:
         if args.url:
@@ -112,7 +110,7 @@ def _check(args: argparse.Namespace) -> int:
             result = check_text(args.url, text, agency=args.agency)
         else:
             result = check_url(args.target, _fetcher(args.target, args.delay), pages=args.pages, agency=args.agency)
-    except (OSError, BadURL, RegistryError) as exc:
+    except (OSError, ValueError) as exc:  # a missing file, a malformed URL, an entry that does not validate
         print(f"gongkai portals check: {exc}", file=sys.stderr)
         return 2
     print("\n".join(result.lines()))
@@ -126,8 +124,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     from gongkai.crawler.check import check_text, check_url, entry_toml
-    from gongkai.crawler.registry import RegistryError, load_registry
-    from gongkai.crawler.urls import BadURL
+    from gongkai.crawler.registry import load_registry
 
     target = Path(args.registry) if args.registry else (args.settings.registry if args.settings.registry else Path("registry.toml"))
     try:
@@ -145,7 +142,7 @@ def _add(args: argparse.Namespace) -> int:
         existing = target.read_text("utf-8") if target.exists() else ""
         text = existing + ("\n" if existing and not existing.endswith("\n\n") else "") + entry
         load_registry(target, text=text)  # the whole file still validates (ids unique, hosts, params), or nothing is written
-    except (OSError, BadURL, RegistryError) as exc:
+    except (OSError, ValueError) as exc:  # a missing file, a malformed URL, an entry that does not validate
         print(f"gongkai portals add: {exc}", file=sys.stderr)
         return 2
     target.write_text(text, "utf-8")
