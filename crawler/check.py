@@ -89,13 +89,13 @@ def portal_for(url: str, detection: Detection, agency: str = "", division_code: 
     return load_registry(text=text)[0]
 
 
-def judge(portal: Portal, candidates: list[Candidate]) -> list[CheckedItem]:
+def judge(agency: str, candidates: list[Candidate]) -> list[CheckedItem]:
+    """Each item as the walk judges it; without the column's agency, no report is called another agency's."""
     out = []
     for c in candidates:
         verdict = classify_title(c.title)
         if verdict.is_report:
-            notes = noise.accepted(portal.agency, c.url, verdict) if portal.agency != "(not given)" else \
-                [n for n in noise.accepted("", c.url, verdict) if n != "other_agency"]
+            notes = [n for n in noise.accepted(agency, c.url, verdict) if agency or n != "other_agency"]
             out.append(CheckedItem(c.title, c.url, c.published, True, verdict.year, verdict.agency, verdict.reason, notes))
         else:
             _kind, reason = noise.rejection(c.title, verdict)
@@ -122,7 +122,7 @@ def _walk(url: str, text: str, final_url: str, detection: Detection, fetch: Fetc
             break
         fresh = [c for c in page.candidates if c.url not in seen]
         seen.update(c.url for c in fresh)
-        result.items += judge(portal, fresh)
+        result.items += judge(agency, fresh)
         for nxt in page.next:
             if fetch is None or len(result.pages) >= min(pages, MAX_CHECK_PAGES):
                 result.unread.append(nxt.url if nxt.method == "GET" else f"{nxt.method} {nxt.url} {nxt.data}")
