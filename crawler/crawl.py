@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gongkai.crawler import noise
 from gongkai.crawler.adapters import Candidate, PageRequest, first_requests, parser_for
 from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
@@ -171,6 +172,8 @@ def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdic
         results.append(fetch_outcome(portal, candidate.url, candidate.title, "not_modified", verdict))
     else:
         detail = parse_detail(resp.text(), resp.url)
+        if verdict.agency is None and detail.agency:  # a title without its agency: the page's 发布机构 / ContentSource
+            verdict = replace(verdict, agency=detail.agency)
         if detail.body_is_report or not detail.attachments:
             results.append(_fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict, response=resp))
     for url, _link_text in detail.attachments:
@@ -241,6 +244,7 @@ class Walk:
         self.limits = limits or Limits()
         self.progress = {p.id: PortalProgress(p) for p in portals}
         self.rejected: list[dict[str, Any]] = []
+        self.noted: list[tuple[str, str]] = []  # (portal, kind of listing noise): counted in the summary
         self.documents: list[IngestOutcome] = []
 
     def start(self) -> list[PageJob]:
@@ -305,8 +309,11 @@ class Walk:
             state.candidates[candidate.url] = candidate
             verdict = classify_title(candidate.title)  # once: the item job carries it
             if not verdict.is_report:
-                self.rejected.append({"portal": job.portal.id, "title": candidate.title, "url": candidate.url, "reason": verdict.reason})
+                kind, reason = noise.rejection(candidate.title, verdict)
+                self.noted.append((job.portal.id, kind))
+                self.rejected.append({"portal": job.portal.id, "title": candidate.title, "url": candidate.url, "reason": reason})
             elif wanted(self.ctx, verdict):
+                self.noted.extend((job.portal.id, kind) for kind in noise.accepted(job.portal.agency, candidate.url, verdict))
                 if self._limit_hit(state, items=True):
                     state.truncated = True
                     continue
@@ -331,8 +338,9 @@ class Walk:
         self.documents.extend(results)
 
     def summary(self) -> dict[str, Any]:
+        documents = [d.as_dict() for d in self.documents]
         return {"portals": {pid: p.summary() for pid, p in self.progress.items()}, "rejected": self.rejected,
-                "documents": [d.as_dict() for d in self.documents]}
+                "documents": documents, "noise": noise.summarise(self.noted, documents)}
 
 
 def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_items: bool = True, limits: Limits | None = None) -> Walk:

@@ -29,6 +29,10 @@ class Portal:
     listing: tuple[str, ...]
     hosts: frozenset[str]
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # starter entries (registry-starter.toml): not yet confirmed by a crawl or `portals check`, and why we think so
+    verified: bool = True
+    evidence: str = field(default="", compare=False)
+    missing: str = field(default="", compare=False)
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)
@@ -89,15 +93,31 @@ class GenericParams(DataModel):
         return value
 
 
+class UcapParams(DataModel):
+    unknown_key: ClassVar[str] = "ucap params {key}"
+    page_offset: Literal[0, 1] | None = None  # page n is <name>_{n - offset}.shtml
+
+
+class GkmlptParams(DataModel):
+    unknown_key: ClassVar[str] = "gkmlpt params {key}"
+    category: Id | None = None  # /gkmlpt/api/all/<category>
+    sid: Id | None = None  # the site id (SID: '…' in the site's pages)
+    page_size: PositiveInt | None = None
+
+
 # --- [[portal]] ---------------------------------------------------------------------------------------------------
 
 class _PortalSpec(DataModel):
     id: str
     agency: str
-    division_code: str
-    level: Literal["province", "city", "county", "department"]
+    division_code: str = ""  # empty only where none applies (a ministry, a development zone): said in `missing`
+    level: Literal["province", "city", "county", "department", "ministry"]
     listing: list[str]
     hosts: list[str]
+    verified: bool = True  # false: a starter entry nobody has crawled yet
+    evidence: str = ""  # what the entry rests on (a page seen, public crawler code, a mirror)
+    confidence: str = ""
+    missing: str = ""  # what must be confirmed or found before it can run
 
     @field_validator("listing", mode="before")
     @classmethod
@@ -117,7 +137,7 @@ class _PortalSpec(DataModel):
     @field_validator("division_code")
     @classmethod
     def _six_digits(cls, value: str) -> str:
-        if not (len(value) == 6 and value.isdigit()):
+        if value and not (len(value) == 6 and value.isdigit()):
             raise ValueError("must be 6 digits")
         return value
 
@@ -144,8 +164,22 @@ class GenericPortal(_PortalSpec):
     params: GenericParams = GenericParams()
 
 
+class UcapPortal(_PortalSpec):
+    cms: Literal["ucap"]
+    params: UcapParams = UcapParams()
+
+
+class GkmlptPortal(_PortalSpec):
+    cms: Literal["gkmlpt"]
+    params: GkmlptParams = GkmlptParams()
+
+
+FAMILIES = ("trs", "hanweb", "ucap", "gkmlpt", "generic")
+AnyPortal = Annotated[TrsPortal | HanwebPortal | UcapPortal | GkmlptPortal | GenericPortal, Field(discriminator="cms")]
+
+
 class RegistryFile(DataModel):
-    portal: list[Annotated[TrsPortal | HanwebPortal | GenericPortal, Field(discriminator="cms")]] = []
+    portal: list[AnyPortal] = []
 
 
 def _fill(value: Any, demo_port: int) -> Any:
@@ -177,6 +211,7 @@ def load_registry(path: Path | None = None, *, demo_port: int | None = None, tex
         Portal(
             id=s.id, agency=s.agency, division_code=s.division_code, level=s.level, cms=s.cms,
             listing=tuple(s.listing), hosts=frozenset(s.hosts), params=s.params.model_dump(exclude_unset=True),
+            verified=s.verified, evidence=s.evidence, missing=s.missing,
         )
         for s, is_demo in zip(specs, demo, strict=True)
         if demo_port is not None or not is_demo

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gongkai.commands.export",
     "gongkai.commands.status",
     "gongkai.commands.browse",
+    "gongkai.commands.portals",
 ]
 
 # the commands that write to the warehouse

@@ -61,7 +61,8 @@ def paths(demo: DemoPortal) -> list[str]:
 
 def test_registry_fills_the_demo_port_and_skips_demo_entries_without_one(demo: DemoPortal) -> None:
     portals = load_registry(demo_port=demo.port)
-    assert [p.id for p in portals] == ["demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo", "demo-flaky"]
+    assert [p.id for p in portals] == ["demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo", "demo-ucap", "demo-gkmlpt",
+                                     "demo-flaky"]
     pingtan = portals[0]
     assert pingtan.listing == (f"http://127.0.0.1:{demo.port}/pingtan/zwgk/zfxxgk/zfxxgknb/index.html",)
     assert pingtan.hosts == frozenset({f"127.0.0.1:{demo.port}"})

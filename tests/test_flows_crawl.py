@@ -81,7 +81,7 @@ def _served(demo: DemoPortal, expect: str) -> list[Any]:
 
 def test_every_served_report_is_loaded_with_the_cells_extract_gives(nightly: Nightly) -> None:
     reports = _served(nightly.demo, "report")
-    assert len(reports) == 7
+    assert len(reports) == 9
     extracted_with_cells = 0
     for doc in reports:
         data = nightly.demo.site.body(doc.path)
@@ -90,10 +90,11 @@ def test_every_served_report_is_loaded_with_the_cells_extract_gives(nightly: Nig
         assert status == expected["status"], doc.path
         assert cells == expected["cells"], doc.path
         extracted_with_cells += bool(cells)
-    # pingtan 2024 (HTML and DOCX), shanghai 2019, hongze 2023, zibo 2023, and pingtan-county 2011 (its 统计表)
-    assert extracted_with_cells == 6
+    # pingtan 2024 (HTML and DOCX), shanghai 2019, hongze 2023, zibo 2023, and pingtan-county 2011 (its 统计表);
+    # the UCAP and gkmlpt pages (pingtan-county 2011's and pingtan 2017's bodies, their 统计表)
+    assert extracted_with_cells == 8
     first, third = nightly.runs[0].summary, nightly.runs[2].summary
-    assert first["counts"]["new"] == 6 and third["counts"]["new"] == 1
+    assert first["counts"]["new"] == 8 and third["counts"]["new"] == 1
 
 
 def test_a_real_corpus_report_arrives_with_its_gold_cells(nightly: Nightly) -> None:
@@ -120,7 +121,19 @@ def test_the_letter_and_the_corrupt_pdf_are_recorded_not_loaded_as_reports(night
     assert outcome["outcome"] == "unreadable" and "PDF" in outcome["reason"]
     with open_warehouse(nightly.db_url) as warehouse:
         loaded = warehouse.db.query("SELECT count(*) FROM current_reports WHERE status IN ('extracted', 'no_standard_tables')")
-        assert loaded == [(7,)]
+        assert loaded == [(9,)]
+
+
+def test_listing_noise_is_counted_in_the_stored_run_summary(nightly: Nightly) -> None:
+    import json
+
+    first = nightly.runs[0].summary
+    stored = json.loads((Path(os.environ["GONGKAI_DATA"]) / "runs" / f"{first['run_id']:06d}-nightly.json").read_text("utf-8"))
+    assert stored["noise"]["demo-ucap"] == {"interpretation": 1, "news": 1, "notice": 1, "year_folder_differs": 1}
+    assert stored["noise"]["demo-gkmlpt"] == {"interpretation": 1, "notice": 1, "other_agency": 1}
+    assert stored["noise"]["demo-shanghai"]["refused_host"] == 1 and stored["noise"]["demo-pingtan"]["refused_robots"] == 1
+    loaded = {(d["agency"], d["year"]) for d in first["documents"] if d["outcome"] == "new"}
+    assert {("示例市人民政府", 2011), ("示例省文物局", 2017)} <= loaded  # by their titles: not the folder's 2012, not the portal's agency
 
 
 def test_disallowed_path_and_foreign_host_never_requested(nightly: Nightly) -> None:
@@ -138,7 +151,8 @@ def test_faults_were_met_and_recovered(nightly: Nightly) -> None:
     statuses = [r.status for r in nightly.runs[0].requests]
     assert {"error500", "timeout", "reset"} <= set(statuses)
     portals = nightly.runs[0].summary["portals"]
-    assert {pid for pid, info in portals.items() if info["status"] == "ok"} == {"demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo"}
+    assert {pid for pid, info in portals.items() if info["status"] == "ok"} == {"demo-pingtan", "demo-shanghai", "demo-huaian", "demo-zibo",
+                                                                                          "demo-ucap", "demo-gkmlpt"}
 
 
 def test_second_nightly_sends_only_conditional_requests_and_loads_nothing(nightly: Nightly) -> None:
@@ -150,7 +164,7 @@ def test_second_nightly_sends_only_conditional_requests_and_loads_nothing(nightl
     assert not any(r.method == "POST" for r in second.requests)
     with open_warehouse(nightly.db_url) as warehouse:
         rows = warehouse.db.query("SELECT kind, status, n_new, n_changed, n_failed FROM runs ORDER BY run_id")
-    assert rows[0] == ("crawl-nightly", "completed", 6, 0, 1)
+    assert rows[0] == ("crawl-nightly", "completed", 8, 0, 1)
     assert rows[1] == ("crawl-nightly", "completed", 0, 0, 1)  # the portal still down is the one failure
 
 
@@ -194,7 +208,7 @@ def test_serve_registers_the_nightly_deployment_with_its_schedule(nightly: Night
 @pytest.mark.postgres
 def test_nightly_into_postgresql(nightly: Nightly, postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
     run = _crawl(nightly.demo, tmp_path, postgres_url)
-    assert run.summary["counts"]["new"] == 7
+    assert run.summary["counts"]["new"] == 9
     data = nightly.demo.site.body("/hongze/module/download/downfile.jsp?classid=0&filename=2401201630.pdf")
     status, cells = _report_cells(postgres_url, data)
     assert status == "extracted" and cells == extract_report(data, "hongze.pdf")["cells"]
@@ -230,6 +244,7 @@ def test_gongkai_demo_command(nightly: Nightly, capsys: pytest.CaptureFixture[st
     assert "关于2014年政府信息公开工作要点落实情况的函 (a letter or notice, not a report)" in out
     assert "requests to the robots.txt-disallowed path or the foreign host: 0" in out
     assert "  淄博市统计局 2023: extracted, template 2021, 200 cells" in out
+    assert "portal demo-ucap listing noise: 1 interpretation, 1 news, 1 notice, 1 year folder differs" in out
     assert (Path(os.environ["GONGKAI_DATA"]) / "demo" / "gongkai-demo.duckdb").exists()
 
 

@@ -47,9 +47,10 @@ Parser = Callable[[Portal, PageRequest, str, str], ListingPage]
 
 
 def parser_for(cms: str) -> Parser:
-    from gongkai.crawler.adapters import generic, hanweb, trs
+    from gongkai.crawler.adapters import generic, gkmlpt, hanweb, trs, ucap
 
-    return {"trs": trs.parse_listing, "hanweb": hanweb.parse_listing, "generic": generic.parse_listing}[cms]
+    return {"trs": trs.parse_listing, "hanweb": hanweb.parse_listing, "ucap": ucap.parse_listing, "gkmlpt": gkmlpt.parse_listing,
+            "generic": generic.parse_listing}[cms]
 
 
 def first_requests(portal: Portal) -> list[PageRequest]:

@@ -24,9 +24,19 @@ def anchor_title(a: Tag) -> str:
 
 
 def date_near(a: Tag) -> str | None:
-    """The publication date printed next to a listing link (same <li>/<dl>/<tr>), if any."""
+    """The publication date printed next to a listing link: right after it (`<a>…</a> 2025-01-15<br>`), else in
+    its row (same <li>/<dl>/<tr>, or a <div>/<p> holding no other link)."""
+    after = []
+    for sibling in a.next_siblings:
+        if isinstance(sibling, Tag) and (sibling.name in ("a", "br", "li", "tr", "dl", "div", "p") or sibling.find("a")):
+            break
+        after.append(sibling.get_text(" ", strip=True) if isinstance(sibling, Tag) else str(sibling))
+    if found := iso_date(" ".join(after)):
+        return found
     for parent in a.parents:
         if parent.name in ("li", "dl", "tr", "div", "p"):
+            if parent.name in ("div", "p") and len(parent.find_all("a", href=True)) > 1:
+                return None  # a block of several links: another link's date is not this one's
             found = iso_date(parent.get_text(" ", strip=True))
             if found or parent.name in ("li", "dl", "tr"):
                 return found

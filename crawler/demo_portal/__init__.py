@@ -1,4 +1,4 @@
-"""A local portal on 127.0.0.1 serving the three CMS families from the real corpus, with faults injected.
+"""A local portal on 127.0.0.1 serving five CMS families (TRS, Hanweb, UCAP, gkmlpt, generic) from the real corpus, with faults injected.
 
     with DemoPortal() as demo:          # port 0: an ephemeral port
         portals = load_registry(demo_port=demo.port)

@@ -1,4 +1,5 @@
-"""The demo portal's content: pages of three CMS families built around real corpus documents.
+"""The demo portal's content: pages of five CMS families (TRS, Hanweb, UCAP, gkmlpt, generic) built around real
+corpus documents.
 
 Everything is generated in memory from the package's data/ (links to tests/corpus/documents and tests/portals) (the real pingtan
 listing page is the model of the TRS listing). `Site.documents` says what each served file is, so
@@ -314,6 +315,83 @@ def _build_generic(site: Site, prefix: str, portal: str, report: tuple[str, str,
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
+# --- UCAP 集约化 (modelled on the README's 宿迁 / 哈尔滨 / 新疆 shapes) ------------------------------------------
+
+UCAP = "/sqxx/sqsrmzf/c108374/"
+
+
+def _ucap_detail(title: str, agency: str, date: str, content: str) -> bytes:
+    meta = (f'<table class="xxgk_table"><tr><td><span>名</span><span>称</span>：</td><td colspan="3">{html.escape(title)}</td></tr>'
+            f"<tr><td>索引号：</td><td>014123456/{date[:4]}-00012</td><td><span>分</span><span>类</span>：</td><td>信息公开年报</td></tr>"
+            f"<tr><td>发布机构：</td><td>{html.escape(agency)}</td><td>公开日期：</td><td>{date}</td></tr></table>")
+    return _page(title, f"{meta}<h1><ucaptitle>{html.escape(title)}</ucaptitle></h1><ucapcontent>{content}</ucapcontent>")
+
+
+def _ucap_listing(rows: list[tuple[str, str, str]], pages: int, current: int) -> bytes:
+    links = "".join(f'<li><a href="{h}" target="_blank" title="{html.escape(t)}">{html.escape(t)}</a><span class="date">{d}</span></li>'
+                    for h, t, d in rows)
+    return _page("政府信息公开年报_示例市人民政府", f'<ul class="list">{links}</ul><div id="page_div"></div>'
+                 f"<script>createPageHTML('page_div', {pages}, {current}, 'index', 'shtml', 5);</script>")
+
+
+def _article(name: str) -> str:
+    """The article body of a corpus page (its .article_content), to re-serve inside another family's page."""
+    from bs4 import BeautifulSoup
+
+    found = BeautifulSoup(corpus(name), "lxml").select_one(".article_content")
+    return "".join(map(str, found.contents)) if found is not None else ""
+
+
+def _build_ucap(site: Site) -> None:
+    # a pre-2019 report (its 统计表 read into stats.*), so that the demo's 2019+ research outputs stay as documented
+    title = "示例市人民政府2011年政府信息公开工作年度报告"
+    # published in 2012, filed under a 2012n folder: the year is the title's, never the folder's
+    path = UCAP + "2012n/201204/9d0c6f1e2b3a4c5d8e7f60718293a4b5.shtml"
+    site.serve_document(path, Resource(_ucap_detail(title, "示例市人民政府办公室", "2012-04-18", _article("pingtan-county-2011.html"))),
+                        "pingtan-county-2011.html", "report", "demo-ucap", title)
+    explain = "《示例市人民政府2011年政府信息公开工作年度报告》解读"
+    news = "示例市召开2012年政务公开工作推进会"
+    notice = "示例市关于做好2011年政府信息公开工作年度报告编制工作的通知"
+    for hexid, t in (("1a2b3c4d5e6f708192a3b4c5d6e7f809", explain), ("7f8091a2b3c4d5e6f708192a3b4c5d6e", news),
+                     ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", notice)):
+        site.add(UCAP + f"201204/{hexid}.shtml", Resource(_ucap_detail(t, "示例市人民政府办公室", "2012-04-18", "<p>……</p>")))
+    page1 = [(path, title, "2012-04-18"), (UCAP + "201204/1a2b3c4d5e6f708192a3b4c5d6e7f809.shtml", explain, "2012-04-18"),
+             (UCAP + "201204/7f8091a2b3c4d5e6f708192a3b4c5d6e.shtml", news, "2012-04-10")]
+    page2 = [(UCAP + "201204/0a1b2c3d4e5f60718293a4b5c6d7e8f9.shtml", notice, "2011-12-01")]
+    site.add(UCAP + "index.shtml", Resource(_ucap_listing(page1, 2, 1)))
+    site.add(UCAP + "index_1.shtml", Resource(_ucap_listing(page2, 2, 2)))
+
+
+# --- Guangdong gkmlpt (a site page with its SID, then the JSON API) --------------------------------------------
+
+GKMLPT = "/gdwhly"
+GKMLPT_SID, GKMLPT_CATEGORY, GKMLPT_PAGE = "175", "2629", 2
+
+
+def _build_gkmlpt(site: Site) -> None:
+    site.add(GKMLPT + "/gkmlpt/annualreport", Resource(_page("政府信息公开年报 - 示例省文化和旅游厅",
+             f"<script>window._CONFIG = {{SID: '{GKMLPT_SID}', THEME: 'gkmlpt'}};</script><div id=\"app\"></div>")))
+    # another agency's report in the department's column, loaded under the agency its title names; pre-2019, as
+    # the UCAP one (the report's page is the report; gkmlpt's /attachment/ PDFs are parsed in tests/test_portals_adapters.py)
+    title = "示例省文物局2017年政府信息公开工作年度报告"
+    post = GKMLPT + "/gkmlpt/content/4/4688/post_4688993.html"
+    site.serve_document(post, Resource(_page(title, f'<div class="article-content">{_article("pingtan-2017.html")}</div>',
+                                             meta={"ArticleTitle": title, "ContentSource": "示例省文物局"})),
+                        "pingtan-2017.html", "report", "demo-gkmlpt", title)
+    articles = [
+        {"id": 4688993, "title": title, "url": post, "create_time": 1516669200},
+        {"id": 4689001, "title": "《示例省文物局2017年政府信息公开工作年度报告》解读", "url": GKMLPT + "/gkmlpt/content/4/4689/post_4689001.html",
+         "create_time": 1516755600},
+        {"id": 4680000, "title": "示例省文化和旅游厅关于做好2017年政府信息公开工作年度报告编制工作的通知",
+         "url": GKMLPT + "/gkmlpt/content/4/4680/post_4680000.html", "display_publish_time": "2017-12-02 10:00:00"},
+    ]
+    for n in range(1, -(-len(articles) // GKMLPT_PAGE) + 1):
+        chunk = articles[(n - 1) * GKMLPT_PAGE : n * GKMLPT_PAGE]
+        answer = {"total": len(articles), "articles": chunk, "classify": {"id": int(GKMLPT_CATEGORY), "name": "政府信息公开年报"}}
+        site.add(f"{GKMLPT}/gkmlpt/api/all/{GKMLPT_CATEGORY}?page={n}&sid={GKMLPT_SID}",
+                 Resource(json.dumps(answer, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"))
+
+
 def build_site(port: int) -> Site:
     site = Site(port)
     site.add("/robots.txt", Resource(b"User-agent: *\nDisallow: /pingtan/private/\n", "text/plain; charset=utf-8"))
@@ -327,4 +405,6 @@ def build_site(port: int) -> Site:
     _build_generic(site, "/flaky/xxgknb/", "demo-flaky",
                    ("示例县人民政府2024年政府信息公开工作年度报告", "2024nb.docx", "pingtan-2024-libreoffice.docx", DOCX),
                    ["示例县关于2024年政务公开工作的通知", "示例县2024年政务公开工作要点", "示例县关于政务公开检查情况的通报"])
+    _build_ucap(site)
+    _build_gkmlpt(site)
     return site

@@ -42,3 +42,5 @@ def print_summary(summary: dict[str, Any], *, show_loaded: bool = False) -> None
         print(f"  {len(rejected)} listing items are not reports, e.g.:")
         for item in rejected[:5]:
             print(f"    {item['title']} ({item['reason']})")
+    for pid, kinds in (summary.get("noise") or {}).items():  # listing noise met, by kind (crawler/noise.py)
+        print(f"  portal {pid} listing noise: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in kinds.items()))
