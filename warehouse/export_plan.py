@@ -51,7 +51,6 @@ LOCAL_NOTE = " Local to this warehouse (differs between engines and rebuilds): j
 PRIMARY_KEYS: dict[str, list[str]] = {
     "agencies": ["agency_key"],
     "documents": ["sha256"],
-    "runs": ["run_id"],
     "reports": ["report_ref", "revision"],
     "cells": ["report_ref", "revision", "address"],
     "extractions": ["sha256", "extractor_version"],
