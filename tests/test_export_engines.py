@@ -41,9 +41,10 @@ def test_duckdb_and_postgres_exports_are_the_same(duck_corpus: str, pg_corpus: s
 
 def test_keys_survive_a_rebuild_in_another_order(duck_corpus: str, cached_extract: Any, tmp_path: Path) -> None:
     """Loaded in reverse order, the agencies and reports get other ids: the exported keys stay the same."""
+    from research_fixtures import HINTS
+
     from gongkai.flows.ingest import ingest_bytes
     from gongkai.warehouse import open_archive, open_warehouse, recorded_run
-    from research_fixtures import HINTS
 
     url = f"duckdb:///{tmp_path / 'rebuilt.duckdb'}"
     archive = open_archive(tmp_path / "archive")

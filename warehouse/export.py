@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.warehouse.export_plan import (
-    FOREIGN_KEYS, LOCAL_IDS, LOCAL_NOTE, NATURAL_DESCRIPTIONS, PG_FAMILIES, RelationPlan, duckdb_family,
+    FOREIGN_KEYS,
+    LOCAL_IDS,
+    LOCAL_NOTE,
+    NATURAL_DESCRIPTIONS,
+    PG_FAMILIES,
+    RelationPlan,
+    duckdb_family,
     plan_relation,
 )
 from gongkai.warehouse.query import load_catalog, open_read_only
