@@ -18,7 +18,7 @@ frictionless = pytest.importorskip("frictionless")
 YEARS = (2019, 2020, 2021, 2022, 2023)
 
 
-def generated_warehouse(path: Path, agencies: int = 10) -> str:
+def generated_warehouse(path: Path, agencies: int = 4) -> str:
     """A synthetic DuckDB warehouse (real schema and views) with what real ones have and the demo lacks in bulk:
     blank cells, cells without a page or box (HTML), fractional money, agencies without a division code,
     reports without a year, failing checks."""
