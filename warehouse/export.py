@@ -91,7 +91,7 @@ def package_info() -> dict[str, Any]:
 
 
 def export_warehouse(
-    url: str | None, out_dir: Path, fmt: str = "parquet", only: list[str] | None = None, csv_bom: bool = False
+    url: str, out_dir: Path, fmt: str = "parquet", only: list[str] | None = None, csv_bom: bool = False
 ) -> dict[str, Any]:
     """Write one file per relation and datapackage.json (or gongkai.sqlite and metadata.json) into out_dir;
     return the datapackage descriptor (for sqlite: the same descriptor, not written)."""
