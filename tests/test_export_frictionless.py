@@ -106,7 +106,7 @@ def validate(folder: Path) -> None:
     assert len(report.tasks) == len(json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))["resources"])
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv-bom"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "csv-bom"])
 def test_demo_export_is_valid_frictionless(demo_crawls: dict[str, str], fmt: str, tmp_path: Path) -> None:
     if fmt == "csv-bom":
         export_warehouse(demo_crawls["duckdb"], tmp_path, "csv", csv_bom=True)
