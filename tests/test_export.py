@@ -132,3 +132,16 @@ def test_cli_export_csv_subset(duck_corpus: str, tmp_path: Path, capsys: pytest.
     assert ",21," in text and ".0," not in text  # a count is written 21, never 21.0
     assert main(["export", "--db", duck_corpus, "--out", str(out), "--only", "no_such_view"]) == 1
     assert "cannot export" in capsys.readouterr().err
+
+
+def test_a_new_view_gets_natural_keys_and_declared_kinds() -> None:
+    """A view added later (a harmonised series) is exported typed and keyed without touching the export code."""
+    from gongkai.warehouse.export_plan import plan_relation
+
+    plan = plan_relation("some_series", [("report_id", "integer"), ("agency_id", "integer"), ("received", "number"),
+                                         ("fees", "number"), ("share", "number")],
+                         {"kinds": {"received": "count", "fees": "money"}})
+    types = {c.name: str(c.arrow) for c in plan.columns}
+    assert [c.name for c in plan.columns][:3] == ["agency_key", "report_ref", "revision"]
+    assert types["received"] == "int64" and types["fees"].startswith("decimal128") and types["share"] == "double"
+    assert "LEFT JOIN reports" in plan.sql and "LEFT JOIN agencies" in plan.sql
