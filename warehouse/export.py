@@ -1,41 +1,53 @@
-"""Export the warehouse's tables and views as Parquet or CSV files with a Frictionless datapackage.json.
+"""Export the warehouse's tables and views as Parquet, CSV or SQLite, with a Frictionless datapackage.json
+(Parquet, CSV) or a Datasette metadata.json (SQLite).
 
 The data dictionary is written from the same sources as the warehouse: schema/ for the cells (the
 Chinese labels as printed in the national templates, and English), warehouse/catalog.toml for the
-other columns. DuckDB writes its files itself (COPY … TO); PostgreSQL rows are streamed through
-pyarrow. Both read through a connection that cannot write the warehouse.
+other columns, warehouse/export_package.toml for the package (licence, sources). Each relation is read by
+one typed query (warehouse/export_plan.py: counts int64, money decimal, natural keys beside the surrogate
+ids) as Arrow batches, from DuckDB or PostgreSQL alike, and written by warehouse/export_writers.py; both
+engines read through a connection that cannot write the warehouse.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import sqlite3
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gongkai.warehouse.export_plan import (
+    FOREIGN_KEYS,
+    LOCAL_IDS,
+    LOCAL_NOTE,
+    NATURAL_DESCRIPTIONS,
+    PG_FAMILIES,
+    RelationPlan,
+    duckdb_family,
+    plan_relation,
+)
 from gongkai.warehouse.query import load_catalog, open_read_only
 from gongkai.warehouse.views import cell_catalog
 
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "sqlite")
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 BATCH_ROWS = 50_000
-# PostgreSQL type OIDs → Frictionless field types (anything else is a string).
-PG_TYPES = {16: "boolean", 20: "integer", 21: "integer", 23: "integer", 700: "number", 701: "number",
-            1700: "number", 1082: "date", 1114: "datetime", 1184: "datetime"}
+PACKAGE = Path(__file__).parent / "export_package.toml"
+SQLITE_NAME = "gongkai.sqlite"
+MAX_SOURCES = 100  # portal hosts listed as sources in datapackage.json; the rest are counted
+
+
+class ExportError(ValueError):
+    """A value the export will not write as its type says (a count with a fraction): one line, names the column."""
 
 
 def frictionless_type(sql_type: str) -> str:
     """A DuckDB column type as a Table Schema field type."""
-    t = sql_type.upper()
-    if t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"):
-        return "integer"
-    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
-        return "number"
-    if t.startswith("TIMESTAMP"):
-        return "datetime"
-    return {"BOOLEAN": "boolean", "DATE": "date"}.get(t, "string")
+    return {"integer": "integer", "number": "number", "datetime": "datetime", "boolean": "boolean",
+            "date": "date"}.get(duckdb_family(sql_type), "string")
 
 
 def field_descriptions() -> dict[str, dict[str, str]]:
@@ -57,8 +69,9 @@ def field_descriptions() -> dict[str, dict[str, str]]:
     return out
 
 
-def _describe(descriptions: dict[str, dict[str, str]], relation: str, column: str) -> str:
-    return descriptions.get(relation, {}).get(column) or descriptions["*"].get(column, "")
+def column_description(descriptions: dict[str, dict[str, str]], relation: str, column: str) -> str:
+    text = descriptions.get(relation, {}).get(column) or descriptions["*"].get(column) or NATURAL_DESCRIPTIONS.get(column, "")
+    return text + LOCAL_NOTE if column in LOCAL_IDS else text
 
 
 def exported_relations(present: set[str]) -> list[str]:
@@ -66,8 +79,22 @@ def exported_relations(present: set[str]) -> list[str]:
     return [name for name, entry in load_catalog()["relations"].items() if entry.get("export") and name in present]
 
 
-def export_warehouse(url: str | None, out_dir: Path, fmt: str = "parquet", only: list[str] | None = None) -> dict[str, Any]:
-    """Write one file per relation and datapackage.json into out_dir; return the datapackage descriptor."""
+def _version() -> str:
+    from gongkai import __version__
+
+    return __version__
+
+
+def package_info() -> dict[str, Any]:
+    with PACKAGE.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def export_warehouse(
+    url: str, out_dir: Path, fmt: str = "parquet", only: list[str] | None = None, csv_bom: bool = False
+) -> dict[str, Any]:
+    """Write one file per relation and datapackage.json (or gongkai.sqlite and metadata.json) into out_dir;
+    return the datapackage descriptor (for sqlite: the same descriptor, not written)."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,113 +109,178 @@ def export_warehouse(url: str | None, out_dir: Path, fmt: str = "parquet", only:
                 raise ValueError(f"cannot export {unknown}: exportable are {names}")
             names = [n for n in names if n in only]
         if reader.dialect == "postgresql":
-            written = {name: _export_postgres(reader.connection, name, out_dir / f"{name}.{fmt}", fmt) for name in names}
+            hosts = _source_hosts_postgres(reader.connection)
+            plans = {n: plan_relation(n, _pg_columns(reader.connection, n), catalog.get(n, {})) for n in names}
+            _write_all(plans, lambda plan: _postgres_batches(reader.connection, plan), out_dir, fmt, csv_bom, descriptions)
         database_path = reader.database_path
     if reader.dialect == "duckdb":
         # A second connection with other settings cannot coexist with the reader's in one process: reader closed.
-        written = _export_duckdb(database_path, names, out_dir, fmt)
-    resources = [
-        _resource(name, fmt, out_dir / f"{name}.{fmt}", written[name], catalog.get(name, {}), descriptions) for name in names
-    ]
-    package = {
-        "profile": "tabular-data-package",
-        "name": "gongkai-warehouse",
-        "title": "政府信息公开工作年度报告 / Government information disclosure annual reports (gongkai warehouse)",
-        "description": (
-            "The three standard tables of Chinese government information-disclosure annual reports, as extracted "
-            "by gongkai. Cell addresses follow docs/common-schema.md; cell_dictionary lists every address with its "
-            "Chinese and English labels. Counts are integers stored as numbers; money is in 万元 (10,000 yuan)."
-        ),
-        "created": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "resources": resources,
-    }
-    (out_dir / "datapackage.json").write_text(json.dumps(package, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        import duckdb
+
+        conn = duckdb.connect(database_path, read_only=True)
+        try:
+            hosts = [str(r[0]) for r in conn.execute(_HOSTS_SQL).fetchall()]
+            plans = {n: plan_relation(n, _duck_columns(conn, n), catalog.get(n, {})) for n in names}
+            _write_all(plans, lambda plan: _duckdb_batches(conn, plan), out_dir, fmt, csv_bom, descriptions)
+        finally:
+            conn.close()
+    package = _package(plans, names, fmt, csv_bom, descriptions, catalog, hosts)
+    if fmt == "sqlite":
+        from gongkai.warehouse.export_datasette import datasette_metadata
+
+        metadata = datasette_metadata(package, plans, package_info())
+        (out_dir / "metadata.json").write_text(json.dumps(metadata, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    else:
+        (out_dir / "datapackage.json").write_text(json.dumps(package, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return package
 
 
-def _resource(
-    name: str, fmt: str, path: Path, columns: list[tuple[str, str]], entry: dict[str, Any], descriptions: dict[str, dict[str, str]]
-) -> dict[str, Any]:
-    fields = [{"name": col, "type": ftype, "description": _describe(descriptions, name, col)} for col, ftype in columns]
-    resource: dict[str, Any] = {
-        "profile": "tabular-data-resource",
-        "name": name,
-        "path": path.name,
-        "format": fmt,
-        "mediatype": MEDIA_TYPES[fmt],
-        "description": entry.get("description", ""),
-        "schema": {"fields": fields, "missingValues": [""]},
-    }
-    if fmt == "csv":
-        resource["encoding"] = "utf-8"
-        resource["dialect"] = {"delimiter": ",", "header": True}
-    return resource
+# Portal hosts the documents came from (scheme://host), for the package's sources.
+_HOSTS_SQL = (
+    "SELECT DISTINCT split_part(url, '/', 1) || '//' || split_part(url, '/', 3) AS host FROM documents "
+    f"WHERE url LIKE 'http%' ORDER BY host LIMIT {MAX_SOURCES + 1}"
+)
 
 
-def _export_duckdb(database_path: str, names: list[str], out_dir: Path, fmt: str) -> dict[str, list[tuple[str, str]]]:
-    """DuckDB writes the files itself, on a read-only connection that runs only these generated statements."""
-    import duckdb
-
-    options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    written = {}
-    conn = duckdb.connect(database_path, read_only=True)
+def _source_hosts_postgres(conn: Any) -> list[str]:
     try:
-        for name in names:
-            described = conn.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
-            written[name] = [(str(row[0]), frictionless_type(str(row[1]))) for row in described]
-            target = str(out_dir / f"{name}.{fmt}").replace("'", "''")
-            conn.execute(f"COPY (SELECT * FROM {name}) TO '{target}' ({options})")
-    finally:
-        conn.close()
-    return written
-
-
-def _export_postgres(conn: Any, name: str, path: Path, fmt: str) -> list[tuple[str, str]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        with conn.cursor(name=f"export_{name}") as cursor:  # server-side: rows arrive in batches
-            cursor.execute(f"SELECT * FROM {name}")
-            description = cursor.description or []
-            columns = [(d.name, PG_TYPES.get(d.type_code, "string")) for d in description]
-            schema = pa.schema([(col, _arrow_type(ftype)) for col, ftype in columns])
-            if fmt == "parquet":
-                with pq.ParquetWriter(str(path), schema) as writer:
-                    for batch in _batches(cursor):
-                        writer.write_table(pa.Table.from_pylist([_row_dict(columns, r) for r in batch], schema=schema))
-            else:
-                with path.open("w", encoding="utf-8", newline="") as fh:
-                    out = csv.writer(fh, lineterminator="\n")
-                    out.writerow([col for col, _ in columns])
-                    for batch in _batches(cursor):
-                        out.writerows([["" if v is None else _csv_value(v) for v in row] for row in batch])
+        with conn.cursor() as cursor:
+            cursor.execute(_HOSTS_SQL)
+            return [str(r[0]) for r in cursor.fetchall()]
     finally:
         conn.rollback()
-    return columns
 
 
-def _batches(cursor: Any) -> Iterator[list[tuple[Any, ...]]]:
-    while True:
-        rows = cursor.fetchmany(BATCH_ROWS)
-        if not rows:
-            return
-        yield rows
+def _package(
+    plans: dict[str, RelationPlan], names: list[str], fmt: str, csv_bom: bool, descriptions: dict[str, dict[str, str]],
+    catalog: dict[str, Any], hosts: list[str],
+) -> dict[str, Any]:
+    info = package_info()
+    resources = [_resource(plans[n], fmt, csv_bom, catalog.get(n, {}), descriptions, set(names)) for n in names]
+    sources = [dict(s) for s in info.get("sources", [])]
+    sources += [{"title": f"Portal {h}", "path": h} for h in hosts[:MAX_SOURCES]]
+    if len(hosts) > MAX_SOURCES:
+        sources.append({"title": "More portals: see documents.url"})
+    return {
+        "profile": "tabular-data-package",
+        "name": info["name"],
+        "title": info["title"],
+        "description": info["description"],
+        "version": _version(),
+        "licenses": [dict(lic) for lic in info.get("licenses", [])],
+        "sources": sources,
+        "created": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "gongkai": {"version": _version(), "format": fmt},
+        "resources": resources,
+    }
 
 
-def _row_dict(columns: list[tuple[str, str]], row: tuple[Any, ...]) -> dict[str, Any]:
-    return {col: (float(v) if ftype == "number" and v is not None else v) for (col, ftype), v in zip(columns, row, strict=True)}
+def _write_all(
+    plans: dict[str, RelationPlan], batches: Any, out_dir: Path, fmt: str, csv_bom: bool,
+    descriptions: dict[str, dict[str, str]],
+) -> None:
+    from gongkai.warehouse.export_writers import CsvOut, ParquetOut, SqliteOut, parquet_schema
+
+    sqlite_path = out_dir / SQLITE_NAME
+    if fmt == "sqlite":
+        sqlite_path.unlink(missing_ok=True)  # a fresh file: no table of an earlier export left behind
+    conn = sqlite3.connect(sqlite_path) if fmt == "sqlite" else None
+    try:
+        for name, plan in plans.items():
+            column_text = {c.name: column_description(descriptions, name, c.name) for c in plan.columns}
+            writer: Any
+            if fmt == "parquet":
+                writer = ParquetOut(out_dir / f"{name}.parquet", parquet_schema(plan, column_text, _version()))
+            elif fmt == "csv":
+                writer = CsvOut(out_dir / f"{name}.csv", plan, csv_bom)
+            else:
+                assert conn is not None
+                writer = SqliteOut(conn, plan, [fk for fk in FOREIGN_KEYS.get(name, []) if fk[1] in plans])
+            try:
+                for batch in batches(plan):
+                    writer.write(batch)
+            finally:
+                writer.close()
+        if conn is not None:
+            conn.commit()
+    finally:
+        if conn is not None:
+            conn.close()
 
 
-def _csv_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+def _duck_columns(conn: Any, name: str) -> list[tuple[str, str]]:
+    return [(str(r[0]), duckdb_family(str(r[1]))) for r in conn.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()]
 
 
-def _arrow_type(ftype: str) -> Any:
+def _pg_columns(conn: Any, name: str) -> list[tuple[str, str]]:
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM {name} LIMIT 0")
+            return [(d.name, PG_FAMILIES.get(d.type_code, "string")) for d in cursor.description or []]
+    finally:
+        conn.rollback()
+
+
+def _typed(plan: RelationPlan, arrays: list[Any]) -> Any:
+    """The batch in the plan's types; a cast that would change a value (2.5 as a count) stops the export."""
     import pyarrow as pa
 
-    return {
-        "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
-        "datetime": pa.timestamp("us"),
-    }.get(ftype, pa.string())
+    out = []
+    for column, array in zip(plan.columns, arrays, strict=True):
+        try:
+            out.append(array.cast(column.arrow, safe=True))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ExportError(f"{plan.name}.{column.name}: not exportable as {column.arrow}: {exc}") from None
+    return pa.RecordBatch.from_arrays(out, schema=plan.schema)
 
+
+def _duckdb_batches(conn: Any, plan: RelationPlan) -> Iterator[Any]:
+    relation = conn.sql(plan.sql)
+    reader = relation.to_arrow_reader(BATCH_ROWS) if hasattr(relation, "to_arrow_reader") else relation.fetch_arrow_reader(BATCH_ROWS)
+    for batch in reader:
+        yield _typed(plan, list(batch.columns))
+
+
+def _postgres_batches(conn: Any, plan: RelationPlan) -> Iterator[Any]:
+    import pyarrow as pa
+
+    try:
+        with conn.cursor(name=f"export_{plan.name}") as cursor:  # server-side: rows arrive in batches
+            cursor.execute(plan.sql)
+            while rows := cursor.fetchmany(BATCH_ROWS):
+                columns = list(zip(*rows, strict=True))
+                yield _typed(plan, [pa.array(list(values)) for values in columns])
+    finally:
+        conn.rollback()
+
+
+def _resource(
+    plan: RelationPlan, fmt: str, csv_bom: bool, entry: dict[str, Any], descriptions: dict[str, dict[str, str]],
+    exported: set[str],
+) -> dict[str, Any]:
+    fields = []
+    for c in plan.columns:
+        described: dict[str, Any] = {"name": c.name, "type": c.ftype, "description": column_description(descriptions, plan.name, c.name)}
+        if c.kind:
+            described["gongkai:kind"] = c.kind
+        fields.append(described)
+    schema: dict[str, Any] = {"fields": fields, "missingValues": [""]}
+    if plan.primary_key:
+        schema["primaryKey"] = list(plan.primary_key)
+    keys = [fk for fk in FOREIGN_KEYS.get(plan.name, []) if fk[1] in exported]
+    if keys:
+        schema["foreignKeys"] = [{"fields": f, "reference": {"resource": other, "fields": of}} for f, other, of in keys]
+    resource: dict[str, Any] = {
+        "profile": "tabular-data-resource",
+        "name": plan.name,
+        "path": f"{plan.name}.{fmt}" if fmt != "sqlite" else SQLITE_NAME,
+        "format": fmt,
+        "description": entry.get("description", ""),
+        "schema": schema,
+    }
+    if fmt in MEDIA_TYPES:
+        resource["mediatype"] = MEDIA_TYPES[fmt]
+    if fmt == "csv":
+        resource["encoding"] = "utf-8-sig" if csv_bom else "utf-8"
+        resource["dialect"] = {"delimiter": ",", "header": True}
+    return resource
