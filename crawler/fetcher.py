@@ -376,10 +376,14 @@ class Fetcher:
     def _respect_crawl_delay(self, host: str, parser: Robots | urllib.robotparser.RobotFileParser) -> None:
         """A Crawl-delay in robots.txt lengthens (never shortens) the configured per-host delay."""
         asked = parser.crawl_delay(self.user_agent)
-        if asked is not None and self.gate is None:
+        if asked is None:
+            return
+        if self.gate is None:
             gate = self._gate(host)
             assert isinstance(gate, _HostGate)
             gate.delay = max(gate.delay, min(float(asked), 60.0))
+        elif hasattr(self.gate, "respect_crawl_delay"):  # the crawl scheduler's per-host slots
+            self.gate.respect_crawl_delay(host, min(float(asked), 60.0))
 
     def allowed_by_robots(self, url: str) -> bool:
         return self._robots_for(urls.parse(url)).can_fetch(self.user_agent, url)
