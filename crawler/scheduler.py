@@ -68,8 +68,10 @@ class HostSlots:
     when a worker picks its turn up late. `on_release(host)` is called whenever a host may have a turn again."""
 
     def __init__(self, concurrency: int, delay: float, *, inner: Gate | None = None,
-                 on_release: Callable[[str], None] | None = None) -> None:
+                 on_release: Callable[[str], None] | None = None, record: bool = False) -> None:
         self.concurrency, self.delay = concurrency, delay
+        # every request as (host, start, end) when asked for (tests, the benchmark): the limits as kept here
+        self.log: list[tuple[str, float, float]] | None = [] if record else None
         self.inner = inner  # e.g. Prefect's global limits, across processes; taken inside this gate
         self.on_release = on_release
         self._cond = threading.Condition()
@@ -126,7 +128,7 @@ class HostSlots:
         if self.on_release:
             self.on_release(turn.host)
 
-    def _start(self, host: str) -> None:
+    def _start(self, host: str) -> float:
         turn: Reservation | None = getattr(self._local, "turn", None)
         with self._cond:
             state = self._host(host)
@@ -146,10 +148,13 @@ class HostSlots:
             now = time.monotonic()
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
+            return now
 
-    def _end(self, host: str) -> None:
+    def _end(self, host: str, started: float) -> None:
         with self._cond:
             self._host(host).in_flight -= 1
+            if self.log is not None:
+                self.log.append((host, started, time.monotonic()))
             self._cond.notify_all()
         if self.on_release:
             self.on_release(host)
@@ -157,7 +162,7 @@ class HostSlots:
     @contextmanager
     def __call__(self, host: str) -> Iterator[None]:
         """The fetcher's gate: `with slots(host):` around each request sent."""
-        self._start(host)
+        started = self._start(host)
         try:
             if self.inner is not None:
                 with self.inner(host):
@@ -165,7 +170,7 @@ class HostSlots:
             else:
                 yield
         finally:
-            self._end(host)
+            self._end(host, started)
 
 
 @dataclass
