@@ -232,7 +232,8 @@ class CrawlScheduler:
                  items: Callable[..., Steps] = item_steps, listener: Callable[[str, int], None] | None = None) -> None:
         self.ctx, self.slots = ctx, slots
         self.workers, self.ingest_workers = max(1, workers), max(1, ingest_workers)
-        self.ingest_backlog = ingest_backlog if ingest_backlog is not None else 2 * self.ingest_workers
+        # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
+        self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
         self.page_steps, self.item_steps = pages, items
         self.listener = listener
         self.stats = SchedulerStats()
@@ -317,9 +318,10 @@ class CrawlScheduler:
         elif kind == "ingested":
             self._ingesting -= 1
             self._advanced(event[1], event[2])
-            for host in self._throttled:  # extraction caught up: their items may be fetched again
-                self._schedule(host)
-            self._throttled.clear()
+            if not self._backed_up():  # extraction caught up: their items may be fetched again
+                for host in self._throttled:
+                    self._schedule(host)
+                self._throttled.clear()
 
     def _advanced(self, unit: _Unit, outcome: tuple[str, Any, str | None]) -> None:
         if outcome[0] == "step":

@@ -81,14 +81,22 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Call]] = []
         self._thread: threading.Thread | None = None
+        self._pushed = 0
 
     def watch(self, current: Call) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + current.deadline, id(current), current))
+            due = time.monotonic() + current.deadline
+            self._pushed += 1
+            if self._pushed % 4096 == 0:  # calls long finished would stay until their deadline: drop them
+                self._heap = [entry for entry in self._heap if not entry[2]._done]
+                heapq.heapify(self._heap)
+            earliest = not self._heap or due < self._heap[0][0]
+            heapq.heappush(self._heap, (due, id(current), current))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="gongkai-fetch-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if earliest:  # the watchdog sleeps until the earliest deadline: wake it only when that changed
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
