@@ -175,7 +175,7 @@ def crawl_only(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
     state = CrawlState(folder / "state.json")
     ctx = CrawlContext(fetcher, state, ingest)
-    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=2)
+    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8)  # archive writes: I/O, not CPU
     walk = scheduler.run(Walk(ctx, portals, Limits()))
     state.save()
     counts: dict[str, int] = defaultdict(int)
@@ -197,6 +197,12 @@ def full_nightly(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
                            state_file=f"{folder}/state.json",
                            politeness={"delay": DELAY, "concurrency": CONCURRENCY, "retries": 1, "backoff": 0.1})
     return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler")}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of its reaped children (extraction workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def raise_fd_limit(need: int) -> tuple[int, int]:
@@ -225,13 +231,14 @@ def measure(n: int, full: bool, workers: int) -> dict[str, Any]:
         reg.write_text(registry(ports), "utf-8")
         os.environ["GONGKAI_DATA"] = tmp
         for _ in range(2):  # the first nightly, then one with nothing changed (conditional requests only)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu()
             out = run(reg, Path(tmp), workers)
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, _cpu() - cpu
             control.send("log")
             checked = politeness_from_log(control.recv())
             bound = checked["busiest_host_requests"] * DELAY
-            results.append(out | checked | {"wall_s": round(wall, 2), "bound_s": bound, "efficiency": round(bound / wall, 3)})
+            results.append(out | checked | {"wall_s": round(wall, 2), "bound_s": bound, "efficiency": round(bound / wall, 3),
+                                            "crawler_cpu_s": round(cpu, 1)})
     control.send("stop")
     server.join(5)
     return {"hosts": n, "full": full, "workers": workers, "first": results[0], "second": results[1], "fd_limit": fd_limit,
@@ -249,7 +256,7 @@ def main() -> int:
         print(json.dumps(measure(args.one, args.full, args.workers)))
         return 0
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
-          f"{'peak MB':>7} {'load':>5}  outcomes")
+          f"{'CPU s':>6} {'peak MB':>7} {'load':>5}  outcomes")
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers)] + (["--full"] if args.full else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
@@ -260,7 +267,7 @@ def main() -> int:
         for label in ("first", "second"):
             x = r[label]
             print(f"{n:>5} {label:>6} {x['requests']:>8} {x['wall_s']:>7} {x['bound_s']:>7} {x['efficiency']:>6} "
-                  f"{x['max_in_flight']:>9} {x['min_gap_s']:>9} {r['peak_rss_mb']:>7} {r['load_avg']:>5.1f}  {x['counts']}", flush=True)
+                  f"{x['max_in_flight']:>9} {x['min_gap_s']:>9} {x['crawler_cpu_s']:>6} {r['peak_rss_mb']:>7} {r['load_avg']:>5.1f}  {x['counts']}", flush=True)
         print(f"      file descriptors (soft, hard): {r['fd_limit']}; scheduler: {r['first']['scheduler']}; as kept by the "
               f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
     return 0
