@@ -426,7 +426,8 @@ class CrawlScheduler:
                 unit.step = outcome[1]
             assert isinstance(unit.step, Fetch)
             origin = origin_of(unit.step.url)
-            if origin is not None and origin not in self._robots_asked:
+            # only a host of the unit's portal: any other is refused before a request, its robots.txt never asked for
+            if origin is not None and origin not in self._robots_asked and host in unit.portal.hosts:
                 # the host's first request is its robots.txt: a step of its own, the unit waits for the next turn
                 self._robots_asked.add(origin)
                 q.units.appendleft(unit)
