@@ -199,7 +199,7 @@ class Fetcher:
         deadline: float = 300.0,
         max_retry_after: float = 300.0,
         user_agent: str = USER_AGENT,
-        gate: Callable[[str], AbstractContextManager[None]] | None = None,
+        gate: Callable[[str], AbstractContextManager[Any]] | None = None,
         resolver: Resolver = public_addresses,
         dns_ttl: float = 300.0,
     ) -> None:
@@ -232,7 +232,7 @@ class Fetcher:
             self._local.session = session
         return session
 
-    def _gate(self, host: str) -> AbstractContextManager[None]:
+    def _gate(self, host: str) -> AbstractContextManager[Any]:
         if self.gate is not None:
             return self.gate(host)
         with self._lock:
@@ -287,11 +287,11 @@ class Fetcher:
                 time.sleep(wait)
             addresses = self._resolve(target)
             try:
-                with self._gate(host):
+                with self._gate(host) as sent:  # the scheduler's gate wants to know when the request is out
                     with self._lock:
                         self.requests_sent += 1
                     self._count(host, "requests")
-                    resp = self._attempt(method, target, headers, data, addresses)
+                    resp = self._attempt(method, target, headers, data, addresses, sent if callable(sent) else None)
             except (TooLarge, DeadlineExceeded):
                 raise
             except requests.exceptions.SSLError as exc:  # a bad certificate stays bad: no retry
@@ -314,12 +314,12 @@ class Fetcher:
         raise FetchError(url, f"gave up after {self.retries + 1} attempts ({last})", status)
 
     def _attempt(self, method: str, target: SafeURL, headers: dict[str, str], data: Any,
-                 addresses: Addresses) -> requests.Response:
+                 addresses: Addresses, on_sent: Callable[[], None] | None = None) -> requests.Response:
         session = self._session()
         prepared = session.prepare_request(requests.Request(method, target.url, headers=headers, data=data))
         if prepared.url != target.url:  # cannot happen: target.url is the fixed point of this very normalisation
             raise Refused(target.url, f"the HTTP client would send {prepared.url!r} instead")
-        with transport.call(addresses, self.deadline) as call:
+        with transport.call(addresses, self.deadline, on_sent) as call:
             try:
                 resp = session.send(prepared, timeout=self.timeout, allow_redirects=False, stream=True)
                 self._read_capped(resp, target.url)

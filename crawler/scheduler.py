@@ -41,14 +41,15 @@ from gongkai.crawler.registry import Portal
 
 log = logging.getLogger(__name__)
 
-Gate = Callable[[str], AbstractContextManager[None]]
+Gate = Callable[[str], AbstractContextManager[Any]]
 
 
 @dataclass
 class _Host:
     delay: float
     in_flight: int = 0  # requests started or reserved, not yet finished
-    last_start: float = -math.inf  # when the last request actually started
+    sending: int = 0  # requests started and not yet sent
+    last_start: float = -math.inf  # when the last request was sent
     next_start: float = -math.inf  # the earliest the next turn may be given (reservations included)
 
 
@@ -94,11 +95,11 @@ class HostSlots:
             return self._host(host).delay
 
     def try_reserve(self, host: str, now: float | None = None) -> Reservation | float:
-        """The host's turn now, or when to ask again (math.inf: when one of its requests ends)."""
+        """The host's turn now, or when to ask again (math.inf: when one of its requests is sent or ends)."""
         now = time.monotonic() if now is None else now
         with self._cond:
             state = self._host(host)
-            if state.in_flight >= self.concurrency:
+            if state.in_flight >= self.concurrency or state.sending:
                 return math.inf
             if now < state.next_start:
                 return state.next_start
@@ -128,49 +129,76 @@ class HostSlots:
         if self.on_release:
             self.on_release(turn.host)
 
-    def _start(self, host: str) -> float:
+    def _start(self, host: str) -> _Request:
+        """Wait (if need be) until this request may be sent. A request counts from when its bytes were sent (its
+        `sent()`, called by the transport): the next one to the host waits for that, so a request held up in this
+        process between its turn and the wire (a busy CPU, a slow connect) can never arrive close behind another."""
         turn: Reservation | None = getattr(self._local, "turn", None)
         with self._cond:
             state = self._host(host)
             if turn is not None and turn.host == host and not turn.used:
                 turn.used = True
                 self._local.turn = None
-                # counted in flight since it was reserved; the delay is kept from the last actual start
-                while (wait := state.last_start + state.delay - time.monotonic()) > 0:
-                    self._cond.wait(wait)
+                # counted in flight since it was reserved; the delay is kept from the last request actually sent
+                while state.sending or (wait := state.last_start + state.delay - time.monotonic()) > 0:
+                    self._cond.wait(None if state.sending else wait)
             else:  # not a scheduled turn (a redirect hop, a retry): wait for the host in this thread
                 while True:
                     now = time.monotonic()
-                    if state.in_flight < self.concurrency and now >= state.next_start:
+                    if state.in_flight < self.concurrency and not state.sending and now >= state.next_start:
                         break
-                    self._cond.wait(None if state.in_flight >= self.concurrency else state.next_start - now)
+                    busy = state.in_flight >= self.concurrency or state.sending
+                    self._cond.wait(None if busy else state.next_start - now)
                 state.in_flight += 1
-            now = time.monotonic()
+            state.sending += 1
+            state.next_start = max(state.next_start, time.monotonic() + state.delay)
+            return _Request(self, host)
+
+    def _sent(self, request: _Request) -> None:
+        with self._cond:
+            if request.sent_at is not None:
+                return
+            state = self._host(request.host)
+            now = request.sent_at = time.monotonic()
+            state.sending -= 1
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
-            return now
-
-    def _end(self, host: str, started: float) -> None:
-        with self._cond:
-            self._host(host).in_flight -= 1
-            if self.log is not None:
-                self.log.append((host, started, time.monotonic()))
             self._cond.notify_all()
         if self.on_release:
-            self.on_release(host)
+            self.on_release(request.host)
+
+    def _end(self, request: _Request) -> None:
+        self._sent(request)  # never sent (no connection): counted as sent now, the delay kept from here
+        with self._cond:
+            self._host(request.host).in_flight -= 1
+            if self.log is not None:
+                assert request.sent_at is not None
+                self.log.append((request.host, request.sent_at, time.monotonic()))
+            self._cond.notify_all()
+        if self.on_release:
+            self.on_release(request.host)
 
     @contextmanager
-    def __call__(self, host: str) -> Iterator[None]:
-        """The fetcher's gate: `with slots(host):` around each request sent."""
-        started = self._start(host)
+    def __call__(self, host: str) -> Iterator[Callable[[], None]]:
+        """The fetcher's gate: `with slots(host) as sent:` around each request; `sent()` once its bytes are out."""
+        request = self._start(host)
         try:
             if self.inner is not None:
                 with self.inner(host):
-                    yield
+                    yield request.sent
             else:
-                yield
+                yield request.sent
         finally:
-            self._end(host, started)
+            self._end(request)
+
+
+class _Request:
+    def __init__(self, slots: HostSlots, host: str) -> None:
+        self.slots, self.host = slots, host
+        self.sent_at: float | None = None
+
+    def sent(self) -> None:
+        self.slots._sent(self)
 
 
 @dataclass

@@ -36,9 +36,10 @@ _current = threading.local()  # the Call of this thread's request in flight (req
 class Call:
     """One request: the addresses its host may be reached at, and its deadline watch."""
 
-    def __init__(self, addresses: Addresses, deadline: float) -> None:
+    def __init__(self, addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> None:
         self.addresses = addresses
         self.deadline = deadline
+        self.on_sent = on_sent  # told once the request's bytes are written (the per-host delay counts from then)
         self.expired = False
         self._lock = threading.Lock()
         self._done = False
@@ -124,8 +125,8 @@ def _shutdown(sock: socket.socket | None) -> None:
 
 
 @contextmanager
-def call(addresses: Addresses, deadline: float) -> Iterator[Call]:
-    current = Call(addresses, deadline)
+def call(addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> Iterator[Call]:
+    current = Call(addresses, deadline, on_sent)
     previous = getattr(_current, "call", None)
     _current.call = current
     _watchdog.watch(current)
@@ -180,6 +181,8 @@ class _Pinned:
         if current is not None:
             current.attach(self)  # type: ignore[arg-type]
         super().request(*args, **kwargs)  # type: ignore[misc]
+        if current is not None and current.on_sent is not None:
+            current.on_sent()
 
 
 class PinnedHTTPConnection(_Pinned, HTTPConnection):

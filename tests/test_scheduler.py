@@ -109,17 +109,17 @@ def test_politeness_not_threads_bounds_the_crawl_and_every_host_keeps_its_limits
     bound = REQUESTS_PER_HOST * DELAY
     assert wall < 2.0 * bound, f"{wall:.1f} s for a bound of {bound} s"
     print(f"{HOSTS} hosts: wall {wall:.2f} s, bound {bound} s, portal's shortest gap {portal.politeness_from_log(served)['min_gap_s']} s")
-    # every request the portal saw went through the per-host gate, which kept the limits exactly
+    # every request the portal saw went through the per-host gate, which kept the limits exactly (from each send)
     assert slots.log is not None and len(slots.log) == len(served)
     kept = portal.politeness_from_log(slots.log)
     assert kept["max_in_flight"] <= 2
     assert kept["min_gap_s"] >= DELAY
     # as the portal saw them: no host had more in flight, none had two requests closer together than the delay
-    # (less the jitter between a request's start in the crawler and its arrival in the other process: a few ms on a
-    # quiet machine, up to a few hundred on this 2-core one shared with other jobs)
+    # (the delay counts from when a request was sent, so a request held up in the crawler cannot arrive close behind
+    # the next; what is left is how late the portal's own process reads a request: tens of ms on a loaded machine)
     seen = portal.politeness_from_log(served)
     assert seen["max_in_flight"] <= 2
-    assert seen["min_gap_s"] >= DELAY * 0.5
+    assert seen["min_gap_s"] >= DELAY - 0.1
     assert scheduler.stats.robots_steps == HOSTS  # one robots.txt per host, each a turn of its own
 
     # a second run sends only conditional requests, and keeps the limits the same way
