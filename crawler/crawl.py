@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,15 +100,67 @@ class Limits:
     deadline_s: float | None = None
 
 
-def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> PageResult:
+@dataclass(frozen=True)
+class Fetch:
+    """A step of a unit of work: fetch this URL (sent back: the Response; a FetchError is raised at the yield)."""
+
+    url: str
+    validators: dict[str, str] | None = None
+    method: str = "GET"
+    data: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class IngestFile:
+    """A step of a unit of work: hand these bytes to the ingest path (sent back: its IngestOutcome)."""
+
+    data: bytes
+    name: str
+    url: str
+    agency: str | None
+    year: int | None
+    portal: Portal
+
+
+# A unit of work as steps: it yields what it needs (a fetch, an ingest) and is sent the answer. Whoever drives it
+# decides where each step runs: `run_steps` in this thread, crawler.scheduler on a host's turn and in the ingest pool.
+Steps = Generator["Fetch | IngestFile", Any, Any]
+
+
+def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
+    """Drive a unit of work in this thread: each fetch through ctx.fetch, each file through ctx.ingest."""
+    value: Any = None
+    error: FetchError | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return done.value
+        value, error = None, None
+        if isinstance(step, Fetch):
+            try:
+                value = ctx.fetch(portal, step.url, validators=step.validators, method=step.method, data=step.data)
+            except FetchError as exc:
+                error = exc
+        else:
+            value = ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year, portal=step.portal)
+
+
+def page_steps(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Generator[Fetch, Any, PageResult]:
     """Fetch and parse one listing page. A first page that is not modified returns the listing cached last time."""
     cached = ctx.state.get(request.url) if request.is_first else None
     validators = ctx.state.validators(request.url) if cached and cached.get("derived") is not None else None
-    resp = ctx.fetch(portal, request.url, validators=validators, method=request.method, data=request.data)
+    resp: Response = yield Fetch(request.url, validators, request.method, request.data)
     if resp.not_modified and cached:
         return PageResult(portal.id, [Candidate(**c) for c in cached["derived"]], [], True, resp)
     page = parser_for(portal.cms)(portal, request, resp.text(), resp.url)
     return PageResult(portal.id, page.candidates, page.next, False, resp)
+
+
+def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> PageResult:
+    """Fetch and parse one listing page, in this thread (FetchError when it cannot be fetched)."""
+    result: PageResult = run_steps(ctx, portal, page_steps(ctx, portal, request))
+    return result
 
 
 def commit_listing(ctx: CrawlContext, url: str, first: PageResult, candidates: Iterable[Candidate]) -> None:
@@ -134,17 +186,17 @@ def wanted(ctx: CrawlContext, verdict: TitleVerdict) -> bool:
 
 def _fetch_and_ingest(
     ctx: CrawlContext, portal: Portal, url: str, title: str | None, verdict: TitleVerdict, *, response: Response | None = None
-) -> IngestOutcome:
+) -> Steps:
     agency = verdict.agency or portal.agency
     try:
-        resp = response or ctx.fetch(portal, url, validators=ctx.state.validators(url))
+        resp = response or (yield Fetch(url, ctx.state.validators(url)))
     except Refused as exc:
         return fetch_outcome(portal, url, title, "refused", verdict, agency, exc.reason)
     except FetchError as exc:
         return fetch_outcome(portal, url, title, "fetch_failed", verdict, agency, exc.reason)
     if resp.not_modified:
         return fetch_outcome(portal, url, title, "not_modified", verdict, agency)
-    outcome = ctx.ingest(resp.content, name=resp.filename, url=resp.url, agency=agency, year=verdict.year, portal=portal)
+    outcome: IngestOutcome = yield IngestFile(resp.content, resp.filename, resp.url, agency, verdict.year, portal)
     if outcome.outcome != "failed":  # a crashed extractor gets the file again next run
         ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified)
     # the listing's view of the file: the URL asked for, its title, what the registry and title say
@@ -152,17 +204,23 @@ def _fetch_and_ingest(
 
 
 def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict | None = None) -> list[IngestOutcome]:
+    """One report of a listing, in this thread (see item_steps)."""
+    results: list[IngestOutcome] = run_steps(ctx, portal, item_steps(ctx, portal, candidate, verdict))
+    return results
+
+
+def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict | None = None) -> Steps:
     """One report of a listing: the document itself, or its detail page (when it is the report) and its attachments.
     `verdict`: the listing title's classification, when the caller already made it."""
     verdict = verdict or classify_title(candidate.title)
     if not ctx.first_time(candidate.url):
         return []
     if looks_like_document(candidate.url):
-        return [_fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict)]
+        return [(yield from _fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict))]
     cached = ctx.state.get(candidate.url)
     validators = ctx.state.validators(candidate.url) if cached and cached.get("derived") else None
     try:
-        resp = ctx.fetch(portal, candidate.url, validators=validators)
+        resp = yield Fetch(candidate.url, validators)
     except FetchError as exc:
         outcome = "refused" if isinstance(exc, Refused) else "fetch_failed"
         return [fetch_outcome(portal, candidate.url, candidate.title, outcome, verdict, reason=exc.reason)]
@@ -175,10 +233,10 @@ def listing_item(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdic
         if verdict.agency is None and detail.agency:  # a title without its agency: the page's 发布机构 / ContentSource
             verdict = replace(verdict, agency=detail.agency)
         if detail.body_is_report or not detail.attachments:
-            results.append(_fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict, response=resp))
+            results.append((yield from _fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict, response=resp)))
     for url, _link_text in detail.attachments:
         if ctx.first_time(url):
-            results.append(_fetch_and_ingest(ctx, portal, url, candidate.title, verdict))
+            results.append((yield from _fetch_and_ingest(ctx, portal, url, candidate.title, verdict)))
     # a refusal (robots.txt, foreign host) is policy, not failure: it does not make the page be fetched in full again
     if all(r.outcome in (*INGESTED[:5], "not_modified", "refused") for r in results) and not resp.not_modified:
         ctx.state.commit(candidate.url, etag=resp.etag, last_modified=resp.last_modified, derived=detail.to_dict())

@@ -36,9 +36,10 @@ _current = threading.local()  # the Call of this thread's request in flight (req
 class Call:
     """One request: the addresses its host may be reached at, and its deadline watch."""
 
-    def __init__(self, addresses: Addresses, deadline: float) -> None:
+    def __init__(self, addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> None:
         self.addresses = addresses
         self.deadline = deadline
+        self.on_sent = on_sent  # told once the request's bytes are written (the per-host delay counts from then)
         self.expired = False
         self._lock = threading.Lock()
         self._done = False
@@ -81,14 +82,22 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Call]] = []
         self._thread: threading.Thread | None = None
+        self._pushed = 0
 
     def watch(self, current: Call) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + current.deadline, id(current), current))
+            due = time.monotonic() + current.deadline
+            self._pushed += 1
+            if self._pushed % 4096 == 0:  # calls long finished would stay until their deadline: drop them
+                self._heap = [entry for entry in self._heap if not entry[2]._done]
+                heapq.heapify(self._heap)
+            earliest = not self._heap or due < self._heap[0][0]
+            heapq.heappush(self._heap, (due, id(current), current))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="gongkai-fetch-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if earliest:  # the watchdog sleeps until the earliest deadline: wake it only when that changed
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
@@ -116,8 +125,8 @@ def _shutdown(sock: socket.socket | None) -> None:
 
 
 @contextmanager
-def call(addresses: Addresses, deadline: float) -> Iterator[Call]:
-    current = Call(addresses, deadline)
+def call(addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> Iterator[Call]:
+    current = Call(addresses, deadline, on_sent)
     previous = getattr(_current, "call", None)
     _current.call = current
     _watchdog.watch(current)
@@ -172,6 +181,8 @@ class _Pinned:
         if current is not None:
             current.attach(self)  # type: ignore[arg-type]
         super().request(*args, **kwargs)  # type: ignore[misc]
+        if current is not None and current.on_sent is not None:
+            current.on_sent()
 
 
 class PinnedHTTPConnection(_Pinned, HTTPConnection):

@@ -1,6 +1,7 @@
-"""Nightly and backfill crawls on Prefect: the crawler's walk (crawler.crawl.Walk) driven with a task per
-listing page and per listing item (a report's detail page and its attachments); every downloaded file
-through the one ingest path (flows.pipeline.Pipeline).
+"""Nightly and backfill crawls on Prefect: the crawler's walk (crawler.crawl.Walk) driven by the crawl scheduler
+(crawler.scheduler: per-host queues, no thread waits on a host's delay) over listing pages and listing items (a
+report's detail page and its attachments); every downloaded file through the one ingest path
+(flows.pipeline.Pipeline).
 
 A portal that fails (down, robots.txt unreachable, a listing page that keeps failing) is recorded in
 the run summary and does not stop the others; nothing of it is remembered, so the next run retries.
@@ -11,35 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from queue import SimpleQueue
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
-from gongkai.crawler.adapters import Candidate, PageRequest
-from gongkai.crawler.crawl import (
-    CrawlContext,
-    ItemJob,
-    Limits,
-    PageJob,
-    PageResult,
-    Walk,
-    listing_item,
-    listing_page,
-)
-from gongkai.crawler.fetcher import Fetcher, FetchError
+from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
+from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
+from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
 from gongkai.crawler.state import CrawlState
-from gongkai.extractors.report_meta import TitleVerdict
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
 from gongkai.settings import Settings, load_settings
@@ -48,7 +34,7 @@ from gongkai.warehouse.runs import RecordedRun
 
 # portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
 FAILED_PORTAL = ("failed", "empty")
-# threads of the flows' task runner; how many tasks are in flight is GONGKAI_CRAWL_WORKERS (the driver's bound)
+# threads of the flows' task runner; the crawl's requests in flight are GONGKAI_CRAWL_WORKERS (the scheduler's threads)
 MAX_THREADS = 64
 
 
@@ -71,10 +57,12 @@ class Politeness:
         return cls(**(settings.politeness() | {k: v for k, v in overrides.items() if v is not None}))
 
     def fetcher(self, hosts: frozenset[str]) -> Fetcher:
-        gate = None
+        inner = None
         if self.prefect_limits:
             ensure_host_limits(sorted(hosts), self.concurrency, self.delay)
-            gate = PrefectHostGate(self.delay)
+            inner = PrefectHostGate(self.delay)
+        # the crawl scheduler's per-host slots: the scheduler gives turns, every request of the fetcher takes one
+        gate = HostSlots(self.concurrency, self.delay, inner=inner)
         return Fetcher(hosts, delay=self.delay, concurrency=self.concurrency, timeout=(self.connect_timeout, self.read_timeout),
                        retries=self.retries, backoff=self.backoff, max_bytes=self.max_bytes, gate=gate)
 
@@ -93,73 +81,16 @@ def _notify(event: str, n: int = 1) -> None:
         _progress(event, n)
 
 
-@task(name="listing page", cache_policy=NO_CACHE, retries=0)
-def listing_page_task(ctx: CrawlContext, portal: Portal, request: PageRequest) -> PageResult:
-    try:
-        return listing_page(ctx, portal, request)
-    except FetchError as exc:  # expected (a portal down): a result, not a failed task
-        return PageResult(portal.id, [], [], error=str(exc))
-
-
-@task(name="listing item", cache_policy=NO_CACHE, retries=0)
-def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict) -> list[IngestOutcome]:
-    return listing_item(ctx, portal, candidate, verdict)
-
-
-def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8, limits: Limits | None = None) -> dict[str, Any]:
-    """Drive the crawler's walk with Prefect tasks, at most `workers` in flight: the pages of one listing in order
-    (each asked for once the page before it is read), listings, portals and items side by side."""
+def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8, limits: Limits | None = None,
+                  ingest_workers: int = 2) -> dict[str, Any]:
+    """Drive the crawler's walk with the crawl scheduler (crawler.scheduler): per-host queues, each host given a turn
+    when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`
+    threads beside them with a bounded backlog."""
     walk = Walk(ctx, portals, limits)
-    backlog_pages: deque[PageJob] = deque(walk.start())
-    backlog_items: deque[ItemJob] = deque()
-    pages: dict[PrefectFuture[PageResult], PageJob] = {}
-    items: dict[PrefectFuture[list[IngestOutcome]], ItemJob] = {}
-    finished: SimpleQueue[PrefectFuture[Any]] = SimpleQueue()
-
-    def fill() -> None:
-        """Submit waiting work up to the bound: listing pages first (they find the items); none for a portal past
-        its deadline (the walk records it)."""
-        while len(pages) + len(items) < workers and (backlog_pages or backlog_items):
-            if backlog_pages:
-                page = backlog_pages.popleft()
-                if walk.expired(page.portal):
-                    walk.page_skipped(page)
-                    continue
-                future: PrefectFuture[Any] = listing_page_task.submit(quote(ctx), page.portal, page.request)  # type: ignore[call-overload]
-                pages[future] = page
-            else:
-                item = backlog_items.popleft()
-                if walk.expired(item.portal):
-                    walk.item_skipped(item)
-                    _notify("done")
-                    continue
-                future = listing_item_task.submit(quote(ctx), item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
-                items[future] = item
-            future.add_done_callback(finished.put)
-
-    fill()
-    while pages or items:
-        done = finished.get()
-        if done in pages:
-            page = pages.pop(done)
-            try:
-                result, error = done.result(), None
-            except Exception as exc:  # this portal is down for this run; the others go on
-                result, error = None, f"{type(exc).__name__}: {exc}"
-            next_pages, new_items = walk.page_done(page, result, error)
-            backlog_pages.extend(next_pages)
-            backlog_items.extend(new_items)
-            if new_items:
-                _notify("submitted", len(new_items))
-        else:
-            item = items.pop(done)
-            try:
-                walk.item_done(item, done.result())
-            except Exception as exc:
-                walk.item_done(item, None, f"{type(exc).__name__}: {exc}")
-            _notify("done")
-        fill()
-    return walk.summary()
+    scheduler = CrawlScheduler(ctx, host_slots(ctx.fetcher), workers=workers, ingest_workers=ingest_workers,
+                               pages=page_steps, items=item_steps, listener=_notify)
+    scheduler.run(walk)
+    return walk.summary() | {"scheduler": asdict(scheduler.stats)}
 
 
 def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Settings) -> Pipeline:
@@ -212,7 +143,8 @@ def run_crawl(
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                frozenset(years) if years else None)
-            summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits)
+            summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
+                                    ingest_workers=max(1, settings.extract_processes) + 1)
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))

@@ -331,7 +331,7 @@ def test_a_crashed_item_counts_as_a_failure_of_the_run(demo: DemoPortal, tmp_pat
     def crash(*_args: Any) -> list[Any]:
         raise RuntimeError("a parser bug")
 
-    monkeypatch.setattr(crawl_flows, "listing_item", crash)
+    monkeypatch.setattr(crawl_flows, "item_steps", crash)
     db_url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     summary = crawl_flows.backfill_flow(years=[2023], agencies=["demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),
                                         demo_port=demo.port, state_file=str(tmp_path / "state.json"), politeness=POLITENESS)

@@ -1,0 +1,300 @@
+"""Polite-crawl benchmark: N agencies, each on its own host (its own loopback port), a 1 s politeness delay and
+100 ms latency per response; does politeness, not the number of threads, bound the crawl?
+
+    .venv/bin/python benchmarks/bench_polite_crawl.py                        # 100 and 1,000 hosts, crawl only
+    .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 100 --full     # the nightly flow end to end
+
+The portal is benchmarks/bench_crawl.py's (a TRS column of 5 reports per agency: 11 requests per host with its
+robots.txt), served by one asyncio process listening on N ports, logging every request's start and end.
+Reported per size: requests, wall, the politeness bound (the busiest host's requests × delay), efficiency
+(bound ÷ wall), the second (no-change) run, peak RSS of the crawling process, and from the portal's log the
+most requests one host had in flight and the shortest gap between two request starts to one host.
+
+Crawl only (default): the real scheduler, fetcher (robots.txt, pinned connections, conditional GETs), listing
+walk and crawl state; each file is archived (sha256) instead of extracted, so the figure is the crawl's own.
+--full: the nightly flow (Prefect, extraction in the process pool, DuckDB): with unique documents extraction is
+the bound (about 0.13 CPU-s per report), the crawl runs beside it with a bounded backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_crawl  # noqa: E402  (the portal's pages and documents)
+
+DELAY = 1.0
+LATENCY = 0.1
+CONCURRENCY = 2
+
+
+# --- the portal: one process, N ports --------------------------------------------------------------------
+
+def _docx(agency: int, year: int) -> bytes:
+    """The DOCX made unique through its zip comment (rezipping per request would cost the portal a core)."""
+    data = bench_crawl.base("shanghai-szfbgt-2019-libreoffice.docx")
+    tag = f"gongkai-bench agency {agency} year {year}".encode()
+    if data[-22:-18] != b"PK\x05\x06":  # a zip with a comment of its own: fall back to rezipping
+        return bench_crawl.unique("shanghai-szfbgt-2019-libreoffice.docx", "docx", agency, year)
+    return data[:-2] + len(tag).to_bytes(2, "little") + tag
+
+
+def route(path: str) -> tuple[bytes | None, str]:
+    m = bench_crawl.ROUTE.match(path)
+    if m and m.group(5) == "docx":
+        return _docx(int(m.group(1)), int(m.group(4))), "application/octet-stream"
+    if path == "/robots.txt":
+        return b"User-agent: *\nAllow: /\n", "text/plain"
+    if not m:
+        return None, ""
+    agency = int(m.group(1))
+    if m.group(3):
+        return bench_crawl.detail(agency, int(m.group(3)))
+    if m.group(4):
+        year, ext = int(m.group(4)), m.group(5)
+        name = next(n for n, k in bench_crawl.KINDS if k == ext)
+        return bench_crawl.unique(name, ext, agency, year), "application/octet-stream"
+    return bench_crawl.listing(agency, int(m.group(2) or 0)), "text/html; charset=utf-8"
+
+
+def portal(n: int, latency: float, ports_out: Any, control: Any) -> None:
+    """Serve N ports until told to stop; on "log", send back every request as (port, start, end)."""
+    log: list[tuple[int, float, float]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                start = time.monotonic()
+                _method, path, _ = line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    key, _, value = h.decode("latin-1").partition(":")
+                    headers[key.strip().lower()] = value.strip()
+                if int(headers.get("content-length") or 0):
+                    await reader.readexactly(int(headers["content-length"]))
+                await asyncio.sleep(latency)
+                body, ctype = route(path)
+                if body is None:
+                    head, body = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", b""
+                elif headers.get("if-none-match") == bench_crawl.ETAG:
+                    head, body = f"HTTP/1.1 304 Not Modified\r\nETag: {bench_crawl.ETAG}\r\nContent-Length: 0\r\n\r\n", b""
+                else:
+                    head = (f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nETag: {bench_crawl.ETAG}\r\n"
+                            f"Content-Length: {len(body)}\r\n\r\n")
+                writer.write(head.encode() + body)
+                await writer.drain()
+                log.append((port, start, time.monotonic()))
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        servers = []
+        for _ in range(n):
+            holder: dict[str, int] = {}
+            server = await asyncio.start_server(lambda r, w, h=holder: handle(r, w, h["port"]), "127.0.0.1", 0, backlog=64)
+            holder["port"] = server.sockets[0].getsockname()[1]
+            servers.append((server, holder["port"]))
+        ports_out.send([p for _, p in servers])
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, control.recv)
+            if command == "log":
+                control.send(list(log))
+                log.clear()
+            else:
+                break
+
+    asyncio.run(main())
+
+
+def politeness_from_log(log: list[tuple[Any, float, float]]) -> dict[str, float | int]:
+    """The most requests one host had in flight at once, and the shortest gap between two starts to one host."""
+    by_port: dict[Any, list[tuple[float, float]]] = defaultdict(list)
+    for port, start, end in log:
+        by_port[port].append((start, end))
+    most, gap = 0, float("inf")
+    for spans in by_port.values():
+        spans.sort()
+        starts = [s for s, _ in spans]
+        gap = min([gap, *(b - a for a, b in zip(starts, starts[1:], strict=False))])
+        events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+        now = 0
+        for _, step in events:
+            now += step
+            most = max(most, now)
+    busiest = max((len(v) for v in by_port.values()), default=0)
+    return {"max_in_flight": most, "min_gap_s": round(gap, 4), "busiest_host_requests": busiest}
+
+
+# --- the crawl ---------------------------------------------------------------------------------------------
+
+def registry(ports: list[int]) -> str:
+    return "".join(
+        f'[[portal]]\nid = "bench-{i}"\nagency = "示例市第{i}局"\ndivision_code = "{110000 + i:06d}"\nlevel = "department"\n'
+        f'cms = "trs"\nlisting = ["http://127.0.0.1:{port}/a{i}/index.html"]\nhosts = ["127.0.0.1:{port}"]\n\n'
+        for i, port in enumerate(ports)
+    )
+
+
+def crawl_only(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
+    """One nightly through the scheduler and the real fetcher, each file archived instead of extracted."""
+    from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+    from gongkai.crawler.fetcher import Fetcher
+    from gongkai.crawler.registry import all_hosts, load_registry
+    from gongkai.crawler.scheduler import CrawlScheduler, HostSlots
+    from gongkai.crawler.state import CrawlState
+    from gongkai.warehouse import IngestOutcome, open_archive
+
+    portals = load_registry(reg)
+    archive = open_archive(folder / "archive")
+
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    slots = HostSlots(CONCURRENCY, DELAY, record=True)
+    fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
+    state = CrawlState(folder / "state.json")
+    ctx = CrawlContext(fetcher, state, ingest)
+    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8)  # archive writes: I/O, not CPU
+    walk = scheduler.run(Walk(ctx, portals, Limits()))
+    state.save()
+    counts: dict[str, int] = defaultdict(int)
+    for doc in walk.documents:
+        counts[doc.outcome] += 1
+    kept = politeness_from_log(slots.log or [])
+    return {"requests": fetcher.requests_sent, "counts": dict(counts), "scheduler": scheduler.stats.__dict__,
+            "client_min_gap_s": kept["min_gap_s"], "client_max_in_flight": kept["max_in_flight"]}
+
+
+def full_nightly(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
+    os.environ["GONGKAI_CRAWL_WORKERS"] = str(workers)
+    from gongkai.settings import quiet_prefect
+
+    quiet_prefect()
+    from gongkai.flows.crawl import nightly_flow
+
+    summary = nightly_flow(db_url=f"duckdb:///{folder}/bench.duckdb", archive_location=f"{folder}/archive", registry_file=str(reg),
+                           state_file=f"{folder}/state.json",
+                           politeness={"delay": DELAY, "concurrency": CONCURRENCY, "retries": 1, "backoff": 0.1})
+    return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler")}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of its reaped children (extraction workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def raise_fd_limit(need: int) -> tuple[int, int]:
+    """Ports and connections are file descriptors: lift the soft limit to the hard one when it is short."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+class PeakFiles:
+    """The most file descriptors this process (the crawler) held open, sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def measure(n: int, full: bool, workers: int) -> dict[str, Any]:
+    fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
+    files = PeakFiles()
+    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
+    control, control_child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=portal, args=(n, LATENCY, ports_out, control_child), daemon=True)
+    server.start()
+    ports = ports_in.recv()
+    run = full_nightly if full else crawl_only
+    if full:  # start Prefect's ephemeral server outside the timed runs
+        from prefect import flow
+
+        flow(name="bench-warm-up")(lambda: None)()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gongkai-polite-") as tmp:
+        reg = Path(tmp) / "registry.toml"
+        reg.write_text(registry(ports), "utf-8")
+        os.environ["GONGKAI_DATA"] = tmp
+        for _ in range(2):  # the first nightly, then one with nothing changed (conditional requests only)
+            started, cpu = time.perf_counter(), _cpu()
+            out = run(reg, Path(tmp), workers)
+            wall, cpu = time.perf_counter() - started, _cpu() - cpu
+            control.send("log")
+            checked = politeness_from_log(control.recv())
+            bound = checked["busiest_host_requests"] * DELAY
+            results.append(out | checked | {"wall_s": round(wall, 2), "bound_s": bound, "efficiency": round(bound / wall, 3),
+                                            "crawler_cpu_s": round(cpu, 1)})
+    control.send("stop")
+    server.join(5)
+    return {"hosts": n, "full": full, "workers": workers, "first": results[0], "second": results[1], "fd_limit": fd_limit,
+            "peak_open_files": files.stop(),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000], help="host counts")
+    parser.add_argument("--full", action="store_true", help="the nightly flow end to end (extraction, DuckDB)")
+    parser.add_argument("--workers", type=int, default=256, help="requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.full, args.workers)))
+        return 0
+    print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
+          f"{'CPU s':>6} {'peak MB':>7} {'load':>5}  outcomes")
+    for n in args.sizes:
+        cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers)] + (["--full"] if args.full else [])
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        for label in ("first", "second"):
+            x = r[label]
+            print(f"{n:>5} {label:>6} {x['requests']:>8} {x['wall_s']:>7} {x['bound_s']:>7} {x['efficiency']:>6} "
+                  f"{x['max_in_flight']:>9} {x['min_gap_s']:>9} {x['crawler_cpu_s']:>6} {r['peak_rss_mb']:>7} {r['load_avg']:>5.1f}  {x['counts']}", flush=True)
+        print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
+              f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,533 @@
+"""The crawl scheduler: politeness, not threads, bounds the crawl.
+
+A run's work (listing pages, listing items: crawler.crawl's step generators) waits in per-host queues. A host is
+released when its turn has come (fewer than `concurrency` requests in flight and `delay` seconds since its last
+request started); only then does a worker thread take its next fetch. No worker ever sleeps out a host's delay:
+while one host waits, the workers serve the others, so a run over thousands of hosts keeps them all busy at
+once and each at exactly its limit.
+
+- HostSlots is the per-host gate, shared by the scheduler (which reserves a host's turn without waiting) and the
+  fetcher (every request it sends goes through it). A request the scheduler reserved starts at once; any other
+  (a redirect hop, a retry after its backoff) waits in its thread for the host's turn, as before. robots.txt is
+  fetched as a step of its own, so a host's first page does not wait a delay behind it.
+- The fetcher is unchanged: robots.txt, the host allow-list, pinned connections, retries, conditional GETs.
+- Files go to the ingest path (extraction in the one bounded process pool) on a few threads of their own, fed
+  from a bounded backlog: when extraction falls behind, no new item is fetched (listing pages still are) until
+  it catches up, so memory stays flat however many hosts are crawled.
+
+One driver thread (the caller's) owns the Walk and every queue; workers only run steps and report back.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from gongkai.crawler import urls
+from gongkai.crawler.crawl import CrawlContext, Fetch, IngestFile, ItemJob, PageJob, Steps, Walk, item_steps, page_steps
+from gongkai.crawler.fetcher import FetchError
+from gongkai.crawler.registry import Portal
+
+log = logging.getLogger(__name__)
+
+Gate = Callable[[str], AbstractContextManager[Any]]
+
+
+@dataclass
+class _Host:
+    delay: float
+    in_flight: int = 0  # requests started or reserved, not yet finished
+    sending: int = 0  # requests started and not yet sent
+    last_start: float = -math.inf  # when the last request was sent
+    next_start: float = -math.inf  # the earliest the next turn may be given (reservations included)
+
+
+@dataclass
+class Reservation:
+    """A host's turn, given to one step by the scheduler; used by the step's first request or given back."""
+
+    host: str
+    previous: float  # the host's next_start before this turn
+    promised: float  # the next_start this turn set
+    used: bool = False
+
+
+class HostSlots:
+    """Per host: at most `concurrency` requests in flight, and `delay` seconds between request starts (a robots.txt
+    Crawl-delay lengthens it). Every start is checked against the last actual start, so the delay holds exactly even
+    when a worker picks its turn up late. `on_release(host)` is called whenever a host may have a turn again."""
+
+    def __init__(self, concurrency: int, delay: float, *, inner: Gate | None = None,
+                 on_release: Callable[[str], None] | None = None, record: bool = False) -> None:
+        self.concurrency, self.delay = concurrency, delay
+        # every request as (host, start, end) when asked for (tests, the benchmark): the limits as kept here
+        self.log: list[tuple[str, float, float]] | None = [] if record else None
+        self.inner = inner  # e.g. Prefect's global limits, across processes; taken inside this gate
+        self.on_release = on_release
+        self._cond = threading.Condition()
+        self._hosts: dict[str, _Host] = {}
+        self._local = threading.local()
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(self.delay)
+        return state
+
+    def respect_crawl_delay(self, host: str, seconds: float) -> None:
+        with self._cond:
+            state = self._host(host)
+            state.delay = max(state.delay, seconds)
+
+    def delay_of(self, host: str) -> float:
+        with self._cond:
+            return self._host(host).delay
+
+    def try_reserve(self, host: str, now: float | None = None) -> Reservation | float:
+        """The host's turn now, or when to ask again (math.inf: when one of its requests is sent or ends)."""
+        now = time.monotonic() if now is None else now
+        with self._cond:
+            state = self._host(host)
+            if state.in_flight >= self.concurrency or state.sending:
+                return math.inf
+            if now < state.next_start:
+                return state.next_start
+            turn = Reservation(host, state.next_start, now + state.delay)
+            state.in_flight += 1
+            state.next_start = turn.promised
+            return turn
+
+    @contextmanager
+    def holding(self, turn: Reservation | None) -> Iterator[None]:
+        """Run a step with its turn: the step's first request to the turn's host uses it; unused, it is given back."""
+        self._local.turn = turn
+        try:
+            yield
+        finally:
+            self._local.turn = None
+            if turn is not None and not turn.used:
+                self.give_back(turn)
+
+    def give_back(self, turn: Reservation) -> None:
+        with self._cond:
+            state = self._host(turn.host)
+            state.in_flight -= 1
+            if state.next_start == turn.promised:  # nobody took a turn after it: as if it had not been given
+                state.next_start = max(turn.previous, state.last_start + state.delay)
+            self._cond.notify_all()
+        if self.on_release:
+            self.on_release(turn.host)
+
+    def _start(self, host: str) -> _Request:
+        """Wait (if need be) until this request may be sent. A request counts from when its bytes were sent (its
+        `sent()`, called by the transport): the next one to the host waits for that, so a request held up in this
+        process between its turn and the wire (a busy CPU, a slow connect) can never arrive close behind another."""
+        turn: Reservation | None = getattr(self._local, "turn", None)
+        with self._cond:
+            state = self._host(host)
+            if turn is not None and turn.host == host and not turn.used:
+                turn.used = True
+                self._local.turn = None
+                # counted in flight since it was reserved; the delay is kept from the last request actually sent
+                while state.sending or (wait := state.last_start + state.delay - time.monotonic()) > 0:
+                    self._cond.wait(None if state.sending else wait)
+            else:  # not a scheduled turn (a redirect hop, a retry): wait for the host in this thread
+                while True:
+                    now = time.monotonic()
+                    if state.in_flight < self.concurrency and not state.sending and now >= state.next_start:
+                        break
+                    busy = state.in_flight >= self.concurrency or state.sending
+                    self._cond.wait(None if busy else state.next_start - now)
+                state.in_flight += 1
+            state.sending += 1
+            state.next_start = max(state.next_start, time.monotonic() + state.delay)
+            return _Request(self, host)
+
+    def _sent(self, request: _Request) -> None:
+        with self._cond:
+            if request.sent_at is not None:
+                return
+            state = self._host(request.host)
+            now = request.sent_at = time.monotonic()
+            state.sending -= 1
+            state.last_start = now
+            state.next_start = max(state.next_start, now + state.delay)
+            self._cond.notify_all()
+        if self.on_release:
+            self.on_release(request.host)
+
+    def _end(self, request: _Request) -> None:
+        self._sent(request)  # never sent (no connection): counted as sent now, the delay kept from here
+        with self._cond:
+            self._host(request.host).in_flight -= 1
+            if self.log is not None:
+                assert request.sent_at is not None
+                self.log.append((request.host, request.sent_at, time.monotonic()))
+            self._cond.notify_all()
+        if self.on_release:
+            self.on_release(request.host)
+
+    @contextmanager
+    def __call__(self, host: str) -> Iterator[Callable[[], None]]:
+        """The fetcher's gate: `with slots(host) as sent:` around each request; `sent()` once its bytes are out."""
+        request = self._start(host)
+        try:
+            if self.inner is not None:
+                with self.inner(host):
+                    yield request.sent
+            else:
+                yield request.sent
+        finally:
+            self._end(request)
+
+
+class _Request:
+    def __init__(self, slots: HostSlots, host: str) -> None:
+        self.slots, self.host = slots, host
+        self.sent_at: float | None = None
+
+    def sent(self) -> None:
+        self.slots._sent(self)
+
+
+@dataclass
+class _Unit:
+    """One page or item job under way: its steps and the step it waits on."""
+
+    job: PageJob | ItemJob
+    steps: Steps
+    step: Fetch | IngestFile | None = None
+
+    @property
+    def portal(self) -> Portal:
+        return self.job.portal
+
+
+@dataclass
+class _Queue:
+    """A host's waiting work: units under way first (they hold memory), then listing pages, then items."""
+
+    units: deque[_Unit] = field(default_factory=deque)
+    pages: deque[PageJob] = field(default_factory=deque)
+    items: deque[ItemJob] = field(default_factory=deque)
+
+    def __bool__(self) -> bool:
+        return bool(self.units or self.pages or self.items)
+
+
+def host_of(url: str) -> str | None:
+    """The politeness key (host[:port]) a URL is sent to; None when the URL is refused before any request."""
+    try:
+        return urls.parse(url).key
+    except urls.BadURL:
+        return None
+
+
+def origin_of(url: str) -> str | None:
+    try:
+        return urls.parse(url).origin
+    except urls.BadURL:
+        return None
+
+
+@dataclass
+class SchedulerStats:
+    fetch_steps: int = 0
+    robots_steps: int = 0
+    ingests: int = 0
+    peak_fetching: int = 0
+    peak_ingest_backlog: int = 0
+    throttled: int = 0  # times an item waited because extraction was behind
+
+
+class CrawlScheduler:
+    """Runs one Walk: `workers` threads fetch (one request each at a time, never waiting on a delay), `ingest_workers`
+    threads hand files to the ingest path, at most `ingest_backlog` files wait for them."""
+
+    def __init__(self, ctx: CrawlContext, slots: HostSlots, *, workers: int = 64, ingest_workers: int = 2,
+                 ingest_backlog: int | None = None, pages: Callable[..., Steps] = page_steps,
+                 items: Callable[..., Steps] = item_steps, listener: Callable[[str, int], None] | None = None) -> None:
+        self.ctx, self.slots = ctx, slots
+        self.workers, self.ingest_workers = max(1, workers), max(1, ingest_workers)
+        # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
+        self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
+        self.page_steps, self.item_steps = pages, items
+        self.listener = listener
+        self.stats = SchedulerStats()
+        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._queues: dict[str | None, _Queue] = {}
+        self._due: list[tuple[float, int, str | None]] = []  # hosts with waiting work, by when to look at them next
+        self._scheduled: set[str | None] = set()
+        self._seq = itertools.count()
+        self._robots_asked: set[str] = set()
+        self._ingest_waiting: deque[_Unit] = deque()
+        self._throttled: set[str | None] = set()  # hosts with only items waiting while extraction is behind
+        self._fetching = self._ingesting = 0
+        self._open = 0  # jobs queued or under way
+        slots.on_release = self._released  # one scheduler per run: the slots wake this one
+
+    # -- events from other threads ------------------------------------------------------------------------
+    def _released(self, host: str) -> None:
+        self._events.put(("released", host))
+
+    # -- the driver ---------------------------------------------------------------------------------------
+    def run(self, walk: Walk) -> Walk:
+        self.walk = walk
+        fetch_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gongkai-fetch")
+        ingest_pool = ThreadPoolExecutor(self.ingest_workers, thread_name_prefix="gongkai-ingest")
+        try:
+            self._add(walk.start(), [])
+            while self._open:
+                self._pump(fetch_pool, ingest_pool)
+                timeout = 1.0  # a bound on the wait, whatever happens
+                if self._due and self._fetching < self.workers:
+                    timeout = min(timeout, max(0.0, self._due[0][0] - time.monotonic()))
+                try:
+                    event = self._events.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                self._handle(event)
+                while True:  # take every event waiting before deciding what to start
+                    try:
+                        self._handle(self._events.get_nowait())
+                    except queue.Empty:
+                        break
+        finally:
+            fetch_pool.shutdown(wait=True)
+            ingest_pool.shutdown(wait=True)
+        return walk
+
+    def _add(self, pages: list[PageJob], items: list[ItemJob]) -> None:
+        for page in pages:
+            self._open += 1
+            host = host_of(page.request.url)
+            self._queue(host).pages.append(page)
+            self._schedule(host)
+        for item in items:
+            self._open += 1
+            host = host_of(item.candidate.url)
+            self._queue(host).items.append(item)
+            self._schedule(host)
+        if items and self.listener:
+            self.listener("submitted", len(items))
+
+    def _queue(self, host: str | None) -> _Queue:
+        q = self._queues.get(host)
+        if q is None:
+            q = self._queues[host] = _Queue()
+        return q
+
+    def _schedule(self, host: str | None, when: float = 0.0) -> None:
+        if host not in self._scheduled:
+            self._scheduled.add(host)
+            heapq.heappush(self._due, (when, next(self._seq), host))
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "released":
+            if self._queues.get(event[1]):
+                self._schedule(event[1])
+        elif kind == "robots":
+            self._fetching -= 1
+        elif kind == "fetched":
+            self._fetching -= 1
+            self._advanced(event[1], event[2])
+        elif kind == "ingested":
+            self._ingesting -= 1
+            self._advanced(event[1], event[2])
+            if not self._backed_up():  # extraction caught up: their items may be fetched again
+                for host in self._throttled:
+                    self._schedule(host)
+                self._throttled.clear()
+
+    def _advanced(self, unit: _Unit, outcome: tuple[str, Any, str | None]) -> None:
+        if outcome[0] == "step":
+            self._place(unit, outcome[1])
+        else:
+            self._finish(unit, outcome[1], outcome[2])
+
+    def _place(self, unit: _Unit, step: Fetch | IngestFile) -> None:
+        unit.step = step
+        if isinstance(step, Fetch):
+            host = host_of(step.url)
+            self._queue(host).units.append(unit)
+            self._schedule(host)
+        else:
+            self._ingest_waiting.append(unit)
+            self.stats.peak_ingest_backlog = max(self.stats.peak_ingest_backlog, len(self._ingest_waiting))
+
+    def _finish(self, unit: _Unit, value: Any, error: str | None) -> None:
+        self._open -= 1
+        if isinstance(unit.job, PageJob):
+            pages, items = self.walk.page_done(unit.job, value, error)
+            self._add(pages, items)
+        else:
+            self.walk.item_done(unit.job, value, error)
+            if self.listener:
+                self.listener("done", 1)
+
+    def _start(self, job: PageJob | ItemJob) -> tuple[_Unit, tuple[str, Any, str | None]]:
+        """A job's first step, in the driver (nothing but bookkeeping happens before a unit's first fetch)."""
+        try:
+            if isinstance(job, PageJob):
+                steps = self.page_steps(self.ctx, job.portal, job.request)
+            else:
+                steps = self.item_steps(self.ctx, job.portal, job.candidate, job.verdict)
+        except Exception as exc:
+            return _Unit(job, iter(())), ("done", None, f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
+        unit = _Unit(job, steps)
+        return unit, advance(unit, None, None)
+
+    def _backed_up(self) -> bool:
+        return len(self._ingest_waiting) >= self.ingest_backlog
+
+    def _pump(self, fetch_pool: ThreadPoolExecutor, ingest_pool: ThreadPoolExecutor) -> None:
+        while self._ingest_waiting and self._ingesting < self.ingest_workers:
+            unit = self._ingest_waiting.popleft()
+            self._ingesting += 1
+            self.stats.ingests += 1
+            ingest_pool.submit(self._ingest, unit)
+        now = time.monotonic()
+        while self._due and self._due[0][0] <= now and self._fetching < self.workers:
+            _, _, host = heapq.heappop(self._due)
+            self._scheduled.discard(host)
+            q = self._queues.get(host)
+            if not q:
+                continue
+            backed_up = self._backed_up()
+            if backed_up and not q.pages:
+                self.stats.throttled += 1
+                self._throttled.add(host)
+                continue  # the next "ingested" event looks at this host again
+            turn = None
+            if host is not None:
+                got = self.slots.try_reserve(host, now)
+                if not isinstance(got, Reservation):
+                    if got != math.inf:
+                        self._schedule(host, got)
+                    continue  # else: the end of one of its requests ("released") looks at it again
+                turn = got
+            self._take(host, q, turn, backed_up, fetch_pool)
+            if q:
+                self._schedule(host, now)
+
+    def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
+              fetch_pool: ThreadPoolExecutor) -> None:
+        """Give the host's turn to its next fetch (or to its robots.txt, first)."""
+        while True:
+            unit: _Unit | None = None
+            if q.units and not backed_up:
+                unit = q.units.popleft()
+            elif q.pages:
+                page = q.pages.popleft()
+                if self.walk.expired(page.portal):
+                    self._open -= 1
+                    self.walk.page_skipped(page)
+                    continue
+                unit, outcome = self._start(page)
+            elif q.items and not backed_up:
+                item = q.items.popleft()
+                if self.walk.expired(item.portal):
+                    self._open -= 1
+                    self.walk.item_skipped(item)
+                    if self.listener:
+                        self.listener("done", 1)
+                    continue
+                unit, outcome = self._start(item)
+            else:
+                break
+            if unit.step is None:  # just started: where its first step goes
+                if outcome[0] != "step" or not isinstance(outcome[1], Fetch) or host_of(outcome[1].url) != host:
+                    self._advanced(unit, outcome)  # done at once, or its first fetch is for another queue
+                    continue
+                unit.step = outcome[1]
+            assert isinstance(unit.step, Fetch)
+            origin = origin_of(unit.step.url)
+            # only a host of the unit's portal: any other is refused before a request, its robots.txt never asked for
+            if origin is not None and origin not in self._robots_asked and host in unit.portal.hosts:
+                # the host's first request is its robots.txt: a step of its own, the unit waits for the next turn
+                self._robots_asked.add(origin)
+                q.units.appendleft(unit)
+                self._submit(fetch_pool, self._robots, unit.step.url, turn)
+                self.stats.robots_steps += 1
+                return
+            self._submit(fetch_pool, self._fetch, unit, turn)
+            self.stats.fetch_steps += 1
+            return
+        if turn is not None:
+            self.slots.give_back(turn)
+
+    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: Any) -> None:
+        self._fetching += 1
+        self.stats.peak_fetching = max(self.stats.peak_fetching, self._fetching)
+        pool.submit(fn, *args)
+
+    # -- in worker threads --------------------------------------------------------------------------------
+    def _robots(self, url: str, turn: Reservation | None) -> None:
+        try:
+            with self.slots.holding(turn):
+                self.ctx.fetcher.allowed_by_robots(url)  # read and cached; the unit's fetch judges by it
+        except Exception as exc:  # noqa: BLE001 - the unit's own fetch meets the same problem and reports it
+            log.debug("robots.txt for %s: %s", url, exc)
+        finally:
+            self._events.put(("robots",))
+
+    def _fetch(self, unit: _Unit, turn: Reservation | None) -> None:
+        step = unit.step
+        assert isinstance(step, Fetch)
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            with self.slots.holding(turn):
+                value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
+        except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
+            error = exc
+        self._events.put(("fetched", unit, advance(unit, value, error)))
+
+    def _ingest(self, unit: _Unit) -> None:
+        step = unit.step
+        assert isinstance(step, IngestFile)
+        unit.step = None  # the bytes go with the step: not held here once ingested
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
+                                    portal=step.portal)
+        except Exception as exc:
+            error = exc
+        del step
+        self._events.put(("ingested", unit, advance(unit, value, error)))
+
+
+def advance(unit: _Unit, value: Any, error: BaseException | None) -> tuple[str, Any, str | None]:
+    """Send a step's answer into its unit: ("step", next step, None) or ("done", result, error)."""
+    try:
+        step = unit.steps.throw(error) if error is not None else unit.steps.send(value)
+    except StopIteration as done:
+        return "done", done.value, None
+    except Exception as exc:  # a page that could not be fetched, or a bug: the walk records it
+        return "done", None, str(exc) if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+    return "step", step, None
+
+
+def host_slots(fetcher: Any) -> HostSlots:
+    """The fetcher's HostSlots; a fetcher with its own per-host gates gets slots of its limits instead (before any
+    request of the run: the scheduler and the fetcher must count against the same slots)."""
+    if isinstance(fetcher.gate, HostSlots):
+        return fetcher.gate
+    if fetcher.gate is not None:
+        raise ValueError("the fetcher's gate is not the scheduler's: wrap it as HostSlots(inner=...)")
+    slots = HostSlots(fetcher.concurrency, fetcher.delay)
+    fetcher.gate = slots
+    return slots
