@@ -37,7 +37,7 @@ from gongkai.warehouse.store import IngestOutcome, Warehouse, clean_name, open_w
 
 __all__ = [
     "IngestOutcome", "Warehouse", "Archive", "open_warehouse", "open_archive", "recorded_run", "RunTally", "MEDIA_TYPES",
-    "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "media_type_of", "extract_document", "already_extracted",
+    "ingest_bytes", "ingest_flow", "ingest_paths", "iter_files", "own_paths", "media_type_of", "extract_document", "already_extracted",
     "extractor_version",
 ]
 
@@ -70,18 +70,33 @@ class Refused(NamedTuple):
         return self.path.name
 
 
-def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None) -> Iterator[Path | Refused]:
+def own_paths(settings: Settings, db_url: str | None = None, archive_location: str | None = None,
+              results_dir: str | None = None) -> frozenset[Path]:
+    """What gongkai itself writes (the data folder, the archive, the extraction cache, a DuckDB file): `ingest .`
+    run where they live must not archive its own warehouse and caches."""
+    url = db_url or settings.database_url
+    own = {settings.data_dir, Path(archive_location or settings.archive_dir), Path(results_dir or settings.results_dir)}
+    if url.startswith("duckdb:///"):
+        database = Path(url.removeprefix("duckdb:///"))
+        own |= {database, database.with_name(database.name + ".wal")}
+    return frozenset(p.resolve() for p in own)
+
+
+def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None, skip: Iterable[Path] = ()) -> Iterator[Path | Refused]:
     """Files named, and files under folders named (recursively, sorted, hidden ones skipped), each a Path,
     or a Refused with its reason: a symlink under a folder that leads out of it (ingest must not copy
     /etc/passwd into the archive), anything but a regular file (a FIFO would block, /dev/zero never end),
-    a file larger than `max_bytes` (the settings' max_file_bytes; default 50 MB). Symlinked folders are not entered."""
+    a file larger than `max_bytes` (the settings' max_file_bytes; default 50 MB). Symlinked folders are not entered;
+    folders and files in `skip` (own_paths: gongkai's own data) are passed over when met inside a folder named."""
     cap = DEFAULT_MAX_FILE_BYTES if max_bytes is None else max_bytes
+    skipped = frozenset(skip)
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             root = path.resolve()
             for folder, dirs, names in os.walk(path):  # followlinks=False: a symlinked folder is not entered
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in skipped)
+                names = [n for n in names if not skipped or (Path(folder) / n).resolve() not in skipped]
                 for name in dirs:
                     if (Path(folder) / name).is_symlink():
                         yield Refused(Path(folder) / name, "refused: a symlinked folder (not followed)")
@@ -186,7 +201,7 @@ def ingest_flow(
     """Ingest files and folders; returns the run's summary (counts and each file's outcome). Arguments left out
     come from `settings` (read from the environment, once, when not given)."""
     settings = settings or load_settings()
-    files = list(iter_files(paths, settings.max_file_bytes))
+    files = list(iter_files(paths, settings.max_file_bytes, own_paths(settings, db_url, archive_location, results_dir)))
     archive = open_archive(archive_location or settings.archive_dir)
     params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
     started = time.perf_counter()

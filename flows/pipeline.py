@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.extractors.result import ExtractionResult
+from gongkai.flows.logs import run_logger
 from gongkai.warehouse.archive import Archive
 from gongkai.warehouse.runs import RunTally
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key
@@ -89,6 +90,21 @@ def extract_document(
     except UnreadableDocument as exc:
         return ExtractionResult.unreadable(str(exc) or type(exc).__name__)
     return result if isinstance(result, ExtractionResult) else ExtractionResult.from_json(result)
+
+
+BLANK_TEMPLATE = "not a report: a blank template (the standard tables, every cell empty)"
+
+
+def blank_template_is_not_a_report(result: ExtractionResult) -> ExtractionResult:
+    """The national template itself (its tables read, every cell empty) is what `gongkai extract` says it is, but
+    it is no agency's report: loaded as one it would be an extracted report of no agency. A report that printed
+    its figures has at least one cell with a number (a 0 included)."""
+    from gongkai.extractors.result import NOT_A_REPORT
+
+    if not result.cells or any(value is not None for value in result.cells.values()):
+        return result
+    return replace(result, status=NOT_A_REPORT, agency=None, year=None, template=None, cells={}, provenance={}, checks=[],
+                   warnings=[*result.warnings, BLANK_TEMPLATE], reason=BLANK_TEMPLATE)
 
 
 class ExtractionTimeout(Exception):
@@ -270,6 +286,7 @@ class Pipeline:
             with self.lock:
                 self.warehouse.touch_document(doc, reason, self.run_id)
             return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=reason))
+        result = blank_template_is_not_a_report(result)
         with self.lock:
             try:
                 outcome = self.warehouse.load(doc, result, self.version, self.run_id)
@@ -295,7 +312,8 @@ class Pipeline:
 
     def record(self, outcome: IngestOutcome) -> IngestOutcome:
         """Count an outcome in the run and tell the listener (every outcome of the run passes here)."""
-        log.debug("%s: %s%s", outcome.name or outcome.sha256, outcome.outcome, f" ({outcome.reason})" if outcome.reason else "")
+        run_logger(__name__).info("%s: %s%s", outcome.name or outcome.sha256, outcome.outcome,
+                                  f" ({outcome.reason})" if outcome.reason else "")
         if self.run is not None:
             with self.lock:
                 self.run.add(outcome)

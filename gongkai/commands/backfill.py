@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
+from gongkai.commands.crawlcommon import add_crawl_options, check_portals, politeness, print_summary
 from gongkai.settings import quiet_prefect
 
 # The regulation (政府信息公开条例) took effect on 1 May 2008: the first annual reports are on 2008. Reports before
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("backfill", help="crawl listings back to past years and load those reports")
     p.add_argument("--years", type=parse_years, required=True, help="e.g. 2008-2023 or 2019,2021 (from 2008)")
     add_crawl_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_portals)
 
 
 def run(args: argparse.Namespace) -> int:

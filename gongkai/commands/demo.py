@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 from typing import Any
 
 from gongkai.settings import quiet_prefect
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     folder = args.settings.data_dir / "demo"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh warehouse, archive and crawl state every time
     folder.mkdir(parents=True)
-    db_url = f"duckdb:///{folder / 'gongkai-demo.duckdb'}"
+    db_url = demo_warehouse(args.settings)
     with DemoPortal(down=not args.portal_up) as demo:
         print(f"demo portal on {demo.base_url} (registry entries demo-*); warehouse {db_url}")
         summary = nightly_flow(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
@@ -46,7 +47,20 @@ def run(args: argparse.Namespace) -> int:
                 pass
     with open_warehouse(db_url) as warehouse:
         _print_failing_checks(warehouse)
+    print(f"to look at it: export GONGKAI_DB={db_url}   (then gongkai status, gongkai query --list)")
     return 0
+
+
+def demo_warehouse(settings: Any) -> str:
+    return f"duckdb:///{settings.data_dir / 'demo' / 'gongkai-demo.duckdb'}"
+
+
+def demo_hint(args: argparse.Namespace) -> str:
+    """For a reader that found no warehouse where it looked by default: where `gongkai demo` left its one."""
+    url = demo_warehouse(args.settings)
+    if args.db or args.settings.db or not Path(url.removeprefix("duckdb:///")).exists():
+        return ""
+    return f"; the demo's warehouse is {url}: add --db {url} (or export GONGKAI_DB={url})"
 
 
 def _print(summary: dict[str, Any], db_url: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gongkai import argtypes
 from gongkai.settings import quiet_prefect
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="serve the nightly crawl on a cron schedule (default 02:00 Asia/Shanghai)")
-    p.add_argument("--cron", help='cron expression (default "0 2 * * *"; $GONGKAI_NIGHTLY_CRON)')
-    p.add_argument("--timezone", help="time zone of the schedule (default Asia/Shanghai; $GONGKAI_NIGHTLY_TZ)")
+    p.add_argument("--cron", type=argtypes.cron_expression, help='cron expression (default "0 2 * * *"; $GONGKAI_NIGHTLY_CRON)')
+    p.add_argument("--timezone", type=argtypes.time_zone, help="time zone of the schedule (default Asia/Shanghai; $GONGKAI_NIGHTLY_TZ)")
     p.add_argument("--dry-run", action="store_true", help="print the deployment and its schedule, do not serve")
     p.set_defaults(func=run)
 

@@ -7,10 +7,12 @@ import json
 import sys
 from typing import Any
 
+from gongkai import argtypes
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="last runs, coverage by year, reports that failed to extract")
-    p.add_argument("--runs", type=int, default=5, help="how many of the last runs to show (default 5)")
+    p.add_argument("--runs", type=argtypes.positive_int, default=5, help="how many of the last runs to show (default 5)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--db", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
     p.set_defaults(func=run)
@@ -25,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
         with open_read_only(args.db or args.settings.database_url, allow_writable_role=True) as reader:
             status = warehouse_status(reader, args.runs)
     except WarehouseMissing as exc:
-        print(f"gongkai status: {exc}", file=sys.stderr)
+        from gongkai.commands.demo import demo_hint
+
+        print(f"gongkai status: {exc}{demo_hint(args)}", file=sys.stderr)
         return 1
     except Exception as exc:  # the engine's own error (a DuckDB file locked by a writer, a lost server): no traceback
         print(f"gongkai status: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
