@@ -15,14 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from gongkai.crawler.adapters import Candidate, PageRequest
 from gongkai.crawler.crawl import (
@@ -41,8 +40,11 @@ from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict
 from gongkai.flows.logs import run_logger
+from gongkai.logs import now_iso
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
+from gongkai.flows.plain import submit_task
 from gongkai.settings import Settings, load_settings
+from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
 from gongkai.warehouse.runs import RecordedRun
 
@@ -125,7 +127,7 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
                 if walk.expired(page.portal):
                     walk.page_skipped(page)
                     continue
-                future: PrefectFuture[Any] = listing_page_task.submit(quote(ctx), page.portal, page.request)  # type: ignore[call-overload]
+                future: PrefectFuture[Any] = submit_task(listing_page_task, ctx, page.portal, page.request)  # type: ignore[call-overload]
                 pages[future] = page
             else:
                 item = backlog_items.popleft()
@@ -133,13 +135,23 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
                     walk.item_skipped(item)
                     _notify("done")
                     continue
-                future = listing_item_task.submit(quote(ctx), item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
+                future = submit_task(listing_item_task, ctx, item.portal, item.candidate, item.verdict)  # type: ignore[call-overload]
                 items[future] = item
             future.add_done_callback(finished.put)
 
     fill()
+    grace_ends: float | None = None
     while pages or items:
-        done = finished.get()
+        if stop_requested():  # Ctrl-C / SIGTERM: nothing new; what is in flight gets GRACE_S, the rest is left
+            grace_ends = grace_ends or time.monotonic() + GRACE_S
+            backlog_pages.clear()
+            backlog_items.clear()
+            if time.monotonic() > grace_ends:
+                break
+        try:
+            done = finished.get(timeout=0.2)
+        except Empty:
+            continue
         if done in pages:
             page = pages.pop(done)
             try:
@@ -159,7 +171,7 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
                 walk.item_done(item, None, f"{type(exc).__name__}: {exc}")
             _notify("done")
         fill()
-    return walk.summary()
+    return walk.summary() | ({"interrupted": True} if stop_requested() else {})
 
 
 def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Settings) -> Pipeline:
@@ -204,7 +216,7 @@ def run_crawl(
     archive = open_archive(archive_location or settings.archive_dir)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), now_iso()
     log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")
     with open_warehouse(db_url or settings.database_url) as warehouse:
         # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
@@ -221,6 +233,7 @@ def run_crawl(
             for doc in summary["documents"]:
                 if doc["outcome"] in ("fetch_failed", "crashed"):
                     run.add(IngestOutcome(**doc))
+            run.interrupted = bool(summary.get("interrupted"))
             state.save()
         counts: dict[str, int] = {}
         for doc in summary["documents"]:
@@ -228,6 +241,7 @@ def run_crawl(
         summary |= {
             "run_id": run.run_id, "kind": kind, "counts": counts, "checks_failing": run.checks_failing,
             "requests": fetcher.requests_sent, "duration_s": round(time.perf_counter() - started, 3), "warehouse": warehouse.url,
+            "started_at": started_at, "finished_at": now_iso(),  # ISO 8601 with the machine's UTC offset
             "hosts": fetcher.host_stats(),  # per host: requests, 304s, retries, refusals, failures, bytes
         }
     _store_summary(summary, settings.data_dir)

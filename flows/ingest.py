@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import stat
 import time
+from queue import Empty, SimpleQueue
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
-from prefect.utilities.annotations import quote
+from prefect.futures import PrefectFuture
 
 from gongkai.flows.logs import run_logger
+from gongkai.flows.plain import run_flow, submit_task
+from gongkai.logs import now_iso
 from gongkai.flows.pipeline import (
         MEDIA_TYPES,
     Extract,
@@ -31,6 +33,7 @@ from gongkai.flows.pipeline import (
     media_type_of,
 )
 from gongkai.settings import Settings, load_settings
+from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
 from gongkai.warehouse.store import IngestOutcome, Warehouse, clean_name, open_warehouse
@@ -174,18 +177,45 @@ def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, sett
     )
 
 
-def run_in_window(submit: Callable[[Any], PrefectFuture[Any]], items: Iterable[Any], window: int = WINDOW) -> None:
+def run_in_window(submit: Callable[[Any], PrefectFuture[Any]], items: Iterable[Any], window: int = WINDOW) -> bool:
     """Submit a task per item with at most `window` in flight; wait for all (outcomes go to the run tally).
-    A task that raised (not a document's failure: those are outcomes) stops the flow, as it should."""
-    pending: set[PrefectFuture[Any]] = set()
-    for item in items:
-        pending.add(submit(item))
-        while len(pending) >= window:
-            done = next(as_completed(list(pending)))
+    A task that raised (not a document's failure: those are outcomes) stops the flow, as it should.
+    Returns False, or True when a stop was requested (gongkai/stopping.py): nothing more is submitted, what is in
+    flight gets GRACE_S to finish (each load is one transaction), the rest is left to the next run."""
+    pending: set[Any] = set()
+    finished: SimpleQueue[Any] = SimpleQueue()
+
+    def collect(block_until: float | None) -> None:
+        """Take one finished task (or none once `block_until`, a monotonic time, has passed)."""
+        while True:
+            try:
+                done = finished.get(timeout=0.2)
+            except Empty:
+                if stop_requested() and block_until is None:
+                    return
+                if block_until is not None and time.monotonic() > block_until:
+                    return
+                continue
             pending.discard(done)
             done.result()
-    for done in as_completed(list(pending)):
-        done.result()
+            return
+
+    for item in items:
+        if stop_requested():
+            break
+        future = submit(item)
+        pending.add(future)
+        future.add_done_callback(finished.put)
+        while len(pending) >= window and not stop_requested():
+            collect(None)
+    while pending and not stop_requested():
+        collect(None)
+    if not stop_requested():
+        return False
+    grace_ends = time.monotonic() + GRACE_S
+    while pending and time.monotonic() < grace_ends:
+        collect(grace_ends)
+    return True
 
 
 @flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=task_runner())
@@ -207,8 +237,8 @@ def ingest_flow(
     started = time.perf_counter()
     with open_warehouse(db_url or settings.database_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:
         pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
-        run_in_window(lambda path: ingest_file_task.submit(quote(pipeline), path, agency, year), files,  # type: ignore[call-overload]
-                      window_for(settings))
+        run.interrupted = run_in_window(lambda path: submit_task(ingest_file_task, pipeline, path, agency, year), files,  # type: ignore[call-overload]
+                                        window_for(settings))
     summary = summary_of(run, time.perf_counter() - started)
     run_logger(__name__).info("ingest run %s: %d files, %s", run.run_id, len(files), {k: v for k, v in run.counts.items() if v})
     return summary
@@ -218,12 +248,15 @@ def ingest_paths(
     paths: list[str], agency: str | None = None, year: int | None = None, db_url: str | None = None,
     archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run ingest_flow with its extraction cache in `results_dir` (default: the settings')."""
-    return ingest_flow(paths, agency, year, db_url, archive_location, results_dir, settings)
+    """Run ingest_flow with its extraction cache in `results_dir` (default: the settings'): on Prefect when a server is
+    configured, else its function with plain tasks (flows/plain.py)."""
+    return run_flow(ingest_flow, MAX_THREADS, paths=paths, agency=agency, year=year, db_url=db_url,  # type: ignore[no-any-return]
+                    archive_location=archive_location, results_dir=results_dir, settings=settings)
 
 
 def summary_of(run: RunTally, duration_s: float) -> dict[str, Any]:
     return {
+        "finished_at": now_iso(),
         "counts": dict(run.counts),
         "checks_failing": run.checks_failing,
         "duration_s": round(duration_s, 3),

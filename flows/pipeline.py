@@ -19,9 +19,11 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -131,7 +133,8 @@ class ExtractionPool:
         for attempt in (1, 2):
             executor = self._current()
             try:
-                future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
+                with _interrupts_blocked():  # a worker started by this submit begins life deaf to the terminal's Ctrl-C
+                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
                 return future.result(timeout=timeout_s)
             except FutureTimeout:
                 self._discard(executor, kill=True)
@@ -145,7 +148,8 @@ class ExtractionPool:
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_ignore_interrupts)
                 self.executors_started += 1
             return self._executor
 
@@ -166,8 +170,39 @@ class ExtractionPool:
             executor.shutdown(cancel_futures=True)
 
 
+@contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while it may start a worker: a spawned process inherits the mask, so a Ctrl-C
+    that arrives while the worker is still importing stays pending until `_ignore_interrupts` discards it. (Python
+    runs signal handlers in the main thread anyway: blocking here changes nothing for the command.)"""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_interrupts() -> None:
+    """In each extraction worker: a terminal's Ctrl-C reaches the whole process group, workers included. The
+    command decides how to stop (gongkai/stopping.py); a worker printing its own KeyboardInterrupt traceback and
+    breaking the pool is what an operator must not see. SIGTERM still ends a worker (the reaper sends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one that arrived while starting is dropped
+
+
 _pools: dict[int, ExtractionPool] = {}
 _pools_lock = threading.Lock()
+
+
+def stop_pools() -> None:
+    """After a requested stop: end the extraction workers now (an abandoned extraction is redone next run)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        with pool._lock:
+            executor, pool._executor = pool._executor, None
+        if executor is not None:
+            pool._discard(executor, kill=True)
 
 
 def extraction_pool(processes: int) -> ExtractionPool:

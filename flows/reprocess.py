@@ -11,10 +11,10 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
 
-from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner, window_for
+from gongkai.flows.ingest import MAX_THREADS, open_pipeline, run_in_window, summary_of, task_runner, window_for
 from gongkai.flows.logs import run_logger
+from gongkai.flows.plain import run_flow, submit_task
 from gongkai.flows.pipeline import Pipeline, extractor_version
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
@@ -64,8 +64,8 @@ def reprocess_flow(
         with recorded_run(warehouse, "reprocess", params) as run:
             pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).
-            run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs,  # type: ignore[call-overload]
-                          window_for(settings))
+            run.interrupted = run_in_window(lambda doc: submit_task(reprocess_task, pipeline, doc, all_documents), docs,  # type: ignore[call-overload]
+                                            window_for(settings))
     summary = summary_of(run, time.perf_counter() - started)
     run_logger(__name__).info("reprocess run %s: %d documents, %s", run.run_id, len(docs), {k: v for k, v in run.counts.items() if v})
     return summary
@@ -76,5 +76,6 @@ def reprocess_archive(
     archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run reprocess_flow with its extraction cache in `results_dir` (default: the settings')."""
-    return reprocess_flow(all_documents, older_than, db_url, archive_location, results_dir, settings)
+    return run_flow(reprocess_flow, MAX_THREADS, all_documents=all_documents, older_than=older_than,  # type: ignore[no-any-return]
+                    db_url=db_url, archive_location=archive_location, results_dir=results_dir, settings=settings)
 

@@ -106,10 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mistake:
         print(f"gongkai {args.command}: {mistake}", file=sys.stderr)
         return USAGE_ERROR
-    if args.command in STARTS_PROCESSES and from_command_line:  # not when a program or a test calls main()
+    stops_cleanly = args.command in STARTS_PROCESSES and from_command_line  # not when a program or a test calls main()
+    if stops_cleanly:
+        from gongkai import stopping
         from gongkai.reaper import start_reaper
 
         start_reaper()  # a kill -9 of this command leaves no orphan behind
+        stopping.install(args.command)  # Ctrl-C / SIGTERM: the run stops, is recorded, one line says so
     try:
         if args.command in WRITERS:  # a locked file, a full disk, a server gone: said before Prefect starts
             from gongkai.warehouse import open_warehouse
@@ -119,7 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if refusal:
                 print(f"gongkai {args.command}: {refusal}", file=sys.stderr)
                 return 1
-        return int(args.func(args) or 0)
+        if args.command == "serve" and from_command_line:  # the one command that needs a server, configured or not
+            from gongkai.prefect_server import start_temporary_server
+            from gongkai.settings import quiet_prefect
+
+            quiet_prefect()
+            start_temporary_server()  # deaf to the terminal's Ctrl-C: the command decides how to stop
+        code = int(args.func(args) or 0)
+        if stops_cleanly and stopping.stop_requested():
+            if "gongkai.flows.pipeline" in sys.modules:
+                sys.modules["gongkai.flows.pipeline"].stop_pools()
+            print(f"gongkai {args.command}: interrupted; the run is recorded as interrupted, what was loaded stays, "
+                  "the next run goes on from there", file=sys.stderr)
+            return INTERRUPTED
+        return code
     except KeyboardInterrupt:
         print(f"gongkai {args.command}: interrupted; what was loaded stays, the next run goes on from there", file=sys.stderr)
         return INTERRUPTED

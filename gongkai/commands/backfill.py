@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gongkai.flows import crawl
+    from gongkai.flows.plain import run_flow
 
     with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as bar:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
         crawl.set_progress(on_progress)
         try:
-            summary = crawl.backfill_flow(years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
+            summary = run_flow(crawl.backfill_flow, crawl.MAX_THREADS, years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
                                           demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
         finally:
             crawl.set_progress(None)

@@ -44,7 +44,7 @@ def politeness(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_summary(summary: dict[str, Any], *, show_loaded: bool = False) -> None:
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(summary["counts"].items())) or "nothing to fetch"
-    print(f"run {summary['run_id']} ({summary['kind']}): {counts}; {summary['checks_failing']} checks failing; "
+    print(f"{summary['finished_at'] + ' ' if summary.get('finished_at') else ''}run {summary['run_id']} ({summary['kind']}): {counts}; {summary['checks_failing']} checks failing; "
           f"{summary['requests']} requests in {summary['duration_s']:.1f} s")
     if not summary["portals"]:
         print("  no portals: add real ones to the registry (see crawler/registry.toml); demo entries need --demo-port")

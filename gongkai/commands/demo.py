@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.crawler.demo_portal import DemoPortal
-    from gongkai.flows.crawl import nightly_flow
+    from gongkai.flows.crawl import MAX_THREADS, nightly_flow
+    from gongkai.flows.plain import run_flow
     from gongkai.warehouse import open_warehouse
 
     folder = args.settings.data_dir / "demo"
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     db_url = demo_warehouse(args.settings)
     with DemoPortal(down=not args.portal_up) as demo:
         print(f"demo portal on {demo.base_url} (registry entries demo-*); warehouse {db_url}")
-        summary = nightly_flow(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
+        summary = run_flow(nightly_flow, MAX_THREADS, db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
                                state_file=str(folder / "crawl-state.json"), politeness=DEMO_POLITENESS, settings=args.settings)
         _print(summary, db_url)
         never = [r for r in demo.requests if r.path.startswith("/pingtan/private/") or r.host.startswith("localhost")]

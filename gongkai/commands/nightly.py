@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.flows import crawl
 
-    summary = crawl.nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
+    from gongkai.flows.plain import run_flow
+
+    summary = run_flow(crawl.nightly_flow, crawl.MAX_THREADS, agencies=args.agency, db_url=args.db, registry_file=args.registry,
                                  demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))

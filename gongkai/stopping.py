@@ -1,0 +1,67 @@
+"""Clean stops: the first SIGINT or SIGTERM asks the run to stop, the second forces it.
+
+First signal: one line on stderr; `requested` is set; the flows stop giving out work, wait up to GRACE_S for what
+is in flight (a load is one transaction: it commits or not), record the run as `interrupted` with its counts and
+return their summary; the command prints it and exits 130. From then on log lines are silenced (Prefect's
+complaints about a server that got the terminal's Ctrl-C too are not news), and if the process has not ended
+FORCE_AFTER_S later (a Prefect server gone while events drain, a download that will not end) it ends itself.
+Second signal: the process ends at once. Either way the reaper (gongkai/reaper.py) stops what the command
+started: Prefect's temporary server, the extraction workers.
+
+No Prefect import here: the command line installs this before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+GRACE_S = 3.0  # how long in-flight work may finish after the first signal
+FORCE_AFTER_S = 12.0  # the first signal's hard bound on the whole stop
+INTERRUPTED = 130
+
+requested = threading.Event()
+_command = "gongkai"
+
+
+def stop_requested() -> bool:
+    return requested.is_set()
+
+
+def install(command: str) -> None:
+    """Handle SIGINT and SIGTERM in this (main) thread's process."""
+    global _command
+    _command = f"gongkai {command}"
+    requested.clear()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    if requested.is_set():
+        _say(f"{_command}: {name} again: stopped at once; what was loaded stays")
+        os._exit(INTERRUPTED)
+    requested.set()
+    _say(f"{_command}: {name}: stopping; finishing what is in flight (up to {GRACE_S:g} s), the run is recorded as "
+         "interrupted (send it again to stop at once)")
+    logging.disable(logging.CRITICAL)  # no traceback storm from the libraries while everything winds down
+    threading.Thread(target=_force_later, name="gongkai-stop-bound", daemon=True).start()
+
+
+def _force_later() -> None:
+    threading.Event().wait(FORCE_AFTER_S)
+    _say(f"{_command}: still stopping after {FORCE_AFTER_S:g} s: stopped at once; what was loaded stays")
+    os._exit(INTERRUPTED)
+
+
+def _say(line: str) -> None:
+    """Straight to the file descriptor: a signal handler may run while the main thread is inside sys.stderr.write."""
+    try:
+        os.write(sys.stderr.fileno(), (line + "\n").encode())
+    except (OSError, ValueError):
+        pass
