@@ -40,9 +40,9 @@ from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict
 from gongkai.flows.logs import run_logger
-from gongkai.logs import now_iso
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
 from gongkai.flows.plain import submit_task
+from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run

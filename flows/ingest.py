@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import stat
 import time
-from queue import Empty, SimpleQueue
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any, NamedTuple
 
 from prefect import flow, task
@@ -19,10 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from gongkai.flows.logs import run_logger
-from gongkai.flows.plain import run_flow, submit_task
-from gongkai.logs import now_iso
 from gongkai.flows.pipeline import (
-        MEDIA_TYPES,
+    MEDIA_TYPES,
     Extract,
     ExtractionCache,
     Pipeline,
@@ -32,6 +30,8 @@ from gongkai.flows.pipeline import (
     extractor_version,
     media_type_of,
 )
+from gongkai.flows.plain import run_flow, submit_task
+from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse.archive import Archive, open_archive

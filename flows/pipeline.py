@@ -23,10 +23,10 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,10 @@ class ExtractionTimeout(Exception):
     pass
 
 
+class ExtractionStopped(Exception):
+    pass
+
+
 class ExtractionPool:
     """Extraction is pure CPU: worker processes, outside the writer lock. `processes` ≤ 1: in the calling thread
     (no timeout is possible there). Spawned, not forked: the calling process runs threads (Prefect, HTTP).
@@ -146,8 +150,12 @@ class ExtractionPool:
         raise AssertionError("unreachable")
 
     def _current(self) -> ProcessPoolExecutor:
+        from gongkai.stopping import stop_requested
+
         with self._lock:
             if self._executor is None:
+                if stop_requested():  # the command is stopping: no new workers (their start would outlive it)
+                    raise ExtractionStopped("the command is stopping: not extracted, the next run does it")
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                                      initializer=_ignore_interrupts)
                 self.executors_started += 1

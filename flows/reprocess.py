@@ -14,8 +14,8 @@ from prefect.cache_policies import NO_CACHE
 
 from gongkai.flows.ingest import MAX_THREADS, open_pipeline, run_in_window, summary_of, task_runner, window_for
 from gongkai.flows.logs import run_logger
-from gongkai.flows.plain import run_flow, submit_task
 from gongkai.flows.pipeline import Pipeline, extractor_version
+from gongkai.flows.plain import run_flow, submit_task
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
 from gongkai.warehouse.runs import recorded_run

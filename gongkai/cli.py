@@ -130,11 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             start_temporary_server()  # deaf to the terminal's Ctrl-C: the command decides how to stop
         code = int(args.func(args) or 0)
         if stops_cleanly and stopping.stop_requested():
-            if "gongkai.flows.pipeline" in sys.modules:
-                sys.modules["gongkai.flows.pipeline"].stop_pools()
             print(f"gongkai {args.command}: interrupted; the run is recorded as interrupted, what was loaded stays, "
                   "the next run goes on from there", file=sys.stderr)
-            return INTERRUPTED
+            stopping.exit_now(INTERRUPTED)
         return code
     except KeyboardInterrupt:
         print(f"gongkai {args.command}: interrupted; what was loaded stays, the next run goes on from there", file=sys.stderr)

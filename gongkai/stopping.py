@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 GRACE_S = 3.0  # how long in-flight work may finish after the first signal
 FORCE_AFTER_S = 12.0  # the first signal's hard bound on the whole stop
@@ -51,6 +52,23 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
          "interrupted (send it again to stop at once)")
     logging.disable(logging.CRITICAL)  # no traceback storm from the libraries while everything winds down
     threading.Thread(target=_force_later, name="gongkai-stop-bound", daemon=True).start()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process once the run is recorded and its summary printed: stop the extraction workers, run the exit
+    handlers (multiprocessing's clean-up of its queues and semaphores among them), and leave without joining the
+    threads of work that was abandoned (a download waiting on a slow portal would hold the exit for its timeout)."""
+    import atexit
+
+    pipeline = sys.modules.get("gongkai.flows.pipeline")
+    if pipeline is not None:
+        pipeline.stop_pools()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()
+    finally:
+        os._exit(code)
 
 
 def _force_later() -> None:

@@ -20,7 +20,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.flows import crawl
-
     from gongkai.flows.plain import run_flow
 
     summary = run_flow(crawl.nightly_flow, crawl.MAX_THREADS, agencies=args.agency, db_url=args.db, registry_file=args.registry,
