@@ -156,3 +156,23 @@ def test_ctrl_c_mid_nightly_records_the_run_as_interrupted(tmp_path: Path) -> No
     assert summary["interrupted"] is True and summary["started_at"] and summary["finished_at"][-6] in "+-"
     assert last_run(data)[0] == "interrupted"
     assert_nothing_left(started)
+
+
+def test_sigterm_to_demo_keep_running_stops_its_portal_and_leaves_nothing(tmp_path: Path) -> None:
+    import socket
+
+    data = tmp_path / "data"
+    command = start(["demo", "--keep-running"], data)
+    try:
+        wait_for(lambda: "still running" in (tmp_path / "out").read_text() or command.poll() is not None, "the demo served", 300)
+        assert command.poll() is None, output(command, data)
+        port = int((tmp_path / "out").read_text().split("http://127.0.0.1:", 1)[1].split()[0].strip("/"))
+        took, out, err, started = stop(command, data, signal.SIGTERM, False)
+    finally:
+        command.kill()
+    assert command.returncode == 0 and took < 5, (took, out, err)
+    assert "Traceback" not in err, err
+    assert "demo portal stopped" in out and "export GONGKAI_DB=" in out
+    assert_nothing_left(started)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass

@@ -39,13 +39,15 @@ def run(args: argparse.Namespace) -> int:
         never = [r for r in demo.requests if r.path.startswith("/pingtan/private/") or r.host.startswith("localhost")]
         print(f"requests to the robots.txt-disallowed path or the foreign host: {len(never)}")
         if args.keep_running:
-            print("demo portal still running; Ctrl-C to stop")
-            try:
-                import threading
+            from gongkai import stopping
 
-                threading.Event().wait()
-            except KeyboardInterrupt:
+            print("demo portal still running; Ctrl-C to stop", flush=True)
+            try:
+                stopping.requested.wait()  # Ctrl-C or SIGTERM (gongkai/stopping.py) ends the wait, not the process
+            except KeyboardInterrupt:  # called by a program that installed no handler
                 pass
+            stopping.requested.clear()  # here a signal is the way to finish, not an interruption of the run
+            print("demo portal stopped", flush=True)
     with open_warehouse(db_url) as warehouse:
         _print_failing_checks(warehouse)
     print(f"to look at it: export GONGKAI_DB={db_url}   (then gongkai status, gongkai query --list)")
