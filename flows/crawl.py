@@ -18,11 +18,6 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
-from prefect.task_runners import ThreadPoolTaskRunner
-
 from gongkai.crawler.adapters import Candidate, PageRequest
 from gongkai.crawler.crawl import (
     CrawlContext,
@@ -41,7 +36,7 @@ from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
-from gongkai.flows.plain import submit_task
+from gongkai.flows.plain import prefect_flow, prefect_task, submit_task
 from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
@@ -95,7 +90,7 @@ def _notify(event: str, n: int = 1) -> None:
         _progress(event, n)
 
 
-@task(name="listing page", cache_policy=NO_CACHE, retries=0)
+@prefect_task(name="listing page", task_run_name="{portal.id} listing {request.url}", cache_policy="none", retries=0)
 def listing_page_task(ctx: CrawlContext, portal: Portal, request: PageRequest) -> PageResult:
     try:
         return listing_page(ctx, portal, request)
@@ -103,7 +98,7 @@ def listing_page_task(ctx: CrawlContext, portal: Portal, request: PageRequest) -
         return PageResult(portal.id, [], [], error=str(exc))
 
 
-@task(name="listing item", cache_policy=NO_CACHE, retries=0)
+@prefect_task(name="listing item", task_run_name="{portal.id} item {candidate.url}", cache_policy="none", retries=0)
 def listing_item_task(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict: TitleVerdict) -> list[IngestOutcome]:
     return listing_item(ctx, portal, candidate, verdict)
 
@@ -114,9 +109,9 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
     walk = Walk(ctx, portals, limits)
     backlog_pages: deque[PageJob] = deque(walk.start())
     backlog_items: deque[ItemJob] = deque()
-    pages: dict[PrefectFuture[PageResult], PageJob] = {}
-    items: dict[PrefectFuture[list[IngestOutcome]], ItemJob] = {}
-    finished: SimpleQueue[PrefectFuture[Any]] = SimpleQueue()
+    pages: dict[Any, PageJob] = {}  # futures (Prefect's, or concurrent.futures' without a server) → their job
+    items: dict[Any, ItemJob] = {}
+    finished: SimpleQueue[Any] = SimpleQueue()
 
     def fill() -> None:
         """Submit waiting work up to the bound: listing pages first (they find the items); none for a portal past
@@ -127,7 +122,7 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
                 if walk.expired(page.portal):
                     walk.page_skipped(page)
                     continue
-                future: PrefectFuture[Any] = submit_task(listing_page_task, ctx, page.portal, page.request)  # type: ignore[call-overload]
+                future: Any = submit_task(listing_page_task, ctx, page.portal, page.request)
                 pages[future] = page
             else:
                 item = backlog_items.popleft()
@@ -249,6 +244,12 @@ def run_crawl(
     return summary
 
 
+def _thread_runner() -> Any:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=MAX_THREADS)
+
+
 def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
     """The full summary as JSON under the data dir (the runs table keeps the counts)."""
     folder = data_dir / "runs"
@@ -256,7 +257,7 @@ def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
     (folder / f"{summary['run_id']:06d}-{summary['kind']}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
 
 
-@flow(name="gongkai-nightly", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
+@prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)
 def nightly_flow(
     agencies: list[str] | None = None,
     db_url: str | None = None,
@@ -272,7 +273,7 @@ def nightly_flow(
                      demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
 
 
-@flow(name="gongkai-backfill", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
+@prefect_flow(name="gongkai-backfill", task_runner=lambda: _thread_runner(), validate_parameters=False)
 def backfill_flow(
     years: list[int],
     agencies: list[str] | None = None,

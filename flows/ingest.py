@@ -14,10 +14,6 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, NamedTuple
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
-
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import (
     MEDIA_TYPES,
@@ -30,7 +26,7 @@ from gongkai.flows.pipeline import (
     extractor_version,
     media_type_of,
 )
-from gongkai.flows.plain import run_flow, submit_task
+from gongkai.flows.plain import prefect_flow, prefect_task, run_flow, submit_task
 from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
@@ -130,7 +126,7 @@ def _checked(path: Path, root: Path | None, cap: int) -> Path | Refused:
 
 # --- the Prefect flow ------------------------------------------------------------------------------
 
-@task(name="ingest file", task_run_name="ingest {path.name}", cache_policy=NO_CACHE, retries=0)
+@prefect_task(name="ingest file", task_run_name="ingest {path.name}", cache_policy="none", retries=0)
 def ingest_file_task(pipeline: Pipeline, path: Path | Refused, agency: str | None, year: int | None) -> IngestOutcome:
     # extraction is deterministic: retrying a failure would fail the same way; it is retried next run
     if isinstance(path, Refused):  # never read: recorded with its reason
@@ -177,7 +173,7 @@ def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, sett
     )
 
 
-def run_in_window(submit: Callable[[Any], PrefectFuture[Any]], items: Iterable[Any], window: int = WINDOW) -> bool:
+def run_in_window(submit: Callable[[Any], Any], items: Iterable[Any], window: int = WINDOW) -> bool:
     """Submit a task per item with at most `window` in flight; wait for all (outcomes go to the run tally).
     A task that raised (not a document's failure: those are outcomes) stops the flow, as it should.
     Returns False, or True when a stop was requested (gongkai/stopping.py): nothing more is submitted, what is in
@@ -218,7 +214,7 @@ def run_in_window(submit: Callable[[Any], PrefectFuture[Any]], items: Iterable[A
     return True
 
 
-@flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=task_runner())
+@prefect_flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=task_runner)
 def ingest_flow(
     paths: list[str],
     agency: str | None = None,

@@ -100,13 +100,14 @@ BLANK_TEMPLATE = "not a report: a blank template (the standard tables, every cel
 def blank_template_is_not_a_report(result: ExtractionResult) -> ExtractionResult:
     """The national template itself (its tables read, every cell empty) is what `gongkai extract` says it is, but
     it is no agency's report: loaded as one it would be an extracted report of no agency. A report that printed
-    its figures has at least one cell with a number (a 0 included)."""
+    its figures has at least one cell with a number (a 0 included). Its empty cells are kept as read (what `extract`
+    gives is what is stored); it is only no longer a report of anyone."""
     from gongkai.extractors.result import NOT_A_REPORT
 
     if not result.cells or any(value is not None for value in result.cells.values()):
         return result
-    return replace(result, status=NOT_A_REPORT, agency=None, year=None, template=None, cells={}, provenance={}, checks=[],
-                   warnings=[*result.warnings, BLANK_TEMPLATE], reason=BLANK_TEMPLATE)
+    return replace(result, status=NOT_A_REPORT, agency=None, year=None, warnings=[*result.warnings, BLANK_TEMPLATE],
+                   reason=BLANK_TEMPLATE)
 
 
 class ExtractionTimeout(Exception):

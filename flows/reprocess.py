@@ -9,13 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
 from gongkai.flows.ingest import MAX_THREADS, open_pipeline, run_in_window, summary_of, task_runner, window_for
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import Pipeline, extractor_version
-from gongkai.flows.plain import run_flow, submit_task
+from gongkai.flows.plain import prefect_flow, prefect_task, run_flow, submit_task
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
 from gongkai.warehouse.runs import recorded_run
@@ -41,12 +38,12 @@ def select_documents(
     return chosen
 
 
-@task(name="reprocess document", task_run_name="reprocess {doc.name}", cache_policy=NO_CACHE, retries=0)
+@prefect_task(name="reprocess document", task_run_name="reprocess {doc.name}", cache_policy="none", retries=0)
 def reprocess_task(pipeline: Pipeline, doc: DocumentInfo, refresh: bool) -> IngestOutcome:
     return pipeline.reprocess(doc, refresh=refresh)
 
 
-@flow(name="reprocess", validate_parameters=False, task_runner=task_runner())
+@prefect_flow(name="reprocess", validate_parameters=False, task_runner=task_runner)
 def reprocess_flow(
     all_documents: bool = False,
     older_than: str | None = None,

@@ -11,6 +11,22 @@ from __future__ import annotations
 
 import os
 import signal
+import tomllib
+from pathlib import Path
+
+
+def prefect_server_configured() -> bool:
+    """PREFECT_API_URL in the environment, or in the active profile of Prefect's profiles file."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    profiles_file = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml")
+    try:
+        profiles = tomllib.loads(profiles_file.read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
 
 
 def start_temporary_server() -> None:
