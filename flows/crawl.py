@@ -12,7 +12,8 @@ import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -213,7 +214,7 @@ def run_crawl(
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
     started, started_at = time.perf_counter(), now_iso()
     log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")
-    with open_warehouse(db_url or settings.database_url) as warehouse:
+    with _opened_or_recorded(db_url or settings.database_url, kind, started_at, settings.data_dir) as warehouse:
         # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
         state = CrawlState(Path(state_file) if state_file else settings.data_dir / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
@@ -241,7 +242,55 @@ def run_crawl(
         }
     _store_summary(summary, settings.data_dir)
     log.info("run %s: %s in %.1f s", summary["run_id"], counts, summary["duration_s"])
+    _summary_artifact(summary)
     return summary
+
+
+def _summary_artifact(summary: dict[str, Any]) -> None:
+    """The run summary as a markdown artifact of the flow run (shown in the Prefect UI); nothing without Prefect."""
+    import sys
+
+    if "prefect.context" not in sys.modules:
+        return
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = "\n".join(f"| {pid} | {info['status']} | {info['pages']} | {info['listed']} | {info.get('error') or ''} |"
+                     for pid, info in summary["portals"].items())
+    failed = [d for d in summary["documents"] if d["outcome"] in ("fetch_failed", "crashed", "failed", "unreadable")]
+    documents = "\n".join(f"- {d['outcome']}: {d.get('title') or d.get('name') or d.get('url')} — {d.get('reason') or ''}"
+                          for d in failed[:50])
+    markdown = (f"# gongkai {summary['kind']} run {summary['run_id']}\n\n"
+                f"{summary['started_at']} → {summary['finished_at']}, {summary['duration_s']:.1f} s, "
+                f"{summary['requests']} requests; outcomes {summary['counts']}; {summary['checks_failing']} checks failing"
+                f"{'; **interrupted**' if summary.get('interrupted') else ''}\n\n"
+                "| portal | status | listing pages | items | error |\n|---|---|---|---|---|\n" + rows
+                + (f"\n\n## documents that failed\n\n{documents}" if documents else ""))
+    create_markdown_artifact(markdown=markdown, key=f"gongkai-{summary['kind']}-summary", description="the run summary")
+
+
+FAILED_BEFORE_OPENING = "failed-*.json"  # data/runs/: runs that never reached the warehouse (gongkai status lists them)
+
+
+@contextmanager
+def _opened_or_recorded(url: str, kind: str, started_at: str, data_dir: Path) -> Iterator[Any]:
+    """The warehouse, open; if it cannot be opened (a second nightly meets the DuckDB file's lock, a server is gone),
+    the failure is written to data/runs/failed-<time>-<kind>.json, where `gongkai status` shows it, and raised."""
+    try:
+        warehouse = open_warehouse(url)
+    except Exception as exc:
+        folder = data_dir / "runs"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"kind": kind, "status": "failed", "started_at": started_at, "failed_at": now_iso(), "warehouse": url,
+                  "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+        stamp = record["failed_at"].replace(":", "")
+        (folder / f"failed-{stamp}-{kind}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
+        raise
+    with warehouse:
+        yield warehouse
 
 
 def _thread_runner() -> Any:
@@ -268,7 +317,18 @@ def nightly_flow(
     politeness: dict[str, Any] | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded."""
+    """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded.
+
+    Args:
+        agencies: only these portals (registry ids or division codes); all when empty.
+        db_url: the warehouse, duckdb:///path or postgresql://… (default $GONGKAI_DB, else the data folder's DuckDB file).
+        archive_location: folder of the raw archive (default $GONGKAI_ARCHIVE).
+        registry_file: the portal registry TOML (default $GONGKAI_REGISTRY, else the shipped crawler/registry.toml).
+        demo_port: include the registry's demo entries, served on this port (gongkai demo --keep-running).
+        state_file: the crawl-state file (HTTP validators; default one per warehouse in the data folder).
+        politeness: fetcher overrides (delay, concurrency, timeouts, retries, backoff); default the GONGKAI_CRAWL_* settings.
+        settings: gongkai's settings (read from the environment when left out).
+    """
     return run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location, registry_file=registry_file,
                      demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
 

@@ -34,6 +34,8 @@ def nightly_deployment(
         parameters=parameters or {},
         description="Crawl every registry portal; load new or changed annual reports.",
         tags=["gongkai", "crawl"],
+        # one nightly at a time: a second would die on the DuckDB file's lock (or crawl the same portals twice)
+        concurrency_limit=1,
     )
     assert isinstance(deployment, RunnerDeployment)  # not a coroutine: called outside an event loop
     return deployment

@@ -41,6 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gongkai.readers import WarehouseBusy, open_when_free
     from gongkai.warehouse.query import (
         QueryLimits,
         QueryRefused,
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     stopped = ""
     try:
         # the reader first (its threads, DuckDB's workers), then the cap on what the query may add
-        with open_read_only(args.db or args.settings.database_url, limits, args.allow_writable_role) as reader, memory_cap(args.max_memory):
+        with open_when_free("query", open_read_only, args.db or args.settings.database_url, limits, args.allow_writable_role) as reader, \
+                memory_cap(args.max_memory):
             if args.list:
                 result = QueryResult(["name", "kind", "description"], [tuple(r) for r in reader.relations()])
                 text = to_table(result, max_width=200) if args.format == "table" else _format(result, args.format)
@@ -84,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongkai query: refused: {exc}", file=sys.stderr)
         return 2
     except (QuerySyntaxError, QueryStopped) as exc:
+        print(f"gongkai query: {exc}", file=sys.stderr)
+        return 1
+    except WarehouseBusy as exc:
         print(f"gongkai query: {exc}", file=sys.stderr)
         return 1
     except WarehouseMissing as exc:
