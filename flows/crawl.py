@@ -333,6 +333,43 @@ def nightly_flow(
                      demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
 
 
+def failure_message(summary: dict[str, Any]) -> str | None:
+    """What failed in a run, in one line naming the portals and documents (None when nothing did)."""
+    portals = [f"{pid} ({info['error']})" for pid, info in summary["portals"].items() if info["status"] in FAILED_PORTAL]
+    documents = [d.get("url") or d.get("name") or d.get("sha256") for d in summary["documents"]
+                 if d["outcome"] in ("fetch_failed", "crashed", "failed")]
+    if not portals and not documents:
+        return None
+    parts = ([f"{len(portals)} portal(s) failed: " + "; ".join(portals[:5])] if portals else []) + (
+        [f"{len(documents)} document(s) failed: " + ", ".join(str(d) for d in documents[:5])] if documents else [])
+    return "; ".join(parts) + " (the others' work is loaded; the next run retries)"
+
+
+@prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)
+def scheduled_nightly_flow(
+    agencies: list[str] | None = None,
+    db_url: str | None = None,
+    registry_file: str | None = None,
+    demo_port: int | None = None,
+) -> Any:
+    """The nightly crawl as the deployment runs it: its flow run ends Failed, naming the failed portals and documents,
+    when any failed (the others' work is kept), so that the Prefect UI shows what the command's exit code says.
+
+    Args:
+        agencies: only these portals (registry ids or division codes); all when empty.
+        db_url: the warehouse, duckdb:///path or postgresql://… (default $GONGKAI_DB, else the data folder's DuckDB file).
+        registry_file: the portal registry TOML (default $GONGKAI_REGISTRY, else the shipped crawler/registry.toml).
+        demo_port: include the registry's demo entries, served on this port (gongkai demo --keep-running).
+    """
+    summary = run_crawl("nightly", agencies=agencies, db_url=db_url, registry_file=registry_file, demo_port=demo_port)
+    message = failure_message(summary)
+    if message is None:
+        return summary
+    from prefect.states import Failed
+
+    return Failed(message=message, data=summary)
+
+
 @prefect_flow(name="gongkai-backfill", task_runner=lambda: _thread_runner(), validate_parameters=False)
 def backfill_flow(
     years: list[int],

@@ -13,7 +13,7 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, Schedule
 
-from gongkai.flows.crawl import nightly_flow
+from gongkai.flows.crawl import scheduled_nightly_flow
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -28,7 +28,7 @@ def nightly_deployment(
     cron: str | None = None, timezone: str | None = None, parameters: dict[str, Any] | None = None, name: str = DEPLOYMENT_NAME
 ) -> RunnerDeployment:
     """The deployment object (not yet registered): flow gongkai-nightly on the cron schedule."""
-    deployment = nightly_flow.to_deployment(
+    deployment = scheduled_nightly_flow.to_deployment(
         name=name,
         schedule=nightly_schedule(cron, timezone),
         parameters=parameters or {},
