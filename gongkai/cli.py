@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gongkai.reaper import start_reaper
 
         start_reaper()  # a kill -9 of this command leaves no orphan behind
-        stopping.install(args.command)  # Ctrl-C / SIGTERM: the run stops, is recorded, one line says so
+        stopping.install(args.command, interrupt_main=args.command == "serve")  # the run stops, is recorded, one line says so
     try:
         if args.command in WRITERS:  # a locked file, a full disk, a server gone: said before Prefect starts
             from gongkai.warehouse import open_warehouse
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if refusal:
                 print(f"gongkai {args.command}: {refusal}", file=sys.stderr)
                 return 1
-        if args.command == "serve" and from_command_line:  # the one command that needs a server, configured or not
+        if args.command == "serve" and from_command_line and not args.dry_run:  # the one command that needs a server
             from gongkai.prefect_server import start_temporary_server
             from gongkai.settings import quiet_prefect
 

@@ -27,16 +27,19 @@ INTERRUPTED = 130
 
 requested = threading.Event()
 _command = "gongkai"
+_interrupt_main = False
 
 
 def stop_requested() -> bool:
     return requested.is_set()
 
 
-def install(command: str) -> None:
-    """Handle SIGINT and SIGTERM in this (main) thread's process."""
-    global _command
+def install(command: str, interrupt_main: bool = False) -> None:
+    """Handle SIGINT and SIGTERM in this (main) thread's process. `interrupt_main`: the first signal also raises
+    KeyboardInterrupt in the main thread (`gongkai serve`: Prefect's runner stops on it and cancels its runs)."""
+    global _command, _interrupt_main
     _command = f"gongkai {command}"
+    _interrupt_main = interrupt_main
     requested.clear()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
@@ -52,6 +55,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
          "interrupted (send it again to stop at once)")
     logging.disable(logging.CRITICAL)  # no traceback storm from the libraries while everything winds down
     threading.Thread(target=_force_later, name="gongkai-stop-bound", daemon=True).start()
+    if _interrupt_main:
+        raise KeyboardInterrupt
 
 
 def exit_now(code: int) -> NoReturn:
