@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     cron, timezone = args.cron or args.settings.nightly_cron, args.timezone or args.settings.nightly_tz
     deployment = nightly_deployment(cron, timezone)
     for schedule in deployment.schedules or []:
-        cron = schedule.schedule
-        print(f"deployment {deployment.flow_name}/{deployment.name}: cron {cron.cron!r} in {cron.timezone}")  # type: ignore[union-attr]
+        shown = schedule.schedule  # not `cron`: serve_nightly below takes the expression, not Prefect's schedule object
+        print(f"deployment {deployment.flow_name}/{deployment.name}: cron {shown.cron!r} in {shown.timezone}", flush=True)  # type: ignore[union-attr]
     if args.dry_run:
         return 0
     serve_nightly(cron, timezone)
