@@ -316,7 +316,8 @@ def nightly_flow(
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+    fail_run_on_failure: bool = False,
+) -> Any:
     """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded.
 
     Args:
@@ -328,9 +329,18 @@ def nightly_flow(
         state_file: the crawl-state file (HTTP validators; default one per warehouse in the data folder).
         politeness: fetcher overrides (delay, concurrency, timeouts, retries, backoff); default the GONGKAI_CRAWL_* settings.
         settings: gongkai's settings (read from the environment when left out).
+        fail_run_on_failure: end the flow run Failed, naming the failed portals and documents, when any failed (the
+            others' work is kept); the deployment sets it, so the Prefect UI shows what the command's exit code says.
     """
-    return run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location, registry_file=registry_file,
-                     demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
+    summary = run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location,
+                        registry_file=registry_file, demo_port=demo_port, state_file=state_file, politeness=politeness,
+                        settings=settings)
+    message = failure_message(summary) if fail_run_on_failure else None
+    if message is None:
+        return summary
+    from prefect.states import Failed
+
+    return Failed(message=message, data=summary)
 
 
 def failure_message(summary: dict[str, Any]) -> str | None:
@@ -343,31 +353,6 @@ def failure_message(summary: dict[str, Any]) -> str | None:
     parts = ([f"{len(portals)} portal(s) failed: " + "; ".join(portals[:5])] if portals else []) + (
         [f"{len(documents)} document(s) failed: " + ", ".join(str(d) for d in documents[:5])] if documents else [])
     return "; ".join(parts) + " (the others' work is loaded; the next run retries)"
-
-
-@prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)
-def scheduled_nightly_flow(
-    agencies: list[str] | None = None,
-    db_url: str | None = None,
-    registry_file: str | None = None,
-    demo_port: int | None = None,
-) -> Any:
-    """The nightly crawl as the deployment runs it: its flow run ends Failed, naming the failed portals and documents,
-    when any failed (the others' work is kept), so that the Prefect UI shows what the command's exit code says.
-
-    Args:
-        agencies: only these portals (registry ids or division codes); all when empty.
-        db_url: the warehouse, duckdb:///path or postgresql://… (default $GONGKAI_DB, else the data folder's DuckDB file).
-        registry_file: the portal registry TOML (default $GONGKAI_REGISTRY, else the shipped crawler/registry.toml).
-        demo_port: include the registry's demo entries, served on this port (gongkai demo --keep-running).
-    """
-    summary = run_crawl("nightly", agencies=agencies, db_url=db_url, registry_file=registry_file, demo_port=demo_port)
-    message = failure_message(summary)
-    if message is None:
-        return summary
-    from prefect.states import Failed
-
-    return Failed(message=message, data=summary)
 
 
 @prefect_flow(name="gongkai-backfill", task_runner=lambda: _thread_runner(), validate_parameters=False)

@@ -13,7 +13,7 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, Schedule
 
-from gongkai.flows.crawl import scheduled_nightly_flow
+from gongkai.flows.crawl import nightly_flow
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -28,10 +28,10 @@ def nightly_deployment(
     cron: str | None = None, timezone: str | None = None, parameters: dict[str, Any] | None = None, name: str = DEPLOYMENT_NAME
 ) -> RunnerDeployment:
     """The deployment object (not yet registered): flow gongkai-nightly on the cron schedule."""
-    deployment = scheduled_nightly_flow.to_deployment(
+    deployment = nightly_flow.to_deployment(
         name=name,
         schedule=nightly_schedule(cron, timezone),
-        parameters=parameters or {},
+        parameters={"fail_run_on_failure": True, **(parameters or {})},  # a failed portal: a Failed run in the UI
         description="Crawl every registry portal; load new or changed annual reports.",
         tags=["gongkai", "crawl"],
         # one nightly at a time: a second would die on the DuckDB file's lock (or crawl the same portals twice)

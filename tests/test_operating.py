@@ -86,7 +86,8 @@ def test_the_nightly_deployment_runs_one_at_a_time_and_describes_its_parameters(
     assert (limit if isinstance(limit, int) else limit.limit) == 1  # type: ignore[union-attr]
     properties = deployment._parameter_openapi_schema.properties
     assert all(properties[name].get("description") for name in ("agencies", "db_url", "registry_file", "demo_port")), properties
-    assert set(properties) == {"agencies", "db_url", "registry_file", "demo_port"}  # what an operator may set in the UI
+    assert all(properties[name].get("description") for name in properties), properties
+    assert deployment.parameters["fail_run_on_failure"] is True
 
 
 def _current_after_shuffled_ingests(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[list[tuple]]:
@@ -143,13 +144,14 @@ def test_a_scheduled_nightly_with_a_failed_portal_ends_failed_naming_it_and_keep
 ) -> None:
     """On a real (temporary) Prefect server, as `gongkai serve` runs it: the demo's flaky portal is down."""
     from gongkai.crawler.demo_portal import DemoPortal
-    from gongkai.flows.crawl import scheduled_nightly_flow
+    from gongkai.flows.crawl import nightly_flow
 
     monkeypatch.setenv("GONGKAI_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("GONGKAI_CRAWL_DELAY", "0")
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     with DemoPortal() as demo:
-        state = scheduled_nightly_flow(agencies=["demo-zibo", "demo-flaky"], db_url=url, demo_port=demo.port, return_state=True)
+        state = nightly_flow(agencies=["demo-zibo", "demo-flaky"], db_url=url, demo_port=demo.port, fail_run_on_failure=True,
+                             archive_location=str(tmp_path / "archive"), return_state=True)
     assert state.is_failed() and "demo-flaky" in str(state.message) and "demo-zibo" not in str(state.message), state.message
     with open_warehouse(url) as warehouse:
         assert warehouse.db.scalar("SELECT count(*) FROM reports WHERE status = 'extracted'") >= 1  # zibo's work is kept
