@@ -257,8 +257,12 @@ class CrawlScheduler:
 
     def __init__(self, ctx: CrawlContext, slots: HostSlots, *, workers: int = 64, ingest_workers: int = 2,
                  ingest_backlog: int | None = None, pages: Callable[..., Steps] = page_steps,
-                 items: Callable[..., Steps] = item_steps, listener: Callable[[str, int], None] | None = None) -> None:
+                 items: Callable[..., Steps] = item_steps, listener: Callable[[str, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, grace: float = 3.0) -> None:
         self.ctx, self.slots = ctx, slots
+        # a stop (Ctrl-C, SIGTERM): nothing new starts; what is in flight gets `grace` seconds, the rest is left
+        self.should_stop, self.grace = should_stop, grace
+        self._stop_by: float | None = None
         self.workers, self.ingest_workers = max(1, workers), max(1, ingest_workers)
         # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
         self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
@@ -289,7 +293,11 @@ class CrawlScheduler:
         try:
             self._add(walk.start(), [])
             while self._open:
-                self._pump(fetch_pool, ingest_pool)
+                if self._stopping():
+                    if self._fetching + self._ingesting == 0 or time.monotonic() > (self._stop_by or 0.0):
+                        break
+                else:
+                    self._pump(fetch_pool, ingest_pool)
                 timeout = 1.0  # a bound on the wait, whatever happens
                 if self._due and self._fetching < self.workers:
                     timeout = min(timeout, max(0.0, self._due[0][0] - time.monotonic()))
@@ -304,9 +312,16 @@ class CrawlScheduler:
                     except queue.Empty:
                         break
         finally:
-            fetch_pool.shutdown(wait=True)
-            ingest_pool.shutdown(wait=True)
+            # after a stop's grace, work still in flight is abandoned (a load is one transaction: it commits or not)
+            stopped = self._stop_by is not None
+            fetch_pool.shutdown(wait=not stopped, cancel_futures=stopped)
+            ingest_pool.shutdown(wait=not stopped, cancel_futures=stopped)
         return walk
+
+    def _stopping(self) -> bool:
+        if self._stop_by is None and self.should_stop is not None and self.should_stop():
+            self._stop_by = time.monotonic() + self.grace
+        return self._stop_by is not None
 
     def _add(self, pages: list[PageJob], items: list[ItemJob]) -> None:
         for page in pages:

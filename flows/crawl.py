@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
 from gongkai.crawler.fetcher import Fetcher
@@ -28,7 +26,10 @@ from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
 from gongkai.crawler.state import CrawlState
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
+from gongkai.flows.plain import prefect_flow
+from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
+from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
 from gongkai.warehouse.runs import RecordedRun
 
@@ -88,9 +89,11 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
     threads beside them with a bounded backlog."""
     walk = Walk(ctx, portals, limits)
     scheduler = CrawlScheduler(ctx, host_slots(ctx.fetcher), workers=workers, ingest_workers=ingest_workers,
-                               pages=page_steps, items=item_steps, listener=_notify)
+                               pages=page_steps, items=item_steps, listener=_notify,
+                               should_stop=stop_requested, grace=GRACE_S)
     scheduler.run(walk)
-    return walk.summary() | {"scheduler": asdict(scheduler.stats)}
+    return (walk.summary() | {"scheduler": asdict(scheduler.stats)}
+            | ({"interrupted": True} if stop_requested() else {}))
 
 
 def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Settings) -> Pipeline:
@@ -135,9 +138,9 @@ def run_crawl(
     archive = open_archive(archive_location or settings.archive_dir)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), now_iso()
     log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")
-    with open_warehouse(db_url or settings.database_url) as warehouse:
+    with _opened_or_recorded(db_url or settings.database_url, kind, started_at, settings.data_dir) as warehouse:
         # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
         state = CrawlState(Path(state_file) if state_file else settings.data_dir / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
@@ -153,6 +156,7 @@ def run_crawl(
             for doc in summary["documents"]:
                 if doc["outcome"] in ("fetch_failed", "crashed"):
                     run.add(IngestOutcome(**doc))
+            run.interrupted = bool(summary.get("interrupted"))
             state.save()
         counts: dict[str, int] = {}
         for doc in summary["documents"]:
@@ -160,11 +164,66 @@ def run_crawl(
         summary |= {
             "run_id": run.run_id, "kind": kind, "counts": counts, "checks_failing": run.checks_failing,
             "requests": fetcher.requests_sent, "duration_s": round(time.perf_counter() - started, 3), "warehouse": warehouse.url,
+            "started_at": started_at, "finished_at": now_iso(),  # ISO 8601 with the machine's UTC offset
             "hosts": fetcher.host_stats(),  # per host: requests, 304s, retries, refusals, failures, bytes
         }
     _store_summary(summary, settings.data_dir)
     log.info("run %s: %s in %.1f s", summary["run_id"], counts, summary["duration_s"])
+    _summary_artifact(summary)
     return summary
+
+
+def _summary_artifact(summary: dict[str, Any]) -> None:
+    """The run summary as a markdown artifact of the flow run (shown in the Prefect UI); nothing without Prefect."""
+    import sys
+
+    if "prefect.context" not in sys.modules:
+        return
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = "\n".join(f"| {pid} | {info['status']} | {info['pages']} | {info['listed']} | {info.get('error') or ''} |"
+                     for pid, info in summary["portals"].items())
+    failed = [d for d in summary["documents"] if d["outcome"] in ("fetch_failed", "crashed", "failed", "unreadable")]
+    documents = "\n".join(f"- {d['outcome']}: {d.get('title') or d.get('name') or d.get('url')} — {d.get('reason') or ''}"
+                          for d in failed[:50])
+    markdown = (f"# gongkai {summary['kind']} run {summary['run_id']}\n\n"
+                f"{summary['started_at']} → {summary['finished_at']}, {summary['duration_s']:.1f} s, "
+                f"{summary['requests']} requests; outcomes {summary['counts']}; {summary['checks_failing']} checks failing"
+                f"{'; **interrupted**' if summary.get('interrupted') else ''}\n\n"
+                "| portal | status | listing pages | items | error |\n|---|---|---|---|---|\n" + rows
+                + (f"\n\n## documents that failed\n\n{documents}" if documents else ""))
+    create_markdown_artifact(markdown=markdown, key=f"gongkai-{summary['kind']}-summary", description="the run summary")
+
+
+FAILED_BEFORE_OPENING = "failed-*.json"  # data/runs/: runs that never reached the warehouse (gongkai status lists them)
+
+
+@contextmanager
+def _opened_or_recorded(url: str, kind: str, started_at: str, data_dir: Path) -> Iterator[Any]:
+    """The warehouse, open; if it cannot be opened (a second nightly meets the DuckDB file's lock, a server is gone),
+    the failure is written to data/runs/failed-<time>-<kind>.json, where `gongkai status` shows it, and raised."""
+    try:
+        warehouse = open_warehouse(url)
+    except Exception as exc:
+        folder = data_dir / "runs"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"kind": kind, "status": "failed", "started_at": started_at, "failed_at": now_iso(), "warehouse": url,
+                  "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+        stamp = record["failed_at"].replace(":", "")
+        (folder / f"failed-{stamp}-{kind}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), "utf-8")
+        raise
+    with warehouse:
+        yield warehouse
+
+
+def _thread_runner() -> Any:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=MAX_THREADS)
 
 
 def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
@@ -174,7 +233,7 @@ def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
     (folder / f"{summary['run_id']:06d}-{summary['kind']}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
 
 
-@flow(name="gongkai-nightly", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
+@prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)
 def nightly_flow(
     agencies: list[str] | None = None,
     db_url: str | None = None,
@@ -184,13 +243,46 @@ def nightly_flow(
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded."""
-    return run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location, registry_file=registry_file,
-                     demo_port=demo_port, state_file=state_file, politeness=politeness, settings=settings)
+    fail_run_on_failure: bool = False,
+) -> Any:
+    """Every registry portal; only new or changed reports are downloaded (conditional GET) and loaded.
+
+    Args:
+        agencies: only these portals (registry ids or division codes); all when empty.
+        db_url: the warehouse, duckdb:///path or postgresql://… (default $GONGKAI_DB, else the data folder's DuckDB file).
+        archive_location: folder of the raw archive (default $GONGKAI_ARCHIVE).
+        registry_file: the portal registry TOML (default $GONGKAI_REGISTRY, else the shipped crawler/registry.toml).
+        demo_port: include the registry's demo entries, served on this port (gongkai demo --keep-running).
+        state_file: the crawl-state file (HTTP validators; default one per warehouse in the data folder).
+        politeness: fetcher overrides (delay, concurrency, timeouts, retries, backoff); default the GONGKAI_CRAWL_* settings.
+        settings: gongkai's settings (read from the environment when left out).
+        fail_run_on_failure: end the flow run Failed, naming the failed portals and documents, when any failed (the
+            others' work is kept); the deployment sets it, so the Prefect UI shows what the command's exit code says.
+    """
+    summary = run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location,
+                        registry_file=registry_file, demo_port=demo_port, state_file=state_file, politeness=politeness,
+                        settings=settings)
+    message = failure_message(summary) if fail_run_on_failure else None
+    if message is None:
+        return summary
+    from prefect.states import Failed
+
+    return Failed(message=message, data=summary)
 
 
-@flow(name="gongkai-backfill", task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS), validate_parameters=False)  # type: ignore[arg-type]
+def failure_message(summary: dict[str, Any]) -> str | None:
+    """What failed in a run, in one line naming the portals and documents (None when nothing did)."""
+    portals = [f"{pid} ({info['error']})" for pid, info in summary["portals"].items() if info["status"] in FAILED_PORTAL]
+    documents = [d.get("url") or d.get("name") or d.get("sha256") for d in summary["documents"]
+                 if d["outcome"] in ("fetch_failed", "crashed", "failed")]
+    if not portals and not documents:
+        return None
+    parts = ([f"{len(portals)} portal(s) failed: " + "; ".join(portals[:5])] if portals else []) + (
+        [f"{len(documents)} document(s) failed: " + ", ".join(str(d) for d in documents[:5])] if documents else [])
+    return "; ".join(parts) + " (the others' work is loaded; the next run retries)"
+
+
+@prefect_flow(name="gongkai-backfill", task_runner=lambda: _thread_runner(), validate_parameters=False)
 def backfill_flow(
     years: list[int],
     agencies: list[str] | None = None,

@@ -31,9 +31,11 @@ def nightly_deployment(
     deployment = nightly_flow.to_deployment(
         name=name,
         schedule=nightly_schedule(cron, timezone),
-        parameters=parameters or {},
+        parameters={"fail_run_on_failure": True, **(parameters or {})},  # a failed portal: a Failed run in the UI
         description="Crawl every registry portal; load new or changed annual reports.",
         tags=["gongkai", "crawl"],
+        # one nightly at a time: a second would die on the DuckDB file's lock (or crawl the same portals twice)
+        concurrency_limit=1,
     )
     assert isinstance(deployment, RunnerDeployment)  # not a coroutine: called outside an event loop
     return deployment

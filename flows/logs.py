@@ -6,7 +6,12 @@ import logging
 
 
 def run_logger(fallback: str) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """Prefect's run logger inside a flow or task run; the module logger `fallback` outside one (tests, benchmarks)."""
+    """Prefect's run logger inside a flow or task run; the module logger `fallback` outside one (tests, benchmarks,
+    a command run without a Prefect server, which never imports Prefect)."""
+    import sys
+
+    if "prefect.context" not in sys.modules:
+        return logging.getLogger(fallback)
     from prefect import get_run_logger
     from prefect.exceptions import MissingContextError
 

@@ -19,17 +19,20 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gongkai.extractors.result import ExtractionResult
+from gongkai.flows.logs import run_logger
 from gongkai.warehouse.archive import Archive
 from gongkai.warehouse.runs import RunTally
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key
@@ -91,7 +94,27 @@ def extract_document(
     return result if isinstance(result, ExtractionResult) else ExtractionResult.from_json(result)
 
 
+BLANK_TEMPLATE = "not a report: a blank template (the standard tables, every cell empty)"
+
+
+def blank_template_is_not_a_report(result: ExtractionResult) -> ExtractionResult:
+    """The national template itself (its tables read, every cell empty) is what `gongkai extract` says it is, but
+    it is no agency's report: loaded as one it would be an extracted report of no agency. A report that printed
+    its figures has at least one cell with a number (a 0 included). Its empty cells are kept as read (what `extract`
+    gives is what is stored); it is only no longer a report of anyone."""
+    from gongkai.extractors.result import NOT_A_REPORT
+
+    if not result.cells or any(value is not None for value in result.cells.values()):
+        return result
+    return replace(result, status=NOT_A_REPORT, agency=None, year=None, warnings=[*result.warnings, BLANK_TEMPLATE],
+                   reason=BLANK_TEMPLATE)
+
+
 class ExtractionTimeout(Exception):
+    pass
+
+
+class ExtractionStopped(Exception):
     pass
 
 
@@ -115,7 +138,8 @@ class ExtractionPool:
         for attempt in (1, 2):
             executor = self._current()
             try:
-                future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
+                with _interrupts_blocked():  # a worker started by this submit begins life deaf to the terminal's Ctrl-C
+                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
                 return future.result(timeout=timeout_s)
             except FutureTimeout:
                 self._discard(executor, kill=True)
@@ -127,9 +151,14 @@ class ExtractionPool:
         raise AssertionError("unreachable")
 
     def _current(self) -> ProcessPoolExecutor:
+        from gongkai.stopping import stop_requested
+
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                if stop_requested():  # the command is stopping: no new workers (their start would outlive it)
+                    raise ExtractionStopped("the command is stopping: not extracted, the next run does it")
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_ignore_interrupts)
                 self.executors_started += 1
             return self._executor
 
@@ -150,8 +179,39 @@ class ExtractionPool:
             executor.shutdown(cancel_futures=True)
 
 
+@contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while it may start a worker: a spawned process inherits the mask, so a Ctrl-C
+    that arrives while the worker is still importing stays pending until `_ignore_interrupts` discards it. (Python
+    runs signal handlers in the main thread anyway: blocking here changes nothing for the command.)"""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_interrupts() -> None:
+    """In each extraction worker: a terminal's Ctrl-C reaches the whole process group, workers included. The
+    command decides how to stop (gongkai/stopping.py); a worker printing its own KeyboardInterrupt traceback and
+    breaking the pool is what an operator must not see. SIGTERM still ends a worker (the reaper sends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one that arrived while starting is dropped
+
+
 _pools: dict[int, ExtractionPool] = {}
 _pools_lock = threading.Lock()
+
+
+def stop_pools() -> None:
+    """After a requested stop: end the extraction workers now (an abandoned extraction is redone next run)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        with pool._lock:
+            executor, pool._executor = pool._executor, None
+        if executor is not None:
+            pool._discard(executor, kill=True)
 
 
 def extraction_pool(processes: int) -> ExtractionPool:
@@ -270,6 +330,7 @@ class Pipeline:
             with self.lock:
                 self.warehouse.touch_document(doc, reason, self.run_id)
             return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=reason))
+        result = blank_template_is_not_a_report(result)
         with self.lock:
             try:
                 outcome = self.warehouse.load(doc, result, self.version, self.run_id)
@@ -295,7 +356,8 @@ class Pipeline:
 
     def record(self, outcome: IngestOutcome) -> IngestOutcome:
         """Count an outcome in the run and tell the listener (every outcome of the run passes here)."""
-        log.debug("%s: %s%s", outcome.name or outcome.sha256, outcome.outcome, f" ({outcome.reason})" if outcome.reason else "")
+        run_logger(__name__).info("%s: %s%s", outcome.name or outcome.sha256, outcome.outcome,
+                                  f" ({outcome.reason})" if outcome.reason else "")
         if self.run is not None:
             with self.lock:
                 self.run.add(outcome)

@@ -9,13 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
-
-from gongkai.flows.ingest import open_pipeline, run_in_window, summary_of, task_runner, window_for
+from gongkai.flows.ingest import MAX_THREADS, open_pipeline, run_in_window, summary_of, task_runner, window_for
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import Pipeline, extractor_version
+from gongkai.flows.plain import prefect_flow, prefect_task, run_flow, submit_task
 from gongkai.settings import Settings, load_settings
 from gongkai.warehouse.archive import open_archive
 from gongkai.warehouse.runs import recorded_run
@@ -41,12 +38,12 @@ def select_documents(
     return chosen
 
 
-@task(name="reprocess document", task_run_name="reprocess {doc.name}", cache_policy=NO_CACHE, retries=0)
+@prefect_task(name="reprocess document", task_run_name="reprocess {doc.name}", cache_policy="none", retries=0)
 def reprocess_task(pipeline: Pipeline, doc: DocumentInfo, refresh: bool) -> IngestOutcome:
     return pipeline.reprocess(doc, refresh=refresh)
 
 
-@flow(name="reprocess", validate_parameters=False, task_runner=task_runner())
+@prefect_flow(name="reprocess", validate_parameters=False, task_runner=task_runner)
 def reprocess_flow(
     all_documents: bool = False,
     older_than: str | None = None,
@@ -64,8 +61,8 @@ def reprocess_flow(
         with recorded_run(warehouse, "reprocess", params) as run:
             pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).
-            run_in_window(lambda doc: reprocess_task.submit(quote(pipeline), doc, all_documents), docs,  # type: ignore[call-overload]
-                          window_for(settings))
+            run.interrupted = run_in_window(lambda doc: submit_task(reprocess_task, pipeline, doc, all_documents), docs,  # type: ignore[call-overload]
+                                            window_for(settings))
     summary = summary_of(run, time.perf_counter() - started)
     run_logger(__name__).info("reprocess run %s: %d documents, %s", run.run_id, len(docs), {k: v for k, v in run.counts.items() if v})
     return summary
@@ -76,5 +73,6 @@ def reprocess_archive(
     archive_location: str | None = None, results_dir: str | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run reprocess_flow with its extraction cache in `results_dir` (default: the settings')."""
-    return reprocess_flow(all_documents, older_than, db_url, archive_location, results_dir, settings)
+    return run_flow(reprocess_flow, MAX_THREADS, all_documents=all_documents, older_than=older_than,  # type: ignore[no-any-return]
+                    db_url=db_url, archive_location=archive_location, results_dir=results_dir, settings=settings)
 

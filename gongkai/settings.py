@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     nightly_cron: str = "0 2 * * *"
     nightly_tz: str = "Asia/Shanghai"
 
+    @field_validator("nightly_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from gongkai.argtypes import cron_expression
+
+        return _as_value_error(cron_expression, value)
+
+    @field_validator("nightly_tz")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from gongkai.argtypes import time_zone
+
+        return _as_value_error(time_zone, value)
+
     @property
     def data_dir(self) -> Path:
         return self.data.resolve()
@@ -107,6 +121,16 @@ class Settings(BaseSettings):
         """The fetcher's settings (flows.crawl.Politeness fields)."""
         return {name: getattr(self, f"crawl_{name}") for name in (
             "delay", "concurrency", "connect_timeout", "read_timeout", "retries", "backoff", "max_bytes", "prefect_limits")}
+
+
+def _as_value_error(check: Any, value: str) -> str:
+    """The command line's check of a value (an argparse type), as pydantic wants its errors."""
+    import argparse
+
+    try:
+        return str(check(value))
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -106,7 +106,9 @@ def test_check_error_rates_by_year_province_and_level(corpus_url: str) -> None:
 def test_coverage_marks_reports_non_reports_pre_2019_and_gaps(corpus_url: str) -> None:
     found = rows(corpus_url, "SELECT agency, year, coverage, reason, status FROM coverage")
     by_key = {(r["agency"], r["year"]): r for r in found if r["coverage"] != "not_a_report"}
-    [letter] = [r for r in found if r["coverage"] == "not_a_report"]
+    not_reports = [r for r in found if r["coverage"] == "not_a_report"]
+    assert len(not_reports) == 2  # the letter, and the national template itself (issue 11: a blank template is not a report)
+    [letter] = [r for r in not_reports if "函" in r["reason"]]
     assert letter["status"] == "not_a_report" and "函" in letter["reason"]
     for agency, year in (("平潭综合实验区地方税务局", 2013),):
         assert by_key[(agency, year)]["coverage"] == "not_extractable"

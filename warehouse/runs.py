@@ -26,6 +26,7 @@ class RunTally:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     checks_failing: int = 0
     outcomes: list[IngestOutcome] = field(default_factory=list)
+    interrupted: bool = False  # stopped early on request (Ctrl-C, SIGTERM): recorded as status 'interrupted'
 
     def add(self, outcome: IngestOutcome) -> None:
         self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
@@ -66,14 +67,18 @@ def finish_run(warehouse: Warehouse, run_id: int, tally: RunTally, status: str =
 
 @contextmanager
 def recorded_run(warehouse: Warehouse, kind: str, params: Mapping[str, Any]) -> Iterator[RecordedRun]:
-    """Record a run: 'running' at start, then 'completed' with its counts, or 'failed' if the body raised."""
+    """Record a run: 'running' at start, then 'completed' with its counts, 'interrupted' when it was stopped early
+    (the body set `interrupted`, or a KeyboardInterrupt left it), or 'failed' if the body raised."""
     run = RecordedRun(start_run(warehouse, kind, params))
     log.debug("run %d (%s) started", run.run_id, kind)
     started = time.perf_counter()
     status = "failed"
     try:
         yield run
-        status = "completed"
+        status = "interrupted" if run.interrupted else "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         finish_run(warehouse, run.run_id, run, status, time.perf_counter() - started)
         log.debug("run %d (%s) %s", run.run_id, kind, status)

@@ -6,7 +6,7 @@ Read through the read-only connection (warehouse.query), from the `runs` table a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from gongkai.warehouse.query import QueryResult, ReadOnlyWarehouse
 from gongkai.warehouse.store import utcnow
@@ -54,7 +54,7 @@ def warehouse_status(reader: ReadOnlyWarehouse, last_runs: int = 5) -> Status:
         "(SELECT count(*) FROM check_results WHERE status = 'fail')"
     ).rows[0]
     return Status(
-        runs=_flag_interrupted(reader.run(LAST_RUNS.format(limit=int(last_runs)))),
+        runs=_with_time_zone(_flag_interrupted(reader.run(LAST_RUNS.format(limit=int(last_runs))))),
         coverage_by_year=reader.run(COVERAGE_BY_YEAR),
         not_extracted=reader.run(NOT_EXTRACTED),
         failures=reader.run(FAILURES),
@@ -62,6 +62,17 @@ def warehouse_status(reader: ReadOnlyWarehouse, last_runs: int = 5) -> Status:
         cells=int(counts[1]),
         failing_checks=int(counts[2]),
     )
+
+
+def _with_time_zone(runs: QueryResult) -> QueryResult:
+    """started_at is stored in UTC without a zone (both engines' TIMESTAMP): shown with its offset, to the second."""
+    at = runs.columns.index("started_at")
+    rows = [
+        (*row[:at], row[at].replace(tzinfo=UTC).isoformat(timespec="seconds") if isinstance(row[at], datetime) else row[at],
+         *row[at + 1:])
+        for row in runs.rows
+    ]
+    return QueryResult(runs.columns, rows)
 
 
 def _flag_interrupted(runs: QueryResult) -> QueryResult:

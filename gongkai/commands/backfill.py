@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
+from gongkai.commands.crawlcommon import add_crawl_options, check_portals, politeness, print_summary
 from gongkai.settings import quiet_prefect
 
 # The regulation (政府信息公开条例) took effect on 1 May 2008: the first annual reports are on 2008. Reports before
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("backfill", help="crawl listings back to past years and load those reports")
     p.add_argument("--years", type=parse_years, required=True, help="e.g. 2008-2023 or 2019,2021 (from 2008)")
     add_crawl_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_portals)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gongkai.flows import crawl
+    from gongkai.flows.plain import run_flow
 
     with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as bar:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
         crawl.set_progress(on_progress)
         try:
-            summary = crawl.backfill_flow(years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
+            summary = run_flow(crawl.backfill_flow, crawl.MAX_THREADS, years=args.years, agencies=args.agency, db_url=args.db, registry_file=args.registry,
                                           demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
         finally:
             crawl.set_progress(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 from typing import Any
 
 from gongkai.settings import quiet_prefect
@@ -22,31 +23,47 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.crawler.demo_portal import DemoPortal
-    from gongkai.flows.crawl import nightly_flow
+    from gongkai.flows.crawl import MAX_THREADS, nightly_flow
+    from gongkai.flows.plain import run_flow
     from gongkai.warehouse import open_warehouse
 
     folder = args.settings.data_dir / "demo"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh warehouse, archive and crawl state every time
     folder.mkdir(parents=True)
-    db_url = f"duckdb:///{folder / 'gongkai-demo.duckdb'}"
+    db_url = demo_warehouse(args.settings)
     with DemoPortal(down=not args.portal_up) as demo:
         print(f"demo portal on {demo.base_url} (registry entries demo-*); warehouse {db_url}")
-        summary = nightly_flow(db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
+        summary = run_flow(nightly_flow, MAX_THREADS, db_url=db_url, archive_location=str(folder / "archive"), demo_port=demo.port,
                                state_file=str(folder / "crawl-state.json"), politeness=DEMO_POLITENESS, settings=args.settings)
         _print(summary, db_url)
         never = [r for r in demo.requests if r.path.startswith("/pingtan/private/") or r.host.startswith("localhost")]
         print(f"requests to the robots.txt-disallowed path or the foreign host: {len(never)}")
         if args.keep_running:
-            print("demo portal still running; Ctrl-C to stop")
-            try:
-                import threading
+            from gongkai import stopping
 
-                threading.Event().wait()
-            except KeyboardInterrupt:
+            print("demo portal still running; Ctrl-C to stop", flush=True)
+            try:
+                stopping.requested.wait()  # Ctrl-C or SIGTERM (gongkai/stopping.py) ends the wait, not the process
+            except KeyboardInterrupt:  # called by a program that installed no handler
                 pass
+            stopping.requested.clear()  # here a signal is the way to finish, not an interruption of the run
+            print("demo portal stopped", flush=True)
     with open_warehouse(db_url) as warehouse:
         _print_failing_checks(warehouse)
+    print(f"to look at it: export GONGKAI_DB={db_url}   (then gongkai status, gongkai query --list)")
     return 0
+
+
+def demo_warehouse(settings: Any) -> str:
+    return f"duckdb:///{settings.data_dir / 'demo' / 'gongkai-demo.duckdb'}"
+
+
+def demo_hint(args: argparse.Namespace) -> str:
+    """For a reader that found no warehouse where it looked by default: where `gongkai demo` left its one."""
+    url = demo_warehouse(args.settings)
+    if args.db or args.settings.db or not Path(url.removeprefix("duckdb:///")).exists():
+        return ""
+    return f"; the demo's warehouse is {url}: add --db {url} (or export GONGKAI_DB={url})"
 
 
 def _print(summary: dict[str, Any], db_url: str) -> None:

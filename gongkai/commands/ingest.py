@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gongkai import settings
+from gongkai import argtypes, settings
 
 
 def add_warehouse_options(p: argparse.ArgumentParser) -> None:
@@ -22,20 +22,26 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ingest", help="archive, extract and load report files or folders into the warehouse")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, or folders searched recursively")
     p.add_argument("--agency", help="the agency of every file (default: read from each document)")
-    p.add_argument("--year", type=int, help="the year reported on (default: read from each document)")
+    p.add_argument("--year", type=argtypes.report_year, help="the year reported on (default: read from each document)")
     add_warehouse_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings.quiet_prefect()
-    from gongkai.flows.ingest import ingest_paths, iter_files
+    from pathlib import Path
 
+    from gongkai.flows.ingest import ingest_paths, iter_files, own_paths
+
+    own = own_paths(args.settings, args.db, args.archive)
     try:
-        total = sum(1 for _ in iter_files(args.paths, args.settings.max_file_bytes))
+        total = sum(1 for _ in iter_files(args.paths, args.settings.max_file_bytes, own))
     except FileNotFoundError as exc:
         print(f"gongkai: {exc}", file=sys.stderr)
         return 2
+    folders = [Path(p).resolve() for p in args.paths if Path(p).is_dir()]
+    for path in sorted(p for p in own if p.exists() and any(p.is_relative_to(f) for f in folders)):
+        print(f"gongkai ingest: skipping {path} (gongkai's own data: warehouse, archive, caches)", file=sys.stderr)
     with progress_bar(total, "ingest"):
         summary = ingest_paths(
             [str(p) for p in args.paths], agency=args.agency, year=args.year, db_url=args.db, archive_location=args.archive,

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gongkai.commands.crawlcommon import add_crawl_options, politeness, print_summary
+from gongkai.commands.crawlcommon import add_crawl_options, check_portals, politeness, print_summary
 from gongkai.settings import quiet_prefect
 
 
@@ -14,14 +14,15 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("nightly", help="crawl every registry portal; load new or changed reports")
     add_crawl_options(p)
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check_portals)
 
 
 def run(args: argparse.Namespace) -> int:
     quiet_prefect()
     from gongkai.flows import crawl
+    from gongkai.flows.plain import run_flow
 
-    summary = crawl.nightly_flow(agencies=args.agency, db_url=args.db, registry_file=args.registry,
+    summary = run_flow(crawl.nightly_flow, crawl.MAX_THREADS, agencies=args.agency, db_url=args.db, registry_file=args.registry,
                                  demo_port=args.demo_port, politeness=politeness(args), settings=args.settings)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))

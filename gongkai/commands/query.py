@@ -19,6 +19,7 @@ CUT_SHORT = 3
 
 
 def register(subparsers: Any) -> None:
+    from gongkai import argtypes
     from gongkai.warehouse.query import QueryLimits
 
     defaults = QueryLimits()
@@ -27,10 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--list", action="store_true", help="list the tables and views with what they hold")
     p.add_argument("--db", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
-    p.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds the query may take (default %(default)s)")
-    p.add_argument("--max-rows", type=int, default=defaults.max_rows, help="rows printed at most (default %(default)s)")
-    p.add_argument("--max-bytes", type=int, default=defaults.max_bytes, help="bytes of values printed at most (default %(default)s)")
-    p.add_argument("--max-memory", type=int, default=3072, metavar="MB",
+    p.add_argument("--timeout", type=argtypes.positive_float, default=defaults.timeout_s, help="seconds the query may take (default %(default)s)")
+    p.add_argument("--max-rows", type=argtypes.positive_int, default=defaults.max_rows, help="rows printed at most (default %(default)s)")
+    p.add_argument("--max-bytes", type=argtypes.positive_int, default=defaults.max_bytes, help="bytes of values printed at most (default %(default)s)")
+    p.add_argument("--max-memory", type=argtypes.non_negative_int, default=3072, metavar="MB",
                    help="memory this process may add while the query runs (default %(default)s MB; 0: no cap)")
     p.add_argument("--allow-writable-role", action="store_true",
                    help="PostgreSQL: run even if the role could write or is a superuser (still in a READ ONLY transaction)")
@@ -40,6 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gongkai.readers import WarehouseBusy, open_when_free
     from gongkai.warehouse.query import (
         QueryLimits,
         QueryRefused,
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     stopped = ""
     try:
         # the reader first (its threads, DuckDB's workers), then the cap on what the query may add
-        with open_read_only(args.db or args.settings.database_url, limits, args.allow_writable_role) as reader, memory_cap(args.max_memory):
+        with open_when_free("query", open_read_only, args.db or args.settings.database_url, limits, args.allow_writable_role) as reader, \
+                memory_cap(args.max_memory):
             if args.list:
                 result = QueryResult(["name", "kind", "description"], [tuple(r) for r in reader.relations()])
                 text = to_table(result, max_width=200) if args.format == "table" else _format(result, args.format)
@@ -82,8 +85,16 @@ def run(args: argparse.Namespace) -> int:
     except WritableRole as exc:
         print(f"gongkai query: refused: {exc}", file=sys.stderr)
         return 2
-    except (QuerySyntaxError, QueryStopped, WarehouseMissing) as exc:
+    except (QuerySyntaxError, QueryStopped) as exc:
         print(f"gongkai query: {exc}", file=sys.stderr)
+        return 1
+    except WarehouseBusy as exc:
+        print(f"gongkai query: {exc}", file=sys.stderr)
+        return 1
+    except WarehouseMissing as exc:
+        from gongkai.commands.demo import demo_hint
+
+        print(f"gongkai query: {exc}{demo_hint(args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: the query was cancelled on the server on the way out
         print("gongkai query: interrupted; the query was cancelled and nothing was changed", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from gongkai import settings
+from gongkai import argtypes, settings
 from gongkai.commands.ingest import add_warehouse_options, print_summary, progress_bar
 
 
@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every archived document, even those the current extractor has seen")
     which.add_argument(
-        "--extractor-older-than", metavar="VERSION",
+        "--extractor-older-than", metavar="VERSION", type=argtypes.extractor_version,
         help="documents last extracted by an extractor older than VERSION (default: the current version)",
     )
     add_warehouse_options(p)
