@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gongkai.schema import RULES, TABLES, TEMPLATES, Rule, TableDef, template
+from gongkai.warehouse.views_concepts import (
+    concept_dictionary_sql,
+    concept_series_sql,
+    derivations,
+    derived_totals_sql,
+    proactive_harmonised_sql,
+)
 
 VIEWS_SQL = Path(__file__).parent / "views.sql"
 PROVINCES = Path(__file__).parent / "provinces.toml"
@@ -68,19 +75,23 @@ def wide_column(address: str) -> str:
 
 
 def cell_catalog() -> list[CellInfo]:
-    """Every cell address of the templates with tables, in schema order, once (shared cells list both templates)."""
+    """Every cell address of the templates with tables, in schema order, once (shared cells list both templates).
+
+    A row that only some of its table's templates print (tables.toml `templates`: （六）1./2./3., 2021) is tagged
+    with those; its place in the order stays that of the table."""
     found: dict[str, CellInfo] = {}
     for key in CELL_TEMPLATES:
         for table in template(key).tables:
             for row in table.rows:
+                tags = (key,) if row.templates is None or key in row.templates else ()
                 for column in table.columns_of(row):
                     address = f"{table.address}.{row.key}.{column.key}"
                     if address in found:
                         known = found[address]
-                        found[address] = CellInfo(**{**known.__dict__, "templates": (*known.templates, key)})
+                        found[address] = CellInfo(**{**known.__dict__, "templates": (*known.templates, *tags)})
                         continue
                     found[address] = CellInfo(
-                        address, table.address, row.key, column.key, (key,),
+                        address, table.address, row.key, column.key, tags,
                         "money" if "money" in (row.kind, column.kind) else "count",
                         table.title, row.printed[0], column.printed[0], row.en or row.key, column.en or column.key,
                     )
@@ -161,6 +172,10 @@ def _sum_of(keys: list[str]) -> str:
     return f"CASE WHEN coalesce({', '.join(parts)}) IS NULL THEN NULL ELSE " + " + ".join(f"coalesce({p}, 0)" for p in parts) + " END"
 
 
+def _ordered_cells(table: TableDef) -> list[str]:
+    return [f"{table.address}.{r.key}.{c.key}" for r in table.rows for c in table.columns_of(r)]
+
+
 def _requests_by_outcome_sql() -> str:
     """One pivot per applicant column, stacked: a filter on `applicant` leaves a single branch to compute."""
     table, rows = _requests_rows()
@@ -178,14 +193,35 @@ def _requests_by_outcome_sql() -> str:
             selected.append(f"p.{key}")
     for group, keys in groups.items():
         selected.append(f"{_sum_of(keys)} AS {group}")
+    selected.append("p.derived_rows")
+    derived = derivations()
     branches = []
     for column in table.columns:
         addresses = [f"{table.address}.{row}.{column.key}" for row in rows]
+        if any(a in derived for a in addresses):
+            # a total the report left blank: the sum of its parts (schema/data/concepts.toml derive_totals), named
+            # in derived_rows
+            pivot, read, flags = [], set(addresses), []
+            for address, row in zip(addresses, rows, strict=True):
+                printed = f"max(CASE WHEN address = {_quote(address)} THEN value END)"
+                if address not in derived:
+                    pivot.append(f"        {printed} AS {row}")
+                    continue
+                parts = derived[address][1]
+                read.update(parts)
+                summed = f"sum(CASE WHEN address IN ({', '.join(_quote(a) for a in parts)}) THEN value END)"
+                pivot.append(f"        coalesce({printed}, {summed}) AS {row}")
+                flags.append(f"CASE WHEN {printed} IS NULL AND {summed} IS NOT NULL THEN {_quote(row)} END")
+            pivot.append(f"        nullif(concat_ws(',', {', '.join(flags)}), '') AS derived_rows")
+            branch_addresses = [a for a in _ordered_cells(table) if a in read]
+        else:
+            pivot = [_pivot("address", list(zip(addresses, rows, strict=True))), "        CAST(NULL AS TEXT) AS derived_rows"]
+            branch_addresses = addresses
         branches.append(
             f"    SELECT report_id, {_quote(column.key)} AS applicant,\n"
-            + _pivot("address", list(zip(addresses, rows, strict=True)))
+            + ",\n".join(pivot)
             + "\n    FROM cells\n    WHERE address IN ("
-            + ", ".join(_quote(a) for a in addresses)
+            + ", ".join(_quote(a) for a in branch_addresses)
             + ")\n    GROUP BY report_id"
         )
     return (
@@ -351,6 +387,10 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "report_cells_wide": _wide_sql,
     "requests_by_outcome": _requests_by_outcome_sql,
     "year_over_year": _year_over_year_sql,
+    "derived_totals": derived_totals_sql,
+    "concept_dictionary": concept_dictionary_sql,
+    "concept_series": concept_series_sql,
+    "proactive_harmonised": proactive_harmonised_sql,
     "views_version": _views_version_sql,
 }
 
