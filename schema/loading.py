@@ -27,9 +27,9 @@ from gongkai.schema.datafile import did_you_mean, read_toml, shown, validate
 from gongkai.schema.labels import normalize_label
 from gongkai.schema.models import (
     ChecksFile,
+    ColumnSum,
     ConceptsFile,
     ConceptSpec,
-    ColumnSum,
     CumulativeChain,
     KeySpec,
     RuleSpec,
@@ -210,7 +210,7 @@ MATCH_CELLS = {"same": (1, 1), "sum": (2, None)}  # how many cells a source of t
 
 def _concept(spec: ConceptSpec, addresses: dict[str, set[str]], where: str) -> Concept:
     for number, source in enumerate(spec.sources, 1):
-        at = f"{where} source {number}"
+        at = f"{where} source #{number}"
         for key in source.templates:
             if key not in addresses:
                 raise SchemaError(f"{at}: {_unknown('templates', key, addresses, 'a template with tables')}")
@@ -230,7 +230,7 @@ def _concept(spec: ConceptSpec, addresses: dict[str, set[str]], where: str) -> C
 
 def _load_concepts(templates: tuple[Template, ...], rules: tuple[Rule, ...], data: Path) -> Concepts:
     raw, source = _read(data, "concepts.toml")
-    spec = validate(ConceptsFile, raw, source, SchemaError, {"series": "concept", "proactive": "concept", "sources": "source"})
+    spec = validate(ConceptsFile, raw, source, SchemaError, {"series": "series concept", "proactive": "proactive concept", "sources": "source"})
     addresses = {
         t.key: {f"{table.address}.{row.key}.{col.key}" for table in t.tables for row in table.rows for col in table.columns_of(row)}
         for t in templates
