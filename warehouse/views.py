@@ -2,7 +2,8 @@
 
 views.sql is hand-written SQL with blocks marked `-- generated:begin NAME` / `-- generated:end NAME`;
 `python -m warehouse.views` rewrites those blocks (cell columns of the wide view, the requests pivot,
-the cell dictionary, templates, provinces, the file's digest). The SQL is plain enough for both engines:
+the cell dictionary, templates, provinces, the file's digest; the views across templates from
+schema/data/concepts.toml are written by warehouse/views_concepts.py). The SQL is plain enough for both engines:
 `max(CASE WHEN address = '…' THEN value END)` pivots, VALUES lists, no engine-specific functions.
 """
 
@@ -22,6 +23,7 @@ from gongkai.warehouse.views_concepts import (
     concept_series_sql,
     derivations,
     derived_totals_sql,
+    printed_or_derived,
     proactive_harmonised_sql,
 )
 
@@ -172,10 +174,6 @@ def _sum_of(keys: list[str]) -> str:
     return f"CASE WHEN coalesce({', '.join(parts)}) IS NULL THEN NULL ELSE " + " + ".join(f"coalesce({p}, 0)" for p in parts) + " END"
 
 
-def _ordered_cells(table: TableDef) -> list[str]:
-    return [f"{table.address}.{r.key}.{c.key}" for r in table.rows for c in table.columns_of(r)]
-
-
 def _requests_by_outcome_sql() -> str:
     """One pivot per applicant column, stacked: a filter on `applicant` leaves a single branch to compute."""
     table, rows = _requests_rows()
@@ -199,30 +197,23 @@ def _requests_by_outcome_sql() -> str:
     for column in table.columns:
         addresses = [f"{table.address}.{row}.{column.key}" for row in rows]
         if any(a in derived for a in addresses):
-            # a total the report left blank: the sum of its parts (schema/data/concepts.toml derive_totals), named
-            # in derived_rows
-            pivot, read, flags = [], set(addresses), []
-            for address, row in zip(addresses, rows, strict=True):
-                printed = f"max(CASE WHEN address = {_quote(address)} THEN value END)"
-                if address not in derived:
-                    pivot.append(f"        {printed} AS {row}")
-                    continue
-                parts = derived[address][1]
-                read.update(parts)
-                summed = f"sum(CASE WHEN address IN ({', '.join(_quote(a) for a in parts)}) THEN value END)"
-                pivot.append(f"        coalesce({printed}, {summed}) AS {row}")
-                flags.append(f"CASE WHEN {printed} IS NULL AND {summed} IS NOT NULL THEN {_quote(row)} END")
-            pivot.append(f"        nullif(concat_ws(',', {', '.join(flags)}), '') AS derived_rows")
-            branch_addresses = [a for a in _ordered_cells(table) if a in read]
+            # a total the report printed blank: the sum of its parts (schema/data/concepts.toml
+            # derive_totals), named in derived_rows
+            flags = ", ".join(
+                f"max(CASE WHEN address = {_quote(a)} AND derived = 1 THEN {_quote(row)} END)"
+                for a, row in zip(addresses, rows, strict=True) if a in derived
+            )
+            pivot = [_pivot("address", list(zip(addresses, rows, strict=True))),
+                     f"        nullif(concat_ws(',', {flags}), '') AS derived_rows"]
+            source = "(\n        " + printed_or_derived(addresses) + "\n    ) t"
         else:
             pivot = [_pivot("address", list(zip(addresses, rows, strict=True))), "        CAST(NULL AS TEXT) AS derived_rows"]
-            branch_addresses = addresses
+            source = "cells"
+        where = "" if source != "cells" else "\n    WHERE address IN (" + ", ".join(_quote(a) for a in addresses) + ")"
         branches.append(
             f"    SELECT report_id, {_quote(column.key)} AS applicant,\n"
             + ",\n".join(pivot)
-            + "\n    FROM cells\n    WHERE address IN ("
-            + ", ".join(_quote(a) for a in branch_addresses)
-            + ")\n    GROUP BY report_id"
+            + f"\n    FROM {source}{where}\n    GROUP BY report_id"
         )
     return (
         "CREATE VIEW requests_by_outcome AS\n"

@@ -1,7 +1,7 @@
 """The views.sql blocks that span templates, written from schema/data/concepts.toml (see warehouse/views.py).
 
-- derived_totals: each total a report left blank (or did not print) whose parts it shows, derived as the sum of
-  the parts of a row_sum rule named in `derive_totals` (table 三's row totals from the six applicant columns).
+- derived_totals: each total a report printed blank while its parts hold numbers, derived as the sum of the
+  parts of a row_sum rule named in `derive_totals` (table 三's row totals from the six applicant columns).
 - concept_dictionary: the concepts and their sources, per template, with how each matches.
 - concept_series / proactive_harmonised: one row per current report and concept, the value read from the
   source of the report's template (blank totals derived and flagged), with the cells it came from and where
@@ -46,26 +46,55 @@ def derivations() -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
-def derived_totals_sql() -> str:
-    pairs: list[tuple[str | int | None, ...]] = [
-        (rule, target, part) for target, (rule, parts) in derivations().items() for part in parts
+def _derived_sql(addresses: list[str] | None = None, indent: str = "") -> str:
+    """The totals printed blank (of `addresses`, or all) whose parts hold a number, each the sum of its parts.
+
+    Only cells printed without a number are derived, found through the cells index by address and value: a
+    report prints its totals far more often than not, and summing every total's parts cost more than the query
+    around it. (A total column the report does not print at all is not derived: its absence is in warnings.)"""
+    found = {a: d for a, d in derivations().items() if addresses is None or a in addresses}
+    pairs: list[tuple[str | int | None, ...]] = [(rule, target, part) for target, (rule, parts) in found.items() for part in parts]
+    blank = ("b.raw", "b.page", "b.table_no", "b.row_no", "b.col_no")
+    lines = [
+        "SELECT b.report_id, k.rule, b.address, sum(p.value) AS value,",
+        "       CAST(count(p.value) AS INTEGER) AS parts_printed, CAST(count(*) AS INTEGER) AS parts_shown,",
+        f"       {', '.join(blank)}",
+        "FROM cells b",
+        "JOIN (VALUES",
+        _values(pairs, indent + "    "),
+        ") AS k (rule, address, part) ON k.address = b.address",
+        "JOIN cells p ON p.report_id = b.report_id AND p.address = k.part",
+        f"WHERE b.address IN ({', '.join(_text(a) for a in found)}) AND b.value IS NULL",
+        f"GROUP BY b.report_id, k.rule, b.address, {', '.join(blank)}",
+        "HAVING count(p.value) > 0",
     ]
+    return lines[0] + "".join("\n" + (line if line.startswith(indent + "    (") else indent + line) for line in lines[1:])
+
+
+def printed_or_derived(addresses: list[str], columns: str = "value") -> str:
+    """The cells at `addresses` as printed (derived = 0), and those of them printed blank derived from their parts
+    (derived = 1): a blank total appears twice, printed NULL and derived, so max(value) per cell is the derived one."""
+    listed = ", ".join(_text(a) for a in addresses)
+    printed = f"SELECT report_id, address, {columns}, 0 AS derived FROM cells WHERE address IN ({listed})"
+    if not any(a in derivations() for a in addresses):
+        return printed
+    return (
+        printed + "\n        UNION ALL\n"
+        f"        SELECT report_id, address, {columns}, 1 AS derived FROM (\n            "
+        + _derived_sql(addresses, "            ") + "\n        ) d"
+    )
+
+
+def derived_totals_sql() -> str:
     return (
         "CREATE VIEW derived_totals AS\n"
-        "WITH derivations (rule, address, part) AS (\n    VALUES\n" + _values(pairs, "        ") + "\n),\n"
-        "sums AS (\n"
-        "    SELECT c.report_id, k.rule, k.address, sum(c.value) AS value,\n"
-        "           CAST(count(c.value) AS INTEGER) AS parts_printed, CAST(count(*) AS INTEGER) AS parts_shown\n"
-        "    FROM cells c\n    JOIN derivations k ON k.part = c.address\n"
-        "    GROUP BY c.report_id, k.rule, k.address\n)\n"
-        f"SELECT {REPORT_COLUMNS}, s.rule, s.address,\n"
-        "       split_part(s.address, '.', 1) AS table_name, split_part(s.address, '.', 2) AS row_key,\n"
-        "       split_part(s.address, '.', 3) AS column_key, s.value, TRUE AS derived, s.parts_printed, s.parts_shown,\n"
-        "       t.raw, t.page, t.table_no, t.row_no, t.col_no, r.sha256, r.document_url\n"
-        "FROM sums s\n"
-        "JOIN report_index r ON r.report_id = s.report_id\n"
-        "LEFT JOIN cells t ON t.report_id = s.report_id AND t.address = s.address\n"
-        f"WHERE s.value IS NOT NULL AND t.value IS NULL AND {CURRENT};\n"
+        f"SELECT {REPORT_COLUMNS}, d.rule, d.address,\n"
+        "       split_part(d.address, '.', 1) AS table_name, split_part(d.address, '.', 2) AS row_key,\n"
+        "       split_part(d.address, '.', 3) AS column_key, d.value, TRUE AS derived, d.parts_printed, d.parts_shown,\n"
+        "       d.raw, d.page, d.table_no, d.row_no, d.col_no, r.sha256, r.document_url\n"
+        "FROM (\n    " + _derived_sql(indent="    ") + "\n) d\n"
+        "JOIN report_index r ON r.report_id = d.report_id\n"
+        f"WHERE {CURRENT};\n"
     )
 
 
@@ -78,17 +107,12 @@ def _source_rows(concepts: tuple[Concept, ...]) -> list[tuple[str | int | None, 
 
 
 def _cell_rows(concepts: tuple[Concept, ...]) -> list[tuple[str | int | None, ...]]:
-    """(concept, source_rank, template, part_no, cell, address read, is_part): each source cell of each template,
-    and for a cell with a derivation, each of its parts (read when the cell is blank)."""
-    derived = derivations()
-    out: list[tuple[str | int | None, ...]] = []
-    for c in concepts:
-        for rank, source in enumerate(c.sources, 1):
-            for key in source.templates:
-                for part_no, cell in enumerate(source.cells, 1):
-                    out.append((c.key, rank, key, part_no, cell, cell, 0))
-                    out.extend((c.key, rank, key, part_no, cell, part, 1) for part in derived.get(cell, ("", ()))[1])
-    return out
+    """(concept, source_rank, template, part_no, cell): each source cell, per template of its source."""
+    return [
+        (c.key, rank, key, part_no, cell)
+        for c in concepts for rank, source in enumerate(c.sources, 1)
+        for key in source.templates for part_no, cell in enumerate(source.cells, 1)
+    ]
 
 
 def concept_dictionary_sql() -> str:
@@ -105,39 +129,38 @@ def concept_dictionary_sql() -> str:
 
 def _concept_view_sql(name: str, concepts: tuple[Concept, ...]) -> str:
     provenance = ("page", "table_no", "row_no", "col_no")
+    cells = list(dict.fromkeys(cell for c in concepts for s in c.sources for cell in s.cells))
     return (
         f"CREATE VIEW {name} AS\n"
         "WITH concept_sources (concept, source_rank, concept_label, concept_en, match, match_note, cells_declared) AS (\n"
         "    VALUES\n" + _values(_source_rows(concepts), "        ") + "\n),\n"
-        "concept_cells (concept, source_rank, template, part_no, cell, address, is_part) AS (\n"
+        "concept_cells (concept, source_rank, template, part_no, cell) AS (\n"
         "    VALUES\n" + _values(_cell_rows(concepts), "        ") + "\n),\n"
-        # each source cell of each report: as printed, or (blank) the sum of its parts
+        # each source cell of each report: as printed, or (a blank total) derived from its parts
         "parts AS (\n"
         "    SELECT " + ",\n           ".join([
             "r.report_id, k.concept, k.source_rank, k.part_no, k.cell",
-            "max(CASE WHEN k.is_part = 0 THEN c.value END) AS printed",
-            "max(CASE WHEN k.is_part = 0 THEN 1 ELSE 0 END) AS shown",
-            "sum(CASE WHEN k.is_part = 1 THEN c.value END) AS parts_sum",
-            *(f"max(CASE WHEN k.is_part = 0 THEN c.{p} END) AS {p}" for p in ("raw", *provenance)),
+            "max(v.value) AS value, max(v.derived) AS derived",
+            *(f"max(v.{p}) AS {p}" for p in ("raw", *provenance)),
         ]) + "\n"
         "    FROM report_index r\n"
         "    JOIN concept_cells k ON k.template = r.template\n"
-        "    JOIN cells c ON c.report_id = r.report_id AND c.address = k.address\n"
+        "    JOIN (\n        " + printed_or_derived(cells, "value, raw, " + ", ".join(provenance)) + "\n"
+        "    ) v ON v.report_id = r.report_id AND v.address = k.cell\n"
         f"    WHERE {CURRENT}\n"
         "    GROUP BY r.report_id, k.concept, k.source_rank, k.part_no, k.cell\n),\n"
         # the first source (in the order declared) of which the report shows a cell
         "available AS (\n"
-        "    SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank,\n"
-        "           CASE WHEN p.printed IS NULL AND p.parts_sum IS NOT NULL THEN 1 ELSE 0 END AS part_derived\n"
-        "    FROM parts p\n    WHERE p.shown = 1 OR p.parts_sum IS NOT NULL\n),\n"
+        "    SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank\n"
+        "    FROM parts p\n),\n"
         "picked AS (\n"
         "    SELECT a.*, min(a.part_no) OVER (PARTITION BY a.report_id, a.concept) AS first_part\n"
         "    FROM available a\n    WHERE a.source_rank = a.best_rank\n),\n"
         "per_concept AS (\n"
         "    SELECT " + ",\n           ".join([
             "report_id, concept, source_rank",
-            "sum(CASE WHEN part_derived = 1 THEN parts_sum ELSE printed END) AS value",
-            "max(part_derived) AS derived",
+            "sum(value) AS value",
+            "max(derived) AS derived",
             "string_agg(cell, ' + ' ORDER BY part_no) AS source_cells",
             "string_agg(coalesce(raw, ''), ' + ' ORDER BY part_no) AS raw",
             "CAST(count(*) AS INTEGER) AS cells_shown",
