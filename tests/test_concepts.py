@@ -251,3 +251,24 @@ def test_research_doc_answers_questions_with_the_series_and_the_harmonised_views
     assert all(used.values()), used
     [pingtan] = [out for _h, sql, out in research_examples() if "FROM concept_series" in sql and "lawsuits" in sql and "GROUP BY" in sql]
     assert pingtan and "2011" in pingtan and "2024" in pingtan
+
+
+def test_series_reads_the_current_version_of_a_report_only(fresh_url: str, cached_extract: Any) -> None:
+    """A corrected report (a second document for the same agency and year) replaces the first in the series."""
+    name = "pingtan-2017.html"
+    first = json.loads(json.dumps(cached_extract((Path(__file__).parent / "corpus" / "documents" / name).read_bytes(), name)))
+    second = json.loads(json.dumps(first))
+    second["cells"]["stats.requests_total.year"] = 12
+    second["cells"]["stats.responses_total.year"] = 12
+    second["cells"]["stats.responses_granted.year"] = 12
+    second["checks"] = []
+    hints = {"agency": "平潭综合实验区", "division_code": "350128", "level": "city"}
+    with open_warehouse(fresh_url) as wh:
+        wh.load(DocumentInfo("7" * 64, 1, "text/html", "v1", **hints, year=2017), first, "test")
+        wh.load(DocumentInfo("8" * 64, 1, "text/html", "v2", **hints, year=2017), second, "test")
+    [current] = rows(fresh_url, "SELECT report_id, sha256 FROM report_index WHERE year = 2017")
+    found = rows(fresh_url, "SELECT report_id, concept, value FROM concept_series")
+    assert len(found) == len(schema.CONCEPTS.series) and {r["report_id"] for r in found} == {current["report_id"]}
+    received = next(r["value"] for r in found if r["concept"] == "requests_received")
+    assert received == (12 if current["sha256"] == "8" * 64 else first["cells"]["stats.requests_total.year"])
+    assert len(rows(fresh_url, "SELECT report_id FROM reports")) == 2  # both versions kept, one current
