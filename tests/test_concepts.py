@@ -272,3 +272,19 @@ def test_series_reads_the_current_version_of_a_report_only(fresh_url: str, cache
     received = next(r["value"] for r in found if r["concept"] == "requests_received")
     assert received == (12 if current["sha256"] == "8" * 64 else first["cells"]["stats.requests_total.year"])
     assert len(rows(fresh_url, "SELECT report_id FROM reports")) == 2  # both versions kept, one current
+
+
+def test_query_list_and_export_describe_the_new_views(duck_corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gongkai.cli import main
+
+    assert main(["query", "--db", duck_corpus, "--list", "--format", "json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    views = ("concept_series", "proactive_harmonised", "concept_dictionary", "derived_totals")
+    for view in views:
+        assert listed[view]["kind"] == "view" and listed[view]["description"], view
+    assert main(["export", "--db", duck_corpus, "--format", "csv", "--out", str(tmp_path), "--only", ",".join(views)]) == 0
+    package = json.loads((tmp_path / "datapackage.json").read_text(encoding="utf-8"))
+    fields = {r["name"]: {f["name"]: f for f in r["schema"]["fields"]} for r in package["resources"]}
+    assert set(fields) == set(views)
+    assert fields["concept_series"]["derived"]["type"] == "boolean" and "sum of its parts" in fields["concept_series"]["derived"]["description"]
+    assert all(f["description"] for view in fields.values() for f in view.values())
