@@ -2038,7 +2038,7 @@ concept_cells (concept, source_rank, template, part_no, cell) AS (
         ('lawsuits', 3, '2021', 2, 'appeals.litigation_after_review.total')
 ),
 parts AS (
-    SELECT r.report_id, k.concept, k.source_rank, k.part_no, k.cell,
+    SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell,
            max(v.value) AS value, max(v.derived) AS derived,
            max(v.raw) AS raw,
            max(v.page) AS page,
@@ -2100,7 +2100,7 @@ parts AS (
         ) d
     ) v ON v.report_id = r.report_id AND v.address = k.cell
     WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%'
-    GROUP BY r.report_id, k.concept, k.source_rank, k.part_no, k.cell
+    GROUP BY r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell
 ),
 available AS (
     SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank
@@ -2112,7 +2112,7 @@ picked AS (
     WHERE a.source_rank = a.best_rank
 ),
 per_concept AS (
-    SELECT report_id, concept, source_rank,
+    SELECT report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank,
            sum(value) AS value,
            max(derived) AS derived,
            string_agg(cell, ' + ' ORDER BY part_no) AS source_cells,
@@ -2123,16 +2123,15 @@ per_concept AS (
            max(CASE WHEN part_no = first_part THEN row_no END) AS row_no,
            max(CASE WHEN part_no = first_part THEN col_no END) AS col_no
     FROM picked
-    GROUP BY report_id, concept, source_rank
+    GROUP BY report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank
 )
-SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template,
+SELECT v.report_id, v.agency_id, v.agency, v.division_code, v.level, v.province_code, v.province, v.year, v.template,
        s.concept, s.concept_label, s.concept_en, v.value, s.match, s.match_note,
        CASE WHEN v.derived = 1 THEN TRUE ELSE FALSE END AS derived,
        v.source_cells, v.raw, v.cells_shown, s.cells_declared,
-       v.page, v.table_no, v.row_no, v.col_no, r.sha256, r.document_url
+       v.page, v.table_no, v.row_no, v.col_no, v.sha256, v.document_url
 FROM per_concept v
-JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank
-JOIN report_index r ON r.report_id = v.report_id;
+JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank;
 -- generated:end concept_series
 
 -- proactive_harmonised: table 二 across the 2019 and 2021 templates, as concept_series: what maps (same,
@@ -2198,7 +2197,7 @@ concept_cells (concept, source_rank, template, part_no, cell) AS (
         ('procurement_amount', 1, '2019', 1, 'proactive.procurement.amount_wan_yuan')
 ),
 parts AS (
-    SELECT r.report_id, k.concept, k.source_rank, k.part_no, k.cell,
+    SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell,
            max(v.value) AS value, max(v.derived) AS derived,
            max(v.raw) AS raw,
            max(v.page) AS page,
@@ -2211,7 +2210,7 @@ parts AS (
         SELECT report_id, address, value, raw, page, table_no, row_no, col_no, 0 AS derived FROM cells WHERE address IN ('proactive.regulations.made', 'proactive.regulations.issued', 'proactive.regulations.total_published', 'proactive.regulations.in_force', 'proactive.normative_documents.made', 'proactive.normative_documents.issued', 'proactive.normative_documents.total_published', 'proactive.normative_documents.in_force', 'proactive.licensing.decisions', 'proactive.penalty.decisions', 'proactive.coercion.decisions', 'proactive.regulations.published', 'proactive.normative_documents.published', 'proactive.regulations.repealed', 'proactive.normative_documents.repealed', 'proactive.other_services.decisions', 'proactive.licensing.items_last_year', 'proactive.licensing.items_change', 'proactive.other_services.items_last_year', 'proactive.other_services.items_change', 'proactive.penalty.items_last_year', 'proactive.penalty.items_change', 'proactive.coercion.items_last_year', 'proactive.coercion.items_change', 'proactive.fees.items_last_year', 'proactive.fees.items_change', 'proactive.fees.amount_wan_yuan', 'proactive.procurement.projects', 'proactive.procurement.amount_wan_yuan')
     ) v ON v.report_id = r.report_id AND v.address = k.cell
     WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%'
-    GROUP BY r.report_id, k.concept, k.source_rank, k.part_no, k.cell
+    GROUP BY r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell
 ),
 available AS (
     SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank
@@ -2223,7 +2222,7 @@ picked AS (
     WHERE a.source_rank = a.best_rank
 ),
 per_concept AS (
-    SELECT report_id, concept, source_rank,
+    SELECT report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank,
            sum(value) AS value,
            max(derived) AS derived,
            string_agg(cell, ' + ' ORDER BY part_no) AS source_cells,
@@ -2234,19 +2233,18 @@ per_concept AS (
            max(CASE WHEN part_no = first_part THEN row_no END) AS row_no,
            max(CASE WHEN part_no = first_part THEN col_no END) AS col_no
     FROM picked
-    GROUP BY report_id, concept, source_rank
+    GROUP BY report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank
 )
-SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template,
+SELECT v.report_id, v.agency_id, v.agency, v.division_code, v.level, v.province_code, v.province, v.year, v.template,
        s.concept, s.concept_label, s.concept_en, v.value, s.match, s.match_note,
        CASE WHEN v.derived = 1 THEN TRUE ELSE FALSE END AS derived,
        v.source_cells, v.raw, v.cells_shown, s.cells_declared,
-       v.page, v.table_no, v.row_no, v.col_no, r.sha256, r.document_url
+       v.page, v.table_no, v.row_no, v.col_no, v.sha256, v.document_url
 FROM per_concept v
-JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank
-JOIN report_index r ON r.report_id = v.report_id;
+JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank;
 -- generated:end proactive_harmonised
 
 -- views_version: a digest of this file, so that a writer or a read-only reader can tell the views are current.
 -- generated:begin views_version
-CREATE VIEW views_version AS SELECT '577aec067cd6b947' AS digest;
+CREATE VIEW views_version AS SELECT 'f40d7a92cb7cc5af' AS digest;
 -- generated:end views_version

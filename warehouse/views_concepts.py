@@ -130,6 +130,8 @@ def concept_dictionary_sql() -> str:
 def _concept_view_sql(name: str, concepts: tuple[Concept, ...]) -> str:
     provenance = ("page", "table_no", "row_no", "col_no")
     cells = list(dict.fromkeys(cell for c in concepts for s in c.sources for cell in s.cells))
+    columns = [c.strip().removeprefix("r.") for c in REPORT_COLUMNS.split(",")] + ["sha256", "document_url"]
+    report, carried = ", ".join("r." + c for c in columns), ", ".join(columns)
     return (
         f"CREATE VIEW {name} AS\n"
         "WITH concept_sources (concept, source_rank, concept_label, concept_en, match, match_note, cells_declared) AS (\n"
@@ -139,16 +141,19 @@ def _concept_view_sql(name: str, concepts: tuple[Concept, ...]) -> str:
         # each source cell of each report: as printed, or (a blank total) derived from its parts
         "parts AS (\n"
         "    SELECT " + ",\n           ".join([
-            "r.report_id, k.concept, k.source_rank, k.part_no, k.cell",
+            f"{report}, k.concept, k.source_rank, k.part_no, k.cell",
             "max(v.value) AS value, max(v.derived) AS derived",
             *(f"max(v.{p}) AS {p}" for p in ("raw", *provenance)),
         ]) + "\n"
+        # report_index is joined once, here, its columns carried on: PostgreSQL estimates one row for
+        # current_reports' window filter, and joined to the (as small estimated) result of the windows below
+        # it would compute it again for every row
         "    FROM report_index r\n"
         "    JOIN concept_cells k ON k.template = r.template\n"
         "    JOIN (\n        " + printed_or_derived(cells, "value, raw, " + ", ".join(provenance)) + "\n"
         "    ) v ON v.report_id = r.report_id AND v.address = k.cell\n"
         f"    WHERE {CURRENT}\n"
-        "    GROUP BY r.report_id, k.concept, k.source_rank, k.part_no, k.cell\n),\n"
+        f"    GROUP BY {report}, k.concept, k.source_rank, k.part_no, k.cell\n),\n"
         # the first source (in the order declared) of which the report shows a cell
         "available AS (\n"
         "    SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank\n"
@@ -158,7 +163,7 @@ def _concept_view_sql(name: str, concepts: tuple[Concept, ...]) -> str:
         "    FROM available a\n    WHERE a.source_rank = a.best_rank\n),\n"
         "per_concept AS (\n"
         "    SELECT " + ",\n           ".join([
-            "report_id, concept, source_rank",
+            f"{carried}, concept, source_rank",
             "sum(value) AS value",
             "max(derived) AS derived",
             "string_agg(cell, ' + ' ORDER BY part_no) AS source_cells",
@@ -166,15 +171,14 @@ def _concept_view_sql(name: str, concepts: tuple[Concept, ...]) -> str:
             "CAST(count(*) AS INTEGER) AS cells_shown",
             *(f"max(CASE WHEN part_no = first_part THEN {p} END) AS {p}" for p in provenance),
         ]) + "\n"
-        "    FROM picked\n    GROUP BY report_id, concept, source_rank\n)\n"
-        f"SELECT {REPORT_COLUMNS},\n"
+        f"    FROM picked\n    GROUP BY {carried}, concept, source_rank\n)\n"
+        f"SELECT {', '.join('v.' + c for c in columns[:-2])},\n"
         "       s.concept, s.concept_label, s.concept_en, v.value, s.match, s.match_note,\n"
         "       CASE WHEN v.derived = 1 THEN TRUE ELSE FALSE END AS derived,\n"
         "       v.source_cells, v.raw, v.cells_shown, s.cells_declared,\n"
-        "       " + ", ".join(f"v.{p}" for p in provenance) + ", r.sha256, r.document_url\n"
+        "       " + ", ".join(f"v.{p}" for p in provenance) + ", v.sha256, v.document_url\n"
         "FROM per_concept v\n"
-        "JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank\n"
-        "JOIN report_index r ON r.report_id = v.report_id;\n"
+        "JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank;\n"
     )
 
 
