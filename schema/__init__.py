@@ -32,6 +32,7 @@ class Key:
     en: str | None = None  # English label, for data dictionaries
     optional: bool = False  # a report may leave it out (schema/expected.py)
     sole_labels: tuple[str, ...] = ()  # normalised; name it only when no other header names it
+    templates: tuple[str, ...] | None = None  # the templates whose form prints it, when fewer than the table's
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,40 @@ class TitleRules:
 
 
 @dataclass(frozen=True)
+class ConceptSource:
+    """The cells whose sum is a concept in reports of `templates`, and how that value stands to it (`match`)."""
+
+    templates: tuple[str, ...]
+    cells: tuple[str, ...]
+    match: str  # same | sum | approximate | none
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One quantity that templates print in different cells (schema/data/concepts.toml); sources in order of use."""
+
+    key: str
+    label: str
+    en: str
+    sources: tuple[ConceptSource, ...]
+
+
+@dataclass(frozen=True)
+class Concepts:
+    derive_totals: tuple[Rule, ...]  # row_sum rules whose blank target the views derive from its parts
+    series: tuple[Concept, ...]  # concept_series: 2008–2025
+    proactive: tuple[Concept, ...]  # proactive_harmonised: table 二, 2019 ↔ 2021
+
+
+@dataclass(frozen=True)
 class Schema:
     tables: dict[str, TableDef]
     templates: tuple[Template, ...]
     rules: tuple[Rule, ...]
     values: ValueRules
     titles: TitleRules
+    concepts: Concepts
 
 
 def load_schema(data: Path = DATA) -> Schema:
@@ -140,6 +169,7 @@ TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
 RULES: tuple[Rule, ...] = _SCHEMA.rules
 VALUES: ValueRules = _SCHEMA.values
 TITLES: TitleRules = _SCHEMA.titles
+CONCEPTS: Concepts = _SCHEMA.concepts
 
 
 def template(key: str) -> Template:

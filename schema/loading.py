@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.schema import (
+    Concept,
+    Concepts,
+    ConceptSource,
     Key,
     Rule,
     Schema,
@@ -25,6 +28,8 @@ from gongkai.schema.labels import normalize_label
 from gongkai.schema.models import (
     ChecksFile,
     ColumnSum,
+    ConceptsFile,
+    ConceptSpec,
     CumulativeChain,
     KeySpec,
     RuleSpec,
@@ -69,6 +74,7 @@ def _keys(specs: list[KeySpec], groups: list[str], what: str, where: str) -> tup
             spec.en,
             spec.optional,
             tuple(normalize_label(p) for p in spec.sole_labels),
+            tuple(spec.templates) if spec.templates is not None else None,
         )
         for spec in specs
     )
@@ -117,6 +123,13 @@ def _load_templates(tables: dict[str, TableDef], data: Path) -> tuple[Template, 
         for name in spec.tables:
             if name not in tables:
                 raise SchemaError(f"{source}: template {spec.key}: {_unknown('tables', name, tables, 'a table of tables.toml')}")
+    for table in tables.values():
+        carrying = [s.key for s in specs if table.name in s.tables]
+        for row in table.rows:
+            for key in row.templates or ():
+                if key not in carrying:
+                    problem = _unknown("templates", key, carrying, f"a template carrying table {table.name}")
+                    raise SchemaError(f"{shown(data / 'tables.toml')}: table {table.name} row {row.key}: {problem}")
     return tuple(
         Template(
             key=spec.key,
@@ -192,6 +205,51 @@ def _load_titles(data: Path) -> TitleRules:
     return TitleRules(_pattern(spec.report, "report", source), _pattern(spec.not_report, "not_report", source))
 
 
+MATCH_CELLS = {"same": (1, 1), "sum": (2, None)}  # how many cells a source of that match has (min, max)
+
+
+def _concept(spec: ConceptSpec, addresses: dict[str, set[str]], where: str) -> Concept:
+    for number, source in enumerate(spec.sources, 1):
+        at = f"{where} source #{number}"
+        for key in source.templates:
+            if key not in addresses:
+                raise SchemaError(f"{at}: {_unknown('templates', key, addresses, 'a template with tables')}")
+        for cell in source.cells:
+            for key in source.templates:
+                if cell not in addresses[key]:
+                    raise SchemaError(f"{at}: {_unknown('cells', cell, addresses[key], f'a cell of template {key}')}")
+        _unique(source.cells, "cell", at)
+        low, high = MATCH_CELLS.get(source.match, (1, None))
+        if len(source.cells) < low or (high is not None and len(source.cells) > high):
+            wanted = "one cell" if high == 1 else f"at least {low} cells"
+            raise SchemaError(f"{at}: match {source.match!r} takes {wanted}, not {len(source.cells)}")
+    return Concept(spec.key, spec.label, spec.en, tuple(
+        ConceptSource(tuple(s.templates), tuple(s.cells), s.match, s.note) for s in spec.sources
+    ))
+
+
+def _load_concepts(templates: tuple[Template, ...], rules: tuple[Rule, ...], data: Path) -> Concepts:
+    raw, source = _read(data, "concepts.toml")
+    spec = validate(ConceptsFile, raw, source, SchemaError, {"series": "series concept", "proactive": "proactive concept", "sources": "source"})
+    addresses = {
+        t.key: {f"{table.address}.{row.key}.{col.key}" for table in t.tables for row in table.rows for col in table.columns_of(row)}
+        for t in templates
+        if t.tables
+    }
+    row_sums = {r.name: r for r in rules if r.kind == "row_sum"}
+    for name in spec.derive_totals:
+        if name not in row_sums:
+            raise SchemaError(f"{source}: {_unknown('derive_totals', name, row_sums, 'a row_sum check of checks.toml')}")
+    lists = []
+    for field in ("series", "proactive"):
+        specs: list[ConceptSpec] = getattr(spec, field)
+        _unique([c.key for c in specs], f"{field} concept", source)
+        lists.append(tuple(_concept(c, addresses, f"{source}: {field} concept {c.key}") for c in specs))
+    return Concepts(tuple(row_sums[n] for n in spec.derive_totals), lists[0], lists[1])
+
+
 def load(data: Path) -> Schema:
     tables = _load_tables(data)
-    return Schema(tables, _load_templates(tables, data), _load_rules(tables, data), _load_values(data), _load_titles(data))
+    templates = _load_templates(tables, data)
+    rules = _load_rules(tables, data)
+    return Schema(tables, templates, rules, _load_values(data), _load_titles(data), _load_concepts(templates, rules, data))

@@ -30,6 +30,9 @@ class KeySpec(DataModel):
     # Header labels that name this column only when no other header does (本期实际: the year's figure where it
     # is the only value column, the month's where 本年累计 stands beside it).
     sole_labels: list[str] = []
+    # A row only some of the table's templates print (（六）1./2./3. of table 三: 2021), for the data dictionary;
+    # extraction maps it in a report of any template. All the templates that carry the table when omitted.
+    templates: list[str] | None = None
 
 
 class TableSpec(DataModel):
@@ -123,3 +126,27 @@ class ValuesFile(DataModel):
 class TitlesFile(DataModel):
     report: Annotated[list[str], Field(min_length=1)]  # regular expressions
     not_report: list[str]
+
+
+class ConceptSource(DataModel):
+    """Where the templates named print a concept: the sum of `cells`, standing to the concept as `match` says."""
+
+    templates: Annotated[list[str], Field(min_length=1)]
+    cells: Annotated[list[str], Field(min_length=1)]  # common-schema addresses of those templates
+    match: Literal["same", "sum", "approximate", "none"]
+    note: str | None = None
+
+
+class ConceptSpec(DataModel):
+    """One [[series]] or [[proactive]] entry of concepts.toml."""
+
+    key: str
+    label: str
+    en: str
+    sources: Annotated[list[ConceptSource], Field(min_length=1)]
+
+
+class ConceptsFile(DataModel):
+    derive_totals: list[str] = []  # row_sum rules of checks.toml whose blank target the views derive
+    series: list[ConceptSpec] = []
+    proactive: list[ConceptSpec] = []

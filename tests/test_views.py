@@ -237,7 +237,7 @@ def test_research_doc_shows_what_its_queries_return_on_the_demo(demo_url: str) -
     from gongkai.warehouse.query import to_table
 
     examples = research_examples()
-    assert len(examples) >= 7 and all(output for _h, _sql, output in examples)
+    assert len(examples) >= 12 and all(output for _h, _sql, output in examples)
     with open_read_only(demo_url) as reader:
         for heading, sql, output in examples:
             printed = to_table(reader.run(sql))

@@ -2,7 +2,8 @@
 
 views.sql is hand-written SQL with blocks marked `-- generated:begin NAME` / `-- generated:end NAME`;
 `python -m warehouse.views` rewrites those blocks (cell columns of the wide view, the requests pivot,
-the cell dictionary, templates, provinces, the file's digest). The SQL is plain enough for both engines:
+the cell dictionary, templates, provinces, the file's digest; the views across templates from
+schema/data/concepts.toml are written by warehouse/views_concepts.py). The SQL is plain enough for both engines:
 `max(CASE WHEN address = '…' THEN value END)` pivots, VALUES lists, no engine-specific functions.
 """
 
@@ -17,6 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gongkai.schema import RULES, TABLES, TEMPLATES, Rule, TableDef, template
+from gongkai.warehouse.views_concepts import (
+    concept_dictionary_sql,
+    concept_series_sql,
+    derivations,
+    derived_totals_sql,
+    printed_or_derived,
+    proactive_harmonised_sql,
+)
 
 VIEWS_SQL = Path(__file__).parent / "views.sql"
 PROVINCES = Path(__file__).parent / "provinces.toml"
@@ -68,19 +77,23 @@ def wide_column(address: str) -> str:
 
 
 def cell_catalog() -> list[CellInfo]:
-    """Every cell address of the templates with tables, in schema order, once (shared cells list both templates)."""
+    """Every cell address of the templates with tables, in schema order, once (shared cells list both templates).
+
+    A row that only some of its table's templates print (tables.toml `templates`: （六）1./2./3., 2021) is tagged
+    with those; its place in the order stays that of the table."""
     found: dict[str, CellInfo] = {}
     for key in CELL_TEMPLATES:
         for table in template(key).tables:
             for row in table.rows:
+                tags = (key,) if row.templates is None or key in row.templates else ()
                 for column in table.columns_of(row):
                     address = f"{table.address}.{row.key}.{column.key}"
                     if address in found:
                         known = found[address]
-                        found[address] = CellInfo(**{**known.__dict__, "templates": (*known.templates, key)})
+                        found[address] = CellInfo(**{**known.__dict__, "templates": (*known.templates, *tags)})
                         continue
                     found[address] = CellInfo(
-                        address, table.address, row.key, column.key, (key,),
+                        address, table.address, row.key, column.key, tags,
                         "money" if "money" in (row.kind, column.kind) else "count",
                         table.title, row.printed[0], column.printed[0], row.en or row.key, column.en or column.key,
                     )
@@ -178,15 +191,29 @@ def _requests_by_outcome_sql() -> str:
             selected.append(f"p.{key}")
     for group, keys in groups.items():
         selected.append(f"{_sum_of(keys)} AS {group}")
+    selected.append("p.derived_rows")
+    derived = derivations()
     branches = []
     for column in table.columns:
         addresses = [f"{table.address}.{row}.{column.key}" for row in rows]
+        if any(a in derived for a in addresses):
+            # a total the report printed blank: the sum of its parts (schema/data/concepts.toml
+            # derive_totals), named in derived_rows
+            flags = ", ".join(
+                f"max(CASE WHEN address = {_quote(a)} AND derived = 1 THEN {_quote(row)} END)"
+                for a, row in zip(addresses, rows, strict=True) if a in derived
+            )
+            pivot = [_pivot("address", list(zip(addresses, rows, strict=True))),
+                     f"        nullif(concat_ws(',', {flags}), '') AS derived_rows"]
+            source = "(\n        " + printed_or_derived(addresses) + "\n    ) t"
+        else:
+            pivot = [_pivot("address", list(zip(addresses, rows, strict=True))), "        CAST(NULL AS TEXT) AS derived_rows"]
+            source = "cells"
+        where = "" if source != "cells" else "\n    WHERE address IN (" + ", ".join(_quote(a) for a in addresses) + ")"
         branches.append(
             f"    SELECT report_id, {_quote(column.key)} AS applicant,\n"
-            + _pivot("address", list(zip(addresses, rows, strict=True)))
-            + "\n    FROM cells\n    WHERE address IN ("
-            + ", ".join(_quote(a) for a in addresses)
-            + ")\n    GROUP BY report_id"
+            + ",\n".join(pivot)
+            + f"\n    FROM {source}{where}\n    GROUP BY report_id"
         )
     return (
         "CREATE VIEW requests_by_outcome AS\n"
@@ -351,6 +378,10 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "report_cells_wide": _wide_sql,
     "requests_by_outcome": _requests_by_outcome_sql,
     "year_over_year": _year_over_year_sql,
+    "derived_totals": derived_totals_sql,
+    "concept_dictionary": concept_dictionary_sql,
+    "concept_series": concept_series_sql,
+    "proactive_harmonised": proactive_harmonised_sql,
     "views_version": _views_version_sql,
 }
 

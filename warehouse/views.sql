@@ -7,12 +7,16 @@
 -- CREATE OR REPLACE a view whose columns changed.
 
 DROP VIEW IF EXISTS views_version;
+DROP VIEW IF EXISTS proactive_harmonised;
+DROP VIEW IF EXISTS concept_series;
+DROP VIEW IF EXISTS concept_dictionary;
 DROP VIEW IF EXISTS load_failures_open;
 DROP VIEW IF EXISTS check_error_rates;
 DROP VIEW IF EXISTS check_results;
 DROP VIEW IF EXISTS year_over_year;
 DROP VIEW IF EXISTS coverage;
 DROP VIEW IF EXISTS requests_by_outcome;
+DROP VIEW IF EXISTS derived_totals;
 DROP VIEW IF EXISTS report_cells_wide;
 DROP VIEW IF EXISTS cells_long;
 DROP VIEW IF EXISTS report_index;
@@ -285,27 +289,27 @@ SELECT * FROM (VALUES
     ('requests.other_handling.legal_services', 'requests', 'other_handling', 'legal_services', '2019,2021', 'count', 'requests__other_handling__legal_services', '收到和处理政府信息公开申请情况', '其他处理', '法律服务机构', 'Outcome: other handling (single row)', 'Legal persons or other organisations: legal service providers'),
     ('requests.other_handling.other_org', 'requests', 'other_handling', 'other_org', '2019,2021', 'count', 'requests__other_handling__other_org', '收到和处理政府信息公开申请情况', '其他处理', '其他', 'Outcome: other handling (single row)', 'Legal persons or other organisations: other'),
     ('requests.other_handling.total', 'requests', 'other_handling', 'total', '2019,2021', 'count', 'requests__other_handling__total', '收到和处理政府信息公开申请情况', '其他处理', '总计', 'Outcome: other handling (single row)', 'Total'),
-    ('requests.other_no_correction.natural_person', 'requests', 'other_no_correction', 'natural_person', '2019,2021', 'count', 'requests__other_no_correction__natural_person', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '自然人', 'Outcome: other handling - applicant did not supply corrections in time', 'Natural persons'),
-    ('requests.other_no_correction.commercial', 'requests', 'other_no_correction', 'commercial', '2019,2021', 'count', 'requests__other_no_correction__commercial', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '商业企业', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: commercial enterprises'),
-    ('requests.other_no_correction.research', 'requests', 'other_no_correction', 'research', '2019,2021', 'count', 'requests__other_no_correction__research', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '科研机构', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: research institutions'),
-    ('requests.other_no_correction.public_interest', 'requests', 'other_no_correction', 'public_interest', '2019,2021', 'count', 'requests__other_no_correction__public_interest', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '社会公益组织', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: public-interest organisations'),
-    ('requests.other_no_correction.legal_services', 'requests', 'other_no_correction', 'legal_services', '2019,2021', 'count', 'requests__other_no_correction__legal_services', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '法律服务机构', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: legal service providers'),
-    ('requests.other_no_correction.other_org', 'requests', 'other_no_correction', 'other_org', '2019,2021', 'count', 'requests__other_no_correction__other_org', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '其他', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: other'),
-    ('requests.other_no_correction.total', 'requests', 'other_no_correction', 'total', '2019,2021', 'count', 'requests__other_no_correction__total', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '总计', 'Outcome: other handling - applicant did not supply corrections in time', 'Total'),
-    ('requests.other_no_fee.natural_person', 'requests', 'other_no_fee', 'natural_person', '2019,2021', 'count', 'requests__other_no_fee__natural_person', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '自然人', 'Outcome: other handling - applicant did not pay the fee in time', 'Natural persons'),
-    ('requests.other_no_fee.commercial', 'requests', 'other_no_fee', 'commercial', '2019,2021', 'count', 'requests__other_no_fee__commercial', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '商业企业', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: commercial enterprises'),
-    ('requests.other_no_fee.research', 'requests', 'other_no_fee', 'research', '2019,2021', 'count', 'requests__other_no_fee__research', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '科研机构', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: research institutions'),
-    ('requests.other_no_fee.public_interest', 'requests', 'other_no_fee', 'public_interest', '2019,2021', 'count', 'requests__other_no_fee__public_interest', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '社会公益组织', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: public-interest organisations'),
-    ('requests.other_no_fee.legal_services', 'requests', 'other_no_fee', 'legal_services', '2019,2021', 'count', 'requests__other_no_fee__legal_services', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '法律服务机构', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: legal service providers'),
-    ('requests.other_no_fee.other_org', 'requests', 'other_no_fee', 'other_org', '2019,2021', 'count', 'requests__other_no_fee__other_org', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '其他', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: other'),
-    ('requests.other_no_fee.total', 'requests', 'other_no_fee', 'total', '2019,2021', 'count', 'requests__other_no_fee__total', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '总计', 'Outcome: other handling - applicant did not pay the fee in time', 'Total'),
-    ('requests.other_other.natural_person', 'requests', 'other_other', 'natural_person', '2019,2021', 'count', 'requests__other_other__natural_person', '收到和处理政府信息公开申请情况', '其他', '自然人', 'Outcome: other handling - other', 'Natural persons'),
-    ('requests.other_other.commercial', 'requests', 'other_other', 'commercial', '2019,2021', 'count', 'requests__other_other__commercial', '收到和处理政府信息公开申请情况', '其他', '商业企业', 'Outcome: other handling - other', 'Legal persons or other organisations: commercial enterprises'),
-    ('requests.other_other.research', 'requests', 'other_other', 'research', '2019,2021', 'count', 'requests__other_other__research', '收到和处理政府信息公开申请情况', '其他', '科研机构', 'Outcome: other handling - other', 'Legal persons or other organisations: research institutions'),
-    ('requests.other_other.public_interest', 'requests', 'other_other', 'public_interest', '2019,2021', 'count', 'requests__other_other__public_interest', '收到和处理政府信息公开申请情况', '其他', '社会公益组织', 'Outcome: other handling - other', 'Legal persons or other organisations: public-interest organisations'),
-    ('requests.other_other.legal_services', 'requests', 'other_other', 'legal_services', '2019,2021', 'count', 'requests__other_other__legal_services', '收到和处理政府信息公开申请情况', '其他', '法律服务机构', 'Outcome: other handling - other', 'Legal persons or other organisations: legal service providers'),
-    ('requests.other_other.other_org', 'requests', 'other_other', 'other_org', '2019,2021', 'count', 'requests__other_other__other_org', '收到和处理政府信息公开申请情况', '其他', '其他', 'Outcome: other handling - other', 'Legal persons or other organisations: other'),
-    ('requests.other_other.total', 'requests', 'other_other', 'total', '2019,2021', 'count', 'requests__other_other__total', '收到和处理政府信息公开申请情况', '其他', '总计', 'Outcome: other handling - other', 'Total'),
+    ('requests.other_no_correction.natural_person', 'requests', 'other_no_correction', 'natural_person', '2021', 'count', 'requests__other_no_correction__natural_person', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '自然人', 'Outcome: other handling - applicant did not supply corrections in time', 'Natural persons'),
+    ('requests.other_no_correction.commercial', 'requests', 'other_no_correction', 'commercial', '2021', 'count', 'requests__other_no_correction__commercial', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '商业企业', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: commercial enterprises'),
+    ('requests.other_no_correction.research', 'requests', 'other_no_correction', 'research', '2021', 'count', 'requests__other_no_correction__research', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '科研机构', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: research institutions'),
+    ('requests.other_no_correction.public_interest', 'requests', 'other_no_correction', 'public_interest', '2021', 'count', 'requests__other_no_correction__public_interest', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '社会公益组织', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: public-interest organisations'),
+    ('requests.other_no_correction.legal_services', 'requests', 'other_no_correction', 'legal_services', '2021', 'count', 'requests__other_no_correction__legal_services', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '法律服务机构', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: legal service providers'),
+    ('requests.other_no_correction.other_org', 'requests', 'other_no_correction', 'other_org', '2021', 'count', 'requests__other_no_correction__other_org', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '其他', 'Outcome: other handling - applicant did not supply corrections in time', 'Legal persons or other organisations: other'),
+    ('requests.other_no_correction.total', 'requests', 'other_no_correction', 'total', '2021', 'count', 'requests__other_no_correction__total', '收到和处理政府信息公开申请情况', '申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请', '总计', 'Outcome: other handling - applicant did not supply corrections in time', 'Total'),
+    ('requests.other_no_fee.natural_person', 'requests', 'other_no_fee', 'natural_person', '2021', 'count', 'requests__other_no_fee__natural_person', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '自然人', 'Outcome: other handling - applicant did not pay the fee in time', 'Natural persons'),
+    ('requests.other_no_fee.commercial', 'requests', 'other_no_fee', 'commercial', '2021', 'count', 'requests__other_no_fee__commercial', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '商业企业', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: commercial enterprises'),
+    ('requests.other_no_fee.research', 'requests', 'other_no_fee', 'research', '2021', 'count', 'requests__other_no_fee__research', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '科研机构', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: research institutions'),
+    ('requests.other_no_fee.public_interest', 'requests', 'other_no_fee', 'public_interest', '2021', 'count', 'requests__other_no_fee__public_interest', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '社会公益组织', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: public-interest organisations'),
+    ('requests.other_no_fee.legal_services', 'requests', 'other_no_fee', 'legal_services', '2021', 'count', 'requests__other_no_fee__legal_services', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '法律服务机构', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: legal service providers'),
+    ('requests.other_no_fee.other_org', 'requests', 'other_no_fee', 'other_org', '2021', 'count', 'requests__other_no_fee__other_org', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '其他', 'Outcome: other handling - applicant did not pay the fee in time', 'Legal persons or other organisations: other'),
+    ('requests.other_no_fee.total', 'requests', 'other_no_fee', 'total', '2021', 'count', 'requests__other_no_fee__total', '收到和处理政府信息公开申请情况', '申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请', '总计', 'Outcome: other handling - applicant did not pay the fee in time', 'Total'),
+    ('requests.other_other.natural_person', 'requests', 'other_other', 'natural_person', '2021', 'count', 'requests__other_other__natural_person', '收到和处理政府信息公开申请情况', '其他', '自然人', 'Outcome: other handling - other', 'Natural persons'),
+    ('requests.other_other.commercial', 'requests', 'other_other', 'commercial', '2021', 'count', 'requests__other_other__commercial', '收到和处理政府信息公开申请情况', '其他', '商业企业', 'Outcome: other handling - other', 'Legal persons or other organisations: commercial enterprises'),
+    ('requests.other_other.research', 'requests', 'other_other', 'research', '2021', 'count', 'requests__other_other__research', '收到和处理政府信息公开申请情况', '其他', '科研机构', 'Outcome: other handling - other', 'Legal persons or other organisations: research institutions'),
+    ('requests.other_other.public_interest', 'requests', 'other_other', 'public_interest', '2021', 'count', 'requests__other_other__public_interest', '收到和处理政府信息公开申请情况', '其他', '社会公益组织', 'Outcome: other handling - other', 'Legal persons or other organisations: public-interest organisations'),
+    ('requests.other_other.legal_services', 'requests', 'other_other', 'legal_services', '2021', 'count', 'requests__other_other__legal_services', '收到和处理政府信息公开申请情况', '其他', '法律服务机构', 'Outcome: other handling - other', 'Legal persons or other organisations: legal service providers'),
+    ('requests.other_other.other_org', 'requests', 'other_other', 'other_org', '2021', 'count', 'requests__other_other__other_org', '收到和处理政府信息公开申请情况', '其他', '其他', 'Outcome: other handling - other', 'Legal persons or other organisations: other'),
+    ('requests.other_other.total', 'requests', 'other_other', 'total', '2021', 'count', 'requests__other_other__total', '收到和处理政府信息公开申请情况', '其他', '总计', 'Outcome: other handling - other', 'Total'),
     ('requests.total_handled.natural_person', 'requests', 'total_handled', 'natural_person', '2019,2021', 'count', 'requests__total_handled__natural_person', '收到和处理政府信息公开申请情况', '总计', '自然人', 'Outcome: total handled', 'Natural persons'),
     ('requests.total_handled.commercial', 'requests', 'total_handled', 'commercial', '2019,2021', 'count', 'requests__total_handled__commercial', '收到和处理政府信息公开申请情况', '总计', '商业企业', 'Outcome: total handled', 'Legal persons or other organisations: commercial enterprises'),
     ('requests.total_handled.research', 'requests', 'total_handled', 'research', '2019,2021', 'count', 'requests__total_handled__research', '收到和处理政府信息公开申请情况', '总计', '科研机构', 'Outcome: total handled', 'Legal persons or other organisations: research institutions'),
@@ -925,9 +929,203 @@ RIGHT JOIN report_index r ON w.report_id = r.report_id
 WHERE r.report_key NOT LIKE 'doc:%';
 -- generated:end report_cells_wide
 
+-- derived_totals: each total a report printed blank while its parts hold numbers, derived as their sum by
+-- the row_sum rules schema/data/concepts.toml names (derive_totals: table 三's 总计 from the six applicant
+-- columns, table 四's 总计 from its four results); raw and page/table/row/col are the blank cell's.
+-- generated:begin derived_totals
+CREATE VIEW derived_totals AS
+SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, d.rule, d.address,
+       split_part(d.address, '.', 1) AS table_name, split_part(d.address, '.', 2) AS row_key,
+       split_part(d.address, '.', 3) AS column_key, d.value, TRUE AS derived, d.parts_printed, d.parts_shown,
+       d.raw, d.page, d.table_no, d.row_no, d.col_no, r.sha256, r.document_url
+FROM (
+    SELECT b.report_id, k.rule, b.address, sum(p.value) AS value,
+           CAST(count(p.value) AS INTEGER) AS parts_printed, CAST(count(*) AS INTEGER) AS parts_shown,
+           b.raw, b.page, b.table_no, b.row_no, b.col_no
+    FROM cells b
+    JOIN (VALUES
+        ('requests.row_total', 'requests.new.total', 'requests.new.natural_person'),
+        ('requests.row_total', 'requests.new.total', 'requests.new.commercial'),
+        ('requests.row_total', 'requests.new.total', 'requests.new.research'),
+        ('requests.row_total', 'requests.new.total', 'requests.new.public_interest'),
+        ('requests.row_total', 'requests.new.total', 'requests.new.legal_services'),
+        ('requests.row_total', 'requests.new.total', 'requests.new.other_org'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.natural_person'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.commercial'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.research'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.public_interest'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.legal_services'),
+        ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.other_org'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.natural_person'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.commercial'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.research'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.public_interest'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.legal_services'),
+        ('requests.row_total', 'requests.granted.total', 'requests.granted.other_org'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.natural_person'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.commercial'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.research'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.public_interest'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.legal_services'),
+        ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.other_org'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.natural_person'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.commercial'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.research'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.public_interest'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.legal_services'),
+        ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.other_org'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.natural_person'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.commercial'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.research'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.public_interest'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.legal_services'),
+        ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.other_org'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.natural_person'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.commercial'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.research'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.public_interest'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.legal_services'),
+        ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.other_org'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.natural_person'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.commercial'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.research'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.public_interest'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.legal_services'),
+        ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.other_org'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.natural_person'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.commercial'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.research'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.public_interest'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.legal_services'),
+        ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.other_org'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.natural_person'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.commercial'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.research'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.public_interest'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.legal_services'),
+        ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.other_org'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.natural_person'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.commercial'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.research'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.public_interest'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.legal_services'),
+        ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.other_org'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.natural_person'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.commercial'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.research'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.public_interest'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.legal_services'),
+        ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.other_org'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.natural_person'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.commercial'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.research'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.public_interest'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.legal_services'),
+        ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.other_org'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.natural_person'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.commercial'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.research'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.public_interest'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.legal_services'),
+        ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.other_org'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.natural_person'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.commercial'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.research'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.public_interest'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.legal_services'),
+        ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.other_org'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.natural_person'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.commercial'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.research'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.public_interest'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.legal_services'),
+        ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.other_org'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.natural_person'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.commercial'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.research'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.public_interest'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.legal_services'),
+        ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.other_org'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.natural_person'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.commercial'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.research'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.public_interest'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.legal_services'),
+        ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.other_org'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.natural_person'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.commercial'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.research'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.public_interest'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.legal_services'),
+        ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.other_org'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.natural_person'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.commercial'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.research'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.public_interest'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.legal_services'),
+        ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.other_org'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.natural_person'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.commercial'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.research'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.public_interest'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.legal_services'),
+        ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.other_org'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.natural_person'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.commercial'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.research'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.public_interest'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.legal_services'),
+        ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.other_org'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.natural_person'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.commercial'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.research'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.public_interest'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.legal_services'),
+        ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.other_org'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.natural_person'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.commercial'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.research'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.public_interest'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.legal_services'),
+        ('requests.row_total', 'requests.other_other.total', 'requests.other_other.other_org'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.natural_person'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.commercial'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.research'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.public_interest'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.legal_services'),
+        ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.other_org'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.natural_person'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.commercial'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.research'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.public_interest'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.legal_services'),
+        ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.other_org'),
+        ('appeals.row_total', 'appeals.review.total', 'appeals.review.upheld'),
+        ('appeals.row_total', 'appeals.review.total', 'appeals.review.corrected'),
+        ('appeals.row_total', 'appeals.review.total', 'appeals.review.other'),
+        ('appeals.row_total', 'appeals.review.total', 'appeals.review.pending'),
+        ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.upheld'),
+        ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.corrected'),
+        ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.other'),
+        ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.pending'),
+        ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.upheld'),
+        ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.corrected'),
+        ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.other'),
+        ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.pending')
+    ) AS k (rule, address, part) ON k.address = b.address
+    JOIN cells p ON p.report_id = b.report_id AND p.address = k.part
+    WHERE b.address IN ('requests.new.total', 'requests.carried_over.total', 'requests.granted.total', 'requests.partially_granted.total', 'requests.denied_state_secret.total', 'requests.denied_law_prohibited.total', 'requests.denied_security_stability.total', 'requests.denied_third_party.total', 'requests.denied_internal_affairs.total', 'requests.denied_process_info.total', 'requests.denied_enforcement_files.total', 'requests.denied_admin_query.total', 'requests.unavailable_not_held.total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_unclear.total', 'requests.rejected_petition.total', 'requests.rejected_duplicate.total', 'requests.rejected_publication.total', 'requests.rejected_excessive.total', 'requests.rejected_confirmation.total', 'requests.other_handling.total', 'requests.other_no_correction.total', 'requests.other_no_fee.total', 'requests.other_other.total', 'requests.total_handled.total', 'requests.carried_forward.total', 'appeals.review.total', 'appeals.litigation_direct.total', 'appeals.litigation_after_review.total') AND b.value IS NULL
+    GROUP BY b.report_id, k.rule, b.address, b.raw, b.page, b.table_no, b.row_no, b.col_no
+    HAVING count(p.value) > 0
+) d
+JOIN report_index r ON r.report_id = d.report_id
+WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%';
+-- generated:end derived_totals
+
 -- requests_by_outcome: table 三 with one row per report and applicant column, the outcome rows as
 -- columns, harmonised across templates: other_handling is the single （六）其他处理 row of 2019-style
--- reports, or the sum of the three 2021 rows (其他处理 1-3) when the report prints those.
+-- reports, or the sum of the three 2021 rows (其他处理 1-3) when the report prints those. A 总计 the report
+-- left blank (Shanghai 2019) is the sum of the six applicant columns, and its row is named in derived_rows.
 -- generated:begin requests_by_outcome
 CREATE VIEW requests_by_outcome AS
 SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province,
@@ -961,7 +1159,8 @@ SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_
        p.carried_forward,
        CASE WHEN coalesce(p.denied_state_secret, p.denied_law_prohibited, p.denied_security_stability, p.denied_third_party, p.denied_internal_affairs, p.denied_process_info, p.denied_enforcement_files, p.denied_admin_query) IS NULL THEN NULL ELSE coalesce(p.denied_state_secret, 0) + coalesce(p.denied_law_prohibited, 0) + coalesce(p.denied_security_stability, 0) + coalesce(p.denied_third_party, 0) + coalesce(p.denied_internal_affairs, 0) + coalesce(p.denied_process_info, 0) + coalesce(p.denied_enforcement_files, 0) + coalesce(p.denied_admin_query, 0) END AS denied,
        CASE WHEN coalesce(p.unavailable_not_held, p.unavailable_needs_creation, p.unavailable_unclear) IS NULL THEN NULL ELSE coalesce(p.unavailable_not_held, 0) + coalesce(p.unavailable_needs_creation, 0) + coalesce(p.unavailable_unclear, 0) END AS unavailable,
-       CASE WHEN coalesce(p.rejected_petition, p.rejected_duplicate, p.rejected_publication, p.rejected_excessive, p.rejected_confirmation) IS NULL THEN NULL ELSE coalesce(p.rejected_petition, 0) + coalesce(p.rejected_duplicate, 0) + coalesce(p.rejected_publication, 0) + coalesce(p.rejected_excessive, 0) + coalesce(p.rejected_confirmation, 0) END AS rejected
+       CASE WHEN coalesce(p.rejected_petition, p.rejected_duplicate, p.rejected_publication, p.rejected_excessive, p.rejected_confirmation) IS NULL THEN NULL ELSE coalesce(p.rejected_petition, 0) + coalesce(p.rejected_duplicate, 0) + coalesce(p.rejected_publication, 0) + coalesce(p.rejected_excessive, 0) + coalesce(p.rejected_confirmation, 0) END AS rejected,
+       p.derived_rows
 FROM (
     SELECT report_id, 'natural_person' AS applicant,
         max(CASE WHEN address = 'requests.new.natural_person' THEN value END) AS new,
@@ -989,7 +1188,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.natural_person' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.natural_person' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.natural_person' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.natural_person' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.natural_person' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.natural_person', 'requests.carried_over.natural_person', 'requests.granted.natural_person', 'requests.partially_granted.natural_person', 'requests.denied_state_secret.natural_person', 'requests.denied_law_prohibited.natural_person', 'requests.denied_security_stability.natural_person', 'requests.denied_third_party.natural_person', 'requests.denied_internal_affairs.natural_person', 'requests.denied_process_info.natural_person', 'requests.denied_enforcement_files.natural_person', 'requests.denied_admin_query.natural_person', 'requests.unavailable_not_held.natural_person', 'requests.unavailable_needs_creation.natural_person', 'requests.unavailable_unclear.natural_person', 'requests.rejected_petition.natural_person', 'requests.rejected_duplicate.natural_person', 'requests.rejected_publication.natural_person', 'requests.rejected_excessive.natural_person', 'requests.rejected_confirmation.natural_person', 'requests.other_handling.natural_person', 'requests.other_no_correction.natural_person', 'requests.other_no_fee.natural_person', 'requests.other_other.natural_person', 'requests.total_handled.natural_person', 'requests.carried_forward.natural_person')
     GROUP BY report_id
@@ -1020,7 +1220,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.commercial' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.commercial' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.commercial' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.commercial' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.commercial' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.commercial', 'requests.carried_over.commercial', 'requests.granted.commercial', 'requests.partially_granted.commercial', 'requests.denied_state_secret.commercial', 'requests.denied_law_prohibited.commercial', 'requests.denied_security_stability.commercial', 'requests.denied_third_party.commercial', 'requests.denied_internal_affairs.commercial', 'requests.denied_process_info.commercial', 'requests.denied_enforcement_files.commercial', 'requests.denied_admin_query.commercial', 'requests.unavailable_not_held.commercial', 'requests.unavailable_needs_creation.commercial', 'requests.unavailable_unclear.commercial', 'requests.rejected_petition.commercial', 'requests.rejected_duplicate.commercial', 'requests.rejected_publication.commercial', 'requests.rejected_excessive.commercial', 'requests.rejected_confirmation.commercial', 'requests.other_handling.commercial', 'requests.other_no_correction.commercial', 'requests.other_no_fee.commercial', 'requests.other_other.commercial', 'requests.total_handled.commercial', 'requests.carried_forward.commercial')
     GROUP BY report_id
@@ -1051,7 +1252,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.research' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.research' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.research' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.research' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.research' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.research', 'requests.carried_over.research', 'requests.granted.research', 'requests.partially_granted.research', 'requests.denied_state_secret.research', 'requests.denied_law_prohibited.research', 'requests.denied_security_stability.research', 'requests.denied_third_party.research', 'requests.denied_internal_affairs.research', 'requests.denied_process_info.research', 'requests.denied_enforcement_files.research', 'requests.denied_admin_query.research', 'requests.unavailable_not_held.research', 'requests.unavailable_needs_creation.research', 'requests.unavailable_unclear.research', 'requests.rejected_petition.research', 'requests.rejected_duplicate.research', 'requests.rejected_publication.research', 'requests.rejected_excessive.research', 'requests.rejected_confirmation.research', 'requests.other_handling.research', 'requests.other_no_correction.research', 'requests.other_no_fee.research', 'requests.other_other.research', 'requests.total_handled.research', 'requests.carried_forward.research')
     GROUP BY report_id
@@ -1082,7 +1284,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.public_interest' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.public_interest' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.public_interest' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.public_interest' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.public_interest' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.public_interest', 'requests.carried_over.public_interest', 'requests.granted.public_interest', 'requests.partially_granted.public_interest', 'requests.denied_state_secret.public_interest', 'requests.denied_law_prohibited.public_interest', 'requests.denied_security_stability.public_interest', 'requests.denied_third_party.public_interest', 'requests.denied_internal_affairs.public_interest', 'requests.denied_process_info.public_interest', 'requests.denied_enforcement_files.public_interest', 'requests.denied_admin_query.public_interest', 'requests.unavailable_not_held.public_interest', 'requests.unavailable_needs_creation.public_interest', 'requests.unavailable_unclear.public_interest', 'requests.rejected_petition.public_interest', 'requests.rejected_duplicate.public_interest', 'requests.rejected_publication.public_interest', 'requests.rejected_excessive.public_interest', 'requests.rejected_confirmation.public_interest', 'requests.other_handling.public_interest', 'requests.other_no_correction.public_interest', 'requests.other_no_fee.public_interest', 'requests.other_other.public_interest', 'requests.total_handled.public_interest', 'requests.carried_forward.public_interest')
     GROUP BY report_id
@@ -1113,7 +1316,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.legal_services' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.legal_services' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.legal_services' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.legal_services' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.legal_services' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.legal_services', 'requests.carried_over.legal_services', 'requests.granted.legal_services', 'requests.partially_granted.legal_services', 'requests.denied_state_secret.legal_services', 'requests.denied_law_prohibited.legal_services', 'requests.denied_security_stability.legal_services', 'requests.denied_third_party.legal_services', 'requests.denied_internal_affairs.legal_services', 'requests.denied_process_info.legal_services', 'requests.denied_enforcement_files.legal_services', 'requests.denied_admin_query.legal_services', 'requests.unavailable_not_held.legal_services', 'requests.unavailable_needs_creation.legal_services', 'requests.unavailable_unclear.legal_services', 'requests.rejected_petition.legal_services', 'requests.rejected_duplicate.legal_services', 'requests.rejected_publication.legal_services', 'requests.rejected_excessive.legal_services', 'requests.rejected_confirmation.legal_services', 'requests.other_handling.legal_services', 'requests.other_no_correction.legal_services', 'requests.other_no_fee.legal_services', 'requests.other_other.legal_services', 'requests.total_handled.legal_services', 'requests.carried_forward.legal_services')
     GROUP BY report_id
@@ -1144,7 +1348,8 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.other_org' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.other_org' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.other_org' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.other_org' THEN value END) AS carried_forward
+        max(CASE WHEN address = 'requests.carried_forward.other_org' THEN value END) AS carried_forward,
+        CAST(NULL AS TEXT) AS derived_rows
     FROM cells
     WHERE address IN ('requests.new.other_org', 'requests.carried_over.other_org', 'requests.granted.other_org', 'requests.partially_granted.other_org', 'requests.denied_state_secret.other_org', 'requests.denied_law_prohibited.other_org', 'requests.denied_security_stability.other_org', 'requests.denied_third_party.other_org', 'requests.denied_internal_affairs.other_org', 'requests.denied_process_info.other_org', 'requests.denied_enforcement_files.other_org', 'requests.denied_admin_query.other_org', 'requests.unavailable_not_held.other_org', 'requests.unavailable_needs_creation.other_org', 'requests.unavailable_unclear.other_org', 'requests.rejected_petition.other_org', 'requests.rejected_duplicate.other_org', 'requests.rejected_publication.other_org', 'requests.rejected_excessive.other_org', 'requests.rejected_confirmation.other_org', 'requests.other_handling.other_org', 'requests.other_no_correction.other_org', 'requests.other_no_fee.other_org', 'requests.other_other.other_org', 'requests.total_handled.other_org', 'requests.carried_forward.other_org')
     GROUP BY report_id
@@ -1175,9 +1380,180 @@ FROM (
         max(CASE WHEN address = 'requests.other_no_fee.total' THEN value END) AS other_no_fee,
         max(CASE WHEN address = 'requests.other_other.total' THEN value END) AS other_other,
         max(CASE WHEN address = 'requests.total_handled.total' THEN value END) AS total_handled,
-        max(CASE WHEN address = 'requests.carried_forward.total' THEN value END) AS carried_forward
-    FROM cells
-    WHERE address IN ('requests.new.total', 'requests.carried_over.total', 'requests.granted.total', 'requests.partially_granted.total', 'requests.denied_state_secret.total', 'requests.denied_law_prohibited.total', 'requests.denied_security_stability.total', 'requests.denied_third_party.total', 'requests.denied_internal_affairs.total', 'requests.denied_process_info.total', 'requests.denied_enforcement_files.total', 'requests.denied_admin_query.total', 'requests.unavailable_not_held.total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_unclear.total', 'requests.rejected_petition.total', 'requests.rejected_duplicate.total', 'requests.rejected_publication.total', 'requests.rejected_excessive.total', 'requests.rejected_confirmation.total', 'requests.other_handling.total', 'requests.other_no_correction.total', 'requests.other_no_fee.total', 'requests.other_other.total', 'requests.total_handled.total', 'requests.carried_forward.total')
+        max(CASE WHEN address = 'requests.carried_forward.total' THEN value END) AS carried_forward,
+        nullif(concat_ws(',', max(CASE WHEN address = 'requests.new.total' AND derived = 1 THEN 'new' END), max(CASE WHEN address = 'requests.carried_over.total' AND derived = 1 THEN 'carried_over' END), max(CASE WHEN address = 'requests.granted.total' AND derived = 1 THEN 'granted' END), max(CASE WHEN address = 'requests.partially_granted.total' AND derived = 1 THEN 'partially_granted' END), max(CASE WHEN address = 'requests.denied_state_secret.total' AND derived = 1 THEN 'denied_state_secret' END), max(CASE WHEN address = 'requests.denied_law_prohibited.total' AND derived = 1 THEN 'denied_law_prohibited' END), max(CASE WHEN address = 'requests.denied_security_stability.total' AND derived = 1 THEN 'denied_security_stability' END), max(CASE WHEN address = 'requests.denied_third_party.total' AND derived = 1 THEN 'denied_third_party' END), max(CASE WHEN address = 'requests.denied_internal_affairs.total' AND derived = 1 THEN 'denied_internal_affairs' END), max(CASE WHEN address = 'requests.denied_process_info.total' AND derived = 1 THEN 'denied_process_info' END), max(CASE WHEN address = 'requests.denied_enforcement_files.total' AND derived = 1 THEN 'denied_enforcement_files' END), max(CASE WHEN address = 'requests.denied_admin_query.total' AND derived = 1 THEN 'denied_admin_query' END), max(CASE WHEN address = 'requests.unavailable_not_held.total' AND derived = 1 THEN 'unavailable_not_held' END), max(CASE WHEN address = 'requests.unavailable_needs_creation.total' AND derived = 1 THEN 'unavailable_needs_creation' END), max(CASE WHEN address = 'requests.unavailable_unclear.total' AND derived = 1 THEN 'unavailable_unclear' END), max(CASE WHEN address = 'requests.rejected_petition.total' AND derived = 1 THEN 'rejected_petition' END), max(CASE WHEN address = 'requests.rejected_duplicate.total' AND derived = 1 THEN 'rejected_duplicate' END), max(CASE WHEN address = 'requests.rejected_publication.total' AND derived = 1 THEN 'rejected_publication' END), max(CASE WHEN address = 'requests.rejected_excessive.total' AND derived = 1 THEN 'rejected_excessive' END), max(CASE WHEN address = 'requests.rejected_confirmation.total' AND derived = 1 THEN 'rejected_confirmation' END), max(CASE WHEN address = 'requests.other_handling.total' AND derived = 1 THEN 'other_handling' END), max(CASE WHEN address = 'requests.other_no_correction.total' AND derived = 1 THEN 'other_no_correction' END), max(CASE WHEN address = 'requests.other_no_fee.total' AND derived = 1 THEN 'other_no_fee' END), max(CASE WHEN address = 'requests.other_other.total' AND derived = 1 THEN 'other_other' END), max(CASE WHEN address = 'requests.total_handled.total' AND derived = 1 THEN 'total_handled' END), max(CASE WHEN address = 'requests.carried_forward.total' AND derived = 1 THEN 'carried_forward' END)), '') AS derived_rows
+    FROM (
+        SELECT report_id, address, value, 0 AS derived FROM cells WHERE address IN ('requests.new.total', 'requests.carried_over.total', 'requests.granted.total', 'requests.partially_granted.total', 'requests.denied_state_secret.total', 'requests.denied_law_prohibited.total', 'requests.denied_security_stability.total', 'requests.denied_third_party.total', 'requests.denied_internal_affairs.total', 'requests.denied_process_info.total', 'requests.denied_enforcement_files.total', 'requests.denied_admin_query.total', 'requests.unavailable_not_held.total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_unclear.total', 'requests.rejected_petition.total', 'requests.rejected_duplicate.total', 'requests.rejected_publication.total', 'requests.rejected_excessive.total', 'requests.rejected_confirmation.total', 'requests.other_handling.total', 'requests.other_no_correction.total', 'requests.other_no_fee.total', 'requests.other_other.total', 'requests.total_handled.total', 'requests.carried_forward.total')
+        UNION ALL
+        SELECT report_id, address, value, 1 AS derived FROM (
+            SELECT b.report_id, k.rule, b.address, sum(p.value) AS value,
+                   CAST(count(p.value) AS INTEGER) AS parts_printed, CAST(count(*) AS INTEGER) AS parts_shown,
+                   b.raw, b.page, b.table_no, b.row_no, b.col_no
+            FROM cells b
+            JOIN (VALUES
+                ('requests.row_total', 'requests.new.total', 'requests.new.natural_person'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.commercial'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.research'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.public_interest'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.legal_services'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.other_org'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.natural_person'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.commercial'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.research'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.public_interest'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.legal_services'),
+                ('requests.row_total', 'requests.carried_over.total', 'requests.carried_over.other_org'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.natural_person'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.commercial'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.research'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.public_interest'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.legal_services'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.other_org'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.natural_person'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.commercial'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.research'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.public_interest'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.legal_services'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.other_org'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.natural_person'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.commercial'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.research'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.public_interest'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.legal_services'),
+                ('requests.row_total', 'requests.denied_state_secret.total', 'requests.denied_state_secret.other_org'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.natural_person'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.commercial'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.research'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.public_interest'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.legal_services'),
+                ('requests.row_total', 'requests.denied_law_prohibited.total', 'requests.denied_law_prohibited.other_org'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.natural_person'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.commercial'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.research'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.public_interest'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.legal_services'),
+                ('requests.row_total', 'requests.denied_security_stability.total', 'requests.denied_security_stability.other_org'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.natural_person'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.commercial'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.research'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.public_interest'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.legal_services'),
+                ('requests.row_total', 'requests.denied_third_party.total', 'requests.denied_third_party.other_org'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.natural_person'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.commercial'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.research'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.public_interest'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.legal_services'),
+                ('requests.row_total', 'requests.denied_internal_affairs.total', 'requests.denied_internal_affairs.other_org'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.natural_person'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.commercial'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.research'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.public_interest'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.legal_services'),
+                ('requests.row_total', 'requests.denied_process_info.total', 'requests.denied_process_info.other_org'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.natural_person'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.commercial'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.research'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.public_interest'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.legal_services'),
+                ('requests.row_total', 'requests.denied_enforcement_files.total', 'requests.denied_enforcement_files.other_org'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.natural_person'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.commercial'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.research'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.public_interest'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.legal_services'),
+                ('requests.row_total', 'requests.denied_admin_query.total', 'requests.denied_admin_query.other_org'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.natural_person'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.commercial'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.research'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.public_interest'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.legal_services'),
+                ('requests.row_total', 'requests.unavailable_not_held.total', 'requests.unavailable_not_held.other_org'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.natural_person'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.commercial'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.research'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.public_interest'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.legal_services'),
+                ('requests.row_total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_needs_creation.other_org'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.natural_person'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.commercial'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.research'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.public_interest'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.legal_services'),
+                ('requests.row_total', 'requests.unavailable_unclear.total', 'requests.unavailable_unclear.other_org'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.natural_person'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.commercial'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.research'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.public_interest'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.legal_services'),
+                ('requests.row_total', 'requests.rejected_petition.total', 'requests.rejected_petition.other_org'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.natural_person'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.commercial'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.research'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.public_interest'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.legal_services'),
+                ('requests.row_total', 'requests.rejected_duplicate.total', 'requests.rejected_duplicate.other_org'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.natural_person'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.commercial'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.research'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.public_interest'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.legal_services'),
+                ('requests.row_total', 'requests.rejected_publication.total', 'requests.rejected_publication.other_org'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.natural_person'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.commercial'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.research'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.public_interest'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.legal_services'),
+                ('requests.row_total', 'requests.rejected_excessive.total', 'requests.rejected_excessive.other_org'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.natural_person'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.commercial'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.research'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.public_interest'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.legal_services'),
+                ('requests.row_total', 'requests.rejected_confirmation.total', 'requests.rejected_confirmation.other_org'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.natural_person'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.commercial'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.research'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.public_interest'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.legal_services'),
+                ('requests.row_total', 'requests.other_handling.total', 'requests.other_handling.other_org'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.natural_person'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.commercial'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.research'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.public_interest'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.legal_services'),
+                ('requests.row_total', 'requests.other_no_correction.total', 'requests.other_no_correction.other_org'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.natural_person'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.commercial'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.research'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.public_interest'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.legal_services'),
+                ('requests.row_total', 'requests.other_no_fee.total', 'requests.other_no_fee.other_org'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.natural_person'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.commercial'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.research'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.public_interest'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.legal_services'),
+                ('requests.row_total', 'requests.other_other.total', 'requests.other_other.other_org'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.natural_person'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.commercial'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.research'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.public_interest'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.legal_services'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.other_org'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.natural_person'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.commercial'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.research'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.public_interest'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.legal_services'),
+                ('requests.row_total', 'requests.carried_forward.total', 'requests.carried_forward.other_org')
+            ) AS k (rule, address, part) ON k.address = b.address
+            JOIN cells p ON p.report_id = b.report_id AND p.address = k.part
+            WHERE b.address IN ('requests.new.total', 'requests.carried_over.total', 'requests.granted.total', 'requests.partially_granted.total', 'requests.denied_state_secret.total', 'requests.denied_law_prohibited.total', 'requests.denied_security_stability.total', 'requests.denied_third_party.total', 'requests.denied_internal_affairs.total', 'requests.denied_process_info.total', 'requests.denied_enforcement_files.total', 'requests.denied_admin_query.total', 'requests.unavailable_not_held.total', 'requests.unavailable_needs_creation.total', 'requests.unavailable_unclear.total', 'requests.rejected_petition.total', 'requests.rejected_duplicate.total', 'requests.rejected_publication.total', 'requests.rejected_excessive.total', 'requests.rejected_confirmation.total', 'requests.other_handling.total', 'requests.other_no_correction.total', 'requests.other_no_fee.total', 'requests.other_other.total', 'requests.total_handled.total', 'requests.carried_forward.total') AND b.value IS NULL
+            GROUP BY b.report_id, k.rule, b.address, b.raw, b.page, b.table_no, b.row_no, b.col_no
+            HAVING count(p.value) > 0
+        ) d
+    ) t
     GROUP BY report_id
 ) p
 JOIN report_index r ON r.report_id = p.report_id
@@ -1571,7 +1947,304 @@ FROM load_failures f
 WHERE f.failed_at = (SELECT max(g.failed_at) FROM load_failures g WHERE g.sha256 = f.sha256)
   AND NOT EXISTS (SELECT 1 FROM extractions x WHERE x.sha256 = f.sha256 AND x.extracted_at >= f.failed_at);
 
+-- concept_dictionary: the concepts of schema/data/concepts.toml, one row per concept and source: the cells
+-- (summed) that carry it in reports of those templates, and how they match it (same | sum | approximate |
+-- none: printed by those templates only). A later source of the same templates is used only when a report
+-- shows none of the cells of the earlier ones.
+-- generated:begin concept_dictionary
+CREATE VIEW concept_dictionary AS
+SELECT * FROM (VALUES
+    ('concept_series', 'requests_received', '收到申请数', 'Requests received', 1, 'pre2019', 'stats.requests_total.year', 'approximate', 'no carried-over row before 2019: requests received or accepted that year, some carried over'),
+    ('concept_series', 'requests_received', '收到申请数', 'Requests received', 2, '2019,2021', 'requests.new.total', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'requests_answered', '答复数', 'Requests answered', 1, 'pre2019', 'stats.responses_total.year', 'approximate', 'responses given that year; 2019 on, requests handled (办理结果 总计)'),
+    ('concept_series', 'requests_answered', '答复数', 'Requests answered', 2, '2019,2021', 'requests.total_handled.total', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'granted', '予以公开', 'Granted', 1, 'pre2019', 'stats.responses_granted.year', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'granted', '予以公开', 'Granted', 2, '2019,2021', 'requests.granted.total', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'partially_granted', '部分公开', 'Partially granted', 1, 'pre2019', 'stats.responses_partially_granted.year', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'partially_granted', '部分公开', 'Partially granted', 2, '2019,2021', 'requests.partially_granted.total', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'reviews', '行政复议', 'Administrative reviews', 1, 'pre2019', 'stats.reviews.year', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'reviews', '行政复议', 'Administrative reviews', 2, '2019,2021', 'appeals.review.total', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'lawsuits', '行政诉讼', 'Administrative lawsuits', 1, 'pre2019', 'stats.litigation.year', 'same', CAST(NULL AS TEXT)),
+    ('concept_series', 'lawsuits', '行政诉讼', 'Administrative lawsuits', 2, 'pre2019', 'stats.litigation_or_complaints.year', 'approximate', 'one row for lawsuits and complaints (接受行政诉讼、举报数): at most the lawsuits'),
+    ('concept_series', 'lawsuits', '行政诉讼', 'Administrative lawsuits', 3, '2019,2021', 'appeals.litigation_direct.total + appeals.litigation_after_review.total', 'sum', '未经复议直接起诉 + 复议后起诉'),
+    ('proactive_harmonised', 'regulations_new', '规章 本年新制作 / 本年制发', 'Rules made (2019) or issued (2021) this year', 1, '2019', 'proactive.regulations.made', 'approximate', '本年新制作数量: made, not necessarily issued'),
+    ('proactive_harmonised', 'regulations_new', '规章 本年新制作 / 本年制发', 'Rules made (2019) or issued (2021) this year', 2, '2021', 'proactive.regulations.issued', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'regulations_stock', '规章 对外公开总数量 / 现行有效件数', 'Rules published in total (2019) or in force (2021)', 1, '2019', 'proactive.regulations.total_published', 'approximate', 'all ever published, repealed ones included'),
+    ('proactive_harmonised', 'regulations_stock', '规章 对外公开总数量 / 现行有效件数', 'Rules published in total (2019) or in force (2021)', 2, '2021', 'proactive.regulations.in_force', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'normative_documents_new', '规范性文件 本年新制作 / 本年制发', 'Normative documents made (2019) or issued (2021) this year', 1, '2019', 'proactive.normative_documents.made', 'approximate', '本年新制作数量: made, not necessarily issued'),
+    ('proactive_harmonised', 'normative_documents_new', '规范性文件 本年新制作 / 本年制发', 'Normative documents made (2019) or issued (2021) this year', 2, '2021', 'proactive.normative_documents.issued', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'normative_documents_stock', '规范性文件 对外公开总数量 / 现行有效件数', 'Normative documents published in total (2019) or in force (2021)', 1, '2019', 'proactive.normative_documents.total_published', 'approximate', 'all ever published, repealed ones included'),
+    ('proactive_harmonised', 'normative_documents_stock', '规范性文件 对外公开总数量 / 现行有效件数', 'Normative documents published in total (2019) or in force (2021)', 2, '2021', 'proactive.normative_documents.in_force', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'licensing_decisions', '行政许可 处理决定数量', 'Licensing decisions', 1, '2019,2021', 'proactive.licensing.decisions', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'penalty_decisions', '行政处罚 处理决定数量', 'Penalty decisions', 1, '2019,2021', 'proactive.penalty.decisions', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'coercion_decisions', '行政强制 处理决定数量', 'Coercion decisions', 1, '2019,2021', 'proactive.coercion.decisions', 'same', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'regulations_published', '规章 本年新公开数量', 'Rules published this year', 1, '2019', 'proactive.regulations.published', 'none', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'normative_documents_published', '规范性文件 本年新公开数量', 'Normative documents published this year', 1, '2019', 'proactive.normative_documents.published', 'none', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'regulations_repealed', '规章 本年废止件数', 'Rules repealed this year', 1, '2021', 'proactive.regulations.repealed', 'none', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'normative_documents_repealed', '规范性文件 本年废止件数', 'Normative documents repealed this year', 1, '2021', 'proactive.normative_documents.repealed', 'none', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'other_services_decisions', '其他对外管理服务事项 处理决定数量', 'Other external management services: decisions', 1, '2019', 'proactive.other_services.decisions', 'none', '2021 has no such row'),
+    ('proactive_harmonised', 'decision_items', '上一年项目数量 + 本年增/减', 'Items of licensing, other services, penalty, coercion and fees (this year''s count)', 1, '2019', 'proactive.licensing.items_last_year + proactive.licensing.items_change + proactive.other_services.items_last_year + proactive.other_services.items_change + proactive.penalty.items_last_year + proactive.penalty.items_change + proactive.coercion.items_last_year + proactive.coercion.items_change + proactive.fees.items_last_year + proactive.fees.items_change', 'none', '2021 counts no items'),
+    ('proactive_harmonised', 'fees_amount', '行政事业性收费 本年收费金额（万元）', 'Fees collected (10,000 yuan)', 1, '2021', 'proactive.fees.amount_wan_yuan', 'none', '2019 counts fee items, not amounts'),
+    ('proactive_harmonised', 'procurement_projects', '政府集中采购 采购项目数量', 'Centralised procurement projects', 1, '2019', 'proactive.procurement.projects', 'none', CAST(NULL AS TEXT)),
+    ('proactive_harmonised', 'procurement_amount', '政府集中采购 采购总金额（万元）', 'Centralised procurement amount (10,000 yuan)', 1, '2019', 'proactive.procurement.amount_wan_yuan', 'none', CAST(NULL AS TEXT))
+) AS d (view_name, concept, concept_label, concept_en, source_rank, templates, cells, match, match_note);
+-- generated:end concept_dictionary
+
+-- concept_series: one row per current report and concept of the 2008-2025 series (requests received,
+-- answered, granted, partially granted, reviews, lawsuits): the 统计表 before 2019 joined to tables 三 and
+-- 四 of 2019 and 2021. value is the sum of the source's cells (blanks as 0; NULL when all are blank), a
+-- blank total derived from its parts (derived = TRUE); source_cells and raw list the cells, page/table_no/
+-- row_no/col_no say where the first was printed (cells_long has each).
+-- generated:begin concept_series
+CREATE VIEW concept_series AS
+WITH concept_sources (concept, source_rank, concept_label, concept_en, match, match_note, cells_declared) AS (
+    VALUES
+        ('requests_received', 1, '收到申请数', 'Requests received', 'approximate', 'no carried-over row before 2019: requests received or accepted that year, some carried over', 1),
+        ('requests_received', 2, '收到申请数', 'Requests received', 'same', CAST(NULL AS TEXT), 1),
+        ('requests_answered', 1, '答复数', 'Requests answered', 'approximate', 'responses given that year; 2019 on, requests handled (办理结果 总计)', 1),
+        ('requests_answered', 2, '答复数', 'Requests answered', 'same', CAST(NULL AS TEXT), 1),
+        ('granted', 1, '予以公开', 'Granted', 'same', CAST(NULL AS TEXT), 1),
+        ('granted', 2, '予以公开', 'Granted', 'same', CAST(NULL AS TEXT), 1),
+        ('partially_granted', 1, '部分公开', 'Partially granted', 'same', CAST(NULL AS TEXT), 1),
+        ('partially_granted', 2, '部分公开', 'Partially granted', 'same', CAST(NULL AS TEXT), 1),
+        ('reviews', 1, '行政复议', 'Administrative reviews', 'same', CAST(NULL AS TEXT), 1),
+        ('reviews', 2, '行政复议', 'Administrative reviews', 'same', CAST(NULL AS TEXT), 1),
+        ('lawsuits', 1, '行政诉讼', 'Administrative lawsuits', 'same', CAST(NULL AS TEXT), 1),
+        ('lawsuits', 2, '行政诉讼', 'Administrative lawsuits', 'approximate', 'one row for lawsuits and complaints (接受行政诉讼、举报数): at most the lawsuits', 1),
+        ('lawsuits', 3, '行政诉讼', 'Administrative lawsuits', 'sum', '未经复议直接起诉 + 复议后起诉', 2)
+),
+concept_cells (concept, source_rank, template, part_no, cell) AS (
+    VALUES
+        ('requests_received', 1, 'pre2019', 1, 'stats.requests_total.year'),
+        ('requests_received', 2, '2019', 1, 'requests.new.total'),
+        ('requests_received', 2, '2021', 1, 'requests.new.total'),
+        ('requests_answered', 1, 'pre2019', 1, 'stats.responses_total.year'),
+        ('requests_answered', 2, '2019', 1, 'requests.total_handled.total'),
+        ('requests_answered', 2, '2021', 1, 'requests.total_handled.total'),
+        ('granted', 1, 'pre2019', 1, 'stats.responses_granted.year'),
+        ('granted', 2, '2019', 1, 'requests.granted.total'),
+        ('granted', 2, '2021', 1, 'requests.granted.total'),
+        ('partially_granted', 1, 'pre2019', 1, 'stats.responses_partially_granted.year'),
+        ('partially_granted', 2, '2019', 1, 'requests.partially_granted.total'),
+        ('partially_granted', 2, '2021', 1, 'requests.partially_granted.total'),
+        ('reviews', 1, 'pre2019', 1, 'stats.reviews.year'),
+        ('reviews', 2, '2019', 1, 'appeals.review.total'),
+        ('reviews', 2, '2021', 1, 'appeals.review.total'),
+        ('lawsuits', 1, 'pre2019', 1, 'stats.litigation.year'),
+        ('lawsuits', 2, 'pre2019', 1, 'stats.litigation_or_complaints.year'),
+        ('lawsuits', 3, '2019', 1, 'appeals.litigation_direct.total'),
+        ('lawsuits', 3, '2019', 2, 'appeals.litigation_after_review.total'),
+        ('lawsuits', 3, '2021', 1, 'appeals.litigation_direct.total'),
+        ('lawsuits', 3, '2021', 2, 'appeals.litigation_after_review.total')
+),
+parts AS (
+    SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell,
+           max(v.value) AS value, max(v.derived) AS derived,
+           max(v.raw) AS raw,
+           max(v.page) AS page,
+           max(v.table_no) AS table_no,
+           max(v.row_no) AS row_no,
+           max(v.col_no) AS col_no
+    FROM report_index r
+    JOIN concept_cells k ON k.template = r.template
+    JOIN (
+        SELECT report_id, address, value, raw, page, table_no, row_no, col_no, 0 AS derived FROM cells WHERE address IN ('stats.requests_total.year', 'requests.new.total', 'stats.responses_total.year', 'requests.total_handled.total', 'stats.responses_granted.year', 'requests.granted.total', 'stats.responses_partially_granted.year', 'requests.partially_granted.total', 'stats.reviews.year', 'appeals.review.total', 'stats.litigation.year', 'stats.litigation_or_complaints.year', 'appeals.litigation_direct.total', 'appeals.litigation_after_review.total')
+        UNION ALL
+        SELECT report_id, address, value, raw, page, table_no, row_no, col_no, 1 AS derived FROM (
+            SELECT b.report_id, k.rule, b.address, sum(p.value) AS value,
+                   CAST(count(p.value) AS INTEGER) AS parts_printed, CAST(count(*) AS INTEGER) AS parts_shown,
+                   b.raw, b.page, b.table_no, b.row_no, b.col_no
+            FROM cells b
+            JOIN (VALUES
+                ('requests.row_total', 'requests.new.total', 'requests.new.natural_person'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.commercial'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.research'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.public_interest'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.legal_services'),
+                ('requests.row_total', 'requests.new.total', 'requests.new.other_org'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.natural_person'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.commercial'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.research'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.public_interest'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.legal_services'),
+                ('requests.row_total', 'requests.granted.total', 'requests.granted.other_org'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.natural_person'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.commercial'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.research'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.public_interest'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.legal_services'),
+                ('requests.row_total', 'requests.partially_granted.total', 'requests.partially_granted.other_org'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.natural_person'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.commercial'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.research'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.public_interest'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.legal_services'),
+                ('requests.row_total', 'requests.total_handled.total', 'requests.total_handled.other_org'),
+                ('appeals.row_total', 'appeals.review.total', 'appeals.review.upheld'),
+                ('appeals.row_total', 'appeals.review.total', 'appeals.review.corrected'),
+                ('appeals.row_total', 'appeals.review.total', 'appeals.review.other'),
+                ('appeals.row_total', 'appeals.review.total', 'appeals.review.pending'),
+                ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.upheld'),
+                ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.corrected'),
+                ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.other'),
+                ('appeals.row_total', 'appeals.litigation_direct.total', 'appeals.litigation_direct.pending'),
+                ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.upheld'),
+                ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.corrected'),
+                ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.other'),
+                ('appeals.row_total', 'appeals.litigation_after_review.total', 'appeals.litigation_after_review.pending')
+            ) AS k (rule, address, part) ON k.address = b.address
+            JOIN cells p ON p.report_id = b.report_id AND p.address = k.part
+            WHERE b.address IN ('requests.new.total', 'requests.granted.total', 'requests.partially_granted.total', 'requests.total_handled.total', 'appeals.review.total', 'appeals.litigation_direct.total', 'appeals.litigation_after_review.total') AND b.value IS NULL
+            GROUP BY b.report_id, k.rule, b.address, b.raw, b.page, b.table_no, b.row_no, b.col_no
+            HAVING count(p.value) > 0
+        ) d
+    ) v ON v.report_id = r.report_id AND v.address = k.cell
+    WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%'
+    GROUP BY r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell
+),
+available AS (
+    SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank
+    FROM parts p
+),
+picked AS (
+    SELECT a.*, min(a.part_no) OVER (PARTITION BY a.report_id, a.concept) AS first_part
+    FROM available a
+    WHERE a.source_rank = a.best_rank
+),
+per_concept AS (
+    SELECT report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank,
+           sum(value) AS value,
+           max(derived) AS derived,
+           string_agg(cell, ' + ' ORDER BY part_no) AS source_cells,
+           string_agg(coalesce(raw, ''), ' + ' ORDER BY part_no) AS raw,
+           CAST(count(*) AS INTEGER) AS cells_shown,
+           max(CASE WHEN part_no = first_part THEN page END) AS page,
+           max(CASE WHEN part_no = first_part THEN table_no END) AS table_no,
+           max(CASE WHEN part_no = first_part THEN row_no END) AS row_no,
+           max(CASE WHEN part_no = first_part THEN col_no END) AS col_no
+    FROM picked
+    GROUP BY report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank
+)
+SELECT v.report_id, v.agency_id, v.agency, v.division_code, v.level, v.province_code, v.province, v.year, v.template,
+       s.concept, s.concept_label, s.concept_en, v.value, s.match, s.match_note,
+       CASE WHEN v.derived = 1 THEN TRUE ELSE FALSE END AS derived,
+       v.source_cells, v.raw, v.cells_shown, s.cells_declared,
+       v.page, v.table_no, v.row_no, v.col_no, v.sha256, v.document_url
+FROM per_concept v
+JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank;
+-- generated:end concept_series
+
+-- proactive_harmonised: table 二 across the 2019 and 2021 templates, as concept_series: what maps (same,
+-- approximate) and what is printed by one template only (match = 'none').
+-- generated:begin proactive_harmonised
+CREATE VIEW proactive_harmonised AS
+WITH concept_sources (concept, source_rank, concept_label, concept_en, match, match_note, cells_declared) AS (
+    VALUES
+        ('regulations_new', 1, '规章 本年新制作 / 本年制发', 'Rules made (2019) or issued (2021) this year', 'approximate', '本年新制作数量: made, not necessarily issued', 1),
+        ('regulations_new', 2, '规章 本年新制作 / 本年制发', 'Rules made (2019) or issued (2021) this year', 'same', CAST(NULL AS TEXT), 1),
+        ('regulations_stock', 1, '规章 对外公开总数量 / 现行有效件数', 'Rules published in total (2019) or in force (2021)', 'approximate', 'all ever published, repealed ones included', 1),
+        ('regulations_stock', 2, '规章 对外公开总数量 / 现行有效件数', 'Rules published in total (2019) or in force (2021)', 'same', CAST(NULL AS TEXT), 1),
+        ('normative_documents_new', 1, '规范性文件 本年新制作 / 本年制发', 'Normative documents made (2019) or issued (2021) this year', 'approximate', '本年新制作数量: made, not necessarily issued', 1),
+        ('normative_documents_new', 2, '规范性文件 本年新制作 / 本年制发', 'Normative documents made (2019) or issued (2021) this year', 'same', CAST(NULL AS TEXT), 1),
+        ('normative_documents_stock', 1, '规范性文件 对外公开总数量 / 现行有效件数', 'Normative documents published in total (2019) or in force (2021)', 'approximate', 'all ever published, repealed ones included', 1),
+        ('normative_documents_stock', 2, '规范性文件 对外公开总数量 / 现行有效件数', 'Normative documents published in total (2019) or in force (2021)', 'same', CAST(NULL AS TEXT), 1),
+        ('licensing_decisions', 1, '行政许可 处理决定数量', 'Licensing decisions', 'same', CAST(NULL AS TEXT), 1),
+        ('penalty_decisions', 1, '行政处罚 处理决定数量', 'Penalty decisions', 'same', CAST(NULL AS TEXT), 1),
+        ('coercion_decisions', 1, '行政强制 处理决定数量', 'Coercion decisions', 'same', CAST(NULL AS TEXT), 1),
+        ('regulations_published', 1, '规章 本年新公开数量', 'Rules published this year', 'none', CAST(NULL AS TEXT), 1),
+        ('normative_documents_published', 1, '规范性文件 本年新公开数量', 'Normative documents published this year', 'none', CAST(NULL AS TEXT), 1),
+        ('regulations_repealed', 1, '规章 本年废止件数', 'Rules repealed this year', 'none', CAST(NULL AS TEXT), 1),
+        ('normative_documents_repealed', 1, '规范性文件 本年废止件数', 'Normative documents repealed this year', 'none', CAST(NULL AS TEXT), 1),
+        ('other_services_decisions', 1, '其他对外管理服务事项 处理决定数量', 'Other external management services: decisions', 'none', '2021 has no such row', 1),
+        ('decision_items', 1, '上一年项目数量 + 本年增/减', 'Items of licensing, other services, penalty, coercion and fees (this year''s count)', 'none', '2021 counts no items', 10),
+        ('fees_amount', 1, '行政事业性收费 本年收费金额（万元）', 'Fees collected (10,000 yuan)', 'none', '2019 counts fee items, not amounts', 1),
+        ('procurement_projects', 1, '政府集中采购 采购项目数量', 'Centralised procurement projects', 'none', CAST(NULL AS TEXT), 1),
+        ('procurement_amount', 1, '政府集中采购 采购总金额（万元）', 'Centralised procurement amount (10,000 yuan)', 'none', CAST(NULL AS TEXT), 1)
+),
+concept_cells (concept, source_rank, template, part_no, cell) AS (
+    VALUES
+        ('regulations_new', 1, '2019', 1, 'proactive.regulations.made'),
+        ('regulations_new', 2, '2021', 1, 'proactive.regulations.issued'),
+        ('regulations_stock', 1, '2019', 1, 'proactive.regulations.total_published'),
+        ('regulations_stock', 2, '2021', 1, 'proactive.regulations.in_force'),
+        ('normative_documents_new', 1, '2019', 1, 'proactive.normative_documents.made'),
+        ('normative_documents_new', 2, '2021', 1, 'proactive.normative_documents.issued'),
+        ('normative_documents_stock', 1, '2019', 1, 'proactive.normative_documents.total_published'),
+        ('normative_documents_stock', 2, '2021', 1, 'proactive.normative_documents.in_force'),
+        ('licensing_decisions', 1, '2019', 1, 'proactive.licensing.decisions'),
+        ('licensing_decisions', 1, '2021', 1, 'proactive.licensing.decisions'),
+        ('penalty_decisions', 1, '2019', 1, 'proactive.penalty.decisions'),
+        ('penalty_decisions', 1, '2021', 1, 'proactive.penalty.decisions'),
+        ('coercion_decisions', 1, '2019', 1, 'proactive.coercion.decisions'),
+        ('coercion_decisions', 1, '2021', 1, 'proactive.coercion.decisions'),
+        ('regulations_published', 1, '2019', 1, 'proactive.regulations.published'),
+        ('normative_documents_published', 1, '2019', 1, 'proactive.normative_documents.published'),
+        ('regulations_repealed', 1, '2021', 1, 'proactive.regulations.repealed'),
+        ('normative_documents_repealed', 1, '2021', 1, 'proactive.normative_documents.repealed'),
+        ('other_services_decisions', 1, '2019', 1, 'proactive.other_services.decisions'),
+        ('decision_items', 1, '2019', 1, 'proactive.licensing.items_last_year'),
+        ('decision_items', 1, '2019', 2, 'proactive.licensing.items_change'),
+        ('decision_items', 1, '2019', 3, 'proactive.other_services.items_last_year'),
+        ('decision_items', 1, '2019', 4, 'proactive.other_services.items_change'),
+        ('decision_items', 1, '2019', 5, 'proactive.penalty.items_last_year'),
+        ('decision_items', 1, '2019', 6, 'proactive.penalty.items_change'),
+        ('decision_items', 1, '2019', 7, 'proactive.coercion.items_last_year'),
+        ('decision_items', 1, '2019', 8, 'proactive.coercion.items_change'),
+        ('decision_items', 1, '2019', 9, 'proactive.fees.items_last_year'),
+        ('decision_items', 1, '2019', 10, 'proactive.fees.items_change'),
+        ('fees_amount', 1, '2021', 1, 'proactive.fees.amount_wan_yuan'),
+        ('procurement_projects', 1, '2019', 1, 'proactive.procurement.projects'),
+        ('procurement_amount', 1, '2019', 1, 'proactive.procurement.amount_wan_yuan')
+),
+parts AS (
+    SELECT r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell,
+           max(v.value) AS value, max(v.derived) AS derived,
+           max(v.raw) AS raw,
+           max(v.page) AS page,
+           max(v.table_no) AS table_no,
+           max(v.row_no) AS row_no,
+           max(v.col_no) AS col_no
+    FROM report_index r
+    JOIN concept_cells k ON k.template = r.template
+    JOIN (
+        SELECT report_id, address, value, raw, page, table_no, row_no, col_no, 0 AS derived FROM cells WHERE address IN ('proactive.regulations.made', 'proactive.regulations.issued', 'proactive.regulations.total_published', 'proactive.regulations.in_force', 'proactive.normative_documents.made', 'proactive.normative_documents.issued', 'proactive.normative_documents.total_published', 'proactive.normative_documents.in_force', 'proactive.licensing.decisions', 'proactive.penalty.decisions', 'proactive.coercion.decisions', 'proactive.regulations.published', 'proactive.normative_documents.published', 'proactive.regulations.repealed', 'proactive.normative_documents.repealed', 'proactive.other_services.decisions', 'proactive.licensing.items_last_year', 'proactive.licensing.items_change', 'proactive.other_services.items_last_year', 'proactive.other_services.items_change', 'proactive.penalty.items_last_year', 'proactive.penalty.items_change', 'proactive.coercion.items_last_year', 'proactive.coercion.items_change', 'proactive.fees.items_last_year', 'proactive.fees.items_change', 'proactive.fees.amount_wan_yuan', 'proactive.procurement.projects', 'proactive.procurement.amount_wan_yuan')
+    ) v ON v.report_id = r.report_id AND v.address = k.cell
+    WHERE r.status IN ('extracted', 'partial') AND r.report_key NOT LIKE 'doc:%'
+    GROUP BY r.report_id, r.agency_id, r.agency, r.division_code, r.level, r.province_code, r.province, r.year, r.template, r.sha256, r.document_url, k.concept, k.source_rank, k.part_no, k.cell
+),
+available AS (
+    SELECT p.*, min(p.source_rank) OVER (PARTITION BY p.report_id, p.concept) AS best_rank
+    FROM parts p
+),
+picked AS (
+    SELECT a.*, min(a.part_no) OVER (PARTITION BY a.report_id, a.concept) AS first_part
+    FROM available a
+    WHERE a.source_rank = a.best_rank
+),
+per_concept AS (
+    SELECT report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank,
+           sum(value) AS value,
+           max(derived) AS derived,
+           string_agg(cell, ' + ' ORDER BY part_no) AS source_cells,
+           string_agg(coalesce(raw, ''), ' + ' ORDER BY part_no) AS raw,
+           CAST(count(*) AS INTEGER) AS cells_shown,
+           max(CASE WHEN part_no = first_part THEN page END) AS page,
+           max(CASE WHEN part_no = first_part THEN table_no END) AS table_no,
+           max(CASE WHEN part_no = first_part THEN row_no END) AS row_no,
+           max(CASE WHEN part_no = first_part THEN col_no END) AS col_no
+    FROM picked
+    GROUP BY report_id, agency_id, agency, division_code, level, province_code, province, year, template, sha256, document_url, concept, source_rank
+)
+SELECT v.report_id, v.agency_id, v.agency, v.division_code, v.level, v.province_code, v.province, v.year, v.template,
+       s.concept, s.concept_label, s.concept_en, v.value, s.match, s.match_note,
+       CASE WHEN v.derived = 1 THEN TRUE ELSE FALSE END AS derived,
+       v.source_cells, v.raw, v.cells_shown, s.cells_declared,
+       v.page, v.table_no, v.row_no, v.col_no, v.sha256, v.document_url
+FROM per_concept v
+JOIN concept_sources s ON s.concept = v.concept AND s.source_rank = v.source_rank;
+-- generated:end proactive_harmonised
+
 -- views_version: a digest of this file, so that a writer or a read-only reader can tell the views are current.
 -- generated:begin views_version
-CREATE VIEW views_version AS SELECT 'a3c11150e6f4203a' AS digest;
+CREATE VIEW views_version AS SELECT 'f40d7a92cb7cc5af' AS digest;
 -- generated:end views_version
