@@ -84,7 +84,11 @@ def read(data: bytes) -> Document:
         raise UnreadableDocument(f"not a PDF: starts with {data[:8]!r}")
     try:
         with _PDFIUM_LOCK:
-            return _read(data)
+            doc = _read(data)
+        from gongkai.extractors import ocr  # tables drawn as pictures on pages with text (none: no cost)
+
+        ocr.read_pdf_pictures(data, _PDFIUM_LOCK, doc)
+        return doc
     except _Scanned as exc:
         from gongkai.extractors import ocr  # the optional extra: only a scan needs it
 

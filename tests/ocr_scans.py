@@ -64,3 +64,52 @@ def scanned_pdf(source: bytes, dpi: int, cache: Path, angle: float = 1.2) -> byt
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data
+
+
+def table_pictures(pdf_bytes: bytes, dpi: int) -> list[Image.Image]:
+    """Each page's tables as one picture (the area their cells cover, as read from the text layer), scanned."""
+    from gongkai.extractors import pdf_reader
+
+    doc = pdf_reader.read(pdf_bytes)
+    areas: dict[int, list[float]] = {}
+    for table in doc.tables:
+        for row in table.rows:
+            for cell in row:
+                if cell.bbox is None or cell.page is None:
+                    continue
+                box = areas.setdefault(cell.page, [*cell.bbox])
+                box[:] = [min(box[0], cell.bbox[0]), min(box[1], cell.bbox[1]), max(box[2], cell.bbox[2]), max(box[3], cell.bbox[3])]
+    pdf = pdfium.PdfDocument(pdf_bytes)
+    try:
+        pictures = []
+        for number, (x0, top, x1, bottom) in sorted(areas.items()):
+            page = pdf[number - 1]
+            gray = page.render(scale=dpi / 72, grayscale=True).to_numpy().copy()
+            page.close()
+            f, margin = dpi / 72, 6
+            part = gray[int((top - margin) * f): int((bottom + margin) * f), int((x0 - margin) * f): int((x1 + margin) * f)]
+            pictures.append(degrade(part, 0.0, number))
+        return pictures
+    finally:
+        pdf.close()
+
+
+def pictures_docx(pdf_bytes: bytes, dpi: int) -> bytes:
+    """A DOCX of the report's text with its tables pasted as pictures (JPEG, as screenshots are pasted)."""
+    import docx
+    from docx.shared import Inches
+
+    from gongkai.extractors import pdf_reader
+
+    text = pdf_reader.read(pdf_bytes)
+    document = docx.Document()
+    for block in text.blocks:
+        document.add_paragraph(block.text)
+    for picture in table_pictures(pdf_bytes, dpi):
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=80)
+        buffer.seek(0)
+        document.add_picture(buffer, width=Inches(6.3))
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()

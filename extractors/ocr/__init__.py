@@ -7,11 +7,14 @@ Nothing here downloads: RapidOCR's models ship inside its wheel.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
+import re
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gongkai.extractors.model import UnreadableDocument
+from gongkai.extractors.model import Document, UnreadableDocument
 
 EXTRA_HINT = "pip install gongkai[ocr]"
 _MODULES = ("rapidocr_onnxruntime", "cv2", "numpy")
@@ -43,11 +46,51 @@ def limits() -> Limits:
 
 
 def available() -> bool:
-    """Whether the extra is installed (without importing it: the import costs half a second)."""
-    return all(importlib.util.find_spec(name) is not None for name in _MODULES)
+    """Whether the extra is installed and imports (asked only when an image needs reading)."""
+    try:
+        for name in _MODULES:
+            importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def require(what: str) -> None:
     """Raise UnreadableDocument naming the extra when it is not installed; `what` says what needed it."""
     if not available():
         raise UnreadableDocument(f"{what}; reading it needs OCR, an optional extra: {EXTRA_HINT}")
+
+
+_PICTURE_TABLE = re.compile(r"^unreadable table: page (\d+) shows the labels of a standard table")
+
+
+def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document) -> None:
+    """A PDF with a text layer whose tables the reader saw named but found no grid for: read the pictures on
+    those pages (only them) by OCR, into `doc`. Without the extra, the reader's warning says how to get it."""
+    pages = [int(m.group(1)) for w in doc.warnings if (m := _PICTURE_TABLE.match(w))]
+    if not pages:
+        return
+    if not available():
+        doc.warnings.append(f"OCR: tables drawn as pictures on page(s) {', '.join(map(str, pages))} are not read; "
+                            f"reading them needs the optional extra: {EXTRA_HINT}")
+        return
+    from gongkai.extractors.ocr.pdf import read_page_pictures
+
+    read_page_pictures(data, lock, pages, doc)
+
+
+def read_docx_pictures(doc: Document, images: Callable[[], Iterable[bytes]]) -> None:
+    """A DOCX with pictures and no standard table in its own tables: read the pictures by OCR, into `doc`."""
+    if not doc.pictures:
+        return
+    from gongkai.extractors.mapping import detect_template
+
+    if detect_template(doc) is not None:
+        return  # its tables are text; a picture is a logo, a seal, a chart
+    if not available():
+        doc.warnings.append(f"OCR: {doc.pictures} picture(s) not read (tables pasted as pictures?); "
+                            f"reading them needs the optional extra: {EXTRA_HINT}")
+        return
+    from gongkai.extractors.ocr.pictures import read_pictures
+
+    read_pictures(((data, None) for data in images()), doc)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-Image = NDArray[np.uint8]  # a grey page or crop, 0 = ink, 255 = paper
+Image = NDArray[Any]  # a grey page or crop (uint8: 0 = ink, 255 = paper); OpenCV types it loosely
 # onnxruntime sessions are not documented as safe to share between threads: one at a time
 _LOCK = threading.Lock()
 

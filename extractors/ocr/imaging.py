@@ -41,7 +41,7 @@ class PixelGrid:
 
 def ink(gray: Image) -> Image:
     """255 where there is ink: a local threshold copes with uneven scanner lighting and JPEG haze."""
-    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 20)  # type: ignore[no-any-return]
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 20)
 
 
 def deskew(gray: Image) -> tuple[Image, float]:
@@ -186,4 +186,4 @@ def crop(gray: Image, box: PixelBox, pad: float) -> Image:
     x1, bottom = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
     part = gray[top:bottom, x0:x1]
     margin = int(pad)
-    return cv2.copyMakeBorder(part, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)  # type: ignore[no-any-return]
+    return cv2.copyMakeBorder(part, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)

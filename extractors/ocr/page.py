@@ -89,8 +89,8 @@ def _read_grid(
         part = imaging.crop(gray, ink_box, pad)
         read = [b for row in _rows(_read_lines(part, locate(part), text_height)) for b in row]
         texts[i] = ("".join(b.text for b in read), min((b.confidence for b in read), default=0.0))
-    for i, read in zip(pending, recognise(crops), strict=True):
-        texts[i] = read
+    for i, (text, score) in zip(pending, recognise(crops), strict=True):
+        texts[i] = _as_figure(text, score)
     spans: list[list[tuple[str, int, int]]] = [[] for _ in range(grid.n_rows)]
     bboxes: list[list[BBox | None]] = [[] for _ in range(grid.n_rows)]
     confidence: dict[tuple[int, int], float] = {}
@@ -102,6 +102,21 @@ def _read_grid(
     _fill_holes(grid, spans, bboxes)
     table = build_grid(0, spans, page=number, bboxes=bboxes)
     return _flag(table, confidence)
+
+
+# Letters the recogniser gives for digits in a cell of figures (O for 0, l for 1): read as the digit, never trusted.
+_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1", "i": "1"})
+DOUBTED = 0.5  # the confidence given to a figure read through a look-alike: below summary.LOW_CONFIDENCE
+
+
+def _as_figure(text: str, score: float) -> tuple[str, float]:
+    """A cell read as letters that are all digit look-alikes (O, 0l) becomes the figure, flagged as doubtful."""
+    stripped = text.strip()
+    if stripped and not stripped.isdigit() and len(stripped) <= 12:
+        figure = stripped.translate(_DIGIT_LOOKALIKES)
+        if figure.isdigit():
+            return figure, min(score, DOUBTED)
+    return text, score
 
 
 def _fill_holes(grid: PixelGrid, spans: list[list[tuple[str, int, int]]], bboxes: list[list[BBox | None]]) -> None:

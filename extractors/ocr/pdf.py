@@ -6,10 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pypdfium2 as pdfium
 
 from gongkai.extractors.model import Document, Table, TextBlock, UnreadableDocument
 from gongkai.extractors.ocr import Limits, limits
+from gongkai.extractors.ocr.engine import Image
+from gongkai.extractors.ocr.labels import snap_table
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
@@ -47,6 +50,7 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
     for p in pages:
         for t in p.tables:
             t.index = len(tables) + 1
+            snap_table(t, warnings)
             tables.append(t)
     blocks = [TextBlock(line, p.number) for p in pages for line in p.lines]
     warnings += summarise(pages, "page")
@@ -70,3 +74,62 @@ def _title(blocks: list[TextBlock]) -> str | None:
         if "报告" in block.text:
             return "".join(head)
     return blocks[0].text if blocks else None
+
+
+def read_page_pictures(data: bytes, lock: threading.Lock, numbers: list[int], doc: Document, bounds: Limits | None = None) -> None:
+    """Pages with a text layer whose tables are pictures (the PDF reader names them in an `unreadable table`
+    warning): only the pictures' areas are rendered and read, into `doc` in place. The page's text is not OCR'd."""
+    bounds = bounds or limits()
+    started = time.monotonic()
+    read: list[PageText] = []
+    with lock:
+        pdf = pdfium.PdfDocument(data)
+    try:
+        for number in numbers[: bounds.max_pages]:
+            if time.monotonic() - started > bounds.budget:
+                doc.warnings.append(f"OCR: time budget of {bounds.budget:.0f} s spent; pictures on page {number} and after not read")
+                break
+            with lock:
+                areas, gray = _picture_areas(pdf, number - 1, bounds.dpi)
+            scale = bounds.dpi / 72
+            for x0, top, x1, bottom in areas:
+                part = gray[int(top * scale): int(bottom * scale), int(x0 * scale): int(x1 * scale)]
+                if min(part.shape) < 100:
+                    continue  # a rule, a logo
+                found = read_page(part.copy(), bounds.dpi, number, origin=(x0, top))
+                if found.tables:
+                    read.append(found)
+    finally:
+        with lock:
+            pdf.close()
+    for found in read:
+        for table in found.tables:
+            table.index = len(doc.tables) + 1
+            snap_table(table, doc.warnings)
+            doc.tables.append(table)
+    pages_read = {p.number for p in read}
+    # the pages whose tables OCR read no longer lack them
+    doc.warnings = [w for w in doc.warnings if not any(w.startswith(f"unreadable table: page {n} ") for n in pages_read)]
+    doc.tables.sort(key=lambda t: t.page or 0)
+    for index, table in enumerate(doc.tables, start=1):
+        table.index = index
+    if read:
+        doc.ocr_pages = sorted(pages_read - {None})  # type: ignore[arg-type]
+        doc.warnings.extend(summarise(read, "page"))
+
+
+def _picture_areas(pdf: pdfium.PdfDocument, index: int, dpi: int) -> tuple[list[tuple[float, float, float, float]], Image]:
+    """The boxes (points from the top-left) of a page's images, and the page rendered grey at `dpi`."""
+    import pypdfium2.raw as pdfium_c
+
+    page = pdf[index]
+    try:
+        height = page.get_height()
+        areas = []
+        for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3):
+            left, bottom, right, top = obj.get_pos()
+            areas.append((max(0.0, left), max(0.0, height - top), right, height - bottom))
+        gray = page.render(scale=dpi / 72, grayscale=True).to_numpy().copy() if areas else np.zeros((0, 0), np.uint8)
+    finally:
+        page.close()
+    return areas, gray
