@@ -109,7 +109,9 @@ def pictures_docx(pdf_bytes: bytes, dpi: int) -> bytes:
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=80)
         buffer.seek(0)
-        document.add_picture(buffer, width=Inches(6.3))
+        # as wide as the text, but never taller than a page holds (a picture cut at the page foot loses rows)
+        width, height = picture.size
+        document.add_picture(buffer, width=Inches(min(6.0, 8.0 * width / height)))
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

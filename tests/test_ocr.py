@@ -160,3 +160,37 @@ def test_scans_at_every_dpi(name: str, dpi: int, scan_cache: Path) -> None:
         assert right >= 0.99 * len(gold["cells"]), wrong
     assert silent == [], silent  # no wrong value without a warning
     assert not set(result.cells) - set(gold["cells"])
+
+
+def _check_pictures(result: ExtractionResult, name: str) -> None:
+    gold = json.loads((GOLD / f"{name}.json").read_text(encoding="utf-8"))
+    right, wrong, silent = _score(result, gold)
+    assert wrong == [] and silent == []
+    assert result.read_by == "ocr" and result.status == "extracted"
+    assert any(w.startswith("read by OCR:") for w in result.warnings)
+
+
+@pytest.mark.ocr_sweep
+@pytest.mark.skipif(not SWEEP, reason="the OCR dpi matrix runs in CI or with GONGKAI_OCR_SWEEP=1")
+def test_tables_pasted_as_pictures_into_a_docx(scan_cache: Path) -> None:
+    from ocr_scans import pictures_docx
+
+    docx_bytes = pictures_docx((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 200)
+    _check_pictures(extract_result(docx_bytes, "pictures.docx"), "hongze-2023.pdf")
+
+
+@pytest.mark.ocr_sweep
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not SWEEP, reason="the OCR dpi matrix runs in CI or with GONGKAI_OCR_SWEEP=1")
+def test_tables_pasted_as_pictures_into_a_pdf(scan_cache: Path) -> None:
+    """The same DOCX printed to PDF by LibreOffice: text on every page, the tables pictures on theirs."""
+    from ocr_scans import pictures_docx
+    from pdf_sweep import Variant, content_key, render, require_soffice
+
+    require_soffice()
+    source = (DOCUMENTS / "hongze-2023.pdf").read_bytes()
+    pdf = render({"pictures": Variant(content_key("ocr-pictures", source), lambda: pictures_docx(source, 200))}, scan_cache / "libreoffice")
+    result = extract_result(pdf["pictures"], "pictures.pdf")
+    _check_pictures(result, "hongze-2023.pdf")
+    assert all(p["source"] == "ocr" and p["page"] is not None and p["bbox"] for p in result.provenance.values())
+    assert not any(w.startswith("unreadable table:") for w in result.warnings)

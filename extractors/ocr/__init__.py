@@ -25,7 +25,9 @@ class Limits:
     """Per document: pages (and pictures) read, seconds spent, rendering resolution."""
 
     max_pages: int = 20  # reports run to 10-30 pages, their tables on 2-5 of them
-    budget: float = 300.0  # seconds; under GONGKAI_EXTRACT_TIMEOUT (600) so the worker is not killed first
+    # CPU seconds of the worker process (all its threads), not wall time: a loaded machine must not cut a
+    # document short that a quiet one reads whole. A 5-page report at 200 dpi takes ~50.
+    budget: float = 300.0
     dpi: int = 200  # rendering of scanned PDF pages: every gold cell at 200 dpi, ~4 s a page on one core
     threads: int = 2  # ONNX threads per worker process
 
@@ -61,13 +63,16 @@ def require(what: str) -> None:
         raise UnreadableDocument(f"{what}; reading it needs OCR, an optional extra: {EXTRA_HINT}")
 
 
-_PICTURE_TABLE = re.compile(r"^unreadable table: page (\d+) shows the labels of a standard table")
+# What the PDF reader says of a page whose tables may be pictures: a page that names a table but shows no grid,
+# or a page that is one image (a scanned page in a document with text, a table pasted as a page-wide picture).
+_PICTURE_TABLE = re.compile(r"^(?:unreadable table: page (\d+) shows the labels of a standard table"
+                            r"|page (\d+): an image without a text layer)")
 
 
 def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document) -> None:
     """A PDF with a text layer whose tables the reader saw named but found no grid for: read the pictures on
     those pages (only them) by OCR, into `doc`. Without the extra, the reader's warning says how to get it."""
-    pages = [int(m.group(1)) for w in doc.warnings if (m := _PICTURE_TABLE.match(w))]
+    pages = sorted({int(m.group(1) or m.group(2)) for w in doc.warnings if (m := _PICTURE_TABLE.match(w))})
     if not pages:
         return
     if not available():
@@ -76,6 +81,8 @@ def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document) -> None:
         return
     from gongkai.extractors.ocr.pdf import read_page_pictures
 
+    # The tables' pictures may sit on other pages than those the reader named (a heading on page 2, the picture
+    # on page 3): every page's pictures are candidates, the pages' own text is never OCR'd.
     read_page_pictures(data, lock, pages, doc)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from difflib import SequenceMatcher
 
 from gongkai.extractors.model import Table
@@ -54,8 +55,13 @@ def snap(text: str) -> str | None:
     return None
 
 
-def snap_table(table: Table, warnings: list[str]) -> None:
-    """Snap the table's label cells in place; name in one warning those matching no label."""
+# Not labels: article references that title a section of table 二 (第二十条第（一）项), and bracketed notes.
+_NOT_A_LABEL = re.compile(r"^第[一二三四五六七八九十百]+条|^[（(].*[）)]$")
+
+
+def snap_table(table: Table, warnings: list[str], where: str) -> None:
+    """Snap the table's label cells in place; name in one warning those matching no label (`where`: its page
+    or picture)."""
     unmatched: list[str] = []
     snapped: dict[tuple[int, int], str] = {}
     for row in table.rows:
@@ -68,11 +74,11 @@ def snap_table(table: Table, warnings: list[str]) -> None:
             label = snap(norm)
             if label is not None:
                 snapped[cell.origin] = label
-            elif len(norm) >= 2 and best_score(norm, _labels()) < CONTAINED and len(norm) <= 40:
+            elif len(norm) >= 2 and not _NOT_A_LABEL.match(cell.text.strip()) and best_score(norm, _labels()) < CONTAINED:
                 unmatched.append(cell.text)
     if snapped:
         table.rows = [[dataclasses.replace(c, text=snapped[c.origin]) if c.origin in snapped else c for c in row]
                       for row in table.rows]
     if unmatched:
         shown = ", ".join(repr(t) for t in unmatched[:MAX_NAMED]) + (" …" if len(unmatched) > MAX_NAMED else "")
-        warnings.append(f"OCR: table on page {table.page}: {len(unmatched)} label(s) match no schema label: {shown}")
+        warnings.append(f"OCR: table {table.index} ({where}): {len(unmatched)} label(s) match no schema label: {shown}")

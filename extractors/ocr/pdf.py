@@ -17,10 +17,13 @@ from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
 
+MAX_PAGES_SEARCHED = 500  # pages looked at for pictures (as the PDF reader reads at most 500)
+
+
 def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits | None = None) -> Document:
     """The document model of an image-only PDF; `reason` is the error raised when OCR reads no text either."""
     bounds = bounds or limits()
-    started = time.monotonic()
+    started = time.process_time()
     warnings: list[str] = []
     pages: list[PageText] = []
     with lock:
@@ -30,7 +33,7 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
         if n_pages > bounds.max_pages:
             warnings.append(f"OCR: {n_pages} scanned pages, read the first {bounds.max_pages} (GONGKAI_OCR_MAX_PAGES)")
         for index in range(min(n_pages, bounds.max_pages)):
-            if time.monotonic() - started > bounds.budget:
+            if time.process_time() - started > bounds.budget:
                 warnings.append(f"OCR: time budget of {bounds.budget:.0f} s spent after {index} pages; pages "
                                 f"{index + 1}-{n_pages} not read (GONGKAI_OCR_BUDGET)")
                 break
@@ -50,7 +53,7 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
     for p in pages:
         for t in p.tables:
             t.index = len(tables) + 1
-            snap_table(t, warnings)
+            snap_table(t, warnings, f"page {p.number}")
             tables.append(t)
     blocks = [TextBlock(line, p.number) for p in pages for line in p.lines]
     warnings += summarise(pages, "page")
@@ -76,21 +79,28 @@ def _title(blocks: list[TextBlock]) -> str | None:
     return blocks[0].text if blocks else None
 
 
-def read_page_pictures(data: bytes, lock: threading.Lock, numbers: list[int], doc: Document, bounds: Limits | None = None) -> None:
-    """Pages with a text layer whose tables are pictures (the PDF reader names them in an `unreadable table`
-    warning): only the pictures' areas are rendered and read, into `doc` in place. The page's text is not OCR'd."""
+def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc: Document, bounds: Limits | None = None) -> None:
+    """A PDF with a text layer whose tables may be pictures (the reader `named` pages that show a table's labels
+    but no grid, or only an image): the pictures on its pages are rendered and read, into `doc` in place, up to
+    the page cap and the time budget. The pages' own text is never OCR'd."""
     bounds = bounds or limits()
-    started = time.monotonic()
+    started = time.process_time()
     read: list[PageText] = []
     with lock:
         pdf = pdfium.PdfDocument(data)
+        count = min(len(pdf), MAX_PAGES_SEARCHED)
+    searched = 0
     try:
-        for number in numbers[: bounds.max_pages]:
-            if time.monotonic() - started > bounds.budget:
+        for number in range(min(named, default=1), count + 1):
+            if searched >= bounds.max_pages:
+                doc.warnings.append(f"OCR: pictures on more than {bounds.max_pages} pages; read the first (GONGKAI_OCR_MAX_PAGES)")
+                break
+            if time.process_time() - started > bounds.budget:
                 doc.warnings.append(f"OCR: time budget of {bounds.budget:.0f} s spent; pictures on page {number} and after not read")
                 break
             with lock:
                 areas, gray = _picture_areas(pdf, number - 1, bounds.dpi)
+            searched += bool(areas)
             scale = bounds.dpi / 72
             for x0, top, x1, bottom in areas:
                 part = gray[int(top * scale): int(bottom * scale), int(x0 * scale): int(x1 * scale)]
@@ -105,11 +115,13 @@ def read_page_pictures(data: bytes, lock: threading.Lock, numbers: list[int], do
     for found in read:
         for table in found.tables:
             table.index = len(doc.tables) + 1
-            snap_table(table, doc.warnings)
+            snap_table(table, doc.warnings, f"picture on page {found.number}")
             doc.tables.append(table)
     pages_read = {p.number for p in read}
     # the pages whose tables OCR read no longer lack them
-    doc.warnings = [w for w in doc.warnings if not any(w.startswith(f"unreadable table: page {n} ") for n in pages_read)]
+    if read:  # the reader's "no grid" and "image without text" on the pages named were these pictures
+        doc.warnings = [w for w in doc.warnings
+                        if not any(w.startswith((f"unreadable table: page {n} ", f"page {n}: an image")) for n in named)]
     doc.tables.sort(key=lambda t: t.page or 0)
     for index, table in enumerate(doc.tables, start=1):
         table.index = index
@@ -127,7 +139,7 @@ def _picture_areas(pdf: pdfium.PdfDocument, index: int, dpi: int) -> tuple[list[
         height = page.get_height()
         areas = []
         for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3):
-            left, bottom, right, top = obj.get_pos()
+            left, bottom, right, top = obj.get_bounds()
             areas.append((max(0.0, left), max(0.0, height - top), right, height - bottom))
         gray = page.render(scale=dpi / 72, grayscale=True).to_numpy().copy() if areas else np.zeros((0, 0), np.uint8)
     finally:
