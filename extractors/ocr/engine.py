@@ -8,7 +8,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
 Image = NDArray[Any]  # a grey page or crop (uint8: 0 = ink, 255 = paper); OpenCV types it loosely

@@ -16,7 +16,6 @@ from gongkai.extractors.ocr.labels import snap_table
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
-
 MAX_PAGES_SEARCHED = 500  # pages looked at for pictures (as the PDF reader reads at most 500)
 
 
