@@ -16,6 +16,8 @@ from gongkai.extractors.ocr.labels import snap_table
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
+INK = 128  # grey level below which a pixel is ink
+BLANK_SHARE = 0.0005  # a page with less ink than this share of its pixels is blank (a page number is ~0.001)
 MAX_PAGES_SEARCHED = 500  # pages looked at for pictures (as the PDF reader reads at most 500)
 
 
@@ -42,6 +44,8 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
                     gray = page.render(scale=bounds.dpi / 72, grayscale=True).to_numpy()
                 finally:
                     page.close()
+            if np.count_nonzero(gray < INK) < BLANK_SHARE * gray.size:
+                continue  # a blank sheet: nothing to read (and no model to load for it)
             pages.append(read_page(gray.copy(), bounds.dpi, index + 1))
     finally:
         with lock:
