@@ -2,8 +2,8 @@
 recogniser's confidence.
 
 Ruled tables: the grid from the ruling lines; a cell holding one line of ink is read from a tight crop of that ink
-(the page-wide detector misses lone digits such as 0 in a grid of 0s), a cell of several lines from the detector's
-lines inside it, top to bottom. A page whose text names a standard table but shows no rules: the detector's lines
+(the page-wide detector misses lone digits such as 0 in a grid of 0s), a cell of several lines by detecting its
+lines within the cell alone, top to bottom. A page whose text names a standard table but shows no rules: the detector's lines
 aligned into rows by position (`aligned=False`: the mapping then places values in the schema's order).
 """
 
@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gongkai.extractors.model import BBox, GridCell, Table, build_grid
+from gongkai.extractors.model import BBox, Table, build_grid
 from gongkai.extractors.ocr import imaging
 from gongkai.extractors.ocr.engine import Image, TextBox, locate, recognise
 from gongkai.extractors.ocr.imaging import PixelBox, PixelGrid
@@ -204,5 +204,3 @@ def _centre_in(box: PixelBox, area: PixelBox) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
 
-
-__all__ = ["SOURCE", "GridCell", "PageText", "read_page"]
