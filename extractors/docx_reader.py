@@ -28,6 +28,8 @@ P, TBL, TR, TC, T, TAB, BR, CR, SDT, SDT_CONTENT = (
 )
 # Wrappers that may stand between a table/row and its rows/cells, or between the body and its paragraphs.
 DRAWING, PICT = f"{W}drawing", f"{W}pict"
+A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
+R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 TRANSPARENT = frozenset({SDT, SDT_CONTENT, f"{W}customXml", f"{W}smartTag"})
 
 # A real report's document.xml is a few hundred KB that deflates 10-30 times; a bomb deflates ~1000 times.
@@ -44,7 +46,8 @@ def read(data: bytes) -> Document:
     """Read a .docx; raise UnreadableDocument for a zip bomb, a corrupt zip or a package without a Word body."""
     refuse_unsafe_zip(data)
     try:
-        body = docx.Document(BytesIO(data)).element.body
+        document = docx.Document(BytesIO(data))
+        body = document.element.body
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise UnreadableDocument(f"not a readable DOCX: {exc}") from exc
     except Exception as exc:  # lxml XMLSyntaxError, CRC errors, …: the package is corrupt
@@ -54,7 +57,7 @@ def read(data: bytes) -> Document:
     blocks = [text for text in (clean_text(_text(p)) for p in _body_paragraphs(body)) if text]
     warnings: list[str] = []
     tables = grids_within_budget((_table_spans(tbl) for tbl in body.iter(TBL)), warnings)
-    return Document(
+    doc = Document(
         format="docx",
         blocks=[TextBlock(b) for b in blocks],
         tables=tables,
@@ -62,6 +65,21 @@ def read(data: bytes) -> Document:
         warnings=warnings,
         pictures=_pictures(body),
     )
+    from gongkai.extractors import ocr  # tables pasted as pictures: read by OCR when no table holds them
+
+    ocr.read_docx_pictures(doc, lambda: _images(document))
+    return doc
+
+
+def _images(document: Any) -> Iterator[bytes]:
+    """The bytes of the body's pictures, in body order (each embedded image once)."""
+    seen: set[str] = set()
+    for blip in document.element.body.iter(f"{{{A_NS}}}blip"):
+        rid = blip.get(f"{{{R_NS}}}embed")
+        if not rid or rid in seen or rid not in document.part.related_parts:
+            continue
+        seen.add(rid)
+        yield document.part.related_parts[rid].blob
 
 
 def refuse_unsafe_zip(data: bytes, body_name: str = "word/document.xml", kind: str = "DOCX") -> None:

@@ -18,7 +18,7 @@ from gongkai.extractors.version import EXTRACTOR_VERSION
 from gongkai.schema import TEMPLATES, Template
 from gongkai.schema.expected import missing
 from gongkai.schema.labels import normalize_label
-from gongkai.schema.reconcile import reconcile
+from gongkai.schema.reconcile import Check, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ def result_from_document(doc: Document, source: Source) -> ExtractionResult:
             template_key = in_force.key if in_force and in_force.tables_optional else None  # e.g. pre2019
         warnings.append("no standard tables (二、三、四) found")
     checks = reconcile(cells, template_key, mapping.unreadable) if cells and template_key else []
+    if doc.ocr_pages:
+        warnings += ocr_doubts(mapping, checks)
     is_report = status != NOT_A_REPORT
     return ExtractionResult(
         status=status,
@@ -113,7 +115,25 @@ def result_from_document(doc: Document, source: Source) -> ExtractionResult:
         provenance={a: dict(mapping.cells[a].provenance()) for a in cells},
         checks=list(checks),
         warnings=warnings,
+        read_by="ocr" if doc.ocr_pages else None,
     )
+
+
+def ocr_doubts(mapping: Mapping, checks: list[Check]) -> list[str]:
+    """Never a silent guess: each OCR'd value the recogniser was unsure of, and each failing check over OCR'd
+    values (a misread figure breaks a sum), named in a warning; the values are kept."""
+    from gongkai.extractors.ocr.summary import LOW_CONFIDENCE
+
+    out = [
+        f"{address}: read by OCR as {cell.raw!r} with confidence {cell.confidence:.2f} (page {cell.page}, "
+        f"table {cell.table} row {cell.row} col {cell.col}); check it against the image"
+        for address, cell in sorted(mapping.cells.items())
+        if cell.source is not None and cell.confidence is not None and cell.confidence < LOW_CONFIDENCE
+    ]
+    if any(c.source is not None for c in mapping.cells.values()):
+        out += [f"check {c.rule} ({c.target}) fails on values read by OCR: a figure may be misread"
+                for c in checks if c.status == "fail"]
+    return out
 
 
 def _unreadable_tables(doc: Document, meta: ReportMeta) -> str | None:

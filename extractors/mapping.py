@@ -36,11 +36,17 @@ class MappedCell:
     row: int
     col: int
     bbox: BBox | None
+    source: str | None = None  # "ocr" for a cell read from an image
+    confidence: float | None = None  # the recogniser's
 
     def provenance(self) -> dict[str, object]:
         out: dict[str, object] = {"raw": self.raw, "page": self.page, "table": self.table, "row": self.row, "col": self.col}
         if self.bbox is not None:
             out["bbox"] = [round(v, 2) for v in self.bbox]
+        if self.source is not None:
+            out["source"] = self.source
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, 3)
         return out
 
 
@@ -357,4 +363,5 @@ def _emit(section: Section, row_key: str, col_key: str, cell: GridCell, table: T
         result.unreadable.add(address)
         result.warnings.append(f"{address}: {cell.text!r} is not a number")
     row, col = cell.origin
-    result.cells[address] = MappedCell(address, parsed.value, cell.text, cell.page, table.index, row, col, cell.bbox)
+    result.cells[address] = MappedCell(address, parsed.value, cell.text, cell.page, table.index, row, col, cell.bbox,
+                                       cell.source, cell.confidence)

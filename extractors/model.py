@@ -26,6 +26,8 @@ class GridCell:
     origin: tuple[int, int]
     page: int | None = None
     bbox: BBox | None = None
+    source: str | None = None  # "ocr" for a cell read from an image; None for text the document carries
+    confidence: float | None = None  # the recogniser's, 0..1, for OCR'd cells
 
     @property
     def is_anchor(self) -> bool:
@@ -78,6 +80,7 @@ class Document:
     # Pictures in the body (images in a DOCX, <img> in an HTML article): where a report without table cells
     # shows some, its tables were likely pasted as pictures (extract.py says so).
     pictures: int = 0
+    ocr_pages: list[int] = field(default_factory=list)  # pages (or pictures, numbered from 1) read by OCR
 
     @property
     def text(self) -> str:

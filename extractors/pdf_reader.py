@@ -82,8 +82,24 @@ def read(data: bytes) -> Document:
     """Read a PDF into the document model; raise UnreadableDocument saying why it cannot be read."""
     if b"%PDF" not in data[:1024]:  # readers accept junk before the header, as PDFium does
         raise UnreadableDocument(f"not a PDF: starts with {data[:8]!r}")
-    with _PDFIUM_LOCK:
-        return _read(data)
+    try:
+        with _PDFIUM_LOCK:
+            doc = _read(data)
+        from gongkai.extractors import ocr  # tables drawn as pictures on pages with text (none: no cost)
+
+        ocr.read_pdf_pictures(data, _PDFIUM_LOCK, doc)
+        return doc
+    except _Scanned as exc:
+        from gongkai.extractors import ocr  # the optional extra: only a scan needs it
+
+        ocr.require(str(exc))
+        from gongkai.extractors.ocr.pdf import read_scanned
+
+        return read_scanned(data, _PDFIUM_LOCK, str(exc))
+
+
+class _Scanned(UnreadableDocument):
+    """No page has a text layer: read by OCR when the extra is installed."""
 
 
 def _read(data: bytes) -> Document:
@@ -136,7 +152,7 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
         page.lines = _lines(page, [g.bbox for g in page.grids])
         pages.append(page)
     if not any(len(p.chars) >= 20 for p in pages):
-        raise UnreadableDocument("scanned: no text layer")
+        raise _Scanned("scanned: no text layer")
     for before, page in zip(pages, pages[1:], strict=False):
         # A table's first rows alone at the foot of a page that names no table (its heading on the page before).
         if not before.searched and before.chars and page.opens_with_table and searched < MAX_TABLE_PAGES:

@@ -44,6 +44,7 @@ class ExtractionResult:
     warnings: list[str] = field(default_factory=list)
     reason: str | None = None  # why an unreadable document could not be read
     published: str | None = None  # the publication date, when known (ISO date)
+    read_by: str | None = None  # "ocr" when cells were read from images (scans, tables pasted as pictures)
 
     @classmethod
     def unreadable(cls, reason: str, source: Source | None = None) -> ExtractionResult:
@@ -78,6 +79,8 @@ class ExtractionResult:
             out["reason"] = self.reason
         if self.published is not None:
             out["published"] = self.published
+        if self.read_by is not None:
+            out["read_by"] = self.read_by
         return out
 
     @classmethod
@@ -99,6 +102,7 @@ class ExtractionResult:
             warnings=[str(w) for w in data.get("warnings") or []],
             reason=data.get("reason"),
             published=data.get("published"),
+            read_by=data.get("read_by"),
         )
 
 

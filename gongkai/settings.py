@@ -56,6 +56,11 @@ class Settings(BaseSettings):
 
     extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     extract_timeout: float = Field(600.0, gt=0)
+    # OCR (the [ocr] extra): validated here, read by extractors/ocr/__init__.py in each worker from the environment
+    ocr_max_pages: int = Field(20, ge=1)
+    ocr_budget: float = Field(300.0, gt=0)
+    ocr_dpi: int = Field(200, ge=72, le=600)
+    ocr_threads: int = Field(2, ge=1, le=64)
 
     crawl_workers: int = Field(8, ge=1)
     crawl_delay: float = Field(1.0, ge=0)

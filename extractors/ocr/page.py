@@ -1,0 +1,206 @@
+"""One page image → its text lines and its tables as the document model's grids, each cell flagged `ocr` with the
+recogniser's confidence.
+
+Ruled tables: the grid from the ruling lines; a cell holding one line of ink is read from a tight crop of that ink
+(the page-wide detector misses lone digits such as 0 in a grid of 0s), a cell of several lines by detecting its
+lines within the cell alone, top to bottom. A page whose text names a standard table but shows no rules: the detector's lines
+aligned into rows by position (`aligned=False`: the mapping then places values in the schema's order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gongkai.extractors.model import BBox, Table, build_grid
+from gongkai.extractors.ocr import imaging
+from gongkai.extractors.ocr.engine import Image, TextBox, locate, recognise
+from gongkai.extractors.ocr.imaging import PixelBox, PixelGrid
+from gongkai.schema.labels import normalize_label
+
+SOURCE = "ocr"
+# Cell ink no taller than this many text heights is one line (read from a crop); a digit is ~0.7 of a CJK glyph.
+ONE_LINE = 1.6
+POINTS = 72.0
+MIN_TABLE_ANCHORS = 2
+
+
+@dataclass(slots=True)
+class PageText:
+    """What OCR read on one page: lines outside tables (top to bottom) and the tables' grids (page-local index)."""
+
+    number: int | None
+    lines: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    skew: float = 0.0
+    confidences: list[float] = field(default_factory=list)  # of every cell read, for the summary
+
+
+def read_page(
+    gray: Image, dpi: float, number: int | None, origin: tuple[float, float] = (0.0, 0.0), *, rule_less: bool = True,
+) -> PageText:
+    """Read a grey page (or a picture on one). `origin`: where the image's top-left sits on the page, in points,
+    so that cell boxes are page coordinates; `rule_less`: rebuild a table from aligned text when no rules show."""
+    upright, skew = imaging.deskew(gray)
+    mask = imaging.ink(upright)
+    found, lines = imaging.grids(mask, dpi)
+    located = locate(upright)
+    out = PageText(number, skew=skew)
+
+    def to_points(box: PixelBox) -> BBox:
+        f = POINTS / dpi
+        return (origin[0] + box[0] * f, origin[1] + box[1] * f, origin[0] + box[2] * f, origin[1] + box[3] * f)
+
+    text_height = _text_height(located, dpi)
+    for grid in found:
+        out.tables.append(_read_grid(grid, upright, mask, lines, dpi, text_height, number, to_points))
+    rest = [b for b in located if not any(_centre_in(b, g.box) for g in found)]
+    rows = _rows(_read_lines(upright, rest, text_height))
+    out.lines = ["".join(b.text for b in row) for row in rows]
+    if not found and rule_less and len(rows) >= 3 and names_tables(out.lines):
+        table = _aligned_table(rows, number, to_points)
+        if table is not None:
+            out.tables.append(table)
+    out.confidences = [c.confidence for t in out.tables for r in t.rows for c in r if c.is_anchor and c.confidence is not None]
+    return out
+
+
+def _read_grid(
+    grid: PixelGrid, gray: Image, mask: Image, lines: Image, dpi: float, text_height: float,
+    number: int | None, to_points: Callable[[PixelBox], BBox],
+) -> Table:
+    pad = max(4.0, text_height * 0.4)
+    crops: list[Image] = []
+    pending: list[int] = []  # cell indexes read from a crop, in order
+    texts: dict[int, tuple[str, float]] = {}
+    for i, cell in enumerate(grid.cells):
+        ink_box = imaging.cell_ink(mask, lines, cell.box, dpi)
+        if ink_box is None:
+            texts[i] = ("", 1.0)
+            continue
+        if ink_box[3] - ink_box[1] <= ONE_LINE * text_height:
+            crops.append(imaging.crop(gray, ink_box, pad))
+            pending.append(i)
+            continue
+        # Several lines: detected within the cell alone (on the whole page the detector runs lines on across
+        # narrow columns, 结果/维持 beside 纠正).
+        part = imaging.crop(gray, ink_box, pad)
+        read = [b for row in _rows(_read_lines(part, locate(part), text_height)) for b in row]
+        texts[i] = ("".join(b.text for b in read), min((b.confidence for b in read), default=0.0))
+    for i, (text, score) in zip(pending, recognise(crops), strict=True):
+        texts[i] = _as_figure(text, score)
+    spans: list[list[tuple[str, int, int]]] = [[] for _ in range(grid.n_rows)]
+    bboxes: list[list[BBox | None]] = [[] for _ in range(grid.n_rows)]
+    confidence: dict[tuple[int, int], float] = {}
+    for i, cell in sorted(enumerate(grid.cells), key=lambda ic: (ic[1].row, ic[1].col)):
+        text, score = texts[i]
+        spans[cell.row].append((text.strip(), cell.rowspan, cell.colspan))
+        bboxes[cell.row].append(to_points(cell.box))
+        confidence[(cell.row + 1, cell.col + 1)] = score
+    _fill_holes(grid, spans, bboxes)
+    table = build_grid(0, spans, page=number, bboxes=bboxes)
+    return _flag(table, confidence)
+
+
+# Letters the recogniser gives for digits in a cell of figures (O for 0, l for 1): read as the digit, never trusted.
+_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1", "i": "1"})
+DOUBTED = 0.5  # the confidence given to a figure read through a look-alike: below summary.LOW_CONFIDENCE
+
+
+def _as_figure(text: str, score: float) -> tuple[str, float]:
+    """A cell read as letters that are all digit look-alikes (O, 0l) becomes the figure, flagged as doubtful."""
+    stripped = text.strip()
+    if stripped and not stripped.isdigit() and len(stripped) <= 12:
+        figure = stripped.translate(_DIGIT_LOOKALIKES)
+        if figure.isdigit():
+            return figure, min(score, DOUBTED)
+    return text, score
+
+
+def _fill_holes(grid: PixelGrid, spans: list[list[tuple[str, int, int]]], bboxes: list[list[BBox | None]]) -> None:
+    """Positions no cell box covers (a rule the scan lost) become empty cells, so later cells keep their columns."""
+    covered = {(r, c) for cell in grid.cells for r in range(cell.row, cell.row + cell.rowspan)
+               for c in range(cell.col, cell.col + cell.colspan)}
+    for r in range(grid.n_rows):
+        row_cells = sorted((c for c in grid.cells if c.row == r), key=lambda c: c.col)
+        out_spans: list[tuple[str, int, int]] = []
+        out_boxes: list[BBox | None] = []
+        k = 0
+        for col in range(grid.n_cols):
+            if k < len(row_cells) and row_cells[k].col == col:
+                out_spans.append(spans[r][k])
+                out_boxes.append(bboxes[r][k])
+                k += 1
+            elif (r, col) not in covered:
+                out_spans.append(("", 1, 1))
+                out_boxes.append(None)
+        spans[r], bboxes[r] = out_spans, out_boxes
+
+
+def _flag(table: Table, confidence: dict[tuple[int, int], float]) -> Table:
+    table.rows = [
+        [dataclasses.replace(c, source=SOURCE, confidence=confidence.get(c.origin)) for c in row] for row in table.rows
+    ]
+    return table
+
+
+def _aligned_table(rows: list[list[TextBox]], number: int | None, to_points: Callable[[PixelBox], BBox]) -> Table | None:
+    """A rule-less table from text lines: each row's pieces left to right. Columns are not known (aligned=False)."""
+    spans = [[(b.text, 1, 1) for b in row] for row in rows]
+    bboxes: list[list[BBox | None]] = [[to_points(b.box) for b in row] for row in rows]
+    confidence = {(r + 1, c + 1): b.confidence for r, row in enumerate(rows) for c, b in enumerate(row)}
+    table = build_grid(0, spans, page=number, bboxes=bboxes)
+    # build_grid pads ragged rows to a rectangle: drop the padding, the source kept no columns
+    table.rows = [[c for c in row if c.text or (c.row, c.col) in confidence] for row in table.rows]
+    table.aligned = False
+    return _flag(table, confidence)
+
+
+def names_tables(lines: list[str]) -> bool:
+    """Whether text names standard tables (two of their anchor labels, as the PDF reader asks of a page)."""
+    text = normalize_label("".join(lines))
+    return sum(1 for anchor in _anchors() if anchor in text) >= MIN_TABLE_ANCHORS
+
+
+@functools.cache
+def _anchors() -> tuple[str, ...]:
+    from gongkai.schema import TABLES
+
+    return tuple(sorted({a for t in TABLES.values() for a in t.anchors if len(a) >= 4}))
+
+
+def _rows(boxes: list[TextBox]) -> list[list[TextBox]]:
+    """Text lines grouped into rows by vertical overlap, each row left to right, rows top to bottom."""
+    rows: list[list[TextBox]] = []
+    for box in sorted(boxes, key=lambda b: (b.box[1] + b.box[3]) / 2):
+        centre = (box.box[1] + box.box[3]) / 2
+        if rows:
+            last = rows[-1]
+            top = min(b.box[1] for b in last)
+            bottom = max(b.box[3] for b in last)
+            if top <= centre <= bottom:
+                last.append(box)
+                continue
+        rows.append([box])
+    return [sorted(row, key=lambda b: b.box[0]) for row in rows]
+
+
+def _read_lines(gray: Image, boxes: list[PixelBox], text_height: float) -> list[TextBox]:
+    """Recognise detected lines, each from its own crop."""
+    pad = max(2.0, text_height * 0.15)
+    read = recognise([imaging.crop(gray, box, pad) for box in boxes])
+    return [TextBox(text, box, score) for box, (text, score) in zip(boxes, read, strict=True) if text.strip()]
+
+
+def _text_height(boxes: list[PixelBox], dpi: float) -> float:
+    """The page's usual line height in pixels (the median detected line wider than tall), 10.5 pt when none."""
+    heights = sorted(b[3] - b[1] for b in boxes if b[2] - b[0] > 1.5 * (b[3] - b[1]))
+    return heights[len(heights) // 2] if heights else dpi / 72 * 10.5
+
+
+def _centre_in(box: PixelBox, area: PixelBox) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
+
