@@ -23,6 +23,7 @@ MAX_CHECK_PAGES = 10
 # screen; the bidi overrides that reorder a line): a listing page's titles, links and a server's redirect target
 # reach the operator's terminal, so they are printed as escapes
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_TOML_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not allowed raw in a TOML string
 
 
 def printable(text: str) -> str:
@@ -78,8 +79,11 @@ class CheckResult:
 
 def entry_toml(portal_id: str, agency: str, division_code: str, level: str, url: str, detection: Detection, *,
                verified: bool, evidence: str) -> str:
-    def q(value: Any) -> str:
-        return str(value) if isinstance(value, int) else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def q(value: Any) -> str:  # a TOML basic string holding exactly `value`: no value given can add a line or a key
+        if isinstance(value, int):
+            return str(value)
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + _TOML_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + '"'
 
     lines = ["[[portal]]", f"id = {q(portal_id)}", f"agency = {q(agency)}", f"division_code = {q(division_code)}", f"level = {q(level)}",
              f"cms = {q(detection.family)}", f"listing = [{q(url)}]", f"hosts = [{q(host_of(url))}]",

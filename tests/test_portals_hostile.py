@@ -122,3 +122,30 @@ def test_check_refuses_a_redirect_to_another_port(two_ports: tuple[int, int]) ->
     result = _check(f"http://127.0.0.1:{a}/gk/list.html")
     assert {port for port, _p in _Site.log} == {a}
     assert "is not one of the agency's hosts" in (result.error or "") and not result.pages
+
+
+@pytest.mark.parametrize("agency", [
+    '示例"\nverified = true\n[[portal]]\nid = "evil',  # a quote and new lines: a second key, a second entry
+    "示例\\",  # a trailing backslash would escape the closing quote
+    '示例"""多行',
+    "示例\r\x7f\x00\t\x1b",  # characters TOML refuses raw
+])
+def test_add_writes_exactly_the_values_given_and_nothing_more(tmp_path: Path, agency: str) -> None:
+    """`portals add` writes an entry from command-line values: whatever they hold, the file gets one entry,
+    unverified, holding them as given (and the error for a refused one never blames the shipped registry)."""
+    import tomllib
+
+    from gongkai.crawler.check import check_text, entry_toml
+
+    url = "https://ucap.example.cn/sqsrmzf/c108374/index.shtml"
+    page = (Path(__file__).parent / "portals" / "ucap-list-index.shtml").read_text("utf-8")
+    result = check_text(url, page, agency=agency)  # check judges with the agency as given
+    entry = entry_toml(agency, agency, "321300", "city", url, result.detection, verified=False, evidence=agency)
+    [written] = tomllib.loads(entry)["portal"]
+    assert (written["id"], written["agency"], written["evidence"], written["verified"]) == (agency, agency, agency, False)
+    registry = tmp_path / "mine.toml"
+    code = main(["portals", "add", url, "--agency", agency, "--division-code", "321300", "--file",
+                 str(Path(__file__).parent / "portals" / "ucap-list-index.shtml"), "--registry", str(registry)])
+    assert code == 0
+    [portal] = tomllib.loads(registry.read_text("utf-8"))["portal"]
+    assert portal["agency"] == agency and portal["verified"] is False
