@@ -131,8 +131,9 @@ def _walk(url: str, text: str, final_url: str, detection: Detection, fetch: Fetc
         result.pages.append(request.url if request.method == "GET" else f"{request.method} {request.url} {request.data}")
         try:
             page = parse(portal, request, body, where)
-        except ValueError as exc:  # an API page that is not the JSON it should be
-            result.error = f"page {len(result.pages)} unreadable: {exc}"
+        except Exception as exc:  # an API page that is not the JSON it should be, or JSON of another shape: as the crawl
+            # flow takes it (flows/crawl.py), this listing stops here with the reason, never a traceback
+            result.error = f"page {len(result.pages)} unreadable: {type(exc).__name__}: {exc}"
             break
         fresh = [c for c in page.candidates if c.url not in seen]
         seen.update(c.url for c in fresh)

@@ -149,3 +149,19 @@ def test_add_writes_exactly_the_values_given_and_nothing_more(tmp_path: Path, ag
     assert code == 0
     [portal] = tomllib.loads(registry.read_text("utf-8"))["portal"]
     assert portal["agency"] == agency and portal["verified"] is False
+
+
+@pytest.mark.parametrize("answer", [
+    '{"articles": [{"post_url": "http://h/a", "title": "2023年报告"}], "total": 1e400}',  # infinity
+    '{"articles": [{"post_url": "http://h/a", "title": "2023年报告"}], "total": [1]}',  # not a number at all
+    '{"articles": "none"',  # not JSON
+])
+def test_check_of_an_api_page_of_the_wrong_shape_stops_with_one_line(tmp_path: Path, answer: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "api.json"
+    saved.write_text(answer, "utf-8")
+    code = main(["portals", "check", str(saved), "--url", "http://127.0.0.1:9/gkmlpt/api/all/2629?sid=1&page=1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "family: gkmlpt" in out
+    [stopped] = [line for line in out.splitlines() if line.startswith("stopped: ")]
+    assert stopped.startswith("stopped: page 1 unreadable: ")
