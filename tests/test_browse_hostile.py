@@ -37,3 +37,26 @@ def test_a_long_table_is_redrawn_in_time_linear_in_its_cells(tmp_path: Path) -> 
     assert (merged.text, merged.rowspan, merged.colspan) == ("合并", 3, 2)
     assert [len(line) for line in grid[:4]] == [19, 18, 18, 20]  # rows 2 and 3 start after the merged block
     assert elapsed < 3.0, f"redrawing a 30 000-cell table took {elapsed:.1f} s"
+
+
+def test_a_corrupt_archive_file_is_said_on_the_source_page_not_a_server_error(duck_corpus: str, tmp_path: Path) -> None:
+    """An archived file whose bytes no longer match their digest (a disk error, a hand edit): the source page
+    still shows the stored raw text and says why the original is not shown; the page image is a one-line 404."""
+    from fastapi.testclient import TestClient
+
+    from gongkai.browse.app import create_app
+    from gongkai.warehouse.query import open_read_only
+
+    with open_read_only(duck_corpus, allow_writable_role=True) as reader:
+        report_id, sha = reader.run("SELECT report_id, r.sha256 FROM report_index r "
+                                    "WHERE r.agency = '淮安市洪泽区人民政府' AND r.year = 2023").rows[0]
+    archive = open_archive(tmp_path / "archive")
+    target = Path(archive.location) / sha[:2] / sha[2:4] / sha
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"%PDF-1.7 not the bytes the digest names")
+    with TestClient(create_app(duck_corpus, archive), base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        page = client.get(f"/source/{report_id}/requests.new.natural_person")
+        assert page.status_code == 200, page.text
+        assert "corrupt" in page.text and "21" in page.text  # the stored raw text is still shown
+        image = client.get(f"/page/{report_id}/3.png")
+        assert image.status_code == 404 and "corrupt" in image.text and image.text.count("\n") == 1
