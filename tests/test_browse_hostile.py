@@ -60,3 +60,26 @@ def test_a_corrupt_archive_file_is_said_on_the_source_page_not_a_server_error(du
         assert "corrupt" in page.text and "21" in page.text  # the stored raw text is still shown
         image = client.get(f"/page/{report_id}/3.png")
         assert image.status_code == 404 and "corrupt" in image.text and image.text.count("\n") == 1
+
+
+@pytest.mark.parametrize(("listen", "answered", "refused"), [
+    ("127.0.0.2", ["127.0.0.2:8765", "127.0.0.1:8765", "localhost:8765"], ["evil.example:8765", "127.0.0.2.evil.example"]),
+    ("127.0.0.1", ["127.0.0.1:8765", "[::1]:8765", "localhost"], ["127.0.0.1.evil.example", "evil.example", "::1"]),
+])
+def test_host_headers_answered_are_the_address_listened_on_and_loopback_names(
+        tmp_path: Path, listen: str, answered: list[str], refused: list[str]) -> None:
+    """`--host 127.0.0.2` (loopback, not one of the usual names) prints http://127.0.0.2:…/: that Host must be
+    answered; a rebinding name never is."""
+    from fastapi.testclient import TestClient
+
+    from gongkai.browse.app import create_app
+    from gongkai.commands.browse import _hosts
+    from gongkai.warehouse import open_warehouse
+
+    url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    open_warehouse(url).close()
+    client = TestClient(create_app(url, open_archive(tmp_path / "archive"), allowed_hosts=_hosts(listen)))
+    for host in answered:
+        assert client.get("/", headers={"host": host}).status_code == 200, host
+    for host in refused:
+        assert client.get("/", headers={"host": host}).status_code == 400, host
