@@ -19,6 +19,16 @@ from gongkai.crawler.registry import Portal, host_of, load_registry
 from gongkai.extractors.report_meta import classify_title
 
 MAX_CHECK_PAGES = 10
+# Characters a terminal obeys rather than shows (C0, DEL, C1: escape sequences that retitle, clear or rewrite the
+# screen; the bidi overrides that reorder a line): a listing page's titles, links and a server's redirect target
+# reach the operator's terminal, so they are printed as escapes
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_TOML_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not allowed raw in a TOML string
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on written as its Python escape (\\x1b, \\u202e)."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass
@@ -64,13 +74,16 @@ class CheckResult:
             out.append(f"stopped: {self.error}")
         out.append(f"{len(self.items)} items on {len(self.pages)} pages: {len(self.reports)} reports, "
                    f"{len(self.items) - len(self.reports)} not reports; nothing fetched beyond the listing, nothing loaded")
-        return out
+        return [printable(line) for line in out]
 
 
 def entry_toml(portal_id: str, agency: str, division_code: str, level: str, url: str, detection: Detection, *,
                verified: bool, evidence: str) -> str:
-    def q(value: Any) -> str:
-        return str(value) if isinstance(value, int) else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def q(value: Any) -> str:  # a TOML basic string holding exactly `value`: no value given can add a line or a key
+        if isinstance(value, int):
+            return str(value)
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + _TOML_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + '"'
 
     lines = ["[[portal]]", f"id = {q(portal_id)}", f"agency = {q(agency)}", f"division_code = {q(division_code)}", f"level = {q(level)}",
              f"cms = {q(detection.family)}", f"listing = [{q(url)}]", f"hosts = [{q(host_of(url))}]",
@@ -111,19 +124,24 @@ def _walk(url: str, text: str, final_url: str, detection: Detection, fetch: Fetc
     parse = parser_for(portal.cms)
     result = CheckResult(url, detection)
     seen: set[str] = set()
+    asked = {_page_key(PageRequest(url))}  # a 下一页 back to a page already read ends the listing, as in the walk
     queue = [(PageRequest(url), text, final_url)]
     while queue:
         request, body, where = queue.pop(0)
         result.pages.append(request.url if request.method == "GET" else f"{request.method} {request.url} {request.data}")
         try:
             page = parse(portal, request, body, where)
-        except ValueError as exc:  # an API page that is not the JSON it should be
-            result.error = f"page {len(result.pages)} unreadable: {exc}"
+        except Exception as exc:  # an API page that is not the JSON it should be, or JSON of another shape: as the crawl
+            # flow takes it (flows/crawl.py), this listing stops here with the reason, never a traceback
+            result.error = f"page {len(result.pages)} unreadable: {type(exc).__name__}: {exc}"
             break
         fresh = [c for c in page.candidates if c.url not in seen]
         seen.update(c.url for c in fresh)
         result.items += judge(agency, fresh)
         for nxt in page.next:
+            if _page_key(nxt) in asked:
+                continue
+            asked.add(_page_key(nxt))
             if fetch is None or len(result.pages) >= min(pages, MAX_CHECK_PAGES):
                 result.unread.append(nxt.url if nxt.method == "GET" else f"{nxt.method} {nxt.url} {nxt.data}")
                 continue
@@ -132,6 +150,11 @@ def _walk(url: str, text: str, final_url: str, detection: Detection, fetch: Fetc
             except FetchError as exc:
                 result.error = f"{nxt.url}: {exc.reason}"
     return result
+
+
+def _page_key(request: PageRequest) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """A listing page as the walk tells pages apart (crawler.crawl's first_request)."""
+    return request.method, request.url, tuple(sorted((request.data or {}).items()))
 
 
 def check_text(url: str, text: str, *, agency: str = "") -> CheckResult:

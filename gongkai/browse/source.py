@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from gongkai.warehouse.archive import Archive
@@ -52,7 +54,10 @@ _documents = _Cache()
 def _bytes(archive: Archive, sha256: str) -> bytes:
     if sha256 not in archive:
         raise SourceMissing(f"the file {sha256[:12]}… is not in the archive at {archive.location}")
-    return archive.get(sha256)
+    try:
+        return archive.get(sha256)
+    except OSError as exc:  # unreadable, or no longer the bytes its digest names: the page says so, the rest shows
+        raise SourceMissing(f"the archived file {sha256[:12]}… cannot be read: {exc}") from None
 
 
 def render_page(archive: Archive, sha256: str, page: int) -> RenderedPage:
@@ -117,11 +122,23 @@ def source_table(archive: Archive, sha256: str, name: str, table_no: int) -> lis
         for cell in row:
             if not cell.is_anchor:
                 continue
-            rowspan = 1 + sum(1 for r in table.rows[cell.row:] if len(r) >= cell.col and r[cell.col - 1].origin == cell.origin)
-            colspan = 1 + sum(1 for c in row[cell.col:] if c.origin == cell.origin)
+            # a span is a rectangle: walk only as far as it reaches (a sum over all later rows was rows × cells)
+            below = (r[cell.col - 1] if len(r) >= cell.col else None for r in islice(table.rows, cell.row, None))
+            rowspan = 1 + _run_length(below, cell.origin)
+            colspan = 1 + _run_length(islice(row, cell.col, None), cell.origin)
             line.append(GridSlot(cell.text, cell.row, cell.col, rowspan, colspan))
         lines.append(line)
     return lines
+
+
+def _run_length(cells: Iterable[Any], origin: Any) -> int:
+    """How many of `cells`, from the first, belong to the merged cell at `origin` (None: no cell there)."""
+    count = 0
+    for cell in cells:
+        if cell is None or cell.origin != origin:
+            break
+        count += 1
+    return count
 
 
 def _read(data: bytes, name: str) -> Any:

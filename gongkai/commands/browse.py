@@ -86,6 +86,6 @@ def _hosts(host: str) -> list[str] | None:
     """Host headers answered: the loopback names, plus the address listened on when it is another one."""
     from gongkai.browse.app import LOOPBACK_HOSTS
 
-    if _is_loopback(host):
-        return None
+    if host in LOOPBACK_HOSTS:
+        return None  # another loopback address (127.0.0.2) is answered by its own name too, as printed
     return ["*"] if host in ("0.0.0.0", "::") else [*LOOPBACK_HOSTS, host, f"[{host}]"]

@@ -123,7 +123,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from gongkai.crawler.check import check_text, check_url, entry_toml
+    from gongkai.crawler.check import check_text, check_url, entry_toml, printable
     from gongkai.crawler.registry import load_registry
 
     target = Path(args.registry) if args.registry else (args.settings.registry if args.settings.registry else Path("registry.toml"))
@@ -133,7 +133,7 @@ def _add(args: argparse.Namespace) -> int:
         else:
             result = check_url(args.url, _fetcher(args.url, args.delay), pages=1, agency=args.agency)
         if result.error and not result.pages:
-            print(f"gongkai portals add: {args.url}: {result.error}", file=sys.stderr)
+            print(printable(f"gongkai portals add: {args.url}: {result.error}"), file=sys.stderr)  # the error may quote the server
             return 1
         how = "saved page" if args.file else "live page"
         evidence = f"portals add {dt.date.today()} from the {how}: {'; '.join(result.detection.evidence)}; {len(result.reports)} reports listed"
