@@ -979,4 +979,4 @@ def to_table(index: int, page: int, rows: list[list[str]]) -> Table:
         [GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)]
         for r, row in enumerate(rows, start=1)
     ]
-    return Table(index=index, rows=grid, page=page, aligned=False)
+    return Table(index=index, rows=grid, page=page, aligned=False, rebuilt=True)
