@@ -131,6 +131,11 @@ class Refused(Exception):
     """A check failed: the grid is not rebuilt (the message says which)."""
 
 
+class NoTable(Refused):
+    """The page's words form no table: no row of numbers, or numbers under no header naming columns (prose
+    that names the tables, a list of figures in the text). Said aloud only where no table is read elsewhere."""
+
+
 def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False) -> PageTable:
     """The page's rule-less table rows; raise Refused when a check fails (see the module's doc).
     With `hold_tail` (the next page is rebuilt too), text after the last row of numbers is not read here
@@ -143,7 +148,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     if not values:
         if hold_tail and (tail := _held(texts)):
             return PageTable([], carried, tail)
-        raise Refused("no row of numbers")
+        raise NoTable("no row of numbers")
     stacks = _split_rows(_stacks(texts), values, _column_room(values, texts))
     for st in stacks:  # over two labels below, but with numbers beside it: a row's label merged across columns
         if st.spanning and any(
@@ -651,7 +656,7 @@ def _assemble(items: list[Item], carried: Columns | None, align: str | None) -> 
             pending = []
         line, labels = payload.numbers, payload.labels
         if columns is None:
-            raise Refused("numbers with no header naming their columns above them")
+            raise NoTable("numbers with no header naming their columns above them")
         if not labels and block:
             raise Refused(f"a second row of numbers without a label ({[n.text for n in line]})")
         block.append((len(rows), line, labels))

@@ -192,3 +192,15 @@ def test_a_rebuilt_row_of_numbers_without_a_label_is_never_placed_by_position() 
     assert not [a for a in out["cells"] if a.startswith("requests.carried_over")]
     assert any("numbers without a label (2 0 0 0 0 0 2)" in w and "not placed" in w for w in out["warnings"])
     assert out["status"] == PARTIAL
+
+
+def test_words_that_form_no_table_are_told_from_a_table_refused() -> None:
+    """Prose naming the tables (no row of numbers) is NoTable, which the reader keeps quiet about where the
+    tables are read on other pages; a table refused for its layout is not."""
+    from gongkai.extractors.pdf_textgrid import NoTable
+
+    with pytest.raises(NoTable, match="no row of numbers"):
+        rebuild(_page(("本年新收政府信息公开申请数量较上年有所增加", 100, 100)), None)
+    with pytest.raises(Refused, match="names no column") as refused:
+        rebuild(_page(*HEADER, ("备注", 500, 100), ("规章", 110, 125), ("5", 230, 125), ("1", 330, 125), ("7", 430, 125), ("9", 505, 125)), None)  # fmt: skip
+    assert not isinstance(refused.value, NoTable)
