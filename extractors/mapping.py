@@ -333,6 +333,15 @@ def _row_key(labels: list[GridCell], section: Section, result: Mapping, table: T
         tied = [r for s, r in scored if s == top]
         grouped = [r for r in tied if r.group and any(r.group in t for t in texts)]
         return (grouped or tied)[0].key
+    if table.rebuilt:
+        # Rows rebuilt from glyph positions: numbers with no label beside them may be the rest of a number
+        # wrapped from the row above, or a row set apart from its label; the next row in order is a guess.
+        shown = " ".join(c.text for c in row if c.text.strip())
+        result.warnings.append(
+            f"table {table.index} row {row[0].row}: numbers without a label ({shown}) in a table rebuilt from "
+            f"text positions; not placed in {section.table.address}"
+        )
+        return None
     if section.carried:
         return None
     # No readable label at all: the row after the last one placed, and say so.

@@ -50,6 +50,9 @@ class Table:
     # False where the source kept cell order but not column positions (a table flattened to lines):
     # rows are then ragged and a cell's column says only its place in its row.
     aligned: bool = True
+    # True where the rows were rebuilt from glyph positions (a PDF table drawn without rules): which row a
+    # line of numbers without a label belongs to is then a guess, and mapping never places one by position.
+    rebuilt: bool = False
 
     @property
     def n_rows(self) -> int:

@@ -31,7 +31,7 @@ from gongkai.extractors.model import BBox, Document, Table, TextBlock, Unreadabl
 from gongkai.extractors.pdf_join import join_across_pages
 from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Grid, Line, View, cell_layout, inside
 from gongkai.extractors.pdf_rules import edge, ruling_edges
-from gongkai.extractors.pdf_textgrid import Columns, Refused, continued, rebuild, to_table
+from gongkai.extractors.pdf_textgrid import Columns, NoTable, Refused, continued, rebuild, to_table
 from gongkai.extractors.textnorm import clean_text
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
@@ -165,23 +165,31 @@ def _read_pages(pdf: pdfium.PdfDocument, count: int, warnings: list[str]) -> lis
         warnings.append(f"{searched} pages hold tables: searched the first {MAX_TABLE_PAGES}")
     carried: Columns | None = None  # the columns of a rule-less table running on from the page before
     held: list[Char] = []  # its text after the last row (a header cut by the page break), for this page
+    unread: list[tuple[int, str, bool]] = []  # pages naming tables, none read there: (page, why, words form none)
     for page, after in zip(pages, [*pages[1:], None], strict=True):
         unruled = page.names_tables and page.searched and not page.grids and not (after and after.grids)
-        refused = ""
+        refused, no_table = "", True
         if unruled or ((carried or held) and not page.grids):
             hold = after is not None and not after.grids and bool(after.chars)
             try:
                 rebuilt = rebuild(continued(held, page.chars), carried, hold)
                 page.text_rows, carried, held = rebuilt.rows, rebuilt.columns, rebuilt.tail
             except Refused as exc:
-                refused, carried, held = str(exc), None, []
+                refused, carried, held, no_table = str(exc), None, [], isinstance(exc, NoTable)
         else:
             carried, held = None, []
         if unruled and not page.text_rows:
-            warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
-                f"unreadable table: page {page.number} shows the labels of a standard table but no ruled table"
-                f" (drawn without rules, or as a picture); its cells are not read ({refused or 'no table'})"
-            )
+            # right after a table refused on the page before, numbers under no header are its rest, not prose
+            after_refusal = bool(unread) and unread[-1][0] == page.number - 1 and not unread[-1][2]
+            unread.append((page.number, refused or "no table", no_table and not after_refusal))
+    read_on = {p.number for p in pages if p.grids or p.text_rows}
+    for number, why, no_table in unread:
+        if no_table and read_on - {number}:
+            continue  # prose naming the tables, which are read on other pages: nothing of them is lost here
+        warnings.append(  # the prefix is extract.UNREADABLE_TABLE: extract tells such a report by it
+            f"unreadable table: page {number} shows the labels of a standard table but no ruled table"
+            f" (drawn without rules, or as a picture); its cells are not read ({why})"
+        )
     if not anchored:  # other wording or an unknown layout: search every page
         for page in [p for p in pages if p.chars][:MAX_TABLE_PAGES]:
             with _page(pdf, page.number - 1, warnings) as handle:

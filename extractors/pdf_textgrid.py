@@ -24,6 +24,7 @@ How (one page at a time; a table running on to the next page keeps the header co
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -64,10 +65,10 @@ class Run:
     top: float
     bottom: float
     size: float
+    cy: float = field(init=False)  # the vertical centre, asked for in every pass: set once (runs never move)
 
-    @property
-    def cy(self) -> float:
-        return (self.top + self.bottom) / 2
+    def __post_init__(self) -> None:
+        self.cy = (self.top + self.bottom) / 2
 
 
 @dataclass(slots=True)
@@ -130,6 +131,11 @@ class Refused(Exception):
     """A check failed: the grid is not rebuilt (the message says which)."""
 
 
+class NoTable(Refused):
+    """The page's words form no table: no row of numbers, or numbers under no header naming columns (prose
+    that names the tables, a list of figures in the text). Said aloud only where no table is read elsewhere."""
+
+
 def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False) -> PageTable:
     """The page's rule-less table rows; raise Refused when a check fails (see the module's doc).
     With `hold_tail` (the next page is rebuilt too), text after the last row of numbers is not read here
@@ -142,7 +148,7 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     if not values:
         if hold_tail and (tail := _held(texts)):
             return PageTable([], carried, tail)
-        raise Refused("no row of numbers")
+        raise NoTable("no row of numbers")
     stacks = _split_rows(_stacks(texts), values, _column_room(values, texts))
     for st in stacks:  # over two labels below, but with numbers beside it: a row's label merged across columns
         if st.spanning and any(
@@ -167,12 +173,16 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
         else:
             by_leaf.setdefault(leaf, []).append(n)
     # leaf → stacks of group labels beside it (三、本年度办理结果)
-    groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf) for leaf in by_leaf}
+    extents = _extents(stacks)
+    groups = {leaf: _groups_of(stacks, stacks[leaf], by_leaf, extents) for leaf in by_leaf}
     grouped = {i for ids in groups.values() for i in ids}
     left = min(n.x0 for n in values)
     _adopt_orphans(stacks, by_leaf, grouped, left, texts)
     if taken := _join_label_halves(stacks, by_leaf, texts):  # the joined labels reach other group labels
-        groups = {leaf: [i for i in _groups_of(stacks, stacks[leaf], by_leaf) if i not in taken] for leaf in by_leaf}
+        extents = _extents(stacks)
+        groups = {
+            leaf: [i for i in _groups_of(stacks, stacks[leaf], by_leaf, extents) if i not in taken] for leaf in by_leaf
+        }
         grouped |= taken | {i for ids in groups.values() for i in ids}
     items: list[Item] = []
     for leaf, cells in by_leaf.items():
@@ -182,9 +192,10 @@ def rebuild(chars: list[Char], carried: Columns | None, hold_tail: bool = False)
     for line in _lines_of(unlabelled):
         items.append((min(n.top for n in line), DataRow(line, [])))
     blank = _blank_rows(stacks, by_leaf, grouped, values, texts, unlabelled)
+    extents = _extents(stacks)
     for i in sorted(blank):
         b = stacks[i]
-        group = [j for j in _groups_of(stacks, b, by_leaf) if j not in blank and j not in grouped]
+        group = [j for j in _groups_of(stacks, b, by_leaf, extents) if j not in blank and j not in grouped]
         grouped.update(group)
         labels = [stacks[j].text for j in sorted(group, key=lambda j: stacks[j].x0)] + [b.text]
         items.append((b.top, DataRow([], labels, [r for j in [*group, i] for r in stacks[j].runs])))
@@ -278,7 +289,7 @@ def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) 
     out: list[Stack] = []
     centres = [(n.cy, n) for n in values]
     runs = [r for s in stacks for r in s.runs]
-    edges = {id(r): max(t.x1 for t in runs if abs(t.x0 - r.x0) <= r.size) for r in runs}
+    edges = _edges(runs)
     for s in stacks:
         if len(s.runs) == 1:
             out.append(s)
@@ -294,6 +305,18 @@ def _split_rows(stacks: list[Stack], values: list[Run], room: dict[int, float]) 
             part.runs.append(r)
             seen += numbers
         out.append(part)
+    return out
+
+
+def _edges(runs: list[Run]) -> dict[int, float]:
+    """For each run, the farthest right any run starting within an em of it ends (its column's edge), by a
+    bisect over the runs in x0 order rather than all against all."""
+    ordered = sorted(runs, key=lambda r: r.x0)
+    starts = [r.x0 for r in ordered]
+    out: dict[int, float] = {}
+    for r in runs:
+        lo, hi = bisect.bisect_left(starts, r.x0 - r.size), bisect.bisect_right(starts, r.x0 + r.size)
+        out[id(r)] = max(t.x1 for t in ordered[lo:hi])
     return out
 
 
@@ -345,10 +368,14 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
     the same column, beside the same label, with nothing between. Where the two lines are beside two labels
     (not each level with its own), which row the second is cannot be told: refused."""
     widest = _widest(values, texts)
+    # numbers overlapping each other are in one column: look for the line above among the column's only
+    column_of = {id(n): k for k, column in enumerate(_number_columns(values)) for n in column}
+    seen: dict[int, list[Run]] = {}  # per column, the numbers so far (joined ones as one)
     out: list[Run] = []
     last_line: dict[int, Run] = {}  # a joined number's last line: it wraps again only if that one is full
     for n in sorted(values, key=lambda r: r.top):
-        above = [p for p in out if p.x0 < n.x1 and n.x0 < p.x1 and p.bottom <= n.top]
+        mine = seen.setdefault(column_of[id(n)], [])
+        above = [p for p in mine if p.x0 < n.x1 and n.x0 < p.x1 and p.bottom <= n.top]
         p = max(above, key=lambda p: p.bottom, default=None)
         line = last_line.get(id(p), p) if p is not None else None
         wrapped = (
@@ -379,8 +406,10 @@ def _join_wrapped(values: list[Run], leaf_of: dict[int, int | None], level: set[
             leaf_of[id(joined)] = leaf_of[id(p)]
             last_line[id(joined)] = n
             out[out.index(p)] = joined
+            mine[mine.index(p)] = joined
         else:
             out.append(n)
+            mine.append(n)
     return out
 
 
@@ -406,7 +435,7 @@ def _widest(values: list[Run], texts: list[Run]) -> dict[int, float]:
         cuts = sorted(t.cy for t in texts if t.x0 < x1 and x0 < t.x1)
         parts: dict[int, list[Run]] = {}
         for n in column:
-            parts.setdefault(sum(1 for c in cuts if c < n.cy), []).append(n)
+            parts.setdefault(bisect.bisect_left(cuts, n.cy), []).append(n)
         for part in parts.values():
             width = max(v.x1 - v.x0 for v in part)
             out.update((id(n), width) for n in part)
@@ -456,20 +485,23 @@ def _adopt_orphans(
     cy_of = {leaf: sum(n.cy for n in cells) / len(cells) for leaf, cells in by_leaf.items()}
     if not cy_of:
         return
+    extents = _extents(stacks)  # kept as the stacks change: an orphan taken changes its row's label
+    lowest, highest = min(cy_of.values()), max(cy_of.values())
     for i, s in enumerate(stacks):
         if i in by_leaf or i in grouped or s.spanning or ENUMERATION.match(s.runs[0].text):
             continue  # a numbered label opens a row of its own (its cells may all be blank)
-        if not min(cy_of.values()) < (s.top + s.bottom) / 2 < max(cy_of.values()):
+        s_x0, s_x1, s_top, s_bottom = extents[i]
+        if not lowest < (s_top + s_bottom) / 2 < highest:
             continue  # above the first row of numbers or below the last: a heading or a note, not a label
-        if any(t.x0 >= s.x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
+        if any(t.x0 >= s_x1 and any(abs(t.cy - r.cy) <= SAME_LINE * r.size for r in s.runs) for t in texts):
             continue
         candidates = [
-            (abs(cy - (s.top + s.bottom) / 2), leaf)
+            (abs(cy - (s_top + s_bottom) / 2), leaf)
             for leaf, cy in cy_of.items()
-            if stacks[leaf].x0 < s.x1
-            and s.x0 < stacks[leaf].x1
-            and s.x1 <= min(n.x0 for n in by_leaf[leaf])  # in the labels' columns, left of the row's numbers
-            and not _between(stacks, i, leaf)
+            if extents[leaf][0] < s_x1
+            and s_x0 < extents[leaf][1]
+            and s_x1 <= min(n.x0 for n in by_leaf[leaf])  # in the labels' columns, left of the row's numbers
+            and not _between(extents, i, leaf)
             and not _header_between(texts, s, stacks[leaf])
         ]
         above = [(stacks[leaf].bottom, leaf) for _, leaf in candidates if stacks[leaf].bottom <= s.top]
@@ -481,6 +513,7 @@ def _adopt_orphans(
         if candidates:
             leaf = min(candidates)[1]
             stacks[leaf].runs = sorted([*stacks[leaf].runs, *s.runs], key=lambda r: r.top)
+            extents[leaf] = _extents([stacks[leaf]])[0]
             grouped.add(i)  # taken: not a header text
 
 
@@ -513,12 +546,25 @@ def _join_label_halves(stacks: list[Stack], by_leaf: dict[int, list[Run]], texts
     return taken
 
 
-def _groups_of(stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]]) -> list[int]:
-    """Stacks left of a row label and level with part of it: the labels of groups of rows it is in."""
+Extent = tuple[float, float, float, float]  # a stack's x0, x1, top, bottom
+
+
+def _extents(stacks: list[Stack]) -> list[Extent]:
+    """Each stack's box, computed once for a pass over all stacks (their properties scan their runs)."""
+    return [(s.x0, s.x1, s.top, s.bottom) for s in stacks]
+
+
+def _groups_of(
+    stacks: list[Stack], s: Stack, by_leaf: dict[int, list[Run]], extents: list[Extent] | None = None
+) -> list[int]:
+    """Stacks left of a row label and level with part of it: the labels of groups of rows it is in
+    (`extents`: `_extents(stacks)`, when the caller asks for many labels while the stacks stay as they are)."""
+    ext = extents if extents is not None else _extents(stacks)
+    s_x0, s_top, s_bottom = s.x0, s.top, s.bottom
     return [
         i
-        for i, g in enumerate(stacks)
-        if g.top <= s.bottom and s.top <= g.bottom and i not in by_leaf and not g.spanning and g.x1 <= s.x0
+        for i, (g, (_, x1, top, bottom)) in enumerate(zip(stacks, ext, strict=True))
+        if top <= s_bottom and s_top <= bottom and i not in by_leaf and not g.spanning and x1 <= s_x0
     ]
 
 
@@ -561,18 +607,18 @@ def _blank_rows(
 
 def _header_between(texts: list[Run], orphan: Stack, leaf: Stack) -> bool:
     """Text right of the label column lies between the two (a table's header): they are not one label."""
-    low, high = min(orphan.bottom, leaf.bottom), max(orphan.top, leaf.top)
-    return any(t.x0 >= orphan.x1 and low <= t.cy <= high for t in texts)
+    low, high, right = min(orphan.bottom, leaf.bottom), max(orphan.top, leaf.top), orphan.x1
+    return any(t.x0 >= right and low <= t.cy <= high for t in texts)
 
 
-def _between(stacks: list[Stack], a: int, b: int) -> bool:
-    """Another stack overlapping stack a's columns lies between stacks a and b."""
-    sa, sb = stacks[a], stacks[b]
-    low, high = min(sa.bottom, sb.bottom), max(sa.top, sb.top)
-    x0, x1 = sa.x0, sa.x1
+def _between(extents: list[Extent], a: int, b: int) -> bool:
+    """Another stack overlapping stack a's columns lies between stacks a and b (`extents` of the stacks)."""
+    x0, x1, a_top, a_bottom = extents[a]
+    _, _, b_top, b_bottom = extents[b]
+    low, high = min(a_bottom, b_bottom), max(a_top, b_top)
     return any(
-        low <= (t.top + t.bottom) / 2 <= high and t.x0 < x1 and x0 < t.x1
-        for j, t in enumerate(stacks)
+        low <= (t_top + t_bottom) / 2 <= high and t_x0 < x1 and x0 < t_x1
+        for j, (t_x0, t_x1, t_top, t_bottom) in enumerate(extents)
         if j not in (a, b)
     )
 
@@ -610,7 +656,7 @@ def _assemble(items: list[Item], carried: Columns | None, align: str | None) -> 
             pending = []
         line, labels = payload.numbers, payload.labels
         if columns is None:
-            raise Refused("numbers with no header naming their columns above them")
+            raise NoTable("numbers with no header naming their columns above them")
         if not labels and block:
             raise Refused(f"a second row of numbers without a label ({[n.text for n in line]})")
         block.append((len(rows), line, labels))
@@ -742,18 +788,28 @@ def _header_band(runs: list[Run]) -> tuple[Columns | None, list[str]]:
     return _header_columns(headers), texts
 
 
-def _header_columns(leaves: list[Stack]) -> Columns | None:
-    """The value columns named by header stacks, when they name a schema table's columns in its order."""
+@functools.lru_cache(maxsize=4096)
+def _column_scores(header: str) -> tuple[tuple[float, ...], ...]:
+    """How well a header text names each column of each schema table (TABLES' order): the same headers
+    recur on every page and in every report, and scoring them was a tenth of the rebuild."""
     from gongkai.schema import TABLES
     from gongkai.schema.labels import best_score, normalize_label
 
+    text = normalize_label(header)
+    return tuple(tuple(best_score(text, c.labels) for c in table.columns) for table in TABLES.values())
+
+
+def _header_columns(leaves: list[Stack]) -> Columns | None:
+    """The value columns named by header stacks, when they name a schema table's columns in its order."""
+    from gongkai.schema import TABLES
+
     best: tuple[int, list[Stack]] | None = None
-    for table in TABLES.values():
+    leaf_scores = [_column_scores(s.text) for s in leaves]
+    for t, table in enumerate(TABLES.values()):
         keys = [c.key for c in table.columns]
         named: list[tuple[Stack, int]] = []
-        for s in leaves:
-            text = normalize_label(s.text)
-            scores = [best_score(text, c.labels) for c in table.columns]
+        for s, by_table in zip(leaves, leaf_scores, strict=True):
+            scores = list(by_table[t])
             top = max(scores, default=0.0)
             if top >= HEADER_MATCH:
                 if scores.count(top) > 1:
@@ -866,17 +922,23 @@ def _data_lines(numeric: list[Run], texts: list[Run], runs: list[Run]) -> list[l
             continue  # a number inside prose or a label, not a row's values
         lone = len(line) == 1 and not beside and len(line[0].text) <= SHORT_LINE
         n = line[0]
-        near = any(m is not n and abs(m.cy - n.cy) <= PAGE_NUMBER_ALONE * n.size for m in numeric)
-        if lone and not near and (n.top <= top + 1 or n.bottom >= bottom - 1):
+        if lone and (n.top <= top + 1 or n.bottom >= bottom - 1) and not _near_other(n, numeric):
             continue  # a page number (a row's number at the page's edge has the row's others near it)
         out.append(line)
     return out
 
 
+def _near_other(n: Run, numeric: list[Run]) -> bool:
+    """Another number lies within PAGE_NUMBER_ALONE ems above or below (asked only of lone numbers at a
+    page's edge: all against all on every line cost more than the rest of the rebuild)."""
+    return any(m is not n and abs(m.cy - n.cy) <= PAGE_NUMBER_ALONE * n.size for m in numeric)
+
+
 def _stacks(texts: list[Run]) -> list[Stack]:
     """Runs set one under the other into cells; spanning labels alone."""
     ordered = sorted(texts, key=lambda r: (r.top, r.x0))
-    spanning = {id(r) for r in ordered if _spans(r, ordered, SPAN_REACH)}
+    tops = [r.top for r in ordered]
+    spanning = {id(r) for r in ordered if _spans_near(r, ordered, tops)}
     stacks: list[Stack] = []
     for r in ordered:
         target = None
@@ -893,6 +955,14 @@ def _stacks(texts: list[Run]) -> list[Stack]:
         else:
             target.runs.append(r)
     return stacks
+
+
+def _spans_near(run: Run, ordered: list[Run], tops: list[float]) -> bool:
+    """`_spans(run, ordered, SPAN_REACH)`, looking only at the runs whose tops lie within reach below it
+    (`ordered` by top, `tops` theirs): every run against every other was the rebuild's costliest pass."""
+    lo = bisect.bisect_left(tops, run.bottom)
+    hi = bisect.bisect_right(tops, run.bottom + SPAN_REACH * run.size)
+    return _spans(run, ordered[lo:hi], SPAN_REACH)
 
 
 def _spans(run: Run, runs: list[Run], reach: float | None = None) -> bool:
@@ -914,4 +984,4 @@ def to_table(index: int, page: int, rows: list[list[str]]) -> Table:
         [GridCell(text, r, c, (r, c), page) for c, text in enumerate(row, start=1)]
         for r, row in enumerate(rows, start=1)
     ]
-    return Table(index=index, rows=grid, page=page, aligned=False)
+    return Table(index=index, rows=grid, page=page, aligned=False, rebuilt=True)

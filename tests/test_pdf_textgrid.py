@@ -166,3 +166,41 @@ def test_a_number_at_the_top_of_a_page_beside_its_row_is_no_page_number() -> Non
     first = rebuild(_page(*HEADER, ("规章", 110, 125), ("5", 230, 125), ("13", 330, 125), ("7", 430, 125)), None)
     page = _page(("64", 430, 50), ("行政规范性文件", 100, 56), ("12", 230, 56), ("0", 330, 56))
     assert rebuild(page, first.columns).rows == [["行政规范性文件", "12", "0", "64"]]
+
+
+def test_a_rebuilt_row_of_numbers_without_a_label_is_never_placed_by_position() -> None:
+    """In a grid rebuilt from text positions, numbers with no label may be a wrapped number's rest or a row
+    set apart from its label: mapping names them and places none (a flattened text table still places such
+    a row as the next one, with a warning: tests/test_mapping.py)."""
+    from gongkai.extractors.extract import PARTIAL, extract_from_document
+    from gongkai.extractors.model import Document, TextBlock
+    from gongkai.extractors.pdf_textgrid import to_table
+
+    title = "某某市某某局2023年政府信息公开工作年度报告"
+    header = [["申请人情况"], ["自然人", "法人或其他组织", "总计"]]
+    header += [["商业企业", "科研机构", "社会公益组织", "法律服务机构", "其他"]]
+    rows = [
+        *header,
+        ["一、本年新收政府信息公开申请数量", "3", "0", "0", "0", "0", "0", "3"],
+        ["2", "0", "0", "0", "0", "0", "2"],  # no label beside these numbers
+    ]
+    table = to_table(1, 1, rows)
+    assert table.rebuilt
+    doc = Document(format="pdf", blocks=[TextBlock(title)], tables=[table], title=title)
+    out = extract_from_document(doc, b"test", "test.pdf")
+    assert out["cells"]["requests.new.total"] == 3
+    assert not [a for a in out["cells"] if a.startswith("requests.carried_over")]
+    assert any("numbers without a label (2 0 0 0 0 0 2)" in w and "not placed" in w for w in out["warnings"])
+    assert out["status"] == PARTIAL
+
+
+def test_words_that_form_no_table_are_told_from_a_table_refused() -> None:
+    """Prose naming the tables (no row of numbers) is NoTable, which the reader keeps quiet about where the
+    tables are read on other pages; a table refused for its layout is not."""
+    from gongkai.extractors.pdf_textgrid import NoTable
+
+    with pytest.raises(NoTable, match="no row of numbers"):
+        rebuild(_page(("本年新收政府信息公开申请数量较上年有所增加", 100, 100)), None)
+    with pytest.raises(Refused, match="names no column") as refused:
+        rebuild(_page(*HEADER, ("备注", 500, 100), ("规章", 110, 125), ("5", 230, 125), ("1", 330, 125), ("7", 430, 125), ("9", 505, 125)), None)  # fmt: skip
+    assert not isinstance(refused.value, NoTable)
