@@ -158,7 +158,7 @@ class ExtractionPool:
                 if stop_requested():  # the command is stopping: no new workers (their start would outlive it)
                     raise ExtractionStopped("the command is stopping: not extracted, the next run does it")
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_ignore_interrupts)
+                                                     initializer=_start_worker)
                 self.executors_started += 1
             return self._executor
 
@@ -199,6 +199,21 @@ def _ignore_interrupts() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one that arrived while starting is dropped
 
 
+def _start_worker() -> None:
+    _ignore_interrupts()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="gongkai-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker never outlives its command: after a second Ctrl-C or a kill -9 the command ends at once, and the
+    reaper (gongkai/reaper.py), which notes workers every half second, can miss one started in between or not be
+    running at all (a library caller). Re-parented, the worker ends itself."""
+    while os.getppid() == parent:
+        threading.Event().wait(PARENT_POLL_S)
+    os._exit(1)
+
+
+PARENT_POLL_S = 0.5
 _pools: dict[int, ExtractionPool] = {}
 _pools_lock = threading.Lock()
 
