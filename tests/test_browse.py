@@ -15,10 +15,11 @@ import pytest
 from browse_support import demo_archive, served
 from bs4 import BeautifulSoup
 
+from gongkai.browse import app as browse_app
 from gongkai.browse.app import create_app
-from gongkai.browse.concepts import Concept, load_concepts
 from gongkai.browse.layout import report_layouts
 from gongkai.browse.plot import line_plot, nice_ticks
+from gongkai.schema import CONCEPTS
 from gongkai.warehouse.archive import open_archive
 from gongkai.warehouse.query import open_read_only
 
@@ -128,7 +129,7 @@ def test_agency_page_shows_years_plot_and_failing_checks(site: tuple[Any, str]) 
     years = [th.text for th in page.select("#years thead tr")[0].select("th")][1:]
     assert years == [str(y) for (y,) in _rows(url, f"SELECT year FROM report_index WHERE agency_id = {agency_id} "
                                                           "AND status <> 'not_a_report' ORDER BY year")]
-    received = page.select_one('#years tr[data-concept="received"]').select("td")
+    received = page.select_one('#years tr[data-concept="requests_received"]').select("td")
     new_total = _rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = 2023 AND address = 'requests.new.total'")[0][0]
     assert received[-1].text == f"{new_total:g}"
     svg = page.select_one("#plot svg.plot")
@@ -318,18 +319,52 @@ def test_plot_scales_and_breaks_lines_at_gaps() -> None:
     assert len(single.select("circle")) == 1 and not single.select("polyline")
 
 
-def test_concepts_sum_their_cells_and_refuse_a_slip(tmp_path: Path) -> None:
-    concepts = {c.key: c for c in load_concepts()}
-    cells = {"requests.denied_state_secret.total": 2, "requests.denied_third_party.total": 3,
-             "requests.denied_third_party.natural_person": 100, "requests.granted.total": None}
-    assert concepts["denied"].value(cells) == 5
-    assert concepts["granted"].value(cells) is None
-    assert concepts["received"].value({"stats.requests_total.year": 7}) == 7  # the pre-2019 统计表
-    bad = tmp_path / "concepts.toml"
-    bad.write_text('[[concept]]\nkey = "x"\nlabel = "x"\nen = "x"\naddresses = ["requests.no_such_row.total"]\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="names no cell"):
-        load_concepts(bad)
-    assert isinstance(next(iter(concepts.values())), Concept)
+def test_agency_page_shows_the_series_concepts_and_sums_their_cells(site: tuple[Any, str]) -> None:
+    """The rows are the [[series]] concepts of schema/data/concepts.toml, in its order; a concept of several cells
+    (不予公开: the eight denied_* rows) is the sum of the totals the report prints (blank ones left out), and a
+    concept the report prints no cell of is shown as missing."""
+    client, url = site
+    agency_id = _rows(url, f"SELECT agency_id FROM agencies WHERE name = '{HONGZE}'")[0][0]
+    page = _soup(client.get(f"/agency/{agency_id}"))
+    assert [tr["data-concept"] for tr in page.select("#years tbody tr")] == [c.key for c in CONCEPTS.series]
+    for prefix in ("denied", "unavailable", "rejected", "other"):
+        found = [v for (v,) in _rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = 2023 "
+                                         f"AND address LIKE 'requests.{prefix}_%.total'")]
+        printed = [v for v in found if v is not None]
+        shown = page.select(f'#years tr[data-concept="{prefix}"] td')[-1].text
+        assert found and shown == (f"{sum(printed):g}" if printed else "·"), prefix
+    # the pre-2019 统计表's cell is a source of the same concept: one series across 2008–2025
+    sources = {s.templates[0]: s.cells for s in next(c for c in CONCEPTS.series if c.key == "denied").sources}
+    assert sources["pre2019"] == ("stats.responses_refused.year",) and len(sources["2019"]) == 8
+    assert not page.select("td.derived") and not page.select("#derived-note")  # Hongze prints its totals
+
+
+def test_agency_page_shows_totals_printed_blank_derived_and_marked(site: tuple[Any, str]) -> None:
+    """Shanghai 2019 printed the 总计 of most rows of table 三 blank: the agency page shows them derived (the sum
+    of the applicant columns, as the view concept_series derives them), marked as derived; printed ones unmarked."""
+    client, url = site
+    agency_id, year = _rows(url, "SELECT agency_id, year FROM report_index WHERE agency = '上海市人民政府办公厅' AND year = 2019")[0]
+    page = _soup(client.get(f"/agency/{agency_id}"))
+    column = [int(th.text) for th in page.select("#years thead tr")[0].select("th")[1:]].index(year)
+    granted = page.select('#years tr[data-concept="granted"] td')[column]
+    parts = [v for (v,) in _rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = {year} "
+                                     "AND address LIKE 'requests.granted.%' AND address <> 'requests.granted.total'")]
+    assert _rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = {year} "
+                      "AND address = 'requests.granted.total'") == [(None,)]  # printed blank
+    assert "derived" in granted["class"] and granted.select_one(".derived-mark").text == "*"
+    assert granted.text == f"{sum(v for v in parts if v is not None):g}*" and "requests.granted.total" in granted["title"]
+    received = page.select('#years tr[data-concept="requests_received"] td')[column]  # printed: shown as printed
+    assert "derived" not in received["class"] and received.text != "·"
+    assert "derived" in page.select_one("#derived-note").text
+    # the plot draws the derived value too
+    label = next(c.label for c in CONCEPTS.series if c.key == "granted")
+    assert page.select_one(f'#plot g.series[data-label^="{label}"] circle')
+
+
+def test_browse_refuses_to_start_when_a_plotted_concept_is_not_declared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(browse_app, "PLOTTED", (*browse_app.PLOTTED, "no_such_concept"))
+    with pytest.raises(ValueError, match="no_such_concept"):
+        create_app(f"duckdb:///{tmp_path / 'none.duckdb'}", open_archive(tmp_path / "archive"))
 
 
 def test_layout_shows_one_set_of_alternative_rows() -> None:
@@ -402,8 +437,9 @@ def test_agency_series_runs_across_the_pre_2019_table_and_the_national_template(
     assert years == ["2017", "2024"]
     expected = [_rows(url, f"SELECT value FROM cells_long WHERE agency_id = {agency_id} AND year = {y} AND address = '{a}'")[0][0]
                 for y, a in ((2017, "stats.requests_total.year"), (2024, "requests.new.total"))]
-    assert [td.text for td in page.select('#years tr[data-concept="received"] td')] == [f"{v:g}" for v in expected]
-    received = page.select_one('#plot g.series[data-label^="本年新收申请"]')
+    assert [td.text for td in page.select('#years tr[data-concept="requests_received"] td')] == [f"{v:g}" for v in expected]
+    label = next(c.label for c in CONCEPTS.series if c.key == "requests_received")
+    received = page.select_one(f'#plot g.series[data-label^="{label}"]')
     assert len(received.select("circle")) == 2 and len(received.select("polyline")) == 1
 
 

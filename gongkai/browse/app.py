@@ -24,11 +24,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from gongkai.browse.concepts import load_concepts
 from gongkai.browse.data import BrowseData
 from gongkai.browse.layout import describe, laid_out, report_layouts
 from gongkai.browse.plot import line_plot
 from gongkai.browse.source import SourceMissing, render_page, source_table
+from gongkai.schema import CONCEPTS
 from gongkai.warehouse.archive import Archive
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,6 +45,9 @@ Id = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
 PageNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 MAX_COVERAGE_AGENCIES = 500  # rows of the coverage page; the filters narrow a larger warehouse down
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+# The concepts of schema/data/concepts.toml ([[series]], view concept_series) drawn in the agency page's plot:
+# requests received and their outcomes (the table beside it shows every series concept, in the file's order)
+PLOTTED = ("requests_received", "granted", "partially_granted", "denied", "unavailable", "rejected", "other")
 
 
 def number(value: Any) -> str:
@@ -59,8 +62,11 @@ def number(value: Any) -> str:
 def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The site over the warehouse at `url` and the archive of its files. `allowed_hosts`: the Host headers
     answered (the loopback names by default: a page elsewhere cannot read this one through DNS rebinding)."""
+    concepts = CONCEPTS.series
+    unknown = set(PLOTTED) - {c.key for c in concepts}
+    if unknown:  # a concept renamed in concepts.toml: fail at start-up, not on the first agency page
+        raise ValueError(f"gongkai browse plots concepts that schema/data/concepts.toml lacks: {sorted(unknown)}")
     data = BrowseData(url)
-    concepts = load_concepts()
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["num"] = number
@@ -115,14 +121,15 @@ def create_app(url: str, archive: Archive, allowed_hosts: list[str] | None = Non
         if found is None:
             raise HTTPException(404, f"no agency {agency_id} in the warehouse")
         reports = data.agency_reports(agency_id)
-        by_year: dict[int, dict[str, Any]] = defaultdict(dict)
-        for cell in data.agency_cells(agency_id):
-            by_year[cell["year"]][cell["address"]] = cell["value"]
+        # (concept, year) → its concept_series row: the value, and whether it was derived from a blank total's parts
+        found_series = {(row["concept"], row["year"]): row for row in data.agency_series(agency_id)}
         years = sorted({r["year"] for r in reports})
-        table = [(c, [c.value(by_year.get(y, {})) for y in years]) for c in concepts]
-        plotted = [(f"{c.label} {c.en}", values) for c, values in table if c.plot and any(v is not None for v in values)]
+        table = [(c, [found_series.get((c.key, y)) for y in years]) for c in concepts]
+        plotted = [(f"{c.label} {c.en}", [row["value"] if row else None for row in rows]) for c, rows in table
+                   if c.key in PLOTTED and any(row and row["value"] is not None for row in rows)]
         plot = line_plot(years, plotted, "申请数量与办理结果 Requests received and outcomes") if years and plotted else None
-        return page("agency.html", agency=found, reports=reports, years=years, table=table, plot=plot,
+        derived = any(row and row["derived"] for _, rows in table for row in rows)
+        return page("agency.html", agency=found, reports=reports, years=years, table=table, plot=plot, derived=derived,
                     failing=data.agency_failing_checks(agency_id))
 
     @app.get("/report/{report_id}", response_class=HTMLResponse)

@@ -103,10 +103,12 @@ class BrowseData:
             [agency_id],
         )
 
-    def agency_cells(self, agency_id: int) -> list[dict[str, Any]]:
+    def agency_series(self, agency_id: int) -> list[dict[str, Any]]:
+        """The agency's concepts per current report (view concept_series, schema/data/concepts.toml): the value,
+        whether it was derived from the parts of a total the report printed blank, the cells it came from."""
         return self.rows(
-            "SELECT r.report_id, r.year, c.address, c.value FROM report_index r JOIN cells c ON c.report_id = r.report_id "
-            "WHERE r.agency_id = ? AND r.year IS NOT NULL ORDER BY r.year",
+            "SELECT report_id, year, concept, value, derived, match, source_cells FROM concept_series "
+            "WHERE agency_id = ? AND year IS NOT NULL ORDER BY year, report_id",
             [agency_id],
         )
 
