@@ -125,8 +125,6 @@ def test_the_same_files_loaded_in_any_order_give_the_same_current_versions(tmp_p
     assert seen[0] and seen[0] == seen[1] == seen[2]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed (issue 11): of files with the same cells (a page and its PDF, or the "
-                   "same file re-saved), the one loaded first holds the version and stays current")
 def test_files_with_the_same_cells_give_the_same_current_file_in_any_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("GONGKAI_EXTRACT_PROCESSES", "0")

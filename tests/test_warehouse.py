@@ -6,6 +6,7 @@ so these tests exercise loading independently of the extractors.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -298,3 +299,52 @@ def test_a_version_1_database_migrates_to_the_current_schema(warehouse_url: str)
         own = wh.load(pdf_doc, misread, "0.2.0")
         assert wh.db.query("SELECT report_id FROM current_reports") == [(own.report_id,)]
         assert wh.db.scalar("SELECT count(*) FROM current_cells") == len(misread["cells"])
+
+
+def test_of_files_with_the_same_cells_the_source_file_is_the_same_in_any_load_order(warehouse: Warehouse) -> None:
+    """Issue 11: a report's page, its PDF and a Word copy carry the same cells; whichever is loaded first, the
+    version's file is the PDF (warehouse/source_preference.toml), its cells carry the PDF's page/bbox provenance,
+    and the other files stay recorded (documents, extractions) as copies of that one version."""
+    base = gold_result("pingtan-2024.html")
+    kinds = {"pdf": "application/pdf", "docx": "application/msword", "html": "text/html"}
+
+    def as_file(kind: str, year: int) -> tuple[DocumentInfo, dict[str, Any]]:
+        result = json.loads(json.dumps(base))
+        result["title"] = f"平潭 {kind}"
+        if kind != "pdf":  # a page or a Word file: no page, no bounding box
+            result["provenance"] = {a: {"raw": p["raw"], "table": p["table"], "row": p["row"], "col": p["col"]}
+                                    for a, p in result["provenance"].items()}
+        doc = DocumentInfo(sha256_of(f"{kind} {year}".encode()), 100, kinds[kind], f"pingtan.{kind}", None, base["agency"], year)
+        return doc, result
+
+    orders = list(itertools.permutations(kinds))
+    for year, order in enumerate(orders, start=2030):  # one agency-year per load order
+        outcomes = [warehouse.load(*as_file(kind, year), "0.1.0") for kind in order]
+        assert len({o.report_id for o in outcomes}) == 1 and {o.version for o in outcomes} == {1}, order
+        pdf = as_file("pdf", year)[0]
+        report_id, sha256, title = warehouse.db.query_one(
+            "SELECT r.report_id, r.sha256, r.title FROM current_reports r WHERE r.year = ?", [year])
+        assert (report_id, sha256, title) == (outcomes[0].report_id, pdf.sha256, "平潭 pdf"), order
+        assert warehouse.cells_of(report_id) == base["cells"]
+        assert warehouse.db.scalar("SELECT count(*) FROM cells WHERE report_id = ? AND (page IS NULL OR bbox_x0 IS NULL)",
+                                   [report_id]) == 0, order
+        assert count_where(warehouse, "reports", "year = ?", year) == 1
+        copies = warehouse.db.query("SELECT sha256, report_id FROM extractions WHERE sha256 IN (?, ?, ?) ORDER BY sha256",
+                                    [as_file(k, year)[0].sha256 for k in kinds])
+        assert len(copies) == 3 and {r for _, r in copies} == {report_id}, order
+        if order[0] != "pdf":  # the PDF came later and took the version over: its outcome says so
+            assert "now the version's source file" in (outcomes[order.index("pdf")].reason or ""), order
+    assert count(warehouse, "documents") == 3 * len(orders)
+    # the earlier publication date comes first, before the format: the page published first is the source
+    for year, later_first in ((2040, True), (2041, False)):
+        page, page_result = as_file("html", year)
+        pdf, pdf_result = as_file("pdf", year)
+        page_result["published"], pdf_result["published"] = "2025-01-10", "2025-01-20"
+        loads = [(pdf, pdf_result), (page, page_result)] if later_first else [(page, page_result), (pdf, pdf_result)]
+        for doc, result in loads:
+            warehouse.load(doc, result, "0.1.0")
+        assert warehouse.db.scalar("SELECT sha256 FROM current_reports WHERE year = ?", [year]) == page.sha256
+
+
+def count_where(wh: Warehouse, table: str, condition: str, *params: Any) -> int:
+    return int(wh.db.scalar(f"SELECT count(*) FROM {table} WHERE {condition}", list(params)))

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -340,7 +341,13 @@ class Warehouse:
                 self._record_extraction(doc.sha256, extractor_version, candidate.report_id, "unchanged", run_id)
                 reason = candidate.reason
                 if candidate.sha256 != doc.sha256:
-                    reason = f"same cells as version {candidate.version} ({candidate.sha256}): the report in another file or format"
+                    why = self._take_over_source(candidate, doc, result, digest, extractor_version, given_agency_id)
+                    reason = (
+                        f"same cells as version {candidate.version}: the report in another file or format, now the version's "
+                        f"source file ({why}) in place of {candidate.sha256}"
+                        if why else
+                        f"same cells as version {candidate.version} ({candidate.sha256}): the report in another file or format"
+                    )
                 return IngestOutcome(
                     doc.sha256, "unchanged", doc.name, candidate.report_id, candidate.version, candidate.revision, agency_name,
                     year, reason, candidate.checks_failing,
@@ -406,6 +413,48 @@ class Warehouse:
         )
         return None if row is None else ReportRow(*row)
 
+    def _take_over_source(
+        self, holder: ReportRow, doc: DocumentInfo, result: ExtractionResult, digest: str, extractor_version: str,
+        claimed_by: int | None,
+    ) -> str | None:
+        """Make `doc` the source file of `holder`'s version when it comes first by the order-free rule of
+        source_preference.toml (issue 11: with the first file loaded kept, the current file depended on load
+        order); return why it won, or None (the holder stays). In the caller's transaction: the row's file
+        and what was read from it (title, warnings, the cells' page/bbox provenance, checks) are rewritten
+        together. The holder's file stays in documents, its extraction pointing at the version: a copy of it.
+
+        Only while each file has no other report row (revisions, other agencies' claims, a moved
+        document): rewriting one of several rows would change which row of a file is live."""
+        db = self.db
+        row = db.query_one(
+            "SELECT r.published, d.media_type, (SELECT count(*) FROM reports o WHERE o.sha256 = r.sha256), "
+            "(SELECT count(*) FROM reports n WHERE n.sha256 = ?) "
+            "FROM reports r LEFT JOIN documents d ON d.sha256 = r.sha256 WHERE r.report_id = ?",
+            [doc.sha256, holder.report_id],
+        )
+        if row is None or int(row[2]) != 1 or int(row[3]) != 0:
+            return None
+        published = _date(result.published)
+        why = _source_first((published, doc.media_type, doc.sha256), (_date(row[0]), row[1], holder.sha256))
+        if why is None:
+            return None
+        db.execute(
+            "UPDATE reports SET sha256 = ?, title = ?, reason = ?, warnings = ?, checks_failing = ?, checks_incomplete = ?, "
+            "extractor_version = ?, fingerprint = ?, published = ?, claimed_by = ? WHERE report_id = ?",
+            [
+                doc.sha256, result.title, result.reason, json.dumps(list(result.warnings), ensure_ascii=False),
+                result.failing_checks, result.incomplete_checks, extractor_version, digest, published, claimed_by,
+                holder.report_id,
+            ],
+        )
+        db.execute("DELETE FROM cells WHERE report_id = ?", [holder.report_id])
+        db.execute("DELETE FROM checks WHERE report_id = ?", [holder.report_id])
+        if result.cells:
+            db.insert_many("cells", CELL_COLUMNS, cell_rows(holder.report_id, result.cells, result.provenance))
+        if result.checks:
+            db.insert_many("checks", CHECK_COLUMNS, [check_row(holder.report_id, c.as_json()) for c in result.checks])
+        return why
+
     def _same_cells(self, other: ReportRow, report_key: str, result: ExtractionResult) -> bool:
         """Another file carrying exactly the cells of `other` is the same report (the HTML page and its PDF
         attachment), not a correction: no new version."""
@@ -461,6 +510,28 @@ def _date(value: Any) -> date | None:
         return date.fromisoformat(str(value)[:10]) if value else None
     except ValueError:
         return None
+
+
+def _format_rank() -> dict[str, int]:
+    with open(os.path.join(os.path.dirname(__file__), "source_preference.toml"), "rb") as fh:
+        return {str(k): int(v) for k, v in tomllib.load(fh)["format_rank"].items()}
+
+
+FORMAT_RANK = _format_rank()
+
+
+def _source_first(new: tuple[date | None, str | None, str], held: tuple[date | None, str | None, str]) -> str | None:
+    """Why the file `new` (publication date, media type, sha256) comes before `held` as a version's source
+    file, or None when it does not: the earlier known publication date, then the format rank, then the
+    smaller sha256. A total order on the files, so the winner never depends on which was loaded first."""
+    (new_date, new_type, new_sha), (held_date, held_type, held_sha) = new, held
+    if new_date != held_date:
+        first = held_date is None or (new_date is not None and new_date < held_date)
+        return "the earlier publication date" if first else None
+    new_rank, held_rank = (FORMAT_RANK.get(t or "", len(FORMAT_RANK)) for t in (new_type, held_type))
+    if new_rank != held_rank:
+        return f"the preferred format ({new_type})" if new_rank < held_rank else None
+    return "the same date and format: the smaller sha256" if new_sha < held_sha else None
 
 
 def _unchanged(sha256: str, row: tuple[Any, ...], agency: str | None) -> IngestOutcome:
