@@ -262,12 +262,19 @@ def nightly_flow(
     summary = run_crawl("nightly", agencies=agencies, db_url=db_url, archive_location=archive_location,
                         registry_file=registry_file, demo_port=demo_port, state_file=state_file, politeness=politeness,
                         settings=settings)
-    message = failure_message(summary) if fail_run_on_failure else None
-    if message is None:
-        return summary
-    from prefect.states import Failed
+    return final_state(summary) if fail_run_on_failure else summary
 
-    return Failed(message=message, data=summary)
+
+def final_state(summary: dict[str, Any]) -> Any:
+    """The flow run's end as Prefect should show it: Cancelled when the run was stopped (Ctrl-C, SIGTERM: recorded
+    `interrupted` in `runs`), Failed naming what failed, else the summary itself (Completed)."""
+    from prefect.states import Cancelled, Failed
+
+    message = failure_message(summary)
+    if summary.get("interrupted"):
+        return Cancelled(message="interrupted: the run was stopped; what was loaded stays, the next run goes on"
+                         + (f"; {message}" if message else ""), data=summary)
+    return summary if message is None else Failed(message=message, data=summary)
 
 
 def failure_message(summary: dict[str, Any]) -> str | None:

@@ -154,3 +154,18 @@ def test_a_scheduled_nightly_with_a_failed_portal_ends_failed_naming_it_and_keep
     with open_warehouse(url) as warehouse:
         assert warehouse.db.scalar("SELECT count(*) FROM reports WHERE status = 'extracted'") >= 1  # zibo's work is kept
         assert warehouse.db.scalar("SELECT n_failed FROM runs") == 1
+
+
+def test_a_stopped_run_ends_cancelled_in_prefect_not_completed() -> None:
+    """Issue 11: a nightly stopped by Ctrl-C/SIGTERM on a Prefect server ended `Completed` there while `runs` said
+    `interrupted`. The state the flow returns now says so; a failed portal still ends it Failed, a clean run Completed."""
+    from gongkai.flows.crawl import final_state
+
+    clean = {"portals": {"a": {"status": "ok", "error": None}}, "documents": []}
+    failed = {"portals": {"a": {"status": "failed", "error": "down"}}, "documents": []}
+    stopped = clean | {"interrupted": True}
+    assert final_state(clean) is clean
+    assert final_state(failed).is_failed() and "a (down)" in str(final_state(failed).message)
+    state = final_state(stopped)
+    assert state.is_cancelled() and "interrupted" in str(state.message)
+    assert final_state(failed | {"interrupted": True}).is_cancelled()
