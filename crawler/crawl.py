@@ -8,7 +8,7 @@
   listing title classified once), when a listing was read whole (its crawl state is then committed), and
   the per-portal limits (pages, items, a deadline), recorded in the summary when hit.
 
-Whoever runs the units (flows/crawl.py as Prefect tasks, `walk_sequentially` in one thread) feeds their
+Whoever runs the units (the crawl scheduler of crawler/scheduler.py for the flows, `walk_sequentially` in one thread) feeds their
 results back to the Walk; the logic is the same.
 """
 
