@@ -362,7 +362,6 @@ class Warehouse:
                 found_at = None
             if found_at is None:  # every version one run finds is found at the run's start: load order never counts
                 found_at = (db.scalar("SELECT started_at FROM runs WHERE run_id = ?", [run_id]) if run_id is not None else None) or utcnow()
-            checks = result.checks
             failing, incomplete = result.failing_checks, result.incomplete_checks
             cells: Mapping[str, Any] = result.cells
             cells_changed = candidate is None or self.cells_of(candidate.report_id) != dict(cells)
@@ -384,10 +383,7 @@ class Warehouse:
             if _CRASH_PAUSE:
                 print("gongkai: paused inside the load transaction", file=sys.stderr, flush=True)
                 time.sleep(_CRASH_PAUSE)
-            if cells:
-                db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, cells, result.provenance))
-            if checks:
-                db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c.as_json()) for c in checks])
+            self._insert_what_was_read(report_id, result)
             if is_report and not cells:
                 with_cells = db.scalar(
                     "SELECT max(version) FROM reports WHERE report_key = ? AND version <> ? AND n_cells > 0", [report_key, version]
@@ -449,11 +445,15 @@ class Warehouse:
         )
         db.execute("DELETE FROM cells WHERE report_id = ?", [holder.report_id])
         db.execute("DELETE FROM checks WHERE report_id = ?", [holder.report_id])
-        if result.cells:
-            db.insert_many("cells", CELL_COLUMNS, cell_rows(holder.report_id, result.cells, result.provenance))
-        if result.checks:
-            db.insert_many("checks", CHECK_COLUMNS, [check_row(holder.report_id, c.as_json()) for c in result.checks])
+        self._insert_what_was_read(holder.report_id, result)
         return why
+
+    def _insert_what_was_read(self, report_id: int, result: ExtractionResult) -> None:
+        """A report row's cells (with their provenance in the file) and checks, from one extraction."""
+        if result.cells:
+            self.db.insert_many("cells", CELL_COLUMNS, cell_rows(report_id, result.cells, result.provenance))
+        if result.checks:
+            self.db.insert_many("checks", CHECK_COLUMNS, [check_row(report_id, c.as_json()) for c in result.checks])
 
     def _same_cells(self, other: ReportRow, report_key: str, result: ExtractionResult) -> bool:
         """Another file carrying exactly the cells of `other` is the same report (the HTML page and its PDF
