@@ -135,7 +135,7 @@ def run_crawl(
     log = run_logger(__name__)
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
     fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
-    archive = open_archive(archive_location or settings.archive_dir)
+    archive = open_archive(archive_location or settings.archive_location)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
     started, started_at = time.perf_counter(), now_iso()
