@@ -85,14 +85,17 @@ def _wait_until_up(port: int, process: subprocess.Popen[bytes]) -> bool:
 
 
 @contextmanager
-def running_s3_server() -> Iterator[S3Server]:
-    """moto's S3 server on 127.0.0.1 in a subprocess (a few tries: a free port can be taken in between)."""
+def running_s3_server(*, check_credentials: bool = False) -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 in a subprocess (a few tries: a free port can be taken in between).
+    `check_credentials`: the server refuses every access key (moto's IAM auth on, no users), as a store refuses
+    wrong credentials."""
     import moto.server  # noqa: F401  (fails here, not in the subprocess, when moto[server] is missing)
 
     for _ in range(3):
         port = _free_port()
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if check_credentials else None
         process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         if _wait_until_up(port, process):
             break
         process.kill()

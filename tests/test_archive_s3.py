@@ -84,6 +84,16 @@ def test_a_missing_bucket_or_an_unreachable_store_is_one_line_at_open_time(
     assert s3_archive_url in str(unreachable.value)
 
 
+def test_refused_credentials_are_one_line_at_open_time(s3_archive_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s3_fixture import running_s3_server
+
+    with running_s3_server(check_credentials=True) as strict:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", strict.endpoint)
+        with pytest.raises(ArchiveUnavailable, match="access refused, check the credentials") as refused:
+            open_archive(s3_archive_url)
+    assert "\n" not in str(refused.value) and os.environ["AWS_SECRET_ACCESS_KEY"] not in str(refused.value)
+
+
 def test_no_credentials_are_printed(s3_archive_url: str, tmp_path: Path) -> None:
     """A URL carrying credentials is refused as a setting, and the refusal does not repeat them."""
     env = _env(tmp_path) | {"GONGKAI_ARCHIVE": "s3://AKIDSECRET:hunter2@bucket/archive"}
@@ -91,6 +101,9 @@ def test_no_credentials_are_printed(s3_archive_url: str, tmp_path: Path) -> None
                           text=True, timeout=120)
     assert done.returncode == 2 and "no credentials in the archive URL" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout and "AKIDSECRET" not in done.stderr + done.stdout
+    with pytest.raises(ArchiveUnavailable, match="no credentials in the URL") as refused:  # --archive URL alike
+        open_archive("s3://AKIDSECRET:hunter2@bucket/archive")
+    assert "hunter2" not in str(refused.value) and "AKIDSECRET" not in str(refused.value)
 
 
 def test_an_unreachable_store_stops_a_command_in_one_line(s3_archive_url: str, tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ class RemoteArchive:
         self.location = redacted(url).rstrip("/")
         self.max_bytes = max_bytes
         self.protocol = urlsplit(url).scheme.lower()
+        if "@" in urlsplit(url).netloc:  # a URL is printed and logged; credentials belong in the AWS environment
+            raise ArchiveUnavailable(f"archive {self.location}: no credentials in the URL (use AWS_ACCESS_KEY_ID / "
+                                     "AWS_SECRET_ACCESS_KEY or a profile)")
         self.fs, self.root = _filesystem(url, self.protocol, self.location)
         self.root = self.root.rstrip("/")
         if check:
