@@ -55,6 +55,14 @@ class S3Server:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=TEST_KEY,
                             aws_secret_access_key=TEST_SECRET, region_name=TEST_REGION)
 
+    def objects(self, url: str) -> dict[str, int]:
+        """Every object under an `s3://bucket/prefix` URL (all pages of the listing): key → size."""
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        found: dict[str, int] = {}
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.update((item["Key"], item["Size"]) for item in page.get("Contents", []))
+        return found
+
     def make_bucket(self, name: str | None = None, *, versioned: bool = False) -> str:
         """A new bucket (a fresh name unless given); its name."""
         bucket = name or f"gongkai-{uuid.uuid4().hex[:12]}"

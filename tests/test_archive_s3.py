@@ -37,6 +37,7 @@ def test_put_get_contains_on_s3_in_the_local_layout_and_a_second_put_uploads_not
     assert archive.put(data) == sha
     versions = s3_server.client().list_object_versions(Bucket=bucket)["Versions"]
     assert [(v["Key"], v["Size"]) for v in versions] == [(f"archive/{sha[:2]}/{sha[2:4]}/{sha}", len(data))]
+    assert s3_server.objects(url) == {f"archive/{sha[:2]}/{sha[2:4]}/{sha}": len(data)}
     # another worker's archive object (a fresh filesystem, as on another machine) sees the same file
     assert sha in open_archive(url) and open_archive(url).get(sha) == data
     missing = sha256_of(b"never stored")
