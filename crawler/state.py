@@ -1,9 +1,13 @@
 """Per-URL crawl state: HTTP validators (ETag / Last-Modified) and what was derived from the page.
 
 A 304 only helps if we still know what the page said: a listing's candidates, a detail page's
-attachments. Both are kept here, in one JSON file under the data dir, written atomically.
-Entries are committed only after the page was fully handled, so a run that failed half-way
-re-fetches in full next time.
+attachments. Both are kept here. Entries are committed only after the page was fully handled, and
+reach storage only on `save()`, so a run that failed half-way re-fetches in full next time.
+
+Two stores: `WarehouseCrawlState`, the crawls' (the warehouse's crawl_state table, shared by every worker that
+writes the warehouse, on any machine), and `CrawlState`, one JSON file (or memory only, with no path) for tools
+and tests that crawl without a warehouse. A JSON file left by an older gongkai is imported into the warehouse
+once, then renamed `*.imported`.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +79,180 @@ class CrawlState:
         except BaseException:
             os.unlink(tmp)
             raise
+
+
+class Database(Protocol):
+    """What the warehouse's connection (gongkai.warehouse.db.Database) offers: thread-safe statements under its lock."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self) -> Any: ...
+
+
+CHUNK = 500  # rows per statement: PostgreSQL takes 65,535 parameters at most, DuckDB's statements stay small
+_UPSERT = ("INSERT INTO crawl_state (url, host, etag, last_modified, derived, updated_at) VALUES {rows} "
+           "ON CONFLICT (url) DO {action}")
+_UPDATE = ("UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, derived = excluded.derived, "
+           "updated_at = excluded.updated_at")
+
+
+def host_key(url: str) -> str:
+    """host[:port] as the crawler's politeness keys it (a URL it would refuse: its plain network location)."""
+    from urllib.parse import urlsplit
+
+    from gongkai.crawler import urls
+
+    try:
+        return urls.parse(url).key
+    except urls.BadURL:
+        return urlsplit(url).netloc.lower()
+
+
+class WarehouseCrawlState(CrawlState):
+    """The crawl state in the warehouse's `crawl_state` table, through the warehouse's own connection (one
+    DuckDB writer, its lock shared with the loads: never a second connection to the file).
+
+    The rows of `hosts` (the portals this crawl visits) are read once at the start; a URL on another host is
+    looked up on first use. Commits and forgets wait in memory until `save()`, which upserts each URL (sorted,
+    so that two workers saving at once always lock rows in one order and never deadlock) and deletes forgotten
+    ones: other workers' rows are never touched, and another worker's committed state is what this one reads
+    at its next start."""
+
+    def __init__(self, db: Database, *, hosts: Iterable[str] = (), legacy_file: Path | None = None) -> None:
+        super().__init__(None)
+        self.db = db
+        self._pending: dict[str, dict[str, Any] | None] = {}  # since the last save; None: forgotten
+        self._absent: set[str] = set()  # looked up, not there
+        self._hosts = frozenset(hosts)
+        if legacy_file is not None:
+            import_json_state(db, legacy_file)
+        self._read_hosts(sorted(self._hosts))
+
+    def _read_hosts(self, hosts: list[str]) -> None:
+        for start in range(0, len(hosts), CHUNK):
+            chunk = hosts[start:start + CHUNK]
+            rows = self.db.query("SELECT url, etag, last_modified, derived FROM crawl_state WHERE host IN "
+                                 f"({', '.join('?' * len(chunk))})", chunk)
+            with self._lock:
+                self._entries.update((row[0], _entry(row)) for row in rows)
+
+    def get(self, url: str) -> dict[str, Any] | None:
+        with self._lock:
+            if url in self._pending:
+                pending = self._pending[url]
+                return dict(pending) if pending else None
+            if url in self._entries:
+                return dict(self._entries[url])
+            if url in self._absent or host_key(url) in self._hosts:
+                return None  # read at the start: not there
+        rows = self.db.query("SELECT url, etag, last_modified, derived FROM crawl_state WHERE url = ?", [url])
+        with self._lock:
+            if not rows:
+                self._absent.add(url)
+                return None
+            self._entries.setdefault(url, _entry(rows[0]))
+            return dict(self._entries[url])
+
+    def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
+        if not (etag or last_modified):
+            return  # nothing a server could compare against
+        with self._lock:
+            self._pending[url] = {"etag": etag, "last_modified": last_modified, "derived": derived}
+
+    def forget(self, url: str) -> None:
+        with self._lock:
+            self._pending[url] = None
+            self._entries.pop(url, None)
+
+    def __len__(self) -> int:
+        """Entries in the warehouse, with this state's unsaved commits and forgets."""
+        with self._lock:
+            pending = dict(self._pending)
+        stored = {url for url, in self._query_in("SELECT url FROM crawl_state WHERE url IN ({marks})", sorted(pending))}
+        total = int(self.db.query("SELECT count(*) FROM crawl_state")[0][0])
+        return total + sum(1 for url, entry in pending.items() if entry and url not in stored) - sum(
+            1 for url, entry in pending.items() if entry is None and url in stored)
+
+    def save(self) -> None:
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's times: UTC, no zone
+        upserts = [(url, host_key(url), e["etag"], e["last_modified"], _json(e["derived"]), now)
+                   for url, e in sorted(pending.items()) if e is not None]
+        forgotten = sorted(url for url, e in pending.items() if e is None)
+        with self.db.transaction():
+            _upsert(self.db, upserts, _UPDATE)
+            for start in range(0, len(forgotten), CHUNK):
+                chunk = forgotten[start:start + CHUNK]
+                self.db.execute(f"DELETE FROM crawl_state WHERE url IN ({', '.join('?' * len(chunk))})", chunk)
+        with self._lock:
+            for url, entry in pending.items():
+                if self._pending.get(url, _GONE) is entry:  # not committed again while saving
+                    del self._pending[url]
+                if entry is not None:
+                    self._entries[url] = entry
+                    self._absent.discard(url)
+
+    def _query_in(self, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start:start + CHUNK]
+            rows += self.db.query(sql.format(marks=", ".join("?" * len(chunk))), chunk)
+        return rows
+
+
+_GONE = object()
+
+
+def import_json_state(db: Database, path: Path) -> int:
+    """A crawl-state JSON file of an older gongkai, into the warehouse once: rows already there (written since by a
+    worker) win; the file is then renamed `<name>.imported` (an unreadable one `<name>.unreadable`). Returns the
+    number of entries read. Two workers importing one file at once insert the same rows; one of them renames it."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return 0
+    try:
+        entries = json.loads(text)
+        if not isinstance(entries, dict):
+            raise ValueError("not a JSON object")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [(url, host_key(url), e.get("etag"), e.get("last_modified"), _json(e.get("derived")), now)
+                for url, e in sorted(entries.items()) if isinstance(e, dict) and (e.get("etag") or e.get("last_modified"))]
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        log.warning("crawl state %s unreadable (%s): not imported, renamed %s.unreadable", path, exc, path.name)
+        _rename(path, ".unreadable")
+        return 0
+    with db.transaction():
+        _upsert(db, rows, "NOTHING")
+    _rename(path, ".imported")
+    log.info("crawl state %s: %d entries imported into the warehouse (the file is now %s.imported)", path, len(rows), path.name)
+    return len(rows)
+
+
+def _upsert(db: Database, rows: list[tuple[Any, ...]], action: str) -> None:
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+        db.execute(_UPSERT.format(rows=values, action=action), [value for row in chunk for value in row])
+
+
+def _rename(path: Path, suffix: str) -> None:
+    try:
+        os.replace(path, path.with_name(path.name + suffix))
+    except FileNotFoundError:  # another worker renamed it first
+        pass
+
+
+def _json(derived: Any) -> str | None:
+    return None if derived is None else json.dumps(derived, ensure_ascii=False, sort_keys=True)
+
+
+def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {"etag": row[1], "last_modified": row[2], "derived": None if row[3] is None else json.loads(row[3])}

@@ -23,7 +23,7 @@ from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
-from gongkai.crawler.state import CrawlState
+from gongkai.crawler.state import WarehouseCrawlState
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
 from gongkai.flows.plain import prefect_flow
@@ -112,7 +112,7 @@ def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:
 
 
 def state_file_name(warehouse_url: str) -> str:
-    """The default crawl-state file of a warehouse, named after its URL."""
+    """The crawl-state file an older gongkai kept for a warehouse, named after its URL (imported once)."""
     return f"crawl-state-{hashlib.sha256(warehouse_url.encode()).hexdigest()[:12]}.json"
 
 
@@ -135,14 +135,15 @@ def run_crawl(
     log = run_logger(__name__)
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
     fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
-    archive = open_archive(archive_location or settings.archive_dir)
+    archive = open_archive(archive_location or settings.archive_location)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
     started, started_at = time.perf_counter(), now_iso()
     log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")
     with _opened_or_recorded(db_url or settings.database_url, kind, started_at, settings.data_dir) as warehouse:
-        # one state per warehouse: validators remembered for another warehouse would make every page a 304 here
-        state = CrawlState(Path(state_file) if state_file else settings.data_dir / state_file_name(warehouse.url))
+        # the state lives in the warehouse (shared by every worker); a JSON file of an older gongkai is imported once
+        state = WarehouseCrawlState(warehouse.db, hosts=all_hosts(portals), legacy_file=Path(state_file) if state_file
+                                    else settings.data_dir / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                frozenset(years) if years else None)
@@ -250,10 +251,11 @@ def nightly_flow(
     Args:
         agencies: only these portals (registry ids or division codes); all when empty.
         db_url: the warehouse, duckdb:///path or postgresql://… (default $GONGKAI_DB, else the data folder's DuckDB file).
-        archive_location: folder of the raw archive (default $GONGKAI_ARCHIVE).
+        archive_location: the raw archive, a folder or s3://bucket/prefix (default $GONGKAI_ARCHIVE).
         registry_file: the portal registry TOML (default $GONGKAI_REGISTRY, else the shipped crawler/registry.toml).
         demo_port: include the registry's demo entries, served on this port (gongkai demo --keep-running).
-        state_file: the crawl-state file (HTTP validators; default one per warehouse in the data folder).
+        state_file: a crawl-state JSON file of an older gongkai to import into the warehouse once (default: the one it kept
+            for this warehouse in the data folder, if any); the state itself is the warehouse's crawl_state table.
         politeness: fetcher overrides (delay, concurrency, timeouts, retries, backoff); default the GONGKAI_CRAWL_* settings.
         settings: gongkai's settings (read from the environment when left out).
         fail_run_on_failure: end the flow run Failed, naming the failed portals and documents, when any failed (the

@@ -30,7 +30,7 @@ from gongkai.flows.plain import prefect_flow, prefect_task, run_flow, submit_tas
 from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
-from gongkai.warehouse.archive import Archive, open_archive
+from gongkai.warehouse.archive import Archive, is_remote, open_archive
 from gongkai.warehouse.runs import RecordedRun, RunTally, recorded_run
 from gongkai.warehouse.store import IngestOutcome, Warehouse, clean_name, open_warehouse
 
@@ -74,7 +74,8 @@ def own_paths(settings: Settings, db_url: str | None = None, archive_location: s
     """What gongkai itself writes (the data folder, the archive, the extraction cache, a DuckDB file): `ingest .`
     run where they live must not archive its own warehouse and caches."""
     url = db_url or settings.database_url
-    own = {settings.data_dir, Path(archive_location or settings.archive_dir), Path(results_dir or settings.results_dir)}
+    archive = archive_location or settings.archive_location
+    own = {settings.data_dir, Path(results_dir or settings.results_dir)} | (set() if is_remote(archive) else {Path(archive)})
     if url.startswith("duckdb:///"):
         database = Path(url.removeprefix("duckdb:///"))
         own |= {database, database.with_name(database.name + ".wal")}
@@ -228,7 +229,7 @@ def ingest_flow(
     come from `settings` (read from the environment, once, when not given)."""
     settings = settings or load_settings()
     files = list(iter_files(paths, settings.max_file_bytes, own_paths(settings, db_url, archive_location, results_dir)))
-    archive = open_archive(archive_location or settings.archive_dir)
+    archive = open_archive(archive_location or settings.archive_location)
     params = {"paths": paths, "agency": agency, "year": year, "files": len(files)}
     started = time.perf_counter()
     with open_warehouse(db_url or settings.database_url) as warehouse, recorded_run(warehouse, "ingest", params) as run:

@@ -328,9 +328,9 @@ class Pipeline:
 
     def reprocess(self, doc: DocumentInfo, *, refresh: bool = False) -> IngestOutcome:
         """Re-extract an archived document as its caller described it; `refresh`: ignore the cached result."""
-        if doc.sha256 not in self.archive:
-            return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason="not in the archive"))
-        try:
+        try:  # an object store that cannot be reached is this document's failure too (ArchiveUnavailable: an OSError)
+            if doc.sha256 not in self.archive:
+                return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason="not in the archive"))
             data = self.archive.get(doc.sha256)
         except OSError as exc:
             return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=f"archive error: {exc}"))

@@ -53,7 +53,7 @@ def reprocess_flow(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     settings = settings or load_settings()
-    archive = open_archive(archive_location or settings.archive_dir)
+    archive = open_archive(archive_location or settings.archive_location)
     started = time.perf_counter()
     with open_warehouse(db_url or settings.database_url) as warehouse:
         docs = select_documents(warehouse, all_documents=all_documents, older_than=older_than)

@@ -154,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 _OPERATIONAL_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOMEM"}
 _OPERATIONAL_CLASSES = {("duckdb", "IOException"), ("duckdb", "OutOfMemoryException"), ("duckdb", "PermissionException"),
                         ("psycopg", "OperationalError"), ("psycopg", "InsufficientPrivilege"),
-                        ("psycopg", "ReadOnlySqlTransaction")}
+                        ("psycopg", "ReadOnlySqlTransaction"),
+                        ("gongkai", "ArchiveUnavailable")}  # an object store unreachable, its bucket missing, credentials refused
 
 
 def cannot_write(warehouse: Any) -> str | None:

@@ -9,7 +9,7 @@ environment. A bad value is a one-line `SettingsError` naming the variable.
 |---|---|---|
 | GONGKAI_DATA | `data` | data folder: archive, crawl state, run summaries, extraction cache, default DuckDB file |
 | GONGKAI_DB | `duckdb:///<data>/gongkai.duckdb` | the warehouse (`duckdb:///path` or `postgresql://…`) |
-| GONGKAI_ARCHIVE | `<data>/archive` | the raw archive folder (files by sha256) |
+| GONGKAI_ARCHIVE | `<data>/archive` | the raw archive (files by sha256): a folder, or `s3://bucket/prefix` (the [s3] extra) |
 | GONGKAI_PREFECT_RESULTS | `<data>/prefect-results` | cached extraction results, by sha256 and extractor version |
 | GONGKAI_REGISTRY | `crawler/registry.toml` (shipped) | the portal registry |
 | GONGKAI_EXTRACT_PROCESSES | CPU count | extraction worker processes (0 or 1: in the calling thread) |
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     data: Path = Path("data")
     db: str | None = None
-    archive: Path | None = None
+    archive: str | None = None  # a folder, or an fsspec URL (s3://bucket/prefix): see archive_location
     prefect_results: Path | None = None
     registry: Path | None = None
 
@@ -97,9 +97,38 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         return self.data.resolve()
 
+    @field_validator("archive")
+    @classmethod
+    def _archive(cls, value: str | None) -> str | None:
+        from gongkai.warehouse.archive import is_remote
+
+        if value is not None and is_remote(value):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(value)
+            if not parts.netloc:
+                raise ValueError("an archive URL names its bucket: s3://bucket/prefix")
+            if "@" in parts.netloc:  # the URL is printed and logged: credentials come from the AWS environment
+                raise ValueError("no credentials in the archive URL: use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+        return value
+
     @property
-    def archive_dir(self) -> Path:
-        return (self.archive or self.data_dir / "archive").resolve()
+    def archive_location(self) -> str:
+        """What `open_archive` takes: the object store's URL as given (s3://…), else the local folder, resolved."""
+        from gongkai.warehouse.archive import is_remote
+
+        if self.archive is not None and is_remote(self.archive):
+            return self.archive
+        return str(self.archive_dir)
+
+    @property
+    def archive_dir(self) -> Path | None:
+        """The local archive folder; None when the archive is an object store (no local path to read or skip)."""
+        from gongkai.warehouse.archive import is_remote
+
+        if self.archive is not None and is_remote(self.archive):
+            return None
+        return (Path(self.archive.removeprefix("file://")) if self.archive else self.data_dir / "archive").resolve()
 
     @property
     def results_dir(self) -> Path:
@@ -145,7 +174,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise SettingsError(f"setting GONGKAI_{field.upper()}={first.get('input')!r}: {first['msg']}") from None
+        shown = first.get("input")
+        if field == "archive" and isinstance(shown, str):  # an archive URL's credentials are never printed
+            from gongkai.warehouse.archive_remote import redacted
+
+            shown = redacted(shown)
+        raise SettingsError(f"setting GONGKAI_{field.upper()}={shown!r}: {first['msg']}") from None
 
 
 def quiet_prefect() -> None:

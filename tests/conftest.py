@@ -11,8 +11,8 @@ from gongkai.settings import quiet_prefect
 
 quiet_prefect()  # before anything imports Prefect: offline, no telemetry, a patient ephemeral server
 
-# postgres_server / postgres_url: a throwaway PostgreSQL cluster; research_fixtures: corpus + demo warehouses
-pytest_plugins = ["postgres_fixture", "research_fixtures"]
+# postgres_server / postgres_url: a throwaway PostgreSQL cluster; research_fixtures: corpus + demo warehouses; s3_fixture: an S3 server on loopback
+pytest_plugins = ["postgres_fixture", "research_fixtures", "s3_fixture"]
 
 CORPUS = Path(__file__).parent / "corpus"
 DOCUMENTS = CORPUS / "documents"

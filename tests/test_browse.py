@@ -280,6 +280,9 @@ def test_archive_beside_a_duckdb_file_is_found(tmp_path: Path, monkeypatch: pyte
     assert archive_for("postgresql://h/db", None, load_settings()) == (tmp_path / "data" / "archive").resolve()
     monkeypatch.setenv("GONGKAI_ARCHIVE", str(tmp_path / "set"))
     assert archive_for(url, None, load_settings()) == (tmp_path / "set").resolve()
+    assert archive_for(url, "s3://bucket/archive", load_settings()) == "s3://bucket/archive"  # an object store
+    monkeypatch.setenv("GONGKAI_ARCHIVE", "s3://bucket/archive")
+    assert archive_for(url, None, load_settings()) == "s3://bucket/archive"
 
 
 def test_command_without_a_warehouse_says_so_in_one_line(tmp_path: Path) -> None:

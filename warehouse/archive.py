@@ -1,8 +1,9 @@
 """The raw archive: every file stored once under its sha256, never overwritten.
 
 Only the digest becomes a path (root/ab/cd/<sha256>), so a file name from outside never touches the
-file system. `open_archive` takes a location string so that an object store can take the local
-folder's place later: implement `Archive` for its scheme and dispatch on it there.
+file system. `open_archive` takes a location string: a local folder (or file:// URL), or an fsspec URL such as
+`s3://bucket/prefix` (warehouse/archive_remote.py, the [s3] extra), which several workers on several machines
+share. Both keep the same layout and the same promises: stored once, never overwritten, checked on reading.
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _checked(sha256: str) -> str:
+def checked_sha256(sha256: str) -> str:
     if not _SHA256.fullmatch(sha256):
         raise ValueError(f"not a sha256 digest: {sha256!r}")
     return sha256
+
+
+_checked = checked_sha256
+
+
+class ArchiveUnavailable(OSError):
+    """The archive cannot be used at all (an unreachable store, a missing bucket, refused credentials, a missing
+    extra): one line naming the archive (never its credentials), no library traceback."""
 
 
 class Archive(Protocol):
@@ -81,11 +90,21 @@ class LocalArchive:
         return isinstance(sha256, str) and bool(_SHA256.fullmatch(sha256)) and self.path_for(sha256).exists()
 
 
+def is_remote(location: str | Path) -> bool:
+    """An fsspec URL other than file:// (`s3://…`): no local folder behind it."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
 def open_archive(location: str | Path) -> Archive:
-    """A local folder (path or file:// URL), as the caller gives it (gongkai.settings at the top)."""
+    """A local folder (path or file:// URL) or an object store's URL (`s3://bucket/prefix`), as the caller gives it
+    (gongkai.settings' archive_location at the top). A remote store is asked once here whether it can be used:
+    a missing bucket, refused credentials or an unreachable endpoint is one ArchiveUnavailable line."""
     text = str(location)
     if text.startswith("file://"):
         text = text.removeprefix("file://")
-    elif "://" in text:
-        raise ValueError(f"unsupported archive location {text!r}: only local folders for now")
+    elif is_remote(text):
+        from gongkai.warehouse.archive_remote import RemoteArchive
+
+        return RemoteArchive(text)
     return LocalArchive(text)

@@ -17,6 +17,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (1, "schema.sql"),
     (2, "002_current_reports_rank.sql"),
     (3, "003_current_rules.sql"),
+    (4, "004_crawl_state.sql"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -52,9 +52,9 @@ _documents = _Cache()
 
 
 def _bytes(archive: Archive, sha256: str) -> bytes:
-    if sha256 not in archive:
-        raise SourceMissing(f"the file {sha256[:12]}… is not in the archive at {archive.location}")
     try:
+        if sha256 not in archive:
+            raise SourceMissing(f"the file {sha256[:12]}… is not in the archive at {archive.location}")
         return archive.get(sha256)
     except OSError as exc:  # unreadable, or no longer the bytes its digest names: the page says so, the rest shows
         raise SourceMissing(f"the archived file {sha256[:12]}… cannot be read: {exc}") from None

@@ -17,27 +17,29 @@ from typing import Any
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("browse", help="browse the warehouse in a web browser: agencies, reports, each number's source (read-only)")
     p.add_argument("--warehouse", "--db", dest="db", metavar="URL", help="warehouse URL (default: GONGKAI_DB, else data/gongkai.duckdb)")
-    p.add_argument("--archive", metavar="DIR", help="the archive folder of the warehouse's files (default: GONGKAI_ARCHIVE, else an "
+    p.add_argument("--archive", metavar="DIR", help="the archive of the warehouse's files, a folder or s3://bucket/prefix (default: GONGKAI_ARCHIVE, else an "
                                      "'archive' folder beside a DuckDB file, else data/archive)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: any free port, printed)")
     p.set_defaults(func=run)
 
 
-def archive_for(db_url: str, explicit: str | None, settings: Any) -> Path:
-    """The archive the warehouse's files are in: the one named, else GONGKAI_ARCHIVE, else the folder `archive`
-    beside a DuckDB file when there is one (as `gongkai demo` and the default data folder lay them out)."""
+def archive_for(db_url: str, explicit: str | None, settings: Any) -> Path | str:
+    """The archive the warehouse's files are in: the one named (a folder or s3://…), else GONGKAI_ARCHIVE, else the
+    folder `archive` beside a DuckDB file when there is one (as `gongkai demo` and the default data folder lay them out)."""
+    from gongkai.warehouse.archive import is_remote
+
     if explicit:
-        return Path(explicit)
+        return explicit if is_remote(explicit) else Path(explicit)
     if settings.archive is not None:
-        return Path(settings.archive_dir)
+        return settings.archive_dir or str(settings.archive_location)
     if db_url.startswith("duckdb://"):
         path = db_url.removeprefix("duckdb://")
         path = "/" + path.lstrip("/") if path.startswith("/") else path  # duckdb:////tmp/x names /tmp/x
         beside = Path(path).parent / "archive"
         if beside.is_dir():
             return beside
-    return Path(settings.archive_dir)
+    return settings.archive_dir or str(settings.archive_location)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gongkai.browse.app import create_app
     from gongkai.warehouse.archive import open_archive
+    from gongkai.warehouse.archive_remote import redacted
     from gongkai.warehouse.query import WarehouseMissing
 
     url = args.db or args.settings.database_url
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"gongkai browse: warning: listening on {args.host}: anyone who reaches it reads the warehouse (no login)",
               file=sys.stderr)
-    print(f"gongkai browse: http://{shown}:{port}/ (warehouse {url}, archive {archive}); Ctrl-C to stop", flush=True)
+    print(f"gongkai browse: http://{shown}:{port}/ (warehouse {url}, archive {redacted(str(archive))}); Ctrl-C to stop", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[listener])
     return 0

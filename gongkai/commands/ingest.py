@@ -14,7 +14,7 @@ from gongkai import argtypes, settings
 
 def add_warehouse_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="warehouse: duckdb:///file.duckdb or postgresql://… (default: $GONGKAI_DB, else data/gongkai.duckdb)")
-    p.add_argument("--archive", metavar="DIR", help="raw archive folder (default: $GONGKAI_ARCHIVE, else data/archive)")
+    p.add_argument("--archive", metavar="DIR", help="raw archive, a folder or s3://bucket/prefix (default: $GONGKAI_ARCHIVE, else data/archive)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON, with every document's outcome")
 
 
