@@ -37,6 +37,7 @@ class PixelGrid:
     n_rows: int
     n_cols: int
     cells: list[PixelCell]
+    xs: list[float]  # column boundaries, left to right
 
 
 def ink(gray: Image) -> Image:
@@ -91,7 +92,8 @@ def grids(mask: Image, dpi: float) -> tuple[list[PixelGrid], Image]:
     edges = merge_edges(edges + _closing_edges(edges, tol), tol, tol, tol, tol)
     cells = intersections_to_cells(edges_to_intersections(edges, tol, tol))
     found = [_grid(boxes, tol) for boxes in cells_to_tables(cells)]
-    return [g for g in found if g.n_rows >= 2 and g.n_cols >= 2], lines
+    # a lone row is kept: it may be the end of a table cut by the page break (the page join drops it otherwise)
+    return [g for g in found if g.n_cols >= 2], lines
 
 
 def _closing_edges(edges: list[dict[str, Any]], tol: float) -> list[dict[str, Any]]:
@@ -143,7 +145,7 @@ def _grid(boxes: list[tuple[float, float, float, float]], tol: float) -> PixelGr
             continue  # overlapping boxes from a broken rule: keep the first
         taken |= covered
         cells.append(PixelCell(row, col, rowspan, colspan, (x0, top, x1, bottom)))
-    return PixelGrid((xs[0], ys[0], xs[-1], ys[-1]), len(ys) - 1, len(xs) - 1, cells)
+    return PixelGrid((xs[0], ys[0], xs[-1], ys[-1]), len(ys) - 1, len(xs) - 1, cells, xs)
 
 
 def _boundaries(values: list[float], tol: float) -> list[float]:

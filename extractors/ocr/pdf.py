@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pypdfium2 as pdfium
 
-from gongkai.extractors.model import Document, Table, TextBlock, UnreadableDocument
+from gongkai.extractors.model import Document, TextBlock, UnreadableDocument
 from gongkai.extractors.ocr import Limits, limits
+from gongkai.extractors.ocr.assemble import tables_of
 from gongkai.extractors.ocr.engine import Image
-from gongkai.extractors.ocr.labels import snap_table
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
@@ -50,15 +50,10 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
     finally:
         with lock:
             pdf.close()
-    if not any(p.lines or p.tables for p in pages):
+    if not any(p.lines or p.grids or p.tables for p in pages):
         raise UnreadableDocument(f"{reason}, and OCR read no text on it")
-    tables: list[Table] = []
-    for p in pages:
-        for t in p.tables:
-            t.index = len(tables) + 1
-            snap_table(t, warnings, f"page {p.number}")
-            tables.append(t)
-    blocks = [TextBlock(line, p.number) for p in pages for line in p.lines]
+    tables = tables_of(pages, warnings, "page")
+    blocks = [TextBlock(line.text, p.number) for p in pages for line in p.lines]
     warnings += summarise(pages, "page")
     return Document(
         format="pdf",
@@ -110,16 +105,12 @@ def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc:
                 if min(part.shape) < 100:
                     continue  # a rule, a logo
                 found = read_page(part.copy(), bounds.dpi, number, origin=(x0, top))
-                if found.tables:
+                if found.grids or found.tables:
                     read.append(found)
     finally:
         with lock:
             pdf.close()
-    for found in read:
-        for table in found.tables:
-            table.index = len(doc.tables) + 1
-            snap_table(table, doc.warnings, f"picture on page {found.number}")
-            doc.tables.append(table)
+    doc.tables.extend(tables_of(read, doc.warnings, "picture on page", len(doc.tables) + 1))
     pages_read = {p.number for p in read}
     # the pages whose tables OCR read no longer lack them
     if read:  # the reader's "no grid" and "image without text" on the pages named were these pictures
@@ -129,7 +120,7 @@ def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc:
     for index, table in enumerate(doc.tables, start=1):
         table.index = index
     if read:
-        doc.ocr_pages = sorted(pages_read - {None})  # type: ignore[arg-type]
+        doc.ocr_pages = sorted(pages_read)
         doc.warnings.extend(summarise(read, "page"))
 
 

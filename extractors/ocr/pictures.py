@@ -12,10 +12,10 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from gongkai.extractors.model import Document, Table
+from gongkai.extractors.model import Document
 from gongkai.extractors.ocr import Limits, limits
+from gongkai.extractors.ocr.assemble import tables_of
 from gongkai.extractors.ocr.engine import locate
-from gongkai.extractors.ocr.labels import snap_table
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
@@ -41,19 +41,12 @@ def read_pictures(images: Iterable[tuple[bytes, int | None]], doc: Document, bou
         gray = decode(data)
         if gray is None:
             continue
-        text = read_picture(gray, page)
-        text.number = page if page is not None else ordinal
-        if text.tables:
+        text = read_picture(gray, page if page is not None else ordinal)
+        if text.grids or text.tables:
             read.append(text)
-    tables: list[Table] = []
-    for found in read:
-        for table in found.tables:
-            table.index = len(doc.tables) + len(tables) + 1
-            snap_table(table, doc.warnings, f"picture {found.number}")
-            tables.append(table)
-    doc.tables.extend(tables)
+    doc.tables.extend(tables_of(read, doc.warnings, "picture", len(doc.tables) + 1))
     if read:
-        doc.ocr_pages = [p.number for p in read if p.number is not None]
+        doc.ocr_pages = [p.number for p in read]
         doc.warnings.extend(summarise(read, "picture"))
 
 
@@ -69,7 +62,7 @@ def decode(data: bytes) -> np.ndarray | None:
     return gray
 
 
-def read_picture(gray: np.ndarray, page: int | None) -> PageText:
+def read_picture(gray: np.ndarray, page: int) -> PageText:
     lines = locate(gray)
     heights = sorted(b[3] - b[1] for b in lines if b[2] - b[0] > 1.5 * (b[3] - b[1]))
     dpi = heights[len(heights) // 2] / BODY_POINTS * 72 if heights else TARGET_DPI
