@@ -143,6 +143,25 @@ def test_without_the_extra_a_scan_names_it_in_one_line(tmp_path: Path, scan_cach
     assert "scanned: no text layer" in errors[0] and "pip install gongkai[ocr]" in errors[0]
 
 
+def test_the_settings_bound_ocr_in_a_worker_process(tmp_path: Path, scan_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OCR bounds travel with the extraction call from Settings (a flag, a settings file, a flow's arguments),
+    not from the worker's environment: a page cap of 1 given to the ingest flow is honoured by its spawned
+    extraction worker, whose environment says 20."""
+    from gongkai.flows.ingest import ingest_paths
+    from gongkai.settings import load_settings
+
+    monkeypatch.setenv("GONGKAI_OCR_MAX_PAGES", "20")
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(scanned_pdf((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 150, scan_cache))
+    settings = load_settings(data=tmp_path / "data", extract_processes=2, ocr_max_pages=1, ocr_threads=1)
+    summary = ingest_paths([str(scan)], settings=settings)
+    assert [d["outcome"] for d in summary["documents"]] != ["failed"], summary
+    cached = [json.loads(json.loads(p.read_text(encoding="utf-8"))["result"]) for p in settings.results_dir.iterdir()]
+    assert len(cached) == 1
+    warnings = cached[0]["warnings"]
+    assert "OCR: 5 scanned pages, read the first 1 (GONGKAI_OCR_MAX_PAGES)" in warnings, warnings
+
+
 # Known gaps, each seen on these scans: a row cut by a page break is not joined (pingtan: 上年结转…数量 split, and
 # the rows after it end the table); at 300 dpi the appeals table's stacked two-character headers (结果/维持) of
 # narrow columns are read as one cell. In both the cells are missing with a warning, never wrong in silence.

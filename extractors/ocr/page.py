@@ -21,12 +21,15 @@ from gongkai.extractors.ocr.imaging import PixelBox, PixelGrid
 from gongkai.extractors.pdf_layout import Cell, Grid, Line
 from gongkai.extractors.textnorm import clean_text
 from gongkai.schema.labels import normalize_label
+from gongkai.schema.values import is_number
 
 SOURCE = "ocr"
 # Cell ink no taller than this many text heights is one line (read from a crop); a digit is ~0.7 of a CJK glyph.
 ONE_LINE = 1.6
 POINTS = 72.0
 MIN_TABLE_ANCHORS = 2
+PROSE = 24  # characters: a line of text this long in one piece is prose (a row label wraps far sooner)
+MIN_FIGURE_ROWS = 3  # rows of a label and figures a rule-less table must show
 
 
 @dataclass(slots=True)
@@ -142,7 +145,12 @@ def _flag(table: Table, confidence: dict[tuple[int, int], float]) -> Table:
 
 
 def _aligned_table(rows: list[list[TextBox]], number: int, to_points: Callable[[PixelBox], BBox]) -> Table | None:
-    """A rule-less table from text lines: each row's pieces left to right. Columns are not known (aligned=False)."""
+    """A rule-less table from text lines: each row's pieces left to right. Columns are not known (aligned=False).
+    Prose is left out (a line that is one long piece: a paragraph naming the tables is no table row), and without
+    MIN_FIGURE_ROWS rows holding a figure beside a label there is no table at all."""
+    rows = [row for row in rows if len(row) > 1 or len(row[0].text) <= PROSE]
+    if sum(1 for row in rows if len(row) > 1 and any(is_number(b.text) for b in row)) < MIN_FIGURE_ROWS:
+        return None
     spans = [[(b.text, 1, 1) for b in row] for row in rows]
     bboxes: list[list[BBox | None]] = [[to_points(b.box) for b in row] for row in rows]
     confidence = {(r + 1, c + 1): b.confidence for r, row in enumerate(rows) for c, b in enumerate(row)}

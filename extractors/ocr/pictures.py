@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from gongkai.extractors.model import Document
-from gongkai.extractors.ocr import Limits, limits
+from gongkai.extractors.ocr import Limits
 from gongkai.extractors.ocr.assemble import tables_of
-from gongkai.extractors.ocr.engine import locate
+from gongkai.extractors.ocr.engine import configure, locate
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
@@ -25,10 +25,10 @@ MAX_PIXELS = 40_000_000  # a picture larger than this (decoded) is not read: ~60
 MIN_SIDE = 200  # pixels: a logo or a stamp, not a table
 
 
-def read_pictures(images: Iterable[tuple[bytes, int | None]], doc: Document, bounds: Limits | None = None) -> None:
+def read_pictures(images: Iterable[tuple[bytes, int | None]], doc: Document, bounds: Limits) -> None:
     """OCR each picture (bytes and the page it sits on, if known) into `doc`'s tables, in place, within the
     document's picture cap and time budget; say what was done in its warnings."""
-    bounds = bounds or limits()
+    configure(bounds.threads)
     started = time.process_time()
     read: list[PageText] = []
     for ordinal, (data, page) in enumerate(images, start=1):
@@ -44,10 +44,11 @@ def read_pictures(images: Iterable[tuple[bytes, int | None]], doc: Document, bou
         text = read_picture(gray, page if page is not None else ordinal)
         if text.grids or text.tables:
             read.append(text)
-    doc.tables.extend(tables_of(read, doc.warnings, "picture", len(doc.tables) + 1))
+    tables = tables_of(read, doc.warnings, "picture", len(doc.tables) + 1)
+    doc.tables.extend(tables)
     if read:
         doc.ocr_pages = [p.number for p in read]
-        doc.warnings.extend(summarise(read, "picture"))
+        doc.warnings.extend(summarise(read, "picture", len(tables)))
 
 
 def decode(data: bytes) -> np.ndarray | None:
