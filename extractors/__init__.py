@@ -35,7 +35,7 @@ def read_document(data: bytes, name: str = "", fmt: str | None = None, ocr_limit
     if fmt == "html":
         from gongkai.extractors import html_reader
 
-        return html_reader.read(data)
+        return html_reader.read(data, ocr_limits=ocr_limits)
     if fmt in ("doc", "wps", "odt", "rtf"):
         from gongkai.extractors import convert
 

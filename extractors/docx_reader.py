@@ -70,7 +70,7 @@ def read(data: bytes, ocr_limits: Limits | None = None) -> Document:
     )
     from gongkai.extractors import ocr  # tables pasted as pictures: read by OCR when no table holds them
 
-    ocr.read_docx_pictures(doc, lambda: _images(document), ocr_limits or ocr.Limits())
+    ocr.read_document_pictures(doc, lambda: _images(document), ocr_limits or ocr.Limits())
     return doc
 
 

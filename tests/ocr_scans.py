@@ -115,3 +115,23 @@ def pictures_docx(pdf_bytes: bytes, dpi: int) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def pictures_html(pdf_bytes: bytes, dpi: int) -> bytes:
+    """An HTML report page of the report's text with its tables pasted into the body as PNG pictures, inline
+    (`data:image/png;base64,…`, as web editors store a pasted screenshot)."""
+    import base64
+    import html
+
+    from gongkai.extractors import pdf_reader
+
+    text = pdf_reader.read(pdf_bytes)
+    body = [f"<p>{html.escape(block.text)}</p>" for block in text.blocks]
+    for picture in table_pictures(pdf_bytes, dpi):
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        body.append(f'<p><img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"></p>')
+    title = html.escape(text.title or "")
+    page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+            f'<div class="TRS_Editor">{"".join(body)}</div></body></html>')
+    return page.encode("utf-8")

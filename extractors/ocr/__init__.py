@@ -72,8 +72,9 @@ def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document, bounds: 
     read_page_pictures(data, lock, pages, doc, bounds)
 
 
-def read_docx_pictures(doc: Document, images: Callable[[], Iterable[bytes]], bounds: Limits) -> None:
-    """A DOCX with pictures and no standard table in its own tables: read the pictures by OCR, into `doc`."""
+def read_document_pictures(doc: Document, images: Callable[[], Iterable[bytes]], bounds: Limits) -> None:
+    """A DOCX or an HTML page with pictures and no standard table in its own tables: read the pictures by OCR,
+    into `doc`. `images`: the pictures' bytes in body order (called only when they are to be read)."""
     if not doc.pictures:
         return
     from gongkai.extractors.mapping import detect_template

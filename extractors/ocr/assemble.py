@@ -15,6 +15,7 @@ from gongkai.extractors.pdf_reader import _to_table
 
 # points: a sheet fed through a scanner lands a few millimetres off where the sheet before it did
 MAX_FEED_SHIFT = 36.0
+MAX_SCALE = 0.1  # and its resolution (or a picture's, estimated from its text height) off by up to 10 %
 
 
 def tables_of(pages: list[PageText], warnings: list[str], unit: str, first_index: int = 1) -> list[Table]:
@@ -47,13 +48,19 @@ def _flagged(grid: Grid) -> Table:
 
 
 def _undo_feed_shifts(grids: list[Grid]) -> None:
-    """A table that opens a page where a table of the same width closed the page before, with the same columns
-    but shifted sideways (a scanner's feed), is moved back over it so the join sees the same column lines.
-    Only the column lines move: each cell keeps the box where it was read."""
+    """A table that opens a page where a table closed the page before, shifted sideways (a scanner's feed) or
+    scaled a little (a picture's resolution is estimated from its text, a scanner's is not exact), is mapped
+    onto the table above so that the join compares column lines as it does on a PDF's own pages. Only the
+    column lines move: each cell keeps the box where it was read."""
     for a, b in zip(grids, grids[1:], strict=False):
         if b.row_pages[0] != a.last_page + 1:
             continue
+        width_a, width_b = a.xs[-1] - a.xs[0], b.xs[-1] - b.xs[0]
         shift = a.xs[0] - b.xs[0]
-        if TOLERANCE < abs(shift) <= MAX_FEED_SHIFT and abs((a.xs[-1] - a.xs[0]) - (b.xs[-1] - b.xs[0])) <= TOLERANCE:
-            b.xs = [x + shift for x in b.xs]
-            b.bbox = (b.bbox[0] + shift, b.bbox[1], b.bbox[2] + shift, b.bbox[3])
+        if width_b <= 0 or abs(shift) > MAX_FEED_SHIFT or abs(width_a / width_b - 1) > MAX_SCALE:
+            continue
+        if abs(shift) <= TOLERANCE and abs(width_a - width_b) <= TOLERANCE:
+            continue  # as a PDF's pages: left to the join as it is
+        scale = width_a / width_b
+        b.xs = [a.xs[0] + (x - b.xs[0]) * scale for x in b.xs]
+        b.bbox = (b.xs[0], b.bbox[1], b.xs[-1], b.bbox[3])
