@@ -28,6 +28,7 @@ SOURCE = "ocr"
 ONE_LINE = 1.6
 POINTS = 72.0
 MIN_TABLE_ANCHORS = 2
+BOX_PER_GLYPH = 1.3  # a detected line's box stands this many times its glyphs' ink
 PROSE = 24  # characters: a line of text this long in one piece is prose (a row label wraps far sooner)
 MIN_FIGURE_ROWS = 3  # rows of a label and figures a rule-less table must show
 
@@ -86,7 +87,7 @@ def _read_grid(
     first glyph (what the page join asks of a cell cut by a page break)."""
     pad = max(4.0, text_height * 0.4)
     crops: list[Image] = []
-    pending: list[int] = []  # cell indexes read from a crop, in order
+    pending: list[int] = []  # the cell of each crop, in order (a cell of several lines has a crop per line)
     texts: dict[int, tuple[str, float, float, float]] = {}  # text, confidence, last line's width, lead (pixels)
     for i, cell in enumerate(grid.cells):
         ink_box = imaging.cell_ink(mask, lines, cell.box, dpi)
@@ -94,12 +95,20 @@ def _read_grid(
             texts[i] = ("", 1.0, 0.0, 0.0)
             continue
         width, height = ink_box[2] - ink_box[0], ink_box[3] - ink_box[1]
-        if height <= ONE_LINE * text_height:
+        # Lines told apart by the cell's ink, each read from its own crop (two stacked lines of a narrow header
+        # are hardly taller than one line is allowed to be: the gap between them tells).
+        bands = imaging.text_lines(mask, lines, cell.box, dpi, text_height / BOX_PER_GLYPH)
+        if len(bands) <= 1 and height <= ONE_LINE * text_height:
             crops.append(imaging.crop(gray, ink_box, pad))
             pending.append(i)
-            texts[i] = ("", 0.0, width, min(height, text_height))  # a CJK glyph is about as wide as tall
+            texts[i] = ("", 1.0, width, min(height, text_height))  # a CJK glyph is about as wide as tall
             continue
-        # Several lines: detected within the cell alone (on the whole page the detector runs lines on across
+        if all(b[3] - b[1] <= ONE_LINE * text_height for b in bands):
+            crops += [imaging.crop(gray, b, pad) for b in bands]
+            pending += [i] * len(bands)
+            texts[i] = ("", 1.0, bands[-1][2] - bands[-1][0], min(bands[0][3] - bands[0][1], text_height))
+            continue
+        # Lines that touch: detected within the cell alone (on the whole page the detector runs lines on across
         # narrow columns, 结果/维持 beside 纠正).
         part = imaging.crop(gray, ink_box, pad)
         read_rows = _rows(_read_lines(part, locate(part), text_height))
@@ -108,9 +117,12 @@ def _read_grid(
         last_width = max(b.box[2] for b in last) - min(b.box[0] for b in last) if last else width
         lead = min(read[0].box[3] - read[0].box[1], text_height) if read else text_height
         texts[i] = ("".join(b.text for b in read), min((b.confidence for b in read), default=0.0), last_width, lead)
+    read_lines: dict[int, list[tuple[str, float]]] = {}
     for i, (text, score) in zip(pending, recognise(crops), strict=True):
+        read_lines.setdefault(i, []).append(_as_figure(text, score))
+    for i, parts in read_lines.items():
         _, _, width, lead = texts[i]
-        texts[i] = (*_as_figure(text, score), width, lead)
+        texts[i] = ("".join(t for t, _ in parts), min(s for _, s in parts), width, lead)
     f = POINTS / dpi
     cells = []
     for i, cell in enumerate(grid.cells):
