@@ -67,15 +67,22 @@ def read_page(
     text_height = _text_height(located, dpi)
     clean = imaging.without_rules(upright, lines) if found else upright
     for grid in found:
-        out.grids.append(_read_grid(grid, clean, mask, lines, dpi, text_height, number, to_points))
+        read = _read_grid(grid, clean, mask, lines, dpi, text_height, number, to_points)
+        if _is_prose(read):  # a text box drawn around paragraphs: its text is the page's, not a table's
+            out.lines += [Line(c.text, c.bbox[1], c.bbox[3] - c.bbox[1], c.bbox[3] - c.bbox[1])
+                          for c in sorted(read.cells, key=lambda c: (c.row, c.col)) if c.text]
+        else:
+            out.grids.append(read)
     del clean
     rest = [b for b in located if not any(_centre_in(b, g.box) for g in found)]
     rows = _rows(_read_lines(upright, rest, text_height))
+    framed, out.lines = out.lines, []
     for row in rows:
         top = min(to_points(b.box)[1] for b in row)
         bottom = max(to_points(b.box)[3] for b in row)
         out.lines.append(Line("".join(b.text for b in row), top, bottom - top, bottom - top))
-    if not found and rule_less and names_tables([line.text for line in out.lines]):
+    out.lines = sorted(out.lines + framed, key=lambda line: line.top)
+    if not out.grids and rule_less and names_tables([line.text for line in out.lines]):
         table = _aligned_table(rows, number, to_points)
         if table is not None:
             out.tables.append(table)
@@ -159,6 +166,16 @@ def _flag(table: Table, confidence: dict[tuple[int, int], float]) -> Table:
         [dataclasses.replace(c, source=SOURCE, confidence=confidence.get(c.origin)) for c in row] for row in table.rows
     ]
     return table
+
+
+def _is_prose(grid: Grid) -> bool:
+    """Frames around prose, not a table: two rows or more, and not one cell holds a figure or a schema label
+    (a table cut by a page break may leave a lone row of labels or blanks: the page join decides on those)."""
+    if grid.n_rows < 2:
+        return False
+    from gongkai.extractors.ocr.labels import is_label
+
+    return not any(is_number(c.text) or is_label(c.text) for c in grid.cells if c.text)
 
 
 def _aligned_table(rows: list[list[TextBox]], number: int, to_points: Callable[[PixelBox], BBox]) -> Table | None:
