@@ -5,6 +5,10 @@ OCR, each dpi in a fresh subprocess so that its peak memory (ru_maxrss: model, p
 own. Printed per dpi: seconds per page (wall and CPU of the process, model load excluded), the model's load time,
 peak resident memory, and gold cells read right. `--threads N`: ONNX threads (GONGKAI_OCR_THREADS; default 2).
 Pages are rendered at the default GONGKAI_OCR_DPI (200) whatever the scan's own resolution, as a report is read.
+
+Measured on 2 shared cores (load 1.6-5), 2 threads: scanned at 150 / 200 / 300 dpi, 2.7 / 4.6 / 8.0 s a page wall,
+4.4 / 4.7 / 5.8 CPU-s a page, peak 755 / 614 / 638 MB, 186/186 gold cells each (before detection was scaled to
+1280 px: ~10.5 CPU-s a page and ~1.1 GB, 183/186 at 300 dpi).
 """
 
 from __future__ import annotations
