@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gongkai.extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
 from gongkai.extractors.sniff import sniff_format
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 __all__ = ["Document", "GridCell", "Table", "TextBlock", "UnreadableDocument", "read_document", "sniff_format"]
 
 
-def read_document(data: bytes, name: str = "", fmt: str | None = None) -> Document:
+def read_document(data: bytes, name: str = "", fmt: str | None = None, ocr_limits: Limits | None = None) -> Document:
     """Read any supported format into the document model; raise UnreadableDocument with the reason.
 
     `fmt`: the format the caller already sniffed (one of sniff.FORMATS); anything else is sniffed again."""
@@ -22,19 +27,19 @@ def read_document(data: bytes, name: str = "", fmt: str | None = None) -> Docume
     if fmt == "pdf":
         from gongkai.extractors import pdf_reader
 
-        return pdf_reader.read(data)
+        return pdf_reader.read(data, ocr_limits)
     if fmt == "docx":
         from gongkai.extractors import docx_reader
 
-        return docx_reader.read(data)
+        return docx_reader.read(data, ocr_limits)
     if fmt == "html":
         from gongkai.extractors import html_reader
 
-        return html_reader.read(data)
+        return html_reader.read(data, ocr_limits=ocr_limits)
     if fmt in ("doc", "wps", "odt", "rtf"):
         from gongkai.extractors import convert
 
-        return convert.read(data, fmt)
+        return convert.read(data, fmt, ocr_limits=ocr_limits)
     from gongkai.extractors import text_reader
 
     return text_reader.read(data)

@@ -13,10 +13,14 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gongkai.extractors import docx_reader
 from gongkai.extractors.model import Document, TextBlock, UnreadableDocument
 from gongkai.extractors.textnorm import clean_text
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 OFFICE_COMMANDS = ("soffice", "libreoffice")
 CONVERT_TIMEOUT_SECONDS = 120.0
@@ -27,7 +31,7 @@ _WORD_STREAM = "WordDocument".encode("utf-16-le")
 CONVERTED = ("doc", "wps", "odt", "rtf")
 
 
-def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS) -> Document:
+def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS, ocr_limits: Limits | None = None) -> Document:
     """Read a .doc, .wps, .odt or .rtf file; raise UnreadableDocument when no converter is installed or it fails."""
     if fmt not in CONVERTED:
         raise UnreadableDocument(f"convert reads {', '.join('.' + f for f in CONVERTED)} files, not {fmt}")
@@ -39,7 +43,7 @@ def read(data: bytes, fmt: str, timeout: float = CONVERT_TIMEOUT_SECONDS) -> Doc
         docx_reader.refuse_unsafe_zip(data, "content.xml", "text document")
     office = find_office()
     if office is not None:
-        document = docx_reader.read(to_docx(data, fmt, office, timeout))
+        document = docx_reader.read(to_docx(data, fmt, office, timeout), ocr_limits)
         document.format = fmt
         document.warnings.append(f"read from a LibreOffice conversion of the .{fmt} file to DOCX")
         return document

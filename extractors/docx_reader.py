@@ -13,13 +13,16 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docx
 from docx.opc.exceptions import PackageNotFoundError
 
 from gongkai.extractors.model import Document, SpanRows, TextBlock, UnreadableDocument, grids_within_budget
 from gongkai.extractors.textnorm import clean_text, first_title_line
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -42,7 +45,7 @@ MAX_GRID_SPAN = 64  # Word allows 63 grid columns; more is garbage
 INFLATE_CHUNK = 1 << 16  # inflate this much at a time, so a member never takes more memory than that
 
 
-def read(data: bytes) -> Document:
+def read(data: bytes, ocr_limits: Limits | None = None) -> Document:
     """Read a .docx; raise UnreadableDocument for a zip bomb, a corrupt zip or a package without a Word body."""
     refuse_unsafe_zip(data)
     try:
@@ -67,7 +70,7 @@ def read(data: bytes) -> Document:
     )
     from gongkai.extractors import ocr  # tables pasted as pictures: read by OCR when no table holds them
 
-    ocr.read_docx_pictures(doc, lambda: _images(document))
+    ocr.read_document_pictures(doc, lambda: _images(document), ocr_limits or ocr.Limits())
     return doc
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gongkai.extractors import read_document
 from gongkai.extractors.mapping import Mapping, detect_template, map_document
@@ -19,6 +19,9 @@ from gongkai.schema import TEMPLATES, Template
 from gongkai.schema.expected import missing
 from gongkai.schema.labels import normalize_label
 from gongkai.schema.reconcile import Check, reconcile
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +48,19 @@ def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
     return extract_result(data, name).as_json()
 
 
-def extract_result(data: bytes, name: str = "", *, sha256: str | None = None, fmt: str | None = None) -> ExtractionResult:
+def extract_result(
+    data: bytes, name: str = "", *, sha256: str | None = None, fmt: str | None = None, ocr_limits: Limits | None = None,
+) -> ExtractionResult:
     """Read, map and reconcile one document. Raises UnreadableDocument with the reason.
 
-    `sha256` and `fmt` are what the caller already computed (the ingest path hashes and sniffs once)."""
+    `sha256` and `fmt` are what the caller already computed (the ingest path hashes and sniffs once); `ocr_limits`
+    bound OCR of scans and pictures (the settings' GONGKAI_OCR_*; the defaults when None)."""
     if fmt is None:
         try:
             fmt = sniff_format(data, name)
         except ValueError as exc:
             raise UnreadableDocument(str(exc)) from exc
-    doc = read_document(data, name, fmt=fmt)
+    doc = read_document(data, name, fmt=fmt, ocr_limits=ocr_limits)
     result = result_from_document(doc, Source(name, sha256 or hashlib.sha256(data).hexdigest(), fmt))
     log.debug("%s (%s): %s, %d cells, %d checks failing", name, fmt, result.status, len(result.cells), result.failing_checks)
     return result

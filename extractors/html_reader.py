@@ -6,10 +6,12 @@ the tree is walked iteratively, so deep nesting cannot exhaust the Python stack.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from lxml import etree
 
@@ -23,6 +25,9 @@ from gongkai.extractors.model import (
 )
 from gongkai.extractors.sniff import utf16_without_bom
 from gongkai.extractors.textnorm import clean_text, first_title_line, looks_like_title
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 Element: TypeAlias = Any  # an lxml element; lxml ships no type stubs here
 
@@ -109,8 +114,9 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def read(data: bytes, http_charset: str | None = None) -> Document:
-    """Read an HTML page or fragment; raise UnreadableDocument when it holds no markup or text at all."""
+def read(data: bytes, http_charset: str | None = None, ocr_limits: Limits | None = None) -> Document:
+    """Read an HTML page or fragment; raise UnreadableDocument when it holds no markup or text at all.
+    `ocr_limits`: the bounds of OCR for tables pasted into the body as pictures (the defaults when None)."""
     if len(data) > MAX_HTML_BYTES:
         raise UnreadableDocument(f"too large: an HTML page of {len(data)} bytes")
     text = decode_html(data, http_charset)
@@ -137,12 +143,13 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         heading = heading or container_heading
     elements = (element for container in containers for element in _data_tables(container, warnings))
     tables = grids_within_budget(_tables_spans(elements, warnings), warnings)
-    pictures = sum(1 for container in containers for _ in container.iter("img"))
+    sources = [str(img.get("src") or "").strip() for container in containers for img in container.iter("img")]
+    pictures = len(sources)
     if not tables:
         warnings.extend(_div_grid(containers))
         warnings.extend(_attachments(containers))
     title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
-    return Document(
+    doc = Document(
         format="html",
         blocks=[TextBlock(b) for b in blocks],
         tables=tables,
@@ -151,6 +158,27 @@ def read(data: bytes, http_charset: str | None = None) -> Document:
         warnings=warnings,
         pictures=pictures,
     )
+    if any(_DATA_IMAGE.match(source) for source in sources):
+        from gongkai.extractors import ocr  # tables pasted as pictures: read by OCR when no table holds them
+
+        ocr.read_document_pictures(doc, lambda: inline_images(sources), ocr_limits or ocr.Limits())
+    return doc
+
+
+_DATA_IMAGE = re.compile(r"^data:image/(?:png|jpe?g|gif|bmp|tiff?|webp)(?:;[^,;]*)*;base64,", re.IGNORECASE)
+
+
+def inline_images(sources: list[str]) -> Iterator[bytes]:
+    """The bytes of the pictures the page carries inline (`data:image/…;base64,` URIs), in body order. A picture
+    linked by URL is not in the page's bytes: the crawler does not fetch the body's images, so it is not read."""
+    for source in sources:
+        found = _DATA_IMAGE.match(source)
+        if found is None:
+            continue
+        try:
+            yield base64.b64decode(re.sub(r"\s+", "", source[found.end():]), validate=True)
+        except binascii.Error:
+            continue  # a damaged inline picture: nothing to read
 
 
 def _is_resource_limit(error: Any) -> bool:

@@ -66,12 +66,14 @@ def _append(a: Grid, b: Grid) -> None:
         if fragment and c.row == 0:
             if above is not None:  # the rest of a's cell: its text, and the rows its merge reaches below
                 above.text = clean_text(above.text + c.text)
+                above.confidence = _least(above.confidence, c.confidence)
                 above.rowspan += c.rowspan - 1
                 above.line_width = c.line_width or above.line_width
             elif c.rowspan > 1:  # an empty cell reaching below the split row
                 a.cells.append(_moved(c, shift + 1, c.rowspan - 1))
         elif above is not None and _continued(above, c, head_row):
             above.text = clean_text(above.text + c.text)
+            above.confidence = _least(above.confidence, c.confidence)
             above.rowspan += c.rowspan
             above.line_width = c.line_width or above.line_width
         else:
@@ -81,7 +83,12 @@ def _append(a: Grid, b: Grid) -> None:
 
 
 def _moved(c: Cell, row: int, rowspan: int) -> Cell:
-    return Cell(row, c.col, rowspan, c.colspan, c.text, c.bbox, c.page, c.line_width, c.lead)
+    return Cell(row, c.col, rowspan, c.colspan, c.text, c.bbox, c.page, c.line_width, c.lead, c.confidence)
+
+
+def _least(a: float | None, b: float | None) -> float | None:
+    """An OCR'd cell joined from two parts is as sure as its less sure part (None: not OCR'd)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _drop_repeated_header(a: Grid, b: Grid) -> None:
@@ -118,6 +125,7 @@ def _remap_columns(cells: list[Cell], xs: list[float], new_xs: list[float]) -> l
             c.page,
             c.line_width,
             c.lead,
+            c.confidence,
         )
         for c in cells
     ]

@@ -87,6 +87,7 @@ class Cell:
     page: int
     line_width: float = 0.0  # of its last line of text: a full line was wrapped, its rest may be on the next page
     lead: float = 0.0  # width of its first glyph: would it have fitted at the end of the line above?
+    confidence: float | None = None  # the recogniser's, for a cell read by OCR (kept through the page join)
 
 
 @dataclass(slots=True)

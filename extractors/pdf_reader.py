@@ -21,7 +21,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -33,6 +33,9 @@ from gongkai.extractors.pdf_layout import SHORT_LINE, TOLERANCE, Cell, Char, Gri
 from gongkai.extractors.pdf_rules import edge, ruling_edges
 from gongkai.extractors.pdf_textgrid import Columns, NoTable, Refused, continued, rebuild, to_table
 from gongkai.extractors.textnorm import clean_text
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits
 
 MAX_PAGES = 500  # reports run to 10–30 pages; beyond this we read the first MAX_PAGES and warn
 MAX_TABLE_PAGES = 40  # pages searched for ruled tables, in page order
@@ -78,8 +81,9 @@ class _Page:
         return all(len(line.text) <= SHORT_LINE for line in self.lines if line.top > bottom)
 
 
-def read(data: bytes) -> Document:
-    """Read a PDF into the document model; raise UnreadableDocument saying why it cannot be read."""
+def read(data: bytes, ocr_limits: Limits | None = None) -> Document:
+    """Read a PDF into the document model; raise UnreadableDocument saying why it cannot be read. `ocr_limits`:
+    the caller's bounds for OCR of scanned pages and pictures (the settings'; the defaults when None)."""
     if b"%PDF" not in data[:1024]:  # readers accept junk before the header, as PDFium does
         raise UnreadableDocument(f"not a PDF: starts with {data[:8]!r}")
     try:
@@ -87,7 +91,7 @@ def read(data: bytes) -> Document:
             doc = _read(data)
         from gongkai.extractors import ocr  # tables drawn as pictures on pages with text (none: no cost)
 
-        ocr.read_pdf_pictures(data, _PDFIUM_LOCK, doc)
+        ocr.read_pdf_pictures(data, _PDFIUM_LOCK, doc, ocr_limits or ocr.Limits())
         return doc
     except _Scanned as exc:
         from gongkai.extractors import ocr  # the optional extra: only a scan needs it
@@ -95,7 +99,7 @@ def read(data: bytes) -> Document:
         ocr.require(str(exc))
         from gongkai.extractors.ocr.pdf import read_scanned
 
-        return read_scanned(data, _PDFIUM_LOCK, str(exc))
+        return read_scanned(data, _PDFIUM_LOCK, str(exc), ocr_limits or ocr.Limits())
 
 
 class _Scanned(UnreadableDocument):

@@ -98,7 +98,7 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8,
 
 def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Settings) -> Pipeline:
     return Pipeline(warehouse, archive, pool=extraction_pool(settings.extract_processes), timeout_s=settings.extract_timeout,
-                    cache=ExtractionCache(settings.results_dir), run=run)
+                    cache=ExtractionCache(settings.results_dir), run=run, ocr_limits=settings.ocr_limits())
 
 
 def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:

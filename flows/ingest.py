@@ -170,6 +170,7 @@ def open_pipeline(warehouse: Warehouse, archive: Archive, run: RecordedRun, sett
     """The pipeline of one flow run: the process's one extraction pool, the extraction cache in `results_dir`."""
     return Pipeline(
         warehouse, archive, pool=extraction_pool(settings.extract_processes), timeout_s=settings.extract_timeout,
+        ocr_limits=settings.ocr_limits(),
         cache=ExtractionCache(results_dir or settings.results_dir), run=run, listener=_notify,
     )
 

@@ -29,13 +29,16 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gongkai.extractors.result import ExtractionResult
 from gongkai.flows.logs import run_logger
 from gongkai.warehouse.archive import Archive
 from gongkai.warehouse.runs import RunTally
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits as OcrLimits
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +81,18 @@ def media_type_of(data: bytes, name: str) -> str:
 
 
 def extract_document(
-    data: bytes, name: str, extract: Extract | None = None, *, sha256: str | None = None, fmt: str | None = None
+    data: bytes, name: str, extract: Extract | None = None, *, sha256: str | None = None, fmt: str | None = None,
+    ocr_limits: OcrLimits | None = None,
 ) -> ExtractionResult:
-    """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason."""
+    """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason.
+    `ocr_limits`: the settings' OCR bounds, handed down (a worker process reads no environment for them)."""
     from gongkai.extractors.model import UnreadableDocument
 
     try:
         if extract is None:
             from gongkai.extractors.extract import extract_result
 
-            return extract_result(data, name, sha256=sha256, fmt=fmt)
+            return extract_result(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
         result = extract(data, name)
     except UnreadableDocument as exc:
         return ExtractionResult.unreadable(str(exc) or type(exc).__name__)
@@ -132,14 +137,16 @@ class ExtractionPool:
         self._lock = threading.Lock()
         self.executors_started = 0  # how many pools this object had to start (1 unless workers were killed)
 
-    def extract(self, data: bytes, name: str, *, sha256: str, fmt: str | None, timeout_s: float) -> ExtractionResult:
+    def extract(
+        self, data: bytes, name: str, *, sha256: str, fmt: str | None, timeout_s: float, ocr_limits: OcrLimits | None = None,
+    ) -> ExtractionResult:
         if self.processes <= 1:
-            return extract_document(data, name, sha256=sha256, fmt=fmt)
+            return extract_document(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
         for attempt in (1, 2):
             executor = self._current()
             try:
                 with _interrupts_blocked():  # a worker started by this submit begins life deaf to the terminal's Ctrl-C
-                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt)
+                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
                 return future.result(timeout=timeout_s)
             except FutureTimeout:
                 self._discard(executor, kill=True)
@@ -288,6 +295,7 @@ class Pipeline:
         run_id: int | None = None,
         extract: Extract | None = None,
         listener: Callable[[IngestOutcome], None] | None = None,
+        ocr_limits: OcrLimits | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.archive = archive
@@ -298,6 +306,7 @@ class Pipeline:
         self.run_id = run_id if run_id is not None else getattr(run, "run_id", None)
         self.extract_override = extract
         self.listener = listener
+        self.ocr_limits = ocr_limits  # the settings' OCR bounds, handed to each extraction
         self.version = extractor_version()
         self.lock = threading.Lock()  # one warehouse connection: one writer at a time
 
@@ -364,7 +373,7 @@ class Pipeline:
             cached = self.cache.get(doc.sha256, self.version)
             if cached is not None:
                 return cached
-        result = self.pool.extract(data, name, sha256=doc.sha256, fmt=fmt, timeout_s=self.timeout_s)
+        result = self.pool.extract(data, name, sha256=doc.sha256, fmt=fmt, timeout_s=self.timeout_s, ocr_limits=self.ocr_limits)
         if self.cache is not None:
             self.cache.put(doc.sha256, self.version, result)
         return result

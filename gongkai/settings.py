@@ -14,6 +14,7 @@ environment. A bad value is a one-line `SettingsError` naming the variable.
 | GONGKAI_REGISTRY | `crawler/registry.toml` (shipped) | the portal registry |
 | GONGKAI_EXTRACT_PROCESSES | CPU count | extraction worker processes (0 or 1: in the calling thread) |
 | GONGKAI_EXTRACT_TIMEOUT | `600` | seconds one extraction may take before its worker is killed (outcome failed) |
+| GONGKAI_OCR_MAX_PAGES, _BUDGET, _DPI, _THREADS | `20`, `300`, `200`, `2` | OCR per document (the [ocr] extra): pages or pictures, CPU seconds, dpi of scans, ONNX threads |
 | GONGKAI_CRAWL_WORKERS | `8` | listing pages and items in flight at once in a crawl |
 | GONGKAI_CRAWL_DELAY | `1.0` | seconds between requests to one host |
 | GONGKAI_CRAWL_CONCURRENCY | `2` | requests in flight per host |
@@ -35,10 +36,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from gongkai.extractors.ocr import Limits as OcrLimits
 
 
 class SettingsError(ValueError):
@@ -56,7 +60,7 @@ class Settings(BaseSettings):
 
     extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     extract_timeout: float = Field(600.0, gt=0)
-    # OCR (the [ocr] extra): validated here, read by extractors/ocr/__init__.py in each worker from the environment
+    # OCR (the [ocr] extra): validated here, handed to each extraction as `ocr_limits()`
     ocr_max_pages: int = Field(20, ge=1)
     ocr_budget: float = Field(300.0, gt=0)
     ocr_dpi: int = Field(200, ge=72, le=600)
@@ -150,6 +154,12 @@ class Settings(BaseSettings):
         from gongkai.crawler.registry import DEFAULT_REGISTRY
 
         return self.registry or DEFAULT_REGISTRY
+
+    def ocr_limits(self) -> OcrLimits:
+        """The OCR bounds per document, handed down through every extraction call (workers read no environment)."""
+        from gongkai.extractors.ocr import Limits
+
+        return Limits(max_pages=self.ocr_max_pages, budget=self.ocr_budget, dpi=self.ocr_dpi, threads=self.ocr_threads)
 
     def politeness(self) -> dict[str, Any]:
         """The fetcher's settings (flows.crawl.Politeness fields)."""

@@ -27,11 +27,14 @@ def degrade(gray: np.ndarray, angle: float, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def scan_pages(pdf_bytes: bytes, dpi: int, angle: float, seed: int = 7) -> list[Image.Image]:
+def scan_pages(pdf_bytes: bytes, dpi: int, angle: float, seed: int = 7, only: tuple[int, ...] = ()) -> list[Image.Image]:
+    """`only`: the pages scanned (1-based; all when empty)."""
     pdf = pdfium.PdfDocument(pdf_bytes)
     try:
         pages = []
         for i in range(len(pdf)):
+            if only and i + 1 not in only:
+                continue
             page = pdf[i]
             gray = page.render(scale=dpi / 72, grayscale=True).to_numpy().copy()
             page.close()
@@ -54,20 +57,22 @@ def images_to_pdf(pages: list[Image.Image], dpi: int, quality: int = 75) -> byte
     return out.getvalue()
 
 
-def scanned_pdf(source: bytes, dpi: int, cache: Path, angle: float = 1.2) -> bytes:
-    """An image-only scan of a PDF's pages, cached."""
-    key = hashlib.sha256(f"{GENERATOR_VERSION}|{dpi}|{angle}|".encode() + source).hexdigest()[:24]
+def scanned_pdf(source: bytes, dpi: int, cache: Path, angle: float = 1.2, only: tuple[int, ...] = ()) -> bytes:
+    """An image-only scan of a PDF's pages (`only` those, when given), cached."""
+    pages = f"{','.join(map(str, only))}|" if only else ""
+    key = hashlib.sha256(f"{GENERATOR_VERSION}|{dpi}|{angle}|{pages}".encode() + source).hexdigest()[:24]
     path = cache / f"scan-{key}.pdf"
     if path.exists():
         return path.read_bytes()
-    data = images_to_pdf(scan_pages(source, dpi, angle), dpi)
+    data = images_to_pdf(scan_pages(source, dpi, angle, only=only), dpi)
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data
 
 
-def table_pictures(pdf_bytes: bytes, dpi: int) -> list[Image.Image]:
-    """Each page's tables as one picture (the area their cells cover, as read from the text layer), scanned."""
+def table_pictures(pdf_bytes: bytes, dpi: int, only: tuple[int, ...] = ()) -> list[Image.Image]:
+    """Each page's tables as one picture (the area their cells cover, as read from the text layer), scanned;
+    `only`: those of these pages."""
     from gongkai.extractors import pdf_reader
 
     doc = pdf_reader.read(pdf_bytes)
@@ -83,6 +88,8 @@ def table_pictures(pdf_bytes: bytes, dpi: int) -> list[Image.Image]:
     try:
         pictures = []
         for number, (x0, top, x1, bottom) in sorted(areas.items()):
+            if only and number not in only:
+                continue
             page = pdf[number - 1]
             gray = page.render(scale=dpi / 72, grayscale=True).to_numpy().copy()
             page.close()
@@ -115,3 +122,45 @@ def pictures_docx(pdf_bytes: bytes, dpi: int) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def pictures_html(pdf_bytes: bytes, dpi: int, only: tuple[int, ...] = ()) -> bytes:
+    """An HTML report page of the report's text with its tables pasted into the body as PNG pictures, inline
+    (`data:image/png;base64,…`, as web editors store a pasted screenshot)."""
+    import base64
+    import html
+
+    from gongkai.extractors import pdf_reader
+
+    text = pdf_reader.read(pdf_bytes)
+    body = [f"<p>{html.escape(block.text)}</p>" for block in text.blocks]
+    for picture in table_pictures(pdf_bytes, dpi, only):
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        body.append(f'<p><img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"></p>')
+    title = html.escape(text.title or "")
+    page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+            f'<div class="TRS_Editor">{"".join(body)}</div></body></html>')
+    return page.encode("utf-8")
+
+
+def framed_prose_pdf(pdf_bytes: bytes, page: int, dpi: int) -> bytes:
+    """A scan of a page of prose with text boxes drawn around its paragraphs: one frame, and one split in two
+    side by side (as a text box with two columns), with the noise and turn of a scan."""
+    from PIL import ImageDraw
+
+    pdf = pdfium.PdfDocument(pdf_bytes)
+    try:
+        gray = pdf[page - 1].render(scale=dpi / 72, grayscale=True).to_numpy().copy()
+    finally:
+        pdf.close()
+    image = Image.fromarray(gray)
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    f = dpi / 72
+    left, right = int(50 * f), width - int(50 * f)
+    draw.rectangle((left, int(60 * f), right, int(300 * f)), outline=0, width=max(1, int(f)))
+    draw.rectangle((left, int(320 * f), right, int(560 * f)), outline=0, width=max(1, int(f)))
+    draw.line((width // 2, int(320 * f), width // 2, int(560 * f)), fill=0, width=max(1, int(f)))
+    draw.line((left, int(440 * f), right, int(440 * f)), fill=0, width=max(1, int(f)))  # and in two rows
+    return images_to_pdf([degrade(np.asarray(image), 0.8, seed=3)], dpi)

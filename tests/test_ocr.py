@@ -143,25 +143,33 @@ def test_without_the_extra_a_scan_names_it_in_one_line(tmp_path: Path, scan_cach
     assert "scanned: no text layer" in errors[0] and "pip install gongkai[ocr]" in errors[0]
 
 
-# Known gaps, each seen on these scans: a row cut by a page break is not joined (pingtan: 上年结转…数量 split, and
-# the rows after it end the table); at 300 dpi the appeals table's stacked two-character headers (结果/维持) of
-# narrow columns are read as one cell. In both the cells are missing with a warning, never wrong in silence.
-GAPS = {
-    ("hongze-2023.pdf", 300): "narrow stacked header cells of the appeals table merge at 300 dpi",
-    ("pingtan-2024-libreoffice.pdf", 150): "a row cut by a page break is not joined across pages",
-    ("pingtan-2024-libreoffice.pdf", 200): "a row cut by a page break is not joined across pages",
-}
+def test_the_settings_bound_ocr_in_a_worker_process(tmp_path: Path, scan_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OCR bounds travel with the extraction call from Settings (a flag, a settings file, a flow's arguments),
+    not from the worker's environment: a page cap of 1 given to the ingest flow is honoured by its spawned
+    extraction worker, whose environment says 20."""
+    from gongkai.flows.ingest import ingest_paths
+    from gongkai.settings import load_settings
+
+    monkeypatch.setenv("GONGKAI_OCR_MAX_PAGES", "20")
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(scanned_pdf((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 150, scan_cache))
+    settings = load_settings(data=tmp_path / "data", extract_processes=2, ocr_max_pages=1, ocr_threads=1)
+    summary = ingest_paths([str(scan)], settings=settings)
+    assert [d["outcome"] for d in summary["documents"]] != ["failed"], summary
+    cached = [json.loads(json.loads(p.read_text(encoding="utf-8"))["result"]) for p in settings.results_dir.iterdir()]
+    assert len(cached) == 1
+    warnings = cached[0]["warnings"]
+    assert "OCR: 5 scanned pages, read the first 1 (GONGKAI_OCR_MAX_PAGES)" in warnings, warnings
+
+
 MATRIX = [("hongze-2023.pdf", 150), ("hongze-2023.pdf", 300), ("pingtan-2024-libreoffice.pdf", 150),
-          ("pingtan-2024-libreoffice.pdf", 200)]  # hongze at 200 dpi is the default test's
+          ("pingtan-2024-libreoffice.pdf", 200), ("pingtan-2024-libreoffice.pdf", 300)]  # hongze at 200: the default test's
 _SWEEP_ONLY = pytest.mark.skipif(not SWEEP, reason="the OCR dpi matrix runs in CI or with GONGKAI_OCR_SWEEP=1")
 
 
 @pytest.mark.ocr_sweep
 @_SWEEP_ONLY
-@pytest.mark.parametrize(("name", "dpi"), [
-    pytest.param(n, d, id=f"{n}-{d}dpi", marks=[pytest.mark.xfail(reason=GAPS[(n, d)], strict=False)] if (n, d) in GAPS else [])
-    for n, d in MATRIX
-])
+@pytest.mark.parametrize(("name", "dpi"), MATRIX, ids=[f"{n}-{d}dpi" for n, d in MATRIX])
 def test_scans_at_every_dpi(name: str, dpi: int, scan_cache: Path) -> None:
     """Every gold cell at 200 and 300 dpi, 99 % at 150."""
     result = _read_scan(name, dpi, scan_cache)
@@ -171,6 +179,59 @@ def test_scans_at_every_dpi(name: str, dpi: int, scan_cache: Path) -> None:
         assert wrong == [], wrong
     else:
         assert right >= 0.99 * len(gold["cells"]), wrong
+
+
+def _gold_of(name: str, prefix: str) -> dict[str, Any]:
+    gold = json.loads((GOLD / f"{name}.json").read_text(encoding="utf-8"))
+    return {a: v for a, v in gold["cells"].items() if a.startswith(prefix)}
+
+
+def test_a_row_cut_by_a_page_break_is_joined(scan_cache: Path) -> None:
+    """pingtan's requests table runs from page 2 to page 4, and its row 一、本年新收政府信息公开申请数 / 量 is cut
+    by the first break: the pages' grids are joined as the PDF reader joins its own, every requests cell is read."""
+    name = "pingtan-2024-libreoffice.pdf"
+    scan = scanned_pdf((DOCUMENTS / name).read_bytes(), 200, scan_cache, only=(2, 3, 4))
+    result = extract_result(scan, "pingtan-pages-2-4.pdf")
+    gold = _gold_of(name, "requests.")
+    assert {a: result.cells.get(a) for a in gold} == gold
+    assert not any(w.startswith("requests.") and w.endswith("not found") for w in result.warnings)
+    assert not any("match no schema label" in w for w in result.warnings), result.warnings
+    assert {result.provenance[a]["page"] for a in gold} == {1, 2, 3}  # the scan's pages: one table over all three
+
+
+def test_stacked_narrow_headers_at_300_dpi(scan_cache: Path) -> None:
+    """The appeals table's narrow columns stack their headers in two lines (结果 / 纠正): told apart by the ink,
+    not by the detector (which took them for one line and read 继 or 结是)."""
+    name = "hongze-2023.pdf"
+    scan = scanned_pdf((DOCUMENTS / name).read_bytes(), 300, scan_cache, only=(4,))
+    result = extract_result(scan, "hongze-page-4.pdf")  # rendered at the default 200 dpi, as a report is read
+    gold = _gold_of(name, "appeals.")
+    assert {a: result.cells.get(a) for a in gold} == gold
+
+
+def test_prose_in_frames_is_no_table() -> None:
+    """Text boxes drawn around the paragraphs of a scanned page (one frame, one split in four) give no table
+    and no warning about labels; their text stays the page's text."""
+    from ocr_scans import framed_prose_pdf
+
+    from gongkai.extractors import read_document
+
+    doc = read_document(framed_prose_pdf((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 1, 200), "framed.pdf")
+    assert doc.tables == []
+    assert not any("label" in w or w.startswith("unreadable") for w in doc.warnings), doc.warnings
+    assert sum(len(b.text) for b in doc.blocks) > 300  # the paragraphs, framed or not, are read as text
+
+
+def test_tables_pasted_into_an_html_page_as_inline_pictures() -> None:
+    """A web page whose table is a PNG in its body (a data: URI, as an editor stores a pasted screenshot)."""
+    from ocr_scans import pictures_html
+
+    page = pictures_html((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 200, only=(4,))
+    result = extract_result(page, "pictures.html")
+    gold = _gold_of("hongze-2023.pdf", "appeals.")
+    assert {a: result.cells.get(a) for a in gold} == gold
+    assert result.read_by == "ocr" and all(result.provenance[a]["source"] == "ocr" for a in gold)
+    assert any(w.startswith("read by OCR: pictures 1;") for w in result.warnings)
 
 
 @pytest.mark.ocr_sweep
@@ -196,13 +257,27 @@ def _check_pictures(result: ExtractionResult, name: str) -> None:
     assert any(w.startswith("read by OCR:") for w in result.warnings)
 
 
+PICTURED = ["hongze-2023.pdf", "pingtan-2024-libreoffice.pdf"]
+
+
 @pytest.mark.ocr_sweep
 @_SWEEP_ONLY
-def test_tables_pasted_as_pictures_into_a_docx(scan_cache: Path) -> None:
+@pytest.mark.parametrize("name", PICTURED)
+def test_tables_pasted_as_pictures_into_a_docx(name: str, scan_cache: Path) -> None:
+    """pingtan's requests table spans two pages, so two pictures: joined as a table cut by a page break."""
     from ocr_scans import pictures_docx
 
-    docx_bytes = pictures_docx((DOCUMENTS / "hongze-2023.pdf").read_bytes(), 200)
-    _check_pictures(extract_result(docx_bytes, "pictures.docx"), "hongze-2023.pdf")
+    docx_bytes = pictures_docx((DOCUMENTS / name).read_bytes(), 200)
+    _check_pictures(extract_result(docx_bytes, "pictures.docx"), name)
+
+
+@pytest.mark.ocr_sweep
+@_SWEEP_ONLY
+@pytest.mark.parametrize("name", PICTURED)
+def test_tables_pasted_as_pictures_into_an_html_page(name: str) -> None:
+    from ocr_scans import pictures_html
+
+    _check_pictures(extract_result(pictures_html((DOCUMENTS / name).read_bytes(), 200), "pictures.html"), name)
 
 
 @pytest.mark.ocr_sweep

@@ -8,7 +8,6 @@ Nothing here downloads: RapidOCR's models ship inside its wheel.
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -29,22 +28,9 @@ class Limits:
     # document short that a quiet one reads whole. A 5-page report at 200 dpi takes ~50.
     budget: float = 300.0
     dpi: int = 200  # rendering of scanned PDF pages: every gold cell at 200 dpi, ~4 s a page on one core
-    threads: int = 2  # ONNX threads per worker process
+    threads: int = 2  # ONNX threads per worker process (the model is loaded once, with the first document's)
 
 
-def limits() -> Limits:
-    """The limits in force: GONGKAI_OCR_MAX_PAGES, GONGKAI_OCR_BUDGET, GONGKAI_OCR_DPI and GONGKAI_OCR_THREADS (validated by
-    gongkai/settings.py on the command line; read here because extraction runs in worker processes)."""
-    default = Limits()
-    try:
-        return Limits(
-            max_pages=max(1, int(os.environ.get("GONGKAI_OCR_MAX_PAGES", default.max_pages))),
-            budget=max(1.0, float(os.environ.get("GONGKAI_OCR_BUDGET", default.budget))),
-            dpi=min(600, max(72, int(os.environ.get("GONGKAI_OCR_DPI", default.dpi)))),
-            threads=min(64, max(1, int(os.environ.get("GONGKAI_OCR_THREADS", default.threads)))),
-        )
-    except ValueError:
-        return default
 
 
 def available() -> bool:
@@ -69,7 +55,7 @@ _PICTURE_TABLE = re.compile(r"^(?:unreadable table: page (\d+) shows the labels 
                             r"|page (\d+): an image without a text layer)")
 
 
-def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document) -> None:
+def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document, bounds: Limits) -> None:
     """A PDF with a text layer whose tables the reader saw named but found no grid for: read the pictures on
     those pages (only them) by OCR, into `doc`. Without the extra, the reader's warning says how to get it."""
     pages = sorted({int(m.group(1) or m.group(2)) for w in doc.warnings if (m := _PICTURE_TABLE.match(w))})
@@ -83,11 +69,12 @@ def read_pdf_pictures(data: bytes, lock: threading.Lock, doc: Document) -> None:
 
     # The tables' pictures may sit on other pages than those the reader named (a heading on page 2, the picture
     # on page 3): every page's pictures are candidates, the pages' own text is never OCR'd.
-    read_page_pictures(data, lock, pages, doc)
+    read_page_pictures(data, lock, pages, doc, bounds)
 
 
-def read_docx_pictures(doc: Document, images: Callable[[], Iterable[bytes]]) -> None:
-    """A DOCX with pictures and no standard table in its own tables: read the pictures by OCR, into `doc`."""
+def read_document_pictures(doc: Document, images: Callable[[], Iterable[bytes]], bounds: Limits) -> None:
+    """A DOCX or an HTML page with pictures and no standard table in its own tables: read the pictures by OCR,
+    into `doc`. `images`: the pictures' bytes in body order (called only when they are to be read)."""
     if not doc.pictures:
         return
     from gongkai.extractors.mapping import detect_template
@@ -100,4 +87,4 @@ def read_docx_pictures(doc: Document, images: Callable[[], Iterable[bytes]]) -> 
         return
     from gongkai.extractors.ocr.pictures import read_pictures
 
-    read_pictures(((data, None) for data in images()), doc)
+    read_pictures(((data, None) for data in images()), doc, bounds)

@@ -55,6 +55,12 @@ def snap(text: str) -> str | None:
     return None
 
 
+def is_label(text: str) -> bool:
+    """Whether an OCR'd text is one of the schema's labels, as read or once snapped."""
+    norm = normalize_label(text)
+    return len(norm) >= 2 and (best_score(norm, _labels()) >= CONTAINED or snap(norm) is not None)
+
+
 # Not labels: article references that title a section of table 二 (第二十条第（一）项), and bracketed notes.
 _NOT_A_LABEL = re.compile(r"^第[一二三四五六七八九十百]+条|^[（(].*[）)]$")
 

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pypdfium2 as pdfium
 
-from gongkai.extractors.model import Document, Table, TextBlock, UnreadableDocument
-from gongkai.extractors.ocr import Limits, limits
-from gongkai.extractors.ocr.engine import Image
-from gongkai.extractors.ocr.labels import snap_table
+from gongkai.extractors.model import Document, TextBlock, UnreadableDocument
+from gongkai.extractors.ocr import Limits
+from gongkai.extractors.ocr.assemble import tables_of
+from gongkai.extractors.ocr.engine import Image, configure
 from gongkai.extractors.ocr.page import PageText, read_page
 from gongkai.extractors.ocr.summary import summarise
 
@@ -21,9 +21,9 @@ BLANK_SHARE = 0.0005  # a page with less ink than this share of its pixels is bl
 MAX_PAGES_SEARCHED = 500  # pages looked at for pictures (as the PDF reader reads at most 500)
 
 
-def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits | None = None) -> Document:
+def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits) -> Document:
     """The document model of an image-only PDF; `reason` is the error raised when OCR reads no text either."""
-    bounds = bounds or limits()
+    configure(bounds.threads)
     started = time.process_time()
     warnings: list[str] = []
     pages: list[PageText] = []
@@ -50,16 +50,11 @@ def read_scanned(data: bytes, lock: threading.Lock, reason: str, bounds: Limits 
     finally:
         with lock:
             pdf.close()
-    if not any(p.lines or p.tables for p in pages):
+    if not any(p.lines or p.grids or p.tables for p in pages):
         raise UnreadableDocument(f"{reason}, and OCR read no text on it")
-    tables: list[Table] = []
-    for p in pages:
-        for t in p.tables:
-            t.index = len(tables) + 1
-            snap_table(t, warnings, f"page {p.number}")
-            tables.append(t)
-    blocks = [TextBlock(line, p.number) for p in pages for line in p.lines]
-    warnings += summarise(pages, "page")
+    tables = tables_of(pages, warnings, "page")
+    blocks = [TextBlock(line.text, p.number) for p in pages for line in p.lines]
+    warnings += summarise(pages, "page", len(tables))
     return Document(
         format="pdf",
         blocks=blocks,
@@ -82,11 +77,11 @@ def _title(blocks: list[TextBlock]) -> str | None:
     return blocks[0].text if blocks else None
 
 
-def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc: Document, bounds: Limits | None = None) -> None:
+def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc: Document, bounds: Limits) -> None:
     """A PDF with a text layer whose tables may be pictures (the reader `named` pages that show a table's labels
     but no grid, or only an image): the pictures on its pages are rendered and read, into `doc` in place, up to
     the page cap and the time budget. The pages' own text is never OCR'd."""
-    bounds = bounds or limits()
+    configure(bounds.threads)
     started = time.process_time()
     read: list[PageText] = []
     with lock:
@@ -110,16 +105,13 @@ def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc:
                 if min(part.shape) < 100:
                     continue  # a rule, a logo
                 found = read_page(part.copy(), bounds.dpi, number, origin=(x0, top))
-                if found.tables:
+                if found.grids or found.tables:
                     read.append(found)
     finally:
         with lock:
             pdf.close()
-    for found in read:
-        for table in found.tables:
-            table.index = len(doc.tables) + 1
-            snap_table(table, doc.warnings, f"picture on page {found.number}")
-            doc.tables.append(table)
+    tables = tables_of(read, doc.warnings, "picture on page", len(doc.tables) + 1)
+    doc.tables.extend(tables)
     pages_read = {p.number for p in read}
     # the pages whose tables OCR read no longer lack them
     if read:  # the reader's "no grid" and "image without text" on the pages named were these pictures
@@ -129,8 +121,8 @@ def read_page_pictures(data: bytes, lock: threading.Lock, named: list[int], doc:
     for index, table in enumerate(doc.tables, start=1):
         table.index = index
     if read:
-        doc.ocr_pages = sorted(pages_read - {None})  # type: ignore[arg-type]
-        doc.warnings.extend(summarise(read, "page"))
+        doc.ocr_pages = sorted(pages_read)
+        doc.warnings.extend(summarise(read, "page", len(tables)))
 
 
 def _picture_areas(pdf: pdfium.PdfDocument, index: int, dpi: int) -> tuple[list[tuple[float, float, float, float]], Image]:

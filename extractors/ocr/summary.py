@@ -9,12 +9,13 @@ LOW_CONFIDENCE = 0.9
 READ_BY_OCR = "read by OCR:"  # the prefix of the summary warning (extract.py tells OCR'd reports by it)
 
 
-def summarise(pages: list[PageText], unit: str) -> list[str]:
+def summarise(pages: list[PageText], unit: str, n_tables: int) -> list[str]:
+    """`n_tables`: the tables the pages gave, once parts cut by page breaks were joined."""
     if not pages:
         return []
     scores = [s for p in pages for s in p.confidences]
-    where = ", ".join(str(p.number) for p in pages if p.number is not None) or str(len(pages))
-    out = [f"{READ_BY_OCR} {unit}s {where}; {sum(len(p.tables) for p in pages)} table(s), {len(scores)} cells"
+    where = ", ".join(str(p.number) for p in pages)
+    out = [f"{READ_BY_OCR} {unit}s {where}; {n_tables} table(s), {len(scores)} cells"
            + (f", lowest confidence {min(scores):.2f}" if scores else "")]
     turned = [f"{unit} {p.number} by {p.skew:+.1f}°" for p in pages if p.skew]
     if turned:

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            result = extract_result(path.read_bytes(), str(path))
+            result = extract_result(path.read_bytes(), str(path), ocr_limits=args.settings.ocr_limits())
         except (UnreadableDocument, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             print(f"gongkai: {path}: unreadable: {reason}", file=sys.stderr)
