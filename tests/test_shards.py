@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from s3_fixture import S3Server
 from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flight_peaks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,8 @@ class Cluster:
     portal: ShardPortal
     registry: Path
     env: dict[str, str]
-    archive: Path
+    archive: str  # s3://bucket/archive on the loopback S3 server
+    s3: S3Server
     workers: list[Worker] = field(default_factory=list)
 
     def start_worker(self, name: str, **extra_env: str) -> Worker:
@@ -136,10 +138,15 @@ class Cluster:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
         self.db_url = admin.rsplit("/", 1)[0] + f"/{database}"
-        archive = str(self.folder / f"archive-{name}")
-        self.env |= {"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": archive}
-        os.environ.update({"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": archive})
-        self.archive = Path(archive)
+        self.archive = f"s3://{self.s3.make_bucket()}/archive"
+        self.env |= {"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": self.archive}
+        os.environ.update({"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": self.archive})
+
+    def archived(self) -> list[str]:
+        """Every object under the archive's prefix."""
+        bucket, _, prefix = self.archive.removeprefix("s3://").partition("/")
+        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         from gongkai.warehouse import open_warehouse
@@ -178,7 +185,7 @@ def _start_prefect_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres_server: str) -> Iterator[Cluster]:
+def cluster(postgres_server: str, s3_server: S3Server) -> Iterator[Cluster]:
     import psycopg
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -189,20 +196,21 @@ def cluster(postgres_server: str) -> Iterator[Cluster]:
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
     db_url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
     server, api_url = _start_prefect_server(folder)
-    archive = str(folder / "archive")  # one archive every worker writes to
+    archive = f"s3://{s3_server.make_bucket()}/archive"  # one archive every worker writes to
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GONGKAI_"))} | {
         "PYTHONPATH": str(ROOT), "PREFECT_API_URL": api_url, "PREFECT_HOME": str(folder / "prefect-client"),
         "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_HEARTBEAT_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "0",
-        "GONGKAI_DB": db_url, "GONGKAI_ARCHIVE": archive, "GONGKAI_EXTRACT_PROCESSES": "0"}
-    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "GONGKAI_DB", "GONGKAI_ARCHIVE", "GONGKAI_DATA", "GONGKAI_EXTRACT_PROCESSES")}
+        "GONGKAI_DB": db_url, "GONGKAI_ARCHIVE": archive, "GONGKAI_EXTRACT_PROCESSES": "0"} | s3_server.env()
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "GONGKAI_DB", "GONGKAI_ARCHIVE", "GONGKAI_DATA", "GONGKAI_EXTRACT_PROCESSES",
+                                            *s3_server.env())}
     os.environ.update({"PREFECT_API_URL": api_url, "GONGKAI_DB": db_url, "GONGKAI_ARCHIVE": archive,
-                       "GONGKAI_DATA": str(folder / "data-parent"), "GONGKAI_EXTRACT_PROCESSES": "0"})
+                       "GONGKAI_DATA": str(folder / "data-parent"), "GONGKAI_EXTRACT_PROCESSES": "0"} | s3_server.env())
     try:
         with temporary_settings({PREFECT_API_URL: api_url}), ShardPortal(HOSTS) as portal:
             registry = folder / "registry.toml"
             registry.write_text(portal.registry(PORTALS), "utf-8")
-            cluster = Cluster(api_url, db_url, folder, portal, registry, env, Path(archive))
+            cluster = Cluster(api_url, db_url, folder, portal, registry, env, archive, s3_server)
             try:
                 yield cluster
             finally:
@@ -220,10 +228,6 @@ def cluster(postgres_server: str) -> Iterator[Cluster]:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-
-
-def _archived(archive: Path) -> list[Path]:
-    return [p for p in archive.rglob("*") if p.is_file()]
 
 
 def _assert_each_report_once(cluster: Cluster) -> None:
@@ -259,8 +263,8 @@ def test_a_sharded_nightly_loads_each_report_once_shares_the_state_and_keeps_eac
                                 "WHERE a.division_code = '110099'")
     assert n_rows == len(REPORT_YEARS)
     documents = {sha for (sha,) in cluster.query("SELECT sha256 FROM documents")}
-    archived = _archived(cluster.archive)
-    assert sorted(p.name for p in archived) == sorted(documents)  # every file once, nothing half-written beside it
+    archived = cluster.archived()
+    assert sorted(key.rsplit("/", 1)[1] for key in archived) == sorted(documents)  # every file once, nothing else
     assert summary["counts"]["new"] == len({a for _, _, a in PORTALS}) * len(REPORT_YEARS)
     runs = cluster.query("SELECT kind, status FROM runs ORDER BY run_id")
     assert sorted(runs) == [("crawl-nightly", "completed"), ("crawl-nightly-shard", "completed"), ("crawl-nightly-shard", "completed")]
