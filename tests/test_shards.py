@@ -286,10 +286,12 @@ def test_a_worker_killed_mid_shard_leaves_nothing_partial_and_the_rerun_complete
     cluster.use_fresh_warehouse("killed")
     victim = cluster.start_worker("victim", **{PAUSE_IN_LOAD: "60"})
 
+    import contextvars
     import threading
 
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), cluster.nightly(), strict=True)))
+    context = contextvars.copy_context()  # Prefect's settings (the test server's URL) live in a context variable
+    thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), context.run(cluster.nightly), strict=True)))
     thread.start()
     # the victim takes a shard, writes a report row and sleeps inside the transaction: kill it there
     _wait_for(lambda: b"paused inside the load transaction" in victim.log.read_bytes(), 120, "the victim's load to pause")
