@@ -164,7 +164,7 @@ def register_shard_deployment(pool: str) -> Any:
     """The shard deployment on `pool` (registered again each run: idempotent). Its entrypoint is the module path
     gongkai.flows.shards:shard_flow, imported from the gongkai installed beside each worker: no code is copied, and
     workers on other machines need only the same gongkai version."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.types.entrypoint import EntrypointType
 
     deployment = shard_flow.to_deployment(
         name=DEPLOYMENT_NAME, work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
@@ -224,7 +224,8 @@ def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
                 run = client.read_flow_run(s.flow_run_id)
                 s.state = run.state_type.value if run.state_type else "SCHEDULED"
                 s.message = run.state.message if run.state else None
-                s.worker = (run.labels or {}).get("prefect.worker.name") or s.worker
+                label = (run.labels or {}).get("prefect.worker.name")
+                s.worker = str(label) if label else s.worker
                 if s.state in _FINAL:
                     continue
                 silent = _silent_for(workers.get(s.worker), now) if s.worker and s.state in ("RUNNING", "PENDING") else None
@@ -347,7 +348,7 @@ def run_sharded(
                                 "token": token, "years": years, "registry_file": registry_file, "demo_port": demo_port,
                                 "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}},
                 )
-                runs.append(ShardRun(i, ids, flow_run.id))
+                runs.append(ShardRun(i, ids, flow_run.id))  # type: ignore[union-attr]  # sync call: a FlowRun
             stopped = _wait(runs, pool, deadline)
             _read_summaries(runs)
             _mark_lost_rows(warehouse, runs)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from s3_fixture import S3Server
 from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flight_peaks
 
@@ -124,7 +123,6 @@ class Cluster:
         from gongkai.cli import main
 
         self.portal.clear()
-        out = self.folder / "nightly.json"
         code = main(["nightly", "--shards", "2", "--pool", POOL, "--registry", str(self.registry), "--delay", str(DELAY),
                      "--concurrency", str(CONCURRENCY), "--shard-deadline", "120", "--json", *extra])
         return code, _last_summary(self.folder / "data-parent"), self.portal.clear()
