@@ -4,6 +4,7 @@ parent makes of its shards' summaries, a lost shard included."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,33 @@ def test_the_parent_sums_its_shards_and_fails_the_portals_of_a_lost_one() -> Non
     assert "stopped sending heartbeats" in merged["portals"]["b"]["error"]
     assert [(s["shard"], s["worker"], s["run_id"], s["lost"] is not None) for s in merged["shards"]] == [
         (1, "w1", 5, False), (2, "w2", None, True)]
+
+
+SHARD_MISTAKES = [
+    (["nightly", "--shards", "0"], {}, "--shards"),
+    (["nightly", "--shards", "2"], {}, "PREFECT_API_URL"),
+    (["backfill", "--years", "2020", "--shards", "2"], {}, "PREFECT_API_URL"),
+    (["nightly", "--shards", "2"], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, "PostgreSQL"),
+    (["nightly", "--shards", "2", "--db", "postgresql://u@127.0.0.1:9/w"], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, "--db"),
+    (["worker"], {}, "PREFECT_API_URL"),
+    (["worker"], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, "PostgreSQL"),
+]
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), SHARD_MISTAKES, ids=[" ".join(a) + " " + ",".join(e) for a, e, _ in SHARD_MISTAKES])
+def test_a_sharded_run_without_what_it_needs_is_one_line_exit_2(argv: list[str], env: dict[str, str], named: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from gongkai.cli import main
+
+    monkeypatch.setenv("GONGKAI_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # no profile naming a server
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH", "GONGKAI_DB"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        raise SystemExit(main(argv))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and named in err, err
+    assert not (tmp_path / "data").exists()  # nothing started: no warehouse, no Prefect
