@@ -207,7 +207,7 @@ class ShardRun:
 def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
     """Until every shard ended, its worker died or the deadline passed; True when the parent was asked to stop."""
     from prefect.client.orchestration import get_client
-    from prefect.states import Cancelling, Crashed
+    from prefect.states import Cancelled, Cancelling, Crashed
 
     from gongkai.stopping import stop_requested
 
@@ -235,7 +235,8 @@ def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
                 elif stopping or late:
                     s.lost = "the run was stopped" if stopping else f"not finished within the deadline of {deadline_s:.0f} s"
                     # a worker kills the flow run's process on Cancelling; one that never started is simply cancelled
-                    client.set_flow_run_state(s.flow_run_id, Cancelling(message=s.lost), force=True)
+                    ending = Cancelled if s.state == "SCHEDULED" else Cancelling
+                    client.set_flow_run_state(s.flow_run_id, ending(message=s.lost), force=True)
             if stopping:
                 return True
             time.sleep(POLL_S)
@@ -260,13 +261,14 @@ def _read_summaries(shards: list[ShardRun]) -> None:
 
 
 def _mark_lost_rows(warehouse: Any, shards: list[ShardRun]) -> None:
-    """A lost shard's `runs` row, left 'running' by its killed process, becomes 'crashed' (or 'interrupted')."""
+    """The `runs` row of a shard that left no summary (its worker killed, its process crashed, cancelled), still
+    'running' because its process never got to finish it, becomes 'crashed' (or 'interrupted' when stopped)."""
     from gongkai.warehouse.store import utcnow
 
     for s in shards:
-        if s.lost is None:
+        if s.summary is not None:
             continue
-        status = "interrupted" if s.lost == "the run was stopped" else "crashed"
+        status = "interrupted" if s.lost == "the run was stopped" or s.state == "CANCELLED" else "crashed"
         with warehouse.db.transaction():
             warehouse.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
                                  [status, utcnow(), f"%{s.flow_run_id}%"])
