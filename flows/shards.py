@@ -89,13 +89,31 @@ def _shard(
     registry_file: str | None = None,
     demo_port: int | None = None,
     politeness: dict[str, Any] | None = None,
+    all_documents: bool = False,
+    older_than: str | None = None,
 ) -> Any:
-    """Crawl these portals (registry ids) as part of run `parent_run`, with the per-host limits on the Prefect server."""
+    """Crawl these portals (registry ids) as part of run `parent_run`, with the per-host limits on the Prefect server;
+    or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
+    from prefect.artifacts import Artifact
     from prefect.runtime import flow_run
 
     from gongkai.flows.crawl import final_state, run_crawl
 
     settings = load_settings()
+    run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
+    if kind == "reprocess":
+        from gongkai.flows.ingest import MAX_THREADS
+        from gongkai.flows.plain import plain_tasks
+        from gongkai.flows.reprocess import reprocess_flow
+
+        _check_same_warehouse(settings, parent_run, token)
+        index, _, count = shard.partition("/")
+        with plain_tasks(MAX_THREADS):
+            summary = reprocess_flow.fn(all_documents=all_documents, older_than=older_than, settings=settings,
+                                        shard=[int(index), int(count)], run_params=run_params)
+        Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
+                 data=_for_parent(summary)).create()
+        return summary
     registry = load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port)
     missing = sorted(set(portal_ids) - {p.id for p in registry})
     if missing:
@@ -104,9 +122,7 @@ def _shard(
     _check_same_warehouse(settings, parent_run, token)
     summary = run_crawl(f"{kind}-shard", years=years, agencies=portal_ids, registry_file=registry_file, demo_port=demo_port,
                         politeness=(politeness or {}) | {"prefect_limits": True}, settings=settings,
-                        run_params={"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)})
-    from prefect.artifacts import Artifact
-
+                        run_params=run_params)
     Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
              data=_for_parent(summary)).create()
     return final_state(summary)
@@ -302,6 +318,73 @@ def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
     return merged
 
 
+def _submit(deployment_id: Any, kind: str, parent_run: int, token: str, parts: list[list[str]],
+            common: dict[str, Any]) -> list[ShardRun]:
+    """One flow run of the shard deployment per part, returned at once (the workers pick them up)."""
+    from prefect.deployments import run_deployment
+
+    runs = []
+    for i, ids in enumerate(parts, 1):
+        flow_run = run_deployment(
+            deployment_id, timeout=0, flow_run_name=f"{kind}-run-{parent_run}-shard-{i}-of-{len(parts)}",
+            parameters={"kind": kind, "portal_ids": ids, "shard": f"{i}/{len(parts)}", "parent_run": parent_run,
+                        "token": token} | common,
+        )
+        runs.append(ShardRun(i, ids, flow_run.id))  # type: ignore[union-attr]  # called outside an event loop: a FlowRun
+    return runs
+
+
+def _ready(pool: str, settings: Settings) -> Any:
+    """The pool, the deployment and a worker, or one line saying what is missing; the deployment's id."""
+    url = settings.database_url
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ShardError(f"--shards needs a PostgreSQL warehouse that every worker reaches (GONGKAI_DB), not {url}")
+    ensure_pool(pool)
+    deployment_id = register_shard_deployment(pool)
+    if not online_workers(pool):
+        raise ShardError(f"no worker has joined work pool {pool}: start one per machine with `gongkai worker --pool {pool}`")
+    return deployment_id
+
+
+def run_sharded_reprocess(
+    shards: int, *, all_documents: bool = False, older_than: str | None = None, settings: Settings | None = None,
+    pool: str = DEFAULT_POOL, deadline_s: float | None = None,
+) -> dict[str, Any]:
+    """`gongkai reprocess --shards N`: the archive's documents split by digest into N flow runs on the workers; the
+    summary as `reprocess` prints it, a lost shard counted as one failed document naming why."""
+    from gongkai.flows.ingest import summary_of
+    from gongkai.warehouse import IngestOutcome, open_warehouse, recorded_run
+
+    settings = settings or load_settings()
+    deployment_id = _ready(pool, settings)
+    deadline = deadline_s if deadline_s is not None else 2 * settings.extract_timeout + 3600
+    started, token = time.perf_counter(), uuid.uuid4().hex
+    params = {"all": all_documents, "older_than": older_than, "shards": shards, "pool": pool, "token": token}
+    with open_warehouse(settings.database_url) as warehouse:
+        with recorded_run(warehouse, "reprocess", params) as run:
+            runs = _submit(deployment_id, "reprocess", run.run_id, token, [[] for _ in range(shards)],
+                           {"all_documents": all_documents, "older_than": older_than})
+            stopped = _wait(runs, pool, deadline)
+            _read_summaries(runs)
+            _mark_lost_rows(warehouse, runs)
+            documents: list[dict[str, Any]] = []
+            for s in runs:
+                if s.summary is None:
+                    why = s.lost or f"shard flow run ended {s.state}" + (f": {s.message}" if s.message else "")
+                    run.add(IngestOutcome("", "failed", f"shard {s.index}/{shards}", reason=why))
+                    continue
+                for outcome, n in s.summary["counts"].items():
+                    run.counts[outcome] = run.counts.get(outcome, 0) + n
+                run.checks_failing += s.summary["checks_failing"]
+                documents += s.summary["documents"]
+            run.interrupted = stopped
+    summary = summary_of(run, time.perf_counter() - started)
+    summary["documents"] += documents
+    summary["shards"] = [{"shard": s.index, "flow_run": str(s.flow_run_id), "state": s.state, "worker": s.worker,
+                          "run_id": (s.summary or {}).get("run_id"), "lost": s.lost} for s in runs]
+    return summary
+
+
 def run_sharded(
     kind: str,
     shards: int,
@@ -317,8 +400,6 @@ def run_sharded(
 ) -> dict[str, Any]:
     """The parent's body: split, submit, wait, sum; recorded in `runs` as one `crawl-<kind>` run whose shards are
     `crawl-<kind>-shard` runs. Returns the run summary (stored beside the warehouse like any crawl's)."""
-    from prefect.deployments import run_deployment
-
     from gongkai.flows.crawl import FAILED_PORTAL, _opened_or_recorded, _store_summary, _summary_artifact
     from gongkai.flows.logs import run_logger
     from gongkai.warehouse import IngestOutcome, recorded_run
@@ -326,14 +407,9 @@ def run_sharded(
     settings = settings or load_settings()
     log = run_logger(__name__)
     url = settings.database_url
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ShardError(f"--shards needs a PostgreSQL warehouse that every worker reaches (GONGKAI_DB), not {url}")
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
     groups = shard_portals(portals, shards)
-    ensure_pool(pool)
-    deployment_id = register_shard_deployment(pool)
-    if not online_workers(pool):
-        raise ShardError(f"no worker has joined work pool {pool}: start one per machine with `gongkai worker --pool {pool}`")
+    deployment_id = _ready(pool, settings)
     deadline = deadline_s if deadline_s is not None else 2 * settings.crawl_portal_deadline + 600
     started, started_at, token = time.perf_counter(), now_iso(), uuid.uuid4().hex
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies, "shards": len(groups), "pool": pool,
@@ -341,16 +417,9 @@ def run_sharded(
     log.info("%s crawl of %d portals in %d shards on work pool %s", kind, len(portals), len(groups), pool)
     with _opened_or_recorded(url, kind, started_at, settings.data_dir) as warehouse:
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
-            runs = []
-            for i, group in enumerate(groups, 1):
-                ids = [p.id for p in group]
-                flow_run = run_deployment(
-                    deployment_id, timeout=0, flow_run_name=f"{kind}-run-{run.run_id}-shard-{i}-of-{len(groups)}",
-                    parameters={"kind": kind, "portal_ids": ids, "shard": f"{i}/{len(groups)}", "parent_run": run.run_id,
-                                "token": token, "years": years, "registry_file": registry_file, "demo_port": demo_port,
-                                "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}},
-                )
-                runs.append(ShardRun(i, ids, flow_run.id))  # type: ignore[union-attr]  # sync call: a FlowRun
+            runs = _submit(deployment_id, kind, run.run_id, token, [[p.id for p in group] for group in groups], {
+                "years": years, "registry_file": registry_file, "demo_port": demo_port,
+                "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}})
             stopped = _wait(runs, pool, deadline)
             _read_summaries(runs)
             _mark_lost_rows(warehouse, runs)
@@ -385,10 +454,19 @@ def _sharded(
     settings: Settings | None = None,
     pool: str = DEFAULT_POOL,
     deadline_s: float | None = None,
+    all_documents: bool = False,
+    older_than: str | None = None,
 ) -> Any:
     """The parent flow run: ends Failed naming what failed (a lost shard's portals too), Cancelled when stopped."""
     from gongkai.flows.crawl import final_state
 
+    if kind == "reprocess":
+        from prefect.states import Failed
+
+        summary = run_sharded_reprocess(shards, all_documents=all_documents, older_than=older_than, settings=settings, pool=pool,
+                                        deadline_s=deadline_s)
+        failed = summary["counts"].get("failed", 0)
+        return Failed(message=f"{failed} document(s) or shard(s) failed", data=summary) if failed else summary
     return final_state(run_sharded(kind, shards, years=years, agencies=agencies, registry_file=registry_file,
                                    demo_port=demo_port, politeness=politeness, settings=settings, pool=pool,
                                    deadline_s=deadline_s))

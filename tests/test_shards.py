@@ -277,6 +277,24 @@ def test_a_sharded_nightly_loads_each_report_once_shares_the_state_and_keeps_eac
     assert {s.name for s in (first_worker, second_worker)} <= cluster.online_workers()
 
 
+def test_reprocess_in_shards_reextracts_each_archived_document_once(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from gongkai.cli import main
+
+    if len(cluster.online_workers()) < 2:
+        cluster.start_worker("w1"), cluster.start_worker("w2")
+    documents = cluster.query("SELECT count(*) FROM documents")[0][0]
+    capsys.readouterr()
+    code = main(["reprocess", "--all", "--shards", "2", "--pool", POOL, "--shard-deadline", "120", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0, summary
+    assert {s["state"] for s in summary["shards"]} == {"COMPLETED"}, summary["shards"]
+    # the archive split by digest: every document re-extracted by exactly one shard, nothing changed
+    assert sum(summary["counts"].values()) == documents and summary["counts"]["changed"] == 0, summary["counts"]
+    runs = cluster.query("SELECT status, params FROM runs WHERE kind = 'reprocess' ORDER BY run_id")
+    assert [status for status, _ in runs] == ["completed"] * 3
+    assert sorted(json.loads(p).get("shard") or "parent" for _, p in runs) == ["1/2", "2/2", "parent"]
+
+
 def test_a_worker_killed_mid_shard_leaves_nothing_partial_and_the_rerun_completes_it(cluster: Cluster) -> None:
     for worker in cluster.workers:  # a fresh warehouse, archive and workers: one worker pauses inside its first load
         worker.kill()

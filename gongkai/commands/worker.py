@@ -19,7 +19,7 @@ DEFAULT_LIMIT = 1  # shards at once per worker: one shard already crawls its hos
 
 
 def add_shard_options(p: argparse.ArgumentParser) -> None:
-    """The flags of a sharded crawl (nightly, backfill)."""
+    """The flags of a sharded run (nightly, backfill, reprocess)."""
     from gongkai.flows.shards import DEFAULT_POOL
 
     p.add_argument("--shards", type=argtypes.positive_int, metavar="N",
@@ -44,8 +44,9 @@ def check_sharded(args: argparse.Namespace) -> str | None:
         return None
     from gongkai.prefect_server import prefect_server_configured
 
-    if args.db:
-        return "--db cannot be used with --shards: every worker reads its GONGKAI_DB (set it on the workers and here)"
+    if args.db or getattr(args, "archive", None):
+        flag, variable = ("--db", "GONGKAI_DB") if args.db else ("--archive", "GONGKAI_ARCHIVE")
+        return f"{flag} cannot be used with --shards: every worker reads its {variable} (set it on the workers and here)"
     if not prefect_server_configured():
         return "--shards needs a Prefect server its workers poll: set PREFECT_API_URL (see `gongkai worker --help`)"
     if not args.settings.database_url.startswith(("postgresql://", "postgres://")):
