@@ -125,7 +125,7 @@ class Cluster:
         self.portal.clear()
         code = main(["nightly", "--shards", "2", "--pool", POOL, "--registry", str(self.registry), "--delay", str(DELAY),
                      "--concurrency", str(CONCURRENCY), "--shard-deadline", "120", "--json", *extra])
-        return code, _last_summary(self.folder / "data-parent"), self.portal.clear()
+        return code, _last_summary(Path(os.environ["GONGKAI_DATA"])), self.portal.clear()
 
     def use_fresh_warehouse(self, name: str) -> None:
         """A new database and archive for this cluster's next runs and workers (the server keeps running)."""
@@ -138,7 +138,9 @@ class Cluster:
         self.db_url = admin.rsplit("/", 1)[0] + f"/{database}"
         self.archive = f"s3://{self.s3.make_bucket()}/archive"
         self.env |= {"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": self.archive}
-        os.environ.update({"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": self.archive})
+        # the parent's run summaries apart too: run ids start again at 1 in a new warehouse
+        os.environ.update({"GONGKAI_DB": self.db_url, "GONGKAI_ARCHIVE": self.archive,
+                           "GONGKAI_DATA": str(self.folder / f"data-parent-{name}")})
 
     def archived(self) -> list[str]:
         """Every object under the archive's prefix."""
