@@ -128,15 +128,16 @@ def run_crawl(
     state_file: str | None = None,
     politeness: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    run_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The body of both flows. Returns (and stores beside the warehouse) the run summary. Arguments left out come
+    """The body of both flows (and of each shard of a sharded run, flows/shards.py: `run_params` names it in `runs`). Returns (and stores beside the warehouse) the run summary. Arguments left out come
     from `settings` (read from the environment, once, when not given)."""
     settings = settings or load_settings()
     log = run_logger(__name__)
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
     fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
     archive = open_archive(archive_location or settings.archive_location)
-    params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies}
+    params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies} | (run_params or {})
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
     started, started_at = time.perf_counter(), now_iso()
     log.info("%s crawl of %d portals%s", kind, len(portals), f", years {years[0]}–{years[-1]}" if years else "")

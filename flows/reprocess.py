@@ -24,14 +24,23 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in version.strip().split("."))
 
 
+def in_shard(sha256: str, shard: tuple[int, int] | list[int] | None) -> bool:
+    """Whether a document belongs to shard (i, n), 1 ≤ i ≤ n, of a sharded reprocess: split by its digest."""
+    return shard is None or int(sha256[:8], 16) % shard[1] == shard[0] - 1
+
+
 def select_documents(
-    warehouse: Warehouse, *, all_documents: bool = False, older_than: str | None = None
+    warehouse: Warehouse, *, all_documents: bool = False, older_than: str | None = None,
+    shard: tuple[int, int] | list[int] | None = None,
 ) -> list[DocumentInfo]:
     """Documents to re-extract: all of them, or those whose newest extraction is older than `older_than`
-    (default: the current extractor version). A document never extracted (its extractor crashed) is always due."""
+    (default: the current extractor version). A document never extracted (its extractor crashed) is always due.
+    `shard` (i, n): only the i-th of n parts, by digest (flows/shards.py)."""
     threshold = version_tuple(older_than or extractor_version())
     chosen = []
     for doc, versions in warehouse.archived_documents():
+        if not in_shard(doc.sha256, shard):
+            continue
         newest = max((version_tuple(v) for v in versions), default=None)
         if all_documents or newest is None or newest < threshold:
             chosen.append(doc)
@@ -51,13 +60,16 @@ def reprocess_flow(
     archive_location: str | None = None,
     results_dir: str | None = None,
     settings: Settings | None = None,
+    shard: list[int] | None = None,
+    run_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     settings = settings or load_settings()
     archive = open_archive(archive_location or settings.archive_location)
     started = time.perf_counter()
     with open_warehouse(db_url or settings.database_url) as warehouse:
-        docs = select_documents(warehouse, all_documents=all_documents, older_than=older_than)
-        params = {"all": all_documents, "older_than": older_than, "extractor_version": extractor_version(), "documents": len(docs)}
+        docs = select_documents(warehouse, all_documents=all_documents, older_than=older_than, shard=shard)
+        params = {"all": all_documents, "older_than": older_than, "extractor_version": extractor_version(), "documents": len(docs),
+                  **(run_params or {})}
         with recorded_run(warehouse, "reprocess", params) as run:
             pipeline = open_pipeline(warehouse, archive, run, settings, results_dir)
             # --all re-extracts even what the cache holds for this version (e.g. a changed, unbumped extractor).

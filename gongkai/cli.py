@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gongkai.commands.status",
     "gongkai.commands.browse",
     "gongkai.commands.portals",
+    "gongkai.commands.worker",
 ]
 
 # the commands that write to the warehouse

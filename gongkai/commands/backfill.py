@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gongkai.commands.crawlcommon import add_crawl_options, check_portals, politeness, print_summary
+from gongkai.commands.worker import add_shard_options, check_sharded, sharded_summary
 from gongkai.settings import quiet_prefect
 
 # The regulation (政府信息公开条例) took effect on 1 May 2008: the first annual reports are on 2008. Reports before
@@ -34,7 +35,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("backfill", help="crawl listings back to past years and load those reports")
     p.add_argument("--years", type=parse_years, required=True, help="e.g. 2008-2023 or 2019,2021 (from 2008)")
     add_crawl_options(p)
-    p.set_defaults(func=run, check=check_portals)
+    add_shard_options(p)
+    p.set_defaults(func=run, check=lambda args: check_portals(args) or check_sharded(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from gongkai.flows import crawl
     from gongkai.flows.plain import run_flow
 
+    if args.shards:  # split by host over the work pool's workers (flows/shards.py); progress is in the Prefect UI
+        summary = sharded_summary("backfill", args, politeness(args), years=args.years)
+        print_summary(summary)
+        return 1 if any(p["status"] in crawl.FAILED_PORTAL for p in summary["portals"].values()) else 0
     with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as bar:
         task = bar.add_task(f"{args.years[0]}–{args.years[-1]}", total=0)

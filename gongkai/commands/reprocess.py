@@ -8,6 +8,7 @@ from typing import Any
 
 from gongkai import argtypes, settings
 from gongkai.commands.ingest import add_warehouse_options, print_summary, progress_bar
+from gongkai.commands.worker import add_shard_options, check_sharded
 
 
 def register(subparsers: Any) -> None:
@@ -19,18 +20,26 @@ def register(subparsers: Any) -> None:
         help="documents last extracted by an extractor older than VERSION (default: the current version)",
     )
     add_warehouse_options(p)
-    p.set_defaults(func=run)
+    add_shard_options(p)
+    p.set_defaults(func=run, check=check_sharded)
 
 
 def run(args: argparse.Namespace) -> int:
     settings.quiet_prefect()
     from gongkai.flows.reprocess import reprocess_archive
 
-    with progress_bar(None, "reprocess"):
-        summary = reprocess_archive(
-            all_documents=args.all, older_than=args.extractor_older_than, db_url=args.db, archive_location=args.archive,
-            settings=args.settings,
-        )
+    if args.shards:  # the archive split by digest over the work pool's workers (flows/shards.py)
+        from gongkai.flows.shards import run_sharded_command
+
+        summary = run_sharded_command(kind="reprocess", shards=args.shards, all_documents=args.all,
+                                      older_than=args.extractor_older_than, settings=args.settings, pool=args.pool,
+                                      deadline_s=args.shard_deadline)
+    else:
+        with progress_bar(None, "reprocess"):
+            summary = reprocess_archive(
+                all_documents=args.all, older_than=args.extractor_older_than, db_url=args.db, archive_location=args.archive,
+                settings=args.settings,
+            )
     print_summary(summary, args.json)
     if not args.json:
         # A new revision can differ only in warnings, provenance or checks: those are not "cells changed".

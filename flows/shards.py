@@ -1,0 +1,488 @@
+"""One crawl spread over Prefect workers: the registry's portals split into shards by host, each shard a flow run of
+the `gongkai-shard/shard` deployment on a process work pool, the parent waiting for them and summing their summaries.
+
+Why by host: politeness is per host, so all portals of one host go to one shard (and the per-host limits are also
+held on the Prefect server, `Politeness.prefect_limits`, forced on in every shard). Shards are balanced by number
+of portals and fixed for a given registry (sorted, no randomness), so a host's crawl state and history stay with it
+run after run.
+
+The workers share the warehouse (PostgreSQL: their GONGKAI_DB), the archive (GONGKAI_ARCHIVE, a shared folder or an
+s3:// URL) and the crawl state (kept in the warehouse). A shard calls the same `run_crawl` as `gongkai nightly`, with
+its portals as the `agencies` filter. Nothing secret travels as a flow-run parameter (they show in the Prefect UI):
+each worker reads its own environment; the parent passes its run's id and a token, and a shard whose warehouse does
+not hold that run refuses to crawl (a worker pointed at another warehouse would split the data).
+
+A shard whose worker stopped sending heartbeats (killed, machine gone) is marked Crashed by the parent, its `runs`
+row `crashed`, its portals failed in the summary: nothing it was loading stays half-loaded (each load is one
+transaction) and the next run crawls those portals again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gongkai.crawler.registry import Portal, load_registry, select
+from gongkai.flows.plain import prefect_flow
+from gongkai.logs import now_iso
+from gongkai.settings import Settings, load_settings
+
+FLOW_NAME = "gongkai-shard"
+DEPLOYMENT_NAME = "shard"
+DEFAULT_POOL = "gongkai"
+SUMMARY_KEY = "gongkai-shard-summary"  # the artifact a shard leaves for its parent (the full summary stays on the worker)
+POLL_S = 1.0  # how often the parent looks at its shards' states
+STALE_HEARTBEATS = 4  # a worker silent for this many heartbeat intervals (at least MIN_STALE_S) is taken for dead
+MIN_STALE_S = 10.0
+KEPT_QUIET = ("not_modified", "unchanged")  # outcomes a shard counts but does not list back to its parent
+
+
+class ShardError(RuntimeError):
+    """A sharded run that cannot start (no Prefect server, no worker, a DuckDB warehouse): one line for the operator."""
+
+
+def shard_portals(portals: list[Portal], shards: int) -> list[list[Portal]]:
+    """Portals in at most `shards` groups: portals sharing a host always together (politeness is per host), groups
+    balanced by number of portals (largest host groups first, each to the emptiest shard), the same split for the
+    same registry. Fewer host groups than shards: fewer shards."""
+    if shards < 1:
+        raise ValueError("shards must be at least 1")
+    owner: dict[str, str] = {}  # union-find over hosts: a portal with two hosts joins their groups
+
+    def root(host: str) -> str:
+        while owner.setdefault(host, host) != host:
+            owner[host] = owner[owner[host]]
+            host = owner[host]
+        return host
+
+    for portal in portals:
+        hosts = sorted(portal.hosts)
+        for other in hosts[1:]:
+            a, b = root(hosts[0]), root(other)
+            if a != b:
+                owner[max(a, b)] = min(a, b)
+    groups: dict[str, list[Portal]] = {}
+    for portal in portals:
+        key = root(min(portal.hosts)) if portal.hosts else f"portal:{portal.id}"
+        groups.setdefault(key, []).append(portal)
+    buckets: list[list[Portal]] = [[] for _ in range(shards)]
+    for _, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        emptiest = min(range(shards), key=lambda i: (len(buckets[i]), i))
+        buckets[emptiest].extend(group)
+    return [sorted(b, key=lambda p: p.id) for b in buckets if b]
+
+
+# --- the shard: one flow run on a worker ---------------------------------------------------------------------------
+
+def _shard(
+    kind: str,
+    portal_ids: list[str],
+    shard: str,
+    parent_run: int,
+    token: str,
+    years: list[int] | None = None,
+    registry_file: str | None = None,
+    demo_port: int | None = None,
+    politeness: dict[str, Any] | None = None,
+    all_documents: bool = False,
+    older_than: str | None = None,
+) -> Any:
+    """Crawl these portals (registry ids) as part of run `parent_run`, with the per-host limits on the Prefect server;
+    or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
+    from prefect.artifacts import Artifact
+    from prefect.runtime import flow_run
+
+    from gongkai.flows.crawl import final_state, run_crawl
+
+    settings = load_settings()
+    run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
+    if kind == "reprocess":
+        from gongkai.flows.ingest import MAX_THREADS
+        from gongkai.flows.plain import plain_tasks
+        from gongkai.flows.reprocess import reprocess_flow
+
+        _check_same_warehouse(settings, parent_run, token)
+        index, _, count = shard.partition("/")
+        with plain_tasks(MAX_THREADS):
+            summary = reprocess_flow.fn(all_documents=all_documents, older_than=older_than, settings=settings,
+                                        shard=[int(index), int(count)], run_params=run_params)
+        Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
+                 data=_for_parent(summary)).create()
+        return summary
+    registry = load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port)
+    missing = sorted(set(portal_ids) - {p.id for p in registry})
+    if missing:
+        raise ShardError(f"shard {shard}: portals {', '.join(missing[:5])} are not in this worker's registry "
+                         f"({registry_file or settings.registry_file}): give every worker the parent's registry")
+    _check_same_warehouse(settings, parent_run, token)
+    summary = run_crawl(f"{kind}-shard", years=years, agencies=portal_ids, registry_file=registry_file, demo_port=demo_port,
+                        politeness=(politeness or {}) | {"prefect_limits": True}, settings=settings,
+                        run_params=run_params)
+    Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
+             data=_for_parent(summary)).create()
+    return final_state(summary)
+
+
+shard_flow = prefect_flow(name=FLOW_NAME, validate_parameters=False, log_prints=False)(_shard)
+
+
+def _check_same_warehouse(settings: Settings, parent_run: int, token: str) -> None:
+    from gongkai.warehouse import open_warehouse
+
+    with open_warehouse(settings.database_url) as warehouse:
+        params = warehouse.db.scalar("SELECT params FROM runs WHERE run_id = ?", [parent_run])
+    if params is None or json.loads(params).get("token") != token:
+        raise ShardError(f"this worker's warehouse ({_redacted(settings.database_url)}) does not hold run {parent_run}: "
+                         "set GONGKAI_DB to the warehouse the sharded run writes to")
+
+
+def _redacted(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname or "").geturl() if parts.password else url
+
+
+def _for_parent(summary: dict[str, Any]) -> dict[str, Any]:
+    """The shard's summary without the documents that changed nothing (counted, not listed: a national crawl has
+    tens of thousands of 304s); the complete summary is in the worker's data folder (runs/<run_id>-<kind>.json)."""
+    documents = [d for d in summary["documents"] if d["outcome"] not in KEPT_QUIET]
+    return summary | {"documents": documents}
+
+
+# --- the parent ----------------------------------------------------------------------------------------------------
+
+def ensure_pool(pool: str) -> None:
+    """The process work pool, created when missing (as `prefect work-pool create --type process NAME` would)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_work_pool(pool)
+        except ObjectNotFound:
+            try:
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass  # created meanwhile by a worker's `gongkai worker`
+            return
+        if found.type != "process":
+            raise ShardError(f"work pool {pool} is of type {found.type}, not process")
+
+
+def register_shard_deployment(pool: str) -> Any:
+    """The shard deployment on `pool` (registered again each run: idempotent). Its entrypoint is the module path
+    gongkai.flows.shards:shard_flow, imported from the gongkai installed beside each worker: no code is copied, and
+    workers on other machines need only the same gongkai version."""
+    from prefect.types.entrypoint import EntrypointType
+
+    deployment = shard_flow.to_deployment(
+        name=DEPLOYMENT_NAME, work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
+        description="One shard of a sharded gongkai crawl (portals grouped by host); started by `gongkai nightly --shards N`.",
+        tags=["gongkai", "crawl", "shard"],
+    )
+    return deployment.apply()
+
+
+def online_workers(pool: str) -> dict[str, Any]:
+    """The pool's workers by name, with their last heartbeat (read now)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {w.name: w for w in client.read_workers_for_work_pool(pool)}
+
+
+def _silent_for(worker: Any, now: datetime) -> float | None:
+    """Seconds past the point where this worker should have sent its next heartbeats, or None while it is alive."""
+    if worker is None or worker.last_heartbeat_time is None:
+        return None
+    allowed = max(MIN_STALE_S, STALE_HEARTBEATS * float(worker.heartbeat_interval_seconds or 30))
+    silent = (now - worker.last_heartbeat_time).total_seconds()
+    return silent if silent > allowed else None
+
+
+@dataclass
+class ShardRun:
+    index: int
+    portals: list[str]
+    flow_run_id: Any
+    state: str = "SCHEDULED"
+    message: str | None = None
+    worker: str | None = None
+    summary: dict[str, Any] | None = None
+    lost: str | None = None  # why the parent gave up on it (crashed worker, deadline)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
+    """Until every shard ended, its worker died or the deadline passed; True when the parent was asked to stop."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Cancelling, Crashed
+
+    from gongkai.stopping import stop_requested
+
+    give_up_at = time.monotonic() + deadline_s
+    with get_client(sync_client=True) as client:
+        while True:
+            waiting = [s for s in shards if s.lost is None and s.state not in _FINAL]
+            if not waiting:
+                return False
+            stopping, late = stop_requested(), time.monotonic() > give_up_at
+            workers = {w.name: w for w in client.read_workers_for_work_pool(pool)}
+            now = datetime.now(UTC)
+            for s in waiting:
+                run = client.read_flow_run(s.flow_run_id)
+                s.state = run.state_type.value if run.state_type else "SCHEDULED"
+                s.message = run.state.message if run.state else None
+                label = (run.labels or {}).get("prefect.worker.name")
+                s.worker = str(label) if label else s.worker
+                if s.state in _FINAL:
+                    continue
+                silent = _silent_for(workers.get(s.worker), now) if s.worker and s.state in ("RUNNING", "PENDING") else None
+                if silent is not None:
+                    s.lost = f"worker {s.worker} stopped sending heartbeats {silent:.0f} s ago (killed or its machine is gone)"
+                    client.set_flow_run_state(s.flow_run_id, Crashed(message=s.lost), force=True)
+                elif stopping or late:
+                    s.lost = "the run was stopped" if stopping else f"not finished within the deadline of {deadline_s:.0f} s"
+                    # a worker kills the flow run's process on Cancelling; one that never started is simply cancelled
+                    ending = Cancelled if s.state == "SCHEDULED" else Cancelling
+                    client.set_flow_run_state(s.flow_run_id, ending(message=s.lost), force=True)
+            if stopping:
+                return True
+            time.sleep(POLL_S)
+
+
+_FINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+
+
+def _read_summaries(shards: list[ShardRun]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        for s in shards:
+            if s.lost is not None:
+                continue
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[SUMMARY_KEY])),
+                                          flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[s.flow_run_id])))
+            if found:
+                data = found[0].data
+                s.summary = json.loads(data) if isinstance(data, str) else data
+
+
+def _mark_lost_rows(warehouse: Any, shards: list[ShardRun]) -> None:
+    """The `runs` row of a shard that left no summary (its worker killed, its process crashed, cancelled), still
+    'running' because its process never got to finish it, becomes 'crashed' (or 'interrupted' when stopped)."""
+    from gongkai.warehouse.store import utcnow
+
+    for s in shards:
+        if s.summary is not None:
+            continue
+        status = "interrupted" if s.lost == "the run was stopped" or s.state == "CANCELLED" else "crashed"
+        with warehouse.db.transaction():
+            warehouse.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
+                                 [status, utcnow(), f"%{s.flow_run_id}%"])
+
+
+def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
+    """The shards' summaries as one run summary; a shard without one (lost, or it raised) fails its portals."""
+    merged: dict[str, Any] = {"portals": {}, "documents": [], "rejected": [], "noise": {}, "hosts": {}, "counts": {},
+                              "checks_failing": 0, "requests": 0}
+    for s in shards:
+        summary = s.summary
+        if summary is None:
+            why = s.lost or f"shard flow run ended {s.state}" + (f": {s.message}" if s.message else "")
+            for pid in s.portals:
+                merged["portals"][pid] = {"status": "failed", "error": f"shard {s.index}: {why}", "pages": 0, "listed": 0,
+                                          "listing_from_cache": False}
+            continue
+        merged["portals"] |= summary["portals"]
+        merged["documents"] += summary["documents"]
+        merged["rejected"] += summary.get("rejected") or []
+        merged["noise"] |= summary.get("noise") or {}
+        merged["hosts"] |= summary.get("hosts") or {}
+        for outcome, n in summary["counts"].items():
+            merged["counts"][outcome] = merged["counts"].get(outcome, 0) + n
+        merged["checks_failing"] += summary["checks_failing"]
+        merged["requests"] += summary["requests"]
+        if summary.get("interrupted"):
+            merged["interrupted"] = True
+    merged["shards"] = [{"shard": s.index, "portals": len(s.portals), "flow_run": str(s.flow_run_id), "state": s.state,
+                         "worker": s.worker, "run_id": (s.summary or {}).get("run_id"), "lost": s.lost} for s in shards]
+    return merged
+
+
+def _submit(deployment_id: Any, kind: str, parent_run: int, token: str, parts: list[list[str]],
+            common: dict[str, Any]) -> list[ShardRun]:
+    """One flow run of the shard deployment per part, returned at once (the workers pick them up)."""
+    from prefect.deployments import run_deployment
+
+    runs = []
+    for i, ids in enumerate(parts, 1):
+        flow_run = run_deployment(
+            deployment_id, timeout=0, flow_run_name=f"{kind}-run-{parent_run}-shard-{i}-of-{len(parts)}",
+            parameters={"kind": kind, "portal_ids": ids, "shard": f"{i}/{len(parts)}", "parent_run": parent_run,
+                        "token": token} | common,
+        )
+        runs.append(ShardRun(i, ids, flow_run.id))  # type: ignore[union-attr]  # called outside an event loop: a FlowRun
+    return runs
+
+
+def _ready(pool: str, settings: Settings) -> Any:
+    """The pool, the deployment and a worker, or one line saying what is missing; the deployment's id."""
+    url = settings.database_url
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ShardError(f"--shards needs a PostgreSQL warehouse that every worker reaches (GONGKAI_DB), not {url}")
+    ensure_pool(pool)
+    deployment_id = register_shard_deployment(pool)
+    if not online_workers(pool):
+        raise ShardError(f"no worker has joined work pool {pool}: start one per machine with `gongkai worker --pool {pool}`")
+    return deployment_id
+
+
+def run_sharded_reprocess(
+    shards: int, *, all_documents: bool = False, older_than: str | None = None, settings: Settings | None = None,
+    pool: str = DEFAULT_POOL, deadline_s: float | None = None,
+) -> dict[str, Any]:
+    """`gongkai reprocess --shards N`: the archive's documents split by digest into N flow runs on the workers; the
+    summary as `reprocess` prints it, a lost shard counted as one failed document naming why."""
+    from gongkai.flows.ingest import summary_of
+    from gongkai.warehouse import IngestOutcome, open_warehouse, recorded_run
+
+    settings = settings or load_settings()
+    deployment_id = _ready(pool, settings)
+    deadline = deadline_s if deadline_s is not None else 2 * settings.extract_timeout + 3600
+    started, token = time.perf_counter(), uuid.uuid4().hex
+    params = {"all": all_documents, "older_than": older_than, "shards": shards, "pool": pool, "token": token}
+    with open_warehouse(settings.database_url) as warehouse:
+        with recorded_run(warehouse, "reprocess", params) as run:
+            runs = _submit(deployment_id, "reprocess", run.run_id, token, [[] for _ in range(shards)],
+                           {"all_documents": all_documents, "older_than": older_than})
+            stopped = _wait(runs, pool, deadline)
+            _read_summaries(runs)
+            _mark_lost_rows(warehouse, runs)
+            documents: list[dict[str, Any]] = []
+            for s in runs:
+                if s.summary is None:
+                    why = s.lost or f"shard flow run ended {s.state}" + (f": {s.message}" if s.message else "")
+                    run.add(IngestOutcome("", "failed", f"shard {s.index}/{shards}", reason=why))
+                    continue
+                for outcome, n in s.summary["counts"].items():
+                    run.counts[outcome] = run.counts.get(outcome, 0) + n
+                run.checks_failing += s.summary["checks_failing"]
+                documents += s.summary["documents"]
+            run.interrupted = stopped
+    summary = summary_of(run, time.perf_counter() - started)
+    summary["documents"] += documents
+    summary["shards"] = [{"shard": s.index, "flow_run": str(s.flow_run_id), "state": s.state, "worker": s.worker,
+                          "run_id": (s.summary or {}).get("run_id"), "lost": s.lost} for s in runs]
+    return summary
+
+
+def run_sharded(
+    kind: str,
+    shards: int,
+    *,
+    years: list[int] | None = None,
+    agencies: list[str] | None = None,
+    registry_file: str | None = None,
+    demo_port: int | None = None,
+    politeness: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    pool: str = DEFAULT_POOL,
+    deadline_s: float | None = None,
+) -> dict[str, Any]:
+    """The parent's body: split, submit, wait, sum; recorded in `runs` as one `crawl-<kind>` run whose shards are
+    `crawl-<kind>-shard` runs. Returns the run summary (stored beside the warehouse like any crawl's)."""
+    from gongkai.flows.crawl import FAILED_PORTAL, _opened_or_recorded, _store_summary, _summary_artifact
+    from gongkai.flows.logs import run_logger
+    from gongkai.warehouse import IngestOutcome, recorded_run
+
+    settings = settings or load_settings()
+    log = run_logger(__name__)
+    url = settings.database_url
+    portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
+    groups = shard_portals(portals, shards)
+    deployment_id = _ready(pool, settings)
+    deadline = deadline_s if deadline_s is not None else 2 * settings.crawl_portal_deadline + 600
+    started, started_at, token = time.perf_counter(), now_iso(), uuid.uuid4().hex
+    params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies, "shards": len(groups), "pool": pool,
+              "token": token}
+    log.info("%s crawl of %d portals in %d shards on work pool %s", kind, len(portals), len(groups), pool)
+    with _opened_or_recorded(url, kind, started_at, settings.data_dir) as warehouse:
+        with recorded_run(warehouse, f"crawl-{kind}", params) as run:
+            runs = _submit(deployment_id, kind, run.run_id, token, [[p.id for p in group] for group in groups], {
+                "years": years, "registry_file": registry_file, "demo_port": demo_port,
+                "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}})
+            stopped = _wait(runs, pool, deadline)
+            _read_summaries(runs)
+            _mark_lost_rows(warehouse, runs)
+            summary = _merge(kind, runs)
+            for outcome, n in summary["counts"].items():
+                run.counts[outcome] = run.counts.get(outcome, 0) + n
+            run.checks_failing = summary["checks_failing"]
+            for pid, info in summary["portals"].items():
+                if info["status"] in FAILED_PORTAL:
+                    run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))
+            run.interrupted = stopped or bool(summary.get("interrupted"))
+        summary |= {"run_id": run.run_id, "kind": kind, "duration_s": round(time.perf_counter() - started, 3),
+                    "warehouse": warehouse.url, "started_at": started_at, "finished_at": now_iso()}
+        if run.interrupted:
+            summary["interrupted"] = True
+    _store_summary(summary, settings.data_dir)
+    for s in runs:
+        log.info("shard %d (%d portals): %s on %s%s", s.index, len(s.portals), s.state, s.worker or "no worker",
+                 f" — {s.lost}" if s.lost else "")
+    _summary_artifact(summary)
+    return summary
+
+
+def _sharded(
+    kind: str,
+    shards: int,
+    years: list[int] | None = None,
+    agencies: list[str] | None = None,
+    registry_file: str | None = None,
+    demo_port: int | None = None,
+    politeness: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    pool: str = DEFAULT_POOL,
+    deadline_s: float | None = None,
+    all_documents: bool = False,
+    older_than: str | None = None,
+) -> Any:
+    """The parent flow run: ends Failed naming what failed (a lost shard's portals too), Cancelled when stopped."""
+    from gongkai.flows.crawl import final_state
+
+    if kind == "reprocess":
+        from prefect.states import Failed
+
+        summary = run_sharded_reprocess(shards, all_documents=all_documents, older_than=older_than, settings=settings, pool=pool,
+                                        deadline_s=deadline_s)
+        failed = summary["counts"].get("failed", 0)
+        return Failed(message=f"{failed} document(s) or shard(s) failed", data=summary) if failed else summary
+    return final_state(run_sharded(kind, shards, years=years, agencies=agencies, registry_file=registry_file,
+                                   demo_port=demo_port, politeness=politeness, settings=settings, pool=pool,
+                                   deadline_s=deadline_s))
+
+
+sharded_flow = prefect_flow(name="gongkai-sharded-crawl", validate_parameters=False)(_sharded)
+
+
+def run_sharded_command(**parameters: Any) -> dict[str, Any]:
+    """What the commands call: the parent flow on the configured Prefect server; its summary, whatever its end."""
+    from gongkai.prefect_server import prefect_server_configured
+
+    if not prefect_server_configured():
+        raise ShardError("--shards needs a Prefect server with workers: set PREFECT_API_URL (see `gongkai worker --help`)")
+    state = sharded_flow(**parameters, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return dict(result)
