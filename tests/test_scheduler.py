@@ -10,14 +10,15 @@ import sys
 import threading
 import time
 import urllib.robotparser
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gongkai.crawler import transport
-from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+from gongkai.crawler import transport, urls
+from gongkai.crawler.crawl import CrawlContext, Fetch, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.registry import all_hosts, load_registry
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, Reservation
@@ -79,9 +80,10 @@ def portal() -> Iterator[Portal]:
 
 
 def crawl(portal: Portal, folder: Path, *, workers: int, delay: float = DELAY, concurrency: int = 2,
-          ingest: Any = None, **options: Any) -> tuple[Walk, CrawlScheduler, HostSlots, float]:
+          ingest: Any = None, hosts: int | None = None, **options: Any) -> tuple[Walk, CrawlScheduler, HostSlots, float]:
+    folder.mkdir(parents=True, exist_ok=True)
     reg = folder / "registry.toml"
-    reg.write_text(portal.registry(portal.ports), "utf-8")
+    reg.write_text(portal.registry(portal.ports[:hosts]), "utf-8")
     portals = load_registry(reg)
     archive = open_archive(folder / "archive")
 
@@ -151,6 +153,64 @@ def test_extraction_behind_holds_back_fetching_memory_stays_bounded(portal: Port
     assert len([d for d in walk.documents if d.outcome == "new"]) == HOSTS * 5  # nothing lost to the throttle
     assert scheduler.stats.throttled > 0
     assert scheduler.stats.peak_ingest_backlog <= 2 + 8  # the backlog, plus the fetches in flight when it filled
+
+
+def test_fetch_threads_grow_with_the_hosts_up_to_the_cap(portal: Portal, tmp_path: Path) -> None:
+    """A fixed pool (8 threads, the old GONGKAI_CRAWL_WORKERS) bounded a crawl of thousands of hosts; the threads are
+    now what the run's hosts can use (hosts × per-host concurrency), at most the cap."""
+    from gongkai.crawler.scheduler import fetch_threads
+
+    assert fetch_threads(3, 2, 256) == 6
+    assert fetch_threads(1000, 2, 256) == 256
+    assert fetch_threads(0, 2, 256) >= 1
+    _, few, _, _ = crawl(portal, tmp_path / "few", workers=256, delay=0.0, hosts=3)
+    _, many, _, _ = crawl(portal, tmp_path / "many", workers=256, delay=0.0)
+    _, capped, _, _ = crawl(portal, tmp_path / "capped", workers=16, delay=0.0)
+    assert (few.stats.fetch_threads, many.stats.fetch_threads, capped.stats.fetch_threads) == (6, 2 * HOSTS, 16)
+    assert few.stats.peak_fetching <= 6 and capped.stats.peak_fetching <= 16
+
+
+def test_each_url_is_parsed_once_between_the_scheduler_and_the_fetcher(portal: Portal, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler's host_of, its robots.txt check and the fetcher each read a URL (about 0.1 ms of CPU each time):
+    the parse is remembered, so a URL is parsed once per run, however often it is asked about."""
+    parsed: Counter[str] = Counter()
+    real = urls.parse_uncached
+
+    def counting(url: str) -> urls.SafeURL:
+        parsed[url] += 1
+        return real(url)
+
+    monkeypatch.setattr(urls, "parse_uncached", counting)
+    urls._parse_cached.cache_clear()
+    walk, _, _, _ = crawl(portal, tmp_path, workers=8, delay=0.0, hosts=4)
+    urls._parse_cached.cache_clear()
+    assert sorted(d.outcome for d in walk.documents) == ["new"] * 20
+    assert parsed and max(parsed.values()) == 1, parsed.most_common(3)
+    with pytest.raises(urls.BadURL):  # a refusal is not remembered as an acceptance
+        urls.parse("http://a\\@b/")
+
+
+def test_at_most_parsers_pages_are_parsed_at_once_whatever_the_threads(portal: Portal, tmp_path: Path) -> None:
+    """A fetched page is parsed in the step after its fetch (a parse tree costs ~100× the page): with threads sized by
+    the hosts, hundreds could parse at once, each holding a tree, for no gain under the GIL. Memory is bounded by
+    `parsers`, not by the threads."""
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def items(ctx: CrawlContext, portal_: Any, candidate: Any, verdict: Any) -> Any:
+        yield Fetch(candidate.url, None)
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.005)  # parsing
+        with lock:
+            now[0] -= 1
+        return []
+
+    _, scheduler, _, _ = crawl(portal, tmp_path, workers=64, delay=0.0, items=items, parsers=2)
+    assert scheduler.stats.fetch_steps > 100 and scheduler.stats.fetch_threads == 64
+    assert 1 <= most[0] <= 2
+    assert scheduler.stats.peak_parsing == most[0]
 
 
 # --- HostSlots, the per-host gate the scheduler and the fetcher share ---------------------------------------
