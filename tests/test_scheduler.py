@@ -213,6 +213,47 @@ def test_at_most_parsers_pages_are_parsed_at_once_whatever_the_threads(portal: P
     assert scheduler.stats.peak_parsing == most[0]
 
 
+def test_threads_share_the_connections_to_a_host() -> None:
+    """Any worker thread may get a host's next turn: with a pool per thread, nearly every request at 1,000 hosts
+    opened (and closed) a connection of its own. One pool for the fetcher: the threads reuse a host's connection."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(self.client_address[1])
+
+        def do_GET(self) -> None:
+            body = b"User-agent: *\nAllow: /\n" if self.path == "/robots.txt" else b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        fetcher = Fetcher([host], delay=0.0, concurrency=1, retries=0)
+        for i in range(4):  # one after another, each from a thread of its own
+            thread = threading.Thread(target=fetcher.fetch, args=(f"http://{host}/page{i}",), kwargs={"allowed_hosts": [host]})
+            thread.start()
+            thread.join()
+        assert fetcher.requests_sent == 5  # robots.txt and the four pages
+        assert len(connections) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- HostSlots, the per-host gate the scheduler and the fetcher share ---------------------------------------
 
 def test_a_turn_is_exact_and_a_turn_given_back_changes_nothing() -> None:
