@@ -281,7 +281,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000], help="host counts")
     parser.add_argument("--full", action="store_true", help="the nightly flow end to end (extraction, DuckDB)")
-    parser.add_argument("--workers", type=int, default=256, help="requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
+    parser.add_argument("--workers", type=int, default=128, help="most requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
