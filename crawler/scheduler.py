@@ -20,6 +20,8 @@ One driver thread (the caller's) owns the Walk and every queue; workers only run
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import heapq
 import itertools
 import logging
@@ -242,6 +244,24 @@ def origin_of(url: str) -> str | None:
         return None
 
 
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def tune_malloc() -> bool:
+    """Keep the crawl's memory flat under glibc (once per process; False where there is no glibc mallopt): with a
+    hundred threads each holding a response body of a few hundred kB, glibc gives each thread an arena of its own and,
+    after the first large free, raises its mmap threshold, so freed bodies stay in the arenas and the RSS grows with how
+    many hosts are crawled at once (182 MB at 1,000 hosts against 99 MB at 100). Two arenas and a fixed 128 kB
+    threshold (bodies above it mapped and unmapped) measured 154 MB at 1,000 hosts, and no slower."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
+
+
 def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     """Requests in flight across hosts: enough for every host to use all its slots at once, at most `cap`
     (GONGKAI_CRAWL_WORKERS). With 1 s delay and 100 ms latency, 1,000 hosts need some 100 in flight;
@@ -308,6 +328,7 @@ class CrawlScheduler:
         hosts = {h for progress in walk.progress.values() for h in progress.portal.hosts}
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
+        tune_malloc()
         fetch_pool = ThreadPoolExecutor(threads, thread_name_prefix="gongkai-fetch")
         ingest_pool = ThreadPoolExecutor(self.ingest_workers, thread_name_prefix="gongkai-ingest")
         try:

@@ -303,3 +303,12 @@ def test_finished_calls_do_not_pile_up_in_the_deadline_watch() -> None:
         with transport.call(("127.0.0.1",), 300.0):
             pass
     assert len(transport._watchdog._heap) <= 4096
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_the_crawl_tunes_glibc_malloc_so_freed_bodies_go_back() -> None:
+    """Per-thread arenas and a rising mmap threshold kept freed response bodies in the process: the RSS grew with the
+    hosts crawled at once. The scheduler sets two arenas and a fixed threshold before its threads start."""
+    from gongkai.crawler.scheduler import tune_malloc
+
+    assert tune_malloc() is True
