@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bs4 import BeautifulSoup, Tag
+from lxml import etree
 
-from gongkai.crawler.adapters.links import anchor_title, join_link
+from gongkai.crawler.adapters.links import join_link
 
 DOCUMENT_LINK = re.compile(r"\.(?:pdf|docx?|wps|txt|xlsx?|ofd|rtf|odt)(?:$|\?)|downfile\.jsp|/download\b|/attachment/", re.I)
 DOCUMENT_PATH = re.compile(r"\.(?:pdf|docx?|wps|txt|xlsx?|ofd|rtf|odt)$|downfile\.jsp", re.I)
@@ -55,38 +55,126 @@ def looks_like_document(url: str) -> bool:
     return bool(DOCUMENT_PATH.search(url.split("?")[0]) or "downfile.jsp" in url)
 
 
-def _meta(soup: BeautifulSoup, name: str) -> str | None:
-    tag = soup.find("meta", attrs={"name": name})
-    content = tag.get("content") if tag else None
-    return content.strip() if isinstance(content, str) and content.strip() else None
+# strings inside these are not the page's text (BeautifulSoup's string containers, which this module used to read
+# pages through: its get_text skips them, and comments)
+STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
+Element = Any  # an lxml element; lxml ships no type stubs here
 
 
-def metadata_table(soup: BeautifulSoup) -> dict[str, str]:
+def _is_element(node: Element) -> bool:
+    return isinstance(node.tag, str)  # comments and processing instructions have a function as their tag
+
+
+def _container(node: Element | None) -> str | None:
+    """The innermost string container around `node` (itself included), or None."""
+    while node is not None:
+        if node.tag in STRING_CONTAINERS:
+            return str(node.tag)
+        node = node.getparent()
+    return None
+
+
+def _strings(el: Element, kind: str | None = None) -> list[str]:
+    """The stripped, non-empty text pieces inside `el`, in document order: those outside any string container
+    (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile page's depth is no
+    recursion limit."""
+    out: list[str] = []
+    start = _container(el)
+    stack: list[tuple[Element, str | None, bool]] = [(el, start, False)]
+    while stack:
+        node, around, done = stack.pop()
+        if done:  # the subtree is out: its tail belongs to the parent's container
+            if node is not el and node.tail and around == kind and (piece := node.tail.strip()):
+                out.append(piece)
+            continue
+        inside = node.tag if node.tag in STRING_CONTAINERS else around
+        stack.append((node, around, True))
+        if not _is_element(node):
+            continue  # a comment's own text is not text
+        if node.text and inside == kind and (piece := node.text.strip()):
+            out.append(piece)
+        stack.extend((child, inside, False) for child in reversed(node))
+    return out
+
+
+def get_text(el: Element, separator: str = "") -> str:
+    """BeautifulSoup's `get_text(separator, strip=True)`: a string container's own text when it is one."""
+    if el.tag in STRING_CONTAINERS:
+        return separator.join(_strings(el, str(el.tag)))
+    if next(el.iter(*STRING_CONTAINERS), None) is None and _container(el.getparent()) is None:
+        # no script or style in or around it: lxml's own walk (it skips comments' text, keeps their tails)
+        return separator.join(piece for text in el.itertext() if (piece := text.strip()))
+    return separator.join(_strings(el))
+
+
+def _first(root: Element, xpath: str) -> Element | None:
+    found = root.xpath(xpath)
+    return found[0] if found else None
+
+
+def _meta(root: Element, name: str) -> str | None:
+    for tag in root.iter("meta"):
+        if tag.get("name") == name:
+            content = tag.get("content")
+            return content.strip() if isinstance(content, str) and content.strip() else None
+    return None
+
+
+LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
+
+
+def metadata_table(root: Element) -> dict[str, str]:
     """名称 / 发布机构 / 公开日期 / 分类 … of a metadata table: each label cell's next cell (labels may be split over
     <span>s and end in a colon)."""
     found: dict[str, str] = {}
-    for cell in soup.find_all(["td", "th", "dt", "span", "label", "b", "strong"]):
-        label = re.sub(r"\s+", "", cell.get_text("", strip=True)).rstrip("：:")
+    for cell in root.iter(*LABEL_CELLS):
+        label = re.sub(r"\s+", "", get_text(cell)).rstrip("：:")
         key = META_LABELS.get(label)
         if key is None or key in found:
             continue
-        value = cell.find_next_sibling(["td", "dd", "span"]) or cell.find_next(["td", "dd"])
-        text = value.get_text(" ", strip=True) if value is not None else ""
+        value = _first(cell, "following-sibling::*[self::td or self::dd or self::span][1]")
+        if value is None:  # (an lxml element without children is false: never `or` between elements)
+            value = _first(cell, "(descendant::td|descendant::dd|following::td|following::dd)[1]")
+        text = get_text(value, " ") if value is not None else ""
         if text and text.rstrip("：:") not in META_LABELS:
             found[key] = text
     return found
 
 
-def largest_text_block(soup: BeautifulSoup) -> Tag | None:
+def largest_text_block(root: Element) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
     whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
     best, best_size = None, 0
-    for block in soup.find_all(BLOCKS):
-        own = sum(len(child.get_text("", strip=True)) if isinstance(child, Tag) else len(str(child).strip())
-                  for child in block.children if not (isinstance(child, Tag) and child.name in BLOCKS))
+    for block in root.iter(*BLOCKS):
+        own = len((block.text or "").strip())
+        for child in block:
+            if not _is_element(child):
+                own += len((child.text or "").strip())  # a comment between the block's strings counts as one
+            elif child.tag not in BLOCKS:
+                own += len(get_text(child))
+            own += len((child.tail or "").strip())
         if own > best_size:
             best, best_size = block, own
     return best
+
+
+def content_container(root: Element) -> Element | None:
+    """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
+    One walk of the tree for all of them (an XPath scan per selector took half a large page's reading)."""
+    classes = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith(".")}
+    ids = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith("#")}
+    tags = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
+    first: dict[int, Element] = {}
+    for el in root.iter(etree.Element):
+        hits = [tags[el.tag]] if el.tag in tags else []
+        if (id_ := el.get("id")) in ids:
+            hits.append(ids[id_])
+        hits.extend(classes[token] for token in (el.get("class") or "").split() if token in classes)  # split as bs4 does
+        for i in hits:
+            first.setdefault(i, el)
+        if 0 in first:
+            break  # the first selector found: nothing can come before it
+    return first[min(first)] if first else None
 
 
 def _attachment(href: str, text: str) -> bool:
@@ -97,27 +185,50 @@ def _attachment(href: str, text: str) -> bool:
     return bool(ATTACHMENT_TEXT.search(text)) and not PAGE_LINK.search(href.split("?")[0] or "/")
 
 
+def _parse(text: str) -> Element | None:
+    """The page's tree, read as BeautifulSoup(text, "lxml") read it (lxml's HTML parser, recovering), without the
+    BeautifulSoup tree over it (ten times the CPU, as much again in memory: a crawl parses thousands of pages)."""
+    text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
+    for markup, encoding in ((text, None), (text.encode("utf-8"), "utf-8")):
+        parser = etree.HTMLParser(recover=True, encoding=encoding)
+        try:
+            parser.feed(markup)
+            root = parser.close()
+        except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
+            continue
+        if root is not None:
+            return root
+    return None
+
+
 def parse_detail(text: str, url: str) -> Detail:
-    soup = BeautifulSoup(text, "lxml")
-    table = metadata_table(soup)
-    ucap_title = soup.find("ucaptitle")
-    title = (_meta(soup, "ArticleTitle") or table.get("title")
-             or (ucap_title.get_text(" ", strip=True) if ucap_title is not None else None)
-             or (soup.title.get_text(strip=True).split("_")[0] if soup.title else None))
-    published = _meta(soup, "PubDate") or table.get("published")
-    agency = _meta(soup, "ContentSource") or table.get("agency")
-    body = next((found for sel in CONTENT_SELECTORS if (found := soup.select_one(sel)) is not None), None)
-    scope = body if body is not None else largest_text_block(soup) or soup.body or soup
-    body_text = scope.get_text("", strip=True)
-    is_report = scope.find("table") is not None or len(body_text) >= MIN_REPORT_TEXT
+    root = _parse(text)
+    if root is None:  # nothing a parser could read: no title, no body, no links
+        return Detail(None, None, False)
+    table = metadata_table(root)
+    ucap_title = next(root.iter("ucaptitle"), None)
+    page_title = next(root.iter("title"), None)
+    title = (_meta(root, "ArticleTitle") or table.get("title")
+             or (get_text(ucap_title, " ") if ucap_title is not None else None)
+             or (get_text(page_title).split("_")[0] if page_title is not None else None))
+    published = _meta(root, "PubDate") or table.get("published")
+    agency = _meta(root, "ContentSource") or table.get("agency")
+    body = content_container(root)
+    scope = next((found for found in (body, largest_text_block(root), next(root.iter("body"), None)) if found is not None), root)
+    body_text = get_text(scope)
+    is_report = next(scope.iterdescendants("table"), None) is not None or len(body_text) >= MIN_REPORT_TEXT
     attachments: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for a in soup.find_all("a", href=True):
-        href = str(a["href"]).strip()
-        if not _attachment(href, a.get_text(" ", strip=True)):
+    for a in root.iter("a"):
+        raw = a.get("href")
+        if raw is None:
+            continue
+        href = raw.strip()
+        if not _attachment(href, get_text(a, " ")):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
             seen.add(target)
-            attachments.append((target, anchor_title(a)))
+            title_attr = a.get("title")
+            attachments.append((target, (title_attr if title_attr and title_attr.strip() else get_text(a, " ")).strip()))
     return Detail(title, published, is_report, attachments, agency, table.get("category"))

@@ -82,7 +82,7 @@ def _notify(event: str, n: int = 1) -> None:
         _progress(event, n)
 
 
-def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 8, limits: Limits | None = None,
+def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 128, limits: Limits | None = None,
                   ingest_workers: int = 2) -> dict[str, Any]:
     """Drive the crawler's walk with the crawl scheduler (crawler.scheduler): per-host queues, each host given a turn
     when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`

@@ -118,7 +118,7 @@ def test_settings_keep_their_variable_names_and_defaults(monkeypatch: pytest.Mon
     assert (defaults.data_dir, defaults.archive_dir, defaults.results_dir) == (
         Path("data").resolve(), Path("data/archive").resolve(), Path("data/prefect-results").resolve())
     assert defaults.database_url == f"duckdb:///{Path('data').resolve() / 'gongkai.duckdb'}"
-    assert (defaults.extract_processes, defaults.extract_timeout, defaults.crawl_workers) == (os.cpu_count() or 1, 600.0, 8)
+    assert (defaults.extract_processes, defaults.extract_timeout, defaults.crawl_workers) == (os.cpu_count() or 1, 600.0, 128)
     assert defaults.politeness() == {"delay": 1.0, "concurrency": 2, "connect_timeout": 10.0, "read_timeout": 30.0, "retries": 3,
                                      "backoff": 1.0, "max_bytes": 50 * 1024 * 1024, "prefect_limits": False}
     assert (defaults.nightly_cron, defaults.nightly_tz) == ("0 2 * * *", "Asia/Shanghai")

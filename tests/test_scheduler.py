@@ -10,14 +10,15 @@ import sys
 import threading
 import time
 import urllib.robotparser
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gongkai.crawler import transport
-from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+from gongkai.crawler import transport, urls
+from gongkai.crawler.crawl import CrawlContext, Fetch, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.registry import all_hosts, load_registry
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, Reservation
@@ -79,9 +80,10 @@ def portal() -> Iterator[Portal]:
 
 
 def crawl(portal: Portal, folder: Path, *, workers: int, delay: float = DELAY, concurrency: int = 2,
-          ingest: Any = None, **options: Any) -> tuple[Walk, CrawlScheduler, HostSlots, float]:
+          ingest: Any = None, hosts: int | None = None, **options: Any) -> tuple[Walk, CrawlScheduler, HostSlots, float]:
+    folder.mkdir(parents=True, exist_ok=True)
     reg = folder / "registry.toml"
-    reg.write_text(portal.registry(portal.ports), "utf-8")
+    reg.write_text(portal.registry(portal.ports[:hosts]), "utf-8")
     portals = load_registry(reg)
     archive = open_archive(folder / "archive")
 
@@ -153,6 +155,105 @@ def test_extraction_behind_holds_back_fetching_memory_stays_bounded(portal: Port
     assert scheduler.stats.peak_ingest_backlog <= 2 + 8  # the backlog, plus the fetches in flight when it filled
 
 
+def test_fetch_threads_grow_with_the_hosts_up_to_the_cap(portal: Portal, tmp_path: Path) -> None:
+    """A fixed pool (8 threads, the old GONGKAI_CRAWL_WORKERS) bounded a crawl of thousands of hosts; the threads are
+    now what the run's hosts can use (hosts × per-host concurrency), at most the cap."""
+    from gongkai.crawler.scheduler import fetch_threads
+
+    assert fetch_threads(3, 2, 256) == 6
+    assert fetch_threads(1000, 2, 256) == 256
+    assert fetch_threads(0, 2, 256) >= 1
+    _, few, _, _ = crawl(portal, tmp_path / "few", workers=256, delay=0.0, hosts=3)
+    _, many, _, _ = crawl(portal, tmp_path / "many", workers=256, delay=0.0)
+    _, capped, _, _ = crawl(portal, tmp_path / "capped", workers=16, delay=0.0)
+    assert (few.stats.fetch_threads, many.stats.fetch_threads, capped.stats.fetch_threads) == (6, 2 * HOSTS, 16)
+    assert few.stats.peak_fetching <= 6 and capped.stats.peak_fetching <= 16
+
+
+def test_each_url_is_parsed_once_between_the_scheduler_and_the_fetcher(portal: Portal, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler's host_of, its robots.txt check and the fetcher each read a URL (about 0.1 ms of CPU each time):
+    the parse is remembered, so a URL is parsed once per run, however often it is asked about."""
+    parsed: Counter[str] = Counter()
+    real = urls.parse_uncached
+
+    def counting(url: str) -> urls.SafeURL:
+        parsed[url] += 1
+        return real(url)
+
+    monkeypatch.setattr(urls, "parse_uncached", counting)
+    urls._parse_cached.cache_clear()
+    walk, _, _, _ = crawl(portal, tmp_path, workers=8, delay=0.0, hosts=4)
+    urls._parse_cached.cache_clear()
+    assert sorted(d.outcome for d in walk.documents) == ["new"] * 20
+    assert parsed and max(parsed.values()) == 1, parsed.most_common(3)
+    with pytest.raises(urls.BadURL):  # a refusal is not remembered as an acceptance
+        urls.parse("http://a\\@b/")
+
+
+def test_at_most_parsers_pages_are_parsed_at_once_whatever_the_threads(portal: Portal, tmp_path: Path) -> None:
+    """A fetched page is parsed in the step after its fetch (a parse tree costs ~100× the page): with threads sized by
+    the hosts, hundreds could parse at once, each holding a tree, for no gain under the GIL. Memory is bounded by
+    `parsers`, not by the threads."""
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def items(ctx: CrawlContext, portal_: Any, candidate: Any, verdict: Any) -> Any:
+        yield Fetch(candidate.url, None)
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.005)  # parsing
+        with lock:
+            now[0] -= 1
+        return []
+
+    _, scheduler, _, _ = crawl(portal, tmp_path, workers=64, delay=0.0, items=items, parsers=2)
+    assert scheduler.stats.fetch_steps > 100 and scheduler.stats.fetch_threads == 64
+    assert 1 <= most[0] <= 2
+    assert scheduler.stats.peak_parsing == most[0]
+
+
+def test_threads_share_the_connections_to_a_host() -> None:
+    """Any worker thread may get a host's next turn: with a pool per thread, nearly every request at 1,000 hosts
+    opened (and closed) a connection of its own. One pool for the fetcher: the threads reuse a host's connection."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(self.client_address[1])
+
+        def do_GET(self) -> None:
+            body = b"User-agent: *\nAllow: /\n" if self.path == "/robots.txt" else b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        fetcher = Fetcher([host], delay=0.0, concurrency=1, retries=0)
+        for i in range(4):  # one after another, each from a thread of its own
+            thread = threading.Thread(target=fetcher.fetch, args=(f"http://{host}/page{i}",), kwargs={"allowed_hosts": [host]})
+            thread.start()
+            thread.join()
+        assert fetcher.requests_sent == 5  # robots.txt and the four pages
+        assert len(connections) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- HostSlots, the per-host gate the scheduler and the fetcher share ---------------------------------------
 
 def test_a_turn_is_exact_and_a_turn_given_back_changes_nothing() -> None:
@@ -202,3 +303,12 @@ def test_finished_calls_do_not_pile_up_in_the_deadline_watch() -> None:
         with transport.call(("127.0.0.1",), 300.0):
             pass
     assert len(transport._watchdog._heap) <= 4096
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_the_crawl_tunes_glibc_malloc_so_freed_bodies_go_back() -> None:
+    """Per-thread arenas and a rising mmap threshold kept freed response bodies in the process: the RSS grew with the
+    hosts crawled at once. The scheduler sets two arenas and a fixed threshold before its threads start."""
+    from gongkai.crawler.scheduler import tune_malloc
+
+    assert tune_malloc() is True
