@@ -21,6 +21,9 @@ from gongkai.extractors.html_reader import TINY_PICTURE_PX, declared_tiny
 log = logging.getLogger(__name__)
 
 MAX_PAGE_PICTURES = 20  # a report has three tables; a page linking more pictures than this is not read past them
+# the pictures of one page are held until the page is ingested: their bytes together are bounded (each one is by the
+# Fetcher's size cap); a table at 300 dpi is a few hundred KB as PNG
+MAX_PAGE_PICTURE_BYTES = 60 * 1024 * 1024
 # the formats the OCR reads, by their first bytes
 PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _WEBP = re.compile(rb"^RIFF....WEBP", re.S)
@@ -62,7 +65,11 @@ def picture_steps(pictures: list[tuple[str, str]]) -> Generator[Any, Any, dict[s
     from gongkai.crawler.crawl import Fetch  # crawl.py imports this module
 
     got: dict[str, bytes | None] = {}
+    held = 0
     for src, url in pictures[:MAX_PAGE_PICTURES]:
+        if held >= MAX_PAGE_PICTURE_BYTES:
+            log.info("picture %s not fetched: the page's pictures already hold %d bytes", url, held)
+            break
         try:
             resp: Response = yield Fetch(url)
         except FetchError as exc:
@@ -72,6 +79,7 @@ def picture_steps(pictures: list[tuple[str, str]]) -> Generator[Any, Any, dict[s
             log.info("picture %s not read: %s is not a picture", url, resp.headers.get("content-type") or "its content")
             continue
         got[src] = None if too_small(resp.content) else resp.content
+        held += len(got[src] or b"")
     if len(pictures) > MAX_PAGE_PICTURES:
         log.info("%d linked pictures of a page not fetched: over the cap of %d", len(pictures) - MAX_PAGE_PICTURES,
                  MAX_PAGE_PICTURES)
