@@ -26,6 +26,7 @@ from gongkai.crawler import noise
 from gongkai.crawler.adapters import Candidate, PageRequest, first_requests, parser_for
 from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
+from gongkai.crawler.pictures import picture_steps
 from gongkai.crawler.registry import Portal
 from gongkai.crawler.state import CrawlState
 from gongkai.extractors.report_meta import TitleVerdict, classify_title
@@ -120,6 +121,7 @@ class IngestFile:
     agency: str | None
     year: int | None
     portal: Portal
+    pictures: dict[str, bytes | None] = field(default_factory=dict)  # an HTML page's linked pictures, by src
 
 
 # A unit of work as steps: it yields what it needs (a fetch, an ingest) and is sent the answer. Whoever drives it
@@ -143,7 +145,8 @@ def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
             except FetchError as exc:
                 error = exc
         else:
-            value = ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year, portal=step.portal)
+            value = ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year, portal=step.portal,
+                               **picture_kwargs(step))
 
 
 def page_steps(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Generator[Fetch, Any, PageResult]:
@@ -184,8 +187,14 @@ def wanted(ctx: CrawlContext, verdict: TitleVerdict) -> bool:
     return verdict.is_report and (ctx.years is None or verdict.year in ctx.years)
 
 
+def picture_kwargs(step: IngestFile) -> dict[str, Any]:
+    """`pictures=` for ctx.ingest only when the page linked any (an ingest callable without the keyword still works)."""
+    return {"pictures": step.pictures} if step.pictures else {}
+
+
 def _fetch_and_ingest(
-    ctx: CrawlContext, portal: Portal, url: str, title: str | None, verdict: TitleVerdict, *, response: Response | None = None
+    ctx: CrawlContext, portal: Portal, url: str, title: str | None, verdict: TitleVerdict, *, response: Response | None = None,
+    pictures: list[tuple[str, str]] | None = None,
 ) -> Steps:
     agency = verdict.agency or portal.agency
     try:
@@ -196,7 +205,8 @@ def _fetch_and_ingest(
         return fetch_outcome(portal, url, title, "fetch_failed", verdict, agency, exc.reason)
     if resp.not_modified:
         return fetch_outcome(portal, url, title, "not_modified", verdict, agency)
-    outcome: IngestOutcome = yield IngestFile(resp.content, resp.filename, resp.url, agency, verdict.year, portal)
+    linked = (yield from picture_steps(pictures)) if pictures else {}  # the page's tables may be these pictures
+    outcome: IngestOutcome = yield IngestFile(resp.content, resp.filename, resp.url, agency, verdict.year, portal, linked)
     if outcome.outcome != "failed":  # a crashed extractor gets the file again next run
         ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified)
     # the listing's view of the file: the URL asked for, its title, what the registry and title say
@@ -233,7 +243,8 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
         if verdict.agency is None and detail.agency:  # a title without its agency: the page's 发布机构 / ContentSource
             verdict = replace(verdict, agency=detail.agency)
         if detail.body_is_report or not detail.attachments:
-            results.append((yield from _fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict, response=resp)))
+            results.append((yield from _fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict, response=resp,
+                                                         pictures=detail.pictures)))
     for url, _link_text in detail.attachments:
         if ctx.first_time(url):
             results.append((yield from _fetch_and_ingest(ctx, portal, url, candidate.title, verdict)))

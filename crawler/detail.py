@@ -14,6 +14,7 @@ from typing import Any
 from lxml import etree
 
 from gongkai.crawler.adapters.links import join_link
+from gongkai.crawler.pictures import body_pictures
 
 DOCUMENT_LINK = re.compile(r"\.(?:pdf|docx?|wps|txt|xlsx?|ofd|rtf|odt)(?:$|\?)|downfile\.jsp|/download\b|/attachment/", re.I)
 DOCUMENT_PATH = re.compile(r"\.(?:pdf|docx?|wps|txt|xlsx?|ofd|rtf|odt)$|downfile\.jsp", re.I)
@@ -38,6 +39,9 @@ class Detail:
     attachments: list[tuple[str, str]] = field(default_factory=list)  # (url, link text)
     agency: str | None = None  # 发布机构 / ContentSource, when the page names it
     category: str | None = None  # 分类 of the metadata table (信息公开年报)
+    # the pictures the body links, (src as written, URL): tables pasted as pictures (crawler/pictures.py); only
+    # fetched with a page that is ingested, so not remembered for a 304
+    pictures: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"title": self.title, "published": self.published, "body_is_report": self.body_is_report,
@@ -231,4 +235,5 @@ def parse_detail(text: str, url: str) -> Detail:
             seen.add(target)
             title_attr = a.get("title")
             attachments.append((target, (title_attr if title_attr and title_attr.strip() else get_text(a, " ")).strip()))
-    return Detail(title, published, is_report, attachments, agency, table.get("category"))
+    return Detail(title, published, is_report, attachments, agency, table.get("category"),
+                  pictures=body_pictures(scope.iter("img"), url))

@@ -37,7 +37,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gongkai.crawler import urls
-from gongkai.crawler.crawl import CrawlContext, Fetch, IngestFile, ItemJob, PageJob, Steps, Walk, item_steps, page_steps
+from gongkai.crawler.crawl import (
+    CrawlContext,
+    Fetch,
+    IngestFile,
+    ItemJob,
+    PageJob,
+    Steps,
+    Walk,
+    item_steps,
+    page_steps,
+    picture_kwargs,
+)
 from gongkai.crawler.fetcher import FetchError
 from gongkai.crawler.registry import Portal
 
@@ -569,7 +580,7 @@ class CrawlScheduler:
         error: BaseException | None = None
         try:
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
-                                    portal=step.portal)
+                                    portal=step.portal, **picture_kwargs(step))
         except Exception as exc:
             error = exc
         del step

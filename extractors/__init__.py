@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gongkai.extractors.model import Document, GridCell, Table, TextBlock, UnreadableDocument
@@ -13,10 +14,12 @@ if TYPE_CHECKING:
 __all__ = ["Document", "GridCell", "Table", "TextBlock", "UnreadableDocument", "read_document", "sniff_format"]
 
 
-def read_document(data: bytes, name: str = "", fmt: str | None = None, ocr_limits: Limits | None = None) -> Document:
+def read_document(data: bytes, name: str = "", fmt: str | None = None, ocr_limits: Limits | None = None,
+                  pictures: Mapping[str, bytes] | None = None) -> Document:
     """Read any supported format into the document model; raise UnreadableDocument with the reason.
 
-    `fmt`: the format the caller already sniffed (one of sniff.FORMATS); anything else is sniffed again."""
+    `fmt`: the format the caller already sniffed (one of sniff.FORMATS); anything else is sniffed again.
+    `pictures`: an HTML page's linked pictures, by `src` as written in the page (html_reader.read)."""
     from gongkai.extractors.sniff import FORMATS
 
     if fmt not in FORMATS:
@@ -35,7 +38,7 @@ def read_document(data: bytes, name: str = "", fmt: str | None = None, ocr_limit
     if fmt == "html":
         from gongkai.extractors import html_reader
 
-        return html_reader.read(data, ocr_limits=ocr_limits)
+        return html_reader.read(data, ocr_limits=ocr_limits, pictures=pictures)
     if fmt in ("doc", "wps", "odt", "rtf"):
         from gongkai.extractors import convert
 

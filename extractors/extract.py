@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import abc
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -50,17 +51,19 @@ def extract_report(data: bytes, name: str = "") -> dict[str, Any]:
 
 def extract_result(
     data: bytes, name: str = "", *, sha256: str | None = None, fmt: str | None = None, ocr_limits: Limits | None = None,
+    pictures: abc.Mapping[str, bytes] | None = None,
 ) -> ExtractionResult:
     """Read, map and reconcile one document. Raises UnreadableDocument with the reason.
 
     `sha256` and `fmt` are what the caller already computed (the ingest path hashes and sniffs once); `ocr_limits`
-    bound OCR of scans and pictures (the settings' GONGKAI_OCR_*; the defaults when None)."""
+    bound OCR of scans and pictures (the settings' GONGKAI_OCR_*; the defaults when None); `pictures`: an HTML
+    page's linked pictures the crawler fetched, by `src` as written in the page."""
     if fmt is None:
         try:
             fmt = sniff_format(data, name)
         except ValueError as exc:
             raise UnreadableDocument(str(exc)) from exc
-    doc = read_document(data, name, fmt=fmt, ocr_limits=ocr_limits)
+    doc = read_document(data, name, fmt=fmt, ocr_limits=ocr_limits, pictures=pictures)
     result = result_from_document(doc, Source(name, sha256 or hashlib.sha256(data).hexdigest(), fmt))
     log.debug("%s (%s): %s, %d cells, %d checks failing", name, fmt, result.status, len(result.cells), result.failing_checks)
     return result

@@ -10,7 +10,7 @@ import base64
 import binascii
 import codecs
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from lxml import etree
@@ -114,9 +114,12 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def read(data: bytes, http_charset: str | None = None, ocr_limits: Limits | None = None) -> Document:
+def read(data: bytes, http_charset: str | None = None, ocr_limits: Limits | None = None,
+         pictures: Mapping[str, bytes] | None = None) -> Document:
     """Read an HTML page or fragment; raise UnreadableDocument when it holds no markup or text at all.
-    `ocr_limits`: the bounds of OCR for tables pasted into the body as pictures (the defaults when None)."""
+    `ocr_limits`: the bounds of OCR for tables pasted into the body as pictures (the defaults when None).
+    `pictures`: the bytes of pictures the page links (`<img src>`), keyed by the `src` as written in the page (the
+    crawler fetched them); they are read as inline `data:` pictures are. Empty bytes: skipped on purpose (an icon)."""
     if len(data) > MAX_HTML_BYTES:
         raise UnreadableDocument(f"too large: an HTML page of {len(data)} bytes")
     text = decode_html(data, http_charset)
@@ -144,10 +147,12 @@ def read(data: bytes, http_charset: str | None = None, ocr_limits: Limits | None
     elements = (element for container in containers for element in _data_tables(container, warnings))
     tables = grids_within_budget(_tables_spans(elements, warnings), warnings)
     sources = [str(img.get("src") or "").strip() for container in containers for img in container.iter("img")]
-    pictures = len(sources)
+    linked = pictures or {}
+    readable = [source for source in sources if _DATA_IMAGE.match(source) or linked.get(source)]
     if not tables:
         warnings.extend(_div_grid(containers))
         warnings.extend(_attachments(containers))
+        warnings.extend(_unread_pictures(containers, linked))
     title = metadata.get("ArticleTitle") or heading or first_title_line(blocks) or page_title
     doc = Document(
         format="html",
@@ -156,21 +161,59 @@ def read(data: bytes, http_charset: str | None = None, ocr_limits: Limits | None
         title=title,
         metadata=metadata,
         warnings=warnings,
-        pictures=pictures,
+        pictures=len(sources),
     )
-    if any(_DATA_IMAGE.match(source) for source in sources):
+    if readable:
         from gongkai.extractors import ocr  # tables pasted as pictures: read by OCR when no table holds them
 
-        ocr.read_document_pictures(doc, lambda: inline_images(sources), ocr_limits or ocr.Limits())
+        ocr.read_document_pictures(doc, lambda: page_images(readable, linked), ocr_limits or ocr.Limits())
     return doc
 
 
 _DATA_IMAGE = re.compile(r"^data:image/(?:png|jpe?g|gif|bmp|tiff?|webp)(?:;[^,;]*)*;base64,", re.IGNORECASE)
 
 
+def page_images(sources: list[str], linked: Mapping[str, bytes]) -> Iterator[bytes]:
+    """The bytes of the page's pictures in body order: inline `data:` pictures and linked ones the crawler fetched."""
+    for source in sources:
+        if _DATA_IMAGE.match(source):
+            yield from inline_images([source])
+        elif linked.get(source):
+            yield linked[source]
+
+
+# pictures declared this small are icons, bullets, spacers: never a table (the crawler does not fetch them either)
+TINY_PICTURE_PX = 48
+MAX_UNREAD_NAMED = 5  # a warning names this many unread pictures, then counts the rest
+
+
+def declared_tiny(img: Element) -> bool:
+    """A picture whose width or height attribute says it is smaller than TINY_PICTURE_PX."""
+    for attribute in ("width", "height"):
+        found = re.match(r"\s*(\d+)\s*(?:px)?\s*$", str(img.get(attribute) or ""))
+        if found and int(found.group(1)) < TINY_PICTURE_PX:
+            return True
+    return False
+
+
+def _unread_pictures(containers: list[Element], linked: Mapping[str, bytes]) -> list[str]:
+    """A page without tables that links pictures it was not given (another host, over the crawler's cap, a failed
+    download, a page ingested from a file): the tables may be those pictures, so they are named, never dropped."""
+    unread: list[str] = []
+    for container in containers:
+        for img in container.iter("img"):
+            source = str(img.get("src") or "").strip()
+            if source and not _DATA_IMAGE.match(source) and source not in linked and not declared_tiny(img):
+                unread.append(source)
+    if not unread:
+        return []
+    named = ", ".join(unread[:MAX_UNREAD_NAMED]) + (f" and {len(unread) - MAX_UNREAD_NAMED} more" if len(unread) > MAX_UNREAD_NAMED else "")
+    return [f"unread pictures: the page has no table and links {len(unread)} picture(s) not fetched with it "
+            f"(tables pasted as pictures?): {named}"]
+
+
 def inline_images(sources: list[str]) -> Iterator[bytes]:
-    """The bytes of the pictures the page carries inline (`data:image/…;base64,` URIs), in body order. A picture
-    linked by URL is not in the page's bytes: the crawler does not fetch the body's images, so it is not read."""
+    """The bytes of the pictures the page carries inline (`data:image/…;base64,` URIs), in body order."""
     for source in sources:
         found = _DATA_IMAGE.match(source)
         if found is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,9 +104,10 @@ def open_pipeline(warehouse: Any, archive: Any, run: RecordedRun, settings: Sett
 def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:
     """The crawler's `ingest`: the registry entry gives the agency's division code and level."""
 
-    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal) -> IngestOutcome:
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
+               pictures: Mapping[str, bytes | None] | None = None) -> IngestOutcome:
         return pipeline.ingest(data, name=name, url=url, agency=agency, year=year, division_code=portal.division_code,
-                               level=portal.level)
+                               level=portal.level, pictures=pictures)
 
     return ingest
 

@@ -15,6 +15,7 @@ as extracted, so the next run tries again).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -82,17 +83,18 @@ def media_type_of(data: bytes, name: str) -> str:
 
 def extract_document(
     data: bytes, name: str, extract: Extract | None = None, *, sha256: str | None = None, fmt: str | None = None,
-    ocr_limits: OcrLimits | None = None,
+    ocr_limits: OcrLimits | None = None, pictures: Mapping[str, bytes] | None = None,
 ) -> ExtractionResult:
     """The extraction result; an unreadable document becomes a result with status 'unreadable' and its reason.
-    `ocr_limits`: the settings' OCR bounds, handed down (a worker process reads no environment for them)."""
+    `ocr_limits`: the settings' OCR bounds, handed down (a worker process reads no environment for them);
+    `pictures`: an HTML page's linked pictures, by `src` as written in the page."""
     from gongkai.extractors.model import UnreadableDocument
 
     try:
         if extract is None:
             from gongkai.extractors.extract import extract_result
 
-            return extract_result(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
+            return extract_result(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits, pictures=pictures)
         result = extract(data, name)
     except UnreadableDocument as exc:
         return ExtractionResult.unreadable(str(exc) or type(exc).__name__)
@@ -139,14 +141,16 @@ class ExtractionPool:
 
     def extract(
         self, data: bytes, name: str, *, sha256: str, fmt: str | None, timeout_s: float, ocr_limits: OcrLimits | None = None,
+        pictures: Mapping[str, bytes] | None = None,
     ) -> ExtractionResult:
         if self.processes <= 1:
-            return extract_document(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
+            return extract_document(data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits, pictures=pictures)
         for attempt in (1, 2):
             executor = self._current()
             try:
                 with _interrupts_blocked():  # a worker started by this submit begins life deaf to the terminal's Ctrl-C
-                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits)
+                    future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits,
+                                             pictures=pictures)
                 return future.result(timeout=timeout_s)
             except FutureTimeout:
                 self._discard(executor, kill=True)
@@ -320,12 +324,16 @@ class Pipeline:
         year: int | None = None,
         division_code: str | None = None,
         level: str | None = None,
+        pictures: Mapping[str, bytes | None] | None = None,
     ) -> IngestOutcome:
         """Archive, extract (unless this extractor version already did) and load one file.
 
         `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
-        `--agency/--year`); they override what the document says about itself."""
+        `--agency/--year`); they override what the document says about itself. `pictures`: an HTML page's linked
+        pictures the crawler fetched, by `src` as written in the page (None: fetched and skipped as an icon); each
+        is archived and the page → picture link recorded, so reprocess reads them again."""
         sha256 = self.archive.put(data)  # first: the bytes are kept whatever extraction does
+        linked = self._archive_pictures(sha256, pictures or {})
         fmt = sniff(data, name)
         doc = DocumentInfo(sha256, len(data), MEDIA_TYPES.get(fmt or "", UNKNOWN_MEDIA_TYPE), name, url, agency, year,
                            division_code, level)
@@ -333,7 +341,22 @@ class Pipeline:
             done = already_extracted(self.warehouse, doc, self.version)
         if done is not None:
             return self.record(done)
-        return self._extract_and_load(doc, data, fmt)
+        return self._extract_and_load(doc, data, fmt, pictures=linked)
+
+    def _archive_pictures(self, page_sha256: str, pictures: Mapping[str, bytes | None]) -> dict[str, bytes]:
+        """Archive a page's linked pictures and record which page links them (src as written → digest)."""
+        if not pictures:
+            return {}
+        digests = {src: (self.archive.put(data) if data else None) for src, data in pictures.items()}
+        with self.lock:
+            self.warehouse.record_page_pictures(page_sha256, digests)
+        return {src: data or b"" for src, data in pictures.items()}
+
+    def _archived_pictures(self, page_sha256: str) -> dict[str, bytes]:
+        """The linked pictures recorded for a page, from the archive (OSError: the archive cannot give them)."""
+        with self.lock:
+            recorded = self.warehouse.page_pictures(page_sha256)
+        return {src: (self.archive.get(digest) if digest else b"") for src, digest in recorded.items()}
 
     def reprocess(self, doc: DocumentInfo, *, refresh: bool = False) -> IngestOutcome:
         """Re-extract an archived document as its caller described it; `refresh`: ignore the cached result."""
@@ -341,13 +364,15 @@ class Pipeline:
             if doc.sha256 not in self.archive:
                 return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason="not in the archive"))
             data = self.archive.get(doc.sha256)
+            pictures = self._archived_pictures(doc.sha256)  # a page's linked pictures, as the crawl fetched them
         except OSError as exc:
             return self.record(IngestOutcome(doc.sha256, "failed", doc.name, reason=f"archive error: {exc}"))
-        return self._extract_and_load(doc, data, sniff(data, doc.name or ""), refresh=refresh)
+        return self._extract_and_load(doc, data, sniff(data, doc.name or ""), refresh=refresh, pictures=pictures)
 
-    def _extract_and_load(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool = False) -> IngestOutcome:
+    def _extract_and_load(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool = False,
+                          pictures: Mapping[str, bytes] | None = None) -> IngestOutcome:
         try:
-            result = self._extraction(doc, data, fmt, refresh)
+            result = self._extraction(doc, data, fmt, refresh, pictures or {})
         except Exception as exc:
             reason = f"extractor error: {type(exc).__name__}: {exc}"
             log.warning("%s: %s", doc.name or doc.sha256, reason)
@@ -364,18 +389,21 @@ class Pipeline:
                 outcome = IngestOutcome(doc.sha256, "failed", doc.name, reason=reason)
         return self.record(outcome)
 
-    def _extraction(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool) -> ExtractionResult:
+    def _extraction(self, doc: DocumentInfo, data: bytes, fmt: str | None, refresh: bool,
+                    pictures: Mapping[str, bytes]) -> ExtractionResult:
         name = doc.name or ""
         if self.extract_override is not None:
             return extract_document(data, name, self.extract_override)
         # the name as stored (no surrogates of an undecodable file name) is the one the extractor sees
+        key = cache_key(doc.sha256, pictures)
         if self.cache is not None and not refresh:
-            cached = self.cache.get(doc.sha256, self.version)
+            cached = self.cache.get(key, self.version)
             if cached is not None:
                 return cached
-        result = self.pool.extract(data, name, sha256=doc.sha256, fmt=fmt, timeout_s=self.timeout_s, ocr_limits=self.ocr_limits)
+        result = self.pool.extract(data, name, sha256=doc.sha256, fmt=fmt, timeout_s=self.timeout_s, ocr_limits=self.ocr_limits,
+                                   pictures=pictures or None)
         if self.cache is not None:
-            self.cache.put(doc.sha256, self.version, result)
+            self.cache.put(key, self.version, result)
         return result
 
     def record(self, outcome: IngestOutcome) -> IngestOutcome:
@@ -388,6 +416,16 @@ class Pipeline:
         if self.listener is not None:
             self.listener(outcome)
         return outcome
+
+
+def cache_key(sha256: str, pictures: Mapping[str, bytes]) -> str:
+    """A page read with its linked pictures is another extraction than the page alone: its cache key says which."""
+    if not pictures:
+        return sha256
+    linked = hashlib.sha256()
+    for src in sorted(pictures):
+        linked.update(f"{src}\0{hashlib.sha256(pictures[src]).hexdigest()}\0".encode("utf-8", "surrogatepass"))
+    return f"{sha256}-{linked.hexdigest()[:16]}"
 
 
 def already_extracted(warehouse: Warehouse, doc: DocumentInfo, version: str) -> IngestOutcome | None:

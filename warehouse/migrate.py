@@ -18,6 +18,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, "002_current_reports_rank.sql"),
     (3, "003_current_rules.sql"),
     (4, "004_crawl_state.sql"),
+    (5, "005_page_pictures.sql"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

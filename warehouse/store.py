@@ -496,6 +496,22 @@ class Warehouse:
                 entry[1].append(version)
         return list(found.values())
 
+    def record_page_pictures(self, page_sha256: str, pictures: Mapping[str, str | None]) -> None:
+        """Which pictures (src as written → archived digest, None for a skipped icon) an HTML page links."""
+        now = utcnow()
+        with self.db.transaction():
+            for src, digest in pictures.items():
+                self.db.execute(
+                    "INSERT INTO page_pictures (page_sha256, src, picture_sha256, first_seen) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (page_sha256, src) DO UPDATE SET picture_sha256 = excluded.picture_sha256",
+                    [page_sha256, src, digest, now],
+                )
+
+    def page_pictures(self, page_sha256: str) -> dict[str, str | None]:
+        """The pictures recorded for a page (record_page_pictures), by src."""
+        rows = self.db.query("SELECT src, picture_sha256 FROM page_pictures WHERE page_sha256 = ? ORDER BY src", [page_sha256])
+        return {str(src): (str(digest) if digest is not None else None) for src, digest in rows}
+
     def current_report(self, sha256: str) -> int | None:
         """The latest report row of a document (whatever its key)."""
         value = self.db.scalar("SELECT report_id FROM reports WHERE sha256 = ? ORDER BY report_id DESC LIMIT 1", [sha256])
