@@ -218,7 +218,10 @@ def parse_detail(text: str, url: str) -> Detail:
     published = _meta(root, "PubDate") or table.get("published")
     agency = _meta(root, "ContentSource") or table.get("agency")
     body = content_container(root)
-    scope = next((found for found in (body, largest_text_block(root), next(root.iter("body"), None)) if found is not None), root)
+    # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
+    scope = body if body is not None else largest_text_block(root)
+    if scope is None:
+        scope = next(root.iter("body"), root)
     body_text = get_text(scope)
     is_report = next(scope.iterdescendants("table"), None) is not None or len(body_text) >= MIN_REPORT_TEXT
     attachments: list[tuple[str, str]] = []
