@@ -106,9 +106,37 @@ def get_text(el: Element, separator: str = "") -> str:
     if el.tag in STRING_CONTAINERS:
         return separator.join(_strings(el, str(el.tag)))
     if next(el.iter(*STRING_CONTAINERS), None) is None and _container(el.getparent()) is None:
-        # no script or style in or around it: lxml's own walk (it skips comments' text, keeps their tails)
-        return separator.join(piece for text in el.itertext() if (piece := text.strip()))
+        return _plain_text(el, separator)
     return separator.join(_strings(el))
+
+
+def _plain_text(el: Element, separator: str) -> str:
+    """No script or style in or around `el`: lxml's own walk (it skips comments' text, keeps their tails)."""
+    return separator.join(piece for text in el.itertext() if (piece := text.strip()))
+
+
+class PageText:
+    """get_text for many elements of one tree: where the string containers sit is found once per page instead of
+    per call (a walk up to the root and one down the subtree for each: the metadata table and the largest block
+    ask for the text of every cell). The same result as get_text on every element.
+
+    It holds the proxies of the elements it indexes, so lxml hands back these same objects for those nodes
+    (identity is what the sets compare)."""
+
+    def __init__(self, root: Element) -> None:
+        self.holds: set[Element] = set()  # elements with a string container strictly below them
+        self.inside: set[Element] = set()  # elements with a string container strictly above them
+        for found in root.iter(*STRING_CONTAINERS):
+            if found not in self.inside:  # (a container within another: the outer one indexed it)
+                self.inside.update(found.iterdescendants())
+                self.holds.update(found.iterancestors())
+
+    def get(self, el: Element, separator: str = "") -> str:
+        if el.tag in STRING_CONTAINERS:
+            return separator.join(_strings(el, str(el.tag)))
+        if el not in self.holds and el not in self.inside:
+            return _plain_text(el, separator)
+        return separator.join(_strings(el))
 
 
 def _first(root: Element, xpath: str) -> Element | None:
@@ -127,27 +155,29 @@ def _meta(root: Element, name: str) -> str | None:
 LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
 
 
-def metadata_table(root: Element) -> dict[str, str]:
+def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
     """名称 / 发布机构 / 公开日期 / 分类 … of a metadata table: each label cell's next cell (labels may be split over
     <span>s and end in a colon)."""
+    text_of = (page or PageText(root)).get
     found: dict[str, str] = {}
     for cell in root.iter(*LABEL_CELLS):
-        label = re.sub(r"\s+", "", get_text(cell)).rstrip("：:")
+        label = re.sub(r"\s+", "", text_of(cell)).rstrip("：:")
         key = META_LABELS.get(label)
         if key is None or key in found:
             continue
         value = _first(cell, "following-sibling::*[self::td or self::dd or self::span][1]")
         if value is None:  # (an lxml element without children is false: never `or` between elements)
             value = _first(cell, "(descendant::td|descendant::dd|following::td|following::dd)[1]")
-        text = get_text(value, " ") if value is not None else ""
+        text = text_of(value, " ") if value is not None else ""
         if text and text.rstrip("：:") not in META_LABELS:
             found[key] = text
     return found
 
 
-def largest_text_block(root: Element) -> Element | None:
+def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
     whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
+    text_of = (page or PageText(root)).get
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
         own = len((block.text or "").strip())
@@ -155,7 +185,7 @@ def largest_text_block(root: Element) -> Element | None:
             if not _is_element(child):
                 own += len((child.text or "").strip())  # a comment between the block's strings counts as one
             elif child.tag not in BLOCKS:
-                own += len(get_text(child))
+                own += len(text_of(child))
             own += len((child.tail or "").strip())
         if own > best_size:
             best, best_size = block, own
@@ -209,17 +239,22 @@ def parse_detail(text: str, url: str) -> Detail:
     root = _parse(text)
     if root is None:  # nothing a parser could read: no title, no body, no links
         return Detail(None, None, False)
-    table = metadata_table(root)
+    page = PageText(root)  # where scripts and styles sit, found once
+    text_of = page.get
+    table = metadata_table(root, page)
     ucap_title = next(root.iter("ucaptitle"), None)
     page_title = next(root.iter("title"), None)
     title = (_meta(root, "ArticleTitle") or table.get("title")
-             or (get_text(ucap_title, " ") if ucap_title is not None else None)
-             or (get_text(page_title).split("_")[0] if page_title is not None else None))
+             or (text_of(ucap_title, " ") if ucap_title is not None else None)
+             or (text_of(page_title).split("_")[0] if page_title is not None else None))
     published = _meta(root, "PubDate") or table.get("published")
     agency = _meta(root, "ContentSource") or table.get("agency")
     body = content_container(root)
-    scope = next((found for found in (body, largest_text_block(root), next(root.iter("body"), None)) if found is not None), root)
-    body_text = get_text(scope)
+    # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
+    scope = body if body is not None else largest_text_block(root, page)
+    if scope is None:
+        scope = next(root.iter("body"), root)
+    body_text = text_of(scope)
     is_report = next(scope.iterdescendants("table"), None) is not None or len(body_text) >= MIN_REPORT_TEXT
     attachments: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -228,12 +263,12 @@ def parse_detail(text: str, url: str) -> Detail:
         if raw is None:
             continue
         href = raw.strip()
-        if not _attachment(href, get_text(a, " ")):
+        if not _attachment(href, text_of(a, " ")):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
             seen.add(target)
             title_attr = a.get("title")
-            attachments.append((target, (title_attr if title_attr and title_attr.strip() else get_text(a, " ")).strip()))
+            attachments.append((target, (title_attr if title_attr and title_attr.strip() else text_of(a, " ")).strip()))
     return Detail(title, published, is_report, attachments, agency, table.get("category"),
                   pictures=body_pictures(scope.iter("img"), url))
