@@ -169,7 +169,7 @@ class ExtractionPool:
                 if stop_requested():  # the command is stopping: no new workers (their start would outlive it)
                     raise ExtractionStopped("the command is stopping: not extracted, the next run does it")
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_start_worker)
+                                                     initializer=_start_worker, initargs=(os.getpid(),))
                 self.executors_started += 1
             return self._executor
 
@@ -210,9 +210,12 @@ def _ignore_interrupts() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one that arrived while starting is dropped
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
+    """`parent` is the command's pid, given by the command: a worker asking getppid() here, while it starts, would
+    take its new parent (init) for the command when the command ended before the worker got this far, and wait on
+    init for good."""
     _ignore_interrupts()
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="gongkai-parent-watch").start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="gongkai-parent-watch").start()
 
 
 def _exit_with_parent(parent: int) -> None:
