@@ -101,24 +101,16 @@ def _strings(el: Element, kind: str | None = None) -> list[str]:
     return out
 
 
-def get_text(el: Element, separator: str = "") -> str:
-    """BeautifulSoup's `get_text(separator, strip=True)`: a string container's own text when it is one."""
-    if el.tag in STRING_CONTAINERS:
-        return separator.join(_strings(el, str(el.tag)))
-    if next(el.iter(*STRING_CONTAINERS), None) is None and _container(el.getparent()) is None:
-        return _plain_text(el, separator)
-    return separator.join(_strings(el))
-
-
 def _plain_text(el: Element, separator: str) -> str:
     """No script or style in or around `el`: lxml's own walk (it skips comments' text, keeps their tails)."""
     return separator.join(piece for text in el.itertext() if (piece := text.strip()))
 
 
 class PageText:
-    """get_text for many elements of one tree: where the string containers sit is found once per page instead of
+    """BeautifulSoup's `get_text(separator, strip=True)` (a string container's own text when it is one) for many
+    elements of one tree: where the string containers sit is found once per page instead of
     per call (a walk up to the root and one down the subtree for each: the metadata table and the largest block
-    ask for the text of every cell). The same result as get_text on every element.
+    ask for the text of every cell).
 
     It holds the proxies of the elements it indexes, so lxml hands back these same objects for those nodes
     (identity is what the sets compare)."""

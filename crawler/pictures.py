@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from collections.abc import Generator, Iterable
 from typing import Any
 
 from gongkai.crawler.adapters.links import join_link
 from gongkai.crawler.fetcher import FetchError, Refused, Response
 from gongkai.extractors.html_reader import TINY_PICTURE_PX, declared_tiny
+from gongkai.extractors.sniff import is_picture
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,6 @@ MAX_PAGE_PICTURES = 20  # a report has three tables; a page linking more picture
 # the pictures of one page are held until the page is ingested: their bytes together are bounded (each one is by the
 # Fetcher's size cap); a table at 300 dpi is a few hundred KB as PNG
 MAX_PAGE_PICTURE_BYTES = 60 * 1024 * 1024
-# the formats the OCR reads, by their first bytes
-PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-_WEBP = re.compile(rb"^RIFF....WEBP", re.S)
 
 
 def body_pictures(imgs: Iterable[Any], page_url: str) -> list[tuple[str, str]]:
@@ -41,10 +38,6 @@ def body_pictures(imgs: Iterable[Any], page_url: str) -> list[tuple[str, str]]:
         seen.add(src)
         found.append((src, join_link(page_url, src)))
     return found
-
-
-def is_picture(data: bytes) -> bool:
-    return data.startswith(PICTURE_MAGIC) or bool(_WEBP.match(data[:12]))
 
 
 def too_small(data: bytes) -> bool:

@@ -7,6 +7,7 @@ text (or HTML), whatever its extension says.
 from __future__ import annotations
 
 import codecs
+import re
 import zipfile
 from io import BytesIO
 
@@ -17,6 +18,17 @@ _UTF16_SAMPLE = 8192
 # without a byte-order mark to be taken for UTF-16. GBK or UTF-8 bytes read as UTF-16 give Hangul, private-use
 # and surrogate code points instead, far below this.
 _UTF16_TEXT_SHARE = 0.9
+
+
+# pictures by their first bytes: PNG, JPEG, GIF, TIFF (both byte orders); BMP and WebP are told by is_picture only
+# (a text file may well begin "BM")
+PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*")
+_WEBP = re.compile(rb"RIFF....WEBP", re.S)
+
+
+def is_picture(data: bytes) -> bool:
+    """Bytes the OCR can decode as a picture (a linked <img>'s download is checked by this before it is kept)."""
+    return data.startswith((*PICTURE_MAGIC, b"BM")) or bool(_WEBP.match(data[:12]))
 
 
 def sniff_format(data: bytes, name: str = "") -> str:
@@ -33,7 +45,7 @@ def sniff_format(data: bytes, name: str = "") -> str:
         return "wps" if lower_name.endswith(".wps") else "doc"
     if head.removeprefix(codecs.BOM_UTF8).startswith(b"{\\rtf"):
         return "rtf"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff" or data[:4] in (b"GIF8", b"II*\x00", b"MM\x00*"):
+    if data.startswith(PICTURE_MAGIC):
         raise ValueError("an image, not a document")
     utf16 = utf16_without_bom(data)
     if utf16 is not None:

@@ -320,7 +320,15 @@ def test_page_text_index_reads_every_element_as_get_text_does() -> None:
     portal pages, and of a page with containers within containers, comments and tails."""
     from lxml import etree
 
-    from gongkai.crawler.detail import PageText, _parse, get_text
+    from gongkai.crawler.detail import STRING_CONTAINERS, PageText, _container, _parse, _plain_text, _strings
+
+    def get_text(el: etree._Element, separator: str = "") -> str:
+        """The walk per call that PageText replaced (BeautifulSoup's get_text, strip=True): the reference."""
+        if el.tag in STRING_CONTAINERS:
+            return separator.join(_strings(el, str(el.tag)))
+        if next(el.iter(*STRING_CONTAINERS), None) is None and _container(el.getparent()) is None:
+            return _plain_text(el, separator)
+        return separator.join(_strings(el))
 
     pages = [p.read_text("utf-8", "replace") for p in sorted((ROOT / "tests" / "corpus" / "documents").glob("*.htm*"))]
     pages += [p.read_text("utf-8", "replace") for p in sorted((ROOT / "tests" / "portals").iterdir()) if p.is_file()]
