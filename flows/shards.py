@@ -133,19 +133,13 @@ shard_flow = prefect_flow(name=FLOW_NAME, validate_parameters=False, log_prints=
 
 def _check_same_warehouse(settings: Settings, parent_run: int, token: str) -> None:
     from gongkai.warehouse import open_warehouse
+    from gongkai.warehouse.archive_remote import redacted  # the one place that strips credentials from a URL
 
     with open_warehouse(settings.database_url) as warehouse:
         params = warehouse.db.scalar("SELECT params FROM runs WHERE run_id = ?", [parent_run])
     if params is None or json.loads(params).get("token") != token:
-        raise ShardError(f"this worker's warehouse ({_redacted(settings.database_url)}) does not hold run {parent_run}: "
+        raise ShardError(f"this worker's warehouse ({redacted(settings.database_url)}) does not hold run {parent_run}: "
                          "set GONGKAI_DB to the warehouse the sharded run writes to")
-
-
-def _redacted(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.hostname or "").geturl() if parts.password else url
 
 
 def _for_parent(summary: dict[str, Any]) -> dict[str, Any]:
