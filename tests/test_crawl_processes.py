@@ -153,18 +153,15 @@ from gongkai.crawler.processes import crawl_in_processes
 from gongkai.crawler.registry import all_hosts, load_registry
 from gongkai.crawler.state import CrawlState
 from gongkai.flows.crawl import Politeness
-import threading
+
+def ingest(*args, **kwargs):  # the crawl is under way in both children: name them, then hang as a long load would
+    time.sleep(0.5)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(60)
 
 portals = load_registry(Path(sys.argv[1]))
 polite = Politeness(delay=0.2, concurrency=2, retries=0)
-ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), lambda *a, **k: time.sleep(60))
-
-def report():
-    while len(multiprocessing.active_children()) < 2:
-        time.sleep(0.05)
-    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
-
-threading.Thread(target=report, daemon=True).start()
+ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
 crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher)
 """
 
