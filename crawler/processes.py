@@ -172,7 +172,8 @@ class ParentLink:
     def ingest(self, data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
                pictures: dict[str, bytes | None] | None = None) -> IngestOutcome:
         """The parent's ingest path, called from this child: blocks this ingest thread until the parent answers."""
-        rid, event, box = next(self._ids), threading.Event(), []
+        rid, event = next(self._ids), threading.Event()
+        box: list[Any] = []
         with self._lock:
             self._waiting[rid] = (event, box)
         if self.gone:

@@ -193,3 +193,35 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_path: Path) -> None:
+    from gongkai.crawler.crawl import CrawlContext
+    from gongkai.crawler.processes import crawl_in_processes
+    from gongkai.crawler.registry import all_hosts, load_registry
+    from gongkai.crawler.state import CrawlState
+    from gongkai.flows.crawl import Politeness
+    from gongkai.warehouse import IngestOutcome
+
+    ingested = threading.Event()
+
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        ingested.set()
+        return IngestOutcome("0" * 64, "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
+
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portal.slow_s = 0.5  # without the stop, the crawl would take well over the bound below
+        portals = load_registry(registry)
+        polite = Politeness(delay=0.5, concurrency=1, retries=0)
+        ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
+        started = time.monotonic()
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, should_stop=ingested.is_set,
+                                     grace=0.5)
+        took = time.monotonic() - started
+        assert ingested.is_set() and took < 15, took
+        assert multiprocessing.active_children() == []
+        # the children stopped themselves (they sent their results): nothing failed, the rest waits for the next run
+        assert all(info["status"] != "failed" for info in summary["portals"].values()), summary["portals"]
+        assert len(summary["documents"]) < REPORTS
