@@ -303,7 +303,9 @@ def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, A
     server.join(5)
     return {"hosts": n, "full": full, "workers": workers, "processes": processes, "first": results[0], "second": results[1], "fd_limit": fd_limit,
             "peak_open_files": files.stop(),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            # the largest reaped child (a crawler process; the portal is not reaped yet)
+            "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -336,7 +338,8 @@ def main() -> int:
         print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
               f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
         if r.get("processes", 1) > 1:
-            print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's), "
+            print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
+                  f"{r['child_peak_rss_mb']} MB), "
                   f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
                   f"failed portals: {r['first'].get('failed_portals')}", flush=True)
     return 0

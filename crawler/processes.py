@@ -38,9 +38,11 @@ from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
 
-# a process crawls at least this many hosts when the count is left to the machine: fewer, and the second process's
-# start (about a second of imports) and the split's bookkeeping cost more than a core saves (measured: see README)
-MIN_HOSTS_PER_PROCESS = 50
+# a process crawls at least this many hosts when the count is left to the machine. Measured (bench_polite_crawl.py,
+# 1 s delay): one process sends ~350 requests per CPU-second, so up to a few hundred hosts it keeps up with their
+# politeness alone, and a second process only adds its start-up (~1 s, ~1.5 CPU-s: spawn and imports) and the
+# files' trip through a pipe: at 100 hosts 2 processes took 12.2 s where one took 10.9 s (bound 11 s)
+MIN_HOSTS_PER_PROCESS = 200
 POLL_S = 0.2  # how often the parent looks at its children, and a child at its parent
 START_TIMEOUT_S = 60.0  # a child that has not said it is ready by then (a machine thrashing) is given up
 INGEST_TIMEOUT_S = 1800.0  # a child waits this long for the parent's answer to one file (queued behind others' files)
@@ -304,7 +306,8 @@ def crawl_in_processes(
 ) -> dict[str, Any]:
     """One crawl over `processes` child processes (portals split by host); the summary of crawl_portals, with
     "processes". `ctx` is the parent's: its ingest, crawl state and fetcher (whose counts take in the children's).
-    `workers` and `ingest_workers` are per child: a child's fetch threads are capped by its hosts anyway."""
+    `workers` (requests in flight across hosts) is shared out between the children; `ingest_workers` is both the
+    parent's ingest threads and the files each child may have in flight to them (so none waits on another's turn)."""
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     spawn = multiprocessing.get_context("spawn")
@@ -315,7 +318,7 @@ def crawl_in_processes(
         for index, group in enumerate(groups):
             parent_end, child_end = spawn.Pipe()
             plan = ChildPlan(index, group, make_fetcher, _state_entries(ctx.state, all_hosts(group)), ctx.years, limits,
-                             workers, ingest_workers, grace, ingest_timeout)
+                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout)
             process = spawn.Process(target=child_main, args=(child_end, os.getpid()), daemon=True,
                                     name=f"gongkai-crawler-{index + 1}-of-{len(groups)}")
             child = Child(index, group, process, parent_end)
