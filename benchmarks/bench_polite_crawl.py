@@ -228,7 +228,9 @@ def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1) -> d
     summary = nightly_flow(db_url=f"duckdb:///{folder}/bench.duckdb", archive_location=f"{folder}/archive", registry_file=str(reg),
                            state_file=f"{folder}/state.json",
                            politeness={"delay": DELAY, "concurrency": CONCURRENCY, "retries": 1, "backoff": 0.1})
-    return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler")}
+    return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler"),
+            "process_start_s": round(summary.get("process_start_s", 0.0), 2),
+            "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
 
 
 def _cpu() -> float:
