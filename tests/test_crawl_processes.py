@@ -221,7 +221,7 @@ def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_pat
                                      grace=0.5)
         took = time.monotonic() - started
         assert ingested.is_set() and took < 15, took
-        assert multiprocessing.active_children() == []
+        assert not [p for p in multiprocessing.active_children() if p.name.startswith("gongkai-crawler-")]
         # the children stopped themselves (they sent their results): nothing failed, the rest waits for the next run
         assert all(info["status"] != "failed" for info in summary["portals"].values()), summary["portals"]
         assert len(summary["documents"]) < REPORTS
