@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,6 +67,27 @@ def process_count(setting: int, hosts: int) -> int:
     return max(1, min(cores(), hosts // MIN_HOSTS_PER_PROCESS))
 
 
+def prefect_api_url() -> str | None:
+    """The Prefect server this process talks to, when it is a real one (PREFECT_API_URL, from the environment, a
+    profile or a test's temporary settings); None with Prefect's ephemeral server, which lives inside one process."""
+    if "prefect" not in sys.modules and not os.environ.get("PREFECT_API_URL"):
+        return None
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return str(url) if url else None
+
+
+def processes_with_prefect_limits(processes: int) -> int:
+    """Per-host limits on the Prefect server (--prefect-limits, a shard): the children take their slots on the parent's
+    server (its URL is handed to them). Without a server of its own (the ephemeral one) a child would start another,
+    so the crawl stays in one process; hosts are disjoint between children, their HostSlots keep politeness anyway."""
+    if processes > 1 and prefect_api_url() is None:
+        log.info("per-host limits on Prefect's ephemeral server: the crawl stays in one process (set PREFECT_API_URL)")
+        return 1
+    return processes
+
+
 # --- the child ----------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -83,6 +105,7 @@ class ChildPlan:
     ingest_workers: int
     grace: float
     ingest_timeout: float = INGEST_TIMEOUT_S
+    env: dict[str, str] = field(default_factory=dict)  # set before the fetcher is made: the parent's Prefect server
 
 
 @dataclass
@@ -214,6 +237,7 @@ def child_main(conn: Any, parent_pid: int) -> None:
         return
     assert kind == "plan" and isinstance(plan, ChildPlan)
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
+    os.environ.update(plan.env)
     try:
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
         state = RecordingState(plan.state)
@@ -311,6 +335,8 @@ def crawl_in_processes(
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     spawn = multiprocessing.get_context("spawn")
+    api_url = prefect_api_url()
+    env = {"PREFECT_API_URL": api_url} if api_url else {}
     ingest_pool = ThreadPoolExecutor(max(1, ingest_workers), thread_name_prefix="gongkai-child-ingest")
     children: list[Child] = []
     started = time.perf_counter()
@@ -318,7 +344,7 @@ def crawl_in_processes(
         for index, group in enumerate(groups):
             parent_end, child_end = spawn.Pipe()
             plan = ChildPlan(index, group, make_fetcher, _state_entries(ctx.state, all_hosts(group)), ctx.years, limits,
-                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout)
+                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout, env)
             process = spawn.Process(target=child_main, args=(child_end, os.getpid()), daemon=True,
                                     name=f"gongkai-crawler-{index + 1}-of-{len(groups)}")
             child = Child(index, group, process, parent_end)

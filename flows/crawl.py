@@ -21,7 +21,7 @@ from typing import Any
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
-from gongkai.crawler.processes import crawl_in_processes, process_count
+from gongkai.crawler.processes import crawl_in_processes, process_count, processes_with_prefect_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
@@ -89,6 +89,8 @@ def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 12
     when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`
     threads beside them with a bounded backlog. `processes` > 1 (with the `politeness` its fetchers are made of):
     the hosts split over that many crawler processes, ingest staying here (crawler/processes.py)."""
+    if politeness is not None and politeness.prefect_limits:
+        processes = processes_with_prefect_limits(processes)
     if processes > 1 and politeness is not None:
         summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, workers=workers,
                                      limits=limits, ingest_workers=ingest_workers, listener=_notify,

@@ -225,3 +225,16 @@ def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_pat
         # the children stopped themselves (they sent their results): nothing failed, the rest waits for the next run
         assert all(info["status"] != "failed" for info in summary["portals"].values()), summary["portals"]
         assert len(summary["documents"]) < REPORTS
+
+
+def test_with_per_host_limits_on_prefect_the_children_use_the_parents_server_or_the_crawl_stays_in_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from gongkai.crawler.processes import prefect_api_url, processes_with_prefect_limits
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the ephemeral server: it lives in one process
+        assert processes_with_prefect_limits(2) == 1
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a test's or a worker's server
+        assert processes_with_prefect_limits(2) == 2 and prefect_api_url() == "http://127.0.0.1:4200/api"
