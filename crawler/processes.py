@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gongkai.crawler import noise
@@ -277,6 +277,7 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     ingested: list[IngestOutcome] = field(default_factory=list)  # the parent's outcomes for its files (kept if it dies)
     finished: threading.Event = field(default_factory=threading.Event)
+    killed_after_stop: bool = False  # still running after a stop's grace: the parent killed it
 
     def send(self, message: tuple[Any, ...]) -> bool:
         try:
@@ -355,7 +356,9 @@ def crawl_in_processes(
             # the plan (the crawl state of its hosts: megabytes) is sent by the child's thread: the children start at once
             threading.Thread(target=_serve, args=(child, plan, ctx, by_id, ingest_pool, listener), daemon=True,
                              name=f"gongkai-child-{index + 1}").start()
-        _wait(children, should_stop, grace)
+        # the walk bounds each portal (its deadline), fetches and ingests their own time: the crawl ends by then
+        bound = None if limits is None or limits.deadline_s is None else limits.deadline_s + ingest_timeout + grace + 60.0
+        _wait(children, should_stop, grace, bound)
     finally:
         for child in children:
             _end(child)
@@ -400,7 +403,8 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
     finally:
         if child.result is None and child.error is None:
             child.process.join(KILL_AFTER_S)
-            child.error = _death(child.process.exitcode)
+            child.error = ("did not end within the stop's grace" if child.killed_after_stop
+                           else _death(child.process.exitcode))
         child.finished.set()
 
 
@@ -423,24 +427,30 @@ def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], messa
     outcome, error = None, None
     try:
         outcome = ctx.ingest(data, portal=portal, **meta, **({"pictures": pictures} if pictures else {}))
-        child.ingested.append(outcome)
+        # listed in the summary if the child dies before it sends its own view of the file
+        child.ingested.append(replace(outcome, url=meta["url"], portal=portal.id, agency=meta["agency"], year=meta["year"]))
     except Exception as exc:  # the child's item step gets it raised, as the ingest thread of one process would
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     child.send(("reply", rid, outcome, error))
 
 
-def _wait(children: list[Child], should_stop: Callable[[], bool] | None, grace: float) -> None:
-    """Until every child ended; a stop is passed on, and after its grace (and a bound for sending back) the
-    children still running are killed."""
+def _wait(children: list[Child], should_stop: Callable[[], bool] | None, grace: float, bound_s: float | None) -> None:
+    """Until every child ended; a stop (or the crawl's bound passed) is passed on, and after its grace (and a bound
+    for sending back) the children still running are killed."""
     kill_at: float | None = None
+    give_up_at = None if bound_s is None else time.monotonic() + bound_s
     while not all(c.finished.is_set() for c in children):
-        if kill_at is None and should_stop is not None and should_stop():
+        past_bound = give_up_at is not None and time.monotonic() > give_up_at
+        if kill_at is None and (past_bound or (should_stop is not None and should_stop())):
+            if past_bound:
+                log.warning("crawler processes still running after %.0f s: stopping them", bound_s)
             for child in children:
                 child.send(("stop",))
             kill_at = time.monotonic() + grace + KILL_AFTER_S
         if kill_at is not None and time.monotonic() > kill_at:
             for child in children:
                 if not child.finished.is_set():
+                    child.killed_after_stop = True
                     child.process.kill()
             for child in children:
                 child.finished.wait(KILL_AFTER_S + 2 * POLL_S)
