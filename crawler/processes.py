@@ -68,9 +68,10 @@ def process_count(setting: int, hosts: int) -> int:
 
 
 def prefect_api_url() -> str | None:
-    """The Prefect server this process talks to, when it is a real one (PREFECT_API_URL, from the environment, a
-    profile or a test's temporary settings); None with Prefect's ephemeral server, which lives inside one process."""
-    if "prefect" not in sys.modules and not os.environ.get("PREFECT_API_URL"):
+    """The Prefect server this process talks to, when it is a real one (PREFECT_API_URL, from the environment or a
+    profile); None with Prefect's ephemeral server, which lives inside one process, or Prefect not in use (the
+    per-host limits import it before a crawl starts)."""
+    if "prefect" not in sys.modules:
         return None
     from prefect.settings import PREFECT_API_URL
 
@@ -80,8 +81,9 @@ def prefect_api_url() -> str | None:
 
 def processes_with_prefect_limits(processes: int) -> int:
     """Per-host limits on the Prefect server (--prefect-limits, a shard): the children take their slots on the parent's
-    server (its URL is handed to them). Without a server of its own (the ephemeral one) a child would start another,
-    so the crawl stays in one process; hosts are disjoint between children, their HostSlots keep politeness anyway."""
+    server (a spawned child reads Prefect's settings as the parent did: the environment, the profile). Without a
+    server of its own (the ephemeral one) a child would start another, so the crawl stays in one process. (Hosts are
+    disjoint between children: their own HostSlots keep politeness whichever way.)"""
     if processes > 1 and prefect_api_url() is None:
         log.info("per-host limits on Prefect's ephemeral server: the crawl stays in one process (set PREFECT_API_URL)")
         return 1
@@ -105,7 +107,6 @@ class ChildPlan:
     ingest_workers: int
     grace: float
     ingest_timeout: float = INGEST_TIMEOUT_S
-    env: dict[str, str] = field(default_factory=dict)  # set before the fetcher is made: the parent's Prefect server
 
 
 @dataclass
@@ -237,7 +238,6 @@ def child_main(conn: Any, parent_pid: int) -> None:
         return
     assert kind == "plan" and isinstance(plan, ChildPlan)
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
-    os.environ.update(plan.env)
     try:
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
         state = RecordingState(plan.state)
@@ -336,8 +336,6 @@ def crawl_in_processes(
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     spawn = multiprocessing.get_context("spawn")
-    api_url = prefect_api_url()
-    env = {"PREFECT_API_URL": api_url} if api_url else {}
     ingest_pool = ThreadPoolExecutor(max(1, ingest_workers), thread_name_prefix="gongkai-child-ingest")
     children: list[Child] = []
     started = time.perf_counter()
@@ -345,7 +343,7 @@ def crawl_in_processes(
         for index, group in enumerate(groups):
             parent_end, child_end = spawn.Pipe()
             plan = ChildPlan(index, group, make_fetcher, _state_entries(ctx.state, all_hosts(group)), ctx.years, limits,
-                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout, env)
+                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout)
             process = spawn.Process(target=child_main, args=(child_end, os.getpid()), daemon=True,
                                     name=f"gongkai-crawler-{index + 1}-of-{len(groups)}")
             child = Child(index, group, process, parent_end)

@@ -236,5 +236,5 @@ def test_with_per_host_limits_on_prefect_the_children_use_the_parents_server_or_
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the ephemeral server: it lives in one process
         assert processes_with_prefect_limits(2) == 1
-    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a test's or a worker's server
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a server (a worker's, set in its environment)
         assert processes_with_prefect_limits(2) == 2 and prefect_api_url() == "http://127.0.0.1:4200/api"
