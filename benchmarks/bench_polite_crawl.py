@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/bench_polite_crawl.py                        # 100 and 1,000 hosts, crawl only
     .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 100 --full     # the nightly flow end to end
+    .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 2   # the hosts over 2 crawler processes
 
 The portal is benchmarks/bench_crawl.py's (a TRS column of 5 reports per agency: 11 requests per host with its
 robots.txt), served by one asyncio process listening on N ports, logging every request's start and end.
@@ -159,8 +160,10 @@ def registry(ports: list[int]) -> str:
     )
 
 
-def crawl_only(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
-    """One nightly through the scheduler and the real fetcher, each file archived instead of extracted."""
+def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
+    """One nightly through the scheduler and the real fetcher, each file archived instead of extracted; with
+    `processes` > 1 through crawler.processes (the flows' path: the hosts split over crawler processes, each file
+    sent to this process to be archived)."""
     from gongkai.crawler.crawl import CrawlContext, Limits, Walk
     from gongkai.crawler.fetcher import Fetcher
     from gongkai.crawler.registry import all_hosts, load_registry
@@ -174,6 +177,8 @@ def crawl_only(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
     def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
         return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
+    if processes > 1:
+        return _crawl_in_processes(portals, folder, workers, processes, ingest)
     slots = HostSlots(CONCURRENCY, DELAY, record=True)
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
     state = CrawlState(folder / "state.json")
@@ -189,8 +194,32 @@ def crawl_only(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
             "client_min_gap_s": kept["min_gap_s"], "client_max_in_flight": kept["max_in_flight"]}
 
 
-def full_nightly(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
+def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processes: int, ingest: Any) -> dict[str, Any]:
+    from gongkai.crawler.crawl import CrawlContext, Limits
+    from gongkai.crawler.processes import crawl_in_processes
+    from gongkai.crawler.registry import all_hosts
+    from gongkai.crawler.state import CrawlState
+    from gongkai.flows.crawl import Politeness
+
+    politeness = Politeness(delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1)
+    fetcher = politeness.fetcher(all_hosts(portals))  # the parent's: it counts the children's requests
+    state = CrawlState(folder / "state.json")
+    ctx = CrawlContext(fetcher, state, ingest)
+    started = time.perf_counter()
+    summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, workers=workers,
+                                 limits=Limits(), ingest_workers=8)  # archive writes: I/O, not CPU
+    state.save()
+    counts: dict[str, int] = defaultdict(int)
+    for doc in summary["documents"]:
+        counts[doc["outcome"]] += 1
+    return {"requests": fetcher.requests_sent, "counts": dict(counts), "scheduler": summary["scheduler"],
+            "processes": summary["processes"], "process_start_s": round(summary["process_start_s"], 2), "split_s": round(time.perf_counter() - started, 2),
+            "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
+
+
+def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
     os.environ["GONGKAI_CRAWL_WORKERS"] = str(workers)
+    os.environ["GONGKAI_CRAWL_PROCESSES"] = str(processes)
     from gongkai.settings import quiet_prefect
 
     quiet_prefect()
@@ -199,7 +228,9 @@ def full_nightly(reg: Path, folder: Path, workers: int) -> dict[str, Any]:
     summary = nightly_flow(db_url=f"duckdb:///{folder}/bench.duckdb", archive_location=f"{folder}/archive", registry_file=str(reg),
                            state_file=f"{folder}/state.json",
                            politeness={"delay": DELAY, "concurrency": CONCURRENCY, "retries": 1, "backoff": 0.1})
-    return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler")}
+    return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler"),
+            "process_start_s": round(summary.get("process_start_s", 0.0), 2),
+            "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
 
 
 def _cpu() -> float:
@@ -237,7 +268,7 @@ class PeakFiles:
         return self.peak
 
 
-def measure(n: int, full: bool, workers: int) -> dict[str, Any]:
+def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, Any]:
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
     files = PeakFiles()
     ports_in, ports_out = multiprocessing.Pipe(duplex=False)
@@ -260,7 +291,7 @@ def measure(n: int, full: bool, workers: int) -> dict[str, Any]:
             portal_cpu = control.recv()
             load = os.getloadavg()[0]
             started, cpu = time.perf_counter(), _cpu()
-            out = run(reg, Path(tmp), workers)
+            out = run(reg, Path(tmp), workers, processes)
             wall, cpu = time.perf_counter() - started, _cpu() - cpu
             control.send("log")
             checked = politeness_from_log(control.recv())
@@ -272,9 +303,11 @@ def measure(n: int, full: bool, workers: int) -> dict[str, Any]:
                                             "load_before": round(load, 1)})
     control.send("stop")
     server.join(5)
-    return {"hosts": n, "full": full, "workers": workers, "first": results[0], "second": results[1], "fd_limit": fd_limit,
+    return {"hosts": n, "full": full, "workers": workers, "processes": processes, "first": results[0], "second": results[1], "fd_limit": fd_limit,
             "peak_open_files": files.stop(),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            # the largest reaped child (a crawler process; the portal is not reaped yet)
+            "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -282,15 +315,18 @@ def main() -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000], help="host counts")
     parser.add_argument("--full", action="store_true", help="the nightly flow end to end (extraction, DuckDB)")
     parser.add_argument("--workers", type=int, default=128, help="most requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="crawler processes, the hosts split between them (GONGKAI_CRAWL_PROCESSES; 1: one process)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.full, args.workers)))
+        print(json.dumps(measure(args.one, args.full, args.workers, args.processes)))
         return 0
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
           f"{'CPU s':>6} {'portal':>6} {'peak MB':>7} {'load':>9}  outcomes")
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers)] + (["--full"] if args.full else [])
+        cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes)] + (
+            ["--full"] if args.full else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -303,6 +339,11 @@ def main() -> int:
                   f"{x['load_before']:>4.1f}/{r['load_avg']:<4.1f}  {x['counts']}", flush=True)
         print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
               f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
+        if r.get("processes", 1) > 1:
+            print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
+                  f"{r['child_peak_rss_mb']} MB), "
+                  f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
+                  f"failed portals: {r['first'].get('failed_portals')}", flush=True)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
+from gongkai.crawler.processes import crawl_in_processes, process_count, processes_with_prefect_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
@@ -83,10 +84,18 @@ def _notify(event: str, n: int = 1) -> None:
 
 
 def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 128, limits: Limits | None = None,
-                  ingest_workers: int = 2) -> dict[str, Any]:
+                  ingest_workers: int = 2, processes: int = 1, politeness: Politeness | None = None) -> dict[str, Any]:
     """Drive the crawler's walk with the crawl scheduler (crawler.scheduler): per-host queues, each host given a turn
     when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`
-    threads beside them with a bounded backlog."""
+    threads beside them with a bounded backlog. `processes` > 1 (with the `politeness` its fetchers are made of):
+    the hosts split over that many crawler processes, ingest staying here (crawler/processes.py)."""
+    if politeness is not None and politeness.prefect_limits:
+        processes = processes_with_prefect_limits(processes)
+    if processes > 1 and politeness is not None:
+        summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, workers=workers,
+                                     limits=limits, ingest_workers=ingest_workers, listener=_notify,
+                                     should_stop=stop_requested, grace=GRACE_S)
+        return summary | ({"interrupted": True} if stop_requested() else {})
     walk = Walk(ctx, portals, limits)
     scheduler = CrawlScheduler(ctx, host_slots(ctx.fetcher), workers=workers, ingest_workers=ingest_workers,
                                pages=page_steps, items=item_steps, listener=_notify,
@@ -136,7 +145,8 @@ def run_crawl(
     settings = settings or load_settings()
     log = run_logger(__name__)
     portals = select(load_registry(Path(registry_file) if registry_file else settings.registry_file, demo_port=demo_port), agencies)
-    fetcher = Politeness.from_settings(settings, **(politeness or {})).fetcher(all_hosts(portals))
+    polite = Politeness.from_settings(settings, **(politeness or {}))
+    fetcher = polite.fetcher(all_hosts(portals))
     archive = open_archive(archive_location or settings.archive_location)
     params = {"portals": [p.id for p in portals], "years": years, "agencies": agencies} | (run_params or {})
     limits = Limits(settings.crawl_max_pages, settings.crawl_max_items, settings.crawl_portal_deadline)
@@ -150,7 +160,8 @@ def run_crawl(
             ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                frozenset(years) if years else None)
             summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
-                                    ingest_workers=max(1, settings.extract_processes) + 1)
+                                    ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
+                                    processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))

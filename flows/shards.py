@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gongkai.crawler.registry import Portal, load_registry, select
+from gongkai.crawler.registry import load_registry, select
+from gongkai.crawler.registry import split_by_host as shard_portals  # noqa: I001  (the split shared with crawler/processes.py)
 from gongkai.flows.plain import prefect_flow
 from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
@@ -44,37 +45,6 @@ KEPT_QUIET = ("not_modified", "unchanged")  # outcomes a shard counts but does n
 
 class ShardError(RuntimeError):
     """A sharded run that cannot start (no Prefect server, no worker, a DuckDB warehouse): one line for the operator."""
-
-
-def shard_portals(portals: list[Portal], shards: int) -> list[list[Portal]]:
-    """Portals in at most `shards` groups: portals sharing a host always together (politeness is per host), groups
-    balanced by number of portals (largest host groups first, each to the emptiest shard), the same split for the
-    same registry. Fewer host groups than shards: fewer shards."""
-    if shards < 1:
-        raise ValueError("shards must be at least 1")
-    owner: dict[str, str] = {}  # union-find over hosts: a portal with two hosts joins their groups
-
-    def root(host: str) -> str:
-        while owner.setdefault(host, host) != host:
-            owner[host] = owner[owner[host]]
-            host = owner[host]
-        return host
-
-    for portal in portals:
-        hosts = sorted(portal.hosts)
-        for other in hosts[1:]:
-            a, b = root(hosts[0]), root(other)
-            if a != b:
-                owner[max(a, b)] = min(a, b)
-    groups: dict[str, list[Portal]] = {}
-    for portal in portals:
-        key = root(min(portal.hosts)) if portal.hosts else f"portal:{portal.id}"
-        groups.setdefault(key, []).append(portal)
-    buckets: list[list[Portal]] = [[] for _ in range(shards)]
-    for _, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        emptiest = min(range(shards), key=lambda i: (len(buckets[i]), i))
-        buckets[emptiest].extend(group)
-    return [sorted(b, key=lambda p: p.id) for b in buckets if b]
 
 
 # --- the shard: one flow run on a worker ---------------------------------------------------------------------------

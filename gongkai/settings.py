@@ -16,6 +16,7 @@ environment. A bad value is a one-line `SettingsError` naming the variable.
 | GONGKAI_EXTRACT_TIMEOUT | `600` | seconds one extraction may take before its worker is killed (outcome failed) |
 | GONGKAI_OCR_MAX_PAGES, _BUDGET, _DPI, _THREADS | `20`, `300`, `200`, `2` | OCR per document (the [ocr] extra): pages or pictures, CPU seconds, dpi of scans, ONNX threads |
 | GONGKAI_CRAWL_WORKERS | `128` | most requests in flight at once across hosts in a crawl (the threads: hosts × GONGKAI_CRAWL_CONCURRENCY, at most this) |
+| GONGKAI_CRAWL_PROCESSES | `0` (the machine decides) | crawler processes of one crawl, its hosts split between them (0: the cores, each process given at least 200 hosts; 1: one process) |
 | GONGKAI_CRAWL_DELAY | `1.0` | seconds between requests to one host |
 | GONGKAI_CRAWL_CONCURRENCY | `2` | requests in flight per host |
 | GONGKAI_CRAWL_CONNECT_TIMEOUT | `10` | seconds to connect |
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     ocr_threads: int = Field(2, ge=1, le=64)
 
     crawl_workers: int = Field(128, ge=1)
+    crawl_processes: int = Field(0, ge=0)  # 0: the machine's cores, each process at least 200 hosts (crawler/processes.py)
     crawl_delay: float = Field(1.0, ge=0)
     crawl_concurrency: int = Field(2, ge=1)
     crawl_connect_timeout: float = Field(10.0, gt=0)

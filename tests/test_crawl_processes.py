@@ -1,0 +1,240 @@
+"""One crawl split over two crawler processes by host (crawler/processes.py), for real: loopback hosts serving corpus
+reports (tests/shard_portal.py), the nightly's body (flows.crawl.run_crawl) into DuckDB with real extraction in the
+parent, the children spawned. Compared with the same crawl in one process; politeness read from the portal's log."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flight_peaks
+
+from gongkai.crawler.processes import MIN_HOSTS_PER_PROCESS, process_count
+from gongkai.warehouse import open_warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+DELAY, CONCURRENCY = 0.2, 2
+# four hosts; host 0 serves two portals, which must stay in one process (a split by portal would put them apart)
+HOSTS = {0: [1, 2], 1: [3], 2: [4], 3: [5, 6]}
+PORTALS = [("a1", 0, 1), ("a2", 0, 2), ("a3", 1, 3), ("a4", 2, 4), ("a5", 3, 5), ("a6", 3, 6)]
+REPORTS = len(PORTALS) * len(REPORT_YEARS)
+POLITENESS = {"delay": DELAY, "concurrency": CONCURRENCY, "read_timeout": 5.0, "retries": 1, "backoff": 0.05}
+
+
+@dataclass
+class Run:
+    summary: dict[str, Any]
+    hits: list[Hit]
+
+
+def _crawl(portal: ShardPortal, folder: Path, processes: int, registry: Path) -> Run:
+    from gongkai.flows.crawl import run_crawl
+    from gongkai.settings import Settings
+
+    portal.clear()
+    settings = Settings(data=folder / "data", crawl_processes=processes, extract_processes=0)
+    summary = run_crawl("nightly", db_url=f"duckdb:///{folder / 'warehouse.duckdb'}", archive_location=str(folder / "archive"),
+                        registry_file=str(registry), politeness=POLITENESS, settings=settings)
+    return Run(summary, portal.clear())
+
+
+@dataclass
+class Runs:
+    one: Run
+    two: Run
+    again: Run  # K=2 again, into the K=2 warehouse: nothing changed
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    folder = tmp_path_factory.mktemp("processes")
+    with ShardPortal(HOSTS) as portal:
+        registry = folder / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        one = _crawl(portal, folder / "one", 1, registry)
+        two = _crawl(portal, folder / "two", 2, registry)
+        again = _crawl(portal, folder / "two", 2, registry)
+        yield Runs(one, two, again, folder)
+
+
+def _documents(summary: dict[str, Any]) -> Counter[tuple[Any, ...]]:
+    # not the sha256: the portal rezips a DOCX on each request (its time stamp in the zip)
+    return Counter((d["url"], d["outcome"], d["portal"], d["title"], d["year"]) for d in summary["documents"])
+
+
+def test_two_processes_load_every_report_once_and_give_the_summary_of_one(runs: Runs) -> None:
+    one, two = runs.one.summary, runs.two.summary
+    assert two["processes"] == 2 and "processes" not in one
+    new = [d["sha256"] for d in two["documents"] if d["outcome"] == "new"]
+    assert len(new) == len(set(new)) == REPORTS, two["counts"]
+    with open_warehouse(f"duckdb:///{runs.folder / 'two' / 'warehouse.duckdb'}") as warehouse:
+        assert warehouse.db.scalar("SELECT count(*) FROM reports") == REPORTS
+    assert _documents(two) == _documents(one)
+    assert two["portals"] == one["portals"] and list(two["portals"]) == list(one["portals"])
+    for key in ("counts", "requests", "hosts", "rejected", "noise"):
+        assert two[key] == one[key], key
+    # the scheduler's counters are summed over the processes
+    assert two["scheduler"]["ingests"] == one["scheduler"]["ingests"] == REPORTS
+
+
+def test_each_host_kept_polite_across_the_processes(runs: Runs) -> None:
+    hits = runs.two.hits
+    assert {h.host for h in hits} == {h.host for h in runs.one.hits} and len(hits) == runs.two.summary["requests"]
+    assert max(in_flight_peaks(hits).values()) <= CONCURRENCY, in_flight_peaks(hits)
+    # arrivals can bunch up by the loopback's scheduling jitter, never by a whole delay
+    assert min(closest_starts(hits).values()) >= DELAY - 0.1, closest_starts(hits)
+
+
+def test_the_state_the_children_wrote_makes_the_next_run_conditional(runs: Runs) -> None:
+    again = runs.again
+    pages = [h for h in again.hits if h.path != "/robots.txt"]
+    assert pages and all(h.conditional and h.status == 304 for h in pages), [h for h in pages if not h.conditional][:3]
+    assert set(again.summary["counts"]) == {"not_modified"}, again.summary["counts"]
+    assert all(p["status"] == "ok" and p["listing_from_cache"] for p in again.summary["portals"].values())
+
+
+def test_a_killed_crawler_process_fails_its_portals_only_and_the_rerun_completes_them(tmp_path: Path) -> None:
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portal.slow_s = 0.3  # the crawl lasts long enough to be cut
+        result: dict[str, Run] = {}
+        crawl = threading.Thread(target=lambda: result.setdefault("run", _crawl(portal, tmp_path, 2, registry)))
+        crawl.start()
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            kids = [p for p in multiprocessing.active_children() if p.name.startswith("gongkai-crawler-1-")]
+            if kids and len(portal.hits) >= 3:
+                victim = kids[0]
+            time.sleep(0.05)
+        assert victim is not None, "the crawler processes never started"
+        victim.kill()
+        crawl.join(120)
+        assert not crawl.is_alive()
+        first = result["run"].summary
+        failed = {pid: info for pid, info in first["portals"].items() if info["status"] == "failed"}
+        ok = {pid for pid, info in first["portals"].items() if info["status"] == "ok"}
+        assert failed and ok and set(failed) | ok == {pid for pid, _, _ in PORTALS}, first["portals"]
+        for info in failed.values():
+            assert "was killed (SIGKILL)" in info["error"] and "\n" not in info["error"], info["error"]
+        # the others were loaded; what the killed one had loaded stays, listed
+        loaded = {d["portal"] for d in first["documents"] if d["outcome"] == "new"}
+        assert ok <= loaded
+        portal.slow_s = 0.0
+        rerun = _crawl(portal, tmp_path, 2, registry).summary
+        assert all(info["status"] == "ok" for info in rerun["portals"].values()), rerun["portals"]
+        with open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}") as warehouse:
+            assert warehouse.db.scalar("SELECT count(*) FROM reports") == REPORTS
+
+
+def test_the_machine_decides_the_count_unless_told() -> None:
+    assert process_count(0, MIN_HOSTS_PER_PROCESS - 1) == 1  # a small crawl stays in one process
+    assert process_count(0, 100 * MIN_HOSTS_PER_PROCESS) == min(len(os.sched_getaffinity(0)), 100)
+    assert process_count(2, 1) == 1 and process_count(3, 10) == 3 and process_count(1, 10_000) == 1
+
+
+CHILDREN_SCRIPT = """
+import sys, time, multiprocessing
+from pathlib import Path
+from gongkai.crawler.crawl import CrawlContext
+from gongkai.crawler.processes import crawl_in_processes
+from gongkai.crawler.registry import all_hosts, load_registry
+from gongkai.crawler.state import CrawlState
+from gongkai.flows.crawl import Politeness
+
+def ingest(*args, **kwargs):  # the crawl is under way in both children: name them, then hang as a long load would
+    time.sleep(0.5)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(60)
+
+portals = load_registry(Path(sys.argv[1]))
+polite = Politeness(delay=0.2, concurrency=2, retries=0)
+ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
+crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher)
+"""
+
+
+def test_no_crawler_process_outlives_its_parent(tmp_path: Path) -> None:
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(tmp_path / "err", "w") as err:
+            parent = subprocess.Popen([sys.executable, "-c", CHILDREN_SCRIPT, str(registry)], env=env,
+                                      stdout=subprocess.PIPE, stderr=err, text=True)
+            try:
+                assert parent.stdout is not None
+                pids = [int(p) for p in parent.stdout.readline().split()]
+                assert len(pids) == 2, (tmp_path / "err").read_text()[-2000:]
+            finally:
+                parent.kill()  # as kill -9 does: no clean-up in the parent
+                parent.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_path: Path) -> None:
+    from gongkai.crawler.crawl import CrawlContext
+    from gongkai.crawler.processes import crawl_in_processes
+    from gongkai.crawler.registry import all_hosts, load_registry
+    from gongkai.crawler.state import CrawlState
+    from gongkai.flows.crawl import Politeness
+    from gongkai.warehouse import IngestOutcome
+
+    ingested = threading.Event()
+
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        ingested.set()
+        return IngestOutcome("0" * 64, "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
+
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portal.slow_s = 0.5  # without the stop, the crawl would take well over the bound below
+        portals = load_registry(registry)
+        polite = Politeness(delay=0.5, concurrency=1, retries=0)
+        ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
+        started = time.monotonic()
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, should_stop=ingested.is_set,
+                                     grace=0.5)
+        took = time.monotonic() - started
+        assert ingested.is_set() and took < 15, took
+        assert not [p for p in multiprocessing.active_children() if p.name.startswith("gongkai-crawler-")]
+        # the children stopped themselves (they sent their results): nothing failed, the rest waits for the next run
+        assert all(info["status"] != "failed" for info in summary["portals"].values()), summary["portals"]
+        assert len(summary["documents"]) < REPORTS
+
+
+def test_with_per_host_limits_on_prefect_the_children_use_the_parents_server_or_the_crawl_stays_in_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from gongkai.crawler.processes import prefect_api_url, processes_with_prefect_limits
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the ephemeral server: it lives in one process
+        assert processes_with_prefect_limits(2) == 1
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a server (a worker's, set in its environment)
+        assert processes_with_prefect_limits(2) == 2 and prefect_api_url() == "http://127.0.0.1:4200/api"
