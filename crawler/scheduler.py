@@ -60,6 +60,9 @@ Gate = Callable[[str], AbstractContextManager[Any]]
 @dataclass
 class _Host:
     delay: float
+    # the host's own condition (on HostSlots' one lock): a request waiting for this host is woken by this host's
+    # events only, not by every other host's (with 128 threads a shared one woke each waiter for all of them)
+    changed: threading.Condition
     in_flight: int = 0  # requests started or reserved, not yet finished
     sending: int = 0  # requests started and not yet sent
     last_start: float = -math.inf  # when the last request was sent
@@ -88,29 +91,29 @@ class HostSlots:
         self.log: list[tuple[str, float, float]] | None = [] if record else None
         self.inner = inner  # e.g. Prefect's global limits, across processes; taken inside this gate
         self.on_release = on_release
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
         self._local = threading.local()
 
     def _host(self, host: str) -> _Host:
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _Host(self.delay)
+            state = self._hosts[host] = _Host(self.delay, threading.Condition(self._lock))
         return state
 
     def respect_crawl_delay(self, host: str, seconds: float) -> None:
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             state.delay = max(state.delay, seconds)
 
     def delay_of(self, host: str) -> float:
-        with self._cond:
+        with self._lock:
             return self._host(host).delay
 
     def try_reserve(self, host: str, now: float | None = None) -> Reservation | float:
         """The host's turn now, or when to ask again (math.inf: when one of its requests is sent or ends)."""
         now = time.monotonic() if now is None else now
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             if state.in_flight >= self.concurrency or state.sending:
                 return math.inf
@@ -133,12 +136,12 @@ class HostSlots:
                 self.give_back(turn)
 
     def give_back(self, turn: Reservation) -> None:
-        with self._cond:
+        with self._lock:
             state = self._host(turn.host)
             state.in_flight -= 1
             if state.next_start == turn.promised:  # nobody took a turn after it: as if it had not been given
                 state.next_start = max(turn.previous, state.last_start + state.delay)
-            self._cond.notify_all()
+            state.changed.notify_all()
         if self.on_release:
             self.on_release(turn.host)
 
@@ -147,28 +150,28 @@ class HostSlots:
         `sent()`, called by the transport): the next one to the host waits for that, so a request held up in this
         process between its turn and the wire (a busy CPU, a slow connect) can never arrive close behind another."""
         turn: Reservation | None = getattr(self._local, "turn", None)
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             if turn is not None and turn.host == host and not turn.used:
                 turn.used = True
                 self._local.turn = None
                 # counted in flight since it was reserved; the delay is kept from the last request actually sent
                 while state.sending or (wait := state.last_start + state.delay - time.monotonic()) > 0:
-                    self._cond.wait(None if state.sending else wait)
+                    state.changed.wait(None if state.sending else wait)
             else:  # not a scheduled turn (a redirect hop, a retry): wait for the host in this thread
                 while True:
                     now = time.monotonic()
                     if state.in_flight < self.concurrency and not state.sending and now >= state.next_start:
                         break
                     busy = state.in_flight >= self.concurrency or state.sending
-                    self._cond.wait(None if busy else state.next_start - now)
+                    state.changed.wait(None if busy else state.next_start - now)
                 state.in_flight += 1
             state.sending += 1
             state.next_start = max(state.next_start, time.monotonic() + state.delay)
             return _Request(self, host)
 
     def _sent(self, request: _Request) -> None:
-        with self._cond:
+        with self._lock:
             if request.sent_at is not None:
                 return
             state = self._host(request.host)
@@ -176,18 +179,19 @@ class HostSlots:
             state.sending -= 1
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
-            self._cond.notify_all()
+            state.changed.notify_all()
         if self.on_release:
             self.on_release(request.host)
 
     def _end(self, request: _Request) -> None:
         self._sent(request)  # never sent (no connection): counted as sent now, the delay kept from here
-        with self._cond:
-            self._host(request.host).in_flight -= 1
+        with self._lock:
+            state = self._host(request.host)
+            state.in_flight -= 1
             if self.log is not None:
                 assert request.sent_at is not None
                 self.log.append((request.host, request.sent_at, time.monotonic()))
-            self._cond.notify_all()
+            state.changed.notify_all()
         if self.on_release:
             self.on_release(request.host)
 

@@ -286,6 +286,50 @@ def test_requests_outside_a_turn_wait_for_the_host_in_their_thread() -> None:
     assert kept["max_in_flight"] <= 2
 
 
+def test_a_host_s_waiters_are_not_woken_by_other_hosts_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One condition for all hosts woke every waiting request on every other host's send and end (128 threads at
+    1,000 hosts: a thundering herd, futex time in the kernel). Counted: how often the waiter for host a wakes while
+    host b sends 20 requests."""
+    woken = Counter[str]()
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            try:
+                return super().wait(timeout)
+            finally:
+                woken[threading.current_thread().name] += 1
+
+    monkeypatch.setattr(threading, "Condition", Counting)
+    slots = HostSlots(1, 0.0)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_a() -> None:
+        with slots("a") as sent:
+            sent()
+            holding.set()
+            release.wait(10)
+
+    def wait_for_a() -> None:
+        with slots("a") as sent:
+            sent()
+
+    holder = threading.Thread(target=hold_a)
+    holder.start()
+    assert holding.wait(10)
+    waiter = threading.Thread(target=wait_for_a, name="waiter-for-a")
+    waiter.start()
+    time.sleep(0.1)  # the waiter is blocked on host a's slot
+    for _ in range(20):
+        with slots("b") as sent:
+            sent()
+        time.sleep(0.005)  # lets a woken waiter wait again (else it sleeps through most notifies, GIL held here)
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert woken["waiter-for-a"] <= 2  # its own host's end (once or twice), not b's 40 events
+
+
 def test_a_robots_crawl_delay_lengthens_the_scheduler_delay() -> None:
     slots = HostSlots(2, 0.5)
     fetcher = Fetcher(["www.example.gov.cn"], delay=0.5, gate=slots)
