@@ -67,6 +67,9 @@ class _Host:
     sending: int = 0  # requests started and not yet sent
     last_start: float = -math.inf  # when the last request was sent
     next_start: float = -math.inf  # the earliest the next turn may be given (reservations included)
+    # a turn was refused for requests in flight: on_release is due at the next send or end (only then: two events
+    # a request woke the driver for every host, wanted or not)
+    wanted: bool = False
 
 
 @dataclass
@@ -82,7 +85,8 @@ class Reservation:
 class HostSlots:
     """Per host: at most `concurrency` requests in flight, and `delay` seconds between request starts (a robots.txt
     Crawl-delay lengthens it). Every start is checked against the last actual start, so the delay holds exactly even
-    when a worker picks its turn up late. `on_release(host)` is called whenever a host may have a turn again."""
+    when a worker picks its turn up late. `on_release(host)` is called when a host that was refused a turn for its
+    requests in flight (try_reserve gave math.inf) may have one again, and when a turn is given back."""
 
     def __init__(self, concurrency: int, delay: float, *, inner: Gate | None = None,
                  on_release: Callable[[str], None] | None = None, record: bool = False) -> None:
@@ -116,6 +120,7 @@ class HostSlots:
         with self._lock:
             state = self._host(host)
             if state.in_flight >= self.concurrency or state.sending:
+                state.wanted = True
                 return math.inf
             if now < state.next_start:
                 return state.next_start
@@ -180,7 +185,8 @@ class HostSlots:
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
             state.changed.notify_all()
-        if self.on_release:
+            wanted, state.wanted = state.wanted, False
+        if wanted and self.on_release:
             self.on_release(request.host)
 
     def _end(self, request: _Request) -> None:
@@ -192,7 +198,8 @@ class HostSlots:
                 assert request.sent_at is not None
                 self.log.append((request.host, request.sent_at, time.monotonic()))
             state.changed.notify_all()
-        if self.on_release:
+            wanted, state.wanted = state.wanted, False
+        if wanted and self.on_release:
             self.on_release(request.host)
 
     @contextmanager

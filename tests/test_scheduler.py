@@ -5,6 +5,7 @@ port per host (each port its own host), logging when every request arrived and w
 from __future__ import annotations
 
 import importlib
+import math
 import multiprocessing
 import sys
 import threading
@@ -328,6 +329,25 @@ def test_a_host_s_waiters_are_not_woken_by_other_hosts_events(monkeypatch: pytes
     waiter.join(10)
     assert not waiter.is_alive()
     assert woken["waiter-for-a"] <= 2  # its own host's end (once or twice), not b's 40 events
+
+
+def test_the_driver_is_told_of_a_host_s_release_only_when_it_asked() -> None:
+    """Every request's send and end woke the driver ("released": two events a request, for hosts with nothing
+    waiting too). Now only a host refused a turn for its requests in flight is announced, once, when one is sent
+    or ends; a turn given back is always announced."""
+    released: list[str] = []
+    slots = HostSlots(1, 0.0, on_release=released.append)
+    for _ in range(5):
+        with slots("h") as sent:
+            sent()
+    assert released == []  # nobody asked
+    with slots("h") as sent:
+        assert slots.try_reserve("h") == math.inf  # in flight: the driver waits to be told
+        sent()
+    assert released == ["h"]  # told once, at the send
+    assert isinstance(turn := slots.try_reserve("h"), Reservation)
+    slots.give_back(turn)
+    assert released == ["h", "h"]
 
 
 def test_a_robots_crawl_delay_lengthens_the_scheduler_delay() -> None:
