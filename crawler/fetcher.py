@@ -36,7 +36,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
 )
-from urllib3.util import Timeout
+from urllib3.util import Retry, Timeout
 
 from gongkai.crawler import transport, urls
 from gongkai.crawler.robots import DISALLOW_ALL, Robots
@@ -49,6 +49,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})  # requests' is_redirect: these with a Location
 MAX_REDIRECTS = 5
 READ_CHUNK = 64 * 1024  # a body is read (and decoded) this much at a time: the size cap overshoots by at most this
+# urllib3 never retries nor redirects by itself (the fetcher does both, each attempt counted and each hop checked);
+# one immutable instance for every request (urllib3 built one per request from `retries=False`)
+NO_RETRIES = Retry(total=False, redirect=False)
 
 
 class FetchError(Exception):
@@ -257,6 +260,7 @@ class Fetcher:
         self.delay, self.concurrency, self.timeout = delay, concurrency, timeout
         self.retries, self.backoff, self.max_bytes = retries, backoff, max_bytes
         self.deadline = deadline  # seconds from sending a request to the last byte of its body
+        self._timeouts = Timeout(connect=timeout[0], read=timeout[1])
         self.max_retry_after = max_retry_after  # a longer Retry-After fails the fetch for this run
         self.user_agent = user_agent
         self.gate = gate  # replaces the in-process per-host gate (e.g. Prefect global concurrency limits)
@@ -386,8 +390,7 @@ class Fetcher:
                 try:
                     raw = pool.urlopen(method, _path_url(target.url), body=body, headers=sent_headers, redirect=False,
                                        assert_same_host=False, preload_content=False, decode_content=False,
-                                       retries=False, timeout=Timeout(connect=self.timeout[0], read=self.timeout[1]),
-                                       chunked=False)
+                                       retries=NO_RETRIES, timeout=self._timeouts, chunked=False)
                 except (ProtocolError, OSError, ClosedPoolError, NewConnectionError) as exc:
                     raise _Transient(f"ConnectionError: {exc}") from exc
                 except ConnectTimeoutError as exc:

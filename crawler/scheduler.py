@@ -320,7 +320,11 @@ class CrawlScheduler:
         # a step after a fetch parses the page (a parse tree is ~100× the page): CPU work that more threads cannot
         # speed up under the GIL, only hold more trees at once. So at most `parsers` at a time, whatever the threads
         self.parsers = max(1, parsers)
-        self._parsing = threading.BoundedSemaphore(self.parsers)
+        # the parsers' turns as tokens in a C queue: a thread waiting for one blocks in C (threading's Semaphore is a
+        # Condition in Python: each wait and wake-up ran some fifty lines of bytecode, with 128 threads waiting)
+        self._parsing: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for token in range(self.parsers):
+            self._parsing.put(token)
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
         # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
@@ -571,7 +575,8 @@ class CrawlScheduler:
                 value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
         except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
             error = exc
-        with self._parsing:  # the unit's next step parses what was fetched
+        token = self._parsing.get()  # the unit's next step parses what was fetched
+        try:
             with self._parsing_lock:
                 self._parsing_now += 1
                 self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
@@ -580,6 +585,8 @@ class CrawlScheduler:
             finally:
                 with self._parsing_lock:
                     self._parsing_now -= 1
+        finally:
+            self._parsing.put(token)
         del value  # the response: not held while the driver places the next step
         self._events.put(("fetched", unit, outcome))
 
