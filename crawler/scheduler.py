@@ -31,7 +31,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,6 +290,47 @@ def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     return max(1, min(cap, max(1, hosts) * max(1, concurrency)))
 
 
+class Workers:
+    """Up to `most` threads running tasks from one C queue, a thread started when every one is busy. Not a
+    ThreadPoolExecutor: its Future (a Condition and a lock each), work item and idle semaphore (a Condition in Python)
+    per task were some 5 % of a crawl's CPU, and the scheduler reads no result (each task reports through the
+    driver's events). Only the driver thread submits."""
+
+    def __init__(self, most: int, name: str) -> None:
+        self.most, self.name = max(1, most), name
+        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._cancelled = False
+
+    def submit(self, busy: int, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args) on a worker; `busy`: the tasks submitted and not yet reported done, this one included."""
+        if busy > len(self._threads) and len(self._threads) < self.most:
+            thread = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}")
+            thread.start()
+            self._threads.append(thread)
+        self._tasks.put((fn, args))
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            if self._cancelled:
+                continue  # a stop: what had not started is dropped
+            fn, args = task
+            try:
+                fn(*args)
+            except Exception:  # the tasks report their own errors; a bug here must not end the worker silently
+                log.exception("crawl worker task %s failed", getattr(fn, "__name__", fn))
+            del task, fn, args  # not held while waiting for the next task
+
+    def shutdown(self, *, wait: bool, cancel: bool) -> None:
+        """After the tasks queued (or, when `cancel`, instead of them) the workers end; `wait`: join them."""
+        self._cancelled = self._cancelled or cancel
+        for _ in self._threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
 @dataclass
 class SchedulerStats:
     fetch_steps: int = 0
@@ -355,8 +395,8 @@ class CrawlScheduler:
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
         tune_malloc()
-        fetch_pool = ThreadPoolExecutor(threads, thread_name_prefix="gongkai-fetch")
-        ingest_pool = ThreadPoolExecutor(self.ingest_workers, thread_name_prefix="gongkai-ingest")
+        fetch_pool = Workers(threads, "gongkai-fetch")
+        ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
         try:
             self._add(walk.start(), [])
             while self._open:
@@ -381,8 +421,8 @@ class CrawlScheduler:
         finally:
             # after a stop's grace, work still in flight is abandoned (a load is one transaction: it commits or not)
             stopped = self._stop_by is not None
-            fetch_pool.shutdown(wait=not stopped, cancel_futures=stopped)
-            ingest_pool.shutdown(wait=not stopped, cancel_futures=stopped)
+            fetch_pool.shutdown(wait=not stopped, cancel=stopped)
+            ingest_pool.shutdown(wait=not stopped, cancel=stopped)
         return walk
 
     def _stopping(self) -> bool:
@@ -474,12 +514,12 @@ class CrawlScheduler:
     def _backed_up(self) -> bool:
         return len(self._ingest_waiting) >= self.ingest_backlog
 
-    def _pump(self, fetch_pool: ThreadPoolExecutor, ingest_pool: ThreadPoolExecutor) -> None:
+    def _pump(self, fetch_pool: Workers, ingest_pool: Workers) -> None:
         while self._ingest_waiting and self._ingesting < self.ingest_workers:
             unit = self._ingest_waiting.popleft()
             self._ingesting += 1
             self.stats.ingests += 1
-            ingest_pool.submit(self._ingest, unit)
+            ingest_pool.submit(self._ingesting, self._ingest, unit)
         now = time.monotonic()
         while self._due and self._due[0][0] <= now and self._fetching < self._threads:
             _, _, host = heapq.heappop(self._due)
@@ -505,7 +545,7 @@ class CrawlScheduler:
                 self._schedule(host, now)
 
     def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
-              fetch_pool: ThreadPoolExecutor) -> None:
+              fetch_pool: Workers) -> None:
         """Give the host's turn to its next fetch (or to its robots.txt, first)."""
         while True:
             unit: _Unit | None = None
@@ -550,10 +590,10 @@ class CrawlScheduler:
         if turn is not None:
             self.slots.give_back(turn)
 
-    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: Any) -> None:
+    def _submit(self, pool: Workers, fn: Callable[..., None], *args: Any) -> None:
         self._fetching += 1
         self.stats.peak_fetching = max(self.stats.peak_fetching, self._fetching)
-        pool.submit(fn, *args)
+        pool.submit(self._fetching, fn, *args)
 
     # -- in worker threads --------------------------------------------------------------------------------
     def _robots(self, url: str, turn: Reservation | None) -> None:
