@@ -298,7 +298,9 @@ class Fetcher:
 
     def _count(self, host: str, name: str, amount: int = 1) -> None:
         with self._lock:
-            stats = self._stats.setdefault(host, HostStats())
+            stats = self._stats.get(host)
+            if stats is None:  # (setdefault built a HostStats on every call, two or three a request)
+                stats = self._stats[host] = HostStats()
             setattr(stats, name, getattr(stats, name) + amount)
 
     def host_stats(self) -> dict[str, dict[str, int]]:
@@ -436,7 +438,7 @@ class Fetcher:
     def _robots_for(self, target: SafeURL) -> Robots:
         key = target.origin
         with self._lock:
-            lock = self._robots_locks.setdefault(key, threading.Lock())
+            lock = self._robots_locks.get(key) or self._robots_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._robots:
                 self._robots[key] = self._read_robots(target)
