@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import ipaddress
 import random
 import re
@@ -314,7 +315,7 @@ class Fetcher:
 
     def _resolve(self, target: SafeURL) -> Addresses:
         """The addresses this request may connect to: an IP literal as written, a name as resolved (cached)."""
-        if target.is_ip_literal:
+        if _is_ip_literal(target.host):
             return (target.host,)
         key = (target.host, target.port)
         now = time.monotonic()
@@ -542,6 +543,16 @@ class Fetcher:
 
 
 MALFORMED = "(malformed URL)"
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    """SafeURL.is_ip_literal, remembered: asked twice a request, it parsed the host with ipaddress each time."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _close(raw: urllib3.HTTPResponse) -> None:
