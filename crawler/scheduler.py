@@ -31,7 +31,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,10 +59,16 @@ Gate = Callable[[str], AbstractContextManager[Any]]
 @dataclass
 class _Host:
     delay: float
+    # the host's own condition (on HostSlots' one lock): a request waiting for this host is woken by this host's
+    # events only, not by every other host's (with 128 threads a shared one woke each waiter for all of them)
+    changed: threading.Condition
     in_flight: int = 0  # requests started or reserved, not yet finished
     sending: int = 0  # requests started and not yet sent
     last_start: float = -math.inf  # when the last request was sent
     next_start: float = -math.inf  # the earliest the next turn may be given (reservations included)
+    # a turn was refused for requests in flight: on_release is due at the next send or end (only then: two events
+    # a request woke the driver for every host, wanted or not)
+    wanted: bool = False
 
 
 @dataclass
@@ -79,7 +84,8 @@ class Reservation:
 class HostSlots:
     """Per host: at most `concurrency` requests in flight, and `delay` seconds between request starts (a robots.txt
     Crawl-delay lengthens it). Every start is checked against the last actual start, so the delay holds exactly even
-    when a worker picks its turn up late. `on_release(host)` is called whenever a host may have a turn again."""
+    when a worker picks its turn up late. `on_release(host)` is called when a host that was refused a turn for its
+    requests in flight (try_reserve gave math.inf) may have one again, and when a turn is given back."""
 
     def __init__(self, concurrency: int, delay: float, *, inner: Gate | None = None,
                  on_release: Callable[[str], None] | None = None, record: bool = False) -> None:
@@ -88,31 +94,32 @@ class HostSlots:
         self.log: list[tuple[str, float, float]] | None = [] if record else None
         self.inner = inner  # e.g. Prefect's global limits, across processes; taken inside this gate
         self.on_release = on_release
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
         self._local = threading.local()
 
     def _host(self, host: str) -> _Host:
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _Host(self.delay)
+            state = self._hosts[host] = _Host(self.delay, threading.Condition(self._lock))
         return state
 
     def respect_crawl_delay(self, host: str, seconds: float) -> None:
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             state.delay = max(state.delay, seconds)
 
     def delay_of(self, host: str) -> float:
-        with self._cond:
+        with self._lock:
             return self._host(host).delay
 
     def try_reserve(self, host: str, now: float | None = None) -> Reservation | float:
         """The host's turn now, or when to ask again (math.inf: when one of its requests is sent or ends)."""
         now = time.monotonic() if now is None else now
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             if state.in_flight >= self.concurrency or state.sending:
+                state.wanted = True
                 return math.inf
             if now < state.next_start:
                 return state.next_start
@@ -133,12 +140,12 @@ class HostSlots:
                 self.give_back(turn)
 
     def give_back(self, turn: Reservation) -> None:
-        with self._cond:
+        with self._lock:
             state = self._host(turn.host)
             state.in_flight -= 1
             if state.next_start == turn.promised:  # nobody took a turn after it: as if it had not been given
                 state.next_start = max(turn.previous, state.last_start + state.delay)
-            self._cond.notify_all()
+            state.changed.notify_all()
         if self.on_release:
             self.on_release(turn.host)
 
@@ -147,28 +154,28 @@ class HostSlots:
         `sent()`, called by the transport): the next one to the host waits for that, so a request held up in this
         process between its turn and the wire (a busy CPU, a slow connect) can never arrive close behind another."""
         turn: Reservation | None = getattr(self._local, "turn", None)
-        with self._cond:
+        with self._lock:
             state = self._host(host)
             if turn is not None and turn.host == host and not turn.used:
                 turn.used = True
                 self._local.turn = None
                 # counted in flight since it was reserved; the delay is kept from the last request actually sent
                 while state.sending or (wait := state.last_start + state.delay - time.monotonic()) > 0:
-                    self._cond.wait(None if state.sending else wait)
+                    state.changed.wait(None if state.sending else wait)
             else:  # not a scheduled turn (a redirect hop, a retry): wait for the host in this thread
                 while True:
                     now = time.monotonic()
                     if state.in_flight < self.concurrency and not state.sending and now >= state.next_start:
                         break
                     busy = state.in_flight >= self.concurrency or state.sending
-                    self._cond.wait(None if busy else state.next_start - now)
+                    state.changed.wait(None if busy else state.next_start - now)
                 state.in_flight += 1
             state.sending += 1
             state.next_start = max(state.next_start, time.monotonic() + state.delay)
             return _Request(self, host)
 
     def _sent(self, request: _Request) -> None:
-        with self._cond:
+        with self._lock:
             if request.sent_at is not None:
                 return
             state = self._host(request.host)
@@ -176,19 +183,22 @@ class HostSlots:
             state.sending -= 1
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
-            self._cond.notify_all()
-        if self.on_release:
+            state.changed.notify_all()
+            wanted, state.wanted = state.wanted, False
+        if wanted and self.on_release:
             self.on_release(request.host)
 
     def _end(self, request: _Request) -> None:
         self._sent(request)  # never sent (no connection): counted as sent now, the delay kept from here
-        with self._cond:
-            self._host(request.host).in_flight -= 1
+        with self._lock:
+            state = self._host(request.host)
+            state.in_flight -= 1
             if self.log is not None:
                 assert request.sent_at is not None
                 self.log.append((request.host, request.sent_at, time.monotonic()))
-            self._cond.notify_all()
-        if self.on_release:
+            state.changed.notify_all()
+            wanted, state.wanted = state.wanted, False
+        if wanted and self.on_release:
             self.on_release(request.host)
 
     @contextmanager
@@ -280,6 +290,47 @@ def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     return max(1, min(cap, max(1, hosts) * max(1, concurrency)))
 
 
+class Workers:
+    """Up to `most` threads running tasks from one C queue, a thread started when every one is busy. Not a
+    ThreadPoolExecutor: its Future (a Condition and a lock each), work item and idle semaphore (a Condition in Python)
+    per task were some 5 % of a crawl's CPU, and the scheduler reads no result (each task reports through the
+    driver's events). Only the driver thread submits."""
+
+    def __init__(self, most: int, name: str) -> None:
+        self.most, self.name = max(1, most), name
+        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._cancelled = False
+
+    def submit(self, busy: int, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args) on a worker; `busy`: the tasks submitted and not yet reported done, this one included."""
+        if busy > len(self._threads) and len(self._threads) < self.most:
+            thread = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}")
+            thread.start()
+            self._threads.append(thread)
+        self._tasks.put((fn, args))
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            if self._cancelled:
+                continue  # a stop: what had not started is dropped
+            fn, args = task
+            try:
+                fn(*args)
+            except Exception:  # the tasks report their own errors; a bug here must not end the worker silently
+                log.exception("crawl worker task %s failed", getattr(fn, "__name__", fn))
+            del task, fn, args  # not held while waiting for the next task
+
+    def shutdown(self, *, wait: bool, cancel: bool) -> None:
+        """After the tasks queued (or, when `cancel`, instead of them) the workers end; `wait`: join them."""
+        self._cancelled = self._cancelled or cancel
+        for _ in self._threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
 @dataclass
 class SchedulerStats:
     fetch_steps: int = 0
@@ -309,7 +360,11 @@ class CrawlScheduler:
         # a step after a fetch parses the page (a parse tree is ~100× the page): CPU work that more threads cannot
         # speed up under the GIL, only hold more trees at once. So at most `parsers` at a time, whatever the threads
         self.parsers = max(1, parsers)
-        self._parsing = threading.BoundedSemaphore(self.parsers)
+        # the parsers' turns as tokens in a C queue: a thread waiting for one blocks in C (threading's Semaphore is a
+        # Condition in Python: each wait and wake-up ran some fifty lines of bytecode, with 128 threads waiting)
+        self._parsing: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for token in range(self.parsers):
+            self._parsing.put(token)
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
         # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
@@ -340,8 +395,8 @@ class CrawlScheduler:
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
         tune_malloc()
-        fetch_pool = ThreadPoolExecutor(threads, thread_name_prefix="gongkai-fetch")
-        ingest_pool = ThreadPoolExecutor(self.ingest_workers, thread_name_prefix="gongkai-ingest")
+        fetch_pool = Workers(threads, "gongkai-fetch")
+        ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
         try:
             self._add(walk.start(), [])
             while self._open:
@@ -366,8 +421,8 @@ class CrawlScheduler:
         finally:
             # after a stop's grace, work still in flight is abandoned (a load is one transaction: it commits or not)
             stopped = self._stop_by is not None
-            fetch_pool.shutdown(wait=not stopped, cancel_futures=stopped)
-            ingest_pool.shutdown(wait=not stopped, cancel_futures=stopped)
+            fetch_pool.shutdown(wait=not stopped, cancel=stopped)
+            ingest_pool.shutdown(wait=not stopped, cancel=stopped)
         return walk
 
     def _stopping(self) -> bool:
@@ -459,12 +514,12 @@ class CrawlScheduler:
     def _backed_up(self) -> bool:
         return len(self._ingest_waiting) >= self.ingest_backlog
 
-    def _pump(self, fetch_pool: ThreadPoolExecutor, ingest_pool: ThreadPoolExecutor) -> None:
+    def _pump(self, fetch_pool: Workers, ingest_pool: Workers) -> None:
         while self._ingest_waiting and self._ingesting < self.ingest_workers:
             unit = self._ingest_waiting.popleft()
             self._ingesting += 1
             self.stats.ingests += 1
-            ingest_pool.submit(self._ingest, unit)
+            ingest_pool.submit(self._ingesting, self._ingest, unit)
         now = time.monotonic()
         while self._due and self._due[0][0] <= now and self._fetching < self._threads:
             _, _, host = heapq.heappop(self._due)
@@ -490,7 +545,7 @@ class CrawlScheduler:
                 self._schedule(host, now)
 
     def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
-              fetch_pool: ThreadPoolExecutor) -> None:
+              fetch_pool: Workers) -> None:
         """Give the host's turn to its next fetch (or to its robots.txt, first)."""
         while True:
             unit: _Unit | None = None
@@ -535,10 +590,10 @@ class CrawlScheduler:
         if turn is not None:
             self.slots.give_back(turn)
 
-    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: Any) -> None:
+    def _submit(self, pool: Workers, fn: Callable[..., None], *args: Any) -> None:
         self._fetching += 1
         self.stats.peak_fetching = max(self.stats.peak_fetching, self._fetching)
-        pool.submit(fn, *args)
+        pool.submit(self._fetching, fn, *args)
 
     # -- in worker threads --------------------------------------------------------------------------------
     def _robots(self, url: str, turn: Reservation | None) -> None:
@@ -560,7 +615,8 @@ class CrawlScheduler:
                 value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
         except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
             error = exc
-        with self._parsing:  # the unit's next step parses what was fetched
+        token = self._parsing.get()  # the unit's next step parses what was fetched
+        try:
             with self._parsing_lock:
                 self._parsing_now += 1
                 self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
@@ -569,6 +625,8 @@ class CrawlScheduler:
             finally:
                 with self._parsing_lock:
                     self._parsing_now -= 1
+        finally:
+            self._parsing.put(token)
         del value  # the response: not held while the driver places the next step
         self._events.put(("fetched", unit, outcome))
 

@@ -215,7 +215,7 @@ def test_a_name_resolving_to_a_private_address_is_refused(registry: Hostile) -> 
 def test_connections_outside_a_fetch_fail_closed_and_the_peer_is_checked(registry: Hostile) -> None:
     f = fetcher({registry.host})
     with pytest.raises(Exception, match="no pinned address"):
-        f._session().get(f"{registry.base}/x", timeout=2)
+        f._pool(urls.parse(f"{registry.base}/x")).urlopen("GET", "/x", retries=False, timeout=2)
     with socket.create_connection(("127.0.0.1", registry.port)) as sock:
         assert transport.peer_allowed(sock, ("127.0.0.1",))
         assert not transport.peer_allowed(sock, ("::1", "192.0.2.1"))

@@ -5,6 +5,7 @@ port per host (each port its own host), logging when every request arrived and w
 from __future__ import annotations
 
 import importlib
+import math
 import multiprocessing
 import sys
 import threading
@@ -284,6 +285,69 @@ def test_requests_outside_a_turn_wait_for_the_host_in_their_thread() -> None:
     kept = _bench().politeness_from_log(slots.log)
     assert kept["min_gap_s"] >= 0.05
     assert kept["max_in_flight"] <= 2
+
+
+def test_a_host_s_waiters_are_not_woken_by_other_hosts_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One condition for all hosts woke every waiting request on every other host's send and end (128 threads at
+    1,000 hosts: a thundering herd, futex time in the kernel). Counted: how often the waiter for host a wakes while
+    host b sends 20 requests."""
+    woken = Counter[str]()
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            try:
+                return super().wait(timeout)
+            finally:
+                woken[threading.current_thread().name] += 1
+
+    monkeypatch.setattr(threading, "Condition", Counting)
+    slots = HostSlots(1, 0.0)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_a() -> None:
+        with slots("a") as sent:
+            sent()
+            holding.set()
+            release.wait(10)
+
+    def wait_for_a() -> None:
+        with slots("a") as sent:
+            sent()
+
+    holder = threading.Thread(target=hold_a)
+    holder.start()
+    assert holding.wait(10)
+    waiter = threading.Thread(target=wait_for_a, name="waiter-for-a")
+    waiter.start()
+    time.sleep(0.1)  # the waiter is blocked on host a's slot
+    for _ in range(20):
+        with slots("b") as sent:
+            sent()
+        time.sleep(0.005)  # lets a woken waiter wait again (else it sleeps through most notifies, GIL held here)
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert woken["waiter-for-a"] <= 2  # its own host's end (once or twice), not b's 40 events
+
+
+def test_the_driver_is_told_of_a_host_s_release_only_when_it_asked() -> None:
+    """Every request's send and end woke the driver ("released": two events a request, for hosts with nothing
+    waiting too). Now only a host refused a turn for its requests in flight is announced, once, when one is sent
+    or ends; a turn given back is always announced."""
+    released: list[str] = []
+    slots = HostSlots(1, 0.0, on_release=released.append)
+    for _ in range(5):
+        with slots("h") as sent:
+            sent()
+    assert released == []  # nobody asked
+    with slots("h") as sent:
+        assert slots.try_reserve("h") == math.inf  # in flight: the driver waits to be told
+        sent()
+    assert released == ["h"]  # told once, at the send
+    assert isinstance(turn := slots.try_reserve("h"), Reservation)
+    slots.give_back(turn)
+    assert released == ["h", "h"]
 
 
 def test_a_robots_crawl_delay_lengthens_the_scheduler_delay() -> None:
