@@ -159,9 +159,10 @@ def run_crawl(
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                frozenset(years) if years else None)
-            summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
-                                    ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
-                                    processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
+            with state.autosave(settings.crawl_state_save_s):  # a crawl killed half-way keeps what it loaded
+                summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
+                                        ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
+                                        processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))
