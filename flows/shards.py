@@ -1,8 +1,10 @@
 """One crawl spread over Prefect workers: the registry's portals split into shards by host, each shard a flow run of
 the `gongkai-shard/shard` deployment on a process work pool, the parent waiting for them and summing their summaries.
 
-Why by host: politeness is per host, so all portals of one host go to one shard (and the per-host limits are also
-held on the Prefect server, `Politeness.prefect_limits`, forced on in every shard). Shards are balanced by number
+Why by host: politeness is per host, so all portals of one host go to one shard, whose crawler keeps each host's delay
+and requests in flight itself; so that another run at once (a backfill beside the nightly) never crawls one of those
+hosts too, every shard holds its hosts on the Prefect server for its crawl (`Politeness.host_leases`: one call for
+all of them, where per-request limits, `prefect_limits`, cost about 3 calls per request). Shards are balanced by number
 of portals and fixed for a given registry (sorted, no randomness), so a host's crawl state and history stay with it
 run after run.
 
@@ -80,7 +82,7 @@ def _shard(
     all_documents: bool = False,
     older_than: str | None = None,
 ) -> Any:
-    """Crawl these portals (registry ids) as part of run `parent_run`, with the per-host limits on the Prefect server;
+    """Crawl these portals (registry ids) as part of run `parent_run`, their hosts held on the Prefect server;
     or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
     from prefect.runtime import flow_run
 
@@ -152,7 +154,7 @@ def _shard_body(kind: str, portal_ids: list[str], shard: str, parent_run: int, t
                          f"({registry_file or settings.registry_file}): give every worker the parent's registry")
     _check_same_warehouse(settings, parent_run, token)
     summary = run_crawl(f"{kind}-shard", years=years, agencies=portal_ids, registry_file=registry_file, demo_port=demo_port,
-                        politeness=(politeness or {}) | {"prefect_limits": True}, settings=settings,
+                        politeness=(politeness or {}) | {"host_leases": True}, settings=settings,
                         run_params=run_params)
     Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
              data=_for_parent(summary)).create()

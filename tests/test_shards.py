@@ -377,3 +377,37 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_host_held_by_one_crawl_waits_for_it_in_another(cluster: Cluster) -> None:
+    """Shards hold their hosts for their crawl (one call, all or none): another run's crawl of one of those hosts
+    waits for them, within its bound, and gets them once they are let go."""
+    import threading
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from gongkai.crawler.host_limits import HostsBusy, hosts_held
+
+    held, release = threading.Event(), threading.Event()
+
+    def first_crawl() -> None:
+        with temporary_settings({PREFECT_API_URL: cluster.api_url}), hosts_held(["127.0.0.1:1", "127.0.0.1:2"], 0.0, 30):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_crawl)
+    thread.start()
+    try:
+        assert held.wait(60)
+        started = time.monotonic()
+        with pytest.raises(HostsBusy, match="another run held"):
+            with hosts_held(["127.0.0.1:2", "127.0.0.1:3"], 0.0, 2):
+                pass
+        assert time.monotonic() - started >= 2
+        with hosts_held(["127.0.0.1:3"], 0.0, 10):  # a host the first does not hold: at once
+            pass
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    with hosts_held(["127.0.0.1:2", "127.0.0.1:3"], 0.5, 30):  # let go: taken, one delay after
+        assert time.monotonic() - started >= 2.5
