@@ -17,12 +17,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 
 def limit_names(host: str) -> tuple[str, str]:
     slug = re.sub(r"[^a-z0-9-]+", "-", host.lower())
     return f"gongkai-host-{slug}", f"gongkai-rate-{slug}"
+
+
+LEASE_S = 60.0  # renewed every 45 s while the crawl runs; Prefect's server takes no less
 
 
 def lock_name(host: str) -> str:
@@ -48,12 +51,14 @@ def hosts_held(hosts: Iterable[str], delay: float, timeout_s: float) -> Iterator
     with get_client(sync_client=True) as client:
         for name in names:
             client.upsert_global_concurrency_limit_by_name(name, 1)
-    try:
-        with concurrency(names, occupy=1, timeout_seconds=timeout_s, strict=True):
-            time.sleep(delay)
-            yield
-    except TimeoutError as exc:
-        raise HostsBusy(f"{len(names)} hosts: another run held some of them for more than {timeout_s:.0f} s") from exc
+    with ExitStack() as held:
+        try:
+            # the shortest lease the server grants: a killed crawl's hosts are free again within about a minute
+            held.enter_context(concurrency(names, occupy=1, timeout_seconds=timeout_s, strict=True, lease_duration=LEASE_S))
+        except TimeoutError as exc:
+            raise HostsBusy(f"{len(names)} hosts: another run held some of them for more than {timeout_s:.0f} s") from exc
+        time.sleep(delay)
+        yield
 
 
 def ensure_host_limits(hosts: list[str], concurrency: int, delay: float) -> None:

@@ -165,8 +165,10 @@ shard_flow = prefect_flow(name=FLOW_NAME, validate_parameters=False, log_prints=
 
 
 def _flow_run_mark(flow_run_id: str) -> str:
-    """The LIKE pattern of a shard's `runs` row: its params name its flow run."""
-    return f"%{flow_run_id}%"
+    """The LIKE pattern of a shard's `runs` row: its params (JSON, as runs.start_run writes them) name its flow run.
+    The key too: the parent's params list the shards it gave up (`lost_shards`)."""
+    return f'%"flow_run": "{flow_run_id}"%'
+
 
 
 class ShardBeat:
@@ -431,7 +433,7 @@ def _mark_lost_rows(warehouse: Any, shards: list[ShardRun]) -> None:
         status = "interrupted" if s.lost == "the run was stopped" or s.state == "CANCELLED" else "crashed"
         with warehouse.db.transaction():
             warehouse.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
-                                 [status, utcnow(), f"%{s.flow_run_id}%"])
+                                 [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
 
 
 def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
