@@ -189,7 +189,7 @@ class ShardBeat:
         from gongkai.warehouse.db import connect
 
         self._db = connect(self.url)
-        if self._given_up():
+        if self._given_up(starting=True):
             self._db.close()
             raise ShardError(f"run {self.parent_run} gave this shard up (or ended) before it started: not crawling")
         self._thread = threading.Thread(target=self._loop, name="gongkai-shard-beat", daemon=True)
@@ -202,11 +202,13 @@ class ShardBeat:
             self._thread.join(timeout=30)
         self._db.close()
 
-    def _given_up(self) -> bool:
+    def _given_up(self, *, starting: bool = False) -> bool:
+        """The parent named this shard in its `lost_shards`; or, before the start, the parent has ended (once started,
+        an ending parent stops its shards through Prefect: Cancelling, and a graceful SIGTERM from the worker)."""
         row = self._db.query_one("SELECT status, params FROM runs WHERE run_id = ?", [self.parent_run])
         if row is None:  # not this warehouse's run: the shard's own check says so (_check_same_warehouse)
             return False
-        return bool(row[0] != "running" or self.flow_run_id in json.loads(row[1]).get("lost_shards", []))
+        return bool((starting and row[0] != "running") or self.flow_run_id in json.loads(row[1]).get("lost_shards", []))
 
     def _loop(self) -> None:
         last_beat = time.monotonic()
@@ -332,9 +334,9 @@ class ShardWatch:
         since = max(self._beats.get(str(s.flow_run_id), (None, 0.0))[1], s.extra.setdefault("watched_since", time.monotonic()))
         return time.monotonic() - since
 
-    def give_up(self, s: ShardRun) -> None:
+    def give_up(self, s: ShardRun, status: str = "crashed") -> None:
         """Write the shard into this run's `lost_shards` (read by the shard at its next beat, or when it starts), then
-        its `runs` row `crashed`: from here on the shard's process stops itself, whatever is left of it."""
+        its `runs` row `status`: from here on the shard's process stops itself, whatever is left of it."""
         from gongkai.warehouse.store import utcnow
 
         with self.db.transaction():
@@ -342,8 +344,8 @@ class ShardWatch:
             params["lost_shards"] = [*params.get("lost_shards", []), str(s.flow_run_id)]
             self.db.execute("UPDATE runs SET params = ? WHERE run_id = ?",
                             [json.dumps(params, ensure_ascii=False, default=str, sort_keys=True), self.parent_run])
-            self.db.execute("UPDATE runs SET status = 'crashed', finished_at = ? WHERE status = 'running' AND params LIKE ?",
-                            [utcnow(), _flow_run_mark(str(s.flow_run_id))])
+            self.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
+                            [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
 
     def loaded(self, s: ShardRun) -> int:
         """Reports the shard's run loaded (committed) before it was given up: kept, and said in the summary."""
@@ -398,6 +400,9 @@ def _wait(shards: list[ShardRun], pool: str, deadline_s: float, watch: ShardWatc
                     s.lost = "the run was stopped" if stopping else f"not finished within the deadline of {deadline_s:.0f} s"
                     # a worker kills the flow run's process on Cancelling; one that never started is simply cancelled
                     ending = Cancelled if s.state == "SCHEDULED" else Cancelling
+                    if watch is not None and s.state != "SCHEDULED":  # a shard whose worker is gone stops itself
+                        watch.give_up(s, "interrupted" if stopping else "crashed")
+                        s.extra["loaded"] = watch.loaded(s)
                     client.set_flow_run_state(s.flow_run_id, ending(message=s.lost), force=True)
             if stopping:
                 return True
