@@ -44,6 +44,7 @@ def _nightly(folder: Path, registry: Path, db_url: str, log: Path) -> subprocess
                              "--concurrency", "2"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=folder)
 
 
+@pytest.mark.postgres
 def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(postgres_url: str, tmp_path: Path) -> None:
     with ShardPortal(HOSTS) as portal:
         registry = tmp_path / "registry.toml"
