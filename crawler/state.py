@@ -1,8 +1,10 @@
 """Per-URL crawl state: HTTP validators (ETag / Last-Modified) and what was derived from the page.
 
 A 304 only helps if we still know what the page said: a listing's candidates, a detail page's
-attachments. Both are kept here. Entries are committed only after the page was fully handled, and
-reach storage only on `save()`, so a run that failed half-way re-fetches in full next time.
+attachments. Both are kept here. Entries are committed only after the page was fully handled (a document's
+validators only once its load was committed to the warehouse: crawler/crawl.py), and reach storage on `save()`:
+at the end of a run, and during it through `autosave()` (every `SAVE_EVERY` updates or `interval_s` seconds, in a
+thread of its own), so a crawl killed half-way keeps what it had loaded and re-fetches only the rest in full.
 
 Two stores: `WarehouseCrawlState`, the crawls' (the warehouse's crawl_state table, shared by every worker that
 writes the warehouse, on any machine), and `CrawlState`, one JSON file (or memory only, with no path) for tools
@@ -17,12 +19,16 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+SAVE_EVERY = 500  # updates waiting that wake the autosave before its interval (one statement's worth of rows)
+SAVE_INTERVAL_S = 10.0  # default seconds between autosaves: what a killed crawl may lose at most
 
 
 class CrawlState:
@@ -30,6 +36,8 @@ class CrawlState:
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
+        self._unsaved = 0  # commits and forgets since the last save began
+        self._wake: threading.Event | None = None  # set by the autosave while it runs: enough updates wake it
         if path is not None and path.exists():
             try:
                 self._entries = json.loads(path.read_text("utf-8"))
@@ -56,19 +64,65 @@ class CrawlState:
             return  # nothing a server could compare against
         with self._lock:
             self._entries[url] = {"etag": etag, "last_modified": last_modified, "derived": derived}
+            self._updated()
 
     def forget(self, url: str) -> None:
         with self._lock:
             self._entries.pop(url, None)
+            self._updated()
+
+    def _updated(self) -> None:
+        """Count one update (under `_lock`); enough of them wake the autosave."""
+        self._unsaved += 1
+        if self._wake is not None and self._unsaved >= SAVE_EVERY:
+            self._wake.set()
+
+    def unsaved(self) -> int:
+        """Updates not yet saved (or being saved)."""
+        with self._lock:
+            return self._unsaved
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @contextmanager
+    def autosave(self, interval_s: float = SAVE_INTERVAL_S) -> Iterator[None]:
+        """Save in a thread of its own every `interval_s` seconds, or sooner once `SAVE_EVERY` updates wait, while the
+        block runs: the crawl's threads only count their commits, they never wait on a save. A failed save is logged
+        and retried at the next turn (the final `save()`, the caller's, raises as usual). Only committed entries are
+        saved, so the order in which the crawl commits (after a document's load) is the order kept in storage."""
+        wake, stop = threading.Event(), threading.Event()
+        with self._lock:
+            self._wake = wake
+
+        def loop() -> None:
+            while not stop.is_set():
+                wake.wait(interval_s)
+                wake.clear()
+                if stop.is_set() or not self.unsaved():
+                    continue
+                try:
+                    self.save()
+                except Exception as exc:  # a busy or unreachable store: the next turn (or the end of the run) saves
+                    log.warning("crawl state: periodic save failed (%s: %s); retried later", type(exc).__name__, exc)
+
+        saver = threading.Thread(target=loop, name="crawl-state-autosave", daemon=True)
+        saver.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            wake.set()
+            saver.join(timeout=max(60.0, interval_s))  # bounded: a save stuck on a dead server does not hang the run
+            with self._lock:
+                self._wake = None
 
     def save(self) -> None:
         if self.path is None:
             return
         with self._lock:
             text = json.dumps(self._entries, ensure_ascii=False, sort_keys=True)
+            saving, self._unsaved = self._unsaved, 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # a temp name of its own in the same directory: two runs saving at once do not write into one file
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
@@ -78,7 +132,10 @@ class CrawlState:
             os.replace(tmp, self.path)
         except BaseException:
             os.unlink(tmp)
+            with self._lock:
+                self._unsaved += saving  # still to be saved
             raise
+        log.debug("crawl state: %d update(s) saved to %s", saving, self.path)
 
 
 class Database(Protocol):
@@ -162,11 +219,17 @@ class WarehouseCrawlState(CrawlState):
             return  # nothing a server could compare against
         with self._lock:
             self._pending[url] = {"etag": etag, "last_modified": last_modified, "derived": derived}
+            self._updated()
 
     def forget(self, url: str) -> None:
         with self._lock:
             self._pending[url] = None
             self._entries.pop(url, None)
+            self._updated()
+
+    def unsaved(self) -> int:
+        with self._lock:
+            return len(self._pending)
 
     def __len__(self) -> int:
         """Entries in the warehouse, with this state's unsaved commits and forgets."""
@@ -180,6 +243,7 @@ class WarehouseCrawlState(CrawlState):
     def save(self) -> None:
         with self._lock:
             pending = dict(self._pending)
+            self._unsaved = 0
         if not pending:
             return
         now = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's times: UTC, no zone
@@ -198,6 +262,7 @@ class WarehouseCrawlState(CrawlState):
                 if entry is not None:
                     self._entries[url] = entry
                     self._absent.discard(url)
+        log.debug("crawl state: %d update(s) saved to the warehouse", len(pending))
 
     def _query_in(self, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []

@@ -52,11 +52,20 @@ class Politeness:
     backoff: float = 1.0
     max_bytes: int = 50 * 1024 * 1024
     prefect_limits: bool = False  # per-host limits as Prefect global concurrency limits (across processes)
+    host_leases: bool = False  # each host held by this crawl alone on the Prefect server (shards: whole hosts each)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Politeness:
         """The settings' values, with the caller's (command-line flags, the demo's) where given."""
         return cls(**(settings.politeness() | {k: v for k, v in overrides.items() if v is not None}))
+
+    def hosts_held(self, hosts: frozenset[str], timeout_s: float) -> Any:
+        """While the crawl runs: its hosts held against other runs (`host_leases`), or nothing to hold."""
+        from contextlib import nullcontext
+
+        from gongkai.crawler.host_limits import hosts_held
+
+        return hosts_held(hosts, self.delay, timeout_s) if self.host_leases else nullcontext()
 
     def fetcher(self, hosts: frozenset[str]) -> Fetcher:
         inner = None
@@ -159,9 +168,10 @@ def run_crawl(
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                frozenset(years) if years else None)
-            summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
-                                    ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
-                                    processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
+            with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
+                summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
+                                        ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
+                                        processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))

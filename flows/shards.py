@@ -1,8 +1,10 @@
 """One crawl spread over Prefect workers: the registry's portals split into shards by host, each shard a flow run of
 the `gongkai-shard/shard` deployment on a process work pool, the parent waiting for them and summing their summaries.
 
-Why by host: politeness is per host, so all portals of one host go to one shard (and the per-host limits are also
-held on the Prefect server, `Politeness.prefect_limits`, forced on in every shard). Shards are balanced by number
+Why by host: politeness is per host, so all portals of one host go to one shard, whose crawler keeps each host's delay
+and requests in flight itself; so that another run at once (a backfill beside the nightly) never crawls one of those
+hosts too, every shard holds its hosts on the Prefect server for its crawl (`Politeness.host_leases`: one call for
+all of them, where per-request limits, `prefect_limits`, cost about 3 calls per request). Shards are balanced by number
 of portals and fixed for a given registry (sorted, no randomness), so a host's crawl state and history stay with it
 run after run.
 
@@ -12,16 +14,30 @@ its portals as the `agencies` filter. Nothing secret travels as a flow-run param
 each worker reads its own environment; the parent passes its run's id and a token, and a shard whose warehouse does
 not hold that run refuses to crawl (a worker pointed at another warehouse would split the data).
 
-A shard whose worker stopped sending heartbeats (killed, machine gone) is marked Crashed by the parent, its `runs`
-row `crashed`, its portals failed in the summary: nothing it was loading stays half-loaded (each load is one
-transaction) and the next run crawls those portals again.
+A process worker runs each flow run as a subprocess (`python -m prefect.engine`, prefect.runner), which a killed
+worker leaves running: it goes on crawling, loading and reporting its state to the server on its own. So a worker
+that stops sending heartbeats proves nothing about its shard. The shard beats for itself (`ShardBeat`: its `runs`
+row's `duration_s`, every SHARD_BEAT_S seconds, on a connection of its own, so a long load does not hold it up): a
+shard whose worker is silent but which still beats is waited for, finishes and counts. Only a shard silent on both
+counts is given up: the parent first writes it into its own run's `lost_shards` (a shard that still lives reads that
+at its next beat and kills itself, as does one that could not beat for longer than the parent waits, and a shard
+that had not started refuses to), then marks it Crashed, its `runs` row `crashed`, its portals failed in the
+summary, with the reports it had loaded counted there (each load is one transaction: nothing half-loaded). The next
+run crawls those portals again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +57,10 @@ POLL_S = 1.0  # how often the parent looks at its shards' states
 STALE_HEARTBEATS = 4  # a worker silent for this many heartbeat intervals (at least MIN_STALE_S) is taken for dead
 MIN_STALE_S = 10.0
 KEPT_QUIET = ("not_modified", "unchanged")  # outcomes a shard counts but does not list back to its parent
+SHARD_BEAT_S = 2.0  # how often a shard's process writes its own sign of life into the warehouse
+SHARD_STALE_S = max(MIN_STALE_S, STALE_HEARTBEATS * SHARD_BEAT_S)  # a shard silent this long (parent's clock) is dead
+
+log = logging.getLogger(__name__)
 
 
 class ShardError(RuntimeError):
@@ -62,15 +82,58 @@ def _shard(
     all_documents: bool = False,
     older_than: str | None = None,
 ) -> Any:
-    """Crawl these portals (registry ids) as part of run `parent_run`, with the per-host limits on the Prefect server;
+    """Crawl these portals (registry ids) as part of run `parent_run`, their hosts held on the Prefect server;
     or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
-    from prefect.artifacts import Artifact
     from prefect.runtime import flow_run
-
-    from gongkai.flows.crawl import final_state, run_crawl
 
     settings = load_settings()
     run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
+    with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run):
+        return _shard_body(kind, portal_ids, shard, parent_run, token, settings, run_params, years, registry_file, demo_port,
+                           politeness, all_documents, older_than)
+
+
+class _Unbroken:
+    """A standard stream whose reader may be gone: the flow-run process's stdout and stderr are pipes to its worker, and
+    a killed worker leaves them broken. The shard goes on (its state, logs and summary go to the Prefect server, its
+    loads to the warehouse); what it prints is dropped instead of failing the write (a load, say) with EPIPE."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _outliving_the_worker() -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Unbroken(sys.stdout), _Unbroken(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _shard_body(kind: str, portal_ids: list[str], shard: str, parent_run: int, token: str, settings: Settings,
+                run_params: dict[str, Any], years: list[int] | None, registry_file: str | None, demo_port: int | None,
+                politeness: dict[str, Any] | None, all_documents: bool, older_than: str | None) -> Any:
+    from prefect.artifacts import Artifact
+
+    from gongkai.flows.crawl import final_state, run_crawl
+
     if kind == "reprocess":
         from gongkai.flows.ingest import MAX_THREADS
         from gongkai.flows.plain import plain_tasks
@@ -91,7 +154,7 @@ def _shard(
                          f"({registry_file or settings.registry_file}): give every worker the parent's registry")
     _check_same_warehouse(settings, parent_run, token)
     summary = run_crawl(f"{kind}-shard", years=years, agencies=portal_ids, registry_file=registry_file, demo_port=demo_port,
-                        politeness=(politeness or {}) | {"prefect_limits": True}, settings=settings,
+                        politeness=(politeness or {}) | {"host_leases": True}, settings=settings,
                         run_params=run_params)
     Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
              data=_for_parent(summary)).create()
@@ -99,6 +162,68 @@ def _shard(
 
 
 shard_flow = prefect_flow(name=FLOW_NAME, validate_parameters=False, log_prints=False)(_shard)
+
+
+def _flow_run_mark(flow_run_id: str) -> str:
+    """The LIKE pattern of a shard's `runs` row: its params (JSON, as runs.start_run writes them) name its flow run.
+    The key too: the parent's params list the shards it gave up (`lost_shards`)."""
+    return f'%"flow_run": "{flow_run_id}"%'
+
+
+
+class ShardBeat:
+    """The shard process's own heartbeat in the warehouse, on a connection of its own: every SHARD_BEAT_S seconds its
+    `runs` row's `duration_s` (seconds so far; the parent watches it change, so no two machines' clocks are compared)
+    and a look at the parent's run. It stops the process at once (SIGKILL: an open load transaction is rolled back)
+    when the parent has given the shard up or ended, or when it could not beat for SHARD_STALE_S (a process stopped
+    or cut off that long may have been given up meanwhile). A shard given up before it started refuses to start."""
+
+    def __init__(self, url: str, flow_run_id: str, parent_run: int, interval_s: float = SHARD_BEAT_S) -> None:
+        self.url, self.flow_run_id, self.parent_run, self.interval_s = url, flow_run_id, parent_run, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._db: Any = None
+        self._started = time.monotonic()
+
+    def __enter__(self) -> ShardBeat:
+        from gongkai.warehouse.db import connect
+
+        self._db = connect(self.url)
+        if self._given_up(starting=True):
+            self._db.close()
+            raise ShardError(f"run {self.parent_run} gave this shard up (or ended) before it started: not crawling")
+        self._thread = threading.Thread(target=self._loop, name="gongkai-shard-beat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._db.close()
+
+    def _given_up(self, *, starting: bool = False) -> bool:
+        """The parent named this shard in its `lost_shards`; or, before the start, the parent has ended (once started,
+        an ending parent stops its shards through Prefect: Cancelling, and a graceful SIGTERM from the worker)."""
+        row = self._db.query_one("SELECT status, params FROM runs WHERE run_id = ?", [self.parent_run])
+        if row is None:  # not this warehouse's run: the shard's own check says so (_check_same_warehouse)
+            return False
+        return bool((starting and row[0] != "running") or self.flow_run_id in json.loads(row[1]).get("lost_shards", []))
+
+    def _loop(self) -> None:
+        last_beat = time.monotonic()
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._db.execute("UPDATE runs SET duration_s = ? WHERE status = 'running' AND params LIKE ?",
+                                 [round(time.monotonic() - self._started, 3), _flow_run_mark(self.flow_run_id)])
+                given_up = self._given_up()
+                last_beat = time.monotonic()
+            except Exception as exc:  # a warehouse out of reach: loads fail too; beat again, within the bound below
+                log.warning("shard beat failed (%s: %s)", type(exc).__name__, exc)
+                given_up = time.monotonic() - last_beat > SHARD_STALE_S
+            if given_up and not self._stop.is_set():
+                log.error("run %d gave this shard up (its worker and this process were silent): stopping now", self.parent_run)
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _check_same_warehouse(settings: Settings, parent_run: int, token: str) -> None:
@@ -184,8 +309,53 @@ class ShardRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
-    """Until every shard ended, its worker died or the deadline passed; True when the parent was asked to stop."""
+class ShardWatch:
+    """What the parent knows of its shards' own processes, from the warehouse: each one's last beat (`ShardBeat`) and
+    when it changed on the parent's clock; and the fence that gives a shard up."""
+
+    def __init__(self, db: Any, parent_run: int) -> None:
+        self.db, self.parent_run = db, parent_run
+        self._beats: dict[str, tuple[float, float]] = {}  # flow run id -> (its beat, when it last changed)
+
+    def look(self, shards: list[ShardRun]) -> None:
+        rows = self.db.query("SELECT params, duration_s FROM runs WHERE status = 'running' AND params LIKE ?",
+                             [f'%"parent_run": {self.parent_run}%'])
+        now = time.monotonic()
+        for params, beat in rows:
+            fields = json.loads(params)
+            flow_run = fields.get("flow_run")
+            if flow_run is None or beat is None or fields.get("parent_run") != self.parent_run:
+                continue
+            if self._beats.get(flow_run, (None, 0.0))[0] != beat:
+                self._beats[flow_run] = (beat, now)
+
+    def silent_for(self, s: ShardRun) -> float:
+        """Seconds since the shard's process last beat (since the parent started watching it, if it never did)."""
+        since = max(self._beats.get(str(s.flow_run_id), (None, 0.0))[1], s.extra.setdefault("watched_since", time.monotonic()))
+        return time.monotonic() - since
+
+    def give_up(self, s: ShardRun, status: str = "crashed") -> None:
+        """Write the shard into this run's `lost_shards` (read by the shard at its next beat, or when it starts), then
+        its `runs` row `status`: from here on the shard's process stops itself, whatever is left of it."""
+        from gongkai.warehouse.store import utcnow
+
+        with self.db.transaction():
+            params = json.loads(self.db.scalar("SELECT params FROM runs WHERE run_id = ?", [self.parent_run]))
+            params["lost_shards"] = [*params.get("lost_shards", []), str(s.flow_run_id)]
+            self.db.execute("UPDATE runs SET params = ? WHERE run_id = ?",
+                            [json.dumps(params, ensure_ascii=False, default=str, sort_keys=True), self.parent_run])
+            self.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
+                            [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
+
+    def loaded(self, s: ShardRun) -> int:
+        """Reports the shard's run loaded (committed) before it was given up: kept, and said in the summary."""
+        return int(self.db.scalar("SELECT count(*) FROM reports WHERE run_id IN (SELECT run_id FROM runs WHERE params LIKE ?)",
+                                  [_flow_run_mark(str(s.flow_run_id))]) or 0)
+
+
+def _wait(shards: list[ShardRun], pool: str, deadline_s: float, watch: ShardWatch | None = None) -> bool:
+    """Until every shard ended, was given up (its worker and its own process silent) or the deadline passed; True when
+    the parent was asked to stop."""
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Cancelling, Crashed
 
@@ -200,6 +370,8 @@ def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
             stopping, late = stop_requested(), time.monotonic() > give_up_at
             workers = {w.name: w for w in client.read_workers_for_work_pool(pool)}
             now = datetime.now(UTC)
+            if watch is not None:
+                watch.look(waiting)
             for s in waiting:
                 run = client.read_flow_run(s.flow_run_id)
                 s.state = run.state_type.value if run.state_type else "SCHEDULED"
@@ -209,13 +381,28 @@ def _wait(shards: list[ShardRun], pool: str, deadline_s: float) -> bool:
                 if s.state in _FINAL:
                     continue
                 silent = _silent_for(workers.get(s.worker), now) if s.worker and s.state in ("RUNNING", "PENDING") else None
-                if silent is not None:
-                    s.lost = f"worker {s.worker} stopped sending heartbeats {silent:.0f} s ago (killed or its machine is gone)"
+                # the worker's silence is only a hint: its flow run is a subprocess a killed worker leaves running
+                quiet = watch.silent_for(s) if watch is not None and silent is not None else None
+                if silent is not None and quiet is not None and quiet <= SHARD_STALE_S:
+                    if not s.extra.get("orphaned"):
+                        s.extra["orphaned"] = True
+                        log.warning("shard %d: worker %s stopped sending heartbeats, the shard's own process still runs: "
+                                    "waiting for it", s.index, s.worker)
+                elif silent is not None:
+                    s.lost = f"worker {s.worker} stopped sending heartbeats {silent:.0f} s ago" + (
+                        f" and the shard's process {quiet:.0f} s ago" if quiet is not None else "") + (
+                        " (killed or its machine is gone)")
+                    if watch is not None:
+                        watch.give_up(s)  # first the fence, then the mark
+                        s.extra["loaded"] = watch.loaded(s)
                     client.set_flow_run_state(s.flow_run_id, Crashed(message=s.lost), force=True)
                 elif stopping or late:
                     s.lost = "the run was stopped" if stopping else f"not finished within the deadline of {deadline_s:.0f} s"
                     # a worker kills the flow run's process on Cancelling; one that never started is simply cancelled
                     ending = Cancelled if s.state == "SCHEDULED" else Cancelling
+                    if watch is not None and s.state != "SCHEDULED":  # a shard whose worker is gone stops itself
+                        watch.give_up(s, "interrupted" if stopping else "crashed")
+                        s.extra["loaded"] = watch.loaded(s)
                     client.set_flow_run_state(s.flow_run_id, ending(message=s.lost), force=True)
             if stopping:
                 return True
@@ -251,7 +438,7 @@ def _mark_lost_rows(warehouse: Any, shards: list[ShardRun]) -> None:
         status = "interrupted" if s.lost == "the run was stopped" or s.state == "CANCELLED" else "crashed"
         with warehouse.db.transaction():
             warehouse.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
-                                 [status, utcnow(), f"%{s.flow_run_id}%"])
+                                 [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
 
 
 def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
@@ -262,6 +449,8 @@ def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
         summary = s.summary
         if summary is None:
             why = s.lost or f"shard flow run ended {s.state}" + (f": {s.message}" if s.message else "")
+            if s.extra.get("loaded"):
+                why += f"; the {s.extra['loaded']} report(s) it had loaded are kept"
             for pid in s.portals:
                 merged["portals"][pid] = {"status": "failed", "error": f"shard {s.index}: {why}", "pages": 0, "listed": 0,
                                           "listing_from_cache": False}
@@ -278,7 +467,9 @@ def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
         if summary.get("interrupted"):
             merged["interrupted"] = True
     merged["shards"] = [{"shard": s.index, "portals": len(s.portals), "flow_run": str(s.flow_run_id), "state": s.state,
-                         "worker": s.worker, "run_id": (s.summary or {}).get("run_id"), "lost": s.lost} for s in shards]
+                         "worker": s.worker, "run_id": (s.summary or {}).get("run_id"), "lost": s.lost,
+                         "loaded_before_lost": s.extra.get("loaded", 0), "worker_lost": bool(s.extra.get("orphaned"))}
+                        for s in shards]
     return merged
 
 
@@ -328,7 +519,7 @@ def run_sharded_reprocess(
         with recorded_run(warehouse, "reprocess", params) as run:
             runs = _submit(deployment_id, "reprocess", run.run_id, token, [[] for _ in range(shards)],
                            {"all_documents": all_documents, "older_than": older_than})
-            stopped = _wait(runs, pool, deadline)
+            stopped = _wait(runs, pool, deadline, ShardWatch(warehouse.db, run.run_id))
             _read_summaries(runs)
             _mark_lost_rows(warehouse, runs)
             documents: list[dict[str, Any]] = []
@@ -384,7 +575,7 @@ def run_sharded(
             runs = _submit(deployment_id, kind, run.run_id, token, [[p.id for p in group] for group in groups], {
                 "years": years, "registry_file": registry_file, "demo_port": demo_port,
                 "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}})
-            stopped = _wait(runs, pool, deadline)
+            stopped = _wait(runs, pool, deadline, ShardWatch(warehouse.db, run.run_id))
             _read_summaries(runs)
             _mark_lost_rows(warehouse, runs)
             summary = _merge(kind, runs)

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     crawl_max_pages: int = Field(500, ge=1)
     crawl_max_items: int = Field(5000, ge=1)
     crawl_portal_deadline: float = Field(3600.0, gt=0)
+    crawl_state_save_s: float = Field(10.0, gt=0)  # seconds between saves of the crawl state during a crawl
 
     nightly_cron: str = "0 2 * * *"
     nightly_tz: str = "Asia/Shanghai"

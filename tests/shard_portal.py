@@ -23,6 +23,7 @@ DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 REPORT_YEARS = (2022, 2023)
 KINDS = [("pingtan-2024.html", "page"), ("hongze-2023.pdf", "pdf"), ("shanghai-szfbgt-2019-libreoffice.docx", "docx")]
 ETAG = '"shard-v1"'
+HOLD_S = 120.0  # the longest a held request waits (the test releases or kills the client well before)
 ROUTE = re.compile(r"^/a(\d+)/(?:index\.html|\d{6}/t\d{8}_(\d{4})\.html|\d{6}/P0(\d{4})\.(pdf|docx))$")
 
 
@@ -92,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         portal = self.server.portal
         if portal.slow_s:
             time.sleep(portal.slow_s)
+        if self.path != "/robots.txt" and not self.path.endswith("/index.html"):
+            portal.wait_while_held()
         body, ctype = self._route()
         conditional = self.headers.get("If-None-Match") is not None or self.headers.get("If-Modified-Since") is not None
         status = 404 if body is None else 304 if self.headers.get("If-None-Match") == ETAG else 200
@@ -105,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         self.wfile.flush()
         portal.record(Hit(self.server.host, self.path, started, time.monotonic(), conditional, status))
+        if status == 200 and is_document(self.path):
+            portal.document_served()
 
     def _route(self) -> tuple[bytes | None, str]:
         if self.path == "/robots.txt":
@@ -136,6 +141,11 @@ class ShardPortal:
     def __init__(self, hosts: dict[int, list[int]]) -> None:
         self.hits: list[Hit] = []
         self.slow_s = 0.0
+        # hold_after(n): once n documents were served, every later request but robots.txt and listings waits
+        self._hold_after: int | None = None
+        self._documents_served = 0
+        self._released = threading.Event()
+        self._released.set()
         self._lock = threading.Lock()
         self._servers: dict[int, _HostServer] = {}
         for index, agencies in hosts.items():
@@ -150,6 +160,27 @@ class ShardPortal:
     def record(self, hit: Hit) -> None:
         with self._lock:
             self.hits.append(hit)
+
+    def hold_after(self, documents: int) -> None:
+        """Serve `documents` report files, then hold every further page and file (up to HOLD_S) until `release()`."""
+        with self._lock:
+            self._hold_after, self._documents_served = documents, 0
+            self._released.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold_after = None
+        self._released.set()
+
+    def document_served(self) -> None:
+        with self._lock:
+            self._documents_served += 1
+
+    def wait_while_held(self) -> None:
+        with self._lock:
+            held = self._hold_after is not None and self._documents_served >= self._hold_after
+        if held:
+            self._released.wait(HOLD_S)
 
     def clear(self) -> list[Hit]:
         with self._lock:
@@ -175,6 +206,16 @@ class ShardPortal:
         for server in self._servers.values():
             server.shutdown()
             server.server_close()
+
+
+def is_document(path: str) -> bool:
+    """A report file the crawler loads: an attachment, or a detail page that is itself the report."""
+    m = ROUTE.match(path)
+    if not m:
+        return False
+    if m.group(3):
+        return True
+    return bool(m.group(2)) and report_bytes(int(m.group(1)), int(m.group(2)))[1] == "page"
 
 
 def in_flight_peaks(hits: list[Hit]) -> dict[str, int]:

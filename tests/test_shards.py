@@ -119,11 +119,11 @@ class Cluster:
             except Exception:
                 return set()
 
-    def nightly(self, *extra: str) -> tuple[int, dict[str, Any], list[Hit]]:
+    def nightly(self, *extra: str, shards: int = 2) -> tuple[int, dict[str, Any], list[Hit]]:
         from gongkai.cli import main
 
         self.portal.clear()
-        code = main(["nightly", "--shards", "2", "--pool", POOL, "--registry", str(self.registry), "--delay", str(DELAY),
+        code = main(["nightly", "--shards", str(shards), "--pool", POOL, "--registry", str(self.registry), "--delay", str(DELAY),
                      "--concurrency", str(CONCURRENCY), "--shard-deadline", "120", "--json", *extra])
         return code, _last_summary(Path(os.environ["GONGKAI_DATA"])), self.portal.clear()
 
@@ -334,3 +334,80 @@ def test_a_worker_killed_mid_shard_leaves_nothing_partial_and_the_rerun_complete
     assert code == 0, rerun["shards"]
     _assert_each_report_once(cluster)
     assert {s["worker"] for s in rerun["shards"]} == {helper.name}
+
+
+def test_a_worker_killed_while_its_shard_process_lives_on_lets_the_shard_finish_and_count(cluster: Cluster) -> None:
+    """A process worker's flow run is its subprocess, which a SIGKILL of the worker alone leaves running: the parent
+    waits for it (it still beats) instead of marking it crashed while it goes on loading, and its summary counts."""
+    for worker in cluster.workers:
+        worker.kill()
+    cluster.workers.clear()
+    cluster.use_fresh_warehouse("orphaned")
+    worker = cluster.start_worker("short-lived", **{PAUSE_IN_LOAD: "5"})  # each load of its shard takes 5 s
+
+    import contextvars
+    import threading
+
+    result: dict[str, Any] = {}
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), context.run(
+        cluster.nightly, "--agency", "a3", "--agency", "a4", shards=1), strict=True)))
+    thread.start()
+    _wait_for(lambda: b"paused inside the load transaction" in worker.log.read_bytes(), 120, "the shard's first load")
+    shard_processes = worker.children()
+    os.kill(worker.process.pid, signal.SIGKILL)  # the worker only: its flow-run process goes on (4 loads × 5 s)
+    worker.process.wait(timeout=10)
+    assert any(_alive(pid) for pid in shard_processes)
+    thread.join(timeout=150)
+    assert not thread.is_alive()
+    summary = result["summary"]
+    [shard] = summary["shards"]
+    assert shard["state"] == "COMPLETED" and shard["lost"] is None and shard["worker_lost"], summary["shards"]
+    assert result["code"] == 0, summary
+    assert summary["counts"]["new"] == 2 * len(REPORT_YEARS), summary["counts"]
+    assert [s for (s,) in cluster.query("SELECT status FROM runs ORDER BY run_id")] == ["completed", "completed"]
+    [(reports,)] = cluster.query("SELECT count(*) FROM reports")
+    assert reports == 2 * len(REPORT_YEARS)
+    _wait_for(lambda: not any(_alive(pid) for pid in shard_processes), 30, "the shard's process to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_host_held_by_one_crawl_waits_for_it_in_another(cluster: Cluster) -> None:
+    """Shards hold their hosts for their crawl (one call, all or none): another run's crawl of one of those hosts
+    waits for them, within its bound, and gets them once they are let go."""
+    import threading
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from gongkai.crawler.host_limits import HostsBusy, hosts_held
+
+    held, release = threading.Event(), threading.Event()
+
+    def first_crawl() -> None:
+        with temporary_settings({PREFECT_API_URL: cluster.api_url}), hosts_held(["127.0.0.1:1", "127.0.0.1:2"], 0.0, 30):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_crawl)
+    thread.start()
+    try:
+        assert held.wait(60)
+        started = time.monotonic()
+        with pytest.raises(HostsBusy, match="another run held"):
+            with hosts_held(["127.0.0.1:2", "127.0.0.1:3"], 0.0, 2):
+                pass
+        assert time.monotonic() - started >= 2
+        with hosts_held(["127.0.0.1:3"], 0.0, 10):  # a host the first does not hold: at once
+            pass
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    with hosts_held(["127.0.0.1:2", "127.0.0.1:3"], 0.5, 30):  # let go: taken, one delay after
+        assert time.monotonic() - started >= 2.5
