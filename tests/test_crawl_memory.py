@@ -6,11 +6,13 @@ listening on one port per host."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import multiprocessing
 import os
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,18 @@ def test_what_is_held_per_host_does_not_grow_with_the_hosts_crawled(portal: Port
     few = held_per_host(*crawl(portal, tmp_path / "few", 3)[1:])
     many = held_per_host(*crawl(portal, tmp_path / "many", HOSTS)[1:])
     assert sum(few.values()) == sum(many.values()) == 0, (few, many)
+
+
+def test_a_finished_run_is_not_kept_alive_by_the_deadline_watch(portal: Portal, tmp_path: Path) -> None:
+    """The deadline watch keeps each finished request for its deadline (300 s by default): it used to keep the request's
+    gate with it, and through it the scheduler, fetcher and walk of the whole run: a second run (the no-change nightly,
+    a worker's next shard) started with the first one's pages, items and connections still in memory."""
+    walk, scheduler, slots, fetcher = crawl(portal, tmp_path, 2)
+    assert len(walk.documents) == 10
+    gone = [weakref.ref(walk), weakref.ref(scheduler), weakref.ref(slots), weakref.ref(fetcher)]
+    del walk, scheduler, slots, fetcher
+    gc.collect()
+    assert [ref() is None for ref in gone] == [True] * 4
 
 
 def test_a_forgotten_host_seen_again_keeps_its_delay(portal: Portal, tmp_path: Path) -> None:
