@@ -192,3 +192,22 @@ def test_slots_keep_a_host_with_a_request_in_flight() -> None:
     slots.give_back(turn)
     assert slots.forget("a")
     assert isinstance(slots.try_reserve("a"), Reservation)  # nothing kept: a new host again
+
+
+def test_slots_keep_a_host_whose_request_waits_for_its_delay() -> None:
+    """A request outside a turn (a redirect hop, a robots.txt redirected here) waits for the delay before it counts as
+    in flight; forgetting the host under it would let it and the host's next request go out within the delay."""
+    import threading
+
+    from gongkai.crawler.scheduler import _has_waiters
+
+    slots = HostSlots(2, 1.0)
+    with slots("a") as sent:
+        sent()
+    waiting = threading.Thread(target=lambda: slots("a").__enter__())
+    waiting.start()
+    bound = time.monotonic() + 10
+    while not _has_waiters(slots._hosts["a"].changed) and time.monotonic() < bound:
+        time.sleep(0.005)
+    assert not slots.forget("a") and "a" in slots._hosts
+    waiting.join(10)
