@@ -123,16 +123,20 @@ class HostSlots:
             if not_before > now:
                 self._resting[host] = not_before
             if len(self._resting) >= self._resting_sweep:  # amortised: what has passed is dropped
-                self.sweep_resting(now)
+                self._sweep_resting_locked(now)
             return True
 
     def sweep_resting(self, now: float | None = None) -> int:
         """Drop the kept start times that have passed (a new entry would allow the same); returns how many are left."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._resting = {h: t for h, t in self._resting.items() if t > now}
-            self._resting_sweep = max(64, 2 * len(self._resting))
-            return len(self._resting)
+            return self._sweep_resting_locked(now)
+
+    def _sweep_resting_locked(self, now: float) -> int:
+        # the lock is a plain Lock (not reentrant): forget() sweeps while holding it
+        self._resting = {h: t for h, t in self._resting.items() if t > now}
+        self._resting_sweep = max(64, 2 * len(self._resting))
+        return len(self._resting)
 
     def _recall(self, host: str, state: _Host) -> None:
         not_before = self._resting.pop(host, None)

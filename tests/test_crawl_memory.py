@@ -211,3 +211,21 @@ def test_slots_keep_a_host_whose_request_waits_for_its_delay() -> None:
         time.sleep(0.005)
     assert not slots.forget("a") and "a" in slots._hosts
     waiting.join(10)
+
+
+def test_forgetting_many_resting_hosts_sweeps_without_deadlock() -> None:
+    """forget() sweeps the kept start times once enough hosts rest; the sweep must not take the slots' (plain, not
+    reentrant) lock a second time: on the old code the 64th forgotten host hung the scheduler's driver for good."""
+    import threading
+
+    slots = HostSlots(2, 60.0)
+    for i in range(200):
+        with slots(f"h{i}") as sent:
+            sent()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.extend(int(slots.forget(f"h{i}")) for i in range(200)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "forget() hung sweeping its resting hosts"
+    assert sum(done) == 200 and not slots._hosts
+    assert slots.sweep_resting() == 200  # each still rests a minute from its last start
