@@ -473,6 +473,29 @@ class Fetcher:
         elif hasattr(self.gate, "respect_crawl_delay"):  # the crawl scheduler's per-host slots
             self.gate.respect_crawl_delay(host, min(float(asked), 60.0))
 
+    def forget_host(self, host: str) -> int:
+        """A host with no work left in this run (the scheduler's "host finished"): close its idle connections and drop
+        its robots.txt rules and resolved addresses, so what the run holds does not grow with the hosts it has done.
+        Seen again (a redirect, a later portal), it is resolved and its robots.txt read again; its per-host delay is
+        the gate's to keep (HostSlots.forget), its counters stay for the run summary. Returns the pools closed."""
+        sites = [urls.parse_uncached(f"{scheme}://{host}/") for scheme in ("http", "https")]
+        with self._lock:
+            for site in sites:
+                self._robots.pop(site.origin, None)
+                self._robots_locks.pop(site.origin, None)
+                self._addresses.pop((site.host, site.port), None)
+        pools = self._adapter.poolmanager.pools
+        mine = {(site.scheme, site.host, site.port) for site in sites}
+        closed = 0
+        for key in pools.keys():  # a few hundred keys at most (idle_pools); once per host and run
+            if (key.key_scheme, key.key_host, key.key_port) in mine:
+                try:
+                    del pools[key]  # urllib3 closes the pool's idle connections as it drops it
+                    closed += 1
+                except KeyError:  # dropped meanwhile (evicted by another host's pool)
+                    pass
+        return closed
+
     def allowed_by_robots(self, url: str) -> bool:
         return self._robots_for(urls.parse(url)).can_fetch(self.user_agent, url)
 

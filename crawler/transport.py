@@ -73,6 +73,9 @@ class Call:
         with self._lock:  # after this, the watchdog can no longer touch a connection the pool may hand out again
             self._done = True
             self._conn = self._sock = None
+            # the watch keeps a finished call until its deadline (minutes): it must not keep the run alive with it
+            # (on_sent is the gate's request -> HostSlots -> the scheduler, the fetcher, the walk: every page and item)
+            self.on_sent = None
 
 
 class _Watchdog:

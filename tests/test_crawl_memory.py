@@ -1,0 +1,231 @@
+"""The crawl's memory does not grow with the hosts it has done: once a host has no work left in the run (every portal
+that may send work to it finished), its idle connections are closed and its robots.txt rules, slots and queue
+dropped (CrawlScheduler._host_finished, Fetcher.forget_host, HostSlots.forget), while its politeness delay still
+holds should it be seen again. Real HTTP over loopback: benchmarks/bench_polite_crawl.py's portal, one process
+listening on one port per host."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import multiprocessing
+import os
+import sys
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+from gongkai.crawler.fetcher import Fetcher
+from gongkai.crawler.registry import all_hosts, load_registry
+from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, Reservation
+from gongkai.crawler.state import CrawlState
+from gongkai.warehouse import IngestOutcome, open_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTS = 12
+DELAY = 0.5
+LATENCY = 0.02
+
+
+def _bench() -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("bench_polite_crawl")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+class Portal:
+    """N hosts on N loopback ports in a process of their own; `log()`: (port, arrived, answered) per request."""
+
+    def __init__(self, n: int) -> None:
+        bench = _bench()
+        self.politeness_from_log, self.registry = bench.politeness_from_log, bench.registry
+        ctx = multiprocessing.get_context("spawn")
+        ports_in, ports_out = ctx.Pipe(duplex=False)
+        self.control, child = ctx.Pipe()
+        sys.path.insert(0, str(ROOT / "benchmarks"))  # the spawned process imports the portal by its module name
+        try:
+            self.process = ctx.Process(target=bench.portal, args=(n, LATENCY, ports_out, child), daemon=True)
+            self.process.start()
+        finally:
+            sys.path.remove(str(ROOT / "benchmarks"))
+        if not ports_in.poll(60):
+            raise RuntimeError("the portal did not start")
+        self.ports: list[int] = ports_in.recv()
+
+    def log(self) -> list[tuple[int, float, float]]:
+        self.control.send("log")
+        result: list[tuple[int, float, float]] = self.control.recv()
+        return result
+
+    def close(self) -> None:
+        self.control.send("stop")
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[Portal]:
+    served = Portal(HOSTS)
+    yield served
+    served.close()
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return count
+
+
+def crawl(portal: Portal, folder: Path, hosts: int) -> tuple[Walk, CrawlScheduler, HostSlots, Fetcher]:
+    folder.mkdir(parents=True, exist_ok=True)
+    reg = folder / "registry.toml"
+    reg.write_text(portal.registry(portal.ports[:hosts]), "utf-8")
+    portals = load_registry(reg)
+    archive = open_archive(folder / "archive")
+
+    def archived(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    slots = HostSlots(2, DELAY, record=True)
+    fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    ctx = CrawlContext(fetcher, CrawlState(folder / "state.json"), archived)
+    scheduler = CrawlScheduler(ctx, slots, workers=16)
+    walk = scheduler.run(Walk(ctx, portals, Limits()))
+    return walk, scheduler, slots, fetcher
+
+
+def held_per_host(scheduler: CrawlScheduler, slots: HostSlots, fetcher: Fetcher) -> dict[str, int]:
+    """Everything the run holds per host beyond its counters (the run summary's) and its crawl state (saved)."""
+    return {
+        "idle connection pools": len(fetcher._adapter.poolmanager.pools),
+        "robots.txt rules": len(fetcher._robots),
+        "robots.txt locks": len(fetcher._robots_locks),
+        "resolved addresses": len(fetcher._addresses),
+        "slots": len(slots._hosts),
+        "queues": len([host for host in scheduler._queues if host is not None]),
+        "robots.txt asked": len(scheduler._robots_asked),
+    }
+
+
+def test_a_finished_host_has_its_connections_closed_and_its_robots_and_slots_dropped(portal: Portal,
+                                                                                      tmp_path: Path) -> None:
+    sockets = open_sockets()
+    walk, scheduler, slots, fetcher = crawl(portal, tmp_path, HOSTS)
+    assert sorted(d.outcome for d in walk.documents) == ["new"] * (HOSTS * 5)  # nothing lost to the forgetting
+    assert scheduler.stats.hosts_finished == HOSTS
+    # every host's keep-alive connection used to stay open in the shared pool until the fetcher went away
+    assert open_sockets() <= sockets
+    assert held_per_host(scheduler, slots, fetcher) == dict.fromkeys(held_per_host(scheduler, slots, fetcher), 0)
+    # what is kept of a forgotten host: when its next request may start, dropped once that time has passed
+    assert slots.sweep_resting(time.monotonic() + 60 * DELAY) == 0
+    assert fetcher.host_stats()[f"127.0.0.1:{portal.ports[0]}"]["requests"] == 11  # the summary's counters stay
+    # and the limits held throughout
+    assert slots.log is not None
+    kept = portal.politeness_from_log(slots.log)
+    assert kept["min_gap_s"] >= DELAY and kept["max_in_flight"] <= 2
+
+
+def test_what_is_held_per_host_does_not_grow_with_the_hosts_crawled(portal: Portal, tmp_path: Path) -> None:
+    """After N hosts finished, the per-host entries held are none, for 3 hosts as for 12 (they were N each)."""
+    few = held_per_host(*crawl(portal, tmp_path / "few", 3)[1:])
+    many = held_per_host(*crawl(portal, tmp_path / "many", HOSTS)[1:])
+    assert sum(few.values()) == sum(many.values()) == 0, (few, many)
+
+
+def test_a_finished_run_is_not_kept_alive_by_the_deadline_watch(portal: Portal, tmp_path: Path) -> None:
+    """The deadline watch keeps each finished request for its deadline (300 s by default): it used to keep the request's
+    gate with it, and through it the scheduler, fetcher and walk of the whole run: a second run (the no-change nightly,
+    a worker's next shard) started with the first one's pages, items and connections still in memory."""
+    walk, scheduler, slots, fetcher = crawl(portal, tmp_path, 2)
+    assert len(walk.documents) == 10
+    gone = [weakref.ref(walk), weakref.ref(scheduler), weakref.ref(slots), weakref.ref(fetcher)]
+    del walk, scheduler, slots, fetcher
+    gc.collect()
+    assert [ref() is None for ref in gone] == [True] * 4
+
+
+def test_a_forgotten_host_seen_again_keeps_its_delay(portal: Portal, tmp_path: Path) -> None:
+    """A host forgotten and then asked for again (a redirect to it, a later portal) waits its delay from its last
+    request all the same: its next start outlives its slots entry."""
+    portal.log()
+    _, _, slots, fetcher = crawl(portal, tmp_path, 2)
+    assert slots.log is not None
+    last_host = max(slots.log, key=lambda request: request[1])[0]  # the host crawled last: its delay not yet over
+    assert last_host not in slots._hosts  # forgotten
+    index = portal.ports.index(int(last_host.rsplit(":", 1)[1]))
+    fetcher.fetch(f"http://{last_host}/a{index}/index.html", allowed_hosts=[last_host])  # its robots.txt read again
+    kept = portal.politeness_from_log([r for r in slots.log if r[0] == last_host])
+    assert kept["min_gap_s"] >= DELAY
+    seen = portal.politeness_from_log([r for r in portal.log() if r[0] == int(last_host.rsplit(":", 1)[1])])
+    assert seen["min_gap_s"] >= DELAY - 0.1  # as the portal saw it (its own process reads a request a little late)
+
+
+def test_slots_forget_an_idle_host_but_not_its_next_start() -> None:
+    slots = HostSlots(2, 10.0)
+    with slots("a") as sent:
+        sent()
+    started = time.monotonic()
+    assert slots.forget("a")
+    assert "a" not in slots._hosts
+    again = slots.try_reserve("a")
+    assert not isinstance(again, Reservation) and again >= started + 9.9  # still ten seconds after the last start
+    assert slots.sweep_resting(started + 11.0) == 0  # once that time has passed nothing is kept of it
+
+
+def test_slots_keep_a_host_with_a_request_in_flight() -> None:
+    slots = HostSlots(2, 0.0)
+    turn = slots.try_reserve("a")
+    assert isinstance(turn, Reservation)
+    assert not slots.forget("a")  # reserved: in flight
+    slots.give_back(turn)
+    assert slots.forget("a")
+    assert isinstance(slots.try_reserve("a"), Reservation)  # nothing kept: a new host again
+
+
+def test_slots_keep_a_host_whose_request_waits_for_its_delay() -> None:
+    """A request outside a turn (a redirect hop, a robots.txt redirected here) waits for the delay before it counts as
+    in flight; forgetting the host under it would let it and the host's next request go out within the delay."""
+    import threading
+
+    from gongkai.crawler.scheduler import _has_waiters
+
+    slots = HostSlots(2, 1.0)
+    with slots("a") as sent:
+        sent()
+    waiting = threading.Thread(target=lambda: slots("a").__enter__())
+    waiting.start()
+    bound = time.monotonic() + 10
+    while not _has_waiters(slots._hosts["a"].changed) and time.monotonic() < bound:
+        time.sleep(0.005)
+    assert not slots.forget("a") and "a" in slots._hosts
+    waiting.join(10)
+
+
+def test_forgetting_many_resting_hosts_sweeps_without_deadlock() -> None:
+    """forget() sweeps the kept start times once enough hosts rest; the sweep must not take the slots' (plain, not
+    reentrant) lock a second time: on the old code the 64th forgotten host hung the scheduler's driver for good."""
+    import threading
+
+    slots = HostSlots(2, 60.0)
+    for i in range(200):
+        with slots(f"h{i}") as sent:
+            sent()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.extend(int(slots.forget(f"h{i}")) for i in range(200)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "forget() hung sweeping its resting hosts"
+    assert sum(done) == 200 and not slots._hosts
+    assert slots.sweep_resting() == 200  # each still rests a minute from its last start
