@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lxml import etree
@@ -27,6 +28,12 @@ CONTENT_SELECTORS = (".TRS_Editor", ".trs_editor_view", "ucapcontent", "#zoom", 
 # metadata tables (UCAP, Hanweb, gkmlpt): label → field
 META_LABELS = {"名称": "title", "标题": "title", "发布机构": "agency", "发文机关": "agency", "公开日期": "published",
                "发布日期": "published", "成文日期": "written", "分类": "category", "组配分类": "category", "主题分类": "category"}
+# a label cell is read only as far as its text can still be a label (whitespace and trailing colons aside): _label
+LABEL_PREFIXES = frozenset(label[:end] for label in META_LABELS for end in range(1, len(label) + 1))
+LABEL_STARTS = frozenset(label[0] for label in META_LABELS)
+FIRST_VISIBLE = re.compile(r"\s*(\S)")
+LABEL_END = "：:"
+WHITESPACE = re.compile(r"\s+")
 BLOCKS = ("div", "td", "article", "section", "main")
 MIN_REPORT_TEXT = 300  # a notice that only points at an attachment is shorter than this
 
@@ -78,27 +85,30 @@ def _container(node: Element | None) -> str | None:
     return None
 
 
-def _strings(el: Element, kind: str | None = None) -> list[str]:
-    """The stripped, non-empty text pieces inside `el`, in document order: those outside any string container
-    (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile page's depth is no
-    recursion limit."""
-    out: list[str] = []
+def _raw_strings(el: Element, kind: str | None = None) -> Iterator[str]:
+    """The text pieces inside `el` as they stand (unstripped, maybe empty), in document order, lazily: those outside
+    any string container (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile
+    page's depth is no recursion limit."""
     start = _container(el)
     stack: list[tuple[Element, str | None, bool]] = [(el, start, False)]
     while stack:
         node, around, done = stack.pop()
         if done:  # the subtree is out: its tail belongs to the parent's container
-            if node is not el and node.tail and around == kind and (piece := node.tail.strip()):
-                out.append(piece)
+            if node is not el and node.tail and around == kind:
+                yield node.tail
             continue
         inside = node.tag if node.tag in STRING_CONTAINERS else around
         stack.append((node, around, True))
         if not _is_element(node):
             continue  # a comment's own text is not text
-        if node.text and inside == kind and (piece := node.text.strip()):
-            out.append(piece)
+        if node.text and inside == kind:
+            yield node.text
         stack.extend((child, inside, False) for child in reversed(node))
-    return out
+
+
+def _strings(el: Element, kind: str | None = None) -> list[str]:
+    """The stripped, non-empty text pieces of _raw_strings."""
+    return [piece for text in _raw_strings(el, kind) if (piece := text.strip())]
 
 
 def _plain_text(el: Element, separator: str) -> str:
@@ -130,6 +140,14 @@ class PageText:
             return _plain_text(el, separator)
         return separator.join(_strings(el))
 
+    def raw(self, el: Element) -> Iterator[str]:
+        """The pieces `get` joins, unstripped and lazily: for a caller that reads only the start of the text."""
+        if el.tag in STRING_CONTAINERS:
+            return _raw_strings(el, str(el.tag))
+        if el not in self.holds and el not in self.inside:
+            return iter(el.itertext())
+        return _raw_strings(el)
+
 
 def _first(root: Element, xpath: str) -> Element | None:
     found = root.xpath(xpath)
@@ -145,16 +163,43 @@ def _meta(root: Element, name: str) -> str | None:
 
 
 LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
+CHUNK = 64  # a long text piece is read this many characters at a time
+
+
+def _label(pieces: Iterable[str]) -> str | None:
+    """A cell's text without whitespace and trailing colons, or None as soon as it cannot be a label any more.
+
+    Reading every cell's whole text to compare it with a label of two to four characters was quadratic on nested
+    tables (a cell's text holds all the cells inside it) and most of a large page's reading. The text read so far, up
+    to its last character that is not a colon, is the start of the label: once that is no label's start, no more text
+    can make it one. Past that point only whitespace and colons are read, which a label may end in."""
+    head, colon = "", ""  # the text up to its last character that is not a colon; whether a colon followed
+    for piece in pieces:
+        for start in range(0, len(piece), CHUNK):  # (a long piece: only its start is looked at)
+            chunk = WHITESPACE.sub("", piece[start:start + CHUNK])
+            core = chunk.rstrip(LABEL_END)
+            if not core:
+                colon = colon or chunk[:1]
+                continue
+            head += colon + core
+            if head not in LABEL_PREFIXES:
+                return None
+            colon = chunk[len(core):len(core) + 1]
+    return head
 
 
 def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
     """名称 / 发布机构 / 公开日期 / 分类 … of a metadata table: each label cell's next cell (labels may be split over
     <span>s and end in a colon)."""
-    text_of = (page or PageText(root)).get
+    page = page or PageText(root)
+    text_of = page.get
     found: dict[str, str] = {}
     for cell in root.iter(*LABEL_CELLS):
-        label = re.sub(r"\s+", "", text_of(cell)).rstrip("：:")
-        key = META_LABELS.get(label)
+        own = cell.text  # (most cells start with text of their own that no label starts with: no walk at all)
+        if own and (visible := FIRST_VISIBLE.match(own)) and visible.group(1) not in LABEL_STARTS:
+            continue
+        label = _label(page.raw(cell))
+        key = META_LABELS.get(label) if label is not None else None
         if key is None or key in found:
             continue
         value = _first(cell, "following-sibling::*[self::td or self::dd or self::span][1]")
@@ -215,10 +260,10 @@ def _parse(text: str) -> Element | None:
     """The page's tree, read as BeautifulSoup(text, "lxml") read it (lxml's HTML parser, recovering), without the
     BeautifulSoup tree over it (ten times the CPU, as much again in memory: a crawl parses thousands of pages)."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
-    for markup, encoding in ((text, None), (text.encode("utf-8"), "utf-8")):
+    for encoding in (None, "utf-8"):  # (the bytes only when the text fails: encoding every page cost 3 % of the reading)
         parser = etree.HTMLParser(recover=True, encoding=encoding)
         try:
-            parser.feed(markup)
+            parser.feed(text if encoding is None else text.encode("utf-8"))
             root = parser.close()
         except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
             continue
