@@ -8,8 +8,9 @@ largest block of text. Attachments: links to document files by extension, and li
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from lxml import etree
@@ -248,12 +249,22 @@ def content_container(root: Element) -> Element | None:
     return first[min(first)] if first else None
 
 
-def _attachment(href: str, text: str) -> bool:
+def _attachment(href: str, text: Callable[[], str]) -> bool:
+    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
     if href.startswith(("javascript:", "#", "mailto:")):
         return False
     if DOCUMENT_LINK.search(href):
         return True
-    return bool(ATTACHMENT_TEXT.search(text)) and not PAGE_LINK.search(href.split("?")[0] or "/")
+    return not PAGE_LINK.search(href.split("?")[0] or "/") and bool(ATTACHMENT_TEXT.search(text()))
+
+
+def _text_reaches(pieces: Iterable[str], size: int) -> bool:
+    """Whether the stripped pieces hold `size` characters together: read only until they do."""
+    for text in pieces:
+        if size <= 0:
+            return True
+        size -= len(text.strip())
+    return size <= 0
 
 
 def _parse(text: str) -> Element | None:
@@ -291,8 +302,7 @@ def parse_detail(text: str, url: str) -> Detail:
     scope = body if body is not None else largest_text_block(root, page)
     if scope is None:
         scope = next(root.iter("body"), root)
-    body_text = text_of(scope)
-    is_report = next(scope.iterdescendants("table"), None) is not None or len(body_text) >= MIN_REPORT_TEXT
+    is_report = next(scope.iterdescendants("table"), None) is not None or _text_reaches(page.raw(scope), MIN_REPORT_TEXT)
     attachments: list[tuple[str, str]] = []
     seen: set[str] = set()
     for a in root.iter("a"):
@@ -300,7 +310,7 @@ def parse_detail(text: str, url: str) -> Detail:
         if raw is None:
             continue
         href = raw.strip()
-        if not _attachment(href, text_of(a, " ")):
+        if not _attachment(href, partial(text_of, a, " ")):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
