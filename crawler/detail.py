@@ -33,6 +33,7 @@ META_LABELS = {"名称": "title", "标题": "title", "发布机构": "agency", "
 LABEL_PREFIXES = frozenset(label[:end] for label in META_LABELS for end in range(1, len(label) + 1))
 LABEL_STARTS = frozenset(label[0] for label in META_LABELS)
 FIRST_VISIBLE = re.compile(r"\s*(\S)")
+FIRST_TEXT_DEPTH = 4  # how deep _starts_with_no_label looks for a cell's first text
 LABEL_END = "：:"
 WHITESPACE = re.compile(r"\s+")
 BLOCKS = ("div", "td", "article", "section", "main")
@@ -189,6 +190,23 @@ def _label(pieces: Iterable[str]) -> str | None:
     return head
 
 
+def _starts_with_no_label(cell: Element) -> bool:
+    """Whether the cell's text surely starts with a character no label starts with, from the text of the cell or of its
+    first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
+    False when unsure (no text there, a comment or a script first): the cell is then read."""
+    node = cell
+    for _ in range(FIRST_TEXT_DEPTH):
+        own = node.text
+        if own and (visible := FIRST_VISIBLE.match(own)):
+            return visible.group(1) not in LABEL_STARTS
+        if not len(node):
+            return False
+        node = node[0]
+        if not _is_element(node) or node.tag in STRING_CONTAINERS:
+            return False
+    return False
+
+
 def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
     """名称 / 发布机构 / 公开日期 / 分类 … of a metadata table: each label cell's next cell (labels may be split over
     <span>s and end in a colon)."""
@@ -196,8 +214,7 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     text_of = page.get
     found: dict[str, str] = {}
     for cell in root.iter(*LABEL_CELLS):
-        own = cell.text  # (most cells start with text of their own that no label starts with: no walk at all)
-        if own and (visible := FIRST_VISIBLE.match(own)) and visible.group(1) not in LABEL_STARTS:
+        if _starts_with_no_label(cell):
             continue
         label = _label(page.raw(cell))
         key = META_LABELS.get(label) if label is not None else None
