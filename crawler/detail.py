@@ -229,10 +229,28 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     return found
 
 
+def text_sizes(root: Element, page: PageText) -> dict[Element, int]:
+    """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
+    leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
+    cell was read again for every cell around it)."""
+    sizes: dict[Element, int] = {}
+    for el in reversed(list(root.iter(etree.Element))):  # children before their parents
+        if el.tag in STRING_CONTAINERS or el in page.inside:
+            continue
+        size = len((el.text or "").strip())
+        for child in el:
+            if _is_element(child) and child.tag not in STRING_CONTAINERS:
+                size += sizes[child]  # (a comment's own text is not text; a container's is outside this text)
+            size += len((child.tail or "").strip())
+        sizes[el] = size
+    return sizes
+
+
 def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
     whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
-    text_of = (page or PageText(root)).get
+    page = page or PageText(root)
+    sizes = text_sizes(root, page)
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
         own = len((block.text or "").strip())
@@ -240,7 +258,7 @@ def largest_text_block(root: Element, page: PageText | None = None) -> Element |
             if not _is_element(child):
                 own += len((child.text or "").strip())  # a comment between the block's strings counts as one
             elif child.tag not in BLOCKS:
-                own += len(text_of(child))
+                own += sizes[child] if child in sizes else len(page.get(child))
             own += len((child.tail or "").strip())
         if own > best_size:
             best, best_size = block, own

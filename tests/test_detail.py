@@ -24,6 +24,7 @@ from gongkai.crawler.detail import (
     _text_reaches,
     metadata_table,
     parse_detail,
+    text_sizes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,8 +103,10 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
         table = metadata_table(root, page)
         assert table == reference_metadata_table(root, page)
         tables.append(table)
+        sizes = text_sizes(root, page)
         for el in root.iter(etree.Element):
             whole = len(page.get(el))
+            assert sizes.get(el, whole) == whole  # (string containers and what is inside them are not measured)
             for size in (1, whole, whole + 1, detail.MIN_REPORT_TEXT):
                 assert _text_reaches(page.raw(el), size) is (whole >= size)
                 compared += 1
@@ -147,4 +150,17 @@ def test_the_metadata_table_reads_text_in_proportion_to_the_page_not_to_its_nest
         CountingElement.read[0] = 0
         table = metadata_table(root, PageText(root))
         assert table["agency"] == f"第{depth // 2}层的机构"
+        assert CountingElement.read[0] <= 2 * page_text, (depth, CountingElement.read[0], page_text)
+
+
+def test_a_page_without_a_content_container_is_read_in_proportion_to_its_text(monkeypatch: Any) -> None:
+    """The largest-block fallback read the whole text of each block's tables: on tables nested in cells, each cell's
+    tables again (growing with the square of the nesting). Now each piece of text is measured once (text_sizes)."""
+    for depth in (30, 120):
+        text = nested_tables(depth)
+        page_text = sum(len(t) for t in etree.ElementBase.itertext(counted_tree(text)))
+        monkeypatch.setattr(detail, "_parse", counted_tree)
+        CountingElement.read[0] = 0
+        page = parse_detail(text, "http://h/a/t1.html")
+        assert page.agency == f"第{depth // 2}层的机构" and page.body_is_report
         assert CountingElement.read[0] <= 2 * page_text, (depth, CountingElement.read[0], page_text)
