@@ -273,10 +273,12 @@ def content_container(root: Element) -> Element | None:
     tags = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
     first: dict[int, Element] = {}
     for el in root.iter(etree.Element):
-        hits = [tags[el.tag]] if el.tag in tags else []
-        if (id_ := el.get("id")) in ids:
-            hits.append(ids[id_])
-        hits.extend(classes[token] for token in (el.get("class") or "").split() if token in classes)  # split as bs4 does
+        tag_hit, id_hit, class_attr = tags.get(el.tag), ids.get(el.get("id")), el.get("class")
+        if tag_hit is None and id_hit is None and not class_attr:
+            continue  # most elements: nothing here to select
+        hits = [i for i in (tag_hit, id_hit) if i is not None]
+        if class_attr:
+            hits.extend(classes[token] for token in class_attr.split() if token in classes)  # split as bs4 does
         for i in hits:
             first.setdefault(i, el)
         if 0 in first:

@@ -22,6 +22,7 @@ from gongkai.crawler.detail import (
     _first,
     _parse,
     _text_reaches,
+    content_container,
     metadata_table,
     parse_detail,
     text_sizes,
@@ -62,6 +63,8 @@ BUILT = [
     "<div>" + "字" * 299 + "<script>" + "s" * 50 + "</script></div></body></html>",
     "<html><body><table>" + "".join(f"<tr><td>{i}</td><td>第{i}项</td><td><p>{i * 7}</p></td></tr>" for i in range(2000))
     + "</table><dl><dt>公开日期</dt><dd>2025-03-10</dd></dl></body></html>",  # a big table, the label after it
+    "<html><body><div class=''><article id='content' class='content'><p class=' article\u3000x'>a</p></article>"
+    "<div id='Zoom' class='TRS_Editorx'></div><div class='x trs_editor_view'></div></div></body></html>",
 ]
 
 
@@ -79,6 +82,22 @@ def reference_metadata_table(root: Any, page: PageText) -> dict[str, str]:
         if text and text.rstrip("：:") not in META_LABELS:
             found[key] = text
     return found
+
+
+def reference_content_container(root: Any) -> Any:
+    """content_container as it read before: every element's tag, id and classes looked at."""
+    classes = {sel[1:]: i for i, sel in enumerate(detail.CONTENT_SELECTORS) if sel.startswith(".")}
+    ids = {sel[1:]: i for i, sel in enumerate(detail.CONTENT_SELECTORS) if sel.startswith("#")}
+    tags = {sel: i for i, sel in enumerate(detail.CONTENT_SELECTORS) if sel[0] not in ".#"}
+    first: dict[int, Any] = {}
+    for el in root.iter(etree.Element):
+        hits = [tags[el.tag]] if el.tag in tags else []
+        if (id_ := el.get("id")) in ids:
+            hits.append(ids[id_])
+        hits.extend(classes[token] for token in (el.get("class") or "").split() if token in classes)
+        for i in hits:
+            first.setdefault(i, el)
+    return first[min(first)] if first else None
 
 
 def reference_attachment(href: str, text: str) -> bool:
@@ -102,6 +121,7 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
         page = PageText(root)
         table = metadata_table(root, page)
         assert table == reference_metadata_table(root, page)
+        assert content_container(root) is reference_content_container(root)
         tables.append(table)
         sizes = text_sizes(root, page)
         for el in root.iter(etree.Element):
@@ -115,9 +135,9 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
             assert _attachment(href, lambda t=link_text: t) is reference_attachment(href, link_text)
     assert compared > 10_000
     # the built pages' labels are found (so the comparison above is not of empty tables only)
-    assert tables[-5]["agency"] == "第20层的机构" and tables[-4]["title"] == "第6层的机构"
-    assert tables[-3] == {"category": "年报", "title": "真的"}
-    assert tables[-2] == {"agency": "某局", "written": "2024-01-01"} and tables[-1] == {"published": "2025-03-10"}
+    assert tables[-6]["agency"] == "第20层的机构" and tables[-5]["title"] == "第6层的机构"
+    assert tables[-4] == {"category": "年报", "title": "真的"}
+    assert tables[-3] == {"agency": "某局", "written": "2024-01-01"} and tables[-2] == {"published": "2025-03-10"}
     notice = parse_detail(BUILT[0], "http://h/a/t1.html")
     assert notice.agency == "第20层的机构" and notice.body_is_report
     assert [url for url, _ in notice.attachments] == ["http://h/f/r.pdf"]
