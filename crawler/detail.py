@@ -238,10 +238,8 @@ def text_sizes(root: Element, page: PageText) -> dict[Element, int]:
         if el.tag in STRING_CONTAINERS or el in page.inside:
             continue
         size = len((el.text or "").strip())
-        for child in el:
-            if _is_element(child) and child.tag not in STRING_CONTAINERS:
-                size += sizes[child]  # (a comment's own text is not text; a container's is outside this text)
-            size += len((child.tail or "").strip())
+        for child in el:  # (a comment or a string container is not measured: its own text is not this text)
+            size += sizes.get(child, 0) + len((child.tail or "").strip())
         sizes[el] = size
     return sizes
 
