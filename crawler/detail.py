@@ -8,7 +8,9 @@ largest block of text. Attachments: links to document files by extension, and li
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from lxml import etree
@@ -27,6 +29,13 @@ CONTENT_SELECTORS = (".TRS_Editor", ".trs_editor_view", "ucapcontent", "#zoom", 
 # metadata tables (UCAP, Hanweb, gkmlpt): label → field
 META_LABELS = {"名称": "title", "标题": "title", "发布机构": "agency", "发文机关": "agency", "公开日期": "published",
                "发布日期": "published", "成文日期": "written", "分类": "category", "组配分类": "category", "主题分类": "category"}
+# a label cell is read only as far as its text can still be a label (whitespace and trailing colons aside): _label
+LABEL_PREFIXES = frozenset(label[:end] for label in META_LABELS for end in range(1, len(label) + 1))
+LABEL_STARTS = frozenset(label[0] for label in META_LABELS)
+FIRST_VISIBLE = re.compile(r"\s*(\S)")
+FIRST_TEXT_DEPTH = 4  # how deep _starts_with_no_label looks for a cell's first text
+LABEL_END = "：:"
+WHITESPACE = re.compile(r"\s+")
 BLOCKS = ("div", "td", "article", "section", "main")
 MIN_REPORT_TEXT = 300  # a notice that only points at an attachment is shorter than this
 
@@ -78,27 +87,30 @@ def _container(node: Element | None) -> str | None:
     return None
 
 
-def _strings(el: Element, kind: str | None = None) -> list[str]:
-    """The stripped, non-empty text pieces inside `el`, in document order: those outside any string container
-    (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile page's depth is no
-    recursion limit."""
-    out: list[str] = []
+def _raw_strings(el: Element, kind: str | None = None) -> Iterator[str]:
+    """The text pieces inside `el` as they stand (unstripped, maybe empty), in document order, lazily: those outside
+    any string container (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile
+    page's depth is no recursion limit."""
     start = _container(el)
     stack: list[tuple[Element, str | None, bool]] = [(el, start, False)]
     while stack:
         node, around, done = stack.pop()
         if done:  # the subtree is out: its tail belongs to the parent's container
-            if node is not el and node.tail and around == kind and (piece := node.tail.strip()):
-                out.append(piece)
+            if node is not el and node.tail and around == kind:
+                yield node.tail
             continue
         inside = node.tag if node.tag in STRING_CONTAINERS else around
         stack.append((node, around, True))
         if not _is_element(node):
             continue  # a comment's own text is not text
-        if node.text and inside == kind and (piece := node.text.strip()):
-            out.append(piece)
+        if node.text and inside == kind:
+            yield node.text
         stack.extend((child, inside, False) for child in reversed(node))
-    return out
+
+
+def _strings(el: Element, kind: str | None = None) -> list[str]:
+    """The stripped, non-empty text pieces of _raw_strings."""
+    return [piece for text in _raw_strings(el, kind) if (piece := text.strip())]
 
 
 def _plain_text(el: Element, separator: str) -> str:
@@ -130,6 +142,14 @@ class PageText:
             return _plain_text(el, separator)
         return separator.join(_strings(el))
 
+    def raw(self, el: Element) -> Iterator[str]:
+        """The pieces `get` joins, unstripped and lazily: for a caller that reads only the start of the text."""
+        if el.tag in STRING_CONTAINERS:
+            return _raw_strings(el, str(el.tag))
+        if el not in self.holds and el not in self.inside:
+            return iter(el.itertext())
+        return _raw_strings(el)
+
 
 def _first(root: Element, xpath: str) -> Element | None:
     found = root.xpath(xpath)
@@ -145,16 +165,59 @@ def _meta(root: Element, name: str) -> str | None:
 
 
 LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
+CHUNK = 64  # a long text piece is read this many characters at a time
+
+
+def _label(pieces: Iterable[str]) -> str | None:
+    """A cell's text without whitespace and trailing colons, or None as soon as it cannot be a label any more.
+
+    Reading every cell's whole text to compare it with a label of two to four characters was quadratic on nested
+    tables (a cell's text holds all the cells inside it) and most of a large page's reading. The text read so far, up
+    to its last character that is not a colon, is the start of the label: once that is no label's start, no more text
+    can make it one. Past that point only whitespace and colons are read, which a label may end in."""
+    head, colon = "", ""  # the text up to its last character that is not a colon; whether a colon followed
+    for piece in pieces:
+        for start in range(0, len(piece), CHUNK):  # (a long piece: only its start is looked at)
+            chunk = WHITESPACE.sub("", piece[start:start + CHUNK])
+            core = chunk.rstrip(LABEL_END)
+            if not core:
+                colon = colon or chunk[:1]
+                continue
+            head += colon + core
+            if head not in LABEL_PREFIXES:
+                return None
+            colon = chunk[len(core):len(core) + 1]
+    return head
+
+
+def _starts_with_no_label(cell: Element) -> bool:
+    """Whether the cell's text surely starts with a character no label starts with, from the text of the cell or of its
+    first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
+    False when unsure (no text there, a comment or a script first): the cell is then read."""
+    node = cell
+    for _ in range(FIRST_TEXT_DEPTH):
+        own = node.text
+        if own and (visible := FIRST_VISIBLE.match(own)):
+            return visible.group(1) not in LABEL_STARTS
+        if not len(node):
+            return False
+        node = node[0]
+        if not _is_element(node) or node.tag in STRING_CONTAINERS:
+            return False
+    return False
 
 
 def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
     """名称 / 发布机构 / 公开日期 / 分类 … of a metadata table: each label cell's next cell (labels may be split over
     <span>s and end in a colon)."""
-    text_of = (page or PageText(root)).get
+    page = page or PageText(root)
+    text_of = page.get
     found: dict[str, str] = {}
     for cell in root.iter(*LABEL_CELLS):
-        label = re.sub(r"\s+", "", text_of(cell)).rstrip("：:")
-        key = META_LABELS.get(label)
+        if _starts_with_no_label(cell):
+            continue
+        label = _label(page.raw(cell))
+        key = META_LABELS.get(label) if label is not None else None
         if key is None or key in found:
             continue
         value = _first(cell, "following-sibling::*[self::td or self::dd or self::span][1]")
@@ -166,10 +229,26 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     return found
 
 
+def text_sizes(root: Element, page: PageText) -> dict[Element, int]:
+    """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
+    leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
+    cell was read again for every cell around it)."""
+    sizes: dict[Element, int] = {}
+    for el in reversed(list(root.iter(etree.Element))):  # children before their parents
+        if el.tag in STRING_CONTAINERS or el in page.inside:
+            continue
+        size = len((el.text or "").strip())
+        for child in el:  # (a comment or a string container is not measured: its own text is not this text)
+            size += sizes.get(child, 0) + len((child.tail or "").strip())
+        sizes[el] = size
+    return sizes
+
+
 def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
     whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
-    text_of = (page or PageText(root)).get
+    page = page or PageText(root)
+    sizes = text_sizes(root, page)
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
         own = len((block.text or "").strip())
@@ -177,7 +256,7 @@ def largest_text_block(root: Element, page: PageText | None = None) -> Element |
             if not _is_element(child):
                 own += len((child.text or "").strip())  # a comment between the block's strings counts as one
             elif child.tag not in BLOCKS:
-                own += len(text_of(child))
+                own += sizes[child] if child in sizes else len(page.get(child))
             own += len((child.tail or "").strip())
         if own > best_size:
             best, best_size = block, own
@@ -192,10 +271,12 @@ def content_container(root: Element) -> Element | None:
     tags = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
     first: dict[int, Element] = {}
     for el in root.iter(etree.Element):
-        hits = [tags[el.tag]] if el.tag in tags else []
-        if (id_ := el.get("id")) in ids:
-            hits.append(ids[id_])
-        hits.extend(classes[token] for token in (el.get("class") or "").split() if token in classes)  # split as bs4 does
+        tag_hit, id_hit, class_attr = tags.get(el.tag), ids.get(el.get("id")), el.get("class")
+        if tag_hit is None and id_hit is None and not class_attr:
+            continue  # most elements: nothing here to select
+        hits = [i for i in (tag_hit, id_hit) if i is not None]
+        if class_attr:
+            hits.extend(classes[token] for token in class_attr.split() if token in classes)  # split as bs4 does
         for i in hits:
             first.setdefault(i, el)
         if 0 in first:
@@ -203,22 +284,32 @@ def content_container(root: Element) -> Element | None:
     return first[min(first)] if first else None
 
 
-def _attachment(href: str, text: str) -> bool:
+def _attachment(href: str, text: Callable[[], str]) -> bool:
+    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
     if href.startswith(("javascript:", "#", "mailto:")):
         return False
     if DOCUMENT_LINK.search(href):
         return True
-    return bool(ATTACHMENT_TEXT.search(text)) and not PAGE_LINK.search(href.split("?")[0] or "/")
+    return not PAGE_LINK.search(href.split("?")[0] or "/") and bool(ATTACHMENT_TEXT.search(text()))
+
+
+def _text_reaches(pieces: Iterable[str], size: int) -> bool:
+    """Whether the stripped pieces hold `size` characters together: read only until they do."""
+    for text in pieces:
+        if size <= 0:
+            return True
+        size -= len(text.strip())
+    return size <= 0
 
 
 def _parse(text: str) -> Element | None:
     """The page's tree, read as BeautifulSoup(text, "lxml") read it (lxml's HTML parser, recovering), without the
     BeautifulSoup tree over it (ten times the CPU, as much again in memory: a crawl parses thousands of pages)."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
-    for markup, encoding in ((text, None), (text.encode("utf-8"), "utf-8")):
+    for encoding in (None, "utf-8"):  # (the bytes only when the text fails: encoding every page cost 3 % of the reading)
         parser = etree.HTMLParser(recover=True, encoding=encoding)
         try:
-            parser.feed(markup)
+            parser.feed(text if encoding is None else text.encode("utf-8"))
             root = parser.close()
         except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
             continue
@@ -246,8 +337,7 @@ def parse_detail(text: str, url: str) -> Detail:
     scope = body if body is not None else largest_text_block(root, page)
     if scope is None:
         scope = next(root.iter("body"), root)
-    body_text = text_of(scope)
-    is_report = next(scope.iterdescendants("table"), None) is not None or len(body_text) >= MIN_REPORT_TEXT
+    is_report = next(scope.iterdescendants("table"), None) is not None or _text_reaches(page.raw(scope), MIN_REPORT_TEXT)
     attachments: list[tuple[str, str]] = []
     seen: set[str] = set()
     for a in root.iter("a"):
@@ -255,7 +345,7 @@ def parse_detail(text: str, url: str) -> Detail:
         if raw is None:
             continue
         href = raw.strip()
-        if not _attachment(href, text_of(a, " ")):
+        if not _attachment(href, partial(text_of, a, " ")):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
