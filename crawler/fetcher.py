@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.connectionpool import port_by_scheme
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -283,11 +284,20 @@ class Fetcher:
         """The target's connection pool: one PoolManager for every thread (urllib3's is thread-safe; a worker serves
         whichever host's turn came, so a pool per thread reconnected on nearly every request at 1,000 hosts).
         Verified TLS against requests' CA bundle, exactly as requests' HTTPAdapter set it up; no proxy, ever."""
-        pool = self._adapter.poolmanager.connection_from_host(target.host, target.port, target.scheme,
-                                                               pool_kwargs={"cert_reqs": "CERT_REQUIRED"})
+        key, context = self._pool_key(target.scheme, target.host, target.port)
+        pool = self._adapter.poolmanager.connection_from_pool_key(key, request_context=context)
         if target.scheme == "https" and pool.ca_certs != DEFAULT_CA_BUNDLE_PATH:
             self._adapter.cert_verify(pool, target.url, True, None)
         return pool
+
+    def _pool_key(self, scheme: str, host: str, port: int | None) -> tuple[Any, dict[str, Any]]:
+        """urllib3's key of a host's pool, built as PoolManager.connection_from_host builds it: the one place both
+        getting a pool and dropping a finished host's pool (forget_host, by key: no scan of every pool) name it."""
+        manager = self._adapter.poolmanager
+        context = manager._merge_pool_kwargs({"cert_reqs": "CERT_REQUIRED"})
+        context["scheme"], context["host"] = scheme, host
+        context["port"] = port if port is not None else port_by_scheme.get(scheme, 80)
+        return manager.key_fn_by_scheme[scheme](context), context
 
     def _gate(self, host: str) -> AbstractContextManager[Any]:
         if self.gate is not None:
@@ -485,15 +495,13 @@ class Fetcher:
                 self._robots_locks.pop(site.origin, None)
                 self._addresses.pop((site.host, site.port), None)
         pools = self._adapter.poolmanager.pools
-        mine = {(site.scheme, site.host, site.port) for site in sites}
         closed = 0
-        for key in pools.keys():  # a few hundred keys at most (idle_pools); once per host and run
-            if (key.key_scheme, key.key_host, key.key_port) in mine:
-                try:
-                    del pools[key]  # urllib3 closes the pool's idle connections as it drops it
-                    closed += 1
-                except KeyError:  # dropped meanwhile (evicted by another host's pool)
-                    pass
+        for site in sites:  # by key: listing every pool per finished host cost O(hosts²) (5 % of a 1,000-host crawl)
+            try:
+                del pools[self._pool_key(site.scheme, site.host, site.port)[0]]  # urllib3 closes its idle connections
+                closed += 1
+            except KeyError:  # never opened, or dropped meanwhile (evicted by another host's pool)
+                pass
         return closed
 
     def allowed_by_robots(self, url: str) -> bool:
