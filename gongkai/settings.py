@@ -17,6 +17,7 @@ environment. A bad value is a one-line `SettingsError` naming the variable.
 | GONGKAI_OCR_MAX_PAGES, _BUDGET, _DPI, _THREADS | `20`, `300`, `200`, `2` | OCR per document (the [ocr] extra): pages or pictures, CPU seconds, dpi of scans, ONNX threads |
 | GONGKAI_CRAWL_WORKERS | `128` | most requests in flight at once across hosts in a crawl (the threads: hosts × GONGKAI_CRAWL_CONCURRENCY, at most this) |
 | GONGKAI_CRAWL_PROCESSES | `0` (the machine decides) | crawler processes of one crawl, its hosts split between them (0: the cores, each process given at least 200 hosts; 1: one process) |
+| GONGKAI_CRAWL_STATE_SAVE_S | `10` | seconds between saves of the crawl state during a crawl (a killed crawl re-fetches in full only what it loaded since) |
 | GONGKAI_CRAWL_DELAY | `1.0` | seconds between requests to one host |
 | GONGKAI_CRAWL_CONCURRENCY | `2` | requests in flight per host |
 | GONGKAI_CRAWL_CONNECT_TIMEOUT | `10` | seconds to connect |
