@@ -7,10 +7,7 @@ listening on one port per host."""
 from __future__ import annotations
 
 import gc
-import importlib
-import multiprocessing
 import os
-import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_portals import Portal
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher
@@ -32,48 +30,9 @@ DELAY = 0.5
 LATENCY = 0.02
 
 
-def _bench() -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("bench_polite_crawl")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
-class Portal:
-    """N hosts on N loopback ports in a process of their own; `log()`: (port, arrived, answered) per request."""
-
-    def __init__(self, n: int) -> None:
-        bench = _bench()
-        self.politeness_from_log, self.registry = bench.politeness_from_log, bench.registry
-        ctx = multiprocessing.get_context("spawn")
-        ports_in, ports_out = ctx.Pipe(duplex=False)
-        self.control, child = ctx.Pipe()
-        sys.path.insert(0, str(ROOT / "benchmarks"))  # the spawned process imports the portal by its module name
-        try:
-            self.process = ctx.Process(target=bench.portal, args=(n, LATENCY, ports_out, child), daemon=True)
-            self.process.start()
-        finally:
-            sys.path.remove(str(ROOT / "benchmarks"))
-        if not ports_in.poll(60):
-            raise RuntimeError("the portal did not start")
-        self.ports: list[int] = ports_in.recv()
-
-    def log(self) -> list[tuple[int, float, float]]:
-        self.control.send("log")
-        result: list[tuple[int, float, float]] = self.control.recv()
-        return result
-
-    def close(self) -> None:
-        self.control.send("stop")
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-
-
 @pytest.fixture(scope="module")
 def portal() -> Iterator[Portal]:
-    served = Portal(HOSTS)
+    served = Portal(HOSTS, LATENCY)
     yield served
     served.close()
 

@@ -4,10 +4,7 @@ port per host (each port its own host), logging when every request arrived and w
 
 from __future__ import annotations
 
-import importlib
 import math
-import multiprocessing
-import sys
 import threading
 import time
 import urllib.robotparser
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_portals import Portal, bench_module
 
 from gongkai.crawler import transport, urls
 from gongkai.crawler.crawl import CrawlContext, Fetch, Limits, Walk
@@ -31,46 +29,6 @@ HOSTS = 40
 DELAY = 0.5
 LATENCY = 0.05
 REQUESTS_PER_HOST = 11  # robots.txt, 2 listing pages, 5 detail pages, 3 attachments
-
-
-def _bench() -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("bench_polite_crawl")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
-class Portal:
-    """N hosts on N loopback ports in a process of their own; `log()`: (port, arrived, answered) per request."""
-
-    def __init__(self, n: int, latency: float) -> None:
-        bench = _bench()
-        self.politeness_from_log = bench.politeness_from_log
-        self.registry = bench.registry
-        ctx = multiprocessing.get_context("spawn")
-        ports_in, ports_out = ctx.Pipe(duplex=False)
-        self.control, child = ctx.Pipe()
-        sys.path.insert(0, str(ROOT / "benchmarks"))  # the spawned process imports the portal by its module name
-        try:
-            self.process = ctx.Process(target=bench.portal, args=(n, latency, ports_out, child), daemon=True)
-            self.process.start()
-        finally:
-            sys.path.remove(str(ROOT / "benchmarks"))
-        if not ports_in.poll(60):
-            raise RuntimeError("the portal did not start")
-        self.ports: list[int] = ports_in.recv()
-
-    def log(self) -> list[tuple[int, float, float]]:
-        self.control.send("log")
-        result: list[tuple[int, float, float]] = self.control.recv()
-        return result
-
-    def close(self) -> None:
-        self.control.send("stop")
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +240,7 @@ def test_requests_outside_a_turn_wait_for_the_host_in_their_thread() -> None:
     for thread in threads:
         thread.join()
     assert slots.log is not None and len(slots.log) == 8
-    kept = _bench().politeness_from_log(slots.log)
+    kept = bench_module().politeness_from_log(slots.log)
     assert kept["min_gap_s"] >= 0.05
     assert kept["max_in_flight"] <= 2
 
