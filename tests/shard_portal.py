@@ -18,6 +18,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 DOCUMENTS = Path(__file__).parent / "corpus" / "documents"
 REPORT_YEARS = (2022, 2023)
@@ -239,3 +240,14 @@ def closest_starts(hits: list[Hit]) -> dict[str, float]:
         starts = sorted(h.started for h in hits if h.host == host)
         gaps[host] = min((b - a for a, b in zip(starts, starts[1:], strict=False)), default=float("inf"))
     return gaps
+
+
+def wait_for(check: Any, timeout: float, what: str, every: float = 0.2) -> Any:
+    """check()'s first truthy value, polled every `every` s; an AssertionError naming `what` after `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

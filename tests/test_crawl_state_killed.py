@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from shard_portal import REPORT_YEARS, ShardPortal, is_document
+from shard_portal import REPORT_YEARS, ShardPortal, is_document, wait_for
 
 from gongkai.crawler.state import CrawlState, WarehouseCrawlState
 from gongkai.warehouse import open_warehouse
@@ -25,15 +24,6 @@ PORTALS = [("k1", 0, 1), ("k2", 0, 2), ("k3", 1, 3), ("k4", 1, 4)]
 SERVED_BEFORE_HOLD = 3
 SAVE_S = 0.3
 
-
-def _wait_for(check: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _nightly(folder: Path, registry: Path, db_url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -56,7 +46,7 @@ def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(postg
             def served() -> set[str]:
                 return {f"http://{h.host}{h.path}" for h in list(portal.hits) if h.status == 200 and is_document(h.path)}
 
-            _wait_for(lambda: len(served()) >= SERVED_BEFORE_HOLD or first.poll() is not None, 120, "the first reports")
+            wait_for(lambda: len(served()) >= SERVED_BEFORE_HOLD or first.poll() is not None, 120, "the first reports")
             assert first.poll() is None, log.read_text(errors="replace")[-3000:]
             loaded = served()
 
@@ -66,7 +56,7 @@ def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(postg
                 return loaded <= urls
 
             try:
-                _wait_for(saved, 60, "the loaded reports' validators in crawl_state while the crawl runs")
+                wait_for(saved, 60, "the loaded reports' validators in crawl_state while the crawl runs")
             finally:
                 first.send_signal(signal.SIGKILL)
                 first.wait(timeout=20)
@@ -115,10 +105,10 @@ def test_autosave_saves_while_the_block_runs_without_the_committing_thread_waiti
         with state.autosave(0.2):
             state.commit(url, etag='"v1"', last_modified=None, derived=[])
             assert reread() is None  # the commit itself does not save
-            _wait_for(lambda: reread() is not None, 10, "the autosave")
+            wait_for(lambda: reread() is not None, 10, "the autosave")
             assert state.unsaved() == 0
             state.commit(url, etag='"v2"', last_modified=None, derived=[])
-            _wait_for(lambda: (reread() or {}).get("etag") == '"v2"', 10, "the second autosave")
+            wait_for(lambda: (reread() or {}).get("etag") == '"v2"', 10, "the second autosave")
         assert not [t for t in threading.enumerate() if t.name == "crawl-state-autosave"]  # stopped with its block
     finally:
         if wh is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from s3_fixture import S3Server
-from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flight_peaks
+from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flight_peaks, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "gongkai-test"
@@ -42,15 +42,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-def _wait_for(check: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -106,7 +97,7 @@ class Cluster:
                                    env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=self.folder)
         worker = Worker(name, process, log)
         self.workers.append(worker)
-        _wait_for(lambda: name in self.online_workers() or process.poll() is not None, 90, f"worker {name} to join")
+        wait_for(lambda: name in self.online_workers() or process.poll() is not None, 90, f"worker {name} to join")
         assert process.poll() is None, log.read_text(errors="replace")[-3000:]
         return worker
 
@@ -180,7 +171,7 @@ def _start_prefect_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             return False
 
-    _wait_for(healthy, 120, "the Prefect server")
+    wait_for(healthy, 120, "the Prefect server")
     return server, url
 
 
@@ -312,7 +303,7 @@ def test_a_worker_killed_mid_shard_leaves_nothing_partial_and_the_rerun_complete
     thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), context.run(cluster.nightly), strict=True)))
     thread.start()
     # the victim takes a shard, writes a report row and sleeps inside the transaction: kill it there
-    _wait_for(lambda: b"paused inside the load transaction" in victim.log.read_bytes(), 120, "the victim's load to pause")
+    wait_for(lambda: b"paused inside the load transaction" in victim.log.read_bytes(), 120, "the victim's load to pause")
     victim.kill()
     helper = cluster.start_worker("helper")  # takes the shard the victim never started
     thread.join(timeout=150)
@@ -353,7 +344,7 @@ def test_a_worker_killed_while_its_shard_process_lives_on_lets_the_shard_finish_
     thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), context.run(
         cluster.nightly, "--agency", "a3", "--agency", "a4", shards=1), strict=True)))
     thread.start()
-    _wait_for(lambda: b"paused inside the load transaction" in worker.log.read_bytes(), 120, "the shard's first load")
+    wait_for(lambda: b"paused inside the load transaction" in worker.log.read_bytes(), 120, "the shard's first load")
     shard_processes = worker.children()
     os.kill(worker.process.pid, signal.SIGKILL)  # the worker only: its flow-run process goes on (4 loads × 5 s)
     worker.process.wait(timeout=10)
@@ -368,7 +359,7 @@ def test_a_worker_killed_while_its_shard_process_lives_on_lets_the_shard_finish_
     assert [s for (s,) in cluster.query("SELECT status FROM runs ORDER BY run_id")] == ["completed", "completed"]
     [(reports,)] = cluster.query("SELECT count(*) FROM reports")
     assert reports == 2 * len(REPORT_YEARS)
-    _wait_for(lambda: not any(_alive(pid) for pid in shard_processes), 30, "the shard's process to exit")
+    wait_for(lambda: not any(_alive(pid) for pid in shard_processes), 30, "the shard's process to exit")
 
 
 def _alive(pid: int) -> bool:
