@@ -125,23 +125,33 @@ class ChildResult:
 
 
 class RecordingState(CrawlState):
-    """The crawl state in a child: the entries of its hosts, in memory; commits and forgets kept for the parent."""
+    """The crawl state in a child: the entries of its hosts, in memory; commits and forgets kept for the parent and,
+    as they happen, sent to it (`sink`): the parent's state saves them during the crawl (its autosave), so a child
+    or a command killed mid-crawl keeps the validators of what was loaded. A commit follows its document's load
+    (the parent's answer to the ingest), so no validator reaches the parent before its document is loaded."""
 
-    def __init__(self, entries: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, entries: dict[str, dict[str, Any]],
+                 sink: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
         super().__init__(None)
         self._entries = dict(entries)
         self.updates: dict[str, dict[str, Any] | None] = {}
+        self._sink = sink
 
     def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
         super().commit(url, etag=etag, last_modified=last_modified, derived=derived)
         with self._lock:
-            if url in self._entries and (etag or last_modified):
-                self.updates[url] = self._entries[url]
+            entry = self._entries.get(url) if (etag or last_modified) else None
+            if entry is not None:
+                self.updates[url] = entry
+        if entry is not None and self._sink is not None:
+            self._sink(url, entry)
 
     def forget(self, url: str) -> None:
         super().forget(url)
         with self._lock:
             self.updates[url] = None
+        if self._sink is not None:
+            self._sink(url, None)
 
 
 class ParentLink:
@@ -195,6 +205,13 @@ class ParentLink:
         except (OSError, ValueError):  # the parent is gone: the receiving thread stops the crawl
             pass
 
+    def state(self, url: str, entry: dict[str, Any] | None) -> None:
+        """A crawl-state update (None: forgotten), for the parent to save during the crawl."""
+        try:
+            self.send(("state", url, entry))
+        except (OSError, ValueError):  # the parent is gone: nothing to save it
+            pass
+
     def ingest(self, data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
                pictures: dict[str, bytes | None] | None = None) -> IngestOutcome:
         """The parent's ingest path, called from this child: blocks this ingest thread until the parent answers."""
@@ -240,7 +257,7 @@ def child_main(conn: Any, parent_pid: int) -> None:
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
     try:
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
-        state = RecordingState(plan.state)
+        state = RecordingState(plan.state, sink=link.state)
         ctx = CrawlContext(fetcher, state, link.ingest, plan.years)
         walk = Walk(ctx, plan.portals, plan.limits)
         scheduler = CrawlScheduler(ctx, host_slots(fetcher), workers=plan.workers, ingest_workers=plan.ingest_workers,
@@ -386,6 +403,8 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             elif kind == "event":
                 if listener is not None:
                     listener(message[1], message[2])
+            elif kind == "state":
+                _apply_state(ctx.state, message[1], message[2])
             elif kind == "ready":
                 child.ready, child.ready_s = True, time.monotonic() - child.started
             elif kind == "done":
@@ -404,6 +423,13 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             child.error = ("did not end within the stop's grace" if child.killed_after_stop
                            else _death(child.process.exitcode))
         child.finished.set()
+
+
+def _apply_state(state: CrawlState, url: str, entry: dict[str, Any] | None) -> None:
+    if entry is None:
+        state.forget(url)
+    else:
+        state.commit(url, etag=entry.get("etag"), last_modified=entry.get("last_modified"), derived=entry.get("derived"))
 
 
 def _death(code: int | None) -> str:
@@ -491,12 +517,8 @@ def _merge(portals: list[Portal], children: list[Child], ctx: CrawlContext, proc
         rejected.extend(result.rejected)
         noted.extend(result.noted)
         documents.extend(result.documents)
-        for url, entry in result.state.items():
-            if entry is None:
-                ctx.state.forget(url)
-            else:
-                ctx.state.commit(url, etag=entry.get("etag"), last_modified=entry.get("last_modified"),
-                                 derived=entry.get("derived"))
+        for url, entry in result.state.items():  # sent as they happened too: the same values again, at the end
+            _apply_state(ctx.state, url, entry)
         _absorb_fetcher(ctx.fetcher, result.requests, result.hosts)
         for name, value in result.scheduler.items():
             stats[name] = stats.get(name, 0) + value  # peaks too: summed over processes running at once

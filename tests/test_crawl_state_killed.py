@@ -26,22 +26,27 @@ SAVE_S = 0.3
 
 
 
-def _nightly(folder: Path, registry: Path, db_url: str, log: Path) -> subprocess.Popen[bytes]:
+def _nightly(folder: Path, registry: Path, db_url: str, log: Path, processes: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GONGKAI_"))} | {
         "PYTHONPATH": str(ROOT), "GONGKAI_DB": db_url, "GONGKAI_DATA": str(folder / "data"), "GONGKAI_EXTRACT_PROCESSES": "0",
-        "GONGKAI_CRAWL_STATE_SAVE_S": str(SAVE_S), "PREFECT_HOME": str(folder / "prefect"), "DO_NOT_TRACK": "1"}
+        "GONGKAI_CRAWL_STATE_SAVE_S": str(SAVE_S),
+        "GONGKAI_CRAWL_PROCESSES": str(processes), "PREFECT_HOME": str(folder / "prefect"), "DO_NOT_TRACK": "1"}
     return subprocess.Popen([sys.executable, "-m", "gongkai.cli", "nightly", "--registry", str(registry), "--delay", "0.1",
                              "--concurrency", "2"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=folder)
 
 
 @pytest.mark.postgres
-def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(postgres_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(processes: int, postgres_url: str,
+                                                                            tmp_path: Path) -> None:
+    """With 2 crawler processes (one host each) the children's validators reach the command's state as they are
+    committed, so its autosave keeps them too (they came back only at a child's end, lost with the command)."""
     with ShardPortal(HOSTS) as portal:
         registry = tmp_path / "registry.toml"
         registry.write_text(portal.registry(PORTALS), "utf-8")
         log = tmp_path / "nightly.log"
         portal.hold_after(SERVED_BEFORE_HOLD)  # a few reports, then the portal stalls: the crawl is mid-way
-        first = _nightly(tmp_path, registry, postgres_url, log)
+        first = _nightly(tmp_path, registry, postgres_url, log, processes)
         try:
             def served() -> set[str]:
                 return {f"http://{h.host}{h.path}" for h in list(portal.hits) if h.status == 200 and is_document(h.path)}
@@ -70,7 +75,7 @@ def test_a_nightly_killed_mid_crawl_keeps_the_validators_of_what_it_loaded(postg
         assert {url for url in stored if is_document("/" + url.split("/", 3)[3])} <= documents
 
         portal.clear()
-        second = _nightly(tmp_path, registry, postgres_url, log)
+        second = _nightly(tmp_path, registry, postgres_url, log, processes)
         assert second.wait(timeout=240) == 0, log.read_text(errors="replace")[-3000:]
         hits = [h for h in portal.clear() if is_document(h.path)]
         conditional = {f"http://{h.host}{h.path}" for h in hits if h.conditional and h.status == 304}
