@@ -111,13 +111,12 @@ class ChildPlan:
 
 @dataclass
 class ChildResult:
-    """What a child sends back at its end: its walk, the updates of its crawl state, its fetcher's counts."""
+    """What a child sends back at its end: its walk and its fetcher's counts (its crawl state went as it changed)."""
 
     portals: dict[str, dict[str, Any]]
     rejected: list[dict[str, Any]]
     noted: list[tuple[str, str]]
     documents: list[IngestOutcome]
-    state: dict[str, dict[str, Any] | None]  # url → entry committed, or None: forgotten
     requests: int
     hosts: dict[str, dict[str, int]]
     scheduler: dict[str, int]
@@ -125,33 +124,26 @@ class ChildResult:
 
 
 class RecordingState(CrawlState):
-    """The crawl state in a child: the entries of its hosts, in memory; commits and forgets kept for the parent and,
-    as they happen, sent to it (`sink`): the parent's state saves them during the crawl (its autosave), so a child
-    or a command killed mid-crawl keeps the validators of what was loaded. A commit follows its document's load
-    (the parent's answer to the ingest), so no validator reaches the parent before its document is loaded."""
+    """The crawl state in a child: the entries of its hosts, in memory; each commit and forget sent to the parent as
+    it happens (`sink`), for the parent's state to save during the crawl (its autosave), so a child or a command
+    killed mid-crawl keeps the validators of what was loaded. A commit follows its document's load (the parent's
+    answer to the ingest), so no validator reaches the parent before its document is loaded."""
 
-    def __init__(self, entries: dict[str, dict[str, Any]],
-                 sink: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
+    def __init__(self, entries: dict[str, dict[str, Any]], sink: Callable[[str, dict[str, Any] | None], None]) -> None:
         super().__init__(None)
         self._entries = dict(entries)
-        self.updates: dict[str, dict[str, Any] | None] = {}
         self._sink = sink
 
     def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
         super().commit(url, etag=etag, last_modified=last_modified, derived=derived)
         with self._lock:
             entry = self._entries.get(url) if (etag or last_modified) else None
-            if entry is not None:
-                self.updates[url] = entry
-        if entry is not None and self._sink is not None:
+        if entry is not None:
             self._sink(url, entry)
 
     def forget(self, url: str) -> None:
         super().forget(url)
-        with self._lock:
-            self.updates[url] = None
-        if self._sink is not None:
-            self._sink(url, None)
+        self._sink(url, None)
 
 
 class ParentLink:
@@ -266,7 +258,7 @@ def child_main(conn: Any, parent_pid: int) -> None:
         scheduler.run(walk)
         result = ChildResult(
             portals={pid: p.summary() for pid, p in walk.progress.items()}, rejected=walk.rejected, noted=walk.noted,
-            documents=walk.documents, state=state.updates, requests=fetcher.requests_sent, hosts=fetcher.host_stats(),
+            documents=walk.documents, requests=fetcher.requests_sent, hosts=fetcher.host_stats(),
             scheduler=asdict(scheduler.stats), stopped=link.stopped())
         link.send(("done", result))
     except Exception as exc:  # a bug or a broken set-up: one line to the parent, which fails this child's portals
@@ -517,8 +509,6 @@ def _merge(portals: list[Portal], children: list[Child], ctx: CrawlContext, proc
         rejected.extend(result.rejected)
         noted.extend(result.noted)
         documents.extend(result.documents)
-        for url, entry in result.state.items():  # sent as they happened too: the same values again, at the end
-            _apply_state(ctx.state, url, entry)
         _absorb_fetcher(ctx.fetcher, result.requests, result.hosts)
         for name, value in result.scheduler.items():
             stats[name] = stats.get(name, 0) + value  # peaks too: summed over processes running at once
