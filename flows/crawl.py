@@ -13,14 +13,14 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
 from gongkai.crawler.fetcher import Fetcher
-from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits
+from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits, hosts_held
 from gongkai.crawler.processes import crawl_in_processes, process_count, processes_with_prefect_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
@@ -61,10 +61,6 @@ class Politeness:
 
     def hosts_held(self, hosts: frozenset[str], timeout_s: float) -> Any:
         """While the crawl runs: its hosts held against other runs (`host_leases`), or nothing to hold."""
-        from contextlib import nullcontext
-
-        from gongkai.crawler.host_limits import hosts_held
-
         return hosts_held(hosts, self.delay, timeout_s) if self.host_leases else nullcontext()
 
     def fetcher(self, hosts: frozenset[str]) -> Fetcher:
