@@ -20,6 +20,7 @@ import urls_reference as reference
 from requests.models import PreparedRequest
 
 from gongkai.crawler import urls
+from gongkai.crawler.fetcher import Fetcher, Refused
 from gongkai.crawler.scheduler import host_of, origin_of
 
 Judgement = tuple[Any, ...]
@@ -151,3 +152,6 @@ def test_a_bracket_and_a_fragment_are_refused_not_a_crash(url: str, reason: str 
     with pytest.raises(urls.BadURL, match=re.escape(reason)):
         urls.parse(url)
     assert host_of(url) is None and origin_of(url) is None
+    fetcher = Fetcher({"a.cn"}, delay=0.0, retries=0)
+    with pytest.raises(Refused, match=re.escape(reason)):  # refused before any request, counted for the item alone
+        fetcher.fetch(url, allowed_hosts={"a.cn"})
