@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,12 @@ import urls_reference as reference
 from requests.models import PreparedRequest
 
 from gongkai.crawler import urls
+from gongkai.crawler.crawl import CrawlContext, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher, Refused
-from gongkai.crawler.scheduler import host_of, origin_of
+from gongkai.crawler.registry import all_hosts, load_registry
+from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_of, origin_of
+from gongkai.crawler.state import CrawlState
+from gongkai.warehouse import IngestOutcome
 
 Judgement = tuple[Any, ...]
 
@@ -155,3 +161,53 @@ def test_a_bracket_and_a_fragment_are_refused_not_a_crash(url: str, reason: str 
     fetcher = Fetcher({"a.cn"}, delay=0.0, retries=0)
     with pytest.raises(Refused, match=re.escape(reason)):  # refused before any request, counted for the item alone
         fetcher.fetch(url, allowed_hosts={"a.cn"})
+
+
+def test_a_link_with_a_bracket_and_a_fragment_fails_its_item_not_the_crawl() -> None:
+    """Before, the scheduler's host_of let urldefrag's ValueError out of CrawlScheduler.run: one such link on one
+    listing page ended the whole crawl. Now that item is refused with its reason and the others are crawled."""
+    rows = [("a.txt", "示例市2021年政府信息公开工作年度报告"), ("http://[::1/x#a", "示例市2022年政府信息公开工作年度报告"),
+            ("c.txt", "示例市2023年政府信息公开工作年度报告")]
+    listing = "".join(f'<li><a href="{href}">{title}</a></li>' for href, title in rows).encode()
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = listing if self.path == "/list.html" else b"report" if self.path.endswith(".txt") else None
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8" if body is listing else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        portals = load_registry(text=f"""[[portal]]
+id = "hostile"
+agency = "示例市人民政府"
+division_code = "350100"
+level = "city"
+cms = "generic"
+listing = ["http://{host}/list.html"]
+hosts = ["{host}"]
+""")
+        slots = HostSlots(2, 0.0)
+        fetcher = Fetcher(all_hosts(portals), delay=0.0, retries=0, gate=slots)
+
+        def ingest(data: bytes, *, url: str, **_: Any) -> IngestOutcome:
+            return IngestOutcome("", "new", url=url)
+
+        ctx = CrawlContext(fetcher, CrawlState(None), ingest)
+        walk = CrawlScheduler(ctx, slots, workers=4).run(Walk(ctx, portals, Limits()))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted((d.outcome, d.reason) for d in walk.documents) == [
+        ("new", None), ("new", None), ("refused", "malformed host '[::1'")]
