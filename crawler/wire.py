@@ -25,7 +25,8 @@ from typing import Any
 
 BUFFER = 64 * 1024
 # a header line email's parser reads as exactly one header: a token-ish name (its headerRE: no space, no colon), a
-# colon, a value without any character str.splitlines breaks a line at (\r inside, \x0b \x0c \x1c-\x1e \x85), one EOL
+# colon, a value without a line break of its own (a lone \r ends a line for email's parser; the other separators
+# str.splitlines knows, \x0b \x0c \x1c-\x1e \x85, go to email's parser too: rare, and safe either way), one EOL
 _PLAIN_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[^\r\n\x0b\x0c\x1c\x1d\x1e\x85]*\r?\n")
 _SPECIAL_TYPE = re.compile(rb"multipart|message", re.IGNORECASE)  # content types email's parser looks into
 
