@@ -21,7 +21,7 @@ import email.parser
 import http.client
 import re
 import socket
-from typing import Any
+from typing import Any, Literal
 
 BUFFER = 64 * 1024
 # a header line email's parser reads as exactly one header: a token-ish name (its headerRE: no space, no colon), a
@@ -58,8 +58,8 @@ class _Buffered:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
 
-    def makefile(self, mode: str) -> Any:
-        return self._sock.makefile(mode, buffering=BUFFER)
+    def makefile(self, mode: Literal["rb"]) -> Any:
+        return self._sock.makefile(mode, BUFFER)
 
 
 class Response(http.client.HTTPResponse):
@@ -72,10 +72,10 @@ class Response(http.client.HTTPResponse):
         if self.headers is not None:
             return
         while True:
-            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            version, status, reason = self._read_status()
             if status != http.client.CONTINUE:
                 break
-            skipped_headers = http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+            skipped_headers = http.client._read_headers(self.fp)
             if self.debuglevel > 0:
                 print("headers:", skipped_headers)
             del skipped_headers
@@ -88,7 +88,7 @@ class Response(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
 
-        self.headers = self.msg = parse_header_lines(http.client._read_headers(self.fp))  # type: ignore[attr-defined]
+        self.headers = self.msg = parse_header_lines(http.client._read_headers(self.fp))
 
         if self.debuglevel > 0:
             for hdr, val in self.headers.items():
@@ -101,7 +101,7 @@ class Response(http.client.HTTPResponse):
         else:
             self.chunked = False
 
-        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.will_close = self._check_close()
 
         self.length = None
         length = self.headers.get("content-length")
@@ -118,7 +118,7 @@ class Response(http.client.HTTPResponse):
 
         if (status == http.client.NO_CONTENT or status == http.client.NOT_MODIFIED or
                 100 <= status < 200 or
-                self._method == "HEAD"):  # type: ignore[attr-defined]
+                self._method == "HEAD"):
             self.length = 0
 
         if (not self.will_close and
