@@ -6,8 +6,10 @@ asyncio process, N loopback ports, `--latency` per response), so the load of the
     .venv/bin/python benchmarks/bench_fetch_wire.py --old /work/main --new . --strace   # + syscalls per request
 
 Each client process (PYTHONPATH = its checkout) fetches every host's robots.txt, listing, 5 detail pages and 5
-documents (the crawl's mix: some 40 KB a request) `--rounds` times on `--threads` threads, no politeness delay;
-its CPU is measured from inside (resource.getrusage), imports and start-up excluded.
+documents (the crawl's mix) `--rounds` times on `--threads` threads, each thread its own hosts, no politeness delay;
+its CPU is measured from inside (resource.getrusage), imports and start-up excluded. Under --strace the futex
+count is strace's own doing as much as the client's (every traced syscall is slow, so the threads queue for the GIL):
+compare the other calls.
 """
 
 from __future__ import annotations
