@@ -50,7 +50,7 @@ USER_AGENT = "gongkai/0.1 (+https://github.com/gongkai/gongkai)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})  # requests' is_redirect: these with a Location
 MAX_REDIRECTS = 5
-READ_CHUNK = 64 * 1024  # a body is read (and decoded) this much at a time: the size cap overshoots by at most this
+READ_CHUNK = 1024 * 1024  # a body is read (and decoded) at most this much at a time, and never past the size cap + 1
 # urllib3 never retries nor redirects by itself (the fetcher does both, each attempt counted and each hop checked);
 # one immutable instance for every request (urllib3 built one per request from `retries=False`)
 NO_RETRIES = Retry(total=False, redirect=False)
@@ -430,9 +430,15 @@ class Fetcher:
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             _close(raw)
             raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
+        # a body of a known length, not encoded, is read in one piece of exactly that length when it fits in READ_CHUNK:
+        # urllib3 then hands the piece over as read (a read of more than the body cost one more call and a copy)
+        amount = READ_CHUNK
+        if declared and declared.isdigit() and 0 < int(declared) < READ_CHUNK and "content-encoding" not in raw.headers:
+            amount = int(declared)
+        amount = min(amount, self.max_bytes + 1)  # no read past the cap: one byte over it is enough to know
         chunks, size = [], 0
         try:
-            for chunk in raw.stream(READ_CHUNK, decode_content=True):
+            for chunk in raw.stream(amount, decode_content=True):
                 size += len(chunk)
                 if size > self.max_bytes:
                     _close(raw)
