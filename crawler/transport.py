@@ -191,11 +191,11 @@ class _Pinned:
 
 
 class PinnedHTTPConnection(_Pinned, HTTPConnection):
-    response_class = wire.Response  # http.client's, read with fewer recv calls and a cheaper header parse
+    response_class = wire.response_class  # http.client's, read with fewer recv calls and a cheaper header parse
 
 
 class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
-    response_class = wire.Response
+    response_class = wire.response_class
 
 
 class _PinnedHTTPPool(HTTPConnectionPool):

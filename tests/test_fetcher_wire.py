@@ -12,6 +12,7 @@ import inspect
 import io
 import random
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -271,14 +272,17 @@ def test_the_header_parse_builds_what_emails_parser_built() -> None:
 
 
 def test_response_begin_is_the_one_it_was_copied_from() -> None:
-    """crawler.wire.Response.begin is http.client's begin (CPython 3.11) with the header parse swapped: a Python whose begin
-    differs must fail here, not read responses differently unnoticed."""
+    """crawler.wire.Response.begin is http.client's begin (CPython 3.11) with the header parse swapped: it is used only
+    on a Python whose begin is the one copied; any other reads heads with its own begin (the larger buffer only)."""
+    from gongkai.crawler import transport
+
     source = inspect.getsource(http.client.HTTPResponse.begin)
-    assert hashlib.sha256(source.encode()).hexdigest() == BEGIN_SHA256, "http.client's begin changed: re-copy it"
+    copied = hashlib.sha256(source.encode()).hexdigest() == wire_reading.BEGIN_SHA256
     assert "parse_headers(self.fp)" in source
-
-
-BEGIN_SHA256 = "e06ec06b086c7ea0b9857657c435786fe031fdb272ec4080256e40ff04559a0e"
+    assert transport.PinnedHTTPConnection.response_class is (wire_reading.Response if copied else wire_reading.BufferedResponse)
+    assert transport.PinnedHTTPSConnection.response_class is transport.PinnedHTTPConnection.response_class
+    if sys.version_info[:2] == (3, 11):
+        assert copied, "http.client's begin changed on this Python 3.11: re-copy it into crawler/wire.py"
 
 
 def test_a_response_is_read_in_large_chunks(odd: str) -> None:
