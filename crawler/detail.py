@@ -130,7 +130,9 @@ class PageText:
     def __init__(self, root: Element) -> None:
         self.holds: set[Element] = set()  # elements with a string container strictly below them
         self.inside: set[Element] = set()  # elements with a string container strictly above them
+        self.containers: set[Element] = set()
         for found in root.iter(*STRING_CONTAINERS):
+            self.containers.add(found)
             if found not in self.inside:  # (a container within another: the outer one indexed it)
                 self.inside.update(found.iterdescendants())
                 self.holds.update(found.iterancestors())
@@ -193,17 +195,21 @@ def _label(pieces: Iterable[str]) -> str | None:
 def _starts_with_no_label(cell: Element) -> bool:
     """Whether the cell's text surely starts with a character no label starts with, from the text of the cell or of its
     first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
-    False when unsure (no text there, a comment or a script first): the cell is then read."""
-    node = cell
+    Also true of a cell surely without text (<td><p>&nbsp;</p></td>: each of those descendants its parent's only
+    child, nothing after it). False when unsure (no text there, a comment or a script first): the cell is then read."""
+    node, alone = cell, True  # alone: no text or element after `node` inside the cell
     for _ in range(FIRST_TEXT_DEPTH):
         own = node.text
         if own and (visible := FIRST_VISIBLE.match(own)):
             return visible.group(1) not in LABEL_STARTS
         if not len(node):
-            return False
+            return alone  # no text at all: "" is no label
+        alone = alone and len(node) == 1
         node = node[0]
         if not _is_element(node) or node.tag in STRING_CONTAINERS:
             return False
+        tail = node.tail
+        alone = alone and not (tail and FIRST_VISIBLE.match(tail))
     return False
 
 
@@ -229,38 +235,70 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     return found
 
 
-def text_sizes(root: Element, page: PageText) -> dict[Element, int]:
+def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
+               own: dict[Element, int] | None = None) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
-    cell was read again for every cell around it)."""
+    cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
+    blocks' sizes, into `own`."""
     sizes: dict[Element, int] = {}
+    skip = page.containers | page.inside
     for el in reversed(list(root.iter(etree.Element))):  # children before their parents
-        if el.tag in STRING_CONTAINERS or el in page.inside:
+        if el in skip:
             continue
         size = len((el.text or "").strip())
-        for child in el:  # (a comment or a string container is not measured: its own text is not this text)
-            size += sizes.get(child, 0) + len((child.tail or "").strip())
+        if own is not None and el in blocks:
+            nested = 0
+            for child in el:
+                measured = sizes.get(child, 0)
+                size += measured + len((child.tail or "").strip())
+                if child in blocks:
+                    nested += measured
+            own[el] = size - nested
+        else:
+            for child in el:  # (a comment or a string container is not measured: its own text is not this text)
+                size += sizes.get(child, 0) + len((child.tail or "").strip())
         sizes[el] = size
     return sizes
 
 
 def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
-    whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
+    whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article.
+
+    A block's own text is its whole text (text_sizes) less its nested blocks', plus what text_sizes does not measure
+    of its children: a comment's or a string container's own text (as get_text read them). Worked out in text_sizes'
+    one walk from the leaves up, so no block's children are read a second time."""
     page = page or PageText(root)
-    sizes = text_sizes(root, page)
+    blocks = set(root.iter(*BLOCKS))
+    if not blocks:
+        return None
+    unmeasured: dict[Element, int] = {}  # per block: its comments' and string containers' own text
+    for child in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity, *STRING_CONTAINERS):
+        parent = child.getparent()
+        if parent in blocks:
+            size = len(page.get(child)) if _is_element(child) else len((child.text or "").strip())
+            unmeasured[parent] = unmeasured.get(parent, 0) + size
+    own: dict[Element, int] = {}
+    sizes = text_sizes(root, page, blocks, own)
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
-        own = len((block.text or "").strip())
-        for child in block:
-            if not _is_element(child):
-                own += len((child.text or "").strip())  # a comment between the block's strings counts as one
-            elif child.tag not in BLOCKS:
-                own += sizes[child] if child in sizes else len(page.get(child))
-            own += len((child.tail or "").strip())
-        if own > best_size:
-            best, best_size = block, own
+        size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
+        if size > best_size:
+            best, best_size = block, size
     return best
+
+
+def _own_text(block: Element, page: PageText) -> int:
+    """A block inside a string container (text_sizes does not measure it): its children's text one by one."""
+    own = len((block.text or "").strip())
+    for child in block:
+        if not _is_element(child):
+            own += len((child.text or "").strip())  # a comment between the block's strings counts as one
+        elif child.tag not in BLOCKS:
+            own += len(page.get(child))
+        own += len((child.tail or "").strip())
+    return own
 
 
 def content_container(root: Element) -> Element | None:
