@@ -200,13 +200,18 @@ def _starts_with_no_label(cell: Element) -> bool:
     node, alone = cell, True  # alone: no text or element after `node` inside the cell
     for _ in range(FIRST_TEXT_DEPTH):
         own = node.text
-        if own and (visible := FIRST_VISIBLE.match(own)):
-            return visible.group(1) not in LABEL_STARTS
-        if not len(node):
+        if own:
+            if not own[0].isspace():  # (most cells: no regex needed)
+                return own[0] not in LABEL_STARTS
+            if visible := FIRST_VISIBLE.match(own):
+                return visible.group(1) not in LABEL_STARTS
+        children = len(node)
+        if not children:
             return alone  # no text at all: "" is no label
-        alone = alone and len(node) == 1
+        alone = alone and children == 1
         node = node[0]
-        if not _is_element(node) or node.tag in STRING_CONTAINERS:
+        tag = node.tag
+        if not isinstance(tag, str) or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
             return False
         tail = node.tail
         alone = alone and not (tail and FIRST_VISIBLE.match(tail))
