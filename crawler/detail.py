@@ -306,22 +306,30 @@ def _own_text(block: Element, page: PageText) -> int:
     return own
 
 
+SELECTOR_CLASSES = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith(".")}
+SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith("#")}
+SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
+
+
 def content_container(root: Element) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
-    One walk of the tree for all of them (an XPath scan per selector took half a large page's reading)."""
-    classes = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith(".")}
-    ids = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith("#")}
-    tags = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
+    One walk of the tree for the classes and ids (an XPath scan per selector took half a large page's reading); the
+    tags are lxml's own walks (no tag name made into a string per element)."""
     first: dict[int, Element] = {}
+    for tag, i in SELECTOR_TAGS.items():
+        found = next(root.iter(tag), None)
+        if found is not None:
+            first[i] = found
     for el in root.iter(etree.Element):
-        tag_hit, id_hit, class_attr = tags.get(el.tag), ids.get(el.get("id")), el.get("class")
-        if tag_hit is None and id_hit is None and not class_attr:
+        id_hit, class_attr = SELECTOR_IDS.get(el.get("id")), el.get("class")
+        if id_hit is None and not class_attr:
             continue  # most elements: nothing here to select
-        hits = [i for i in (tag_hit, id_hit) if i is not None]
+        if id_hit is not None:
+            first.setdefault(id_hit, el)
         if class_attr:
-            hits.extend(classes[token] for token in class_attr.split() if token in classes)  # split as bs4 does
-        for i in hits:
-            first.setdefault(i, el)
+            for token in class_attr.split():  # split as bs4 does
+                if (i := SELECTOR_CLASSES.get(token)) is not None:
+                    first.setdefault(i, el)
         if 0 in first:
             break  # the first selector found: nothing can come before it
     return first[min(first)] if first else None
