@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -335,13 +335,31 @@ def content_container(root: Element) -> Element | None:
     return first[min(first)] if first else None
 
 
-def _attachment(href: str, text: Callable[[], str]) -> bool:
-    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
+LINK_MEMORY = 2048  # the verdicts on this many hrefs are kept: a site's pages repeat its navigation's links
+LONGEST_REMEMBERED_LINK = 300  # (a longer href is judged afresh: what is kept stays small)
+
+
+def _judge_link(href: str) -> bool | None:
+    """What a link's URL alone says: an attachment (True), not one (False), or up to its text (None)."""
     if href.startswith(("javascript:", "#", "mailto:")):
         return False
     if DOCUMENT_LINK.search(href):
         return True
-    return not PAGE_LINK.search(href.split("?")[0] or "/") and bool(ATTACHMENT_TEXT.search(text()))
+    return False if PAGE_LINK.search(href.split("?")[0] or "/") else None
+
+
+_judge_remembered = lru_cache(maxsize=LINK_MEMORY)(_judge_link)
+
+
+def _link_verdict(href: str) -> bool | None:
+    """_judge_link, remembered for short hrefs (the two regexes were most of reading a page's links)."""
+    return _judge_remembered(href) if len(href) <= LONGEST_REMEMBERED_LINK else _judge_link(href)
+
+
+def _attachment(href: str, text: Callable[[], str]) -> bool:
+    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
+    verdict = _link_verdict(href)
+    return bool(ATTACHMENT_TEXT.search(text())) if verdict is None else verdict
 
 
 def _text_reaches(pieces: Iterable[str], size: int) -> bool:
@@ -396,7 +414,8 @@ def parse_detail(text: str, url: str) -> Detail:
         if raw is None:
             continue
         href = raw.strip()
-        if not _attachment(href, partial(text_of, a, " ")):
+        verdict = _link_verdict(href)
+        if not (verdict or (verdict is None and ATTACHMENT_TEXT.search(text_of(a, " ")))):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:

@@ -265,3 +265,17 @@ def test_the_largest_block_reads_each_text_once() -> None:
     block = largest_text_block(root, PageText(root))
     assert block is not None and block.findtext("p[2]") == "字" * 99
     assert TailCountingElement.reads[0] <= elements, (TailCountingElement.reads[0], elements)
+
+
+def test_link_verdicts_are_remembered_within_a_bound() -> None:
+    """A site's pages repeat its navigation's links: what a URL alone says of a link is remembered, for short hrefs
+    only and at most LINK_MEMORY of them, and is what judging it afresh says."""
+    detail._judge_remembered.cache_clear()
+    hrefs = [f"/a/{i}.{ext}" for i in range(3000) for ext in ("html", "pdf", "jsp")] + ["#", "javascript:;", "/f/下载"]
+    hrefs.append("/x/" + "y" * 10_000 + ".pdf")
+    for href in hrefs + hrefs[-10:]:  # (the last ones again: remembered)
+        assert detail._link_verdict(href) is detail._judge_link(href)
+    info = detail._judge_remembered.cache_info()
+    assert info.currsize == detail.LINK_MEMORY and info.hits == 9  # (not the long href)
+    assert detail._judge_link("/a/1.pdf") is True and detail._judge_link("/a/1.html") is False
+    assert detail._judge_link("/f/下载") is None and detail._judge_link("/x/" + "y" * 10_000 + ".pdf") is True
