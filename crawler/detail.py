@@ -247,22 +247,28 @@ def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[E
     cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
     blocks' sizes, into `own`."""
     sizes: dict[Element, int] = {}
-    skip = page.containers | page.inside
+    own = {} if own is None else own
+    skip, measured = page.containers | page.inside, sizes.get
     for el in reversed(list(root.iter(etree.Element))):  # children before their parents
         if el in skip:
             continue
-        size = len((el.text or "").strip())
-        if own is not None and el in blocks:
+        text = el.text
+        size = len(text.strip()) if text else 0
+        if not len(el):  # (most elements: no children to add, no loop begun)
+            if el in blocks:
+                own[el] = size
+        elif el in blocks:
             nested = 0
             for child in el:
-                measured = sizes.get(child, 0)
-                size += measured + len((child.tail or "").strip())
+                tail, child_size = child.tail, measured(child, 0)
+                size += child_size + (len(tail.strip()) if tail else 0)
                 if child in blocks:
-                    nested += measured
+                    nested += child_size
             own[el] = size - nested
         else:
             for child in el:  # (a comment or a string container is not measured: its own text is not this text)
-                size += sizes.get(child, 0) + len((child.tail or "").strip())
+                tail = child.tail
+                size += measured(child, 0) + (len(tail.strip()) if tail else 0)
         sizes[el] = size
     return sizes
 
