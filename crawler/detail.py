@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -130,7 +130,9 @@ class PageText:
     def __init__(self, root: Element) -> None:
         self.holds: set[Element] = set()  # elements with a string container strictly below them
         self.inside: set[Element] = set()  # elements with a string container strictly above them
+        self.containers: set[Element] = set()
         for found in root.iter(*STRING_CONTAINERS):
+            self.containers.add(found)
             if found not in self.inside:  # (a container within another: the outer one indexed it)
                 self.inside.update(found.iterdescendants())
                 self.holds.update(found.iterancestors())
@@ -193,17 +195,26 @@ def _label(pieces: Iterable[str]) -> str | None:
 def _starts_with_no_label(cell: Element) -> bool:
     """Whether the cell's text surely starts with a character no label starts with, from the text of the cell or of its
     first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
-    False when unsure (no text there, a comment or a script first): the cell is then read."""
-    node = cell
+    Also true of a cell surely without text (<td><p>&nbsp;</p></td>: each of those descendants its parent's only
+    child, nothing after it). False when unsure (no text there, a comment or a script first): the cell is then read."""
+    node, alone = cell, True  # alone: no text or element after `node` inside the cell
     for _ in range(FIRST_TEXT_DEPTH):
         own = node.text
-        if own and (visible := FIRST_VISIBLE.match(own)):
-            return visible.group(1) not in LABEL_STARTS
-        if not len(node):
-            return False
+        if own:
+            if not own[0].isspace():  # (most cells: no regex needed)
+                return own[0] not in LABEL_STARTS
+            if visible := FIRST_VISIBLE.match(own):
+                return visible.group(1) not in LABEL_STARTS
+        children = len(node)
+        if not children:
+            return alone  # no text at all: "" is no label
+        alone = alone and children == 1
         node = node[0]
-        if not _is_element(node) or node.tag in STRING_CONTAINERS:
+        tag = node.tag
+        if not isinstance(tag, str) or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
             return False
+        tail = node.tail
+        alone = alone and not (tail and FIRST_VISIBLE.match(tail))
     return False
 
 
@@ -229,68 +240,132 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     return found
 
 
-def text_sizes(root: Element, page: PageText) -> dict[Element, int]:
+def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
+               own: dict[Element, int] | None = None) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
-    cell was read again for every cell around it)."""
+    cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
+    blocks' sizes, into `own`."""
     sizes: dict[Element, int] = {}
+    own = {} if own is None else own
+    skip, measured = page.containers | page.inside, sizes.get
     for el in reversed(list(root.iter(etree.Element))):  # children before their parents
-        if el.tag in STRING_CONTAINERS or el in page.inside:
+        if el in skip:
             continue
-        size = len((el.text or "").strip())
-        for child in el:  # (a comment or a string container is not measured: its own text is not this text)
-            size += sizes.get(child, 0) + len((child.tail or "").strip())
+        text = el.text
+        size = len(text.strip()) if text else 0
+        if not len(el):  # (most elements: no children to add, no loop begun)
+            if el in blocks:
+                own[el] = size
+        elif el in blocks:
+            nested = 0
+            for child in el:
+                tail, child_size = child.tail, measured(child, 0)
+                size += child_size + (len(tail.strip()) if tail else 0)
+                if child in blocks:
+                    nested += child_size
+            own[el] = size - nested
+        else:
+            for child in el:  # (a comment or a string container is not measured: its own text is not this text)
+                tail = child.tail
+                size += measured(child, 0) + (len(tail.strip()) if tail else 0)
         sizes[el] = size
     return sizes
 
 
 def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
-    whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article."""
+    whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article.
+
+    A block's own text is its whole text (text_sizes) less its nested blocks', plus what text_sizes does not measure
+    of its children: a comment's or a string container's own text (as get_text read them). Worked out in text_sizes'
+    one walk from the leaves up, so no block's children are read a second time."""
     page = page or PageText(root)
-    sizes = text_sizes(root, page)
+    blocks = set(root.iter(*BLOCKS))
+    if not blocks:
+        return None
+    unmeasured: dict[Element, int] = {}  # per block: its comments' and string containers' own text
+    for child in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity, *STRING_CONTAINERS):
+        parent = child.getparent()
+        if parent in blocks:
+            size = len(page.get(child)) if _is_element(child) else len((child.text or "").strip())
+            unmeasured[parent] = unmeasured.get(parent, 0) + size
+    own: dict[Element, int] = {}
+    sizes = text_sizes(root, page, blocks, own)
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
-        own = len((block.text or "").strip())
-        for child in block:
-            if not _is_element(child):
-                own += len((child.text or "").strip())  # a comment between the block's strings counts as one
-            elif child.tag not in BLOCKS:
-                own += sizes[child] if child in sizes else len(page.get(child))
-            own += len((child.tail or "").strip())
-        if own > best_size:
-            best, best_size = block, own
+        size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
+        if size > best_size:
+            best, best_size = block, size
     return best
+
+
+def _own_text(block: Element, page: PageText) -> int:
+    """A block inside a string container (text_sizes does not measure it): its children's text one by one."""
+    own = len((block.text or "").strip())
+    for child in block:
+        if not _is_element(child):
+            own += len((child.text or "").strip())  # a comment between the block's strings counts as one
+        elif child.tag not in BLOCKS:
+            own += len(page.get(child))
+        own += len((child.tail or "").strip())
+    return own
+
+
+SELECTOR_CLASSES = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith(".")}
+SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith("#")}
+SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
 
 
 def content_container(root: Element) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
-    One walk of the tree for all of them (an XPath scan per selector took half a large page's reading)."""
-    classes = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith(".")}
-    ids = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.startswith("#")}
-    tags = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
+    One walk of the tree for the classes and ids (an XPath scan per selector took half a large page's reading); the
+    tags are lxml's own walks (no tag name made into a string per element)."""
     first: dict[int, Element] = {}
+    for tag, i in SELECTOR_TAGS.items():
+        found = next(root.iter(tag), None)
+        if found is not None:
+            first[i] = found
     for el in root.iter(etree.Element):
-        tag_hit, id_hit, class_attr = tags.get(el.tag), ids.get(el.get("id")), el.get("class")
-        if tag_hit is None and id_hit is None and not class_attr:
+        id_hit, class_attr = SELECTOR_IDS.get(el.get("id")), el.get("class")
+        if id_hit is None and not class_attr:
             continue  # most elements: nothing here to select
-        hits = [i for i in (tag_hit, id_hit) if i is not None]
+        if id_hit is not None:
+            first.setdefault(id_hit, el)
         if class_attr:
-            hits.extend(classes[token] for token in class_attr.split() if token in classes)  # split as bs4 does
-        for i in hits:
-            first.setdefault(i, el)
+            for token in class_attr.split():  # split as bs4 does
+                if (i := SELECTOR_CLASSES.get(token)) is not None:
+                    first.setdefault(i, el)
         if 0 in first:
             break  # the first selector found: nothing can come before it
     return first[min(first)] if first else None
 
 
-def _attachment(href: str, text: Callable[[], str]) -> bool:
-    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
+LINK_MEMORY = 2048  # the verdicts on this many hrefs are kept: a site's pages repeat its navigation's links
+LONGEST_REMEMBERED_LINK = 300  # (a longer href is judged afresh: what is kept stays small)
+
+
+def _judge_link(href: str) -> bool | None:
+    """What a link's URL alone says: an attachment (True), not one (False), or up to its text (None)."""
     if href.startswith(("javascript:", "#", "mailto:")):
         return False
     if DOCUMENT_LINK.search(href):
         return True
-    return not PAGE_LINK.search(href.split("?")[0] or "/") and bool(ATTACHMENT_TEXT.search(text()))
+    return False if PAGE_LINK.search(href.split("?")[0] or "/") else None
+
+
+_judge_remembered = lru_cache(maxsize=LINK_MEMORY)(_judge_link)
+
+
+def _link_verdict(href: str) -> bool | None:
+    """_judge_link, remembered for short hrefs (the two regexes were most of reading a page's links)."""
+    return _judge_remembered(href) if len(href) <= LONGEST_REMEMBERED_LINK else _judge_link(href)
+
+
+def _attachment(href: str, text: Callable[[], str]) -> bool:
+    """Whether a link is an attachment; its text (a walk of the link) read only when the URL does not decide."""
+    verdict = _link_verdict(href)
+    return bool(ATTACHMENT_TEXT.search(text())) if verdict is None else verdict
 
 
 def _text_reaches(pieces: Iterable[str], size: int) -> bool:
@@ -345,7 +420,8 @@ def parse_detail(text: str, url: str) -> Detail:
         if raw is None:
             continue
         href = raw.strip()
-        if not _attachment(href, partial(text_of, a, " ")):
+        verdict = _link_verdict(href)
+        if not (verdict or (verdict is None and ATTACHMENT_TEXT.search(text_of(a, " ")))):
             continue
         target = join_link(url, href)
         if target not in seen and target != url:

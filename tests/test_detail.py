@@ -23,6 +23,7 @@ from gongkai.crawler.detail import (
     _parse,
     _text_reaches,
     content_container,
+    largest_text_block,
     metadata_table,
     parse_detail,
     text_sizes,
@@ -66,6 +67,47 @@ BUILT = [
     "<html><body><div class=''><article id='content' class='content'><p class=' article\u3000x'>a</p></article>"
     "<div id='Zoom' class='TRS_Editorx'></div><div class='x trs_editor_view'></div></div></body></html>",
 ]
+
+
+# cells without text, cells whose first descendant is empty but text follows it, labels after empty descendants
+EMPTY_CELLS = [
+    "<html><body><table><tr><td><p>\xa0</p></td><td>\xa0</td><td><p><span> </span></p>\u3000</td></tr>"
+    "<tr><td><p> </p>名称</td><td>一</td><td><p></p><span>发布机构</span></td><td>二</td></tr>"
+    "<tr><td><p>\xa0<!-- 注 --></p>分类</td><td>三</td><td><b><i></i></b>公开日期：</td><td>四</td></tr>"
+    "<tr><td><p><span><i><b></b></i></span></p>成文日期</td><td>五</td><td><p></p></td><td>六</td></tr></table></body></html>",
+]
+
+
+def hostile_pages() -> list[str]:
+    """Deep nesting, many tables, a huge text, scripts, comments and processing instructions among blocks."""
+    return [
+        "<html><body>" + "<div>" * 300 + "字" * 500 + "</div>" * 300 + "</body></html>",
+        "<html><body>" + "".join(f"<div><table><tr><td>{i}<div>x{i}<!--c{i}--></div>y</td></tr></table><p>{'z' * i}</p>"
+                                 "</div>" for i in range(300)) + "</body></html>",
+        "<html><body><div><script>" + "s" * 5000 + "</script>t<!--" + "c" * 900 + "-->u</div><td><style>a</style>b"
+        "<template><div>xx</div></template></td><div><?pi " + "p" * 700 + "?></div></body></html>",
+        "<html><body><div>" + "大" * 200_000 + "</div><div>" + " \u3000" * 1000 + "</div></body></html>",
+        "<html><body><template><td>名称</td><td>t</td><div>" + "x" * 999 + "</div></template><rt>abc<div>dd</div></rt>"
+        "<div>e</div></body></html>",
+        "<html><body>" + "".join(f"<table><tr><td>发布机构</td><td>{i}</td></tr></table>" for i in range(500)) + "</body></html>",
+    ]
+
+
+def reference_largest_text_block(root: Any, page: PageText) -> Any:
+    """largest_text_block as it read before: text_sizes, then each block's children read again."""
+    sizes = text_sizes(root, page)
+    best, best_size = None, 0
+    for block in root.iter(*detail.BLOCKS):
+        own = len((block.text or "").strip())
+        for child in block:
+            if not isinstance(child.tag, str):
+                own += len((child.text or "").strip())
+            elif child.tag not in detail.BLOCKS:
+                own += sizes[child] if child in sizes else len(page.get(child))
+            own += len((child.tail or "").strip())
+        if own > best_size:
+            best, best_size = block, own
+    return best
 
 
 def reference_metadata_table(root: Any, page: PageText) -> dict[str, str]:
@@ -112,7 +154,7 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
     """The metadata table, whether a body reaches a report's length and which links are attachments: the same as from
     every element's whole text, on every real page and on built pages (nested tables with labels, labels split over
     tags or inside scripts, colons and whitespace around labels, a big table)."""
-    pages = real_pages() + BUILT
+    pages = real_pages() + EMPTY_CELLS + hostile_pages() + BUILT
     assert len(pages) >= 12 + len(BUILT)
     tables, compared = [], 0
     for text in pages:
@@ -122,6 +164,7 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
         table = metadata_table(root, page)
         assert table == reference_metadata_table(root, page)
         assert content_container(root) is reference_content_container(root)
+        assert largest_text_block(root, page) is reference_largest_text_block(root, page)
         tables.append(table)
         sizes = text_sizes(root, page)
         for el in root.iter(etree.Element):
@@ -138,6 +181,8 @@ def test_lazy_reading_answers_as_reading_everything() -> None:
     assert tables[-6]["agency"] == "第20层的机构" and tables[-5]["title"] == "第6层的机构"
     assert tables[-4] == {"category": "年报", "title": "真的"}
     assert tables[-3] == {"agency": "某局", "written": "2024-01-01"} and tables[-2] == {"published": "2025-03-10"}
+    assert tables[len(pages) - len(BUILT) - len(hostile_pages()) - 1] == {
+        "title": "一", "agency": "二", "category": "三", "published": "四", "written": "五"}
     notice = parse_detail(BUILT[0], "http://h/a/t1.html")
     assert notice.agency == "第20层的机构" and notice.body_is_report
     assert [url for url, _ in notice.attachments] == ["http://h/f/r.pdf"]
@@ -184,3 +229,53 @@ def test_a_page_without_a_content_container_is_read_in_proportion_to_its_text(mo
         page = parse_detail(text, "http://h/a/t1.html")
         assert page.agency == f"第{depth // 2}层的机构" and page.body_is_report
         assert CountingElement.read[0] <= 2 * page_text, (depth, CountingElement.read[0], page_text)
+
+
+def test_a_cell_without_text_is_not_read() -> None:
+    """A report's table has many empty cells (<td><p>&nbsp;</p></td>): each was read as a possible label. Now a cell
+    whose descendants are each their parent's only child, with no text, is passed over without reading it."""
+    root = counted_tree("<html><body><table><tr>" + "<td><p>\xa0</p></td><td>\u3000</td><td><p><span> </span></p></td>" * 100
+                        + "</tr><tr><td>\xa0名称</td><td>某报告</td></tr></table></body></html>")
+    CountingElement.read[0] = 0
+    assert metadata_table(root, PageText(root)) == {"title": "某报告"}
+    assert CountingElement.read[0] <= len("\xa0名称") + len("某报告"), CountingElement.read[0]
+
+
+class TailCountingElement(etree.ElementBase):
+    """An element that counts how often its tail is read."""
+
+    reads = [0]
+
+    @property
+    def tail(self) -> str | None:
+        TailCountingElement.reads[0] += 1
+        value: str | None = etree.ElementBase.tail.__get__(self)
+        return value
+
+
+def test_the_largest_block_reads_each_text_once() -> None:
+    """The largest block measured every element's text (text_sizes), then read each block's children again for its own
+    text: twice the tails of a page of blocks. Now a block's own text is worked out in the same walk."""
+    parser = etree.HTMLParser(recover=True)
+    parser.set_element_class_lookup(etree.ElementDefaultClassLookup(element=TailCountingElement))
+    root = etree.fromstring("<html><body>" + "".join(f"<div><p>{i}</p> 后 <p>{'字' * i}</p>{i}</div>" for i in range(100))
+                            + "</body></html>", parser)
+    elements = sum(1 for _ in root.iter())
+    TailCountingElement.reads[0] = 0
+    block = largest_text_block(root, PageText(root))
+    assert block is not None and block.findtext("p[2]") == "字" * 99
+    assert TailCountingElement.reads[0] <= elements, (TailCountingElement.reads[0], elements)
+
+
+def test_link_verdicts_are_remembered_within_a_bound() -> None:
+    """A site's pages repeat its navigation's links: what a URL alone says of a link is remembered, for short hrefs
+    only and at most LINK_MEMORY of them, and is what judging it afresh says."""
+    detail._judge_remembered.cache_clear()
+    hrefs = [f"/a/{i}.{ext}" for i in range(3000) for ext in ("html", "pdf", "jsp")] + ["#", "javascript:;", "/f/下载"]
+    hrefs.append("/x/" + "y" * 10_000 + ".pdf")
+    for href in hrefs + hrefs[-10:]:  # (the last ones again: remembered)
+        assert detail._link_verdict(href) is detail._judge_link(href)
+    info = detail._judge_remembered.cache_info()
+    assert info.currsize == detail.LINK_MEMORY and info.hits == 9  # (not the long href)
+    assert detail._judge_link("/a/1.pdf") is True and detail._judge_link("/a/1.html") is False
+    assert detail._judge_link("/f/下载") is None and detail._judge_link("/x/" + "y" * 10_000 + ".pdf") is True
