@@ -24,9 +24,9 @@ BLOCK_TAGS = frozenset({"div", "p"})
 ITEM_ENDS = frozenset({"a", "br", "li", "tr", "dl", "div", "p"})
 
 
-def anchor_title(a: Element) -> str:
+def anchor_title(a: Element, removed: Collection[Element] = NO_ELEMENTS) -> str:
     title = a.get("title")
-    return (title if isinstance(title, str) and title.strip() else get_text(a, " ")).strip()
+    return (title if isinstance(title, str) and title.strip() else get_text(a, " ", removed)).strip()
 
 
 def _text_after(a: Element, removed: Collection[Element]) -> str:
@@ -96,7 +96,7 @@ def candidates_from_anchors(root: Element | None, base_url: str, href: re.Patter
             continue
         if href is not None and not href.search(target):
             continue  # (before the title: a link the pattern refuses is never read)
-        title = anchor_title(a)
+        title = anchor_title(a, removed)
         if href is None and not (YEARISH.search(title) and len(title) >= 8):
             continue
         url = join_link(base_url, target)
