@@ -10,7 +10,7 @@ import pytest
 from listing_pages import hostile_encoded, hostile_pages, saved_pages
 
 from gongkai.crawler import fetcher
-from gongkai.extractors import html_reader
+from gongkai.extractors import html_reader, sniff
 from gongkai.extractors.html_reader import _BOM_ENCODINGS, _META_CHARSET, _normalise_charset, _strict, decode_html
 from gongkai.extractors.sniff import utf16_without_bom
 
@@ -92,3 +92,10 @@ def test_a_charset_that_is_no_text_encoding_is_ignored(charset: str) -> None:
     assert decode_html(page, charset) == decode_html(page, "x-unknown") == "<html><body>平潭2024年年度报告</body></html>"
     meta = f'<meta charset="{charset}">平潭2024年年度报告'.encode()
     assert fetcher.decode_html(meta, "text/html") == meta.decode()
+
+
+def test_utf16_sniffing_counts_the_same_characters() -> None:
+    """utf16_without_bom counts a sample's text characters with one character class instead of a Python loop (2 ms a
+    page for every GBK page): the class accepts exactly the characters _texty accepts, over all of Unicode."""
+    every = "".join(map(chr, range(0x110000)))
+    assert [m.group() for m in sniff._TEXTY.finditer(every)] == [ch for ch in every if sniff._texty(ch)]
