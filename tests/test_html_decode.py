@@ -15,12 +15,33 @@ from gongkai.extractors.html_reader import _BOM_ENCODINGS, _META_CHARSET, _norma
 from gongkai.extractors.sniff import utf16_without_bom
 
 
+def reference_utf16_without_bom(data: bytes) -> str | None:
+    """sniff.utf16_without_bom as it was (commit 9c0652f): the text characters counted by a Python loop."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)) or len(data) < 8:
+        return None
+    sample = data[: sniff._UTF16_SAMPLE - sniff._UTF16_SAMPLE % 2]
+    if b"\x00" not in sample:
+        try:
+            sample.decode("utf-8")
+            return None
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(sample) - 3:
+                return None
+    best: tuple[float, str | None] = (sniff._UTF16_TEXT_SHARE, None)
+    for encoding in ("utf-16-le", "utf-16-be"):
+        text = sample.decode(encoding, errors="replace")
+        share = sum(1 for ch in text if sniff._texty(ch)) / max(len(text), 1)
+        if share >= best[0]:
+            best = (share, encoding)
+    return best[1]
+
+
 def reference_decode_html(data: bytes, http_charset: str | None = None) -> str:
     """decode_html as it was (commit 9c0652f): UTF-8 decoded up front, a page declared UTF-8 decoded a second time."""
     for bom, encoding in _BOM_ENCODINGS:
         if data.startswith(bom):
             return data[len(bom) :].decode(encoding, errors="replace")
-    utf16 = utf16_without_bom(data)
+    utf16 = reference_utf16_without_bom(data)
     if utf16 is not None:
         return data.decode(utf16, errors="replace")
     meta = _META_CHARSET.search(data[:65536])
@@ -61,6 +82,7 @@ def test_decode_gives_the_text_it_gave() -> None:
         for charset in CHARSETS:
             assert decode_html(data, charset) == reference_decode_html(data, charset), (data[:60], charset)
             compared += 1
+        assert utf16_without_bom(data) == reference_utf16_without_bom(data)
     assert compared > 5000
 
 
