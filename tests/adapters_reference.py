@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest, trs, ucap
+from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest, hanweb, trs, ucap
 from gongkai.crawler.adapters.links import YEARISH, iso_date, join_link
 from gongkai.crawler.adapters.paging import (
     NAV_TEXTS,
@@ -199,3 +199,25 @@ def ucap_parse_listing(portal: Portal, request: PageRequest, text: str, url: str
 
 def detect_links(text: str) -> list[str]:
     return [str(a["href"]) for a in BeautifulSoup(text, "lxml").find_all("a", href=True)]
+
+
+def hanweb_records(text: str, base_url: str) -> list[Candidate]:
+    out = []
+    for fragment in hanweb.RECORD.findall(text):
+        soup = BeautifulSoup(fragment, "html.parser")
+        a = soup.find("a", href=True)
+        if a is None:
+            continue
+        out.append(Candidate(anchor_title(a), join_link(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
+    return out
+
+
+def hanweb_parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
+    found = hanweb_records(text, url)
+    m = hanweb.TOTAL.search(text)
+    total = int(m.group(1)) if m else len(found)
+    group = int(portal.param("group", 45))
+    start = 1 if request.method == "GET" else request.record + group
+    if request.method == "GET" and total <= len(found):
+        return ListingPage(found, [])
+    return ListingPage(found, [hanweb._group_request(portal, request, start, total)] if start <= total else [])

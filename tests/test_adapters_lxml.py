@@ -13,7 +13,7 @@ import pytest
 from bs4 import BeautifulSoup
 from listing_pages import hostile_encoded, hostile_pages, saved_pages
 
-from gongkai.crawler.adapters import PageRequest, detect, generic, links, tree, trs, ucap
+from gongkai.crawler.adapters import PageRequest, detect, generic, hanweb, links, tree, trs, ucap
 from gongkai.crawler.fetcher import decode_html
 from gongkai.crawler.registry import Portal
 
@@ -33,6 +33,7 @@ READERS: list[tuple[str, Callable[..., Any], Callable[..., Any], Portal]] = [
     ("generic", generic.parse_listing, ref.generic_parse_listing, portal("generic")),
     ("generic item_pattern", generic.parse_listing, ref.generic_parse_listing, portal("generic", item_pattern=r"\.s?html?$")),
     ("generic next_text", generic.parse_listing, ref.generic_parse_listing, portal("generic", next_text="2")),
+    ("hanweb", hanweb.parse_listing, ref.hanweb_parse_listing, portal("hanweb")),
 ]
 
 
@@ -162,3 +163,24 @@ def test_listing_pages_are_read_without_a_beautifulsoup_tree(monkeypatch: pytest
         assert now(entry, PageRequest(URLS[0]), page, URLS[0]).candidates
     assert trs.markup_text(" 平潭2024年报告 ") == "平潭2024年报告"
     assert detect.detect(URLS[0], page).family == "trs"
+
+
+RECORDS = ('<li><a href="/art/2024/1/2/art_1_1.html">没有title的2023年年度报告</a><span>2024-01-02</span></li>',
+           '<li><a href="/art/2024/1/3/art_1_2.html" title=" ">空title 2023年</a>2024年1月3日</li>',
+           '<a href="/art/2024/1/4/art_1_3.html" title="有title">x<b>粗</b>&amp;<!-- 2020-01-01 --></a>',
+           '<li><a>无href</a><a href="">空href 2024-01-05</a></li>', "<li>没有链接 2024-01-06</li>", "<a href=x>未闭合<li>2024-01-07",
+           '<li><a href="/art/2024/1/8/art_1_4.html"><script>2019-01-01</script>脚本</a><style>2018-01-01</style></li>')
+
+
+def test_hanweb_records_read_as_before() -> None:
+    """Hanweb's records (html.parser fragments of a <datastore>): a link without a title attribute read by its text (the
+    lxml helpers are not for html.parser's tags), markup, entities, comments and scripts in them, links missing."""
+    body = "".join(f"<record><![CDATA[{r}]]></record>" for r in RECORDS)
+    for total in (3, 45, 200):
+        text = f"<datastore><totalrecord>{total}</totalrecord><recordset>{body}</recordset></datastore>"
+        for request in (PageRequest("http://h/col/col55/index.html"),
+                        PageRequest("http://h/module/web/jpage/dataproxy.jsp?startrecord=1", "POST", {"columnid": "55"}, 2, 1)):
+            entry = portal("hanweb", unit_id=1)
+            now = hanweb.parse_listing(entry, request, text, request.url)
+            assert now == ref.hanweb_parse_listing(entry, request, text, request.url)
+    assert [c.title for c in now.candidates][:3] == ["没有title的2023年年度报告", "空title 2023年", "有title"]
