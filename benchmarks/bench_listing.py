@@ -60,6 +60,27 @@ def cpu(call: Callable[[], Any]) -> float:
     return time.process_time() - start
 
 
+def host_case() -> tuple[str, Callable[[], Any], Callable[[], Any], int]:
+    """One host of benchmarks/bench_polite_crawl.py as the crawler reads it: its two TRS listing pages decoded and
+    parsed, their five titles classified, its five detail pages decoded (the detail pages' parsing is not this work)."""
+    import bench_crawl
+
+    hosts = range(1, 41)
+    listings = [bench_crawl.listing(agency, page) for agency in hosts for page in (0, 1)]
+    details = [bench_crawl.detail(agency, year)[0] for agency in hosts for year in bench_crawl.YEARS]
+    entry, request = portal("trs"), PageRequest(URL)
+
+    def run(decode: Callable[..., str], parse: Callable[..., Any], classify: Callable[[str], Any]) -> None:
+        for body in listings:
+            for candidate in parse(entry, request, decode(body, "utf-8"), URL).candidates:
+                classify(candidate.title)
+        for body in details:
+            decode(body, "utf-8")
+
+    return (f"one benchmark host's listing work ({len(hosts)} hosts)", lambda: run(reference_decode_html, ref.trs_parse_listing,
+            reference_classify_title), lambda: run(decode_html, trs.parse_listing, classify_title), len(hosts))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -87,6 +108,7 @@ def main() -> int:
         (f"classify_title ({len(titles)} titles)", lambda: [reference_classify_title(t) for t in titles],
          lambda: [classify_title(t) for t in titles], len(titles)),
     ]
+    cases.append(host_case())
     load = os.getloadavg()[0]
     results = []
     for name, old, new, count in cases:
