@@ -185,3 +185,25 @@ def test_hanweb_records_read_as_before() -> None:
             now = hanweb.parse_listing(entry, request, text, request.url)
             assert now == ref.hanweb_parse_listing(entry, request, text, request.url)
     assert [c.title for c in now.candidates][:3] == ["没有title的2023年年度报告", "空title 2023年", "有title"]
+
+
+def limit_pages() -> list[tuple[str, str]]:
+    item = '<li><a href="./202403/t20240301_{n}.html">2024年年度报告{n}</a> 2024-03-0{n}</li>'
+    nested = [(f"{depth} unclosed <{tag}>", item.format(n=1) + f"<{tag}>" * depth + item.format(n=2) + item.format(n=3))
+              for depth in (300, 1500) for tag in ("div", "font")]
+    closed = '<div>' * 600 + item.format(n=4) + '</div>' * 600 + item.format(n=5)
+    long_text = item.format(n=6) + "<li>" + "字" * 10_500_000 + "</li>" + item.format(n=7)
+    return [*nested, ("600 nested, closed", closed), ("a text node over 10 MB", long_text)]
+
+
+def test_pages_past_libxml2s_tree_limits_read_as_before() -> None:
+    """Nesting past libxml2's 256 levels (a page of unclosed tags) and a text node over 10 MB: BeautifulSoup read the
+    rest of such a page (it builds from the parse events), and so does the lxml tree (huge_tree); without it the
+    items after the limit were lost."""
+    for name, text in limit_pages():
+        for url in URLS[:1]:
+            request = PageRequest(url)
+            for family, now, before, entry in READERS[:4]:
+                expected = before(entry, request, text, url)
+                assert now(entry, request, text, url) == expected, (name, family)
+        assert len(expected.next) == 0 and len({c.url for c in expected.candidates}) >= 2

@@ -22,10 +22,16 @@ NO_ELEMENTS: frozenset[Element] = frozenset()
 
 def parse_html(text: str) -> Element | None:
     """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
-    whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read."""
+    whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
+
+    huge_tree: BeautifulSoup builds its tree from libxml2's parse events, past the limits libxml2's own tree building
+    keeps without it (256 levels of nesting, which a page of unclosed tags reaches, and 10 MB of text in one node):
+    the rest of such a page was read, and is. Where it still differs (nesting deeper than 2,048, where libxml2 stops;
+    an attribute value over 10 MB, which it kept out of BeautifulSoup's tree and keeps in this one) is a page no
+    listing is; the fetcher's size cap bounds what a page can hold."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
     for encoding in (None, "utf-8"):  # (the bytes only when the text fails)
-        parser = etree.HTMLParser(recover=True, encoding=encoding)
+        parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=True)
         try:
             parser.feed(text if encoding is None else text.encode("utf-8"))
             root = parser.close()
