@@ -158,10 +158,16 @@ def content_disposition_filename(value: str) -> str | None:
 
 def decode_html(data: bytes, content_type: str = "") -> str:
     """Decode a page by the charset its Content-Type names, through the extractors' decoder (BOM, <meta>, GBK)."""
+    return html_reader.decode_html(data, content_type_charset(content_type))
+
+
+@functools.lru_cache(maxsize=256)  # a crawl meets a few Content-Types: email's parsing of each was most of decode_html
+def content_type_charset(content_type: str) -> str | None:
+    """The charset a Content-Type names, as email's parser reads it."""
     msg = Message()
     msg["content-type"] = content_type or "text/html"
     charset = msg.get_param("charset")
-    return html_reader.decode_html(data, str(charset) if charset else None)
+    return str(charset) if charset else None
 
 
 class _HostGate:

@@ -7,6 +7,7 @@ publication date. A letter or notice posted in the report column (关于…的�
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from gongkai.extractors.model import Document
@@ -37,6 +38,8 @@ _AGENCY_IN_TEXT = (
 )
 _PERIOD = re.compile(rf"(?:统计期限|统计时限|统计期间|数据统计)[^。]{{0,12}}?{_YEAR}\s*年\s*1\s*月\s*1\s*日")
 _LEADING_NOISE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\S*\s*)+")
+_WHITESPACE = re.compile(r"\s+")
+_AGENCY_END = re.compile(rf"{_AGENCY_SUFFIX}$")
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,24 @@ class TitleVerdict:
 
 def normalise_title(title: str) -> str:
     """NFKC (full-width digits → ASCII), no white space, 二〇二三年 → 2023年."""
-    title = re.sub(r"\s+", "", fold(title))
+    title = _WHITESPACE.sub("", fold(title))
     return _CN_YEAR.sub(lambda m: m.group(1).translate(_CN_DIGITS), title)
+
+
+def _normalised_again(norm: str) -> str:
+    """normalise_title(norm) for a title normalise_title returned, without the work where it is a no-op: NFKC-normal
+    text is its own fold, holds no white space any more and no 二〇二三年 (each replaced by ASCII digits before a 年).
+    Removing white space can make NFKC text unnormal (a combining mark then follows a letter): normalised again."""
+    return norm if unicodedata.is_normalized("NFKC", norm) else normalise_title(norm)
 
 
 def report_year(title: str) -> int | None:
     """The first four-digit year the title names (the year reported on, not the publication date)."""
-    title = normalise_title(title)
+    return _year_in(normalise_title(title))
+
+
+def _year_in(title: str) -> int | None:
+    """report_year of a normalised title."""
     for pattern in _TITLE_YEAR:
         match = pattern.search(title)
         if match:
@@ -65,7 +79,11 @@ def report_year(title: str) -> int | None:
 
 def agency_from_title(title: str) -> str | None:
     """The agency before the year (淄博市统计局2023年…) or between year and 政府信息公开 (2019年上海市人民政府办公厅政府…)."""
-    title = normalise_title(title)
+    return _agency_in(normalise_title(title))
+
+
+def _agency_in(title: str) -> str | None:
+    """agency_from_title of a normalised title."""
     before = _AGENCY_BEFORE_YEAR.match(title)
     if before:
         return _clean_agency(before.group(1))
@@ -76,14 +94,16 @@ def agency_from_title(title: str) -> str | None:
 def classify_title(title: str) -> TitleVerdict:
     """Does a title (of a listing item or a document) name an annual report? By schema/data/titles.toml."""
     norm = normalise_title(title)
-    year = report_year(norm)
+    # report_year(norm) and agency_from_title(norm) as they were called, normalising the title once more each
+    again = _normalised_again(norm)
+    year = _year_in(again)
     if TITLES.not_report.search(norm):
         return TitleVerdict(False, year, None, "a letter or notice, not a report")
     if not TITLES.report.search(norm):
         return TitleVerdict(False, year, None, "title does not name an annual report")
     if year is None:
         return TitleVerdict(False, None, None, "no year in title")
-    return TitleVerdict(True, year, agency_from_title(norm), "annual report")
+    return TitleVerdict(True, year, _agency_in(again), "annual report")
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,7 @@ def detect_meta(doc: Document) -> ReportMeta:
 
 def _clean_agency(text: str) -> str | None:
     text = _LEADING_NOISE.sub("", text).strip(" ：:，,-—_").removesuffix("关于")  # XX局关于2023年…报告
-    if len(text) < 2 or not re.search(rf"{_AGENCY_SUFFIX}$", text):
+    if len(text) < 2 or not _AGENCY_END.search(text):
         return None
     return text
 

@@ -96,10 +96,14 @@ def utf16_without_bom(data: bytes) -> str | None:
     best: tuple[float, str | None] = (_UTF16_TEXT_SHARE, None)
     for encoding in ("utf-16-le", "utf-16-be"):
         text = sample.decode(encoding, errors="replace")
-        share = sum(1 for ch in text if _texty(ch)) / max(len(text), 1)
+        share = len(_TEXTY.findall(text)) / max(len(text), 1)  # (a character class: a Python loop was 2 ms a page)
         if share >= best[0]:
             best = (share, encoding)
     return best[1]
+
+
+# the characters _texty accepts, as one class for the regex engine
+_TEXTY = re.compile("[\x20-\x7e\t\r\n\u4e00-\u9fff\u3000-\u303f\uff00-\uffef\u2000-\u206f]")
 
 
 def _texty(ch: str) -> bool:

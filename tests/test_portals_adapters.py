@@ -10,6 +10,7 @@ import pytest
 
 from gongkai.crawler.adapters import PageRequest, parser_for
 from gongkai.crawler.adapters.paging import next_page
+from gongkai.crawler.adapters.tree import parse_html
 from gongkai.crawler.detail import parse_detail
 from gongkai.crawler.registry import Portal, load_registry
 from gongkai.extractors.report_meta import classify_title
@@ -170,9 +171,7 @@ def test_generic_reads_a_listing_of_an_unknown_cms_made_only_of_anchors() -> Non
 
 
 def _next(html: str, url: str, number: int = 1) -> str | None:
-    from bs4 import BeautifulSoup
-
-    found = next_page(BeautifulSoup(html, "lxml"), html, url, PageRequest(url, number=number))
+    found = next_page(parse_html(html), html, url, PageRequest(url, number=number))
     return found.url if found else None
 
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bs4 import BeautifulSoup
-
 from gongkai.crawler.adapters import gkmlpt, hanweb, trs, ucap
+from gongkai.crawler.adapters.tree import links, parse_html
 
 
 @dataclass
@@ -31,7 +30,7 @@ def _first(pattern: str, text: str) -> str | None:
 
 
 def _links(text: str) -> list[str]:
-    return [str(a["href"]) for a in BeautifulSoup(text, "lxml").find_all("a", href=True)]
+    return [str(a.get("href")) for a in links(parse_html(text))]
 
 
 def detect(url: str, text: str) -> Detection:

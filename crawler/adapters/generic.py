@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup
-
 from gongkai.crawler.adapters import ListingPage, PageRequest
 from gongkai.crawler.adapters.links import candidates_from_anchors
-from gongkai.crawler.adapters.paging import NAV_TEXTS, next_page
+from gongkai.crawler.adapters.paging import NAV_TEXTS, link_texts, next_page
+from gongkai.crawler.adapters.tree import links, parse_html
 from gongkai.crawler.registry import Portal
 
 
 def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
-    soup = BeautifulSoup(text, "lxml")
+    root = parse_html(text)
+    anchors = link_texts(links(root))
     next_text = portal.param("next_text")
-    nxt = next_page(soup, text, url, request, next_text)
+    nxt = next_page(root, text, url, request, next_text, anchors=anchors)
     pattern = portal.param("item_pattern")
     nav = (next_text, *NAV_TEXTS) if next_text else NAV_TEXTS
-    for a in [a for a in soup.find_all("a", href=True) if a.get_text(strip=True) in nav]:
-        a.extract()  # 首页/尾页 are never items
-    found = candidates_from_anchors(soup, url, re.compile(pattern) if pattern else None)
+    # 首页/尾页 are never items: taken out of the page (with what they hold; the text after them stays)
+    removed = {a for a, a_text in anchors if a_text in nav}
+    found = candidates_from_anchors(root, url, re.compile(pattern) if pattern else None, removed)
     return ListingPage(found, [nxt] if nxt else [])

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
-from gongkai.crawler.adapters.links import anchor_title, iso_date, join_link
+from gongkai.crawler.adapters.links import iso_date, join_link
 from gongkai.crawler.registry import Portal
 
 DATAPROXY = "/module/web/jpage/dataproxy.jsp"
@@ -20,14 +20,21 @@ COLUMN = re.compile(r"/col/col(\d+)/")
 TOTAL = re.compile(r"<totalrecord>\s*(\d+)\s*</totalrecord>")
 
 
+def _anchor_title(a: Tag) -> str:
+    """links.anchor_title of a record's link, which BeautifulSoup's html.parser reads (a record is a fragment of a
+    CDATA section, not a page: lxml's reading of it is not html.parser's)."""
+    title = a.get("title")
+    return (title if isinstance(title, str) and title.strip() else a.get_text(" ", strip=True)).strip()
+
+
 def _records(text: str, base_url: str) -> list[Candidate]:
     out = []
     for fragment in RECORD.findall(text):
         soup = BeautifulSoup(fragment, "html.parser")
         a = soup.find("a", href=True)
-        if a is None:
+        if not isinstance(a, Tag):
             continue
-        out.append(Candidate(anchor_title(a), join_link(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
+        out.append(Candidate(_anchor_title(a), join_link(base_url, str(a["href"])), iso_date(soup.get_text(" "))))
     return out
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from urllib.parse import urljoin
 
-from bs4 import BeautifulSoup, Tag
-
 from gongkai.crawler.adapters import Candidate
+from gongkai.crawler.adapters.tree import NO_ELEMENTS, Element, extracted, get_text, is_element, links, string_text
 
 DATE = re.compile(r"((?:19|20)\d{2})[-/.年](\d{1,2})[-/.月](\d{1,2})")
 YEARISH = re.compile(r"(?:19|20)\d{2}|[〇零一二三四五六七八九]{4}|[０-９]{4}")
@@ -18,28 +18,60 @@ def iso_date(text: str) -> str | None:
     return f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}" if m else None
 
 
-def anchor_title(a: Tag) -> str:
+ROW_TAGS = frozenset({"li", "dl", "tr"})
+BLOCK_TAGS = frozenset({"div", "p"})
+# a sibling that ends the text after a link: the next item or line (or a tag holding a link)
+ITEM_ENDS = frozenset({"a", "br", "li", "tr", "dl", "div", "p"})
+
+
+def anchor_title(a: Element, removed: Collection[Element] = NO_ELEMENTS) -> str:
     title = a.get("title")
-    return (title if isinstance(title, str) and title.strip() else a.get_text(" ", strip=True)).strip()
+    return (title if isinstance(title, str) and title.strip() else get_text(a, " ", removed)).strip()
 
 
-def date_near(a: Tag) -> str | None:
+def _text_after(a: Element, removed: Collection[Element]) -> str:
+    """The strings after the link up to the next item or line (its tail, then its siblings' text and tails)."""
+    after = [a.tail] if a.tail else []
+    for sibling in a.itersiblings():
+        if removed and sibling in removed:
+            pass  # extracted: gone, its tail (a string of its own) stays
+        elif not is_element(sibling):
+            after.append(string_text(sibling))
+        elif sibling.tag in ITEM_ENDS or any(not extracted(x, removed) for x in sibling.iterdescendants("a")):
+            break
+        else:
+            after.append(get_text(sibling, " ", removed))
+        if sibling.tail:
+            after.append(sibling.tail)
+    return " ".join(after)
+
+
+def _several_links(block: Element, removed: Collection[Element]) -> bool:
+    """Whether the block holds more than one link (counted only up to two: a page's wrapper holds them all)."""
+    count = 0
+    for a in block.iter("a"):
+        if a.get("href") is not None and not extracted(a, removed):
+            count += 1
+            if count > 1:
+                return True
+    return False
+
+
+def date_near(a: Element, removed: Collection[Element] = NO_ELEMENTS) -> str | None:
     """The publication date printed next to a listing link: right after it (`<a>…</a> 2025-01-15<br>`), else in
     its row (same <li>/<dl>/<tr>, or a <div>/<p> holding no other link)."""
-    after = []
-    for sibling in a.next_siblings:
-        if isinstance(sibling, Tag) and (sibling.name in ("a", "br", "li", "tr", "dl", "div", "p") or sibling.find("a")):
-            break
-        after.append(sibling.get_text(" ", strip=True) if isinstance(sibling, Tag) else str(sibling))
-    if found := iso_date(" ".join(after)):
+    if found := iso_date(_text_after(a, removed)):
         return found
-    for parent in a.parents:
-        if parent.name in ("li", "dl", "tr", "div", "p"):
-            if parent.name in ("div", "p") and len(parent.find_all("a", href=True)) > 1:
+    for parent in a.iterancestors():
+        name = parent.tag
+        if name in BLOCK_TAGS:
+            if _several_links(parent, removed):
                 return None  # a block of several links: another link's date is not this one's
-            found = iso_date(parent.get_text(" ", strip=True))
-            if found or parent.name in ("li", "dl", "tr"):
-                return found
+        elif name not in ROW_TAGS:
+            continue
+        found = iso_date(get_text(parent, " ", removed))
+        if found or name in ROW_TAGS:
+            return found
     return None
 
 
@@ -52,22 +84,24 @@ def join_link(base_url: str, href: str) -> str:
         return href
 
 
-def candidates_from_anchors(soup: BeautifulSoup | Tag, base_url: str, href: re.Pattern[str] | None = None) -> list[Candidate]:
-    """Listing items: links whose href matches `href` (or, without one, whose title names a year)."""
+def candidates_from_anchors(root: Element | None, base_url: str, href: re.Pattern[str] | None = None,
+                            removed: Collection[Element] = NO_ELEMENTS) -> list[Candidate]:
+    """Listing items: links whose href matches `href` (or, without one, whose title names a year). `root`: the page's
+    tree (tree.parse_html); `removed`: links taken out of it (with what they hold), as BeautifulSoup's extract() did."""
     seen: set[str] = set()
     out: list[Candidate] = []
-    for a in soup.find_all("a", href=True):
-        target = str(a["href"]).strip()
+    for a in links(root, removed):
+        target = str(a.get("href")).strip()
         if target.startswith(("javascript:", "#", "mailto:")):
             continue
-        title = anchor_title(a)
         if href is not None and not href.search(target):
-            continue
+            continue  # (before the title: a link the pattern refuses is never read)
+        title = anchor_title(a, removed)
         if href is None and not (YEARISH.search(title) and len(title) >= 8):
             continue
         url = join_link(base_url, target)
         if url in seen:
             continue
         seen.add(url)
-        out.append(Candidate(title, url, date_near(a)))
+        out.append(Candidate(title, url, date_near(a, removed)))
     return out

@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
-from bs4 import BeautifulSoup, Tag
-
 from gongkai.crawler.adapters import PageRequest
 from gongkai.crawler.adapters.links import join_link
+from gongkai.crawler.adapters.tree import Element, get_text
+from gongkai.crawler.adapters.tree import links as tree_links
 
 NEXT_TEXTS = ("下一页", "下页", "后页", "下一頁")
 NAV_TEXTS = (*NEXT_TEXTS, "尾页", "末页", "最后一页", "上一页", "上页", "前页", "首页", "第一页")
@@ -37,19 +37,19 @@ def _followable(target: str, current: str) -> bool:
         return False
 
 
-def _links(soup: BeautifulSoup | Tag, url: str) -> list[tuple[str, str]]:
+def _links(anchors: list[tuple[Element, str]], url: str) -> list[tuple[str, str]]:
     """(text, absolute URL) of the page's links; a link that does not parse (`http://[::1`) is no page of the listing
     (its item, if it is one, is refused by the fetcher with its reason)."""
     out = []
-    for a in soup.find_all("a", href=True):
-        href = str(a["href"]).strip()
+    for a, text in anchors:
+        href = str(a.get("href")).strip()
         if href and not href.startswith(("javascript:", "#", "mailto:")):
             target = join_link(url, href)
             try:
                 urlsplit(target)
             except ValueError:
                 continue
-            out.append((a.get_text(strip=True), target))
+            out.append((text, target))
     return out
 
 
@@ -59,14 +59,22 @@ def _folder_and_file(url: str) -> tuple[str, str]:
     return folder, name
 
 
-def next_page(soup: BeautifulSoup | Tag, text: str, url: str, request: PageRequest, next_text: str | None = None) -> PageRequest | None:
-    """The listing's next page after `request` (read from `url`, the page as fetched), or None on the last page."""
+def link_texts(anchors: list[Element]) -> list[tuple[Element, str]]:
+    """Each link with its text (get_text(strip=True)), read once for the pager and the navigation links."""
+    return [(a, get_text(a)) for a in anchors]
+
+
+def next_page(root: Element | None, text: str, url: str, request: PageRequest, next_text: str | None = None, *,
+              anchors: list[tuple[Element, str]] | None = None) -> PageRequest | None:
+    """The listing's next page after `request` (read from `url`, the page as fetched, `root` its tree.parse_html), or
+    None on the last page. `anchors`: the page's links with their text, when the caller read them already."""
     number = request.number + 1
-    links = _links(soup, url)
+    anchors = link_texts(tree_links(root)) if anchors is None else anchors
+    links = _links(anchors, url)
     texts = (next_text,) if next_text else NEXT_TEXTS
-    named = [a for a in soup.find_all("a", href=True) if a.get_text(strip=True) in texts]
+    named = [a for a, a_text in anchors if a_text in texts]
     if named:  # a 下一页 link decides alone: javascript:void(0) or "#" on the last page means there is none
-        target = join_link(url, str(named[0]["href"]).strip())
+        target = join_link(url, str(named[0].get("href")).strip())
         return PageRequest(target, number=number) if _followable(target, url) else None
     folder, name = _folder_and_file(url)
     m = PAGE_COUNT.search(text)

@@ -14,6 +14,7 @@ from bs4 import BeautifulSoup
 
 from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
 from gongkai.crawler.adapters.links import candidates_from_anchors, iso_date, join_link
+from gongkai.crawler.adapters.tree import parse_html
 from gongkai.crawler.registry import Portal
 
 DETAIL = re.compile(r"(?:^|/)\d{6}/t\d{8}_\d+\.s?html?$|\.(?:pdf|docx?|wps)$", re.I)
@@ -51,12 +52,20 @@ def _records(obj: Any) -> list[dict[str, Any]]:
     return []
 
 
+def markup_text(title: str) -> str:
+    """A search record's title as text: BeautifulSoup's html.parser reading (highlight tags, entities), which a title
+    with neither markup nor an entity (most of them) does not need."""
+    if "<" not in title and "&" not in title:
+        return title.strip()
+    return BeautifulSoup(title, "html.parser").get_text().strip()
+
+
 def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
     if request.method == "POST":
         answer = json.loads(text)
         found = [
             Candidate(
-                BeautifulSoup(str(r["doctitle"]), "html.parser").get_text().strip(),
+                markup_text(str(r["doctitle"])),
                 join_link(url, str(r.get("chnldocurl") or r.get("docpuburl"))),
                 iso_date(str(r.get("docreltime", ""))),
             )
@@ -66,8 +75,7 @@ def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> 
         nxt = [_search_request(portal, request, request.number + 1)] if request.number < pages and found else []
         return ListingPage(found, nxt)
 
-    soup = BeautifulSoup(text, "lxml")
-    found = candidates_from_anchors(soup, url, DETAIL)
+    found = candidates_from_anchors(parse_html(text), url, DETAIL)
     if portal.param("search_api"):
         records = RECORD_COUNT.search(text)
         per_page = PER_PAGE.search(text)

@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
-from bs4 import BeautifulSoup
-
 from gongkai.crawler.adapters import ListingPage, PageRequest
 from gongkai.crawler.adapters.links import candidates_from_anchors
+from gongkai.crawler.adapters.tree import parse_html
 from gongkai.crawler.registry import Portal
 
 DETAIL = re.compile(r"/\d{6}/(?:[0-9a-f]{32}|c\d+_\d+)\.s?html?(?:$|\?)", re.I)
@@ -32,8 +31,7 @@ def page_url(request: PageRequest, number: int, name: str, ext: str, offset: int
 
 
 def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
-    soup = BeautifulSoup(text, "lxml")
-    found = candidates_from_anchors(soup, url, DETAIL)
+    found = candidates_from_anchors(parse_html(text), url, DETAIL)
     m = PAGER.search(text)
     if m is None or request.number >= int(m.group(1)):
         return ListingPage(found, [])

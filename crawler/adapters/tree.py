@@ -1,0 +1,113 @@
+"""A listing page's tree, read from lxml directly as the adapters read it through BeautifulSoup(text, "lxml").
+
+BeautifulSoup over lxml builds a second tree of Python objects on top of lxml's parse: ten times the CPU of the
+parse alone, for adapters that only look at the page's links and the text around them. Here the same reading from
+lxml's tree: the same elements (BeautifulSoup's lxml builder is driven by the same libxml2 parse), and the text as
+BeautifulSoup's `get_text` gives it (comments and the text of script/style/template/rt/rp are not a tag's text).
+tests/test_adapters_lxml.py compares every adapter with the BeautifulSoup reading it replaced, on every saved page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from lxml import etree
+
+Element = Any  # an lxml element; lxml ships no type stubs here
+# BeautifulSoup's string containers: strings inside them are not their ancestors' text (get_text skips them)
+STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
+NO_ELEMENTS: frozenset[Element] = frozenset()
+
+
+def parse_html(text: str) -> Element | None:
+    """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
+    whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
+
+    huge_tree: BeautifulSoup builds its tree from libxml2's parse events, past the limits libxml2's own tree building
+    keeps without it (256 levels of nesting, which a page of unclosed tags reaches, and 10 MB of text in one node):
+    the rest of such a page was read, and is. Where it still differs (nesting deeper than 2,048, where libxml2 stops;
+    an attribute value over 10 MB, which it kept out of BeautifulSoup's tree and keeps in this one) is a page no
+    listing is; the fetcher's size cap bounds what a page can hold."""
+    text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
+    for encoding in (None, "utf-8"):  # (the bytes only when the text fails)
+        parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=True)
+        try:
+            parser.feed(text if encoding is None else text.encode("utf-8"))
+            root = parser.close()
+        except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
+            continue
+        if root is not None:
+            return root
+    return None
+
+
+def is_element(node: Element) -> bool:
+    return isinstance(node.tag, str)  # comments and processing instructions have a function as their tag
+
+
+def links(root: Element | None, removed: Collection[Element] = NO_ELEMENTS) -> list[Element]:
+    """find_all("a", href=True): every <a> with an href (an empty one too), in document order, without those in
+    `removed` or inside one of them (BeautifulSoup's extract() took them out of the tree)."""
+    if root is None:
+        return []
+    found = [a for a in root.iter("a") if a.get("href") is not None]
+    return [a for a in found if not extracted(a, removed)] if removed else found
+
+
+def extracted(el: Element, removed: Collection[Element]) -> bool:
+    """Whether `el` is out of the tree: in `removed` itself or inside an element that is."""
+    if not removed:
+        return False
+    node = el
+    while node is not None:
+        if node in removed:
+            return True
+        node = node.getparent()
+    return False
+
+
+def _container_around(el: Element) -> str | None:
+    """The innermost string container around `el` (itself included), or None."""
+    node = el
+    while node is not None:
+        if node.tag in STRING_CONTAINERS:
+            return str(node.tag)
+        node = node.getparent()
+    return None
+
+
+def _strings(el: Element, kind: str | None, removed: Collection[Element]) -> Iterator[str]:
+    """The text pieces inside `el` whose innermost string container is `kind` (None: no container), in document
+    order, skipping the subtrees in `removed` (their tails stay: BeautifulSoup's extract() leaves the string after
+    a tag in place). Iterative: a hostile page's depth is no recursion limit."""
+    stack: list[tuple[Element, str | None, bool]] = [(el, _container_around(el.getparent()) if el.getparent() is not None
+                                                      else None, False)]
+    while stack:
+        node, around, done = stack.pop()
+        if done:  # the subtree is out: its tail belongs to the parent's container
+            if node is not el and node.tail and around == kind:
+                yield node.tail
+            continue
+        stack.append((node, around, True))
+        if not is_element(node) or (removed and node in removed):
+            continue  # a comment's own text is not text; an extracted tag is gone, its tail is not
+        inside = node.tag if node.tag in STRING_CONTAINERS else around
+        if node.text and inside == kind:
+            yield node.text
+        stack.extend((child, inside, False) for child in reversed(node))
+
+
+def get_text(el: Element, separator: str = "", removed: Collection[Element] = NO_ELEMENTS) -> str:
+    """BeautifulSoup's el.get_text(separator, strip=True)."""
+    kind = str(el.tag) if el.tag in STRING_CONTAINERS else None
+    if kind is None and not removed and next(el.iter(*STRING_CONTAINERS), None) is None and _container_around(el) is None:
+        # no script, style or template in or around: lxml's own walk (it skips comments' text, keeps their tails)
+        return separator.join(piece for text in el.itertext() if (piece := text.strip()))
+    return separator.join(piece for text in _strings(el, kind, removed) if (piece := text.strip()))
+
+
+def string_text(node: Element) -> str:
+    """str() of a BeautifulSoup string that is not a tag: a comment's (or a processing instruction's, which libxml2's
+    HTML parser reads as a comment) own text."""
+    return str(node.text or "")
