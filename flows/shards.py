@@ -349,9 +349,9 @@ class ShardWatch:
     def give_up(self, s: ShardRun, status: str = "crashed") -> None:
         """Write the shard into this run's `lost_shards` (read by the shard at its next beat, or when it starts), then
         its `runs` row `status`: from here on the shard's process stops itself, whatever is left of it."""
-        from gongkai.warehouse.store import utcnow
-
         import psycopg
+
+        from gongkai.warehouse.store import utcnow
 
         for attempt in range(FENCE_TRIES):
             try:
