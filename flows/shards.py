@@ -23,7 +23,10 @@ counts is given up: the parent first writes it into its own run's `lost_shards` 
 at its next beat and kills itself, as does one that could not beat for longer than the parent waits, and a shard
 that had not started refuses to), then marks it Crashed, its `runs` row `crashed`, its portals failed in the
 summary, with the reports it had loaded counted there (each load is one transaction: nothing half-loaded). The next
-run crawls those portals again.
+run crawls those portals again. A shard stalled past the fence (SIGSTOP, a long GC, a swapped-out VM) could commit one
+more load on resuming, before its next beat: so each load of a shard checks the fence last in its own transaction,
+reading the parent's `runs` row FOR KEY SHARE against the fence's FOR UPDATE (warehouse/store.py), and rolls back and
+stops the process when fenced. Nothing a shard loads lands after its parent counted it.
 """
 
 from __future__ import annotations
