@@ -23,7 +23,10 @@ counts is given up: the parent first writes it into its own run's `lost_shards` 
 at its next beat and kills itself, as does one that could not beat for longer than the parent waits, and a shard
 that had not started refuses to), then marks it Crashed, its `runs` row `crashed`, its portals failed in the
 summary, with the reports it had loaded counted there (each load is one transaction: nothing half-loaded). The next
-run crawls those portals again.
+run crawls those portals again. A shard stalled past the fence (SIGSTOP, a long GC, a swapped-out VM) could commit one
+more load on resuming, before its next beat: so each load of a shard checks the fence last in its own transaction,
+reading the parent's `runs` row FOR KEY SHARE against the fence's FOR UPDATE (warehouse/store.py), and rolls back and
+stops the process when fenced. Nothing a shard loads lands after its parent counted it.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ MIN_STALE_S = 10.0
 KEPT_QUIET = ("not_modified", "unchanged")  # outcomes a shard counts but does not list back to its parent
 SHARD_BEAT_S = 2.0  # how often a shard's process writes its own sign of life into the warehouse
 SHARD_STALE_S = max(MIN_STALE_S, STALE_HEARTBEATS * SHARD_BEAT_S)  # a shard silent this long (parent's clock) is dead
+FENCE_LOCK_WAIT_S = 2.0  # the parent's fence waits this long for a shard's load to commit before ending its sessions
+FENCE_TRIES = 3
+# Test hook: a slower shard beat (seconds) in this process, to show a load racing its next beat after a stall.
+SHARD_BEAT_ENV = "GONGKAI_TEST_SHARD_BEAT_S"
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +93,12 @@ def _shard(
     or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
     from prefect.runtime import flow_run
 
+    # every warehouse session of this shard named after it (libpq reads PGAPPNAME): the parent can end them on its fence
+    os.environ["PGAPPNAME"] = shard_session_name(str(flow_run.id))
     settings = load_settings()
     run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
-    with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run):
+    beat_s = float(os.environ.get(SHARD_BEAT_ENV) or SHARD_BEAT_S)
+    with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run, beat_s):
         return _shard_body(kind, portal_ids, shard, parent_run, token, settings, run_params, years, registry_file, demo_port,
                            politeness, all_documents, older_than)
 
@@ -169,6 +179,11 @@ def _flow_run_mark(flow_run_id: str) -> str:
     The key too: the parent's params list the shards it gave up (`lost_shards`)."""
     return f'%"flow_run": "{flow_run_id}"%'
 
+
+
+def shard_session_name(flow_run_id: str) -> str:
+    """The application_name of a shard's PostgreSQL sessions (at most 63 characters: a flow run id is 36)."""
+    return f"gongkai-shard {flow_run_id}"
 
 
 class ShardBeat:
@@ -337,15 +352,31 @@ class ShardWatch:
     def give_up(self, s: ShardRun, status: str = "crashed") -> None:
         """Write the shard into this run's `lost_shards` (read by the shard at its next beat, or when it starts), then
         its `runs` row `status`: from here on the shard's process stops itself, whatever is left of it."""
+        import psycopg
+
         from gongkai.warehouse.store import utcnow
 
-        with self.db.transaction():
-            params = json.loads(self.db.scalar("SELECT params FROM runs WHERE run_id = ?", [self.parent_run]))
-            params["lost_shards"] = [*params.get("lost_shards", []), str(s.flow_run_id)]
-            self.db.execute("UPDATE runs SET params = ? WHERE run_id = ?",
-                            [json.dumps(params, ensure_ascii=False, default=str, sort_keys=True), self.parent_run])
-            self.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
-                            [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
+        for attempt in range(FENCE_TRIES):
+            try:
+                with self.db.transaction():
+                    # FOR UPDATE: ordered against each shard load's fence check (warehouse/store.py, FOR KEY SHARE of
+                    # this row, last in its transaction): a load commits before the fence, or sees it and rolls back
+                    self.db.execute(f"SET LOCAL lock_timeout = '{int(FENCE_LOCK_WAIT_S * 1000)}ms'")
+                    params = json.loads(self.db.scalar("SELECT params FROM runs WHERE run_id = ? FOR UPDATE", [self.parent_run]))
+                    params["lost_shards"] = [*params.get("lost_shards", []), str(s.flow_run_id)]
+                    self.db.execute("UPDATE runs SET params = ? WHERE run_id = ?",
+                                    [json.dumps(params, ensure_ascii=False, default=str, sort_keys=True), self.parent_run])
+                    self.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE status = 'running' AND params LIKE ?",
+                                    [status, utcnow(), _flow_run_mark(str(s.flow_run_id))])
+                return
+            except psycopg.errors.LockNotAvailable:
+                # a load stalled between its check and its commit holds the row: end the given-up shard's sessions
+                # (its open transaction rolls back), found by the name each shard gives them (PGAPPNAME)
+                ended = self.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ? "
+                                      "AND pid <> pg_backend_pid()", [shard_session_name(str(s.flow_run_id))])
+                log.warning("shard %d held run %d's row while given up: ended %d of its warehouse session(s) (try %d)",
+                            s.index, self.parent_run, len(ended), attempt + 1)
+        raise ShardError(f"could not write the fence of shard {s.index} (run {self.parent_run}'s row stays locked)")
 
     def loaded(self, s: ShardRun) -> int:
         """Reports the shard's run loaded (committed) before it was given up: kept, and said in the summary."""

@@ -33,6 +33,7 @@ DELAY, CONCURRENCY = 0.4, 2
 HOSTS = {0: [1, 2, 99], 1: [3, 4], 2: [5, 99]}
 PORTALS = [("a1", 0, 1), ("a2", 0, 2), ("dup-east", 0, 99), ("a3", 1, 3), ("a4", 1, 4), ("a5", 2, 5), ("dup-west", 2, 99)]
 PAUSE_IN_LOAD = "GONGKAI_TEST_PAUSE_IN_LOAD"  # warehouse/store.py's hook: seconds asleep inside a load transaction
+SHARD_BEAT = "GONGKAI_TEST_SHARD_BEAT_S"  # flows/shards.py's hook: the shard's beat interval
 
 pytestmark = pytest.mark.postgres
 
@@ -360,6 +361,58 @@ def test_a_worker_killed_while_its_shard_process_lives_on_lets_the_shard_finish_
     [(reports,)] = cluster.query("SELECT count(*) FROM reports")
     assert reports == 2 * len(REPORT_YEARS)
     wait_for(lambda: not any(_alive(pid) for pid in shard_processes), 30, "the shard's process to exit")
+
+
+def test_a_shard_stalled_past_its_fence_commits_nothing_after_it_and_the_rerun_completes_it(cluster: Cluster) -> None:
+    """A shard stopped (SIGSTOP: a long GC, a swapped-out VM) inside a load for longer than the parent waits is fenced
+    and counted; resumed (SIGCONT), it must not commit that load, although its next beat, which would notice the
+    fence, is far off (a 60 s beat here: the load would always win that race). The load's own check stops it."""
+    for worker in cluster.workers:
+        worker.kill()
+    cluster.workers.clear()
+    cluster.use_fresh_warehouse("stalled")
+    victim = cluster.start_worker("stalled", **{PAUSE_IN_LOAD: "2", SHARD_BEAT: "60"})
+
+    import contextvars
+    import threading
+
+    result: dict[str, Any] = {}
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=lambda: result.update(zip(("code", "summary", "hits"), context.run(
+        cluster.nightly, "--agency", "a3", "--agency", "a4", shards=1), strict=True)))
+    thread.start()
+    wait_for(lambda: b"paused inside the load transaction" in victim.log.read_bytes(), 120, "the shard's first load")
+    stopped = [victim.process.pid, *victim.children()]
+    for pid in stopped:  # the worker and its flow-run process: neither Prefect heartbeats nor the shard's own beat
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "lost_shards" in "".join(p for (p,) in cluster.query("SELECT params FROM runs WHERE kind = 'crawl-nightly'")),
+                 60, "the parent to fence the stalled shard")
+        thread.join(timeout=30)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert not thread.is_alive()
+    [shard] = result["summary"]["shards"]
+    assert shard["lost"] and shard["state"] in ("RUNNING", "CRASHED"), shard
+    # resumed: its load finishes (the rest of the pause) and must then roll back and stop the shard's process
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in stopped[1:]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victim.kill()  # the old code's shard would go on loading until its next beat: stop it to count what it did
+    [(shard_run, fenced_at)] = cluster.query("SELECT run_id, finished_at FROM runs WHERE kind = 'crawl-nightly-shard'")
+    [(loaded, last_loaded)] = cluster.query("SELECT count(*), max(loaded_at) FROM reports WHERE run_id = ?", [shard_run])
+    assert loaded == shard["loaded_before_lost"], (loaded, shard)  # what the parent counted is all there is
+    assert last_loaded is None or last_loaded < fenced_at, (last_loaded, fenced_at)
+    assert b"load rolled back, stopping this shard now" in victim.log.read_bytes()
+
+    helper = cluster.start_worker("after-the-stall")
+    code, rerun, _ = cluster.nightly("--agency", "a3", "--agency", "a4", shards=1)
+    assert code == 0, rerun["shards"]
+    assert {s["worker"] for s in rerun["shards"]} == {helper.name}
+    rows = cluster.query("SELECT a.division_code, r.year, count(*) FROM reports r JOIN agencies a ON a.agency_id = r.agency_id "
+                         "WHERE r.year IS NOT NULL AND r.status = 'extracted' AND r.n_cells > 0 GROUP BY a.division_code, r.year")
+    assert sorted(rows) == [(f"{110000 + a:06d}", y, 1) for a in (3, 4) for y in REPORT_YEARS], rows
 
 
 def _alive(pid: int) -> bool:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
@@ -37,7 +39,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-__all__ = ["DocumentInfo", "IngestOutcome", "Warehouse", "name_key", "open_warehouse", "utcnow", "clean_name"]
+__all__ = ["DocumentInfo", "IngestOutcome", "ShardFenced", "Warehouse", "name_key", "open_warehouse", "utcnow", "clean_name"]
 MAX_NAME_CHARS = 255
 
 
@@ -130,9 +132,18 @@ class ReportRow(NamedTuple):
     n_cells: int
 
 
+class ShardFenced(RuntimeError):
+    """A shard's load refused: its parent run gave the shard up (flows/shards.py), so it loads nothing more."""
+
+
 class Warehouse:
+    # A fenced shard's load is rolled back and its process stopped at once (SIGKILL, as its beat does): an exception
+    # would be caught as one document's failure and the crawl would go on. False: raise ShardFenced instead.
+    stop_when_fenced = True
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._fences: dict[int, tuple[int, str] | None] = {}  # run id -> (parent run, flow run) when a shard's run
 
     @property
     def url(self) -> str:
@@ -302,7 +313,7 @@ class Warehouse:
         agency_name = doc.agency or result.agency
         year = doc.year if doc.year is not None else result.year
         db = self.db
-        with db.transaction():
+        with self._load_transaction(run_id):
             # documents keep what the caller knew (so reprocess can pass it again); reports what was concluded.
             given_agency_id = self.resolve_agency(doc.agency, doc.division_code, doc.level)
             agency_id = given_agency_id if given_agency_id is not None else self.resolve_agency(agency_name)
@@ -400,6 +411,43 @@ class Warehouse:
             return IngestOutcome(
                 doc.sha256, outcome, doc.name, report_id, version, revision, agency_name, year, reason, failing, cells_changed
             )
+
+    @contextmanager
+    def _load_transaction(self, run_id: int | None) -> Iterator[None]:
+        """The load's transaction; for a shard's run, closed by the fence check: in the same transaction, the parent
+        run's row read FOR KEY SHARE, which the parent's fence (ShardWatch.give_up: that row FOR UPDATE) waits for,
+        and which waits for the fence. So either this load commits before the fence is written (and the parent counts
+        it), or it sees the fence and rolls back: a shard stalled past the fence (SIGSTOP, a long GC, a swapped-out
+        VM) never lands a report after its parent counted it lost. Taken last, the lock is held only for the commit."""
+        fence = self._fence_of(run_id)
+        try:
+            with self.db.transaction():
+                yield
+                if fence is not None:  # also after a `return` inside the load's `with`
+                    self._refuse_if_fenced(*fence)
+        except ShardFenced as exc:
+            if not self.stop_when_fenced:
+                raise
+            print(f"gongkai: {exc}: load rolled back, stopping this shard now", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+            raise  # not reached
+
+    def _fence_of(self, run_id: int | None) -> tuple[int, str] | None:
+        """(parent run, flow run) of a shard's run, None for any other run (a plain nightly: one look per run)."""
+        if run_id is None:
+            return None
+        if run_id not in self._fences:
+            params = self.db.scalar("SELECT params FROM runs WHERE run_id = ?", [run_id])
+            fields = json.loads(params) if params else {}
+            parent, flow_run = fields.get("parent_run"), fields.get("flow_run")
+            self._fences[run_id] = (int(parent), str(flow_run)) if parent is not None and flow_run else None
+        return self._fences[run_id]
+
+    def _refuse_if_fenced(self, parent_run: int, flow_run: str) -> None:
+        lock = " FOR KEY SHARE" if self.db.dialect == "postgresql" else ""  # DuckDB: no shards across processes
+        params = self.db.scalar(f"SELECT params FROM runs WHERE run_id = ?{lock}", [parent_run])
+        if params is not None and flow_run in json.loads(params).get("lost_shards", []):
+            raise ShardFenced(f"run {parent_run} gave shard {flow_run} up")
 
     def _report_row(self, from_where: str, params: list[Any]) -> ReportRow | None:
         row = self.db.query_one(
