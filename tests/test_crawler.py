@@ -230,7 +230,7 @@ def test_attachment_names_from_content_disposition() -> None:
 
 def walk(ctx: CrawlContext, portal: Portal) -> tuple[list[Candidate], list[PageRequest]]:
     """The crawler's own listing walk (no items fetched): every candidate of every page, the pages asked for."""
-    done = walk_sequentially(ctx, [portal], fetch_items=False)
+    done = walk_sequentially(ctx, [portal], fetch_items=False, keep_listings=True)
     found = [c for listed in done.progress[portal.id].listed.values() for c in listed]
     return found, pages_requested(done, portal)
 
