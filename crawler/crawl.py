@@ -15,12 +15,15 @@ results back to the Walk; the logic is the same.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, overload
 
 from gongkai.crawler import noise
@@ -123,6 +126,25 @@ class IngestFile:
     year: int | None
     portal: Portal
     pictures: dict[str, bytes | None] = field(default_factory=dict)  # an HTML page's linked pictures, by src
+    spilled: str | None = None  # `data` waits in this file (spill): read back by `unspill` before the ingest
+
+    def spill(self, folder: str) -> IngestFile:
+        """The same step with its bytes in a file of `folder` (a backlog of files waiting for the ingest path holds
+        their paths, not the files: bounded memory however far the fetching is ahead)."""
+        fd, path = tempfile.mkstemp(prefix="ingest-", dir=folder)
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.data)
+        return replace(self, data=b"", spilled=path)
+
+    def unspill(self) -> IngestFile:
+        """The step with its bytes back in memory (the file removed); a step never spilled as it is."""
+        if self.spilled is None:
+            return self
+        try:
+            data = Path(self.spilled).read_bytes()
+        finally:
+            Path(self.spilled).unlink(missing_ok=True)
+        return replace(self, data=data, spilled=None)
 
 
 # A unit of work as steps: it yields what it needs (a fetch, an ingest) and is sent the answer. Whoever drives it

@@ -27,6 +27,8 @@ import itertools
 import logging
 import math
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -412,8 +414,10 @@ class CrawlScheduler:
             self._parsing.put(token)
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
-        # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
+        # files fetched and waiting for the ingest threads: at most `ingest_backlog` in memory; those that arrive beyond
+        # it (each fetch in flight may bring one: 95 waited at 1,000 hosts) wait in a temporary folder (_spill_dir)
         self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
+        self._spill_dir: str | None = None
         self.page_steps, self.item_steps = pages, items
         self.listener = listener
         self.stats = SchedulerStats()
@@ -474,6 +478,9 @@ class CrawlScheduler:
             fetch_pool.shutdown(wait=not stopped, cancel=stopped)
             ingest_pool.shutdown(wait=not stopped, cancel=stopped)
             self._closer_done()
+            if self._spill_dir is not None:  # files of a stop's abandoned ingests too
+                shutil.rmtree(self._spill_dir, ignore_errors=True)
+                self._spill_dir = None
         return walk
 
     def _stopping(self) -> bool:
@@ -743,7 +750,22 @@ class CrawlScheduler:
         finally:
             self._parsing.put(token)
         del value  # the response: not held while the driver places the next step
+        if outcome[0] == "step" and isinstance(outcome[1], IngestFile) and len(self._ingest_waiting) >= self.ingest_backlog:
+            outcome = ("step", self._spilled(outcome[1]), None)
         self._events.put(("fetched", unit, outcome))
+
+    def _spilled(self, step: IngestFile) -> IngestFile:
+        """A file for a full backlog, in the spill folder (in this worker: the write is off the driver thread); kept in
+        memory if it cannot be written (a full disk costs memory, not the file)."""
+        try:
+            if self._spill_dir is None:
+                with self._parsing_lock:  # any lock the workers share: one folder per run
+                    if self._spill_dir is None:
+                        self._spill_dir = tempfile.mkdtemp(prefix="gongkai-ingest-backlog-")
+            return step.spill(self._spill_dir)
+        except OSError as exc:
+            log.warning("ingest backlog: a file kept in memory, not spilled (%s)", exc)
+            return step
 
     def _ingest(self, unit: _Unit) -> None:
         step = unit.step
@@ -752,6 +774,7 @@ class CrawlScheduler:
         value: Any = None
         error: BaseException | None = None
         try:
+            step = step.unspill()
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
                                     portal=step.portal, **picture_kwargs(step))
         except Exception as exc:

@@ -31,21 +31,28 @@ log = logging.getLogger(__name__)
 SAVE_EVERY = 500  # updates waiting that wake the autosave before its interval (one statement's worth of rows)
 SAVE_INTERVAL_S = 10.0  # default seconds between autosaves: what a killed crawl may lose at most
 
-# One URL's entry as kept in memory: (etag, last_modified, derived as JSON text). A tuple of strings, not a dict holding
-# the parsed listing or detail page (a list of dicts of strings): at 1,000 hosts the parsed form was 6-7 MB of a crawl's
-# memory, the text a third of it; it is parsed again only for the URL looked up (`get`), once or twice per run.
-Entry = tuple[str | None, str | None, str | None]
+# One URL's entry as kept in memory: (etag, last_modified, derived as JSON in UTF-8). A tuple, not a dict holding the
+# parsed listing or detail page (a list of dicts of strings): at 1,000 hosts the parsed form was 6-7 MB of a crawl's
+# memory. Bytes, not str: a str with one Chinese character takes two bytes for every character, URLs included. The
+# JSON is parsed again only for the URL looked up (`get`), once or twice per run.
+Entry = tuple[str | None, str | None, bytes | None]
 
 
 def pack(etag: str | None, last_modified: str | None, derived: Any) -> Entry:
     """An entry as kept: validators interned (a portal's pages often share one Last-Modified, a CDN one ETag)."""
+    text = _json(derived)
     return (None if etag is None else sys.intern(etag), None if last_modified is None else sys.intern(last_modified),
-            _json(derived))
+            None if text is None else text.encode("utf-8", "surrogatepass"))
 
 
 def unpack(entry: Entry) -> dict[str, Any]:
     """An entry as `get` gives it: {"etag", "last_modified", "derived"} (derived parsed)."""
-    return {"etag": entry[0], "last_modified": entry[1], "derived": None if entry[2] is None else json.loads(entry[2])}
+    return {"etag": entry[0], "last_modified": entry[1], "derived": None if entry[2] is None else json.loads(_text(entry[2]))}
+
+
+def _text(derived: bytes) -> str:
+    """Kept JSON back as text; a lone surrogate (a page's broken text) round-trips as it did in the str kept before."""
+    return derived.decode("utf-8", "surrogatepass")
 
 
 def _from_json(entries: Any) -> dict[str, Entry]:
@@ -70,7 +77,7 @@ def _dumps(entries: dict[str, Entry]) -> str:
     """The entries as json.dumps(..., ensure_ascii=False, sort_keys=True) wrote their unpacked form (the same text: the
     derived JSON was written with the same options), without parsing each entry's derived JSON again."""
     def one(url: str, e: Entry) -> str:
-        return (f"{json.dumps(url, ensure_ascii=False)}: {{\"derived\": {e[2] if e[2] is not None else 'null'}, "
+        return (f"{json.dumps(url, ensure_ascii=False)}: {{\"derived\": {_text(e[2]) if e[2] is not None else 'null'}, "
                 f"\"etag\": {json.dumps(e[0], ensure_ascii=False)}, \"last_modified\": {json.dumps(e[1], ensure_ascii=False)}}}")
 
     return "{" + ", ".join(one(url, entries[url]) for url in sorted(entries)) + "}"
@@ -314,7 +321,7 @@ class WarehouseCrawlState(CrawlState):
         if not pending:
             return
         now = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's times: UTC, no zone
-        upserts = [(url, host_key(url), e[0], e[1], e[2], now)
+        upserts = [(url, host_key(url), e[0], e[1], None if e[2] is None else _text(e[2]), now)
                    for url, e in sorted(pending.items()) if e is not None]
         forgotten = sorted(url for url, e in pending.items() if e is None)
         with self.db.transaction():
@@ -388,6 +395,6 @@ def _json(derived: Any) -> str | None:
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
-    """A crawl_state row as kept: its derived JSON text as stored (parsed when the URL is looked up)."""
+    """A crawl_state row as kept: its derived JSON as stored (parsed when the URL is looked up)."""
     etag, last_modified, _ = pack(row[1], row[2], None)
-    return etag, last_modified, None if row[3] is None else str(row[3])
+    return etag, last_modified, None if row[3] is None else str(row[3]).encode("utf-8", "surrogatepass")
