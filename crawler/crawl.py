@@ -14,9 +14,10 @@ results back to the Walk; the logic is the same.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -296,31 +297,60 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
 # --- the walk of one run ------------------------------------------------------------------------------
 
 _FIELDS = tuple(f.name for f in fields(IngestOutcome))
-_INTERNED = frozenset({"outcome", "agency", "portal", "name"})  # values many documents share
+SPOOL_BYTES = 256 * 1024  # the documents' lines kept in one buffer up to this size, then in a temporary file
 
 
 class Documents(Sequence[IngestOutcome]):
-    """The run's documents, each kept as a tuple of its IngestOutcome's values (a dataclass instance with its __dict__
-    was some 650 bytes a document, a tuple of shared strings about a third): 5,000 documents at 1,000 hosts. Reads as
-    the list of IngestOutcome it replaces (iterate, len, index, ==); `as_dicts()` gives the summary's dicts."""
+    """The run's documents (IngestOutcome), streamed out as they come: one JSON line each, in a buffer and past
+    SPOOL_BYTES in a temporary file, read back when the summary lists them. Kept as objects (a dataclass instance with
+    its dict and strings, some 650 bytes a document: 5,000 at 1,000 hosts) they grew with the URLs crawled and, long-lived
+    among the crawl's short-lived objects, kept Python's memory arenas from being given back. Reads as the list of
+    IngestOutcome it replaces (iterate, len, index, ==); `as_dicts()` gives the summary's dicts. Appends are thread-safe
+    (a parent's ingest threads record a child's files)."""
 
     def __init__(self, outcomes: Iterable[IngestOutcome] = ()) -> None:
-        self._rows: list[tuple[Any, ...]] = []
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="gongkai-documents-")
+        self._count = 0
+        self._lock = threading.Lock()
         self.extend(outcomes)
 
     def append(self, outcome: IngestOutcome) -> None:
-        self._rows.append(tuple(sys.intern(v) if k in _INTERNED and type(v) is str else v
-                                for k, v in zip(_FIELDS, astuple_shallow(outcome), strict=True)))
+        line = json.dumps([getattr(outcome, name) for name in _FIELDS], ensure_ascii=False)
+        self._write(line.encode("utf-8", "surrogatepass") + b"\n", 1)
+
+    def _write(self, data: bytes, count: int) -> None:
+        with self._lock:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(data)
+            self._count += count
 
     def extend(self, outcomes: Iterable[IngestOutcome]) -> None:
         if isinstance(outcomes, Documents):
-            self._rows.extend(outcomes._rows)
+            self._write(outcomes._bytes(), len(outcomes))
             return
         for outcome in outcomes:
             self.append(outcome)
 
+    def _bytes(self) -> bytes:
+        with self._lock:
+            self._file.seek(0)
+            return self._file.read()
+
+    def _rows(self) -> Iterator[list[Any]]:
+        """Each document's values, read back a chunk at a time (the whole record is never in memory as objects)."""
+        offset = 0
+        while True:
+            with self._lock:
+                self._file.seek(offset)
+                lines = self._file.readlines(SPOOL_BYTES)
+                offset = self._file.tell()
+            if not lines:
+                return
+            for line in lines:
+                yield json.loads(line.decode("utf-8", "surrogatepass"))
+
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> IngestOutcome: ...
@@ -330,17 +360,19 @@ class Documents(Sequence[IngestOutcome]):
 
     def __getitem__(self, index: int | slice) -> IngestOutcome | list[IngestOutcome]:
         if isinstance(index, slice):
-            return [IngestOutcome(*row) for row in self._rows[index]]
-        return IngestOutcome(*self._rows[index])
+            return list(self)[index]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("document index out of range")
+        return next(itertools.islice(iter(self), index, None))
 
     def __iter__(self) -> Iterator[IngestOutcome]:
-        return (IngestOutcome(*row) for row in self._rows)
+        return (IngestOutcome(*row) for row in self._rows())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Documents):
-            return self._rows == other._rows
-        if isinstance(other, list):
-            return list(self) == other
+        if isinstance(other, (Documents, list)):
+            return list(self) == list(other)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the list was
@@ -348,14 +380,17 @@ class Documents(Sequence[IngestOutcome]):
     def __repr__(self) -> str:
         return f"Documents({list(self)!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a crawler process's record, sent to its parent) as its lines."""
+        return {"lines": self._bytes(), "count": self._count}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Documents.__init__(self)
+        self._write(state["lines"], state["count"])
+
     def as_dicts(self) -> list[dict[str, Any]]:
         """As the run summary lists them (IngestOutcome.as_dict of each)."""
-        return [dict(zip(_FIELDS, row, strict=True)) for row in self._rows]
-
-
-def astuple_shallow(outcome: IngestOutcome) -> tuple[Any, ...]:
-    """The outcome's field values in order (dataclasses.astuple deep-copies each; these are all scalars)."""
-    return tuple(getattr(outcome, name) for name in _FIELDS)
+        return [dict(zip(_FIELDS, row, strict=True)) for row in self._rows()]
 
 
 @dataclass(frozen=True)
@@ -390,7 +425,8 @@ class PortalProgress:
     limit: str | None = None  # the limit hit, if one was
     listed_count: int = 0  # len(candidates) when they were dropped
     from_cache: bool | None = None  # every listing's first page from the cache, when firsts were dropped
-    keep_listings: bool = False  # keep candidates and listings after the walk (tools, tests that read them)
+    # keep candidates, listings and the pages asked for after the portal's last page (tools, tests that read them)
+    keep_listings: bool = False
 
     def settle(self) -> None:
         """No page of the portal is pending (none can come): what only paging needed is dropped, counts kept. Its items
@@ -400,7 +436,7 @@ class PortalProgress:
         self.listed_count += len(self.candidates)
         if self.firsts:
             self.from_cache = (self.from_cache is not False) and all(f.from_cache for f in self.firsts.values())
-        self.candidates, self.firsts, self.listed = {}, {}, {}
+        self.candidates, self.firsts, self.listed, self.requested = {}, {}, {}, {}
 
     def listed_total(self) -> int:
         return self.listed_count + len(self.candidates)
@@ -558,5 +594,6 @@ def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_ite
 
 
 def pages_requested(walk: Walk, portal: Portal) -> list[PageRequest]:
-    """The listing pages a walk asked a portal for, in order."""
+    """The listing pages a walk asked a portal for, in order (a walk made with keep_listings=True: else dropped with the
+    portal's candidates once none of its pages is pending)."""
     return list(walk.progress[portal.id].requested.values())

@@ -277,6 +277,7 @@ class _Unit:
     job: PageJob | ItemJob
     steps: Steps
     step: Fetch | IngestFile | None = None
+    held: bool = False  # its step's file holds a place of the ingest backlog in memory
 
     @property
     def portal(self) -> Portal:
@@ -418,6 +419,8 @@ class CrawlScheduler:
         # it (each fetch in flight may bring one: 95 waited at 1,000 hosts) wait in a temporary folder (_spill_dir)
         self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
         self._spill_dir: str | None = None
+        self._files_held = 0  # files fetched, waiting in memory for an ingest thread (at most ingest_backlog)
+        self._backlog_lock = threading.Lock()
         self.page_steps, self.item_steps = pages, items
         self.listener = listener
         self.stats = SchedulerStats()
@@ -750,8 +753,13 @@ class CrawlScheduler:
         finally:
             self._parsing.put(token)
         del value  # the response: not held while the driver places the next step
-        if outcome[0] == "step" and isinstance(outcome[1], IngestFile) and len(self._ingest_waiting) >= self.ingest_backlog:
-            outcome = ("step", self._spilled(outcome[1]), None)
+        if outcome[0] == "step" and isinstance(outcome[1], IngestFile):
+            with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
+                in_memory = self._files_held < self.ingest_backlog
+                self._files_held += in_memory
+            unit.held = in_memory
+            if not in_memory:
+                outcome = ("step", self._spilled(outcome[1]), None)
         self._events.put(("fetched", unit, outcome))
 
     def _spilled(self, step: IngestFile) -> IngestFile:
@@ -759,7 +767,7 @@ class CrawlScheduler:
         memory if it cannot be written (a full disk costs memory, not the file)."""
         try:
             if self._spill_dir is None:
-                with self._parsing_lock:  # any lock the workers share: one folder per run
+                with self._backlog_lock:  # one folder per run
                     if self._spill_dir is None:
                         self._spill_dir = tempfile.mkdtemp(prefix="gongkai-ingest-backlog-")
             return step.spill(self._spill_dir)
@@ -773,6 +781,10 @@ class CrawlScheduler:
         unit.step = None  # the bytes go with the step: not held here once ingested
         value: Any = None
         error: BaseException | None = None
+        if unit.held:
+            unit.held = False
+            with self._backlog_lock:  # its place in the backlog is free: the file is being ingested
+                self._files_held -= 1
         try:
             step = step.unspill()
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
