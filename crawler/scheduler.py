@@ -389,6 +389,7 @@ class SchedulerStats:
     fetch_threads: int = 0  # the threads this run was given (by its hosts, at most the `workers` cap)
     peak_parsing: int = 0  # steps run at once after their fetch (parsing a page): at most `parsers`
     hosts_finished: int = 0  # hosts whose work was done and whose connections, robots.txt, slots were dropped
+    spilled: int = 0  # files that waited for the ingest path on disk, the backlog in memory being full
 
 
 class CrawlScheduler:
@@ -770,7 +771,9 @@ class CrawlScheduler:
                 with self._backlog_lock:  # one folder per run
                     if self._spill_dir is None:
                         self._spill_dir = tempfile.mkdtemp(prefix="gongkai-ingest-backlog-")
-            return step.spill(self._spill_dir)
+            spilled = step.spill(self._spill_dir)
+            self.stats.spilled += 1  # several workers: += under the GIL may lose one now and then (a statistic)
+            return spilled
         except OSError as exc:
             log.warning("ingest backlog: a file kept in memory, not spilled (%s)", exc)
             return step
