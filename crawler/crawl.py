@@ -14,13 +14,18 @@ results back to the Walk; the logic is the same.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, overload
 
 from gongkai.crawler import noise
 from gongkai.crawler.adapters import Candidate, PageRequest, first_requests, parser_for
@@ -122,6 +127,25 @@ class IngestFile:
     year: int | None
     portal: Portal
     pictures: dict[str, bytes | None] = field(default_factory=dict)  # an HTML page's linked pictures, by src
+    spilled: str | None = None  # `data` waits in this file (spill): read back by `unspill` before the ingest
+
+    def spill(self, folder: str) -> IngestFile:
+        """The same step with its bytes in a file of `folder` (a backlog of files waiting for the ingest path holds
+        their paths, not the files: bounded memory however far the fetching is ahead)."""
+        fd, path = tempfile.mkstemp(prefix="ingest-", dir=folder)
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.data)
+        return replace(self, data=b"", spilled=path)
+
+    def unspill(self) -> IngestFile:
+        """The step with its bytes back in memory (the file removed); a step never spilled as it is."""
+        if self.spilled is None:
+            return self
+        try:
+            data = Path(self.spilled).read_bytes()
+        finally:
+            Path(self.spilled).unlink(missing_ok=True)
+        return replace(self, data=data, spilled=None)
 
 
 # A unit of work as steps: it yields what it needs (a fetch, an ingest) and is sent the answer. Whoever drives it
@@ -166,12 +190,28 @@ def listing_page(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Pag
     return result
 
 
-def commit_listing(ctx: CrawlContext, url: str, first: PageResult, candidates: Iterable[Candidate]) -> None:
+@dataclass(frozen=True, slots=True)
+class FirstPage:
+    """What a listing's first page leaves for its commit: its validators and whether it came from the cache (not the
+    page's Response and candidates: held for every listing of a run until its last page, they grew with the hosts)."""
+
+    etag: str | None
+    last_modified: str | None
+    from_cache: bool
+    fetched: bool  # a response came with it (validators to commit)
+
+    @classmethod
+    def of(cls, result: PageResult) -> FirstPage:
+        resp = result.response
+        return cls(resp.etag if resp else None, resp.last_modified if resp else None, result.from_cache, resp is not None)
+
+
+def commit_listing(ctx: CrawlContext, url: str, first: PageResult | FirstPage, candidates: Iterable[Candidate]) -> None:
     """Remember the whole listing under its first page's URL as requested (the URL looked up next run, whatever it
     redirected to), once every page of it was read."""
-    resp = first.response
-    if resp is not None and not first.from_cache:
-        ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified,
+    first = first if isinstance(first, FirstPage) else FirstPage.of(first)
+    if first.fetched and not first.from_cache:
+        ctx.state.commit(url, etag=first.etag, last_modified=first.last_modified,
                          derived=[c.to_dict() for c in candidates])
 
 
@@ -256,6 +296,103 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
 
 # --- the walk of one run ------------------------------------------------------------------------------
 
+_FIELDS = tuple(f.name for f in fields(IngestOutcome))
+SPOOL_BYTES = 256 * 1024  # the documents' lines kept in one buffer up to this size, then in a temporary file
+
+
+class Documents(Sequence[IngestOutcome]):
+    """The run's documents (IngestOutcome), streamed out as they come: one JSON line each, in a buffer and past
+    SPOOL_BYTES in a temporary file, read back when the summary lists them. Kept as objects (a dataclass instance with
+    its dict and strings, some 650 bytes a document: 5,000 at 1,000 hosts) they grew with the URLs crawled and, long-lived
+    among the crawl's short-lived objects, kept Python's memory arenas from being given back. Reads as the list of
+    IngestOutcome it replaces (iterate, len, index, ==); `as_dicts()` gives the summary's dicts. Appends are thread-safe
+    (a parent's ingest threads record a child's files)."""
+
+    def __init__(self, outcomes: Iterable[IngestOutcome] = ()) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="gongkai-documents-")
+        self._count = 0
+        self._lock = threading.Lock()
+        self.extend(outcomes)
+
+    def append(self, outcome: IngestOutcome) -> None:
+        line = json.dumps([getattr(outcome, name) for name in _FIELDS], ensure_ascii=False)
+        self._write(line.encode("utf-8", "surrogatepass") + b"\n", 1)
+
+    def _write(self, data: bytes, count: int) -> None:
+        with self._lock:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(data)
+            self._count += count
+
+    def extend(self, outcomes: Iterable[IngestOutcome]) -> None:
+        if isinstance(outcomes, Documents):
+            self._write(outcomes._bytes(), len(outcomes))
+            return
+        for outcome in outcomes:
+            self.append(outcome)
+
+    def _bytes(self) -> bytes:
+        with self._lock:
+            self._file.seek(0)
+            return self._file.read()
+
+    def _rows(self) -> Iterator[list[Any]]:
+        """Each document's values, read back a chunk at a time (the whole record is never in memory as objects)."""
+        offset = 0
+        while True:
+            with self._lock:
+                self._file.seek(offset)
+                lines = self._file.readlines(SPOOL_BYTES)
+                offset = self._file.tell()
+            if not lines:
+                return
+            for line in lines:
+                yield json.loads(line.decode("utf-8", "surrogatepass"))
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> IngestOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[IngestOutcome]: ...
+
+    def __getitem__(self, index: int | slice) -> IngestOutcome | list[IngestOutcome]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("document index out of range")
+        return next(itertools.islice(iter(self), index, None))
+
+    def __iter__(self) -> Iterator[IngestOutcome]:
+        return (IngestOutcome(*row) for row in self._rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Documents, list)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the list was
+
+    def __repr__(self) -> str:
+        return f"Documents({list(self)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a crawler process's record, sent to its parent) as its lines."""
+        return {"lines": self._bytes(), "count": self._count}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Documents.__init__(self)
+        self._write(state["lines"], state["count"])
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """As the run summary lists them (IngestOutcome.as_dict of each)."""
+        return [dict(zip(_FIELDS, row, strict=True)) for row in self._rows()]
+
+
 @dataclass(frozen=True)
 class PageJob:
     portal: Portal
@@ -275,8 +412,9 @@ class PortalProgress:
     portal: Portal
     started: float = field(default_factory=time.monotonic)
     candidates: dict[str, Candidate] = field(default_factory=dict)
-    # per listing URL of the portal: its first page and every candidate of its pages, for conditional state
-    firsts: dict[str, PageResult] = field(default_factory=dict)
+    # per listing URL of the portal: its first page and every candidate of its pages, for conditional state (both
+    # dropped, with `candidates`, once the portal has no page pending: `settle`)
+    firsts: dict[str, FirstPage] = field(default_factory=dict)
     listed: dict[str, list[Candidate]] = field(default_factory=dict)
     requested: dict[tuple[str, str, tuple[tuple[str, str], ...]], PageRequest] = field(default_factory=dict)
     pages: int = 0
@@ -285,6 +423,27 @@ class PortalProgress:
     error: str | None = None
     truncated: bool = False  # paging stopped early (backfill, a limit): the listing read is not the whole listing
     limit: str | None = None  # the limit hit, if one was
+    listed_count: int = 0  # len(candidates) when they were dropped
+    from_cache: bool | None = None  # every listing's first page from the cache, when firsts were dropped
+    # keep candidates, listings and the pages asked for after the portal's last page (tools, tests that read them)
+    keep_listings: bool = False
+
+    def settle(self) -> None:
+        """No page of the portal is pending (none can come): what only paging needed is dropped, counts kept. Its items
+        carry their own candidates."""
+        if self.keep_listings or self.pending:
+            return
+        self.listed_count += len(self.candidates)
+        if self.firsts:
+            self.from_cache = (self.from_cache is not False) and all(f.from_cache for f in self.firsts.values())
+        self.candidates, self.firsts, self.listed, self.requested = {}, {}, {}, {}
+
+    def listed_total(self) -> int:
+        return self.listed_count + len(self.candidates)
+
+    def all_from_cache(self) -> bool:
+        firsts = [f.from_cache for f in self.firsts.values()] + ([self.from_cache] if self.from_cache is not None else [])
+        return bool(firsts) and all(firsts)
 
     def first_request(self, request: PageRequest) -> bool:
         """True the first time this run asks for a page: a 下一页 back to an earlier page does not loop."""
@@ -296,10 +455,9 @@ class PortalProgress:
 
     def summary(self) -> dict[str, Any]:
         # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family)
-        status = "failed" if self.error else "empty" if self.pages and not self.candidates else "ok"
+        status = "failed" if self.error else "empty" if self.pages and not self.listed_total() else "ok"
         out = {"status": status, "error": self.error or ("no listing items" if status == "empty" else None), "pages": self.pages,
-               "listed": len(self.candidates),
-               "listing_from_cache": bool(self.firsts) and all(f.from_cache for f in self.firsts.values())}
+               "listed": self.listed_total(), "listing_from_cache": self.all_from_cache()}
         if self.limit:
             out["limit"] = self.limit
         return out
@@ -308,13 +466,15 @@ class PortalProgress:
 class Walk:
     """The listing walk of one run over its portals. Not thread-safe: one driver thread calls it."""
 
-    def __init__(self, ctx: CrawlContext, portals: Iterable[Portal], limits: Limits | None = None) -> None:
+    def __init__(self, ctx: CrawlContext, portals: Iterable[Portal], limits: Limits | None = None, *,
+                 keep_listings: bool = False) -> None:
         self.ctx = ctx
         self.limits = limits or Limits()
-        self.progress = {p.id: PortalProgress(p) for p in portals}
+        # keep_listings: each portal's candidates and listings kept after its last page (else dropped: PortalProgress.settle)
+        self.progress = {p.id: PortalProgress(p, keep_listings=keep_listings) for p in portals}
         self.rejected: list[dict[str, Any]] = []
         self.noted: list[tuple[str, str]] = []  # (portal, kind of listing noise): counted in the summary
-        self.documents: list[IngestOutcome] = []
+        self.documents = Documents()
 
     def start(self) -> list[PageJob]:
         return [job for p in self.progress.values() for job in self._page_jobs(p, first_requests(p.portal), None)]
@@ -354,6 +514,7 @@ class Walk:
         state = self.progress[job.portal.id]
         state.pending -= 1
         state.truncated = True
+        state.settle()
 
     def item_skipped(self, job: ItemJob) -> None:
         self.progress[job.portal.id].truncated = True
@@ -366,10 +527,11 @@ class Walk:
         if error is not None or result is None:
             state.error = state.error or error  # this portal is down for this run; the others go on
             log.warning("portal %s: listing page %s failed: %s", job.portal.id, job.request.url, error)
+            state.settle()
             return [], []
         state.pages += 1
         if job.request.is_first:
-            state.firsts[job.root] = result
+            state.firsts[job.root] = FirstPage.of(result)
         state.listed.setdefault(job.root, []).extend(result.candidates)
         items: list[ItemJob] = []
         for candidate in result.candidates:
@@ -398,6 +560,7 @@ class Walk:
         if state.pending == 0 and state.error is None and not state.truncated:
             for url, first in state.firsts.items():
                 commit_listing(self.ctx, url, first, dict.fromkeys(state.listed[url]))
+        state.settle()
         return pages, items
 
     def item_done(self, job: ItemJob, results: list[IngestOutcome] | None, error: str | None = None) -> None:
@@ -407,14 +570,15 @@ class Walk:
         self.documents.extend(results)
 
     def summary(self) -> dict[str, Any]:
-        documents = [d.as_dict() for d in self.documents]
+        documents = self.documents.as_dicts()
         return {"portals": {pid: p.summary() for pid, p in self.progress.items()}, "rejected": self.rejected,
                 "documents": documents, "noise": noise.summarise(self.noted, documents)}
 
 
-def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_items: bool = True, limits: Limits | None = None) -> Walk:
+def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_items: bool = True, limits: Limits | None = None,
+                      keep_listings: bool = False) -> Walk:
     """Run a walk in this thread, pages in the order asked for (breadth first), each item as it is found."""
-    walk = Walk(ctx, portals, limits)
+    walk = Walk(ctx, portals, limits, keep_listings=keep_listings)
     queue = deque(walk.start())
     while queue:
         job = queue.popleft()
@@ -430,5 +594,6 @@ def walk_sequentially(ctx: CrawlContext, portals: Iterable[Portal], *, fetch_ite
 
 
 def pages_requested(walk: Walk, portal: Portal) -> list[PageRequest]:
-    """The listing pages a walk asked a portal for, in order."""
+    """The listing pages a walk asked a portal for, in order (a walk made with keep_listings=True: else dropped with the
+    portal's candidates once none of its pages is pending)."""
     return list(walk.progress[portal.id].requested.values())

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gongkai.crawler import noise
-from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
 from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, host_slots
-from gongkai.crawler.state import CrawlState, host_key
+from gongkai.crawler.state import CrawlState, Entry
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class ChildPlan:
     index: int
     portals: list[Portal]
     make_fetcher: Callable[[frozenset[str]], Fetcher]
-    state: dict[str, dict[str, Any]]
+    state: dict[str, Entry]  # as the parent keeps it (crawler.state.pack)
     years: frozenset[int] | None
     limits: Limits | None
     workers: int
@@ -116,7 +116,7 @@ class ChildResult:
     portals: dict[str, dict[str, Any]]
     rejected: list[dict[str, Any]]
     noted: list[tuple[str, str]]
-    documents: list[IngestOutcome]
+    documents: Documents  # compact tuples: also what is pickled to the parent
     requests: int
     hosts: dict[str, dict[str, int]]
     scheduler: dict[str, int]
@@ -129,17 +129,17 @@ class RecordingState(CrawlState):
     killed mid-crawl keeps the validators of what was loaded. A commit follows its document's load (the parent's
     answer to the ingest), so no validator reaches the parent before its document is loaded."""
 
-    def __init__(self, entries: dict[str, dict[str, Any]], sink: Callable[[str, dict[str, Any] | None], None]) -> None:
+    def __init__(self, entries: dict[str, Entry], sink: Callable[[str, Entry | None], None]) -> None:
         super().__init__(None)
         self._entries = dict(entries)
         self._sink = sink
 
-    def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
-        super().commit(url, etag=etag, last_modified=last_modified, derived=derived)
+    def commit_entry(self, url: str, entry: Entry) -> None:
+        # sent to the parent and not kept: nothing in this run reads a URL's state after committing it (the parent
+        # keeps and saves it), so the child's memory does not grow with the URLs it crawls
         with self._lock:
-            entry = self._entries.get(url) if (etag or last_modified) else None
-        if entry is not None:
-            self._sink(url, entry)
+            self._entries.pop(url, None)
+        self._sink(url, entry)
 
     def forget(self, url: str) -> None:
         super().forget(url)
@@ -197,7 +197,7 @@ class ParentLink:
         except (OSError, ValueError):  # the parent is gone: the receiving thread stops the crawl
             pass
 
-    def state(self, url: str, entry: dict[str, Any] | None) -> None:
+    def state(self, url: str, entry: Entry | None) -> None:
         """A crawl-state update (None: forgotten), for the parent to save during the crawl."""
         try:
             self.send(("state", url, entry))
@@ -284,7 +284,7 @@ class Child:
     ready: bool = False
     ready_s: float | None = None  # from start to ready: the spawn and the imports
     started: float = field(default_factory=time.monotonic)
-    ingested: list[IngestOutcome] = field(default_factory=list)  # the parent's outcomes for its files (kept if it dies)
+    ingested: Documents = field(default_factory=Documents)  # the parent's outcomes for its files (kept if it dies)
     finished: threading.Event = field(default_factory=threading.Event)
     killed_after_stop: bool = False  # still running after a stop's grace: the parent killed it
 
@@ -308,18 +308,10 @@ def _no_interrupts_while_starting() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _state_entries(state: CrawlState, hosts: frozenset[str]) -> dict[str, dict[str, Any]]:
+def _state_entries(state: CrawlState, hosts: frozenset[str]) -> dict[str, Entry]:
     """The parent's crawl state of these hosts (a portal fetches only from its own hosts, so this is all a child
     can ask for): what was read at the start, with this run's commits not yet saved."""
-    with state._lock:  # the state's own lock: its entries are read as one snapshot
-        entries = dict(state._entries)
-        pending = dict(getattr(state, "_pending", {}))
-    for url, entry in pending.items():
-        if entry is None:
-            entries.pop(url, None)
-        else:
-            entries[url] = entry
-    return {url: dict(e) for url, e in entries.items() if host_key(url) in hosts}
+    return state.entries(hosts)
 
 
 def _absorb_fetcher(fetcher: Fetcher, requests: int, hosts: dict[str, dict[str, int]]) -> None:
@@ -417,11 +409,11 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
         child.finished.set()
 
 
-def _apply_state(state: CrawlState, url: str, entry: dict[str, Any] | None) -> None:
+def _apply_state(state: CrawlState, url: str, entry: Entry | None) -> None:
     if entry is None:
         state.forget(url)
     else:
-        state.commit(url, etag=entry.get("etag"), last_modified=entry.get("last_modified"), derived=entry.get("derived"))
+        state.commit_entry(url, entry)
 
 
 def _death(code: int | None) -> str:
@@ -492,7 +484,7 @@ def _merge(portals: list[Portal], children: list[Child], ctx: CrawlContext, proc
     by_portal: dict[str, dict[str, Any]] = {}
     rejected: list[dict[str, Any]] = []
     noted: list[tuple[str, str]] = []
-    documents: list[IngestOutcome] = []
+    documents = Documents()
     stats = {f.name: 0 for f in fields(SchedulerStats)}
     for child in sorted(children, key=lambda c: c.index):
         result = child.result
@@ -512,7 +504,7 @@ def _merge(portals: list[Portal], children: list[Child], ctx: CrawlContext, proc
         _absorb_fetcher(ctx.fetcher, result.requests, result.hosts)
         for name, value in result.scheduler.items():
             stats[name] = stats.get(name, 0) + value  # peaks too: summed over processes running at once
-    docs = [d.as_dict() for d in documents]
+    docs = documents.as_dicts()
     return {"portals": {p.id: by_portal[p.id] for p in portals if p.id in by_portal}, "rejected": rejected,
             "documents": docs, "noise": noise.summarise(noted, docs), "scheduler": stats, "processes": processes,
             "process_start_s": max((c.ready_s or 0.0 for c in children), default=0.0)}

@@ -27,6 +27,8 @@ import itertools
 import logging
 import math
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -275,6 +277,7 @@ class _Unit:
     job: PageJob | ItemJob
     steps: Steps
     step: Fetch | IngestFile | None = None
+    held: bool = False  # its step's file holds a place of the ingest backlog in memory
 
     @property
     def portal(self) -> Portal:
@@ -386,6 +389,7 @@ class SchedulerStats:
     fetch_threads: int = 0  # the threads this run was given (by its hosts, at most the `workers` cap)
     peak_parsing: int = 0  # steps run at once after their fetch (parsing a page): at most `parsers`
     hosts_finished: int = 0  # hosts whose work was done and whose connections, robots.txt, slots were dropped
+    spilled: int = 0  # files that waited for the ingest path on disk, the backlog in memory being full
 
 
 class CrawlScheduler:
@@ -412,8 +416,12 @@ class CrawlScheduler:
             self._parsing.put(token)
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
-        # files fetched and waiting for the ingest threads; memory is bounded by (backlog + workers) × file size
+        # files fetched and waiting for the ingest threads: at most `ingest_backlog` in memory; those that arrive beyond
+        # it (each fetch in flight may bring one: 95 waited at 1,000 hosts) wait in a temporary folder (_spill_dir)
         self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
+        self._spill_dir: str | None = None
+        self._files_held = 0  # files fetched, waiting in memory for an ingest thread (at most ingest_backlog)
+        self._backlog_lock = threading.Lock()
         self.page_steps, self.item_steps = pages, items
         self.listener = listener
         self.stats = SchedulerStats()
@@ -474,6 +482,9 @@ class CrawlScheduler:
             fetch_pool.shutdown(wait=not stopped, cancel=stopped)
             ingest_pool.shutdown(wait=not stopped, cancel=stopped)
             self._closer_done()
+            if self._spill_dir is not None:  # files of a stop's abandoned ingests too
+                shutil.rmtree(self._spill_dir, ignore_errors=True)
+                self._spill_dir = None
         return walk
 
     def _stopping(self) -> bool:
@@ -743,7 +754,29 @@ class CrawlScheduler:
         finally:
             self._parsing.put(token)
         del value  # the response: not held while the driver places the next step
+        if outcome[0] == "step" and isinstance(outcome[1], IngestFile):
+            with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
+                in_memory = self._files_held < self.ingest_backlog
+                self._files_held += in_memory
+            unit.held = in_memory
+            if not in_memory:
+                outcome = ("step", self._spilled(outcome[1]), None)
         self._events.put(("fetched", unit, outcome))
+
+    def _spilled(self, step: IngestFile) -> IngestFile:
+        """A file for a full backlog, in the spill folder (in this worker: the write is off the driver thread); kept in
+        memory if it cannot be written (a full disk costs memory, not the file)."""
+        try:
+            if self._spill_dir is None:
+                with self._backlog_lock:  # one folder per run
+                    if self._spill_dir is None:
+                        self._spill_dir = tempfile.mkdtemp(prefix="gongkai-ingest-backlog-")
+            spilled = step.spill(self._spill_dir)
+            self.stats.spilled += 1  # several workers: += under the GIL may lose one now and then (a statistic)
+            return spilled
+        except OSError as exc:
+            log.warning("ingest backlog: a file kept in memory, not spilled (%s)", exc)
+            return step
 
     def _ingest(self, unit: _Unit) -> None:
         step = unit.step
@@ -751,7 +784,12 @@ class CrawlScheduler:
         unit.step = None  # the bytes go with the step: not held here once ingested
         value: Any = None
         error: BaseException | None = None
+        if unit.held:
+            unit.held = False
+            with self._backlog_lock:  # its place in the backlog is free: the file is being ingested
+                self._files_held -= 1
         try:
+            step = step.unspill()
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
                                     portal=step.portal, **picture_kwargs(step))
         except Exception as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,24 +31,75 @@ log = logging.getLogger(__name__)
 SAVE_EVERY = 500  # updates waiting that wake the autosave before its interval (one statement's worth of rows)
 SAVE_INTERVAL_S = 10.0  # default seconds between autosaves: what a killed crawl may lose at most
 
+# One URL's entry as kept in memory: (etag, last_modified, derived as JSON in UTF-8). A tuple, not a dict holding the
+# parsed listing or detail page (a list of dicts of strings): at 1,000 hosts the parsed form was 6-7 MB of a crawl's
+# memory. Bytes, not str: a str with one Chinese character takes two bytes for every character, URLs included. The
+# JSON is parsed again only for the URL looked up (`get`), once or twice per run.
+Entry = tuple[str | None, str | None, bytes | None]
+
+
+def pack(etag: str | None, last_modified: str | None, derived: Any) -> Entry:
+    """An entry as kept: validators interned (a portal's pages often share one Last-Modified, a CDN one ETag)."""
+    text = _json(derived)
+    return (None if etag is None else sys.intern(etag), None if last_modified is None else sys.intern(last_modified),
+            None if text is None else text.encode("utf-8", "surrogatepass"))
+
+
+def unpack(entry: Entry) -> dict[str, Any]:
+    """An entry as `get` gives it: {"etag", "last_modified", "derived"} (derived parsed)."""
+    return {"etag": entry[0], "last_modified": entry[1], "derived": None if entry[2] is None else json.loads(_text(entry[2]))}
+
+
+def _text(derived: bytes) -> str:
+    """Kept JSON back as text; a lone surrogate (a page's broken text) round-trips as it did in the str kept before."""
+    return derived.decode("utf-8", "surrogatepass")
+
+
+def _from_json(entries: Any) -> dict[str, Entry]:
+    """A state file's object as entries; an entry that is not an object with a validator is left out (it cannot
+    make a request conditional), counted in a warning."""
+    if not isinstance(entries, dict):
+        raise ValueError("not a JSON object")
+    out: dict[str, Entry] = {}
+    for url, e in entries.items():
+        if isinstance(e, dict) and isinstance(e.get("etag") or e.get("last_modified"), str):
+            out[url] = pack(_str_or_none(e.get("etag")), _str_or_none(e.get("last_modified")), e.get("derived"))
+    if len(out) < len(entries):
+        log.warning("crawl state: %d malformed entr(ies) left out", len(entries) - len(out))
+    return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dumps(entries: dict[str, Entry]) -> str:
+    """The entries as json.dumps(..., ensure_ascii=False, sort_keys=True) wrote their unpacked form (the same text: the
+    derived JSON was written with the same options), without parsing each entry's derived JSON again."""
+    def one(url: str, e: Entry) -> str:
+        return (f"{json.dumps(url, ensure_ascii=False)}: {{\"derived\": {_text(e[2]) if e[2] is not None else 'null'}, "
+                f"\"etag\": {json.dumps(e[0], ensure_ascii=False)}, \"last_modified\": {json.dumps(e[1], ensure_ascii=False)}}}")
+
+    return "{" + ", ".join(one(url, entries[url]) for url in sorted(entries)) + "}"
+
 
 class CrawlState:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, Entry] = {}
         self._unsaved = 0  # commits and forgets since the last save began
         self._wake: threading.Event | None = None  # set by the autosave while it runs: enough updates wake it
         if path is not None and path.exists():
             try:
-                self._entries = json.loads(path.read_text("utf-8"))
+                self._entries = _from_json(json.loads(path.read_text("utf-8")))
             except (ValueError, UnicodeDecodeError) as exc:  # a damaged file costs one run of full fetches, not every run
                 log.warning("crawl state %s unreadable (%s): starting empty", path, exc)
 
     def get(self, url: str) -> dict[str, Any] | None:
         with self._lock:
             entry = self._entries.get(url)
-            return dict(entry) if entry else None
+        return unpack(entry) if entry else None
 
     def validators(self, url: str) -> dict[str, str]:
         """Conditional-request headers for a URL we have handled before."""
@@ -62,9 +114,19 @@ class CrawlState:
     def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
         if not (etag or last_modified):
             return  # nothing a server could compare against
+        self.commit_entry(url, pack(etag, last_modified, derived))
+
+    def commit_entry(self, url: str, entry: Entry) -> None:
+        """Commit an entry already packed (a crawler process's, sent to the parent as it was kept)."""
         with self._lock:
-            self._entries[url] = {"etag": etag, "last_modified": last_modified, "derived": derived}
+            self._entries[url] = entry
             self._updated()
+
+    def entries(self, hosts: frozenset[str]) -> dict[str, Entry]:
+        """The entries of these hosts, as kept (what was read at the start, with this run's commits not yet saved)."""
+        with self._lock:
+            entries = dict(self._entries)
+        return {url: e for url, e in entries.items() if host_key(url) in hosts}
 
     def forget(self, url: str) -> None:
         with self._lock:
@@ -121,7 +183,7 @@ class CrawlState:
         if self.path is None:
             return
         with self._lock:
-            text = json.dumps(self._entries, ensure_ascii=False, sort_keys=True)
+            text = _dumps(self._entries)
             saving, self._unsaved = self._unsaved, 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # a temp name of its own in the same directory: two runs saving at once do not write into one file
@@ -182,8 +244,11 @@ class WarehouseCrawlState(CrawlState):
     def __init__(self, db: Database, *, hosts: Iterable[str] = (), legacy_file: Path | None = None) -> None:
         super().__init__(None)
         self.db = db
-        self._pending: dict[str, dict[str, Any] | None] = {}  # since the last save; None: forgotten
+        self._pending: dict[str, Entry | None] = {}  # since the last save; None: forgotten
         self._absent: set[str] = set()  # looked up, not there
+        # committed by this run and saved: in the table, no longer in memory (a crawl asks for a URL's state before it
+        # fetches it, once per run, so what it committed is not read again: keeping it grew with every URL crawled)
+        self._saved: set[str] = set()
         self._hosts = frozenset(hosts)
         if legacy_file is not None:
             import_json_state(db, legacy_file)
@@ -201,25 +266,34 @@ class WarehouseCrawlState(CrawlState):
         with self._lock:
             if url in self._pending:
                 pending = self._pending[url]
-                return dict(pending) if pending else None
+                return unpack(pending) if pending else None
             if url in self._entries:
-                return dict(self._entries[url])
-            if url in self._absent or host_key(url) in self._hosts:
+                return unpack(self._entries[url])
+            if url in self._absent or (url not in self._saved and host_key(url) in self._hosts):
                 return None  # read at the start: not there
         rows = self.db.query("SELECT url, etag, last_modified, derived FROM crawl_state WHERE url = ?", [url])
         with self._lock:
             if not rows:
                 self._absent.add(url)
                 return None
-            self._entries.setdefault(url, _entry(rows[0]))
-            return dict(self._entries[url])
+            entry = self._entries.setdefault(url, _entry(rows[0]))
+        return unpack(entry)
 
-    def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
-        if not (etag or last_modified):
-            return  # nothing a server could compare against
+    def commit_entry(self, url: str, entry: Entry) -> None:
         with self._lock:
-            self._pending[url] = {"etag": etag, "last_modified": last_modified, "derived": derived}
+            self._pending[url] = entry
             self._updated()
+
+    def entries(self, hosts: frozenset[str]) -> dict[str, Entry]:
+        with self._lock:
+            entries = dict(self._entries)
+            pending = dict(self._pending)
+        for url, entry in pending.items():
+            if entry is None:
+                entries.pop(url, None)
+            else:
+                entries[url] = entry
+        return {url: e for url, e in entries.items() if host_key(url) in hosts}
 
     def forget(self, url: str) -> None:
         with self._lock:
@@ -247,7 +321,7 @@ class WarehouseCrawlState(CrawlState):
         if not pending:
             return
         now = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's times: UTC, no zone
-        upserts = [(url, host_key(url), e["etag"], e["last_modified"], _json(e["derived"]), now)
+        upserts = [(url, host_key(url), e[0], e[1], None if e[2] is None else _text(e[2]), now)
                    for url, e in sorted(pending.items()) if e is not None]
         forgotten = sorted(url for url, e in pending.items() if e is None)
         with self.db.transaction():
@@ -259,8 +333,9 @@ class WarehouseCrawlState(CrawlState):
             for url, entry in pending.items():
                 if self._pending.get(url, _GONE) is entry:  # not committed again while saving
                     del self._pending[url]
+                self._entries.pop(url, None)
                 if entry is not None:
-                    self._entries[url] = entry
+                    self._saved.add(url)
                     self._absent.discard(url)
         log.debug("crawl state: %d update(s) saved to the warehouse", len(pending))
 
@@ -319,5 +394,7 @@ def _json(derived: Any) -> str | None:
     return None if derived is None else json.dumps(derived, ensure_ascii=False, sort_keys=True)
 
 
-def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {"etag": row[1], "last_modified": row[2], "derived": None if row[3] is None else json.loads(row[3])}
+def _entry(row: tuple[Any, ...]) -> Entry:
+    """A crawl_state row as kept: its derived JSON as stored (parsed when the URL is looked up)."""
+    etag, last_modified, _ = pack(row[1], row[2], None)
+    return etag, last_modified, None if row[3] is None else str(row[3]).encode("utf-8", "surrogatepass")

@@ -150,3 +150,17 @@ def test_a_second_worker_sends_only_conditional_requests_for_pages_the_first_han
         assert not list((tmp_path / worker).glob("crawl-state*"))
     with open_warehouse(warehouse_url) as wh:
         assert wh.db.query("SELECT count(*) FROM crawl_state")[0][0] >= len(pages)
+
+
+def test_what_a_run_saved_is_dropped_from_memory_and_read_back_from_the_warehouse(warehouse_url: str) -> None:
+    """A saved commit no longer stays in the state's memory (it grew with every URL crawled); looked up again, it is
+    read from the table, not taken for a URL the table lacks."""
+    with open_warehouse(warehouse_url) as wh:
+        state = WarehouseCrawlState(wh.db, hosts=["127.0.0.1:8001"])
+        state.commit(LISTING, etag='"l1"', last_modified=None, derived=CANDIDATES)
+        state.save()
+        assert LISTING not in state._entries and not state._pending
+        assert state.get(LISTING) == {"etag": '"l1"', "last_modified": None, "derived": CANDIDATES}
+        state.forget(LISTING)
+        state.save()
+        assert state.get(LISTING) is None and len(state) == 0

@@ -230,7 +230,7 @@ def test_attachment_names_from_content_disposition() -> None:
 
 def walk(ctx: CrawlContext, portal: Portal) -> tuple[list[Candidate], list[PageRequest]]:
     """The crawler's own listing walk (no items fetched): every candidate of every page, the pages asked for."""
-    done = walk_sequentially(ctx, [portal], fetch_items=False)
+    done = walk_sequentially(ctx, [portal], fetch_items=False, keep_listings=True)
     found = [c for listed in done.progress[portal.id].listed.values() for c in listed]
     return found, pages_requested(done, portal)
 
@@ -361,7 +361,8 @@ def test_a_crawl_logs_every_url_it_fetches_and_each_portals_progress(
 
 def test_per_portal_limits_cut_the_walk_and_are_recorded(fresh: DemoPortal, portals: dict[str, Portal]) -> None:
     shanghai, huaian = portals["demo-shanghai"], portals["demo-huaian"]
-    paged = walk_sequentially(context(portals), [shanghai], fetch_items=False, limits=Limits(max_pages=2))
+    paged = walk_sequentially(context(portals), [shanghai], fetch_items=False, limits=Limits(max_pages=2),
+                              keep_listings=True)
     assert [r.url.rsplit("/", 1)[1] for r in pages_requested(paged, shanghai)][:2] == ["index.html", "index_1.html"]
     assert paged.summary()["portals"]["demo-shanghai"] | {"listed": 0} == {
         "status": "ok", "error": None, "pages": 2, "listed": 0, "listing_from_cache": False, "limit": "2 listing pages"}

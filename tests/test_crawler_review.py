@@ -117,7 +117,7 @@ def test_a_javascript_next_link_is_no_next_page() -> None:
 def test_every_listing_of_a_portal_pages_from_its_own_url(fresh: DemoPortal) -> None:
     portal = review_portals(fresh)["rv-multi"]
     ctx = CrawlContext(fetcher(portal.hosts), CrawlState(None), lambda *a, **k: IngestOutcome("", "new"))
-    walk = walk_sequentially(ctx, [portal], fetch_items=False)  # the crawler's own paging, breadth first
+    walk = walk_sequentially(ctx, [portal], fetch_items=False, keep_listings=True)  # the crawler's own paging, breadth first
     requested = [r.url.split(f":{fresh.port}")[1] for r in pages_requested(walk, portal)]
     assert requested == ["/a/nj_zfxxgk/index.html", "/b/nj_zfxxgk/index.html", "/a/nj_zfxxgk/index_1.html",
                          "/b/nj_zfxxgk/index_1.html", "/a/nj_zfxxgk/index_2.html", "/b/nj_zfxxgk/index_2.html"]
