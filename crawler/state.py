@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -189,7 +190,9 @@ class CrawlState:
         # a temp name of its own in the same directory: two runs saving at once do not write into one file
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            # a lone surrogate (a page's broken text) written as the JSON escape it is (\udXXX), which reads back the
+            # same: strict UTF-8 refused it and so failed the whole save, every validator of the run with it
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
                 out.write(text)
             os.replace(tmp, self.path)
         except BaseException:
@@ -390,8 +393,18 @@ def _rename(path: Path, suffix: str) -> None:
         pass
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json(derived: Any) -> str | None:
-    return None if derived is None else json.dumps(derived, ensure_ascii=False, sort_keys=True)
+    """Derived data as JSON text that any UTF-8 store takes: a lone surrogate (a page's broken text) is written as its
+    JSON escape (\\udXXX, read back as the same character); PostgreSQL refused it raw, and the save with it."""
+    if derived is None:
+        return None
+    text = json.dumps(derived, ensure_ascii=False, sort_keys=True)
+    if _LONE_SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -164,3 +164,30 @@ def test_what_a_run_saved_is_dropped_from_memory_and_read_back_from_the_warehous
         state.forget(LISTING)
         state.save()
         assert state.get(LISTING) is None and len(state) == 0
+
+
+def test_a_lone_surrogate_in_a_pages_text_does_not_fail_the_state_file(tmp_path: Path) -> None:
+    """A derived text with a lone surrogate is saved (as its JSON escape) and read back the same; the save of the whole
+    state failed on it before (UnicodeEncodeError), and every validator of the run with it."""
+    from gongkai.crawler.state import CrawlState
+
+    path = tmp_path / "state.json"
+    state = CrawlState(path)
+    state.commit("http://127.0.0.1:1/a.html", etag='"x"', last_modified=None, derived={"title": "年度报告\ud800", "n": 1})
+    state.commit("http://127.0.0.1:1/b.html", etag='"y"', last_modified="Sun, 29 Nov 2026 00:00:00 GMT", derived=None)
+    state.save()
+    json.loads(path.read_text("utf-8"))  # valid UTF-8 and valid JSON
+    again = CrawlState(path)
+    assert again.get("http://127.0.0.1:1/a.html") == state.get("http://127.0.0.1:1/a.html")
+    assert again.get("http://127.0.0.1:1/a.html")["derived"]["title"] == "年度报告\ud800"  # type: ignore[index]
+    assert again.get("http://127.0.0.1:1/b.html") == state.get("http://127.0.0.1:1/b.html")
+
+
+def test_a_lone_surrogate_in_a_pages_text_is_saved_to_the_warehouse(warehouse_url: str) -> None:
+    """The same text in the warehouse's crawl state (PostgreSQL refused the raw surrogate and the save with it)."""
+    with open_warehouse(warehouse_url) as wh:
+        state = WarehouseCrawlState(wh.db)
+        state.commit(DETAIL, etag='"x"', last_modified=None, derived={"title": "年度报告\udc80"})
+        state.save()
+        again = WarehouseCrawlState(wh.db)
+        assert again.get(DETAIL) == {"etag": '"x"', "last_modified": None, "derived": {"title": "年度报告\udc80"}}
