@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import heapq
 import itertools
 import logging
@@ -330,6 +331,36 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
 
 
+# gen0 collections every 7,000 net allocations instead of 700 (each older generation after 10 younger ones): a crawl
+# allocates many short-lived containers, and at 1,000 hosts the default thresholds cost some 6 % of its CPU, most of
+# it full collections walking the modules and schema loaded before the crawl (frozen out of them during it)
+CRAWL_GC_THRESHOLD = (7000, 10, 10)
+_gc_lock = threading.Lock()
+_gc_runs: list[tuple[int, int, int]] = []  # the thresholds before the first crawl still running in this process
+
+
+@contextmanager
+def collector_tuned_for_crawl() -> Iterator[None]:
+    """While a crawl runs: objects that existed before it frozen out of the cyclic collector's passes, and its
+    thresholds raised; both put back when the last crawl running in the process ends. Measured at 1,000 hosts:
+    1.6 CPU-s in the collector for the two runs of bench_polite_crawl, 0.5 s so."""
+    with _gc_lock:
+        if not _gc_runs:
+            gc.freeze()
+            _gc_runs.append(gc.get_threshold())
+            gc.set_threshold(*CRAWL_GC_THRESHOLD)
+        else:
+            _gc_runs.append(_gc_runs[0])
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            before = _gc_runs.pop()
+            if not _gc_runs:
+                gc.set_threshold(*before)
+                gc.unfreeze()
+
+
 def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     """Requests in flight across hosts: enough for every host to use all its slots at once, at most `cap`
     (GONGKAI_CRAWL_WORKERS). With 1 s delay and 100 ms latency, 1,000 hosts need some 100 in flight;
@@ -453,6 +484,10 @@ class CrawlScheduler:
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
         tune_malloc()
+        with collector_tuned_for_crawl():
+            return self._drive(walk, threads)
+
+    def _drive(self, walk: Walk, threads: int) -> Walk:
         fetch_pool = Workers(threads, "gongkai-fetch")
         ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
         try:

@@ -366,3 +366,30 @@ def test_page_text_index_reads_every_element_as_get_text_does() -> None:
                 assert page.get(el, separator) == get_text(el, separator)
                 compared += 1
     assert compared > 1000
+
+
+def test_the_collector_is_tuned_during_a_crawl_and_put_back_after(portal: Portal, tmp_path: Path) -> None:
+    """At 1,000 hosts the cyclic collector's default thresholds cost some 6 % of a crawl's CPU, mostly full passes over
+    the modules loaded before it: during a crawl those are frozen out and the thresholds raised; after it, both are
+    as they were."""
+    import gc
+
+    from gongkai.crawler.scheduler import CRAWL_GC_THRESHOLD, collector_tuned_for_crawl
+
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, int, int], int]] = []
+    archive = open_archive(tmp_path / "gc-archive")
+
+    def watching(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    crawl(portal, tmp_path, workers=8, delay=0.0, ingest=watching, hosts=2)
+    assert seen and all(threshold == CRAWL_GC_THRESHOLD and frozen > 0 for threshold, frozen in seen), seen[:3]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    # two crawls at once in one process (tests, tools): the first to end leaves the tuning to the other
+    with collector_tuned_for_crawl():
+        with collector_tuned_for_crawl():
+            pass
+        assert gc.get_threshold() == CRAWL_GC_THRESHOLD
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
