@@ -95,8 +95,8 @@ def processes_with_prefect_limits(processes: int) -> int:
 
 @dataclass
 class ChildPlan:
-    """What a child is given: its portals, the fetcher's factory (picklable: flows.crawl.Politeness.fetcher), the crawl
-    state of its hosts, the run's settings."""
+    """What a child is given: its portals, the fetcher's factory (picklable: crawler.politeness.Politeness.fetcher), the
+    crawl state of its hosts, the run's settings."""
 
     index: int
     portals: list[Portal]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -25,17 +26,22 @@ def _fresh(code: str) -> dict[str, object]:
 
 
 def test_a_crawler_process_imports_without_loading_the_schema() -> None:
-    # what a spawned crawler process imports before it is given its plan: its entry module, and the fetcher's
-    # factory (flows.crawl.Politeness) unpickled from the plan
-    seen = _fresh("""
-        import json, sys
-        import gongkai.crawler.processes, gongkai.flows.crawl
+    # what a spawned crawler process imports before its first request: its entry module, and the fetcher's factory
+    # the flows hand it (Politeness.fetcher), unpickled from its plan
+    from gongkai.flows.crawl import Politeness
+
+    factory = pickle.dumps(Politeness().fetcher).hex()
+    seen = _fresh(f"""
+        import json, pickle, sys
+        import gongkai.crawler.processes
+        pickle.loads(bytes.fromhex("{factory}"))
         import gongkai.schema as schema
-        print(json.dumps({"loaded": vars(schema).get("_SCHEMA") is not None,
-                          "loading": "gongkai.schema.loading" in sys.modules,
-                          "models": "gongkai.schema.models" in sys.modules}))
+        print(json.dumps({{"loaded": vars(schema).get("_SCHEMA") is not None,
+                          "imported": sorted(m for m in ("gongkai.schema.loading", "gongkai.schema.models",
+                                                         "gongkai.settings", "pydantic_settings", "gongkai.flows.crawl",
+                                                         "gongkai.flows.pipeline") if m in sys.modules)}}))
     """)
-    assert seen == {"loaded": False, "loading": False, "models": False}
+    assert seen == {"loaded": False, "imported": []}
 
 
 CALLERS = {
