@@ -35,7 +35,7 @@ from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
 from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, host_slots
 from gongkai.crawler.state import CrawlState, Entry
-from gongkai.schema import Schema, adopt_schema, current_schema
+from gongkai.schema import Schema, adopt_schema, loaded_schema
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -375,9 +375,10 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, events to the
     listener."""
     try:
-        # loaded here, once for all children (the flows have it already), while they start: ~0.6 ms to unpickle in
-        # each child where loading it costs ~100 ms (gongkai.schema)
-        child.send(("plan", replace(plan, schema=current_schema())))
+        # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
+        # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a
+        # child without it loads its own at its first title, after its first requests
+        child.send(("plan", replace(plan, schema=loaded_schema())))
         while True:
             if not child.conn.poll(POLL_S):
                 if not child.process.is_alive() and not child.conn.poll(0):

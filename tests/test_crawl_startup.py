@@ -91,9 +91,11 @@ def test_threads_reading_first_load_it_once_and_a_given_schema_is_not_reloaded()
     assert seen == {"loads": 1, "adopted": True, "after": 1}
 
 
-def test_the_parent_hands_its_schema_to_the_child() -> None:
-    # the plan the parent sends (crawler.processes._serve) carries the parent's schema, picklable as the pipe needs
-    seen = _fresh("""
+@pytest.mark.parametrize("parent_loaded", [True, False])
+def test_the_parent_hands_its_schema_to_the_child(parent_loaded: bool) -> None:
+    # the plan the parent sends (crawler.processes._serve) carries the parent's schema when it has loaded it,
+    # picklable as the pipe needs; a parent without one does not load it for the child (it would hold the plan back)
+    seen = _fresh(f"""
         import json, pickle
         import gongkai.schema as schema
         from gongkai.crawler import processes
@@ -105,10 +107,13 @@ def test_the_parent_hands_its_schema_to_the_child() -> None:
             exitcode = 0
             def is_alive(self): return False
             def join(self, timeout=None): pass
-        plan = processes.ChildPlan(0, [], None, {}, None, None, 1, 1, 0.0)
+        if {parent_loaded}:
+            schema.current_schema()
+        plan = processes.ChildPlan(0, [], None, {{}}, None, None, 1, 1, 0.0)
         child = processes.Child(0, [], Proc(), Conn())
-        processes._serve(child, plan, None, {}, None, None)
+        processes._serve(child, plan, None, {{}}, None, None)
         kind, got = pickle.loads(sent[0])
-        print(json.dumps({"kind": kind, "schema": got.schema == schema.current_schema()}))
+        print(json.dumps({{"kind": kind, "schema": got.schema == schema.loaded_schema(),
+                          "given": got.schema is not None}}))
     """)
-    assert seen == {"kind": "plan", "schema": True}
+    assert seen == {"kind": "plan", "schema": True, "given": parent_loaded}
