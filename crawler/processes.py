@@ -35,6 +35,7 @@ from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
 from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, host_slots
 from gongkai.crawler.state import CrawlState, Entry
+from gongkai.schema import Schema, adopt_schema, loaded_schema
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ def processes_with_prefect_limits(processes: int) -> int:
 
 @dataclass
 class ChildPlan:
-    """What a child is given: its portals, the fetcher's factory (picklable: flows.crawl.Politeness.fetcher), the crawl
-    state of its hosts, the run's settings."""
+    """What a child is given: its portals, the fetcher's factory (picklable: crawler.politeness.Politeness.fetcher), the
+    crawl state of its hosts, the run's settings."""
 
     index: int
     portals: list[Portal]
@@ -107,6 +108,7 @@ class ChildPlan:
     ingest_workers: int
     grace: float
     ingest_timeout: float = INGEST_TIMEOUT_S
+    schema: Schema | None = None  # the parent's, validated: the child reads its title rules without loading its own
 
 
 @dataclass
@@ -246,6 +248,8 @@ def child_main(conn: Any, parent_pid: int) -> None:
     except (EOFError, OSError):
         return
     assert kind == "plan" and isinstance(plan, ChildPlan)
+    if plan.schema is not None:
+        adopt_schema(plan.schema)
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
     try:
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
@@ -371,7 +375,10 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, events to the
     listener."""
     try:
-        child.send(("plan", plan))
+        # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
+        # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a
+        # child without it loads its own at its first title, after its first requests
+        child.send(("plan", replace(plan, schema=loaded_schema())))
         while True:
             if not child.conn.poll(POLL_S):
                 if not child.process.is_alive() and not child.conn.poll(0):

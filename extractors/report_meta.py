@@ -10,9 +10,26 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from gongkai import schema
 from gongkai.extractors.model import Document
 from gongkai.extractors.textnorm import clean_text, fold
-from gongkai.schema import TITLES
+
+
+class _TitleRules:
+    """schema's title rules, read where a title is judged and not at this module's import: the crawler's processes
+    import it before their first request, and are handed the schema by their parent (crawler/processes.py)."""
+
+    @property
+    def report(self) -> re.Pattern[str]:
+        return schema.TITLES.report
+
+    @property
+    def not_report(self) -> re.Pattern[str]:
+        return schema.TITLES.not_report
+
+
+TITLES = _TitleRules()
+
 
 _YEAR = r"((?:19|20)\d{2})"
 _CN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")

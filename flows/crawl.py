@@ -13,17 +13,16 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
-from gongkai.crawler.fetcher import Fetcher
-from gongkai.crawler.host_limits import PrefectHostGate, ensure_host_limits, hosts_held
+from gongkai.crawler.politeness import Politeness  # its own module: a crawler process imports it (light)
 from gongkai.crawler.processes import crawl_in_processes, process_count, processes_with_prefect_limits
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
-from gongkai.crawler.scheduler import CrawlScheduler, HostSlots, host_slots
+from gongkai.crawler.scheduler import CrawlScheduler, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
 from gongkai.flows.logs import run_logger
 from gongkai.flows.pipeline import ExtractionCache, Pipeline, extraction_pool
@@ -38,40 +37,6 @@ from gongkai.warehouse.runs import RecordedRun
 FAILED_PORTAL = ("failed", "empty")
 # threads of the flows' task runner; the crawl's requests in flight are GONGKAI_CRAWL_WORKERS (the scheduler's threads)
 MAX_THREADS = 64
-
-
-@dataclass
-class Politeness:
-    """Fetcher settings; the defaults are for real portals (the demo and the benchmark turn the delay off)."""
-
-    delay: float = 1.0
-    concurrency: int = 2
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 1.0
-    max_bytes: int = 50 * 1024 * 1024
-    prefect_limits: bool = False  # per-host limits as Prefect global concurrency limits (across processes)
-    host_leases: bool = False  # each host held by this crawl alone on the Prefect server (shards: whole hosts each)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Politeness:
-        """The settings' values, with the caller's (command-line flags, the demo's) where given."""
-        return cls(**(settings.politeness() | {k: v for k, v in overrides.items() if v is not None}))
-
-    def hosts_held(self, hosts: frozenset[str], timeout_s: float) -> Any:
-        """While the crawl runs: its hosts held against other runs (`host_leases`), or nothing to hold."""
-        return hosts_held(hosts, self.delay, timeout_s) if self.host_leases else nullcontext()
-
-    def fetcher(self, hosts: frozenset[str]) -> Fetcher:
-        inner = None
-        if self.prefect_limits:
-            ensure_host_limits(sorted(hosts), self.concurrency, self.delay)
-            inner = PrefectHostGate(self.delay)
-        # the crawl scheduler's per-host slots: the scheduler gives turns, every request of the fetcher takes one
-        gate = HostSlots(self.concurrency, self.delay, inner=inner)
-        return Fetcher(hosts, delay=self.delay, concurrency=self.concurrency, timeout=(self.connect_timeout, self.read_timeout),
-                       retries=self.retries, backoff=self.backoff, max_bytes=self.max_bytes, gate=gate)
 
 
 # Progress listener for the command line (a callable cannot be a flow parameter): (event, count).

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         return Limits(max_pages=self.ocr_max_pages, budget=self.ocr_budget, dpi=self.ocr_dpi, threads=self.ocr_threads)
 
     def politeness(self) -> dict[str, Any]:
-        """The fetcher's settings (flows.crawl.Politeness fields)."""
+        """The fetcher's settings (crawler.politeness.Politeness fields)."""
         return {name: getattr(self, f"crawl_{name}") for name in (
             "delay", "concurrency", "connect_timeout", "read_timeout", "retries", "backoff", "max_bytes", "prefect_limits")}
 

@@ -1,6 +1,6 @@
 """The common schema as data: templates, tables, labels, value rules and reconciliation rules.
 
-Everything is declared in schema/data/*.toml, validated once at import by the models of schema/models.py
+Everything is declared in schema/data/*.toml, validated once, on first use, by the models of schema/models.py
 (an unknown key, a misspelt row or a check naming a missing column is a SchemaError naming file, entry and
 key); code reads these objects and never spells a label itself. Adding a template version or a label
 variant is a data change.
@@ -9,8 +9,10 @@ variant is a data change.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 DATA = Path(__file__).parent / "data"
 
@@ -162,18 +164,60 @@ def load_schema(data: Path = DATA) -> Schema:
     return load(data)
 
 
-# Validated once, at import: a slip in schema/data stops every command with one line (~100 ms, pydantic).
-_SCHEMA = load_schema()
-TABLES: dict[str, TableDef] = _SCHEMA.tables
-TEMPLATES: tuple[Template, ...] = _SCHEMA.templates
-RULES: tuple[Rule, ...] = _SCHEMA.rules
-VALUES: ValueRules = _SCHEMA.values
-TITLES: TitleRules = _SCHEMA.titles
-CONCEPTS: Concepts = _SCHEMA.concepts
+# Validated once, on first use (a module reading TABLES, TEMPLATES, … at its import loads it then): a slip in
+# schema/data stops every command that uses it with one line. Not at this module's import: loading costs ~110 ms
+# (pydantic and the TOML files), which a crawler process, started per crawl, would pay before its first request
+# though it reads only the title rules, and its parent hands it the schema it loaded (adopt_schema).
+_SCHEMA: Schema | None = None
+_LOADING = threading.Lock()  # one load, when several threads read the schema first at once
+_FIELDS = {"TABLES": "tables", "TEMPLATES": "templates", "RULES": "rules", "VALUES": "values", "TITLES": "titles",
+           "CONCEPTS": "concepts"}
+
+if TYPE_CHECKING:  # module attributes, loaded by __getattr__ on first read
+    TABLES: dict[str, TableDef]
+    TEMPLATES: tuple[Template, ...]
+    RULES: tuple[Rule, ...]
+    VALUES: ValueRules
+    TITLES: TitleRules
+    CONCEPTS: Concepts
+
+
+def current_schema() -> Schema:
+    """schema/data as validated objects: loaded on the first call, then kept."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        with _LOADING:
+            if _SCHEMA is None:
+                _SCHEMA = load_schema()
+    return _SCHEMA
+
+
+def loaded_schema() -> Schema | None:
+    """The schema if this process has loaded it (or was given it), else None: nothing is loaded."""
+    return _SCHEMA
+
+
+def adopt_schema(schema: Schema) -> None:
+    """Use a schema this process was given (a crawler process, by the parent that validated it from the same files)
+    instead of loading its own; no effect once one is loaded."""
+    global _SCHEMA
+    with _LOADING:
+        if _SCHEMA is None:
+            _SCHEMA = schema
+
+
+def __getattr__(name: str) -> object:
+    """TABLES, TEMPLATES, RULES, VALUES, TITLES, CONCEPTS: read from the schema, loaded on the first read."""
+    field = _FIELDS.get(name)
+    if field is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(current_schema(), field)
+    globals()[name] = value  # later reads find it without this call
+    return value
 
 
 def template(key: str) -> Template:
-    return next(t for t in TEMPLATES if t.key == key)
+    return next(t for t in current_schema().templates if t.key == key)
 
 
 def table_for_address(address: str, template_key: str) -> TableDef:

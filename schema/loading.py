@@ -1,6 +1,7 @@
 """Loading schema/data: each file validated by its model (schema/models.py), then what refers to what across
 files checked (a template's tables, a row's columns and group, a check's rows and columns), then the frozen
-objects of gongkai.schema built. Imported only when the data must be validated (see gongkai.schema._validated)."""
+objects of gongkai.schema built. Imported only when the data must be validated (gongkai.schema.current_schema:
+on first use)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gongkai.schema import RULES, Rule, TableDef, expand_parts, table_for_address
+from gongkai import schema
+from gongkai.schema import Rule, TableDef, expand_parts, table_for_address
 
 Number = int | float
 TOLERANCE = 1e-6
@@ -40,7 +41,7 @@ def reconcile(
     """Every document-level check of the template on these cells; `unreadable` names cells whose text was not a number."""
     unreadable_set = set(unreadable)
     checks: list[Check] = []
-    for rule in RULES:
+    for rule in schema.RULES:  # the schema loaded on first use, not at import (gongkai.schema)
         if rule.kind in ("year_over_year", "cumulative_chain"):
             continue  # across years: the warehouse
         try:
@@ -123,7 +124,7 @@ def _tidy(value: Number) -> Number:
 def year_over_year(previous: Mapping[str, Number | None], current: Mapping[str, Number | None], template_key: str) -> list[Check]:
     """carried_forward of year Y-1 against carried_over of year Y, per column (the warehouse-level rule)."""
     out = []
-    for rule in RULES:
+    for rule in schema.RULES:  # the schema loaded on first use, not at import (gongkai.schema)
         if rule.kind != "year_over_year":
             continue
         table = table_for_address(rule.table, template_key)
