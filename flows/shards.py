@@ -50,7 +50,7 @@ from gongkai.crawler.registry import load_registry, select
 from gongkai.crawler.registry import split_by_host as shard_portals  # noqa: I001  (the split shared with crawler/processes.py)
 from gongkai.flows.plain import prefect_flow
 from gongkai.logs import now_iso
-from gongkai.settings import Settings, load_settings
+from gongkai.settings import Settings, load_settings, name_database_sessions
 
 FLOW_NAME = "gongkai-shard"
 DEPLOYMENT_NAME = "shard"
@@ -65,7 +65,6 @@ SHARD_STALE_S = max(MIN_STALE_S, STALE_HEARTBEATS * SHARD_BEAT_S)  # a shard sil
 FENCE_LOCK_WAIT_S = 2.0  # the parent's fence waits this long for a shard's load to commit before ending its sessions
 FENCE_TRIES = 3
 # Test hook: a slower shard beat (seconds) in this process, to show a load racing its next beat after a stall.
-SHARD_BEAT_ENV = "GONGKAI_TEST_SHARD_BEAT_S"
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +92,11 @@ def _shard(
     or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
     from prefect.runtime import flow_run
 
-    # every warehouse session of this shard named after it (libpq reads PGAPPNAME): the parent can end them on its fence
-    os.environ["PGAPPNAME"] = shard_session_name(str(flow_run.id))
+    # every warehouse session of this shard named after it: the parent can end them on its fence
+    name_database_sessions(shard_session_name(str(flow_run.id)))
     settings = load_settings()
     run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
-    beat_s = float(os.environ.get(SHARD_BEAT_ENV) or SHARD_BEAT_S)
-    with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run, beat_s):
+    with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run, settings.shard_beat_s):
         return _shard_body(kind, portal_ids, shard, parent_run, token, settings, run_params, years, registry_file, demo_port,
                            politeness, all_documents, older_than)
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     crawl_max_items: int = Field(5000, ge=1)
     crawl_portal_deadline: float = Field(3600.0, gt=0)
     crawl_state_save_s: float = Field(10.0, gt=0)  # seconds between saves of the crawl state during a crawl
+    # seconds between a shard's signs of life in the warehouse; its parent gives a shard up after 10 s of silence, so
+    # keep it well under that (tests lengthen it so that a stalled shard's load, not its beat, meets the fence first)
+    shard_beat_s: float = Field(2.0, gt=0)
 
     nightly_cron: str = "0 2 * * *"
     nightly_tz: str = "Asia/Shanghai"
@@ -179,6 +182,12 @@ def _as_value_error(check: Any, value: str) -> str:
         return str(check(value))
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def name_database_sessions(name: str) -> None:
+    """Every PostgreSQL session this process opens from now on carries `name` as its application_name (libpq reads
+    PGAPPNAME): a shard's, so the parent can find and end them when it fences the shard."""
+    os.environ["PGAPPNAME"] = name
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -33,7 +33,7 @@ DELAY, CONCURRENCY = 0.4, 2
 HOSTS = {0: [1, 2, 99], 1: [3, 4], 2: [5, 99]}
 PORTALS = [("a1", 0, 1), ("a2", 0, 2), ("dup-east", 0, 99), ("a3", 1, 3), ("a4", 1, 4), ("a5", 2, 5), ("dup-west", 2, 99)]
 PAUSE_IN_LOAD = "GONGKAI_TEST_PAUSE_IN_LOAD"  # warehouse/store.py's hook: seconds asleep inside a load transaction
-SHARD_BEAT = "GONGKAI_TEST_SHARD_BEAT_S"  # flows/shards.py's hook: the shard's beat interval
+SHARD_BEAT = "GONGKAI_SHARD_BEAT_S"  # the shard's beat interval (settings.shard_beat_s)
 
 pytestmark = pytest.mark.postgres
 
