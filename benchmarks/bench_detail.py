@@ -1,5 +1,5 @@
 """Detail-page benchmark: the CPU of crawler/detail.py's parse_detail on the 5,000 detail pages of bench_crawl.py's
-portal (1,000 agencies x 5 years) and on every saved real HTML page (tests/ and /work/shared), side by side with
+portal (1,000 agencies x 5 years) and on every saved real HTML page (tests/ and ../shared), side by side with
 another version of the module when one is given (the same pages, interleaved rounds, the best of each).
 
     .venv/bin/python benchmarks/bench_detail.py                             # this checkout's parse_detail
@@ -40,7 +40,8 @@ def bench_pages(agencies: int) -> Pages:
 def real_pages() -> Pages:
     paths = sorted((ROOT / "tests" / "corpus" / "documents").glob("*.htm*"))
     paths += sorted(p for p in (ROOT / "tests" / "portals").iterdir() if p.is_file() and "htm" in p.suffix)
-    for folder in (Path("/work/shared/corpus/documents"), Path("/work/shared/portals")):
+    shared = Path(os.environ.get("GONGKAI_SHARED") or ROOT.parent / "shared")  # ../shared beside the clone, when there
+    for folder in (shared / "corpus" / "documents", shared / "portals"):
         paths += sorted(folder.glob("*.htm*")) if folder.is_dir() else []
     return [(p.read_text("utf-8", "replace"), f"http://h/a/{p.name}") for p in paths]
 

@@ -2,8 +2,8 @@
 checkouts side by side in one run (old, new, old, new, ...), against the polite-crawl benchmark's portal (one
 asyncio process, N loopback ports, `--latency` per response), so the load of the machine hits both alike.
 
-    .venv/bin/python benchmarks/bench_fetch_wire.py --old /work/main --new .            # CPU per 1,000 requests
-    .venv/bin/python benchmarks/bench_fetch_wire.py --old /work/main --new . --strace   # + syscalls per request
+    .venv/bin/python benchmarks/bench_fetch_wire.py --old OLD_CHECKOUT --new .            # CPU per 1,000 requests
+    .venv/bin/python benchmarks/bench_fetch_wire.py --old OLD_CHECKOUT --new . --strace   # + syscalls per request
 
 Each client process (PYTHONPATH = its checkout) fetches every host's robots.txt, listing, 5 detail pages and 5
 documents (the crawl's mix) `--rounds` times on `--threads` threads, each thread its own hosts, no politeness delay;

@@ -6,13 +6,14 @@ they are served with, and generated hostile pages."""
 from __future__ import annotations
 
 import codecs
+import os
 import random
 import sys
 from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path("/work/shared")
+SHARED = Path(os.environ.get("GONGKAI_SHARED") or ROOT.parent / "shared")  # ../shared beside the clone, when there
 HTML = "text/html; charset=utf-8"
 
 

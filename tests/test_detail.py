@@ -4,6 +4,7 @@ reads grows with the page, not with the page times its nesting."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from gongkai.crawler.detail import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path("/work/shared")
+SHARED = Path(os.environ.get("GONGKAI_SHARED") or ROOT.parent / "shared")  # ../shared beside the clone, when there
 
 
 def real_pages() -> list[str]:
