@@ -20,7 +20,7 @@ STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
 NO_ELEMENTS: frozenset[Element] = frozenset()
 
 
-def parse_html(text: str) -> Element | None:
+def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
     whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
 
@@ -31,7 +31,7 @@ def parse_html(text: str) -> Element | None:
     listing is; the fetcher's size cap bounds what a page can hold."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
     for encoding in (None, "utf-8"):  # (the bytes only when the text fails)
-        parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=True)
+        parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=huge_tree)
         try:
             parser.feed(text if encoding is None else text.encode("utf-8"))
             root = parser.close()
