@@ -91,3 +91,65 @@ def validators(entry: dict[str, Any] | None) -> dict[str, str]:
     if entry.get("last_modified"):
         headers["If-Modified-Since"] = entry["last_modified"]
     return headers
+
+
+# --- the old code in its classes (for a like-for-like benchmark: the same locks, buffer and file) ---------------------
+
+def old_classes() -> tuple[type, type]:
+    """(Documents, CrawlState) as they were: today's classes with the old encoding, parsing and save."""
+    import os
+    import tempfile
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+    from gongkai.crawler import crawl, state
+
+    class OldDocuments(crawl.Documents):
+        def append(self, outcome: IngestOutcome) -> None:
+            self._write(document_line(outcome), 1)
+
+        def extend(self, outcomes: Iterable[IngestOutcome]) -> None:
+            if isinstance(outcomes, crawl.Documents):
+                self._write(outcomes._bytes(), len(outcomes))
+                return
+            for outcome in outcomes:
+                self.append(outcome)
+
+        def _rows(self) -> Iterator[list[Any]]:
+            offset = 0
+            while True:
+                with self._lock:
+                    self._file.seek(offset)
+                    lines = self._file.readlines(crawl.SPOOL_BYTES)
+                    offset = self._file.tell()
+                if not lines:
+                    return
+                for line in lines:
+                    yield json.loads(line.decode("utf-8", "surrogatepass"))
+
+    class OldCrawlState(state.CrawlState):
+        def __init__(self, path: Path | None) -> None:
+            super().__init__(None)
+            self.path = path
+            if path is not None and path.exists():
+                self._entries = load(path.read_text("utf-8"))
+
+        def validators(self, url: str) -> dict[str, str]:
+            return validators(self.get(url))
+
+        def commit(self, url: str, *, etag: str | None, last_modified: str | None, derived: Any = None) -> None:
+            if not (etag or last_modified):
+                return
+            self.commit_entry(url, pack(etag, last_modified, derived))
+
+        def save(self) -> None:
+            assert self.path is not None
+            with self._lock:
+                text = dumps(self._entries)
+                self._unsaved = 0
+            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+                out.write(text)
+            os.replace(tmp, self.path)
+
+    return OldDocuments, OldCrawlState
