@@ -179,7 +179,7 @@ def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
 def page_steps(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Generator[Fetch, Any, PageResult]:
     """Fetch and parse one listing page. A first page that is not modified returns the listing cached last time."""
     cached = ctx.state.get(request.url) if request.is_first else None
-    validators = ctx.state.validators(request.url) if cached and cached.get("derived") is not None else None
+    validators = validators_of(cached) if cached and cached.get("derived") is not None else None  # not looked up again
     resp: Response = yield Fetch(request.url, validators, request.method, request.data)
     if resp.not_modified and cached:
         return PageResult(portal.id, [Candidate(**c) for c in cached["derived"]], [], True, resp)

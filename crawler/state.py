@@ -86,16 +86,20 @@ def _from_json(entries: Any) -> dict[str, Entry]:
     if not isinstance(entries, dict):
         raise ValueError("not a JSON object")
     out: dict[str, Entry] = {}
+    intern = sys.intern
     for url, e in entries.items():
-        if isinstance(e, dict) and isinstance(e.get("etag") or e.get("last_modified"), str):
-            out[url] = pack(_str_or_none(e.get("etag")), _str_or_none(e.get("last_modified")), e.get("derived"))
+        if not isinstance(e, dict):
+            continue
+        etag, last_modified = e.get("etag"), e.get("last_modified")
+        if isinstance(etag or last_modified, str):  # pack(), each value read once (11,000 entries at 1,000 hosts)
+            derived = e.get("derived")
+            out[url] = (intern(etag) if isinstance(etag, str) else None,
+                        intern(last_modified) if isinstance(last_modified, str) else None,
+                        None if derived is None else _json_bytes(derived))
     if len(out) < len(entries):
         log.warning("crawl state: %d malformed entr(ies) left out", len(entries) - len(out))
     return out
 
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _quote(value: Any) -> str:
