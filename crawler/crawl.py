@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import operator
 import os
 import tempfile
 import threading
@@ -33,7 +34,7 @@ from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
 from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
 from gongkai.crawler.pictures import picture_steps
 from gongkai.crawler.registry import Portal
-from gongkai.crawler.state import CrawlState
+from gongkai.crawler.state import CrawlState, validators_of
 from gongkai.extractors.report_meta import TitleVerdict, classify_title
 from gongkai.warehouse.store import IngestOutcome
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 # ingest(data, name=, url=, agency=, year=, portal=) -> the ingest path's outcome
 Ingest = Callable[..., IngestOutcome]
 INGESTED = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
+# an item's outcomes after which its detail page's state is committed (not "failed": a crashed load retries it in full)
+_SETTLED = frozenset((*INGESTED[:5], "not_modified", "refused"))
 # One outcome type from fetch or file to the run summary: a crawled file's outcome is an ingest outcome with
 # its portal, URL and listing title; a fetch that ingested nothing has outcome not_modified / refused /
 # fetch_failed (or crashed, when its task raised).
@@ -176,7 +179,7 @@ def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
 def page_steps(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Generator[Fetch, Any, PageResult]:
     """Fetch and parse one listing page. A first page that is not modified returns the listing cached last time."""
     cached = ctx.state.get(request.url) if request.is_first else None
-    validators = ctx.state.validators(request.url) if cached and cached.get("derived") is not None else None
+    validators = validators_of(cached) if cached and cached.get("derived") is not None else None  # not looked up again
     resp: Response = yield Fetch(request.url, validators, request.method, request.data)
     if resp.not_modified and cached:
         return PageResult(portal.id, [Candidate(**c) for c in cached["derived"]], [], True, resp)
@@ -268,7 +271,8 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
     if looks_like_document(candidate.url):
         return [(yield from _fetch_and_ingest(ctx, portal, candidate.url, candidate.title, verdict))]
     cached = ctx.state.get(candidate.url)
-    validators = ctx.state.validators(candidate.url) if cached and cached.get("derived") else None
+    # the validators of the state just read (ctx.state.validators would look the URL up and parse its JSON again)
+    validators = validators_of(cached) if cached and cached.get("derived") else None
     try:
         resp = yield Fetch(candidate.url, validators)
     except FetchError as exc:
@@ -289,7 +293,7 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
         if ctx.first_time(url):
             results.append((yield from _fetch_and_ingest(ctx, portal, url, candidate.title, verdict)))
     # a refusal (robots.txt, foreign host) is policy, not failure: it does not make the page be fetched in full again
-    if all(r.outcome in (*INGESTED[:5], "not_modified", "refused") for r in results) and not resp.not_modified:
+    if not resp.not_modified and all(r.outcome in _SETTLED for r in results):
         ctx.state.commit(candidate.url, etag=resp.etag, last_modified=resp.last_modified, derived=detail.to_dict())
     return results
 
@@ -297,6 +301,10 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
 # --- the walk of one run ------------------------------------------------------------------------------
 
 _FIELDS = tuple(f.name for f in fields(IngestOutcome))
+# a document's line: its fields' values as a JSON array, by one encoder made once (json.dumps with an option builds a
+# JSONEncoder at every call) over a tuple of the values in field order (the same text as the list it replaces)
+_VALUES = operator.attrgetter(*_FIELDS)
+_LINE = json.JSONEncoder(ensure_ascii=False).encode
 SPOOL_BYTES = 256 * 1024  # the documents' lines kept in one buffer up to this size, then in a temporary file
 
 
@@ -315,8 +323,7 @@ class Documents(Sequence[IngestOutcome]):
         self.extend(outcomes)
 
     def append(self, outcome: IngestOutcome) -> None:
-        line = json.dumps([getattr(outcome, name) for name in _FIELDS], ensure_ascii=False)
-        self._write(line.encode("utf-8", "surrogatepass") + b"\n", 1)
+        self._write(_line(outcome), 1)
 
     def _write(self, data: bytes, count: int) -> None:
         with self._lock:
@@ -328,8 +335,9 @@ class Documents(Sequence[IngestOutcome]):
         if isinstance(outcomes, Documents):
             self._write(outcomes._bytes(), len(outcomes))
             return
-        for outcome in outcomes:
-            self.append(outcome)
+        lines = [_line(outcome) for outcome in outcomes]  # one write, one lock, for an item's files
+        if lines:
+            self._write(b"".join(lines), len(lines))
 
     def _bytes(self) -> bytes:
         with self._lock:
@@ -346,8 +354,8 @@ class Documents(Sequence[IngestOutcome]):
                 offset = self._file.tell()
             if not lines:
                 return
-            for line in lines:
-                yield json.loads(line.decode("utf-8", "surrogatepass"))
+            # one parse a chunk: its lines as one JSON array (each line is an array and its newline, whitespace to JSON)
+            yield from json.loads((b"[" + b",".join(lines) + b"]").decode("utf-8", "surrogatepass"))
 
     def __len__(self) -> int:
         return self._count
@@ -391,6 +399,11 @@ class Documents(Sequence[IngestOutcome]):
     def as_dicts(self) -> list[dict[str, Any]]:
         """As the run summary lists them (IngestOutcome.as_dict of each)."""
         return [dict(zip(_FIELDS, row, strict=True)) for row in self._rows()]
+
+
+def _line(outcome: IngestOutcome) -> bytes:
+    """A document's line in the record: its values in field order as JSON, UTF-8 (a lone surrogate kept as it is)."""
+    return (_LINE(_VALUES(outcome)) + "\n").encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True)
