@@ -377,3 +377,34 @@ def test_a_file_that_cannot_be_spilled_leaves_no_partial_copy(tmp_path: Path) ->
                           env={**os.environ})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["refused 27", "[]"]  # EFBIG, and nothing left behind
+
+
+def test_spill_folders_of_processes_that_died_are_removed_by_the_next_spill(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process killed mid-crawl (a fenced shard SIGKILLs itself) left its spill folder, with downloaded files, in the
+    temporary folder for good; the next spill in this user's crawls removes it, and only it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from gongkai.crawler import scheduler as scheduler_module
+    from gongkai.crawler.crawl import IngestFile
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has now (reused within this test: not on a quiet machine)
+    prefix = "gongkai-ingest-backlog-"  # scheduler.SPILL_PREFIX
+    dead = tmp_path / f"{prefix}{gone.pid}-abc"
+    alive = tmp_path / f"{prefix}{os.getpid()}-def"
+    other = tmp_path / f"{prefix}notapid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "ingest-x").write_bytes(b"downloaded")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    slots = HostSlots(1, 0.0)
+    ctx = CrawlContext(Fetcher(frozenset(), gate=slots), CrawlState(None), lambda *_a, **_k: None)  # type: ignore[arg-type]
+    scheduler = CrawlScheduler(ctx, slots)
+    step = scheduler._spilled(IngestFile(b"pdf", "a.pdf", "http://h/a.pdf", None, None, None))  # type: ignore[arg-type]
+    assert step.spilled is not None and Path(step.spilled).read_bytes() == b"pdf"
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert Path(step.spilled).parent.name.startswith(f"{prefix}{os.getpid()}-")
+    assert scheduler_module.remove_abandoned_spill_dirs(str(tmp_path)) == 0  # this process's own folders are kept
