@@ -136,8 +136,12 @@ class IngestFile:
         """The same step with its bytes in a file of `folder` (a backlog of files waiting for the ingest path holds
         their paths, not the files: bounded memory however far the fetching is ahead)."""
         fd, path = tempfile.mkstemp(prefix="ingest-", dir=folder)
-        with os.fdopen(fd, "wb") as out:
-            out.write(self.data)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(self.data)
+        except BaseException:  # a full disk: the file stays in memory (the caller), no partial copy fills it further
+            Path(path).unlink(missing_ok=True)
+            raise
         return replace(self, data=b"", spilled=path)
 
     def unspill(self) -> IngestFile:

@@ -27,6 +27,7 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import queue
 import shutil
 import tempfile
@@ -359,6 +360,36 @@ def collector_tuned_for_crawl() -> Iterator[None]:
             if not _gc_runs:
                 gc.set_threshold(*before)
                 gc.unfreeze()
+
+
+SPILL_PREFIX = "gongkai-ingest-backlog-"  # then the pid of the process whose crawl spilled, "-", mkdtemp's letters
+MAX_ABANDONED_LOOKED_AT = 256
+
+
+def remove_abandoned_spill_dirs(parent: str) -> int:
+    """Remove the spill folders of this user's processes that no longer run: a process that ends without its crawl's
+    cleanup (SIGKILL: a fenced shard stops itself so, an OOM kill) leaves downloaded files behind in the temporary
+    folder, up to the backlog's worth each time. A folder whose process is alive (or whose pid is now another live
+    process's) is kept. At most MAX_ABANDONED_LOOKED_AT folders looked at per call; the number removed returned."""
+    removed = 0
+    try:
+        entries = os.scandir(parent)
+    except OSError:
+        return 0
+    with entries:
+        for entry in itertools.islice((e for e in entries if e.name.startswith(SPILL_PREFIX)), MAX_ABANDONED_LOOKED_AT):
+            pid_text = entry.name[len(SPILL_PREFIX):].split("-", 1)[0]
+            try:
+                if not pid_text.isdigit() or entry.stat(follow_symlinks=False).st_uid != os.getuid() \
+                        or not entry.is_dir(follow_symlinks=False):
+                    continue
+                os.kill(int(pid_text), 0)  # alive (or not ours to signal): kept
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+            except (OSError, OverflowError):  # gone meanwhile, not ours to signal, a pid past any C int
+                continue
+    return removed
 
 
 def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
@@ -805,7 +836,8 @@ class CrawlScheduler:
             if self._spill_dir is None:
                 with self._backlog_lock:  # one folder per run
                     if self._spill_dir is None:
-                        self._spill_dir = tempfile.mkdtemp(prefix="gongkai-ingest-backlog-")
+                        remove_abandoned_spill_dirs(tempfile.gettempdir())
+                        self._spill_dir = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
             spilled = step.spill(self._spill_dir)
             self.stats.spilled += 1  # several workers: += under the GIL may lose one now and then (a statistic)
             return spilled

@@ -32,7 +32,8 @@ MAX_URL = 4096
 PARSED_CACHE = 16384  # URLs remembered parsed (a few MB): more than a crawl of thousands of hosts has in flight
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
-_SHAPE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)", re.S)
+# ASCII: under Unicode IGNORECASE "ſ" (U+017F) matches "s", and "httpſ://h:80/" passed as an http(s) URL
+_SHAPE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)", re.S | re.A)
 _AUTHORITY = re.compile(r"(?:(\[[^\]]*\])|([A-Za-z0-9.-]+))(?::(\d{1,5}))?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # The rest of a URL that requests' prepare_url leaves exactly as written: a path, then an optional non-empty query, of

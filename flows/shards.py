@@ -370,8 +370,11 @@ class ShardWatch:
             except psycopg.errors.LockNotAvailable:
                 # a load stalled between its check and its commit holds the row: end the given-up shard's sessions
                 # (its open transaction rolls back), found by the name each shard gives them (PGAPPNAME)
+                # only this role's: any client may name its session so (a superuser warehouse role could end another
+                # role's, a plain one would fail the fence on it); the shard connects with the parent's role
                 ended = self.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ? "
-                                      "AND pid <> pg_backend_pid()", [shard_session_name(str(s.flow_run_id))])
+                                      "AND usename = current_user AND pid <> pg_backend_pid()",
+                                      [shard_session_name(str(s.flow_run_id))])
                 log.warning("shard %d held run %d's row while given up: ended %d of its warehouse session(s) (try %d)",
                             s.index, self.parent_run, len(ended), attempt + 1)
         raise ShardError(f"could not write the fence of shard {s.index} (run {self.parent_run}'s row stays locked)")

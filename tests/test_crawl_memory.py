@@ -352,3 +352,59 @@ def test_the_state_file_is_written_as_before_and_read_back(tmp_path: Path) -> No
     assert broken.get("http://127.0.0.1/d") == {"etag": '"e"', "last_modified": None, "derived": ["附件 \udc80"]}
     (tmp_path / "old.json").write_text(json.dumps({"http://x/1": "junk", "http://x/2": {"etag": '"e"', "derived": [1]}}))
     assert CrawlState(tmp_path / "old.json").get("http://x/2") == {"etag": '"e"', "last_modified": None, "derived": [1]}
+
+
+def test_a_file_that_cannot_be_spilled_leaves_no_partial_copy(tmp_path: Path) -> None:
+    """A full disk (here: a file size limit, EFBIG, in a child process) fails the spill, and the scheduler keeps the
+    file in memory; the partial copy written before the failure was left in the spill folder, filling the disk more."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, resource, signal, sys
+        from gongkai.crawler.crawl import IngestFile
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        step = IngestFile(b"x" * 65536, "a.pdf", "http://h/a.pdf", None, None, None)  # type: ignore[arg-type]
+        try:
+            step.spill(sys.argv[1])
+        except OSError as exc:
+            print("refused", exc.errno)
+        print(sorted(os.listdir(sys.argv[1])))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["refused 27", "[]"]  # EFBIG, and nothing left behind
+
+
+def test_spill_folders_of_processes_that_died_are_removed_by_the_next_spill(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process killed mid-crawl (a fenced shard SIGKILLs itself) left its spill folder, with downloaded files, in the
+    temporary folder for good; the next spill in this user's crawls removes it, and only it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from gongkai.crawler import scheduler as scheduler_module
+    from gongkai.crawler.crawl import IngestFile
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has now (reused within this test: not on a quiet machine)
+    prefix = "gongkai-ingest-backlog-"  # scheduler.SPILL_PREFIX
+    dead = tmp_path / f"{prefix}{gone.pid}-abc"
+    alive = tmp_path / f"{prefix}{os.getpid()}-def"
+    other = tmp_path / f"{prefix}notapid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "ingest-x").write_bytes(b"downloaded")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    slots = HostSlots(1, 0.0)
+    ctx = CrawlContext(Fetcher(frozenset(), gate=slots), CrawlState(None), lambda *_a, **_k: None)  # type: ignore[arg-type]
+    scheduler = CrawlScheduler(ctx, slots)
+    step = scheduler._spilled(IngestFile(b"pdf", "a.pdf", "http://h/a.pdf", None, None, None))  # type: ignore[arg-type]
+    assert step.spilled is not None and Path(step.spilled).read_bytes() == b"pdf"
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert Path(step.spilled).parent.name.startswith(f"{prefix}{os.getpid()}-")
+    assert scheduler_module.remove_abandoned_spill_dirs(str(tmp_path)) == 0  # this process's own folders are kept

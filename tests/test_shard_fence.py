@@ -155,3 +155,27 @@ def test_duckdb_keeps_its_path_a_shard_run_checks_without_row_locks(tmp_path: Pa
         with pytest.raises(ShardFenced):
             _load(warehouse, REPORTS[1], shard)
         assert _reports(warehouse) == 1
+
+
+@pytest.mark.postgres
+def test_the_fence_ends_only_its_own_roles_sessions_of_the_shards_name(postgres_url: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any client can call its session after a shard (application_name is the client's to choose): the fence ends
+    only the sessions of the warehouse's role so named, never another role's (the cluster's superuser ended them)."""
+    import psycopg
+    from postgres_fixture import read_only_url
+
+    with open_warehouse(postgres_url) as parent_side:
+        parent, _shard = _runs(parent_side)
+    monkeypatch.setenv("PGAPPNAME", shard_session_name(FLOW_RUN))
+    stalled = _fenced_warehouse(postgres_url)
+    with psycopg.connect(read_only_url(postgres_url), autocommit=True) as bystander:
+        monkeypatch.delenv("PGAPPNAME")
+        stalled.db.execute("BEGIN")
+        stalled._refuse_if_fenced(parent, FLOW_RUN)
+        with open_warehouse(postgres_url) as parent_side:
+            ShardWatch(parent_side.db, parent).give_up(ShardRun(1, [], FLOW_RUN))
+        assert bystander.execute("SELECT current_setting('application_name')").fetchone() == (
+            shard_session_name(FLOW_RUN),)  # still connected
+    with pytest.raises(Exception, match="terminat"):
+        stalled.db.execute("COMMIT")
