@@ -64,6 +64,7 @@ SHARD_BEAT_S = 2.0  # how often a shard's process writes its own sign of life in
 SHARD_STALE_S = max(MIN_STALE_S, STALE_HEARTBEATS * SHARD_BEAT_S)  # a shard silent this long (parent's clock) is dead
 FENCE_LOCK_WAIT_S = 2.0  # the parent's fence waits this long for a shard's load to commit before ending its sessions
 FENCE_TRIES = 3
+
 log = logging.getLogger(__name__)
 
 
