@@ -16,7 +16,14 @@ from typing import Any
 from lxml import etree
 
 from gongkai.crawler.adapters.links import join_link
-from gongkai.crawler.adapters.tree import parse_html
+from gongkai.crawler.adapters.tree import (
+    STRING_CONTAINERS,
+    Element,
+    container_around,
+    is_element,
+    parse_html,
+    text_pieces,
+)
 from gongkai.crawler.pictures import body_pictures
 
 DOCUMENT_LINK = re.compile(r"\.(?:pdf|docx?|wps|txt|xlsx?|ofd|rtf|odt)(?:$|\?)|downfile\.jsp|/download\b|/attachment/", re.I)
@@ -69,44 +76,15 @@ def looks_like_document(url: str) -> bool:
     return bool(DOCUMENT_PATH.search(url.split("?")[0]) or "downfile.jsp" in url)
 
 
-# strings inside these are not the page's text (BeautifulSoup's string containers, which this module used to read
-# pages through: its get_text skips them, and comments)
-STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
-Element = Any  # an lxml element; lxml ships no type stubs here
+# STRING_CONTAINERS: strings inside these are not the page's text (BeautifulSoup's string containers, which this
+# module used to read pages through: its get_text skips them, and comments); Element: an lxml element
+_is_element = is_element
 
 
-def _is_element(node: Element) -> bool:
-    return isinstance(node.tag, str)  # comments and processing instructions have a function as their tag
-
-
-def _container(node: Element | None) -> str | None:
-    """The innermost string container around `node` (itself included), or None."""
-    while node is not None:
-        if node.tag in STRING_CONTAINERS:
-            return str(node.tag)
-        node = node.getparent()
-    return None
-
-
-def _raw_strings(el: Element, kind: str | None = None) -> Iterator[str]:
-    """The text pieces inside `el` as they stand (unstripped, maybe empty), in document order, lazily: those outside
-    any string container (kind None), or those whose innermost container is a `kind` element. Iterative: a hostile
-    page's depth is no recursion limit."""
-    start = _container(el)
-    stack: list[tuple[Element, str | None, bool]] = [(el, start, False)]
-    while stack:
-        node, around, done = stack.pop()
-        if done:  # the subtree is out: its tail belongs to the parent's container
-            if node is not el and node.tail and around == kind:
-                yield node.tail
-            continue
-        inside = node.tag if node.tag in STRING_CONTAINERS else around
-        stack.append((node, around, True))
-        if not _is_element(node):
-            continue  # a comment's own text is not text
-        if node.text and inside == kind:
-            yield node.text
-        stack.extend((child, inside, False) for child in reversed(node))
+# the innermost string container around a node (itself included), and the text pieces inside an element as they stand
+# (unstripped, maybe empty, in document order, lazily; iterative): the listing pages' reading (adapters/tree.py)
+_container = container_around
+_raw_strings = text_pieces
 
 
 def _strings(el: Element, kind: str | None = None) -> list[str]:

@@ -67,7 +67,7 @@ def extracted(el: Element, removed: Collection[Element]) -> bool:
     return False
 
 
-def _container_around(el: Element) -> str | None:
+def container_around(el: Element) -> str | None:
     """The innermost string container around `el` (itself included), or None."""
     node = el
     while node is not None:
@@ -77,11 +77,11 @@ def _container_around(el: Element) -> str | None:
     return None
 
 
-def _strings(el: Element, kind: str | None, removed: Collection[Element]) -> Iterator[str]:
+def text_pieces(el: Element, kind: str | None = None, removed: Collection[Element] = NO_ELEMENTS) -> Iterator[str]:
     """The text pieces inside `el` whose innermost string container is `kind` (None: no container), in document
     order, skipping the subtrees in `removed` (their tails stay: BeautifulSoup's extract() leaves the string after
     a tag in place). Iterative: a hostile page's depth is no recursion limit."""
-    stack: list[tuple[Element, str | None, bool]] = [(el, _container_around(el.getparent()) if el.getparent() is not None
+    stack: list[tuple[Element, str | None, bool]] = [(el, container_around(el.getparent()) if el.getparent() is not None
                                                       else None, False)]
     while stack:
         node, around, done = stack.pop()
@@ -101,10 +101,10 @@ def _strings(el: Element, kind: str | None, removed: Collection[Element]) -> Ite
 def get_text(el: Element, separator: str = "", removed: Collection[Element] = NO_ELEMENTS) -> str:
     """BeautifulSoup's el.get_text(separator, strip=True)."""
     kind = str(el.tag) if el.tag in STRING_CONTAINERS else None
-    if kind is None and not removed and next(el.iter(*STRING_CONTAINERS), None) is None and _container_around(el) is None:
+    if kind is None and not removed and next(el.iter(*STRING_CONTAINERS), None) is None and container_around(el) is None:
         # no script, style or template in or around: lxml's own walk (it skips comments' text, keeps their tails)
         return separator.join(piece for text in el.itertext() if (piece := text.strip()))
-    return separator.join(piece for text in _strings(el, kind, removed) if (piece := text.strip()))
+    return separator.join(piece for text in text_pieces(el, kind, removed) if (piece := text.strip()))
 
 
 def string_text(node: Element) -> str:
