@@ -213,10 +213,9 @@ class FirstPage:
         return cls(resp.etag if resp else None, resp.last_modified if resp else None, result.from_cache, resp is not None)
 
 
-def commit_listing(ctx: CrawlContext, url: str, first: PageResult | FirstPage, candidates: Iterable[Candidate]) -> None:
+def commit_listing(ctx: CrawlContext, url: str, first: FirstPage, candidates: Iterable[Candidate]) -> None:
     """Remember the whole listing under its first page's URL as requested (the URL looked up next run, whatever it
     redirected to), once every page of it was read."""
-    first = first if isinstance(first, FirstPage) else FirstPage.of(first)
     if first.fetched and not first.from_cache:
         ctx.state.commit(url, etag=first.etag, last_modified=first.last_modified,
                          derived=[c.to_dict() for c in candidates])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -51,7 +50,8 @@ def pack(etag: str | None, last_modified: str | None, derived: Any) -> Entry:
 
 
 def _json_bytes(derived: Any) -> bytes:
-    """`_json(derived)` in UTF-8, as kept. Strict UTF-8 fails only on a surrogate, which `_json` writes as its escape."""
+    """Derived data as sorted JSON in UTF-8, as kept; strict UTF-8 fails only on a lone surrogate (a page's broken
+    text), written as its JSON escape (\\udXXX, read back as the same character): PostgreSQL refused it raw."""
     text = _ENCODE_SORTED(derived)
     try:
         return text.encode("utf-8")
@@ -86,20 +86,16 @@ def _from_json(entries: Any) -> dict[str, Entry]:
     if not isinstance(entries, dict):
         raise ValueError("not a JSON object")
     out: dict[str, Entry] = {}
-    intern = sys.intern
     for url, e in entries.items():
         if not isinstance(e, dict):
             continue
         etag, last_modified = e.get("etag"), e.get("last_modified")
-        if isinstance(etag or last_modified, str):  # pack(), each value read once (11,000 entries at 1,000 hosts)
-            derived = e.get("derived")
-            out[url] = (intern(etag) if isinstance(etag, str) else None,
-                        intern(last_modified) if isinstance(last_modified, str) else None,
-                        None if derived is None else _json_bytes(derived))
+        if isinstance(etag or last_modified, str):
+            out[url] = pack(etag if isinstance(etag, str) else None,
+                            last_modified if isinstance(last_modified, str) else None, e.get("derived"))
     if len(out) < len(entries):
         log.warning("crawl state: %d malformed entr(ies) left out", len(entries) - len(out))
     return out
-
 
 
 def _quote(value: Any) -> str:
@@ -426,18 +422,9 @@ def _rename(path: Path, suffix: str) -> None:
         pass
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _json(derived: Any) -> str | None:
-    """Derived data as JSON text that any UTF-8 store takes: a lone surrogate (a page's broken text) is written as its
-    JSON escape (\\udXXX, read back as the same character); PostgreSQL refused it raw, and the save with it."""
-    if derived is None:
-        return None
-    text = _ENCODE_SORTED(derived)
-    if _LONE_SURROGATE.search(text):
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    """Derived data as JSON text that any UTF-8 store takes (a lone surrogate written as its escape: `_json_bytes`)."""
+    return None if derived is None else _json_bytes(derived).decode("utf-8")
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

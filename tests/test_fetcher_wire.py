@@ -72,11 +72,8 @@ def _serve(conn: socket.socket, wire: Wire) -> None:
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-@pytest.fixture()
-def wire() -> Iterator[Wire]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(10)
-    found = Wire(listener.getsockname()[1])
+def _accept_each(listener: socket.socket, serve: Any) -> None:
+    """Serve each connection the listener accepts on a thread of its own, until the listener is closed."""
 
     def accept() -> None:
         while True:
@@ -84,9 +81,18 @@ def wire() -> Iterator[Wire]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=_serve, args=(conn, found), daemon=True).start()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
+
+
+@pytest.fixture()
+def wire() -> Iterator[Wire]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    found = Wire(listener.getsockname()[1])
+
+    _accept_each(listener, lambda conn: _serve(conn, found))
     yield found
     listener.close()
 
@@ -182,15 +188,7 @@ def odd() -> Iterator[str]:
                 conn.sendall(ODD_RESPONSES[path])
                 return  # each odd response ends its connection (a head with its length dropped reads to the end)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    _accept_each(listener, serve)
     yield f"127.0.0.1:{listener.getsockname()[1]}"
     listener.close()
 
