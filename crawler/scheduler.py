@@ -399,6 +399,11 @@ def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     return max(1, min(cap, max(1, hosts) * max(1, concurrency)))
 
 
+# how many requests ahead the serving order looks (CrawlScheduler._urgency): a host with more left than this is
+# served as one with this many, so none waits longer than this many delays for those with more to do
+LOOKAHEAD = 16
+
+
 class Workers:
     """Up to `most` threads running tasks from one C queue, a thread started when every one is busy. Not a
     ThreadPoolExecutor: its Future (a Condition and a lock each), work item and idle semaphore (a Condition in Python)
@@ -490,6 +495,8 @@ class CrawlScheduler:
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._queues: dict[str | None, _Queue] = {}
         self._due: list[tuple[float, int, str | None]] = []  # hosts with waiting work, by when to look at them next
+        # hosts whose time has come, waiting for a fetch thread: the longest chain of work left first (_urgency)
+        self._ready: list[tuple[float, int, str | None]] = []
         self._scheduled: set[str | None] = set()
         self._seq = itertools.count()
         self._robots_asked: set[str] = set()
@@ -530,7 +537,9 @@ class CrawlScheduler:
                 else:
                     self._pump(fetch_pool, ingest_pool)
                 timeout = 1.0  # a bound on the wait, whatever happens
-                if self._due and self._fetching < self._threads:
+                if self._ready and self._fetching < self._threads:
+                    timeout = 0.0
+                elif self._due and self._fetching < self._threads:
                     timeout = min(timeout, max(0.0, self._due[0][0] - time.monotonic()))
                 try:
                     event = self._events.get(timeout=timeout)
@@ -711,8 +720,11 @@ class CrawlScheduler:
             self.stats.ingests += 1
             ingest_pool.submit(self._ingesting, self._ingest, unit)
         now = time.monotonic()
-        while self._due and self._due[0][0] <= now and self._fetching < self._threads:
-            _, _, host = heapq.heappop(self._due)
+        while self._due and self._due[0][0] <= now:
+            when, seq, host = heapq.heappop(self._due)
+            heapq.heappush(self._ready, (self._urgency(host, when or now), seq, host))
+        while self._ready and self._fetching < self._threads:
+            _, _, host = heapq.heappop(self._ready)
             self._scheduled.discard(host)
             q = self._queues.get(host)
             if not q:
@@ -733,6 +745,18 @@ class CrawlScheduler:
             self._take(host, q, turn, backed_up, fetch_pool)
             if q:
                 self._schedule(host, now)
+
+    def _urgency(self, host: str | None, due: float) -> float:
+        """The order in which hosts whose time has come get a fetch thread (smallest first): the host that will finish
+        last first. Each of a host's requests waits a delay after the one before, so its crawl ends no sooner than
+        (requests left) x delay from now, and a wait for a thread or the CPU lengthens it for good. Served by due time
+        alone (as before), hosts that fell behind early stayed behind: at 1,000 hosts they finished up to 3 s (6 s on a
+        loaded machine) after the median host. Requests left, estimated: a unit under way one, an item two (its page,
+        its file), a listing page the most (it brings the items); at most LOOKAHEAD, so a host with little left waits
+        for the others at most LOOKAHEAD delays past its due time, then goes first."""
+        q = self._queues.get(host)
+        left = min(LOOKAHEAD, len(q.units) + 2 * len(q.items) + LOOKAHEAD * len(q.pages)) if q else 0
+        return due - left * self.slots.delay
 
     def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
               fetch_pool: Workers) -> None:

@@ -393,3 +393,40 @@ def test_the_collector_is_tuned_during_a_crawl_and_put_back_after(portal: Portal
             pass
         assert gc.get_threshold() == CRAWL_GC_THRESHOLD
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts whose turn has come, more than there are free threads: served by due time alone (as before), a host
+    that fell behind stayed behind, and at 1,000 hosts the last finished 3-6 s after the median. Now the host with the
+    longest chain of requests left goes first (a listing page brings all its items: the most), and a host with
+    little left once it has waited LOOKAHEAD delays past its due time."""
+    from gongkai.crawler import scheduler as scheduler_module
+    from gongkai.crawler.crawl import ItemJob, PageJob
+
+    slots = HostSlots(2, 1.0)
+    sched = CrawlScheduler(None, slots, workers=1)  # type: ignore[arg-type]  # nothing here fetches
+    sched._threads = 1
+    now = time.monotonic()
+    work: dict[str, tuple[float, int, int]] = {  # host: (due, listing pages, items) queued
+        "few-items": (now - 0.1, 0, 1),
+        "many-items": (now - 0.1, 0, 5),
+        "listing": (now - 0.1, 1, 0),
+        "long-waiting": (now - 1.0 - scheduler_module.LOOKAHEAD, 0, 1),
+    }
+    for host, (due, pages, items) in work.items():  # scheduled in this order: the old order was (due, then FIFO)
+        q = sched._queue(host)
+        q.pages.extend([PageJob.__new__(PageJob)] * pages)
+        q.items.extend([ItemJob.__new__(ItemJob)] * items)
+        sched._schedule(host, due)
+    served: list[str] = []
+
+    def take(host: str, q: Any, turn: Reservation | None, backed_up: bool, pool: Any) -> None:
+        served.append(host)
+        q.pages.clear()
+        q.items.clear()
+        if turn is not None:
+            slots.give_back(turn)
+
+    monkeypatch.setattr(sched, "_take", take)
+    sched._pump(None, None)  # type: ignore[arg-type]
+    assert served == ["long-waiting", "listing", "many-items", "few-items"]
