@@ -537,8 +537,10 @@ class CrawlScheduler:
                 else:
                     self._pump(fetch_pool, ingest_pool)
                 timeout = 1.0  # a bound on the wait, whatever happens
-                if self._ready and self._fetching < self._threads:
-                    timeout = 0.0
+                # (_pump leaves no host ready while a thread is free; during a stop nothing new starts: the wait is
+                # for the work in flight, or the end of the grace, not a loop over hosts whose time has passed)
+                if self._stop_by is not None:
+                    timeout = min(timeout, max(0.0, self._stop_by - time.monotonic()))
                 elif self._due and self._fetching < self._threads:
                     timeout = min(timeout, max(0.0, self._due[0][0] - time.monotonic()))
                 try:

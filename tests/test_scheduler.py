@@ -430,3 +430,29 @@ def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: p
     monkeypatch.setattr(sched, "_take", take)
     sched._pump(None, None)  # type: ignore[arg-type]
     assert served == ["long-waiting", "listing", "many-items", "few-items"]
+
+
+def test_a_stop_waits_for_the_work_in_flight_without_spinning() -> None:
+    """During a stop's grace nothing new starts, yet hosts whose time had passed made the driver's wait 0 s: it looped
+    on its event queue (competing for the GIL with the fetches it waited for) until the last one ended."""
+    import queue as queue_module
+
+    sched = CrawlScheduler(None, HostSlots(2, 1.0), workers=1)  # type: ignore[arg-type]  # nothing here fetches
+    sched._threads = 2
+    sched._queue("h").items.append(object())  # type: ignore[arg-type]
+    sched._schedule("h", time.monotonic() - 5.0)  # due long ago, never started: the stop came first
+    sched._open, sched._fetching = 1, 1  # one fetch in flight, reported 0.3 s into the grace
+    sched._stop_by = time.monotonic() + 5.0
+    waits: list[float | None] = []
+
+    class Counting(queue_module.SimpleQueue):  # type: ignore[type-arg]
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            waits.append(timeout)
+            return super().get(block, timeout)
+
+    sched._events = Counting()
+    threading.Timer(0.3, sched._events.put, (("robots",),)).start()
+    started = time.monotonic()
+    sched._drive(type("NoWalk", (), {"start": lambda self: []})(), 2)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2.0  # ended when the work in flight did, not at the grace's end
+    assert len(waits) <= 3, f"the driver looped {len(waits)} times while one fetch was in flight"
