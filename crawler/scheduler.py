@@ -297,6 +297,11 @@ class _Queue:
     def __bool__(self) -> bool:
         return bool(self.units or self.pages or self.items)
 
+    def listing_first(self) -> bool:
+        """Whether the next unit is a listing page under way (after its host's robots.txt, a first page waits here as
+        a unit): fetched while extraction is behind, as listing pages are (it brings no file)."""
+        return bool(self.units) and isinstance(self.units[0].job, PageJob)
+
 
 def host_of(url: str) -> str | None:
     """The politeness key (host[:port]) a URL is sent to; None when the URL is refused before any request.
@@ -732,7 +737,7 @@ class CrawlScheduler:
             if not q:
                 continue
             backed_up = self._backed_up()
-            if backed_up and not q.pages:
+            if backed_up and not q.pages and not q.listing_first():
                 self.stats.throttled += 1
                 self._throttled.add(host)
                 continue  # the next "ingested" event looks at this host again
@@ -757,7 +762,10 @@ class CrawlScheduler:
         its file), a listing page the most (it brings the items); at most LOOKAHEAD, so a host with little left waits
         for the others at most LOOKAHEAD delays past its due time, then goes first."""
         q = self._queues.get(host)
-        left = min(LOOKAHEAD, len(q.units) + 2 * len(q.items) + LOOKAHEAD * len(q.pages)) if q else 0
+        if not q:
+            return due
+        pages = len(q.pages) + sum(isinstance(unit.job, PageJob) for unit in q.units)  # (a host's units: one or two)
+        left = min(LOOKAHEAD, len(q.units) + 2 * len(q.items) + LOOKAHEAD * pages)
         return due - left * self.slots.delay
 
     def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
@@ -765,7 +773,7 @@ class CrawlScheduler:
         """Give the host's turn to its next fetch (or to its robots.txt, first)."""
         while True:
             unit: _Unit | None = None
-            if q.units and not backed_up:
+            if q.units and (not backed_up or q.listing_first()):
                 unit = q.units.popleft()
             elif q.pages:
                 page = q.pages.popleft()
@@ -833,18 +841,13 @@ class CrawlScheduler:
                 value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
         except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
             error = exc
-        token = self._parsing.get()  # the unit's next step parses what was fetched
-        try:
-            with self._parsing_lock:
-                self._parsing_now += 1
-                self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
-            try:
-                outcome = advance(unit, value, error)
-            finally:
-                with self._parsing_lock:
-                    self._parsing_now -= 1
-        finally:
-            self._parsing.put(token)
+        # a page's next step parses it: it waits for a parser's turn. A file's (a download, a picture), a failure's, a
+        # 304's do not parse: they waited too (some 100 ms each at 1,000 hosts, holding one of the fetch threads the
+        # driver counts as busy, so fewer requests went out on time) for a generator step of a few microseconds
+        if step.parses and error is None and not getattr(value, "not_modified", False):
+            outcome = self._parsed(unit, value)
+        else:
+            outcome = advance(unit, value, error)
         del value  # the response: not held while the driver places the next step
         if outcome[0] == "step" and isinstance(outcome[1], IngestFile):
             with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
@@ -854,6 +857,20 @@ class CrawlScheduler:
             if not in_memory:
                 outcome = ("step", self._spilled(outcome[1]), None)
         self._events.put(("fetched", unit, outcome))
+
+    def _parsed(self, unit: _Unit, value: Any) -> tuple[str, Any, str | None]:
+        token = self._parsing.get()  # at most `parsers` pages parsed at once
+        try:
+            with self._parsing_lock:
+                self._parsing_now += 1
+                self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
+            try:
+                return advance(unit, value, None)
+            finally:
+                with self._parsing_lock:
+                    self._parsing_now -= 1
+        finally:
+            self._parsing.put(token)
 
     def _spilled(self, step: IngestFile) -> IngestFile:
         """A file for a full backlog, in the spill folder (in this worker: the write is off the driver thread); kept in
