@@ -117,6 +117,9 @@ class Fetch:
     validators: dict[str, str] | None = None
     method: str = "GET"
     data: dict[str, str] | None = None
+    # whether the unit's next step parses the response (a page: the scheduler bounds how many are parsed at once);
+    # False for a file handed to the ingest path as it is
+    parses: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ def _fetch_and_ingest(
 ) -> Steps:
     agency = verdict.agency or portal.agency
     try:
-        resp = response or (yield Fetch(url, ctx.state.validators(url)))
+        resp = response or (yield Fetch(url, ctx.state.validators(url), parses=False))
     except Refused as exc:
         return fetch_outcome(portal, url, title, "refused", verdict, agency, exc.reason)
     except FetchError as exc:

@@ -64,7 +64,7 @@ def picture_steps(pictures: list[tuple[str, str]]) -> Generator[Any, Any, dict[s
             log.info("picture %s not fetched: the page's pictures already hold %d bytes", url, held)
             break
         try:
-            resp: Response = yield Fetch(url)
+            resp: Response = yield Fetch(url, parses=False)
         except FetchError as exc:
             log.info("picture %s not fetched (%s): %s", url, "refused" if isinstance(exc, Refused) else "failed", exc.reason)
             continue

@@ -393,3 +393,142 @@ def test_the_collector_is_tuned_during_a_crawl_and_put_back_after(portal: Portal
             pass
         assert gc.get_threshold() == CRAWL_GC_THRESHOLD
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts whose turn has come, more than there are free threads: served by due time alone (as before), a host
+    that fell behind stayed behind, and at 1,000 hosts the last finished 3-6 s after the median. Now the host with the
+    longest chain of requests left goes first (a listing page brings all its items: the most), and a host with
+    little left once it has waited LOOKAHEAD delays past its due time."""
+    from gongkai.crawler import scheduler as scheduler_module
+    from gongkai.crawler.crawl import ItemJob, PageJob
+    from gongkai.crawler.scheduler import _Unit
+
+    slots = HostSlots(2, 1.0)
+    sched = CrawlScheduler(None, slots, workers=1)  # type: ignore[arg-type]  # nothing here fetches
+    sched._threads = 1
+    now = time.monotonic()
+    work: dict[str, tuple[float, int, int]] = {  # host: (due, listing pages, items) queued
+        "few-items": (now - 0.1, 0, 1),
+        "many-items": (now - 0.1, 0, 5),
+        "listing": (now - 0.1, 1, 0),
+        "listing-after-robots": (now - 0.1, 0, 0),  # its first page, under way since its robots.txt: a unit
+        "long-waiting": (now - 1.0 - scheduler_module.LOOKAHEAD, 0, 1),
+    }
+    for host, (due, pages, items) in work.items():  # scheduled in this order: the old order was (due, then FIFO)
+        q = sched._queue(host)
+        q.pages.extend([PageJob.__new__(PageJob)] * pages)
+        q.items.extend([ItemJob.__new__(ItemJob)] * items)
+        if host == "listing-after-robots":
+            q.units.append(_Unit(PageJob.__new__(PageJob), iter(())))  # type: ignore[arg-type]
+        sched._schedule(host, due)
+    served: list[str] = []
+
+    def take(host: str, q: Any, turn: Reservation | None, backed_up: bool, pool: Any) -> None:
+        served.append(host)
+        q.pages.clear()
+        q.items.clear()
+        q.units.clear()
+        if turn is not None:
+            slots.give_back(turn)
+
+    monkeypatch.setattr(sched, "_take", take)
+    sched._pump(None, None)  # type: ignore[arg-type]
+    assert served == ["long-waiting", "listing", "listing-after-robots", "many-items", "few-items"]
+
+
+def test_a_stop_waits_for_the_work_in_flight_without_spinning() -> None:
+    """During a stop's grace nothing new starts, yet hosts whose time had passed made the driver's wait 0 s: it looped
+    on its event queue (competing for the GIL with the fetches it waited for) until the last one ended."""
+    import queue as queue_module
+
+    sched = CrawlScheduler(None, HostSlots(2, 1.0), workers=1)  # type: ignore[arg-type]  # nothing here fetches
+    sched._threads = 2
+    sched._queue("h").items.append(object())  # type: ignore[arg-type]
+    sched._schedule("h", time.monotonic() - 5.0)  # due long ago, never started: the stop came first
+    sched._open, sched._fetching = 1, 1  # one fetch in flight, reported 0.3 s into the grace
+    sched._stop_by = time.monotonic() + 5.0
+    waits: list[float | None] = []
+
+    class Counting(queue_module.SimpleQueue):  # type: ignore[type-arg]
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            waits.append(timeout)
+            return super().get(block, timeout)
+
+    sched._events = Counting()
+    threading.Timer(0.3, sched._events.put, (("robots",),)).start()
+    started = time.monotonic()
+    sched._drive(type("NoWalk", (), {"start": lambda self: []})(), 2)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2.0  # ended when the work in flight did, not at the grace's end
+    assert len(waits) <= 3, f"the driver looped {len(waits)} times while one fetch was in flight"
+
+
+def test_a_file_s_step_does_not_wait_for_a_parser_s_turn() -> None:
+    """Every fetch's next step waited for one of the `parsers` turns, a downloaded file's too (its step hands the bytes
+    on, no parse): at 1,000 hosts some 100 ms each, holding a fetch thread the driver counted as busy, so fewer
+    requests went out on time. A page still waits (the bound on parse trees held at once, tested above)."""
+    from gongkai.crawler.crawl import IngestFile
+    from gongkai.crawler.scheduler import _Unit as Unit
+
+    class Ctx:
+        def fetch(self, portal: Any, url: str, **kwargs: Any) -> Any:
+            return type("Reply", (), {"not_modified": False, "content": b"%PDF"})()
+
+    def steps(parses: bool) -> Any:
+        reply = yield Fetch("http://127.0.0.1:9/a.pdf", parses=parses)
+        yield IngestFile(reply.content, "a.pdf", "http://127.0.0.1:9/a.pdf", None, None, None)  # type: ignore[arg-type]
+
+    sched = CrawlScheduler(Ctx(), HostSlots(2, 0.0), workers=4, parsers=1)  # type: ignore[arg-type]
+    held = sched._parsing.get()  # the one parser's turn, taken by a long parse elsewhere
+    outcomes: dict[bool, Any] = {}
+    for parses in (False, True):
+        unit = Unit(type("Job", (), {"portal": None})(), steps(parses))  # type: ignore[arg-type]
+        unit.step = next(unit.steps)
+        threading.Thread(target=sched._fetch, args=(unit, None), daemon=True).start()
+        try:
+            outcomes[parses] = sched._events.get(timeout=0.5 if parses else 5.0)
+        except Exception:
+            outcomes[parses] = None
+    assert outcomes[False] is not None and isinstance(outcomes[False][2][1], IngestFile)  # not held up
+    assert outcomes[True] is None  # a page's step waits for the turn
+    sched._parsing.put(held)
+    assert sched._events.get(timeout=2.0)[0] == "fetched"
+
+
+def test_a_listing_page_under_way_is_fetched_while_extraction_is_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing pages are fetched while the ingest backlog is full (they bring no file, and they bring the work). A first
+    page whose host's robots.txt was just fetched waits as a unit, and units were held back: at 1,000 hosts on a loaded
+    machine a tenth of the hosts waited 26 s between their robots.txt and their first listing page."""
+    from gongkai.crawler.crawl import ItemJob, PageJob
+    from gongkai.crawler.scheduler import _Unit
+
+    sched = CrawlScheduler(None, HostSlots(2, 1.0), workers=1, ingest_backlog=1)  # type: ignore[arg-type]
+    sched._threads = 4
+    sched._ingest_waiting.append(_Unit(ItemJob.__new__(ItemJob), iter(())))  # type: ignore[arg-type]  # backlog full
+    sched._ingesting = sched.ingest_workers  # (the ingest threads all busy: nothing leaves the backlog now)
+    sched._queue("listing").units.append(_Unit(PageJob.__new__(PageJob), iter(())))  # type: ignore[arg-type]
+    sched._queue("item").units.append(_Unit(ItemJob.__new__(ItemJob), iter(())))  # type: ignore[arg-type]
+    for host in ("item", "listing"):
+        sched._schedule(host, time.monotonic() - 0.1)
+    served: list[str] = []
+
+    def take(host: str, q: Any, turn: Reservation | None, backed_up: bool, pool: Any) -> None:
+        assert backed_up
+        served.append(host)
+        q.units.clear()
+        if turn is not None:
+            sched.slots.give_back(turn)
+
+    monkeypatch.setattr(sched, "_take", take)
+    sched._pump(None, None)  # type: ignore[arg-type]
+    assert served == ["listing"]  # the item's file waits for the backlog, the listing page does not
+    assert sched._throttled == {"item"}
+    # and its turn goes to it (not to nothing: _take held every unit back while the backlog was full)
+    unit = _Unit(PageJob.__new__(PageJob), iter(()), step=Fetch("http://127.0.0.1:9/list/index.html"))  # type: ignore[arg-type]
+    sched._robots_asked.add("http://127.0.0.1:9")
+    q = sched._queue("127.0.0.1:9")
+    q.units.append(unit)
+    submitted: list[Any] = []
+    pool = type("Pool", (), {"submit": lambda self, busy, fn, *args: submitted.append(args[0])})()
+    CrawlScheduler._take(sched, "127.0.0.1:9", q, None, True, pool)
+    assert submitted == [unit] and not q
