@@ -3,12 +3,14 @@ process (the GIL: parsing, TLS-free HTTP and the scheduler's bookkeeping take ab
 group of hosts with the crawler as it is (CrawlScheduler, Fetcher, HostSlots, Walk) and the parent keeps every side
 effect: each file a child downloads is sent to the parent, which runs the one ingest path (`ctx.ingest`: archive,
 extraction pool, load) on a thread of its own and sends back the outcome; the crawl state of a child's hosts is
-handed to it at the start and its updates come back at its end; its walk (documents, portals, noise), the fetcher's
-request counts and the scheduler's stats come back and are merged into one summary, as one process would give it.
+handed to it at the start and its updates come back as it makes them (a batch every UPDATES_EVERY_S, with its progress
+events); its walk (documents, portals, noise), the fetcher's request counts and the scheduler's stats come back at its
+end and are merged into one summary, as one process would give it.
 
 Portals sharing a host are always in one group (crawler.registry.split_by_host), so politeness per host stays in
-one process's HostSlots. A child that dies (killed, crashed) leaves its portals failed with a one-line error and
-nothing of its crawl state saved: the next run retries them. A stop reaches the children (they get the parent's
+one process's HostSlots. A child that dies (killed, crashed) leaves its portals failed with a one-line error, the
+crawl-state updates it sent kept (those of its last UPDATES_EVERY_S lost: fetched in full again): the next run retries
+them. A stop reaches the children (they get the parent's
 grace, then are killed); a child ends itself when its parent is gone (its parent's pid, and the pipe's end).
 Children are started with `spawn` (safe beside the parent's threads); each takes about a second to import.
 """
@@ -134,8 +136,8 @@ class ChildResult:
 
 
 class RecordingState(CrawlState):
-    """The crawl state in a child: the entries of its hosts, in memory; each commit and forget sent to the parent as
-    it happens (`sink`), for the parent's state to save during the crawl (its autosave), so a child or a command
+    """The crawl state in a child: the entries of its hosts, in memory; each commit and forget sent to the parent
+    (`sink`: within UPDATES_EVERY_S), for the parent's state to save during the crawl (its autosave), so a child or a command
     killed mid-crawl keeps the validators of what was loaded. A commit follows its document's load (the parent's
     answer to the ingest), so no validator reaches the parent before its document is loaded."""
 
