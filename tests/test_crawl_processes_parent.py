@@ -1,0 +1,190 @@
+"""The parent's side of a crawl over crawler processes (crawler/processes.py): what a child sends it per file and per
+crawl-state update, and how many files it takes in at once. Real pipes (multiprocessing's, a socket pair on Linux) and,
+for the last test, a real crawl over loopback hosts with the children spawned."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import struct
+import threading
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shard_portal import REPORT_YEARS, ShardPortal
+
+from gongkai.crawler.crawl import CrawlContext
+from gongkai.crawler.politeness import Politeness
+from gongkai.crawler.processes import UPDATES_MOST, BodyReader, ParentLink, crawl_in_processes
+from gongkai.crawler.registry import Portal, all_hosts, load_registry
+from gongkai.crawler.state import CrawlState, pack
+from gongkai.warehouse import IngestOutcome
+
+PORTAL = Portal("p1", "示例市第1局", "110001", "department", "trs", ("http://127.0.0.1:1/a1/index.html",),
+                frozenset({"127.0.0.1:1"}))
+
+
+class Reader(threading.Thread):
+    """The parent's end, read as the parent does while the child sends (a full pipe would block the sender)."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(daemon=True)
+        self.conn = conn
+        self.messages: list[tuple[Any, ...]] = []
+        self.start()
+
+    def run(self) -> None:
+        while self.conn.poll(10):
+            self.messages.append(self.conn.recv())
+            if self.messages[-1][0] == "done":
+                return
+
+    def until_done(self) -> list[tuple[Any, ...]]:
+        self.join(20)
+        assert self.messages and self.messages[-1][0] == "done", self.messages[-3:]
+        return self.messages
+
+
+def test_a_childs_state_updates_and_events_reach_the_parent_in_order_in_few_messages() -> None:
+    parent_end, child_end = multiprocessing.Pipe()
+    link = ParentLink(child_end, [PORTAL], timeout=5.0)
+    reader = Reader(parent_end)
+    updates: list[tuple[str, Any]] = []
+    for i in range(2 * UPDATES_MOST + 7):
+        update = (f"http://127.0.0.1:1/a1/t{i}.html", None if i % 5 == 0 else pack(f'"e{i}"', None, {"i": i}))
+        updates.append(update)
+        link.state(*update)
+        link.event("submitted" if i % 100 == 0 else "done", 1)
+    link.send(("done", "result"))  # the child's last word: the updates still waiting go before it
+
+    messages = reader.until_done()
+    # one message per update and per event before: ~2,000 of them for what now takes a handful
+    assert len(messages) <= 12, [m[0] for m in messages]
+    assert {m[0] for m in messages[:-1]} == {"updates"} and messages[-1] == ("done", "result")
+    assert [u for m in messages[:-1] for u in m[1]] == updates  # every update, in the order made
+    events = [tuple(e) for m in messages[:-1] for e in m[2]]
+    expanded = [name for name, n in events for _ in range(n)]
+    assert expanded == ["submitted" if i % 100 == 0 else "done" for i in range(len(updates))]
+    link.conn.close()
+    parent_end.close()
+
+
+def test_an_update_waits_in_the_child_only_a_moment() -> None:
+    parent_end, child_end = multiprocessing.Pipe()
+    link = ParentLink(child_end, [PORTAL], timeout=5.0)
+    link.state("http://127.0.0.1:1/a1/index.html", pack('"v1"', None, None))
+    assert parent_end.poll(5), "a lone update never went"  # the flusher sends it; nothing else comes to push it
+    assert parent_end.recv() == ("updates", [("http://127.0.0.1:1/a1/index.html", ('"v1"', None, None))], [])
+    link.conn.close()
+    parent_end.close()
+
+
+def test_a_file_goes_to_the_parent_as_its_bytes_after_a_small_header_and_its_answer_comes_back() -> None:
+    parent_end, child_end = multiprocessing.Pipe()
+    link = ParentLink(child_end, [PORTAL], timeout=10.0)
+    data = os.urandom(1_000_000)
+    got: dict[str, Any] = {}
+    sending = threading.Thread(target=lambda: got.setdefault("outcome", link.ingest(
+        data, name="r.pdf", url="http://127.0.0.1:1/a1/r.pdf", agency="示例市第1局", year=2023, portal=PORTAL)))
+    sending.start()
+    header = parent_end.recv()
+    kind, rid, size, meta = header
+    # the header names the file; its bytes are not pickled into it (a copy on each side), they follow as they are
+    assert kind == "ingest" and size == len(data) and len(ForkingPickler.dumps(header)) < 1000, len(ForkingPickler.dumps(header))
+    assert meta == {"name": "r.pdf", "url": "http://127.0.0.1:1/a1/r.pdf", "agency": "示例市第1局", "year": 2023,
+                    "portal": "p1", "pictures": None}
+    body = BodyReader(parent_end)
+    assert body.read(size) == data
+    outcome = IngestOutcome("a" * 64, "new", "r.pdf", url=meta["url"], portal="p1")
+    parent_end.send(("reply", rid, outcome, None))
+    sending.join(10)
+    assert got["outcome"] == outcome
+    body.close()
+    link.conn.close()
+    parent_end.close()
+
+
+@pytest.mark.parametrize("duplex", [True, False])
+def test_the_parent_reads_bodies_of_every_size_whole(duplex: bool) -> None:
+    # duplex: a socket pair (the crawl's), read with one recv; not duplex: an os.pipe, read by recv_bytes
+    reader_end, writer_end = multiprocessing.Pipe(duplex=duplex)
+    sizes = [0, 1, 4, 16_384, 16_385, 300_000, 3_000_000]
+    bodies = [os.urandom(n) for n in sizes]
+
+    def write() -> None:  # a large body blocks until read
+        for b in bodies:
+            writer_end.send_bytes(b)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    body = BodyReader(reader_end)
+    assert (body._sock is not None) == duplex
+    assert [body.read(len(b)) for b in bodies] == bodies
+    writer.join(10)
+    writer_end.send_bytes(b"12345")
+    with pytest.raises(ValueError, match="5 bytes where 6 were announced"):
+        body.read(6)
+    body.close()
+    reader_end.close()
+    writer_end.close()
+
+
+def test_a_child_gone_mid_file_is_an_end_not_a_short_file() -> None:
+    ours, theirs = socket.socketpair()
+    conn = multiprocessing.connection.Connection(ours.detach())
+    theirs.sendall(struct.pack("!i", 1000) + b"x" * 10)  # a 1,000-byte file announced, 10 bytes sent, then gone
+    theirs.close()
+    body = BodyReader(conn)
+    with pytest.raises(EOFError):
+        body.read(1000)
+    body.close()
+    conn.close()
+
+
+# two processes, each with two hosts (split by host: crawler.registry.split_by_host), each host one agency's column
+HOSTS = {0: [1], 1: [2], 2: [3], 3: [4]}
+PORTALS = [("a1", 0, 1), ("a2", 1, 2), ("a3", 2, 3), ("a4", 3, 4)]
+INGEST_WORKERS = 2
+
+
+def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_path: Path) -> None:
+    """Each child hands the parent up to `ingest_workers` files at once and waits for each answer: the parent gives each
+    such file a thread, so a slow ingest (an archive's fsync, a long extraction) of one child never holds another's
+    file in a queue. With the parent's threads as many as one child's files, the four files below could not all be
+    in the parent at once (the barrier breaks), and the children's backlogs filled up (spilled to disk) behind them."""
+    in_parent_at_once = threading.Barrier(2 * INGEST_WORKERS, timeout=30)
+    lock = threading.Lock()
+    ingested: list[str] = []
+    broken: list[str] = []
+
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        with lock:
+            first_wave = len(ingested) < 2 * INGEST_WORKERS
+            ingested.append(meta["url"])
+        if first_wave:
+            try:
+                in_parent_at_once.wait()
+            except threading.BrokenBarrierError:
+                broken.append(meta["url"])
+                raise
+        return IngestOutcome("0" * 64, "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
+
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portals = load_registry(registry)
+        polite = Politeness(delay=0.05, concurrency=2, retries=0)
+        state = CrawlState(None)
+        ctx = CrawlContext(polite.fetcher(all_hosts(portals)), state, ingest)
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher,
+                                     ingest_workers=INGEST_WORKERS)
+    assert summary["processes"] == 2 and not broken, broken
+    files = [d["url"] for d in summary["documents"]]
+    assert sorted(files) == sorted(ingested) and len(set(files)) == len(files) == len(PORTALS) * len(REPORT_YEARS)
+    assert all(p["status"] == "ok" for p in summary["portals"].values()), summary["portals"]
+    # the children's crawl-state updates all reached the parent's state: each file's validators, each listing's
+    assert all(state.get(url) is not None for url in files)
+    assert all(state.get(p.listing[0]) is not None for p in portals)
