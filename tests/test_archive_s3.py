@@ -52,6 +52,22 @@ def test_put_get_contains_on_s3_in_the_local_layout_and_a_second_put_uploads_not
         archive.get("../" + sha[3:])
 
 
+def test_an_earlier_versions_s3_archive_is_read_and_added_to_in_its_layout_and_never_twice(
+        s3_server: S3Server, s3_archive_url: str) -> None:
+    """Objects at <prefix>/ab/cd/<sha256> with no ARCHIVE-LAYOUT, as gongkai uploaded them before (put by hand)."""
+    bucket = s3_server.make_bucket(versioned=True)
+    url = f"s3://{bucket}/archive"
+    data = b"an old report"
+    sha = sha256_of(data)
+    s3_server.client().put_object(Bucket=bucket, Key=f"archive/{sha[:2]}/{sha[2:4]}/{sha}", Body=data)
+    archive = open_archive(url)
+    assert sha in archive and archive.get(sha) == data and archive.put(data) == sha
+    new = archive.put(b"a new report")
+    assert s3_server.objects(url) == {f"archive/{sha[:2]}/{sha[2:4]}/{sha}": len(data),
+                                      f"archive/{new[:2]}/{new[2:4]}/{new}": len(b"a new report")}
+    assert len(s3_server.client().list_object_versions(Bucket=bucket)["Versions"]) == 2  # no second upload
+
+
 def test_an_object_changed_in_the_store_is_refused_in_one_line(s3_server: S3Server, s3_archive_url: str) -> None:
     archive = open_archive(s3_archive_url)
     sha = archive.put(b"the report's bytes")

@@ -176,10 +176,8 @@ class LocalArchive:
         folder = os.path.dirname(target)
         try:
             write_once(folder, target, data)
-        except FileNotFoundError:
-            if os.path.isdir(folder):  # the folder was there: something else is missing, say so
-                raise
-            os.makedirs(folder, exist_ok=True)  # a folder's first file (256 of them in FLAT_LAYOUT)
+        except FileNotFoundError:  # a folder's first file (256 of them in FLAT_LAYOUT): one call, not one per put
+            os.makedirs(folder, exist_ok=True)  # another writer may make it meanwhile: fine
             write_once(folder, target, data)
         return sha256
 
