@@ -134,10 +134,10 @@ def write_once(folder: str, target: str, data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fchmod(fd, 0o444)
             os.fsync(fd)
         finally:
             os.close(fd)
+        os.chmod(tmp, 0o444)
         try:
             os.link(tmp, target)  # fails if another writer won the race: never overwrite
         except FileExistsError:
