@@ -34,9 +34,6 @@ def checked_sha256(sha256: str) -> str:
     return sha256
 
 
-_checked = checked_sha256
-
-
 class ArchiveUnavailable(OSError):
     """The archive cannot be used at all (an unreachable store, a missing bucket, refused credentials, a missing
     extra): one line naming the archive (never its credentials), no library traceback."""
@@ -49,7 +46,12 @@ class Archive(Protocol):
         """Store the bytes (if not there yet) and return their sha256."""
         ...
 
-    def get(self, sha256: str) -> bytes: ...# The layouts an archive may have: where a file's digest puts it under the archive's root.
+    def get(self, sha256: str) -> bytes: ...
+
+    def __contains__(self, sha256: object) -> bool: ...
+
+
+# The layouts an archive may have: where a file's digest puts it under the archive's root.
 OLD_LAYOUT = 1  # root/ab/cd/<sha256>: gongkai before ARCHIVE-LAYOUT; 65,536 folders, a new one for most files
 FLAT_LAYOUT = 2  # root/ab/<sha256>: 256 folders; creating a folder costs as much as a file on ext4
 LAYOUT_FILE = "ARCHIVE-LAYOUT"
@@ -209,7 +211,6 @@ class LocalArchive:
         self.root.mkdir(parents=True, exist_ok=True)
         write_once(self._root, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
-
 
 
 def is_remote(location: str | Path) -> bool:
