@@ -2,7 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_archive.py [--dir /tmp] [--files 5000] [--repeats 3]
 
-Each variant stores the same FILES new files of SIZE bytes (a report page or a small PDF), timed with
+Each variant stores the same FILES new files of SIZE bytes (a report page or a small PDF; or the polite crawl's
+mix of sizes, --size 293525,108909,15986,36343,11986), timed with
 time.process_time (user + kernel CPU of this process; the disk's own writeback is not in it) and wall clock:
   - fresh: into an archive that holds nothing yet (a first crawl);
   - holding: into an archive already holding HELD other files (a later crawl finding new reports);
@@ -95,8 +96,8 @@ if not TMPFILE:
     print("O_TMPFILE + /proc unavailable here: the `today` variants use the named temporary file")
 
 
-def files(count: int, size: int, tag: str) -> list[bytes]:
-    return [os.urandom(64) + tag.encode() + b"%d" % i + b"x" * (size - 64) for i in range(count)]
+def files(count: int, sizes: list[int], tag: str) -> list[bytes]:
+    return [os.urandom(64) + tag.encode() + b"%d" % i + b"x" * (sizes[i % len(sizes)] - 64) for i in range(count)]
 
 
 def timed(put: Put, blobs: list[bytes]) -> tuple[float, float]:
@@ -115,15 +116,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the archives are made (default: $TMPDIR)")
     parser.add_argument("--files", type=int, default=5000)
-    parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--size", type=lambda text: [int(x) for x in text.split(",")], default=[20_000],
+                        help="bytes per file, or a comma-separated list taken in turn (the polite-crawl benchmark's mix: "
+                             "293525,108909,15986,36343,11986)")
     parser.add_argument("--held", type=int, default=5000, help="files already in the archive for `holding`")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     new, held = files(args.files, args.size, "new"), files(args.held, args.size, "held")
+    size = f"{args.size[0]:,} bytes" if len(args.size) == 1 else f"{sum(args.size) // len(args.size):,} bytes on average"
     scenarios = ("fresh", "holding", "again")
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     names = list(VARIANTS)
-    print(f"{args.files} puts of {args.size:,} bytes in {args.dir} ({os.uname().sysname}, load {os.getloadavg()[0]:.1f})")
+    print(f"{args.files} puts of {size} in {args.dir} ({os.uname().sysname}, load {os.getloadavg()[0]:.1f})")
     for repeat in range(args.repeats):
         work = Path(tempfile.mkdtemp(prefix="bench-archive-", dir=args.dir))
         try:
