@@ -14,7 +14,7 @@ import pytest
 from conftest import DOCUMENTS
 from s3_fixture import S3Server
 
-from gongkai.warehouse.archive import ArchiveUnavailable, open_archive, sha256_of
+from gongkai.warehouse.archive import FLAT_LAYOUT, ArchiveUnavailable, layout_text, open_archive, sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = "hongze-2023.pdf"
@@ -36,8 +36,10 @@ def test_put_get_contains_on_s3_in_the_local_layout_and_a_second_put_uploads_not
     assert sha == sha256_of(data) and sha in archive and archive.get(sha) == data
     assert archive.put(data) == sha
     versions = s3_server.client().list_object_versions(Bucket=bucket)["Versions"]
-    assert [(v["Key"], v["Size"]) for v in versions] == [(f"archive/{sha[:2]}/{sha[2:4]}/{sha}", len(data))]
-    assert s3_server.objects(url) == {f"archive/{sha[:2]}/{sha[2:4]}/{sha}": len(data)}
+    # the file uploaded once, at ab/<sha256> as in a new local archive, after the layout marker (uploaded once too)
+    stored = {f"archive/{sha[:2]}/{sha}": len(data), "archive/ARCHIVE-LAYOUT": len(layout_text(FLAT_LAYOUT))}
+    assert sorted((v["Key"], v["Size"]) for v in versions) == sorted(stored.items())
+    assert s3_server.objects(url) == stored
     # another worker's archive object (a fresh filesystem, as on another machine) sees the same file
     assert sha in open_archive(url) and open_archive(url).get(sha) == data
     missing = sha256_of(b"never stored")
@@ -50,11 +52,27 @@ def test_put_get_contains_on_s3_in_the_local_layout_and_a_second_put_uploads_not
         archive.get("../" + sha[3:])
 
 
+def test_an_earlier_versions_s3_archive_is_read_and_added_to_in_its_layout_and_never_twice(
+        s3_server: S3Server, s3_archive_url: str) -> None:
+    """Objects at <prefix>/ab/cd/<sha256> with no ARCHIVE-LAYOUT, as gongkai uploaded them before (put by hand)."""
+    bucket = s3_server.make_bucket(versioned=True)
+    url = f"s3://{bucket}/archive"
+    data = b"an old report"
+    sha = sha256_of(data)
+    s3_server.client().put_object(Bucket=bucket, Key=f"archive/{sha[:2]}/{sha[2:4]}/{sha}", Body=data)
+    archive = open_archive(url)
+    assert sha in archive and archive.get(sha) == data and archive.put(data) == sha
+    new = archive.put(b"a new report")
+    assert s3_server.objects(url) == {f"archive/{sha[:2]}/{sha[2:4]}/{sha}": len(data),
+                                      f"archive/{new[:2]}/{new[2:4]}/{new}": len(b"a new report")}
+    assert len(s3_server.client().list_object_versions(Bucket=bucket)["Versions"]) == 2  # no second upload
+
+
 def test_an_object_changed_in_the_store_is_refused_in_one_line(s3_server: S3Server, s3_archive_url: str) -> None:
     archive = open_archive(s3_archive_url)
     sha = archive.put(b"the report's bytes")
     bucket, prefix = _bucket_and_prefix(s3_archive_url)
-    s3_server.client().put_object(Bucket=bucket, Key=f"{prefix}/{sha[:2]}/{sha[2:4]}/{sha}", Body=b"tampered")
+    s3_server.client().put_object(Bucket=bucket, Key=f"{prefix}/{sha[:2]}/{sha}", Body=b"tampered")
     with pytest.raises(OSError, match="corrupt") as refused:
         archive.get(sha)
     assert "\n" not in str(refused.value)

@@ -9,7 +9,7 @@ import pytest
 
 from gongkai.browse.source import SourceMissing, source_table
 from gongkai.extractors import read_document
-from gongkai.warehouse.archive import open_archive
+from gongkai.warehouse.archive import LocalArchive, open_archive
 
 
 def _table_html(rows: int, cols: int) -> bytes:
@@ -50,8 +50,8 @@ def test_a_corrupt_archive_file_is_said_on_the_source_page_not_a_server_error(du
     with open_read_only(duck_corpus, allow_writable_role=True) as reader:
         report_id, sha = reader.run("SELECT report_id, r.sha256 FROM report_index r "
                                     "WHERE r.agency = '淮安市洪泽区人民政府' AND r.year = 2023").rows[0]
-    archive = open_archive(tmp_path / "archive")
-    target = Path(archive.location) / sha[:2] / sha[2:4] / sha
+    archive = LocalArchive(tmp_path / "archive")
+    target = archive.path_for(sha)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"%PDF-1.7 not the bytes the digest names")
     with TestClient(create_app(duck_corpus, archive), base_url="http://127.0.0.1", raise_server_exceptions=False) as client:

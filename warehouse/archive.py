@@ -1,17 +1,23 @@
 """The raw archive: every file stored once under its sha256, never overwritten.
 
-Only the digest becomes a path (root/ab/cd/<sha256>), so a file name from outside never touches the
-file system. `open_archive` takes a location string: a local folder (or file:// URL), or an fsspec URL such as
-`s3://bucket/prefix` (warehouse/archive_remote.py, the [s3] extra), which several workers on several machines
-share. Both keep the same layout and the same promises: stored once, never overwritten, checked on reading.
+Only the digest becomes a path, so a file name from outside never touches the file system. An archive made by
+this version stores a file at root/ab/<sha256> (256 folders, as git's loose objects) and says so in a small file
+at its root, ARCHIVE-LAYOUT, written before its first file; an archive without it that already holds files was
+written by an earlier version, root/ab/cd/<sha256> (65,536 folders), and is read and added to in that layout, so
+no file is ever stored twice. `key_for` is the one place a digest becomes a path. `open_archive` takes a
+location string: a local folder (or file:// URL), or an fsspec URL such as `s3://bucket/prefix`
+(warehouse/archive_remote.py, the [s3] extra), which several workers on several machines share. Both keep the
+same layout and marker and the same promises: stored once, never overwritten, checked on reading.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -26,9 +32,6 @@ def checked_sha256(sha256: str) -> str:
     if not _SHA256.fullmatch(sha256):
         raise ValueError(f"not a sha256 digest: {sha256!r}")
     return sha256
-
-
-_checked = checked_sha256
 
 
 class ArchiveUnavailable(OSError):
@@ -48,36 +51,136 @@ class Archive(Protocol):
     def __contains__(self, sha256: object) -> bool: ...
 
 
+# The layouts an archive may have: where a file's digest puts it under the archive's root.
+OLD_LAYOUT = 1  # root/ab/cd/<sha256>: gongkai before ARCHIVE-LAYOUT; 65,536 folders, a new one for most files
+FLAT_LAYOUT = 2  # root/ab/<sha256>: 256 folders; creating a folder costs as much as a file on ext4
+LAYOUT_FILE = "ARCHIVE-LAYOUT"
+_LAYOUT_LINE = re.compile(r"gongkai archive layout (\d+)\b")
+_SHAPES = {OLD_LAYOUT: "ab/cd/<sha256>", FLAT_LAYOUT: "ab/<sha256>"}
+_INCOMING = ".incoming-"  # prefix of a temporary file (where O_TMPFILE is unavailable), never an archived one
+
+
+def key_for(sha256: str, layout: int) -> str:
+    """The path of a file under the archive's root, '/'-separated: the one place a digest becomes a path."""
+    sha256 = checked_sha256(sha256)
+    if layout == FLAT_LAYOUT:
+        return f"{sha256[:2]}/{sha256}"
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def layout_text(layout: int) -> str:
+    """ARCHIVE-LAYOUT's text: its first words name the layout, the rest is for a person looking at the folder."""
+    return f"gongkai archive layout {layout}: each file at <root>/{_SHAPES[layout]}, read-only, never overwritten\n"
+
+
+def resolve_layout(read_marker: Callable[[], str | None], names: Callable[[], Iterable[str]], where: str) -> tuple[int, bool]:
+    """(layout, whether ARCHIVE-LAYOUT must still be written before the first file), from one look at the root.
+
+    The marker says; without one, an archive that holds nothing yet is new (FLAT_LAYOUT, marker written by its
+    first put) and one that holds files is an earlier version's (OLD_LAYOUT, never marked, so it stays so).
+    Workers opening one fresh archive at once agree: all of them take FLAT_LAYOUT and write the same marker; one
+    that looked before another wrote marker and files reads the marker again once it sees files."""
+    text = read_marker()
+    if text is None:
+        if not any(name != LAYOUT_FILE and not name.startswith(_INCOMING) for name in names()):
+            return FLAT_LAYOUT, True
+        text = read_marker()
+        if text is None:
+            return OLD_LAYOUT, False
+    found = _LAYOUT_LINE.match(text)
+    layout = int(found.group(1)) if found else 0
+    if layout not in _SHAPES:
+        raise ArchiveUnavailable(f"archive {where}: {LAYOUT_FILE} names a layout this gongkai does not know "
+                                 f"({text.strip()[:80]!r}; written by a newer version?)")
+    return layout, False
+
+
+def _tmpfile_usable() -> bool:
+    """O_TMPFILE + linkat through /proc (Linux): a file with no name until it is complete, nothing to clean up."""
+    return (hasattr(os, "O_TMPFILE") and os.link in os.supports_dir_fd and os.link in os.supports_follow_symlinks
+            and os.path.isdir("/proc/self/fd"))
+
+
+_TMPFILE = _tmpfile_usable()
+# the file system refuses O_TMPFILE (older kernels open the folder itself: EISDIR); the named temp file then
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+
+
+def write_once(folder: str, target: str, data: bytes) -> None:
+    """Write `data` as a new read-only file `target` in `folder`, complete and on disk before it has its name.
+
+    Never overwrites: if `target` appears meanwhile (another writer won the race), the file already there is kept
+    (same digest, same bytes). A failure or a kill mid-write leaves nothing under the archive's names. Raises
+    FileNotFoundError if `folder` does not exist."""
+    if _TMPFILE:
+        try:
+            fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o444)
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE:
+                raise
+        else:
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, 0o444)  # exactly 0444 whatever the umask, as before
+                os.fsync(fd)  # durability: the bytes are on disk before the archive names them
+                try:
+                    # linkat(AT_SYMLINK_FOLLOW) via /proc gives the unnamed file its name; the source path is
+                    # absolute, so the dir fd only makes os.link call linkat with the follow flag
+                    os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=fd, follow_symlinks=True)
+                except FileExistsError:
+                    pass
+            finally:
+                os.close(fd)
+            return
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_INCOMING)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o444)
+        try:
+            os.link(tmp, target)  # fails if another writer won the race: never overwrite
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class LocalArchive:
-    """A folder of content-addressed files, written atomically (temp file in the same folder, then link)."""
+    """A folder of content-addressed files, each written complete before it is named (O_TMPFILE, or a temp
+    file in the same folder), then linked: never overwritten. Its layout is read once, at open."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.location = str(self.root)
+        self._root = str(self.root)
+        self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
 
     def path_for(self, sha256: str) -> Path:
-        sha256 = _checked(sha256)
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / key_for(sha256, self.layout)
 
     def put(self, data: bytes) -> str:
         sha256 = sha256_of(data)
-        target = self.path_for(sha256)
-        if target.exists():
+        target = os.path.join(self._root, key_for(sha256, self.layout))
+        if os.path.exists(target):
             return sha256
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        if self._unmarked:
+            self._mark()
+            target = os.path.join(self._root, key_for(sha256, self.layout))
+        folder = os.path.dirname(target)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o444)
-            try:
-                os.link(tmp, target)  # fails if another writer won the race: never overwrite
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
+            write_once(folder, target, data)
+        except FileNotFoundError:  # a folder's first file (256 of them in FLAT_LAYOUT): one call, not one per put
+            os.makedirs(folder, exist_ok=True)  # another writer may make it meanwhile: fine
+            write_once(folder, target, data)
         return sha256
 
     def get(self, sha256: str) -> bytes:
@@ -88,6 +191,26 @@ class LocalArchive:
 
     def __contains__(self, sha256: object) -> bool:
         return isinstance(sha256, str) and bool(_SHA256.fullmatch(sha256)) and self.path_for(sha256).exists()
+
+    def _read_marker(self) -> str | None:
+        try:
+            return (self.root / LAYOUT_FILE).read_text(encoding="utf-8", errors="replace")[:1000]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _names(self) -> Iterable[str]:
+        try:
+            with os.scandir(self.root) as entries:
+                yield from (entry.name for entry in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+
+    def _mark(self) -> None:
+        """Before the first file of a new archive: ARCHIVE-LAYOUT, written once (a concurrent writer's, if it won,
+        is the same text; one in another layout is obeyed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_once(self._root, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
+        self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
 
 
 def is_remote(location: str | Path) -> bool:

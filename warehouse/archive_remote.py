@@ -1,7 +1,8 @@
 """The archive in an object store, through fsspec: `s3://bucket/prefix` (S3, MinIO, Alibaba OSS's S3 interface).
 
-Same layout as the local folder (<prefix>/ab/cd/<sha256>), so a local archive copied up with any S3 tool is a
-valid remote one and the reverse. Several workers on several machines share it: a put of bytes already there
+Same layout and ARCHIVE-LAYOUT marker as the local folder (<prefix>/ab/<sha256>; <prefix>/ab/cd/<sha256> in an
+unmarked archive of an earlier version: warehouse/archive.py), so a local archive copied up with any S3 tool is
+a valid remote one and the reverse. Several workers on several machines share it: a put of bytes already there
 sends no upload (two workers racing on one file upload the same bytes under the same key: harmless), and every
 get checks the bytes against their digest, so a damaged or replaced object is refused, never extracted.
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from gongkai.warehouse.archive import ArchiveUnavailable, checked_sha256, sha256_of
+from gongkai.warehouse.archive import LAYOUT_FILE, ArchiveUnavailable, key_for, layout_text, resolve_layout, sha256_of
 
 T = TypeVar("T")
 
@@ -37,7 +38,8 @@ def redacted(url: str) -> str:
 
 
 class RemoteArchive:
-    """Content-addressed objects under `<url>/ab/cd/<sha256>`; thread-safe (fsspec's filesystems are)."""
+    """Content-addressed objects under `<url>/ab/<sha256>` (or an earlier version's `<url>/ab/cd/<sha256>`, read
+    once at open from ARCHIVE-LAYOUT); thread-safe (fsspec's filesystems are)."""
 
     def __init__(self, url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, check: bool = True) -> None:
         self.location = redacted(url).rstrip("/")
@@ -50,15 +52,18 @@ class RemoteArchive:
         self.root = self.root.rstrip("/")
         if check:
             self._call("open", self._check)
+        self.layout, self._unmarked = self._call("read", lambda: resolve_layout(self._read_marker, self._names, self.location))
 
     def key_for(self, sha256: str) -> str:
-        sha256 = checked_sha256(sha256)
-        return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+        return f"{self.root}/{key_for(sha256, self.layout)}"
 
     def put(self, data: bytes) -> str:
         sha256 = sha256_of(data)
         key = self.key_for(sha256)
         if not self._call("read", lambda: self.fs.exists(key)):
+            if self._unmarked:  # a new archive: its marker before its first object (workers racing write the same)
+                self._call("write", lambda: self.fs.pipe_file(f"{self.root}/{LAYOUT_FILE}", layout_text(self.layout).encode()))
+                self._unmarked = False
             self._call("write", lambda: self.fs.pipe_file(key, data))
         return sha256
 
@@ -81,6 +86,20 @@ class RemoteArchive:
         key = self.key_for(sha256)
         return bool(self._call("read", lambda: self.fs.exists(key)))
 
+    def _read_marker(self) -> str | None:
+        try:
+            data: bytes = self.fs.cat_file(f"{self.root}/{LAYOUT_FILE}", start=0, end=1000)
+        except FileNotFoundError:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    def _names(self) -> list[str]:
+        """The names directly under the root (one listing request; the object store has no folders to create)."""
+        try:
+            return [str(path).rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)]
+        except FileNotFoundError:
+            return []
+
     def _check(self) -> None:
         """At open time: the bucket is there and these credentials may use it (one request)."""
         if self.protocol in ("s3", "s3a"):
@@ -98,6 +117,8 @@ class RemoteArchive:
         except FileNotFoundError as exc:
             if what == "open":
                 raise ArchiveUnavailable(f"archive {self.location}: the bucket does not exist ({_first_line(exc)})") from None
+            raise
+        except ArchiveUnavailable:
             raise
         except PermissionError as exc:
             raise ArchiveUnavailable(f"archive {self.location}: access refused, check the credentials ({_first_line(exc)})") from None

@@ -1,0 +1,225 @@
+"""The local archive's layout and its promises under races, failures and kills: a new archive stores
+root/ab/<sha256> and says so in ARCHIVE-LAYOUT; an earlier version's root/ab/cd/<sha256> archive is read and
+added to in its own layout, never given a second copy; two writers of one file keep one; files are read-only;
+a write that fails or is killed halfway leaves nothing under the archive's names."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gongkai.warehouse import archive as archive_module
+from gongkai.warehouse.archive import (
+    FLAT_LAYOUT,
+    LAYOUT_FILE,
+    OLD_LAYOUT,
+    ArchiveUnavailable,
+    LocalArchive,
+    layout_text,
+    open_archive,
+    resolve_layout,
+    sha256_of,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file under the archive's root (relative path → bytes), hidden temporary ones included."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def read_only(path: Path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """A umask that would strip the group and other bits from a new file: the archive's files are 0444 anyway."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_a_new_archive_stores_ab_sha256_under_a_layout_marker_and_opening_it_writes_nothing(
+        tmp_path: Path, strict_umask: None) -> None:
+    root = tmp_path / "archive"
+    archive = open_archive(root)
+    assert not root.exists()  # opening (as browse does, read-only) creates nothing
+    data = b"%PDF-1.7 a report"
+    sha = archive.put(data)
+    assert sha == sha256_of(data) and sha in archive and archive.get(sha) == data
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{sha[:2]}/{sha}": data}
+    assert read_only(root / sha[:2] / sha) and read_only(root / LAYOUT_FILE)
+    assert layout_text(FLAT_LAYOUT).startswith("gongkai archive layout 2: each file at <root>/ab/<sha256>")
+    again = LocalArchive(root)  # read from the marker at open
+    assert again.layout == FLAT_LAYOUT and again.put(data) == sha and again.get(sha) == data
+    assert len(files_under(root)) == 2
+
+
+def test_an_earlier_versions_archive_is_read_and_added_to_in_its_own_layout_never_twice(tmp_path: Path) -> None:
+    """An archive as gongkai wrote it before ARCHIVE-LAYOUT (built by hand): root/ab/cd/<sha256>, no marker."""
+    root = tmp_path / "archive"
+    held = {sha256_of(data): data for data in (b"an old report", b"another old report")}
+    for sha, data in held.items():
+        path = root / sha[:2] / sha[2:4] / sha
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o444)
+    before = files_under(root)
+    archive = open_archive(root)
+    assert isinstance(archive, LocalArchive) and archive.layout == OLD_LAYOUT
+    for sha, data in held.items():
+        assert sha in archive and archive.get(sha) == data
+        assert archive.put(data) == sha  # already held: no second copy under the new layout
+        assert archive.path_for(sha) == root / sha[:2] / sha[2:4] / sha
+    assert files_under(root) == before
+    new = archive.put(b"a new report")
+    assert files_under(root) == before | {f"{new[:2]}/{new[2:4]}/{new}": b"a new report"}  # no marker either
+    assert LocalArchive(root).layout == OLD_LAYOUT and new in LocalArchive(root)
+
+
+def test_a_layout_this_version_does_not_know_is_one_line_at_open(tmp_path: Path) -> None:
+    (tmp_path / LAYOUT_FILE).write_text("gongkai archive layout 9: something newer\n")
+    with pytest.raises(ArchiveUnavailable, match="does not know") as refused:
+        open_archive(tmp_path)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_worker_that_looked_before_another_made_the_archive_reads_the_marker_again() -> None:
+    """Worker B found no marker; worker A then wrote marker and files; B, seeing files, must not take the
+    earlier version's layout."""
+    answers = iter([None, layout_text(FLAT_LAYOUT)])
+    assert resolve_layout(lambda: next(answers), lambda: [LAYOUT_FILE, "ab"], "x") == (FLAT_LAYOUT, False)
+    # an empty folder (or only a marker's temporary file) is a new archive; files without a marker an old one
+    assert resolve_layout(lambda: None, lambda: [".incoming-x1"], "x") == (FLAT_LAYOUT, True)
+    assert resolve_layout(lambda: None, lambda: ["ab"], "x") == (OLD_LAYOUT, False)
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
+def test_two_writers_of_one_file_into_one_fresh_archive_keep_one_read_only_copy(
+        tmp_path: Path, strict_umask: None, monkeypatch: pytest.MonkeyPatch, tmpfile: bool) -> None:
+    """Both writers opened the archive while it was empty and both pass `exists` before either names its file:
+    each fsync waits for the other, so both markers and both files race to their link."""
+    monkeypatch.setattr(archive_module, "_TMPFILE", tmpfile and archive_module._TMPFILE)
+    root = tmp_path / "archive"
+    writers = [LocalArchive(root), LocalArchive(root)]
+    both_written = threading.Barrier(2, timeout=10)
+    real_fsync = os.fsync
+
+    def fsync_together(fd: int) -> None:
+        both_written.wait()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_together)
+    data = os.urandom(4096)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda a=a: results.append(a.put(data))) for a in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    sha = sha256_of(data)
+    assert results == [sha, sha]
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{sha[:2]}/{sha}": data}
+    assert read_only(root / sha[:2] / sha)
+
+
+WRITER = """
+import sys
+from gongkai.warehouse.archive import open_archive
+root, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+while not __import__("os").path.exists(start):  # all writers open the fresh archive at once
+    pass
+archive = open_archive(root)
+for i in range(count):
+    archive.put(b"file %d " % i * 200)
+print(archive.layout)
+"""
+
+
+def test_writer_processes_opening_one_fresh_archive_at_once_agree_on_its_layout(tmp_path: Path) -> None:
+    root, start, count = tmp_path / "archive", tmp_path / "start", 150
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(start), str(count)], env=env,
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    start.touch()
+    layouts = [w.communicate(timeout=120)[0].strip() for w in writers]
+    assert [w.returncode for w in writers] == [0, 0, 0] and layouts == [str(FLAT_LAYOUT)] * 3
+    expected = {sha256_of(b"file %d " % i * 200): b"file %d " % i * 200 for i in range(count)}
+    stored = files_under(root)
+    assert stored.pop(LAYOUT_FILE) == layout_text(FLAT_LAYOUT).encode()
+    assert stored == {f"{sha[:2]}/{sha}": data for sha, data in expected.items()}
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
+def test_a_write_that_fails_before_it_is_durable_leaves_nothing_and_the_next_put_stores_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool) -> None:
+    monkeypatch.setattr(archive_module, "_TMPFILE", tmpfile and archive_module._TMPFILE)
+    archive = LocalArchive(tmp_path / "archive")
+    archive.put(b"first file")  # the marker and a folder exist: only the failing file is at stake
+    before = files_under(tmp_path / "archive")
+    real_write, real_fsync = os.write, os.fsync
+
+    def short_writes(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[: max(1, len(data) // 2)]))  # a short write: the loop goes on
+
+    def io_error(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    data = os.urandom(50_000)
+    monkeypatch.setattr(os, "write", short_writes)
+    monkeypatch.setattr(os, "fsync", io_error)  # the bytes were written but cannot be made durable
+    with pytest.raises(OSError, match="Input/output error"):
+        archive.put(data)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert sha256_of(data) not in archive and files_under(tmp_path / "archive") == before
+    assert archive.get(archive.put(data)) == data  # short writes (as the patched os.write gives) are completed
+    monkeypatch.setattr(os, "write", real_write)
+
+
+def test_a_file_system_refusing_o_tmpfile_gets_a_named_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def no_tmpfile(path: str, flags: int, mode: int = 0o777, **kw: object) -> int:
+        if hasattr(os, "O_TMPFILE") and flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    archive = LocalArchive(tmp_path)
+    sha = archive.put(b"stored all the same")
+    assert files_under(tmp_path) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{sha[:2]}/{sha}": b"stored all the same"}
+    assert read_only(tmp_path / sha[:2] / sha)
+
+
+KILLED = """
+import os, signal, sys
+from gongkai.warehouse.archive import open_archive
+archive = open_archive(sys.argv[1])
+archive.put(b"stored before the kill")
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed with the bytes written, before their name
+archive.put(b"never stored" * 1000)
+"""
+
+
+@pytest.mark.skipif(not archive_module._TMPFILE, reason="O_TMPFILE and /proc (Linux) only")
+def test_a_writer_killed_mid_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(root)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    kept = sha256_of(b"stored before the kill")
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}
+    assert sha256_of(b"never stored" * 1000) not in LocalArchive(root)
