@@ -429,6 +429,17 @@ class Workers:
             self._threads.append(thread)
         self._tasks.put((fn, args))
 
+    def start(self, count: int) -> None:
+        """Start up to `count` threads now (the driver), for tasks `put` from other threads."""
+        while len(self._threads) < min(count, self.most):
+            thread = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}")
+            thread.start()
+            self._threads.append(thread)
+
+    def put(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue fn(*args) from any thread, for the threads already started (`start`): none is started here."""
+        self._tasks.put((fn, args))
+
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:
             if self._cancelled:
@@ -481,11 +492,10 @@ class CrawlScheduler:
         # a step after a fetch parses the page (a parse tree is ~100× the page): CPU work that more threads cannot
         # speed up under the GIL, only hold more trees at once. So at most `parsers` at a time, whatever the threads
         self.parsers = max(1, parsers)
-        # the parsers' turns as tokens in a C queue: a thread waiting for one blocks in C (threading's Semaphore is a
-        # Condition in Python: each wait and wake-up ran some fifty lines of bytecode, with 128 threads waiting)
-        self._parsing: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for token in range(self.parsers):
-            self._parsing.put(token)
+        # run on `parsers` threads of their own (_parse), fed by the fetch threads: lxml keeps, per thread that parsed, a
+        # dictionary of the names and short strings of what it parsed (60-280 kB each, as long as the thread lives), so
+        # parsing on whichever fetch thread fetched the page held 14-36 MB in 128 threads; now in `parsers` threads only
+        self._parse_pool: Workers | None = None
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
         # files fetched and waiting for the ingest threads: at most `ingest_backlog` in memory; those that arrive beyond
@@ -533,6 +543,8 @@ class CrawlScheduler:
     def _drive(self, walk: Walk, threads: int) -> Walk:
         fetch_pool = Workers(threads, "gongkai-fetch")
         ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
+        self._parse_pool = parse_pool = Workers(self.parsers, "gongkai-parse")
+        parse_pool.start(self.parsers)  # before any fetch: the fetch threads queue their pages to it
         try:
             self._add(walk.start(), [])
             while self._open:
@@ -562,6 +574,7 @@ class CrawlScheduler:
             # after a stop's grace, work still in flight is abandoned (a load is one transaction: it commits or not)
             stopped = self._stop_by is not None
             fetch_pool.shutdown(wait=not stopped, cancel=stopped)
+            parse_pool.shutdown(wait=not stopped, cancel=stopped)  # after the fetches that feed it
             ingest_pool.shutdown(wait=not stopped, cancel=stopped)
             self._closer_done()
             if self._spill_dir is not None:  # files of a stop's abandoned ingests too
@@ -841,14 +854,32 @@ class CrawlScheduler:
                 value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
         except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
             error = exc
-        # a page's next step parses it: it waits for a parser's turn. A file's (a download, a picture), a failure's, a
-        # 304's do not parse: they waited too (some 100 ms each at 1,000 hosts, holding one of the fetch threads the
-        # driver counts as busy, so fewer requests went out on time) for a generator step of a few microseconds
+        # a page's next step parses it: on a parser thread (_parse), fed from here. A file's (a download, a picture), a
+        # failure's, a 304's do not parse: they waited too (some 100 ms each at 1,000 hosts, holding one of the fetch
+        # threads the driver counts as busy, so fewer requests went out on time) for a generator step of a few microseconds
         if step.parses and error is None and not getattr(value, "not_modified", False):
-            outcome = self._parsed(unit, value)
-        else:
-            outcome = advance(unit, value, error)
+            assert self._parse_pool is not None
+            self._parse_pool.put(self._parse, unit, value)
+            return
+        outcome = advance(unit, value, error)
         del value  # the response: not held while the driver places the next step
+        self._fetched(unit, outcome)
+
+    def _parse(self, unit: _Unit, value: Any) -> None:
+        """On a parser thread (at most `parsers` pages parsed at once): the unit's step after its fetch parses its page."""
+        with self._parsing_lock:
+            self._parsing_now += 1
+            self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
+        try:
+            outcome = advance(unit, value, None)
+        finally:
+            with self._parsing_lock:
+                self._parsing_now -= 1
+        del value
+        self._fetched(unit, outcome)
+
+    def _fetched(self, unit: _Unit, outcome: tuple[str, Any, str | None]) -> None:
+        """Where the unit's file waits for the ingest path (the backlog in memory, else on disk), and the driver told."""
         if outcome[0] == "step" and isinstance(outcome[1], IngestFile):
             with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
                 in_memory = self._files_held < self.ingest_backlog
@@ -857,20 +888,6 @@ class CrawlScheduler:
             if not in_memory:
                 outcome = ("step", self._spilled(outcome[1]), None)
         self._events.put(("fetched", unit, outcome))
-
-    def _parsed(self, unit: _Unit, value: Any) -> tuple[str, Any, str | None]:
-        token = self._parsing.get()  # at most `parsers` pages parsed at once
-        try:
-            with self._parsing_lock:
-                self._parsing_now += 1
-                self.stats.peak_parsing = max(self.stats.peak_parsing, self._parsing_now)
-            try:
-                return advance(unit, value, None)
-            finally:
-                with self._parsing_lock:
-                    self._parsing_now -= 1
-        finally:
-            self._parsing.put(token)
 
     def _spilled(self, step: IngestFile) -> IngestFile:
         """A file for a full backlog, in the spill folder (in this worker: the write is off the driver thread); kept in

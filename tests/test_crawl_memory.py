@@ -408,3 +408,122 @@ def test_spill_folders_of_processes_that_died_are_removed_by_the_next_spill(tmp_
     assert not dead.exists() and alive.exists() and other.exists()
     assert Path(step.spilled).parent.name.startswith(f"{prefix}{os.getpid()}-")
     assert scheduler_module.remove_abandoned_spill_dirs(str(tmp_path)) == 0  # this process's own folders are kept
+
+
+# --- what a crawl holds at its peak, all hosts in progress at once (crawler/crawl.py take_content, scheduler parse pool) --
+
+def bodies_held_by(unit: Any) -> int:
+    """Bytes of response bodies a suspended unit of work keeps in its generators' frames (beside its step)."""
+    from gongkai.crawler.fetcher import Response
+
+    held, generator = 0, unit.steps
+    while generator is not None and generator.gi_frame is not None:
+        held += sum(len(v.content) for v in generator.gi_frame.f_locals.values() if isinstance(v, Response))
+        generator = generator.gi_yieldfrom
+    return held
+
+
+def test_a_unit_waiting_for_the_ingest_path_holds_its_file_only_in_its_step(portal: Portal, tmp_path: Path) -> None:
+    """A unit kept its Response (for the validators it commits last) while its file waited for the ingest path, spilled
+    to disk exactly so as not to wait in memory, and while its detail page's attachments were fetched: some 380 bodies
+    were held at once at 1,000 hosts. The body now goes with the file's step (crawler.crawl.take_content); what waits
+    holds none, and every file still reaches the ingest path whole and its state is committed as before."""
+    from urllib.parse import urlsplit
+
+    from bench_portals import bench_module
+
+    served = bench_module().route
+    reg = tmp_path / "registry.toml"
+    reg.write_text(portal.registry(portal.ports[:HOSTS]), "utf-8")
+    portals = load_registry(reg)
+    held: list[int] = []
+    waited: list[int] = []
+    wrong: list[str] = []
+    box: dict[str, CrawlScheduler] = {}
+
+    def slow(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        waiting = list(box["scheduler"]._ingest_waiting)  # one ingest thread (this one): none of them can resume now
+        waited.append(len(waiting))
+        held.append(sum(bodies_held_by(unit) for unit in waiting))
+        if data != served(urlsplit(url).path)[0]:
+            wrong.append(url)
+        time.sleep(0.03)  # extraction behind the fetching
+        return IngestOutcome("", "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    slots = HostSlots(2, 0.05)
+    fetcher = Fetcher(all_hosts(portals), delay=0.05, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    state = CrawlState(None)
+    ctx = CrawlContext(fetcher, state, slow)
+    scheduler = box["scheduler"] = CrawlScheduler(ctx, slots, workers=16, ingest_workers=1, ingest_backlog=2)
+    walk = scheduler.run(Walk(ctx, portals, Limits()))
+    assert sorted(d.outcome for d in walk.documents) == ["new"] * (HOSTS * 5) and not wrong
+    assert max(waited) > 2  # units did wait for the ingest path (beyond the backlog: spilled)
+    assert max(held) == 0, max(held)  # was the size of each waiting file again, and its detail page
+    # committed as before, validators included: per host its listing, 5 report pages or notices, 3 attachments
+    assert len(state) == HOSTS * 9
+    assert {state.get(f"http://127.0.0.1:{port}/a{i}/index.html")["etag"] for i, port in enumerate(portal.ports[:HOSTS])} \
+        == {'"bench-v1"'}
+
+
+def test_pages_are_parsed_on_the_parser_threads_only(portal: Portal, tmp_path: Path) -> None:
+    """lxml keeps, per thread that parsed, a dictionary of what it parsed (60-280 kB for as long as the thread lives):
+    parsing on whichever of 128 fetch threads fetched the page held 14-36 MB. The step after each fetch (the page's
+    parse) now runs on `parsers` threads of their own, whatever the fetch threads."""
+    import threading
+
+    from gongkai.crawler.crawl import Fetch
+
+    parsed_on: set[int] = set()
+    fetched_on: set[int] = set()
+    lock = threading.Lock()
+
+    def items(ctx: CrawlContext, portal_: Any, candidate: Any, verdict: Any) -> Any:
+        with lock:
+            fetched_on.add(threading.get_ident())  # its first step: in the driver
+        yield Fetch(candidate.url, None)
+        with lock:
+            parsed_on.add(threading.get_ident())
+        time.sleep(0.002)  # parsing
+        return []
+
+    reg = tmp_path / "registry.toml"
+    reg.write_text(portal.registry(portal.ports[:HOSTS]), "utf-8")
+    portals = load_registry(reg)
+    slots = HostSlots(2, 0.0)
+    fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    ctx = CrawlContext(fetcher, CrawlState(None), lambda *_a, **_k: None)  # type: ignore[arg-type]
+    scheduler = CrawlScheduler(ctx, slots, workers=24, items=items, parsers=2)
+    scheduler.run(Walk(ctx, portals, Limits()))
+    assert scheduler.stats.fetch_steps >= HOSTS * 6 and scheduler.stats.peak_fetching > 2
+    assert 1 <= len(parsed_on) <= 2, len(parsed_on)  # was up to one per fetch thread
+    assert not parsed_on & fetched_on
+    assert 1 <= scheduler.stats.peak_parsing <= 2
+
+
+def test_a_hosts_connection_pool_is_small_and_still_reuses_its_connection(portal: Portal) -> None:
+    """Every host in progress has a connection pool, and at 1,000 hosts all are in progress at once: urllib3's LifoQueue
+    (three Conditions with their bound methods) made a pool some 4.9 kB, 4.9 MB in all. The pools never block, so a
+    plain stack does (transport.ConnectionStack): measured by tracemalloc, each pool now some 1.8 kB."""
+    from gongkai.crawler.transport import PinnedAdapter
+
+    fetcher = Fetcher(frozenset(f"127.0.0.1:{port}" for port in portal.ports), delay=0.0, concurrency=2)
+    manager = fetcher._adapter.poolmanager
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        pools = [manager.connection_from_host("127.0.0.1", 40000 + i, scheme="http") for i in range(200)]
+        per_pool = (tracemalloc.get_traced_memory()[0] - before) / len(pools)
+    finally:
+        tracemalloc.stop()
+    assert per_pool < 2500, per_pool  # was 4,950 bytes
+    # one connection per host, reused from its pool by the next request (keep-alive), and given back on the way
+    sockets = open_sockets()
+    url = f"http://127.0.0.1:{portal.ports[0]}/robots.txt"
+    for _ in range(3):
+        assert fetcher.fetch(url, allowed_hosts=frozenset({f"127.0.0.1:{portal.ports[0]}"})).status == 200
+    [pool] = [p for p in manager.pools._container.values() if p.port == portal.ports[0] and p.num_connections]
+    assert pool.num_connections == 1 and pool.pool is not None and pool.pool.qsize() == 2  # the one, and a free place
+    assert open_sockets() == sockets + 1
+    with pytest.raises(ValueError, match="never block"):
+        PinnedAdapter(pool_block=True)

@@ -478,8 +478,11 @@ def test_a_file_s_step_does_not_wait_for_a_parser_s_turn() -> None:
         reply = yield Fetch("http://127.0.0.1:9/a.pdf", parses=parses)
         yield IngestFile(reply.content, "a.pdf", "http://127.0.0.1:9/a.pdf", None, None, None)  # type: ignore[arg-type]
 
+    from gongkai.crawler.scheduler import Workers
+
     sched = CrawlScheduler(Ctx(), HostSlots(2, 0.0), workers=4, parsers=1)  # type: ignore[arg-type]
-    held = sched._parsing.get()  # the one parser's turn, taken by a long parse elsewhere
+    # the one parser busy with a long parse elsewhere: its thread not started yet, the pages wait in its queue
+    sched._parse_pool = parsers = Workers(1, "gongkai-parse")
     outcomes: dict[bool, Any] = {}
     for parses in (False, True):
         unit = Unit(type("Job", (), {"portal": None})(), steps(parses))  # type: ignore[arg-type]
@@ -491,8 +494,9 @@ def test_a_file_s_step_does_not_wait_for_a_parser_s_turn() -> None:
             outcomes[parses] = None
     assert outcomes[False] is not None and isinstance(outcomes[False][2][1], IngestFile)  # not held up
     assert outcomes[True] is None  # a page's step waits for the turn
-    sched._parsing.put(held)
+    parsers.start(1)  # the parser free again
     assert sched._events.get(timeout=2.0)[0] == "fetched"
+    parsers.shutdown(wait=True, cancel=False)
 
 
 def test_a_listing_page_under_way_is_fetched_while_extraction_is_behind(monkeypatch: pytest.MonkeyPatch) -> None:
