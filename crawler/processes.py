@@ -403,10 +403,13 @@ class BodyReader:
     socket (multiprocessing's duplex Pipe on Linux) one recv of the whole body (MSG_WAITALL), not Connection.recv_bytes,
     which reads chunks of the remainder into a BytesIO and copies them: for a 100 kB file that allocation churn (glibc
     giving the pages back, faulting them in again) cost ~80 µs of the parent's CPU, about what pickling the bytes did.
-    Elsewhere (a pipe) recv_bytes. Only the thread serving the child reads its connection."""
+    Elsewhere (a pipe) recv_bytes. Only the thread serving the child reads its connection. `most`: the largest file
+    a child may send (its fetcher's max_bytes); a header announcing more, or a frame whose length is not the one
+    announced, is refused before anything is allocated or read (a child's bug, or a corrupted stream)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, most: int | None = None) -> None:
         self.conn = conn
+        self.most = most
         self._sock: socket.socket | None = None
         try:
             if stat.S_ISSOCK(os.fstat(conn.fileno()).st_mode):
@@ -415,12 +418,21 @@ class BodyReader:
             self._sock = None
 
     def read(self, size: int) -> bytes:
+        if not isinstance(size, int) or size < 0 or (self.most is not None and size > self.most):
+            raise ValueError(f"a file of {size!r} bytes announced, more than the {self.most} a file may have")
         data: bytes
         if self._sock is None:
-            data = self.conn.recv_bytes()
+            try:
+                data = self.conn.recv_bytes(size + 1)  # a longer one is refused before it is read
+            except OSError as exc:
+                raise ValueError(f"a file of more than the {size} bytes announced ({exc})") from exc
         else:
             length, = struct.unpack("!i", self._exactly(4))  # multiprocessing's framing: a 4-byte length, -1 then 8
-            data = self._exactly(struct.unpack("!Q", self._exactly(8))[0] if length == -1 else length)
+            if length == -1:
+                length = struct.unpack("!Q", self._exactly(8))[0]
+            if length != size:
+                raise ValueError(f"a file of {length} bytes where {size} were announced")
+            data = self._exactly(length)
         if len(data) != size:
             raise ValueError(f"a file of {len(data)} bytes where {size} were announced")
         return data
@@ -500,7 +512,7 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
            listener: Callable[[str, int], None] | None) -> None:
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
-    body = BodyReader(child.conn)
+    body = BodyReader(child.conn, getattr(ctx.fetcher, "max_bytes", None))
     try:
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
         # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a

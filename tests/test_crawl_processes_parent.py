@@ -188,3 +188,38 @@ def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_p
     # the children's crawl-state updates all reached the parent's state: each file's validators, each listing's
     assert all(state.get(url) is not None for url in files)
     assert all(state.get(p.listing[0]) is not None for p in portals)
+
+
+@pytest.mark.parametrize("framed, announced", [(2**40, 2**40), (2**40, 10), (10, 2**40), (11, 10)])
+def test_a_header_whose_length_lies_or_is_huge_is_refused_before_anything_is_read(framed: int, announced: int) -> None:
+    """A child's header announces `announced` bytes, the frame that follows says `framed`: more than the crawl's
+    max_bytes, or not what was announced, is one clear error, before the parent allocates (a terabyte) or waits
+    for bytes that never come; the serving thread ends with a line, the other children go on."""
+    ours, theirs = socket.socketpair()
+    conn = multiprocessing.connection.Connection(ours.detach())
+    theirs.sendall(struct.pack("!i", -1) + struct.pack("!Q", framed) + b"x" * 11)  # then nothing: a read would hang
+    body = BodyReader(conn, most=1000)
+    theirs.settimeout(None)
+    timer = threading.Timer(10, theirs.close)  # on the old code: an end instead of a hang (or a MemoryError)
+    timer.start()
+    try:
+        with pytest.raises(ValueError, match="announced"):
+            body.read(announced)
+    finally:
+        timer.cancel()
+        body.close()
+        conn.close()
+        theirs.close()
+
+
+def test_a_pipe_body_longer_than_announced_is_refused_before_it_is_read() -> None:
+    reader_end, writer_end = multiprocessing.Pipe(duplex=False)
+    writer_end.send_bytes(b"x" * 100)
+    body = BodyReader(reader_end, most=1000)
+    with pytest.raises(ValueError, match="announced"):
+        body.read(10)
+    with pytest.raises(ValueError, match="more than the 1000"):
+        body.read(5000)
+    body.close()
+    reader_end.close()
+    writer_end.close()
