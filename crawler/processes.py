@@ -578,10 +578,10 @@ def _death(code: int | None) -> str:
 def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], message: tuple[Any, ...], data: bytes) -> None:
     """One file of a child through the parent's ingest path; the outcome (or the error's line) goes back."""
     _, rid, _size, meta = message
-    pictures = meta.pop("pictures")
-    portal = by_id[meta.pop("portal")]
     outcome, error = None, None
-    try:
+    try:  # a header the parent cannot use (a portal it does not know) is answered too: the child does not wait it out
+        pictures = meta.pop("pictures")
+        portal = by_id[meta.pop("portal")]
         outcome = ctx.ingest(data, portal=portal, **meta, **({"pictures": pictures} if pictures else {}))
         # listed in the summary if the child dies before it sends its own view of the file
         child.ingested.append(replace(outcome, url=meta["url"], portal=portal.id, agency=meta["agency"], year=meta["year"]))

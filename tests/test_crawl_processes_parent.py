@@ -18,7 +18,7 @@ from shard_portal import REPORT_YEARS, ShardPortal
 
 from gongkai.crawler.crawl import CrawlContext
 from gongkai.crawler.politeness import Politeness
-from gongkai.crawler.processes import UPDATES_MOST, BodyReader, ParentLink, crawl_in_processes
+from gongkai.crawler.processes import UPDATES_MOST, BodyReader, Child, ParentLink, _ingest_for, crawl_in_processes
 from gongkai.crawler.registry import Portal, all_hosts, load_registry
 from gongkai.crawler.state import CrawlState, pack
 from gongkai.warehouse import IngestOutcome
@@ -223,3 +223,21 @@ def test_a_pipe_body_longer_than_announced_is_refused_before_it_is_read() -> Non
     body.close()
     reader_end.close()
     writer_end.close()
+
+
+@pytest.mark.parametrize("meta", [{"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "nope", "pictures": None},
+                                  {"name": "r.pdf", "url": "u"}, "not a dict"])
+def test_a_header_the_parent_cannot_use_is_answered_with_its_error(meta: Any) -> None:
+    """A file whose header names a portal the parent does not know (or lacks its fields) gets an answer with the
+    error's line, as an ingest that raised does: the child's item fails at once instead of waiting its ingest timeout
+    (30 minutes) for an answer that never comes."""
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], None, parent_end)
+    ctx = CrawlContext(None, CrawlState(None), lambda data, **meta: pytest.fail("ingested"))  # type: ignore[arg-type]
+    _ingest_for(child, ctx, {"p1": PORTAL}, ("ingest", 7, 3, meta), b"abc")
+    assert child_end.poll(5), "no answer: the child waits its ingest timeout"
+    kind, rid, outcome, error = child_end.recv()
+    assert (kind, rid, outcome) == ("reply", 7, None) and error and "\n" not in error, error
+    assert not child.ingested
+    parent_end.close()
+    child_end.close()
