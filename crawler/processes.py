@@ -333,6 +333,9 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     ingested: Documents = field(default_factory=Documents)  # the parent's outcomes for its files (kept if it dies)
     finished: threading.Event = field(default_factory=threading.Event)
+    # its files at the parent not yet answered, at most its plan's ingest_workers (`_serve` sets it): a child sending
+    # more ahead of the answers (a bug; an ingest it stopped waiting for) waits, it does not fill the parent's memory
+    files: threading.Semaphore | None = None
     killed_after_stop: bool = False  # still running after a stop's grace: the parent killed it
 
     def send(self, message: tuple[Any, ...]) -> bool:
@@ -513,6 +516,7 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
     body = BodyReader(child.conn, getattr(ctx.fetcher, "max_bytes", None))
+    files = child.files = threading.Semaphore(max(1, plan.ingest_workers))
     try:
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
         # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a
@@ -529,6 +533,9 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             message = child.conn.recv()
             kind = message[0]
             if kind == "ingest":
+                while not files.acquire(timeout=POLL_S):  # its bytes stay in the child until a place is free
+                    if not child.process.is_alive():
+                        raise EOFError
                 pool.submit(_ingest_for, child, ctx, by_id, message, body.read(message[2]))
             elif kind == "updates":
                 _apply_states(ctx.state, message[1])
@@ -587,6 +594,8 @@ def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], messa
         child.ingested.append(replace(outcome, url=meta["url"], portal=portal.id, agency=meta["agency"], year=meta["year"]))
     except Exception as exc:  # the child's item step gets it raised, as the ingest thread of one process would
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if child.files is not None:
+        child.files.release()  # before the answer: the child's next file may follow it at once
     child.send(("reply", rid, outcome, error))
 
 

@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,16 @@ from shard_portal import REPORT_YEARS, ShardPortal
 
 from gongkai.crawler.crawl import CrawlContext
 from gongkai.crawler.politeness import Politeness
-from gongkai.crawler.processes import UPDATES_MOST, BodyReader, Child, ParentLink, _ingest_for, crawl_in_processes
+from gongkai.crawler.processes import (
+    UPDATES_MOST,
+    BodyReader,
+    Child,
+    ChildPlan,
+    ParentLink,
+    _ingest_for,
+    _serve,
+    crawl_in_processes,
+)
 from gongkai.crawler.registry import Portal, all_hosts, load_registry
 from gongkai.crawler.state import CrawlState, pack
 from gongkai.warehouse import IngestOutcome
@@ -241,3 +251,66 @@ def test_a_header_the_parent_cannot_use_is_answered_with_its_error(meta: Any) ->
     assert not child.ingested
     parent_end.close()
     child_end.close()
+
+
+class _Alive:
+    """A child process as _serve sees it: running (its end of the pipe closing is its end)."""
+
+    exitcode = None
+    alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+class _Held:
+    """The parent's ingest threads, holding every file (an archive stuck on a disk): the answers do not come."""
+
+    def __init__(self) -> None:
+        self.files: list[bytes] = []
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self.files.append(args[-1])
+
+
+def test_a_child_sending_files_ahead_of_the_answers_waits_instead_of_filling_the_parents_memory() -> None:
+    """A child has at most its plan's ingest_workers files in the parent; one sending more without waiting for the
+    answers (a bug, or an ingest it gave up on) is read no further until a place is free: its bytes stay on its side."""
+    ingest_workers = 2
+    parent_end, child_end = multiprocessing.Pipe()
+    process = _Alive()
+    child = Child(0, [PORTAL], process, parent_end)
+    plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, ingest_workers, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(None, CrawlState(None), None)  # type: ignore[arg-type]
+    pool = _Held()
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving.start()
+    assert child_end.recv()[0] == "plan"
+    meta = {"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "p1", "pictures": None}
+
+    def flood() -> None:
+        try:
+            for rid in range(ingest_workers + 3):
+                child_end.send(("ingest", rid, 100_000, dict(meta)))
+                child_end.send_bytes(b"x" * 100_000)
+        except (OSError, ValueError, TypeError):  # its end closed under it at the test's end
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and len(pool.files) <= ingest_workers:
+        time.sleep(0.05)
+    assert len(pool.files) == ingest_workers, f"{len(pool.files)} files taken in, {ingest_workers} may be"
+    child.files.release()  # an answer: the next file is taken in
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and len(pool.files) <= ingest_workers:
+        time.sleep(0.05)
+    assert len(pool.files) == ingest_workers + 1
+    process.alive = False  # killed: the wait for a place ends with it
+    child_end.close()
+    serving.join(10)
+    assert child.finished.is_set()
+    parent_end.close()
