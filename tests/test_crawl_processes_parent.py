@@ -314,3 +314,30 @@ def test_a_child_sending_files_ahead_of_the_answers_waits_instead_of_filling_the
     serving.join(10)
     assert child.finished.is_set()
     parent_end.close()
+
+
+class _Fetcher:
+    max_bytes = 1000
+
+
+@pytest.mark.parametrize("hostile, why", [
+    (lambda end: end.send_bytes(b"\x80\x05not a pickle"), "UnpicklingError"),
+    (lambda end: end.send(("ingest", 1, 10**12, {})), "ValueError: a file of 1000000000000 bytes announced"),
+    (lambda end: (end.send(("ingest", 1, 10, {})), end.send_bytes(b"x" * 500)), "ValueError: a file of 500 bytes where 10"),
+])
+def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile: Any, why: str) -> None:
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], _Alive(), parent_end)
+    plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+    pool = _Held()
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving.start()
+    assert child_end.recv()[0] == "plan"
+    hostile(child_end)
+    serving.join(10)
+    assert child.finished.is_set() and not pool.files
+    assert child.error and child.error.startswith("sent what the parent cannot read") and why in child.error, child.error
+    assert "\n" not in child.error
+    child_end.close()
+    parent_end.close()
