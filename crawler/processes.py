@@ -515,7 +515,8 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
            listener: Callable[[str, int], None] | None) -> None:
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
-    body = BodyReader(child.conn, getattr(ctx.fetcher, "max_bytes", None))
+    # a file is at most what the crawl's fetcher reads of a body (a stand-in context without one: no bound)
+    body = BodyReader(child.conn, getattr(getattr(ctx, "fetcher", None), "max_bytes", None))
     files = child.files = threading.Semaphore(max(1, plan.ingest_workers))
     try:
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
