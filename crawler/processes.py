@@ -333,6 +333,9 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     ingested: Documents = field(default_factory=Documents)  # the parent's outcomes for its files (kept if it dies)
     finished: threading.Event = field(default_factory=threading.Event)
+    # its files at the parent not yet answered, at most its plan's ingest_workers (`_serve` sets it): a child sending
+    # more ahead of the answers (a bug; an ingest it stopped waiting for) waits, it does not fill the parent's memory
+    files: threading.Semaphore | None = None
     killed_after_stop: bool = False  # still running after a stop's grace: the parent killed it
 
     def send(self, message: tuple[Any, ...]) -> bool:
@@ -403,10 +406,13 @@ class BodyReader:
     socket (multiprocessing's duplex Pipe on Linux) one recv of the whole body (MSG_WAITALL), not Connection.recv_bytes,
     which reads chunks of the remainder into a BytesIO and copies them: for a 100 kB file that allocation churn (glibc
     giving the pages back, faulting them in again) cost ~80 µs of the parent's CPU, about what pickling the bytes did.
-    Elsewhere (a pipe) recv_bytes. Only the thread serving the child reads its connection."""
+    Elsewhere (a pipe) recv_bytes. Only the thread serving the child reads its connection. `most`: the largest file
+    a child may send (its fetcher's max_bytes); a header announcing more, or a frame whose length is not the one
+    announced, is refused before anything is allocated or read (a child's bug, or a corrupted stream)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, most: int | None = None) -> None:
         self.conn = conn
+        self.most = most
         self._sock: socket.socket | None = None
         try:
             if stat.S_ISSOCK(os.fstat(conn.fileno()).st_mode):
@@ -415,12 +421,21 @@ class BodyReader:
             self._sock = None
 
     def read(self, size: int) -> bytes:
+        if not isinstance(size, int) or size < 0 or (self.most is not None and size > self.most):
+            raise ValueError(f"a file of {size!r} bytes announced, more than the {self.most} a file may have")
         data: bytes
         if self._sock is None:
-            data = self.conn.recv_bytes()
+            try:
+                data = self.conn.recv_bytes(size + 1)  # a longer one is refused before it is read
+            except OSError as exc:
+                raise ValueError(f"a file of more than the {size} bytes announced ({exc})") from exc
         else:
             length, = struct.unpack("!i", self._exactly(4))  # multiprocessing's framing: a 4-byte length, -1 then 8
-            data = self._exactly(struct.unpack("!Q", self._exactly(8))[0] if length == -1 else length)
+            if length == -1:
+                length = struct.unpack("!Q", self._exactly(8))[0]
+            if length != size:
+                raise ValueError(f"a file of {length} bytes where {size} were announced")
+            data = self._exactly(length)
         if len(data) != size:
             raise ValueError(f"a file of {len(data)} bytes where {size} were announced")
         return data
@@ -500,7 +515,9 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
            listener: Callable[[str, int], None] | None) -> None:
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
-    body = BodyReader(child.conn)
+    # a file is at most what the crawl's fetcher reads of a body (a stand-in context without one: no bound)
+    body = BodyReader(child.conn, getattr(getattr(ctx, "fetcher", None), "max_bytes", None))
+    files = child.files = threading.Semaphore(max(1, plan.ingest_workers))
     try:
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
         # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a
@@ -517,6 +534,9 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             message = child.conn.recv()
             kind = message[0]
             if kind == "ingest":
+                while not files.acquire(timeout=POLL_S):  # its bytes stay in the child until a place is free
+                    if not child.process.is_alive():
+                        raise EOFError
                 pool.submit(_ingest_for, child, ctx, by_id, message, body.read(message[2]))
             elif kind == "updates":
                 _apply_states(ctx.state, message[1])
@@ -566,15 +586,17 @@ def _death(code: int | None) -> str:
 def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], message: tuple[Any, ...], data: bytes) -> None:
     """One file of a child through the parent's ingest path; the outcome (or the error's line) goes back."""
     _, rid, _size, meta = message
-    pictures = meta.pop("pictures")
-    portal = by_id[meta.pop("portal")]
     outcome, error = None, None
-    try:
+    try:  # a header the parent cannot use (a portal it does not know) is answered too: the child does not wait it out
+        pictures = meta.pop("pictures")
+        portal = by_id[meta.pop("portal")]
         outcome = ctx.ingest(data, portal=portal, **meta, **({"pictures": pictures} if pictures else {}))
         # listed in the summary if the child dies before it sends its own view of the file
         child.ingested.append(replace(outcome, url=meta["url"], portal=portal.id, agency=meta["agency"], year=meta["year"]))
     except Exception as exc:  # the child's item step gets it raised, as the ingest thread of one process would
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if child.files is not None:
+        child.files.release()  # before the answer: the child's next file may follow it at once
     child.send(("reply", rid, outcome, error))
 
 

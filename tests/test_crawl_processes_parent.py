@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,16 @@ from shard_portal import REPORT_YEARS, ShardPortal
 
 from gongkai.crawler.crawl import CrawlContext
 from gongkai.crawler.politeness import Politeness
-from gongkai.crawler.processes import UPDATES_MOST, BodyReader, ParentLink, crawl_in_processes
+from gongkai.crawler.processes import (
+    UPDATES_MOST,
+    BodyReader,
+    Child,
+    ChildPlan,
+    ParentLink,
+    _ingest_for,
+    _serve,
+    crawl_in_processes,
+)
 from gongkai.crawler.registry import Portal, all_hosts, load_registry
 from gongkai.crawler.state import CrawlState, pack
 from gongkai.warehouse import IngestOutcome
@@ -188,3 +198,146 @@ def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_p
     # the children's crawl-state updates all reached the parent's state: each file's validators, each listing's
     assert all(state.get(url) is not None for url in files)
     assert all(state.get(p.listing[0]) is not None for p in portals)
+
+
+@pytest.mark.parametrize("framed, announced", [(2**40, 2**40), (2**40, 10), (10, 2**40), (11, 10)])
+def test_a_header_whose_length_lies_or_is_huge_is_refused_before_anything_is_read(framed: int, announced: int) -> None:
+    """A child's header announces `announced` bytes, the frame that follows says `framed`: more than the crawl's
+    max_bytes, or not what was announced, is one clear error, before the parent allocates (a terabyte) or waits
+    for bytes that never come; the serving thread ends with a line, the other children go on."""
+    ours, theirs = socket.socketpair()
+    conn = multiprocessing.connection.Connection(ours.detach())
+    theirs.sendall(struct.pack("!i", -1) + struct.pack("!Q", framed) + b"x" * 11)  # then nothing: a read would hang
+    body = BodyReader(conn, most=1000)
+    theirs.settimeout(None)
+    timer = threading.Timer(10, theirs.close)  # on the old code: an end instead of a hang (or a MemoryError)
+    timer.start()
+    try:
+        with pytest.raises(ValueError, match="announced"):
+            body.read(announced)
+    finally:
+        timer.cancel()
+        body.close()
+        conn.close()
+        theirs.close()
+
+
+def test_a_pipe_body_longer_than_announced_is_refused_before_it_is_read() -> None:
+    reader_end, writer_end = multiprocessing.Pipe(duplex=False)
+    writer_end.send_bytes(b"x" * 100)
+    body = BodyReader(reader_end, most=1000)
+    with pytest.raises(ValueError, match="announced"):
+        body.read(10)
+    with pytest.raises(ValueError, match="more than the 1000"):
+        body.read(5000)
+    body.close()
+    reader_end.close()
+    writer_end.close()
+
+
+@pytest.mark.parametrize("meta", [{"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "nope", "pictures": None},
+                                  {"name": "r.pdf", "url": "u"}, "not a dict"])
+def test_a_header_the_parent_cannot_use_is_answered_with_its_error(meta: Any) -> None:
+    """A file whose header names a portal the parent does not know (or lacks its fields) gets an answer with the
+    error's line, as an ingest that raised does: the child's item fails at once instead of waiting its ingest timeout
+    (30 minutes) for an answer that never comes."""
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], None, parent_end)
+    ctx = CrawlContext(None, CrawlState(None), lambda data, **meta: pytest.fail("ingested"))  # type: ignore[arg-type]
+    _ingest_for(child, ctx, {"p1": PORTAL}, ("ingest", 7, 3, meta), b"abc")
+    assert child_end.poll(5), "no answer: the child waits its ingest timeout"
+    kind, rid, outcome, error = child_end.recv()
+    assert (kind, rid, outcome) == ("reply", 7, None) and error and "\n" not in error, error
+    assert not child.ingested
+    parent_end.close()
+    child_end.close()
+
+
+class _Alive:
+    """A child process as _serve sees it: running (its end of the pipe closing is its end)."""
+
+    exitcode = None
+    alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+class _Held:
+    """The parent's ingest threads, holding every file (an archive stuck on a disk): the answers do not come."""
+
+    def __init__(self) -> None:
+        self.files: list[bytes] = []
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self.files.append(args[-1])
+
+
+def test_a_child_sending_files_ahead_of_the_answers_waits_instead_of_filling_the_parents_memory() -> None:
+    """A child has at most its plan's ingest_workers files in the parent; one sending more without waiting for the
+    answers (a bug, or an ingest it gave up on) is read no further until a place is free: its bytes stay on its side."""
+    ingest_workers = 2
+    parent_end, child_end = multiprocessing.Pipe()
+    process = _Alive()
+    child = Child(0, [PORTAL], process, parent_end)
+    plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, ingest_workers, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(None, CrawlState(None), None)  # type: ignore[arg-type]
+    pool = _Held()
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving.start()
+    assert child_end.recv()[0] == "plan"
+    meta = {"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "p1", "pictures": None}
+
+    def flood() -> None:
+        try:
+            for rid in range(ingest_workers + 3):
+                child_end.send(("ingest", rid, 100_000, dict(meta)))
+                child_end.send_bytes(b"x" * 100_000)
+        except (OSError, ValueError, TypeError):  # its end closed under it at the test's end
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and len(pool.files) <= ingest_workers:
+        time.sleep(0.05)
+    assert len(pool.files) == ingest_workers, f"{len(pool.files)} files taken in, {ingest_workers} may be"
+    child.files.release()  # an answer: the next file is taken in
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and len(pool.files) <= ingest_workers:
+        time.sleep(0.05)
+    assert len(pool.files) == ingest_workers + 1
+    process.alive = False  # killed: the wait for a place ends with it
+    child_end.close()
+    serving.join(10)
+    assert child.finished.is_set()
+    parent_end.close()
+
+
+class _Fetcher:
+    max_bytes = 1000
+
+
+@pytest.mark.parametrize("hostile, why", [
+    (lambda end: end.send_bytes(b"\x80\x05not a pickle"), "UnpicklingError"),
+    (lambda end: end.send(("ingest", 1, 10**12, {})), "ValueError: a file of 1000000000000 bytes announced"),
+    (lambda end: (end.send(("ingest", 1, 10, {})), end.send_bytes(b"x" * 500)), "ValueError: a file of 500 bytes where 10"),
+])
+def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile: Any, why: str) -> None:
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], _Alive(), parent_end)
+    plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+    pool = _Held()
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving.start()
+    assert child_end.recv()[0] == "plan"
+    hostile(child_end)
+    serving.join(10)
+    assert child.finished.is_set() and not pool.files
+    assert child.error and child.error.startswith("sent what the parent cannot read") and why in child.error, child.error
+    assert "\n" not in child.error
+    child_end.close()
+    parent_end.close()
