@@ -256,7 +256,12 @@ def test_a_sharded_nightly_loads_each_report_once_shares_the_state_and_keeps_eac
     assert n_rows == len(REPORT_YEARS)
     documents = {sha for (sha,) in cluster.query("SELECT sha256 FROM documents")}
     archived = cluster.archived()
-    assert sorted(key.rsplit("/", 1)[1] for key in archived) == sorted(documents)  # every file once, nothing else
+    _, _, prefix = cluster.archive.removeprefix("s3://").partition("/")
+    marker = f"{prefix}/ARCHIVE-LAYOUT"  # the archive's layout, written once before its first file
+    assert archived.count(marker) == 1, archived
+    files = [key for key in archived if key != marker]
+    assert sorted(key.rsplit("/", 1)[1] for key in files) == sorted(documents)  # every file once, nothing else
+    assert all(key == f"{prefix}/{key.rsplit('/', 1)[1][:2]}/{key.rsplit('/', 1)[1]}" for key in files), files  # ab/<sha>
     assert summary["counts"]["new"] == len({a for _, _, a in PORTALS}) * len(REPORT_YEARS)
     runs = cluster.query("SELECT kind, status FROM runs ORDER BY run_id")
     assert sorted(runs) == [("crawl-nightly", "completed"), ("crawl-nightly-shard", "completed"), ("crawl-nightly-shard", "completed")]
