@@ -301,13 +301,16 @@ def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, A
             results.append(out | checked | {"wall_s": round(wall, 2), "bound_s": bound, "efficiency": round(bound / wall, 3),
                                             "crawler_cpu_s": round(cpu, 1), "portal_cpu_s": round(portal_cpu, 1),
                                             "load_before": round(load, 1)})
+    # the largest reaped child: read while the portal still runs, so only crawler processes count (the portal, joined
+    # below, is itself a child of this process and held the larger peak; read after the join, it was reported instead)
+    assert server.is_alive(), "the portal ended before the crawler processes' peak was read"
+    child_peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     control.send("stop")
     server.join(5)
     return {"hosts": n, "full": full, "workers": workers, "processes": processes, "first": results[0], "second": results[1], "fd_limit": fd_limit,
             "peak_open_files": files.stop(),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            # the largest reaped child (a crawler process; the portal is not reaped yet)
-            "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1), "load_avg": os.getloadavg()[0]}
+            "child_peak_rss_mb": child_peak_mb, "load_avg": os.getloadavg()[0]}
 
 
 def main() -> int:
