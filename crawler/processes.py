@@ -21,7 +21,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import socket
 import stat
@@ -38,7 +37,7 @@ from gongkai.crawler import noise
 from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
-from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, host_slots
+from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots
 from gongkai.crawler.state import CrawlState, Entry
 from gongkai.schema import Schema, adopt_schema, loaded_schema
 from gongkai.warehouse.store import IngestOutcome
@@ -364,43 +363,6 @@ def _state_entries(state: CrawlState, hosts: frozenset[str]) -> dict[str, Entry]
     return state.entries(hosts)
 
 
-class IngestThreads:
-    """The parent's ingest threads, fed by one C queue (not a ThreadPoolExecutor: its Future, work item and idle semaphore
-    per file, and nobody reads a result: each task sends its own answer). Its queue holds at most the files the children
-    have in flight (each child's ingest threads wait for their answers), which is also the thread count `crawl_in_processes`
-    gives it: no file waits for another child's turn."""
-
-    def __init__(self, threads: int) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"gongkai-child-ingest_{i}")
-                         for i in range(max(1, threads))]
-        self._cancelled = False
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        self._tasks.put((fn, args))
-
-    def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            if self._cancelled:
-                continue  # the children are gone: what had not started is dropped
-            fn, args = task
-            try:
-                fn(*args)
-            except Exception:  # _ingest_for answers its own errors; a bug here must not end the thread silently
-                log.exception("ingest for a crawler process failed")
-            del task, fn, args  # the file's bytes not held while waiting for the next
-
-    def shutdown(self) -> None:
-        """Drop the files not started, let those running end (their answers go nowhere: the children are gone)."""
-        self._cancelled = True
-        for _ in self._threads:
-            self._tasks.put(None)
-        for thread in self._threads:
-            thread.join()
-
-
 class BodyReader:
     """Reads a file's bytes sent by a child (`ParentLink.ingest`: conn.send_bytes) as one bytes object of its size: on a
     socket (multiprocessing's duplex Pipe on Linux) one recv of the whole body (MSG_WAITALL), not Connection.recv_bytes,
@@ -482,7 +444,10 @@ def crawl_in_processes(
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     spawn = multiprocessing.get_context("spawn")
-    ingest_pool = IngestThreads(max(1, ingest_workers) * len(groups))
+    # the parent's ingest threads, all started at once (the threads serving the children `put` to them): as many as the
+    # files the children may have in flight, so no file waits for another child's turn
+    ingest_pool = Workers(max(1, ingest_workers) * len(groups), "gongkai-child-ingest")
+    ingest_pool.start(ingest_pool.most)
     children: list[Child] = []
     started = time.perf_counter()
     try:
@@ -506,12 +471,12 @@ def crawl_in_processes(
     finally:
         for child in children:
             _end(child)
-        ingest_pool.shutdown()
+        ingest_pool.shutdown(wait=True, cancel=True)  # the children are gone: files not started are dropped
     log.info("crawl in %d processes: %.1f s", len(children), time.perf_counter() - started)
     return _merge(portals, children, ctx, len(groups))
 
 
-def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Portal], pool: IngestThreads,
+def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Portal], pool: Workers,
            listener: Callable[[str, int], None] | None) -> None:
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
@@ -537,7 +502,7 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
                 while not files.acquire(timeout=POLL_S):  # its bytes stay in the child until a place is free
                     if not child.process.is_alive():
                         raise EOFError
-                pool.submit(_ingest_for, child, ctx, by_id, message, body.read(message[2]))
+                pool.put(_ingest_for, child, ctx, by_id, message, body.read(message[2]))
             elif kind == "updates":
                 _apply_states(ctx.state, message[1])
                 if listener is not None:

@@ -413,7 +413,7 @@ class Workers:
     """Up to `most` threads running tasks from one C queue, a thread started when every one is busy. Not a
     ThreadPoolExecutor: its Future (a Condition and a lock each), work item and idle semaphore (a Condition in Python)
     per task were some 5 % of a crawl's CPU, and the scheduler reads no result (each task reports through the
-    driver's events). Only the driver thread submits."""
+    driver's events). Only the driver thread submits; `put` from any thread feeds threads `start`ed before."""
 
     def __init__(self, most: int, name: str) -> None:
         self.most, self.name = max(1, most), name
@@ -423,14 +423,12 @@ class Workers:
 
     def submit(self, busy: int, fn: Callable[..., None], *args: Any) -> None:
         """Run fn(*args) on a worker; `busy`: the tasks submitted and not yet reported done, this one included."""
-        if busy > len(self._threads) and len(self._threads) < self.most:
-            thread = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}")
-            thread.start()
-            self._threads.append(thread)
+        if busy > len(self._threads):
+            self.start(len(self._threads) + 1)
         self._tasks.put((fn, args))
 
     def start(self, count: int) -> None:
-        """Start up to `count` threads now (the driver), for tasks `put` from other threads."""
+        """Start threads until there are `count` (at most `most`), for tasks `put` from other threads."""
         while len(self._threads) < min(count, self.most):
             thread = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}")
             thread.start()

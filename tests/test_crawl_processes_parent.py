@@ -272,7 +272,7 @@ class _Held:
     def __init__(self) -> None:
         self.files: list[bytes] = []
 
-    def submit(self, fn: Any, *args: Any) -> None:
+    def put(self, fn: Any, *args: Any) -> None:
         self.files.append(args[-1])
 
 

@@ -161,7 +161,6 @@ class LocalArchive:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.location = str(self.root)
-        self._root = str(self.root)
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
 
     def path_for(self, sha256: str) -> Path:
@@ -169,12 +168,12 @@ class LocalArchive:
 
     def put(self, data: bytes) -> str:
         sha256 = sha256_of(data)
-        target = os.path.join(self._root, key_for(sha256, self.layout))
+        target = os.path.join(self.location, key_for(sha256, self.layout))
         if os.path.exists(target):
             return sha256
         if self._unmarked:
             self._mark()
-            target = os.path.join(self._root, key_for(sha256, self.layout))
+            target = os.path.join(self.location, key_for(sha256, self.layout))
         folder = os.path.dirname(target)
         try:
             write_once(folder, target, data)
@@ -209,7 +208,7 @@ class LocalArchive:
         """Before the first file of a new archive: ARCHIVE-LAYOUT, written once (a concurrent writer's, if it won,
         is the same text; one in another layout is obeyed)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        write_once(self._root, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
+        write_once(self.location, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
 
 
