@@ -18,6 +18,7 @@ Element = Any  # an lxml element; lxml ships no type stubs here
 # BeautifulSoup's string containers: strings inside them are not their ancestors' text (get_text skips them)
 STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
 NO_ELEMENTS: frozenset[Element] = frozenset()
+LIBXML_MAX_TEXT = 10_000_000  # bytes: libxml2's longest text node or attribute without huge_tree (XML_MAX_TEXT_LENGTH)
 
 
 def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
@@ -30,10 +31,21 @@ def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     an attribute value over 10 MB, which it kept out of BeautifulSoup's tree and keeps in this one) is a page no
     listing is; the fetcher's size cap bounds what a page can hold."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
+    data = text.encode("utf-8")  # (a lone surrogate raises here, as it did in feeding the text)
+    if huge_tree or len(data) <= LIBXML_MAX_TEXT:
+        # the whole page in one call, as UTF-8 bytes: libxml2 then parses without the GIL (a fed parser holds it
+        # throughout: half of reading a large page), into the tree feeding it gave (tests/test_parse_outputs.py). Past
+        # libxml2's limit a fed parser cut a node where this one drops it: such a page is fed as before.
+        try:
+            root = etree.fromstring(data, etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=huge_tree))
+        except (etree.ParserError, etree.XMLSyntaxError, LookupError):
+            root = None
+        if root is not None:
+            return root
     for encoding in (None, "utf-8"):  # (the bytes only when the text fails)
         parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=huge_tree)
         try:
-            parser.feed(text if encoding is None else text.encode("utf-8"))
+            parser.feed(text if encoding is None else data)
             root = parser.close()
         except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
             continue
