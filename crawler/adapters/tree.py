@@ -9,6 +9,7 @@ tests/test_adapters_lxml.py compares every adapter with the BeautifulSoup readin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -19,6 +20,19 @@ Element = Any  # an lxml element; lxml ships no type stubs here
 STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
 NO_ELEMENTS: frozenset[Element] = frozenset()
 LIBXML_MAX_TEXT = 10_000_000  # bytes: libxml2's longest text node or attribute without huge_tree (XML_MAX_TEXT_LENGTH)
+
+
+_parsers = threading.local()  # per thread: lxml locks a parser while it parses, a shared one would serialise threads
+
+
+def _whole_page_parser(huge_tree: bool) -> Any:
+    """This thread's parser of whole pages (made once: a new one per page cost ~2 us, a twentieth of a small page)."""
+    made: dict[bool, Any] | None = getattr(_parsers, "made", None)
+    if made is None:
+        made = _parsers.made = {}
+    if huge_tree not in made:
+        made[huge_tree] = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=huge_tree)
+    return made[huge_tree]
 
 
 def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
@@ -37,7 +51,7 @@ def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
         # throughout: half of reading a large page), into the tree feeding it gave (tests/test_parse_outputs.py). Past
         # libxml2's limit a fed parser cut a node where this one drops it: such a page is fed as before.
         try:
-            root = etree.fromstring(data, etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=huge_tree))
+            root = etree.fromstring(data, _whole_page_parser(huge_tree))
         except (etree.ParserError, etree.XMLSyntaxError, LookupError):
             root = None
         if root is not None:
