@@ -38,6 +38,8 @@ def _whole_page_parser(huge_tree: bool) -> Any:
 def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
     whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
+    The page is handed to libxml2 in one call, which gives the fed parser's tree (below the 10 MB limit) without
+    holding the GIL; fed only when that call reads nothing or the limit is in reach.
 
     huge_tree: BeautifulSoup builds its tree from libxml2's parse events, past the limits libxml2's own tree building
     keeps without it (256 levels of nesting, which a page of unclosed tags reaches, and 10 MB of text in one node):
