@@ -20,9 +20,13 @@ def fixture(part: str) -> dict[str, Any]:
 
 def assert_same(part: str, pages: tuple[tuple[str, str], ...], read: Any) -> None:
     frozen = fixture(part)
-    assert {name for name, _ in pages} == set(frozen), "the pages are not the ones frozen: rewrite the fixture?"
+    # every frozen page is still built (a page only in ../shared, when there, is not frozen: it is read by the tests
+    # that compare the readings themselves)
+    assert set(frozen) <= {name for name, _ in pages}, "frozen pages no longer built: rewrite the fixture?"
     differ = []
     for name, text in pages:
+        if name not in frozen:
+            continue
         assert parse_outputs.digest(text) == frozen[name]["input"], f"{name}: not the page frozen"
         if parse_outputs.kept(read(text)) != frozen[name]["output"]:
             differ.append(name)
