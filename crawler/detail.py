@@ -376,6 +376,10 @@ def parse_detail(text: str, url: str) -> Detail:
         return Detail(None, None, False)
     page = PageText(root)  # where scripts and styles sit, found once
     text_of = page.get
+    # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
+    # cells, the largest block) find lxml's element objects made, not make them again
+    walked: list[Element] = []  # (the whole tree when no container is found)
+    body = content_container(root, walked)
     table = metadata_table(root, page)
     ucap_title = next(root.iter("ucaptitle"), None)
     page_title = next(root.iter("title"), None)
@@ -384,8 +388,6 @@ def parse_detail(text: str, url: str) -> Detail:
              or (text_of(page_title).split("_")[0] if page_title is not None else None))
     published = _meta(root, "PubDate") or table.get("published")
     agency = _meta(root, "ContentSource") or table.get("agency")
-    walked: list[Element] = []  # (the whole tree when no container is found)
-    body = content_container(root, walked)
     # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
     scope = body if body is not None else largest_text_block(root, page, walked)
     if scope is None:
