@@ -220,15 +220,16 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
 
 
 def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
-               own: dict[Element, int] | None = None) -> dict[Element, int]:
+               own: dict[Element, int] | None = None, elements: list[Element] | None = None) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
     cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
-    blocks' sizes, into `own`."""
+    blocks' sizes, into `own`. `elements`: every element of the tree in document order, when a walk already made
+    the list (content_container's)."""
     sizes: dict[Element, int] = {}
     own = {} if own is None else own
     skip, measured = page.containers | page.inside, sizes.get
-    for el in reversed(list(root.iter(etree.Element))):  # children before their parents
+    for el in reversed(list(root.iter(etree.Element)) if elements is None else elements):  # children before parents
         if el in skip:
             continue
         text = el.text
@@ -252,13 +253,13 @@ def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[E
     return sizes
 
 
-def largest_text_block(root: Element, page: PageText | None = None) -> Element | None:
+def largest_text_block(root: Element, page: PageText | None = None, elements: list[Element] | None = None) -> Element | None:
     """The block holding most text of its own (its paragraphs and tables, not its nested blocks): the body of a page
     whose CMS is unknown. Navigation and footers are many short blocks, each smaller than the article.
 
     A block's own text is its whole text (text_sizes) less its nested blocks', plus what text_sizes does not measure
     of its children: a comment's or a string container's own text (as get_text read them). Worked out in text_sizes'
-    one walk from the leaves up, so no block's children are read a second time."""
+    one walk from the leaves up, so no block's children are read a second time. `elements`: as for text_sizes."""
     page = page or PageText(root)
     blocks = set(root.iter(*BLOCKS))
     if not blocks:
@@ -270,7 +271,7 @@ def largest_text_block(root: Element, page: PageText | None = None) -> Element |
             size = len(page.get(child)) if _is_element(child) else len((child.text or "").strip())
             unmeasured[parent] = unmeasured.get(parent, 0) + size
     own: dict[Element, int] = {}
-    sizes = text_sizes(root, page, blocks, own)
+    sizes = text_sizes(root, page, blocks, own, elements)
     best, best_size = None, 0
     for block in root.iter(*BLOCKS):
         size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
@@ -296,16 +297,21 @@ SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.sta
 SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
 
 
-def content_container(root: Element) -> Element | None:
+def content_container(root: Element, walked: list[Element] | None = None) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
     One walk of the tree for the classes and ids (an XPath scan per selector took half a large page's reading); the
-    tags are lxml's own walks (no tag name made into a string per element)."""
+    tags are lxml's own walks (no tag name made into a string per element). `walked`: the elements the walk passed,
+    in order, appended: every element of the tree when none is selected (the largest block's measuring then walks
+    this list, not the tree again: making lxml's element objects anew was most of a walk)."""
+    walked = [] if walked is None else walked
+    passed = walked.append
     first: dict[int, Element] = {}
     for tag, i in SELECTOR_TAGS.items():
         found = next(root.iter(tag), None)
         if found is not None:
             first[i] = found
     for el in root.iter(etree.Element):
+        passed(el)
         id_hit, class_attr = SELECTOR_IDS.get(el.get("id")), el.get("class")
         if id_hit is None and not class_attr:
             continue  # most elements: nothing here to select
@@ -370,6 +376,10 @@ def parse_detail(text: str, url: str) -> Detail:
         return Detail(None, None, False)
     page = PageText(root)  # where scripts and styles sit, found once
     text_of = page.get
+    # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
+    # cells, the largest block) find lxml's element objects made, not make them again
+    walked: list[Element] = []  # (the whole tree when no container is found)
+    body = content_container(root, walked)
     table = metadata_table(root, page)
     ucap_title = next(root.iter("ucaptitle"), None)
     page_title = next(root.iter("title"), None)
@@ -378,9 +388,8 @@ def parse_detail(text: str, url: str) -> Detail:
              or (text_of(page_title).split("_")[0] if page_title is not None else None))
     published = _meta(root, "PubDate") or table.get("published")
     agency = _meta(root, "ContentSource") or table.get("agency")
-    body = content_container(root)
     # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
-    scope = body if body is not None else largest_text_block(root, page)
+    scope = body if body is not None else largest_text_block(root, page, walked)
     if scope is None:
         scope = next(root.iter("body"), root)
     is_report = next(scope.iterdescendants("table"), None) is not None or _text_reaches(page.raw(scope), MIN_REPORT_TEXT)

@@ -9,6 +9,7 @@ tests/test_adapters_lxml.py compares every adapter with the BeautifulSoup readin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -18,11 +19,27 @@ Element = Any  # an lxml element; lxml ships no type stubs here
 # BeautifulSoup's string containers: strings inside them are not their ancestors' text (get_text skips them)
 STRING_CONTAINERS = frozenset({"script", "style", "template", "rt", "rp"})
 NO_ELEMENTS: frozenset[Element] = frozenset()
+LIBXML_MAX_TEXT = 10_000_000  # bytes: libxml2's longest text node or attribute without huge_tree (XML_MAX_TEXT_LENGTH)
+
+
+_parsers = threading.local()  # per thread: lxml locks a parser while it parses, a shared one would serialise threads
+
+
+def _whole_page_parser(huge_tree: bool) -> Any:
+    """This thread's parser of whole pages (made once: a new one per page cost ~2 us, a twentieth of a small page)."""
+    made: dict[bool, Any] | None = getattr(_parsers, "made", None)
+    if made is None:
+        made = _parsers.made = {}
+    if huge_tree not in made:
+        made[huge_tree] = etree.HTMLParser(recover=True, encoding="utf-8", huge_tree=huge_tree)
+    return made[huge_tree]
 
 
 def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
     whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
+    The page is handed to libxml2 in one call, which gives the fed parser's tree (below the 10 MB limit) without
+    holding the GIL; fed only when that call reads nothing or the limit is in reach.
 
     huge_tree: BeautifulSoup builds its tree from libxml2's parse events, past the limits libxml2's own tree building
     keeps without it (256 levels of nesting, which a page of unclosed tags reaches, and 10 MB of text in one node):
@@ -30,10 +47,21 @@ def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     an attribute value over 10 MB, which it kept out of BeautifulSoup's tree and keeps in this one) is a page no
     listing is; the fetcher's size cap bounds what a page can hold."""
     text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
+    data = text.encode("utf-8")  # (a lone surrogate raises here, as it did in feeding the text)
+    if huge_tree or len(data) <= LIBXML_MAX_TEXT:
+        # the whole page in one call, as UTF-8 bytes: libxml2 then parses without the GIL (a fed parser holds it
+        # throughout: half of reading a large page), into the tree feeding it gave (tests/test_parse_outputs.py). Past
+        # libxml2's limit a fed parser cut a node where this one drops it: such a page is fed as before.
+        try:
+            root = etree.fromstring(data, _whole_page_parser(huge_tree))
+        except (etree.ParserError, etree.XMLSyntaxError, LookupError):
+            root = None
+        if root is not None:
+            return root
     for encoding in (None, "utf-8"):  # (the bytes only when the text fails)
         parser = etree.HTMLParser(recover=True, encoding=encoding, huge_tree=huge_tree)
         try:
-            parser.feed(text if encoding is None else text.encode("utf-8"))
+            parser.feed(text if encoding is None else data)
             root = parser.close()
         except (etree.ParserError, etree.XMLSyntaxError, UnicodeDecodeError, LookupError):
             continue
