@@ -21,7 +21,7 @@ from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flig
 
 from gongkai.crawler.processes import MIN_HOSTS_PER_PROCESS, process_count
 from gongkai.warehouse import open_warehouse
-from gongkai.warehouse.archive import sha256_of
+from gongkai.warehouse.archive import LocalArchive, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAY, CONCURRENCY = 0.2, 2
@@ -55,6 +55,7 @@ class Runs:
     two: Run
     again: Run  # K=2 again, into the K=2 warehouse: nothing changed
     folder: Path
+    parent_puts: int  # the archive puts of the K=2 run's own process (the children store the files)
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +65,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         registry = folder / "registry.toml"
         registry.write_text(portal.registry(PORTALS), "utf-8")
         one = _crawl(portal, folder / "one", 1, registry)
-        two = _crawl(portal, folder / "two", 2, registry)
+        puts = []
+        with pytest.MonkeyPatch.context() as patch:  # in this process only: the children are spawned, their own
+            put = LocalArchive.put
+            patch.setattr(LocalArchive, "put", lambda self, data: (puts.append(len(data)), put(self, data))[1])
+            two = _crawl(portal, folder / "two", 2, registry)
         again = _crawl(portal, folder / "two", 2, registry)
-        yield Runs(one, two, again, folder)
+        yield Runs(one, two, again, folder, len(puts))
 
 
 def _documents(summary: dict[str, Any]) -> Counter[tuple[Any, ...]]:
@@ -87,6 +92,16 @@ def test_two_processes_load_every_report_once_and_give_the_summary_of_one(runs: 
         assert two[key] == one[key], key
     # the scheduler's counters are summed over the processes
     assert two["scheduler"]["ingests"] == one["scheduler"]["ingests"] == REPORTS
+
+
+def test_each_file_is_stored_by_the_child_that_fetched_it_and_once(runs: Runs) -> None:
+    """The parent reads the files back from the archive and stores none (no thread of it waits on an fsync); the
+    archive holds each loaded file once, complete."""
+    assert runs.parent_puts == 0
+    archived = {f.name: f.read_bytes() for f in (runs.folder / "two" / "archive").glob("??/*")}
+    loaded = {d["sha256"] for d in runs.two.summary["documents"] if d["outcome"] == "new"}
+    assert set(archived) == loaded and len(archived) == REPORTS
+    assert all(sha256_of(data) == name for name, data in archived.items())
 
 
 def test_each_host_kept_polite_across_the_processes(runs: Runs) -> None:
