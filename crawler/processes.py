@@ -14,8 +14,10 @@ end and are merged into one summary, as one process would give it.
 Portals sharing a host are always in one group (crawler.registry.split_by_host), so politeness per host stays in
 one process's HostSlots. A child that dies (killed, crashed) leaves its portals failed with a one-line error, the
 crawl-state updates it sent kept (those of its last UPDATES_EVERY_S lost: fetched in full again): the next run retries
-them. A stop reaches the children (they get the parent's
-grace, then are killed); a child ends itself when its parent is gone (its parent's pid, and the pipe's end).
+them. Killed while storing a file, it leaves nothing of it in the archive (a file is named only once complete), and
+a file it stored that the parent never loaded is not committed in the crawl state: fetched again, stored once. A stop
+reaches the children (they get the parent's grace, then are killed); a child ends itself when its parent is gone (its
+parent's pid, and the pipe's end).
 Children are started with `spawn` (safe beside the parent's threads); each takes about a second to import.
 """
 
@@ -263,7 +265,6 @@ class ParentLink:
             if self.archive is None:
                 raise RuntimeError("no archive to store the file in: a crawler process is given its parent's")
             stored = Stored.put(self.archive, data, pictures)
-        del data, pictures
         rid, event = next(self._ids), threading.Event()
         box: list[Any] = []
         with self._lock:
@@ -522,7 +523,7 @@ class ArchivedFiles:
 
     def file(self, sha256: Any, size: Any) -> bytes:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or (self.most is not None and size > self.most):
-            raise ValueError(f"a file of {size!r} bytes announced, where a file has 0 to {self.most} bytes"[:200])
+            raise ValueError(f"a file of {size!r} bytes announced (a file has 0 to {self.most} bytes)"[:200])
         data = self._read("file", sha256, size)
         if len(data) != size:
             raise ValueError(f"file {sha256} has {len(data)} bytes in the archive where {size} were announced")

@@ -170,7 +170,7 @@ class _Reads:
 
 
 @pytest.mark.parametrize("meta, why, reads", [
-    (_meta("a" * 64, 2**40), "ValueError: a file of 1099511627776 bytes announced, where a file has 0 to 1000 bytes", False),
+    (_meta("a" * 64, 2**40), "ValueError: a file of 1099511627776 bytes announced (a file has 0 to 1000 bytes)", False),
     (_meta("a" * 64, -1), "ValueError: a file of -1 bytes announced", False),
     (_meta("a" * 64, True), "ValueError: a file of True bytes announced", False),
     (_meta("../../../etc/passwd", 10), "ValueError: not a sha256 digest: '../../../etc/passwd'", False),
