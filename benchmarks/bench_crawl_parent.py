@@ -4,12 +4,15 @@
     .venv/bin/python benchmarks/bench_crawl_parent.py --files 1000 --pace 0
 
 crawl_in_processes as the flows call it, with two stand-in children: each is the real ParentLink over the real pipe,
-sending what a 1,000-host first crawl of bench_polite_crawl.py sends per file (its bytes, one of the five benchmark
-documents, 12-293 kB; 2.2 crawl-state updates and 1.4 progress events), from `ingest_workers` threads that each wait
-for the answer and pause `--pace` seconds between files (a real crawl's files trickle in: a blocking wait per message
-costs the parent more than a burst). The parent's ingest only builds the outcome (no archive), so what is measured is
-the parent's own share: reading each message, handing the file to an ingest thread, applying the state, answering.
-Printed: the parent's CPU seconds (user, system) and per file, the children's CPU, the load average.
+sending what a 1,000-host first crawl of bench_polite_crawl.py sends per file (one of the five benchmark documents,
+12-293 kB, stored by the child in the shared archive, a temporary folder, and sent as its digest; 2.2 crawl-state
+updates and 1.4 progress events), from `ingest_workers` threads that each wait for the answer and pause `--pace`
+seconds between files (a real crawl's files trickle in: a blocking wait per message costs the parent more than a
+burst). The parent's ingest only builds the outcome (it stores nothing), so what is measured is the parent's own
+share: reading each message, reading the file back from the archive (its digest checked), handing it to an ingest
+thread, applying the state, answering. Printed: the parent's CPU seconds (user, system) and per file, the children's
+CPU, the load average. (Before the children stored their files, each file's bytes followed its header on the pipe:
+run this file of an earlier version for the comparison.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +37,7 @@ from gongkai.crawler import processes  # noqa: E402
 from gongkai.crawler.crawl import CrawlContext, Documents  # noqa: E402
 from gongkai.crawler.registry import Portal  # noqa: E402
 from gongkai.crawler.state import CrawlState, pack  # noqa: E402
-from gongkai.warehouse import IngestOutcome  # noqa: E402
+from gongkai.warehouse import IngestOutcome, open_archive  # noqa: E402
 
 AGENCY = "示例市第7局"
 
@@ -45,7 +49,7 @@ def documents() -> list[bytes]:
 def stand_in_child(conn: Any, parent_pid: int, files: int, pace: float) -> None:
     """A crawler child without a crawl: its ParentLink sends a crawl's stream of files, updates and events."""
     kind, plan = conn.recv()
-    link = processes.ParentLink(conn, plan.portals, plan.ingest_timeout)
+    link = processes.ParentLink(conn, plan.portals, plan.ingest_timeout, open_archive(plan.archive))
     data, portal = documents(), plan.portals[0]
     numbers = iter(range(files))
     lock = threading.Lock()
@@ -107,15 +111,18 @@ def main() -> int:
     portals = [Portal(f"p{i}", AGENCY, "110007", "department", "trs", (f"http://127.0.0.1:{i + 1}/",),
                       frozenset({f"127.0.0.1:{i + 1}"})) for i in range(2)]
 
-    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal) -> IngestOutcome:
-        return IngestOutcome("0" * 64, "new", name, agency=agency, year=year, url=url, portal=portal.id)
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
+               archived: str | None = None) -> IngestOutcome:
+        return IngestOutcome(archived or "0" * 64, "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
     ctx = CrawlContext(_Counts(), CrawlState(None), ingest)  # type: ignore[arg-type]
     load = os.getloadavg()[0]
-    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    summary = processes.crawl_in_processes(portals, ctx, processes=2, make_fetcher=None,  # type: ignore[arg-type]
-                                           ingest_workers=args.ingest_workers)
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    with tempfile.TemporaryDirectory(prefix="bench-crawl-parent-") as folder:
+        archive = open_archive(folder)
+        before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        summary = processes.crawl_in_processes(portals, ctx, processes=2, make_fetcher=None,  # type: ignore[arg-type]
+                                               archive=archive, ingest_workers=args.ingest_workers)
+        after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     files = 2 * args.files
     print(f"parent: {user:.2f} user + {system:.2f} system CPU-s = {(user + system) / files * 1e6:.0f} µs per file "

@@ -162,8 +162,8 @@ def registry(ports: list[int]) -> str:
 
 def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
     """One nightly through the scheduler and the real fetcher, each file archived instead of extracted; with
-    `processes` > 1 through crawler.processes (the flows' path: the hosts split over crawler processes, each file
-    sent to this process to be archived)."""
+    `processes` > 1 through crawler.processes (the flows' path: the hosts split over crawler processes, each storing
+    its files in the archive, this process reading each back, checked, as the flows' ingest does)."""
     from gongkai.crawler.crawl import CrawlContext, Limits, Walk
     from gongkai.crawler.fetcher import Fetcher
     from gongkai.crawler.registry import all_hosts, load_registry
@@ -174,11 +174,13 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dic
     portals = load_registry(reg)
     archive = open_archive(folder / "archive")
 
-    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
-        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
+               archived: str | None = None) -> IngestOutcome:
+        # `archived`: a crawler process stored it, this process read it back (the flows' Pipeline.ingest: not again)
+        return IngestOutcome(archived or archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
     if processes > 1:
-        return _crawl_in_processes(portals, folder, workers, processes, ingest)
+        return _crawl_in_processes(portals, folder, workers, processes, ingest, archive)
     slots = HostSlots(CONCURRENCY, DELAY, record=True)
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
     state = CrawlState(folder / "state.json")
@@ -194,7 +196,8 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dic
             "client_min_gap_s": kept["min_gap_s"], "client_max_in_flight": kept["max_in_flight"]}
 
 
-def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processes: int, ingest: Any) -> dict[str, Any]:
+def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processes: int, ingest: Any,
+                        archive: Any) -> dict[str, Any]:
     from gongkai.crawler.crawl import CrawlContext, Limits
     from gongkai.crawler.processes import crawl_in_processes
     from gongkai.crawler.registry import all_hosts
@@ -205,14 +208,18 @@ def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processe
     fetcher = politeness.fetcher(all_hosts(portals))  # the parent's: it counts the children's requests
     state = CrawlState(folder / "state.json")
     ctx = CrawlContext(fetcher, state, ingest)
-    started = time.perf_counter()
-    summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, workers=workers,
-                                 limits=Limits(), ingest_workers=8)  # archive writes: I/O, not CPU
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, archive=archive,
+                                 workers=workers, limits=Limits(), ingest_workers=8)  # archive writes: I/O, not CPU
+    after = resource.getrusage(resource.RUSAGE_SELF)  # the parent's own CPU (its threads), the children apart
+    parent_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     state.save()
     counts: dict[str, int] = defaultdict(int)
     for doc in summary["documents"]:
         counts[doc["outcome"]] += 1
+    files = sum(n for outcome, n in counts.items() if outcome not in ("not_modified", "refused", "fetch_failed", "crashed"))
     return {"requests": fetcher.requests_sent, "counts": dict(counts), "scheduler": summary["scheduler"],
+            "parent_cpu_s": round(parent_cpu, 2), "parent_us_per_file": round(parent_cpu / files * 1e6) if files else None,
             "processes": summary["processes"], "process_start_s": round(summary["process_start_s"], 2), "split_s": round(time.perf_counter() - started, 2),
             "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
 
@@ -346,7 +353,8 @@ def main() -> int:
             print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
                   f"{r['child_peak_rss_mb']} MB), "
                   f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
-                  f"failed portals: {r['first'].get('failed_portals')}", flush=True)
+                  f"failed portals: {r['first'].get('failed_portals')}; the parent's own CPU {r['first'].get('parent_cpu_s')} s "
+                  f"({r['first'].get('parent_us_per_file')} µs per file) / {r['second'].get('parent_cpu_s')} s", flush=True)
     return 0
 
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, overload
@@ -36,6 +36,7 @@ from gongkai.crawler.pictures import picture_steps
 from gongkai.crawler.registry import Portal
 from gongkai.crawler.state import CrawlState, validators_of
 from gongkai.extractors.report_meta import TitleVerdict, classify_title
+from gongkai.warehouse.archive import Archive
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class CrawlContext:
     years: frozenset[int] | None = None
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # a crawler process's (crawler/processes.py): each file is stored in this shared archive as soon as it is fetched,
+    # its step carries the digest (Stored) to the ingest path instead of the bytes; None: the ingest path stores it
+    archive: Archive | None = None
 
     def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
               data: dict[str, str] | None = None) -> Response:
@@ -123,6 +127,22 @@ class Fetch:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A fetched file a crawler process stored in the shared archive itself: what goes to the parent's ingest in place
+    of its bytes (crawler/processes.py). `pictures`: its linked pictures' digests by src (None: an icon skipped)."""
+
+    sha256: str
+    size: int
+    pictures: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def put(cls, archive: Archive, data: bytes, pictures: Mapping[str, bytes | None] | None = None) -> Stored:
+        """Store the file and its pictures (each once: the archive's put is idempotent, atomic across processes)."""
+        linked = {src: (archive.put(picture) if picture else None) for src, picture in (pictures or {}).items()}
+        return cls(archive.put(data), len(data), linked)
+
+
+@dataclass(frozen=True)
 class IngestFile:
     """A step of a unit of work: hand these bytes to the ingest path (sent back: its IngestOutcome)."""
 
@@ -134,6 +154,12 @@ class IngestFile:
     portal: Portal
     pictures: dict[str, bytes | None] = field(default_factory=dict)  # an HTML page's linked pictures, by src
     spilled: str | None = None  # `data` waits in this file (spill): read back by `unspill` before the ingest
+    stored: Stored | None = None  # `data` and `pictures` are in the archive (a crawler process): `stored_in`
+
+    def stored_in(self, archive: Archive) -> IngestFile:
+        """The same step with its file and pictures in the archive and only their digests kept: nothing of it held in
+        memory or spilled while it waits for the ingest path, and no bytes to send to a parent process."""
+        return replace(self, data=b"", pictures={}, stored=Stored.put(archive, self.data, self.pictures))
 
     def spill(self, folder: str) -> IngestFile:
         """The same step with its bytes in a file of `folder` (a backlog of files waiting for the ingest path holds
@@ -180,7 +206,7 @@ def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
                 error = exc
         else:
             value = ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year, portal=step.portal,
-                               **picture_kwargs(step))
+                               **ingest_kwargs(step))
 
 
 def page_steps(ctx: CrawlContext, portal: Portal, request: PageRequest) -> Generator[Fetch, Any, PageResult]:
@@ -241,6 +267,21 @@ def picture_kwargs(step: IngestFile) -> dict[str, Any]:
     return {"pictures": step.pictures} if step.pictures else {}
 
 
+def ingest_kwargs(step: IngestFile) -> dict[str, Any]:
+    """ctx.ingest's keywords beyond the step's fields: `pictures=` (picture_kwargs), and `stored=` for a file already in
+    the archive (a crawler process's ingest, ParentLink.ingest, takes it), each only when there is one."""
+    kwargs = picture_kwargs(step)
+    if step.stored is not None:
+        kwargs["stored"] = step.stored
+    return kwargs
+
+
+def stored_if_archiving(ctx: CrawlContext, step: IngestFile) -> IngestFile:
+    """A crawler process stores the file in the shared archive here, where it was fetched (on the fetch or parser thread:
+    the driver is not held), so the ingest backlog holds its digest only; elsewhere the step as it is."""
+    return step if ctx.archive is None else step.stored_in(ctx.archive)
+
+
 def take_content(resp: Response) -> bytes:
     """The response's body, no longer held by the response. A unit of work keeps its Response for the validators it
     commits last, while its file waits for the ingest path (in the backlog, or spilled to disk exactly so as not to be
@@ -264,8 +305,9 @@ def _fetch_and_ingest(
     if resp.not_modified:
         return fetch_outcome(portal, url, title, "not_modified", verdict, agency)
     linked = (yield from picture_steps(pictures)) if pictures else {}  # the page's tables may be these pictures
-    outcome: IngestOutcome = yield IngestFile(take_content(resp), resp.filename, resp.url, agency, verdict.year, portal,
-                                              linked)
+    # no local holds the step: while the unit waits for the ingest, its file is only where the scheduler keeps it
+    outcome: IngestOutcome = yield stored_if_archiving(ctx, IngestFile(take_content(resp), resp.filename, resp.url, agency,
+                                                                       verdict.year, portal, linked))
     if outcome.outcome != "failed":  # a crashed extractor gets the file again next run
         ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified)
     # the listing's view of the file: the URL asked for, its title, what the registry and title say

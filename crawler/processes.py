@@ -1,8 +1,12 @@
 """One crawl split over K local crawler processes, by host: a first crawl of a thousand hosts is bound by one Python
 process (the GIL: parsing, TLS-free HTTP and the scheduler's bookkeeping take about a core), so each process crawls a
 group of hosts with the crawler as it is (CrawlScheduler, Fetcher, HostSlots, Walk) and the parent keeps every side
-effect: each file a child downloads is sent to the parent, which runs the one ingest path (`ctx.ingest`: archive,
-extraction pool, load) on a thread of its own and sends back the outcome; the crawl state of a child's hosts is
+effect but one: each file a child downloads it stores in the shared archive itself (the parent's archive, opened by
+its location: a folder or s3://…; put is atomic and idempotent across processes) as soon as it is fetched, and sends
+the parent its digest, size and what the ingest records (URL, name, agency, year, portal); the parent reads the file
+back from the archive (checked against its digest, bounded by the announced size), runs the one ingest path
+(`ctx.ingest`: extraction pool, load; not stored again) on a thread of its own and sends back the outcome. No file
+bytes cross the pipe and no parent thread waits on the archive's fsync. The crawl state of a child's hosts is
 handed to it at the start and its updates come back as it makes them (a batch every UPDATES_EVERY_S, with its progress
 events); its walk (documents, portals, noise), the fetcher's request counts and the scheduler's stats come back at its
 end and are merged into one summary, as one process would give it.
@@ -10,8 +14,10 @@ end and are merged into one summary, as one process would give it.
 Portals sharing a host are always in one group (crawler.registry.split_by_host), so politeness per host stays in
 one process's HostSlots. A child that dies (killed, crashed) leaves its portals failed with a one-line error, the
 crawl-state updates it sent kept (those of its last UPDATES_EVERY_S lost: fetched in full again): the next run retries
-them. A stop reaches the children (they get the parent's
-grace, then are killed); a child ends itself when its parent is gone (its parent's pid, and the pipe's end).
+them. Killed while storing a file, it leaves nothing of it in the archive (a file is named only once complete), and
+a file it stored that the parent never loaded is not committed in the crawl state: fetched again, stored once. A stop
+reaches the children (they get the parent's grace, then are killed); a child ends itself when its parent is gone (its
+parent's pid, and the pipe's end).
 Children are started with `spawn` (safe beside the parent's threads); each takes about a second to import.
 """
 
@@ -21,10 +27,8 @@ import itertools
 import logging
 import multiprocessing
 import os
+import re
 import signal
-import socket
-import stat
-import struct
 import sys
 import threading
 import time
@@ -34,12 +38,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gongkai.crawler import noise
-from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Walk
+from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Stored, Walk
 from gongkai.crawler.fetcher import Fetcher, HostStats
+from gongkai.crawler.pictures import MAX_PAGE_PICTURE_BYTES, MAX_PAGE_PICTURES
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
 from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots
 from gongkai.crawler.state import CrawlState, Entry
 from gongkai.schema import Schema, adopt_schema, loaded_schema
+from gongkai.warehouse.archive import Archive, open_archive
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ KILL_AFTER_S = 5.0  # after a stop's grace, what a child may still take to send 
 UPDATES_EVERY_S = 0.05
 UPDATES_MOST = 500
 MessageSender = Callable[[tuple[Any, ...]], None]
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def cores() -> int:
@@ -118,6 +125,9 @@ class ChildPlan:
     grace: float
     ingest_timeout: float = INGEST_TIMEOUT_S
     schema: Schema | None = None  # the parent's, validated: the child reads its title rules without loading its own
+    # the archive the parent's ingest reads from, by its location (a folder, or s3://… with the AWS settings of the
+    # environment the child inherits): the child stores each file it fetches there
+    archive: str | None = None
 
 
 @dataclass
@@ -160,10 +170,10 @@ class RecordingState(CrawlState):
 class ParentLink:
     """The child's end of the pipe: ingests sent with a request id, answers matched by a receiving thread (several
     ingests in flight, one per ingest thread of the child's scheduler); a stop from the parent, or the parent gone,
-    makes `stopped()` true."""
+    makes `stopped()` true. `archive`: the shared archive, for a file not stored in it when fetched."""
 
-    def __init__(self, conn: Any, portals: list[Portal], timeout: float) -> None:
-        self.conn, self.timeout = conn, timeout
+    def __init__(self, conn: Any, portals: list[Portal], timeout: float, archive: Archive | None = None) -> None:
+        self.conn, self.timeout, self.archive = conn, timeout, archive
         self.portals = {p.id: p for p in portals}
         self._send_lock = threading.Lock()
         self._ids = itertools.count()
@@ -247,18 +257,24 @@ class ParentLink:
             self.flush()
 
     def ingest(self, data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
-               pictures: dict[str, bytes | None] | None = None) -> IngestOutcome:
-        """The parent's ingest path, called from this child: blocks this ingest thread until the parent answers."""
+               pictures: dict[str, bytes | None] | None = None, stored: Stored | None = None) -> IngestOutcome:
+        """The parent's ingest path, called from this child: the file in the shared archive (`stored` when it was
+        fetched: CrawlContext.archive; else stored here), its digest and metadata to the parent, no bytes; blocks this
+        ingest thread until the parent answers."""
+        if stored is None:
+            if self.archive is None:
+                raise RuntimeError("no archive to store the file in: a crawler process is given its parent's")
+            stored = Stored.put(self.archive, data, pictures)
         rid, event = next(self._ids), threading.Event()
         box: list[Any] = []
         with self._lock:
             self._waiting[rid] = (event, box)
-        if self.gone:
+        if self.gone:  # after the entry is in: the receiving thread, ending, fails every entry it finds
             raise RuntimeError("the parent process is gone")
-        meta = {"name": name, "url": url, "agency": agency, "year": year, "portal": portal.id, "pictures": pictures or None}
-        with self._send_lock:  # the header, then the file's bytes as they are (not pickled: no copy of them on either side)
-            self.conn.send(("ingest", rid, len(data), meta))
-            self.conn.send_bytes(data)
+        meta = {"sha256": stored.sha256, "size": stored.size, "name": name, "url": url, "agency": agency, "year": year,
+                "portal": portal.id, "pictures": stored.pictures or None}
+        with self._send_lock:
+            self.conn.send(("ingest", rid, meta))
         if not event.wait(self.timeout):
             with self._lock:
                 self._waiting.pop(rid, None)
@@ -294,9 +310,11 @@ def child_main(conn: Any, parent_pid: int) -> None:
         adopt_schema(plan.schema)
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
     try:
+        # the parent's archive (one it cannot open: a crashed line, this child's portals failed before any request)
+        archive = link.archive = open_archive(plan.archive) if plan.archive is not None else None
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
         state = RecordingState(plan.state, sink=link.state)
-        ctx = CrawlContext(fetcher, state, link.ingest, plan.years)
+        ctx = CrawlContext(fetcher, state, link.ingest, plan.years, archive=archive)
         walk = Walk(ctx, plan.portals, plan.limits)
         scheduler = CrawlScheduler(ctx, host_slots(fetcher), workers=plan.workers, ingest_workers=plan.ingest_workers,
                                    listener=link.event, should_stop=link.stopped, grace=plan.grace)
@@ -363,62 +381,6 @@ def _state_entries(state: CrawlState, hosts: frozenset[str]) -> dict[str, Entry]
     return state.entries(hosts)
 
 
-class BodyReader:
-    """Reads a file's bytes sent by a child (`ParentLink.ingest`: conn.send_bytes) as one bytes object of its size: on a
-    socket (multiprocessing's duplex Pipe on Linux) one recv of the whole body (MSG_WAITALL), not Connection.recv_bytes,
-    which reads chunks of the remainder into a BytesIO and copies them: for a 100 kB file that allocation churn (glibc
-    giving the pages back, faulting them in again) cost ~80 µs of the parent's CPU, about what pickling the bytes did.
-    Elsewhere (a pipe) recv_bytes. Only the thread serving the child reads its connection. `most`: the largest file
-    a child may send (its fetcher's max_bytes); a header announcing more, or a frame whose length is not the one
-    announced, is refused before anything is allocated or read (a child's bug, or a corrupted stream)."""
-
-    def __init__(self, conn: Any, most: int | None = None) -> None:
-        self.conn = conn
-        self.most = most
-        self._sock: socket.socket | None = None
-        try:
-            if stat.S_ISSOCK(os.fstat(conn.fileno()).st_mode):
-                self._sock = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)  # a duplicate of the fd
-        except (OSError, AttributeError):  # closed already, or a connection without a file descriptor: recv_bytes
-            self._sock = None
-
-    def read(self, size: int) -> bytes:
-        if not isinstance(size, int) or size < 0 or (self.most is not None and size > self.most):
-            raise ValueError(f"a file of {size!r} bytes announced, more than the {self.most} a file may have")
-        data: bytes
-        if self._sock is None:
-            try:
-                data = self.conn.recv_bytes(size + 1)  # a longer one is refused before it is read
-            except OSError as exc:
-                raise ValueError(f"a file of more than the {size} bytes announced ({exc})") from exc
-        else:
-            length, = struct.unpack("!i", self._exactly(4))  # multiprocessing's framing: a 4-byte length, -1 then 8
-            if length == -1:
-                length = struct.unpack("!Q", self._exactly(8))[0]
-            if length != size:
-                raise ValueError(f"a file of {length} bytes where {size} were announced")
-            data = self._exactly(length)
-        if len(data) != size:
-            raise ValueError(f"a file of {len(data)} bytes where {size} were announced")
-        return data
-
-    def _exactly(self, n: int) -> bytes:
-        assert self._sock is not None
-        data = self._sock.recv(n, socket.MSG_WAITALL) if n else b""
-        while 0 < len(data) < n:  # cut short by a signal: the rest (rare, so a copy is fine)
-            more = self._sock.recv(n - len(data), socket.MSG_WAITALL)
-            if not more:
-                break
-            data += more
-        if len(data) < n:
-            raise EOFError("the crawler process closed its end mid-file")
-        return data
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-
-
 def _absorb_fetcher(fetcher: Fetcher, requests: int, hosts: dict[str, dict[str, int]]) -> None:
     """The children's request counts into the parent's fetcher: the run summary reads them there, as in one process."""
     with fetcher._lock:
@@ -431,16 +393,17 @@ def _absorb_fetcher(fetcher: Fetcher, requests: int, hosts: dict[str, dict[str, 
 
 def crawl_in_processes(
     portals: list[Portal], ctx: CrawlContext, *, processes: int, make_fetcher: Callable[[frozenset[str]], Fetcher],
-    workers: int = 128, limits: Limits | None = None, ingest_workers: int = 2,
+    archive: Archive, workers: int = 128, limits: Limits | None = None, ingest_workers: int = 2,
     listener: Callable[[str, int], None] | None = None, should_stop: Callable[[], bool] | None = None,
     grace: float = 3.0, ingest_timeout: float = INGEST_TIMEOUT_S,
 ) -> dict[str, Any]:
     """One crawl over `processes` child processes (portals split by host); the summary of crawl_portals, with
     "processes". `ctx` is the parent's: its ingest, crawl state and fetcher (whose counts take in the children's).
+    `archive`: the one ctx's ingest stores in; the children store their files there (opened by its location), the
+    parent reads each back from it and hands it to ctx.ingest with `archived=` its digest (not stored again).
     `workers` (requests in flight across hosts) is shared out between the children; `ingest_workers` is the files each
-    child may have in flight to the parent, each given a thread of the parent's (so none waits on another's turn: with
-    as many threads as one child's files, a 1,000-host crawl's archive writes waited some 5 ms each and its children
-    spilled ~750 files to disk)."""
+    child may have in flight to the parent, each given a thread of the parent's (so none waits on another's turn: a
+    long extraction of one child's file never holds another's file in a queue)."""
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     spawn = multiprocessing.get_context("spawn")
@@ -454,7 +417,7 @@ def crawl_in_processes(
         for index, group in enumerate(groups):
             parent_end, child_end = spawn.Pipe()
             plan = ChildPlan(index, group, make_fetcher, _state_entries(ctx.state, all_hosts(group)), ctx.years, limits,
-                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout)
+                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout, archive=archive.location)
             process = spawn.Process(target=child_main, args=(child_end, os.getpid()), daemon=True,
                                     name=f"gongkai-crawler-{index + 1}-of-{len(groups)}")
             child = Child(index, group, process, parent_end)
@@ -463,7 +426,7 @@ def crawl_in_processes(
             child_end.close()  # the parent keeps only its end: the child's end closing is its death
             children.append(child)
             # the plan (the crawl state of its hosts: megabytes) is sent by the child's thread: the children start at once
-            threading.Thread(target=_serve, args=(child, plan, ctx, by_id, ingest_pool, listener), daemon=True,
+            threading.Thread(target=_serve, args=(child, plan, ctx, by_id, ingest_pool, listener, archive), daemon=True,
                              name=f"gongkai-child-{index + 1}").start()
         # the walk bounds each portal (its deadline), fetches and ingests their own time: the crawl ends by then
         bound = None if limits is None or limits.deadline_s is None else limits.deadline_s + ingest_timeout + grace + 60.0
@@ -477,11 +440,11 @@ def crawl_in_processes(
 
 
 def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Portal], pool: Workers,
-           listener: Callable[[str, int], None] | None) -> None:
+           listener: Callable[[str, int], None] | None, archive: Archive) -> None:
     """Send a child its plan, then read its messages until it ends: ingests go to the parent's pool, crawl-state
     updates to its state, events to the listener."""
     # a file is at most what the crawl's fetcher reads of a body (a stand-in context without one: no bound)
-    body = BodyReader(child.conn, getattr(getattr(ctx, "fetcher", None), "max_bytes", None))
+    reader = ArchivedFiles(archive, getattr(getattr(ctx, "fetcher", None), "max_bytes", None))
     files = child.files = threading.Semaphore(max(1, plan.ingest_workers))
     try:
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
@@ -499,10 +462,11 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             message = child.conn.recv()
             kind = message[0]
             if kind == "ingest":
-                while not files.acquire(timeout=POLL_S):  # its bytes stay in the child until a place is free
+                _, rid, meta = message  # another shape: the stream cannot be answered, this child's portals fail
+                while not files.acquire(timeout=POLL_S):  # its next message is not read until a place is free
                     if not child.process.is_alive():
                         raise EOFError
-                pool.put(_ingest_for, child, ctx, by_id, message, body.read(message[2]))
+                pool.put(_ingest_for, child, ctx, by_id, reader, rid, meta)
             elif kind == "updates":
                 _apply_states(ctx.state, message[1])
                 if listener is not None:
@@ -521,7 +485,6 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
     except Exception as exc:  # a message that does not unpickle: this child's portals fail, the others go on
         child.error = f"sent what the parent cannot read ({type(exc).__name__}: {exc})".splitlines()[0]
     finally:
-        body.close()
         if child.result is None and child.error is None:
             child.process.join(KILL_AFTER_S)
             child.error = ("did not end within the stop's grace" if child.killed_after_stop
@@ -548,16 +511,68 @@ def _death(code: int | None) -> str:
     return f"ended with exit code {code}"
 
 
-def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], message: tuple[Any, ...], data: bytes) -> None:
-    """One file of a child through the parent's ingest path; the outcome (or the error's line) goes back."""
-    _, rid, _size, meta = message
+class ArchivedFiles:
+    """The parent's reading of a file a child says it stored: its digest well-formed (only a digest becomes a path), its
+    announced size within the crawl's bound (`most`: the fetcher's max_bytes), the archive holding it, read back with
+    no more than the announced size and checked against its digest (the archive's get); its pictures likewise, at most
+    MAX_PAGE_PICTURES of them, MAX_PAGE_PICTURE_BYTES together. Anything else is one line (ValueError, LookupError,
+    the archive's OSError) before more is read."""
+
+    def __init__(self, archive: Archive, most: int | None) -> None:
+        self.archive, self.most = archive, most
+
+    def file(self, sha256: Any, size: Any) -> bytes:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or (self.most is not None and size > self.most):
+            raise ValueError(f"a file of {size!r} bytes announced (a file has 0 to {self.most} bytes)"[:200])
+        data = self._read("file", sha256, size)
+        if len(data) != size:
+            raise ValueError(f"file {sha256} has {len(data)} bytes in the archive where {size} were announced")
+        return data
+
+    def pictures(self, digests: Any) -> dict[str, bytes | None]:
+        """A page's linked pictures by src (None: an icon skipped); their sizes are not announced: each is read with
+        the bound of what the page's pictures may still take."""
+        if not digests:
+            return {}
+        if not isinstance(digests, dict) or len(digests) > MAX_PAGE_PICTURES:
+            raise ValueError(f"pictures: a mapping of at most {MAX_PAGE_PICTURES} src to digest expected")
+        budget = MAX_PAGE_PICTURE_BYTES
+        read: dict[str, bytes | None] = {}
+        for src, sha256 in digests.items():
+            if not isinstance(src, str):
+                raise ValueError(f"a picture's src is not text: {src!r}"[:200])
+            data = None if sha256 is None else self._read("picture", sha256, budget)
+            budget -= len(data or b"")
+            read[src] = data
+        return read
+
+    def _read(self, what: str, sha256: Any, most: int) -> bytes:
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise ValueError(f"not a sha256 digest: {sha256!r}"[:200])
+        try:
+            return self.archive.get(sha256, most=most if self.most is None else min(most, self.most))
+        except FileNotFoundError:
+            raise LookupError(f"{what} {sha256} is not in the archive {self.archive.location}") from None
+
+
+def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], files: ArchivedFiles, rid: Any,
+                meta: Any) -> None:
+    """One file of a child through the parent's ingest path, read back from the archive; the outcome (or the error's
+    line) goes back."""
     outcome, error = None, None
-    try:  # a header the parent cannot use (a portal it does not know) is answered too: the child does not wait it out
-        pictures = meta.pop("pictures")
-        portal = by_id[meta.pop("portal")]
-        outcome = ctx.ingest(data, portal=portal, **meta, **({"pictures": pictures} if pictures else {}))
+    # a header the parent cannot use (a portal it does not know, a file not in the archive) is answered too: the child
+    # does not wait it out
+    try:
+        portal = by_id[meta["portal"]]
+        sha256 = meta["sha256"]
+        data = files.file(sha256, meta["size"])
+        pictures = files.pictures(meta["pictures"])
+        url, agency, year = meta["url"], meta["agency"], meta["year"]
+        outcome = ctx.ingest(data, name=meta["name"], url=url, agency=agency, year=year, portal=portal, archived=sha256,
+                             **({"pictures": pictures} if pictures else {}))
+        del data, pictures
         # listed in the summary if the child dies before it sends its own view of the file
-        child.ingested.append(replace(outcome, url=meta["url"], portal=portal.id, agency=meta["agency"], year=meta["year"]))
+        child.ingested.append(replace(outcome, url=url, portal=portal.id, agency=agency, year=year))
     except Exception as exc:  # the child's item step gets it raised, as the ingest thread of one process would
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if child.files is not None:

@@ -48,9 +48,9 @@ from gongkai.crawler.crawl import (
     PageJob,
     Steps,
     Walk,
+    ingest_kwargs,
     item_steps,
     page_steps,
-    picture_kwargs,
 )
 from gongkai.crawler.fetcher import FetchError
 from gongkai.crawler.registry import Portal
@@ -878,7 +878,8 @@ class CrawlScheduler:
 
     def _fetched(self, unit: _Unit, outcome: tuple[str, Any, str | None]) -> None:
         """Where the unit's file waits for the ingest path (the backlog in memory, else on disk), and the driver told."""
-        if outcome[0] == "step" and isinstance(outcome[1], IngestFile):
+        # a file a crawler process stored in the archive already (IngestFile.stored) holds no bytes: neither held nor spilled
+        if outcome[0] == "step" and isinstance(outcome[1], IngestFile) and outcome[1].stored is None:
             with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
                 in_memory = self._files_held < self.ingest_backlog
                 self._files_held += in_memory
@@ -916,7 +917,7 @@ class CrawlScheduler:
         try:
             step = step.unspill()
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
-                                    portal=step.portal, **picture_kwargs(step))
+                                    portal=step.portal, **ingest_kwargs(step))
         except Exception as exc:
             error = exc
         del step

@@ -31,6 +31,7 @@ from gongkai.logs import now_iso
 from gongkai.settings import Settings, load_settings
 from gongkai.stopping import GRACE_S, stop_requested
 from gongkai.warehouse import IngestOutcome, open_archive, open_warehouse, recorded_run
+from gongkai.warehouse.archive import Archive
 from gongkai.warehouse.runs import RecordedRun
 
 # portal statuses that fail the run (and the command's exit code): down, or a listing with nothing on it
@@ -54,16 +55,18 @@ def _notify(event: str, n: int = 1) -> None:
 
 
 def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 128, limits: Limits | None = None,
-                  ingest_workers: int = 2, processes: int = 1, politeness: Politeness | None = None) -> dict[str, Any]:
+                  ingest_workers: int = 2, processes: int = 1, politeness: Politeness | None = None,
+                  archive: Archive | None = None) -> dict[str, Any]:
     """Drive the crawler's walk with the crawl scheduler (crawler.scheduler): per-host queues, each host given a turn
     when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`
-    threads beside them with a bounded backlog. `processes` > 1 (with the `politeness` its fetchers are made of):
-    the hosts split over that many crawler processes, ingest staying here (crawler/processes.py)."""
+    threads beside them with a bounded backlog. `processes` > 1 (with the `politeness` its fetchers are made of and
+    the `archive` ctx's ingest stores in): the hosts split over that many crawler processes, each storing its files in
+    the archive itself, their ingest staying here (crawler/processes.py)."""
     if politeness is not None and politeness.prefect_limits:
         processes = processes_with_prefect_limits(processes)
-    if processes > 1 and politeness is not None:
-        summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, workers=workers,
-                                     limits=limits, ingest_workers=ingest_workers, listener=_notify,
+    if processes > 1 and politeness is not None and archive is not None:
+        summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, archive=archive,
+                                     workers=workers, limits=limits, ingest_workers=ingest_workers, listener=_notify,
                                      should_stop=stop_requested, grace=GRACE_S)
         return summary | ({"interrupted": True} if stop_requested() else {})
     walk = Walk(ctx, portals, limits)
@@ -84,9 +87,9 @@ def _ingest_into(pipeline: Pipeline) -> Callable[..., IngestOutcome]:
     """The crawler's `ingest`: the registry entry gives the agency's division code and level."""
 
     def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Portal,
-               pictures: Mapping[str, bytes | None] | None = None) -> IngestOutcome:
+               pictures: Mapping[str, bytes | None] | None = None, archived: str | None = None) -> IngestOutcome:
         return pipeline.ingest(data, name=name, url=url, agency=agency, year=year, division_code=portal.division_code,
-                               level=portal.level, pictures=pictures)
+                               level=portal.level, pictures=pictures, archived=archived)
 
     return ingest
 
@@ -131,7 +134,7 @@ def run_crawl(
                                frozenset(years) if years else None)
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
-                                        ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite,
+                                        ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,
                                         processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run

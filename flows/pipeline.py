@@ -328,14 +328,17 @@ class Pipeline:
         division_code: str | None = None,
         level: str | None = None,
         pictures: Mapping[str, bytes | None] | None = None,
+        archived: str | None = None,
     ) -> IngestOutcome:
         """Archive, extract (unless this extractor version already did) and load one file.
 
         `agency`/`year`/`division_code`/`level` are what the caller knows (the crawler's registry, or
         `--agency/--year`); they override what the document says about itself. `pictures`: an HTML page's linked
         pictures the crawler fetched, by `src` as written in the page (None: fetched and skipped as an icon); each
-        is archived and the page → picture link recorded, so reprocess reads them again."""
-        sha256 = self.archive.put(data)  # first: the bytes are kept whatever extraction does
+        is archived and the page → picture link recorded, so reprocess reads them again. `archived`: the digest of
+        `data`, which the caller read back from this archive (checked against it): not stored again (a crawler
+        process stored it, crawler/processes.py)."""
+        sha256 = archived or self.archive.put(data)  # first: the bytes are kept whatever extraction does
         linked = self._archive_pictures(sha256, pictures or {})
         fmt = sniff(data, name)
         doc = DocumentInfo(sha256, len(data), MEDIA_TYPES.get(fmt or "", UNKNOWN_MEDIA_TYPE), name, url, agency, year,

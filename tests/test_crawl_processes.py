@@ -21,6 +21,7 @@ from shard_portal import REPORT_YEARS, Hit, ShardPortal, closest_starts, in_flig
 
 from gongkai.crawler.processes import MIN_HOSTS_PER_PROCESS, process_count
 from gongkai.warehouse import open_warehouse
+from gongkai.warehouse.archive import LocalArchive, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAY, CONCURRENCY = 0.2, 2
@@ -54,6 +55,7 @@ class Runs:
     two: Run
     again: Run  # K=2 again, into the K=2 warehouse: nothing changed
     folder: Path
+    parent_puts: int  # the archive puts of the K=2 run's own process (the children store the files)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +65,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         registry = folder / "registry.toml"
         registry.write_text(portal.registry(PORTALS), "utf-8")
         one = _crawl(portal, folder / "one", 1, registry)
-        two = _crawl(portal, folder / "two", 2, registry)
+        puts = []
+        with pytest.MonkeyPatch.context() as patch:  # in this process only: the children are spawned, their own
+            put = LocalArchive.put
+            patch.setattr(LocalArchive, "put", lambda self, data: (puts.append(len(data)), put(self, data))[1])
+            two = _crawl(portal, folder / "two", 2, registry)
         again = _crawl(portal, folder / "two", 2, registry)
-        yield Runs(one, two, again, folder)
+        yield Runs(one, two, again, folder, len(puts))
 
 
 def _documents(summary: dict[str, Any]) -> Counter[tuple[Any, ...]]:
@@ -88,6 +94,16 @@ def test_two_processes_load_every_report_once_and_give_the_summary_of_one(runs: 
     assert two["scheduler"]["ingests"] == one["scheduler"]["ingests"] == REPORTS
 
 
+def test_each_file_is_stored_by_the_child_that_fetched_it_and_once(runs: Runs) -> None:
+    """The parent reads the files back from the archive and stores none (no thread of it waits on an fsync); the
+    archive holds each loaded file once, complete."""
+    assert runs.parent_puts == 0
+    archived = {f.name: f.read_bytes() for f in (runs.folder / "two" / "archive").glob("??/*")}
+    loaded = {d["sha256"] for d in runs.two.summary["documents"] if d["outcome"] == "new"}
+    assert set(archived) == loaded and len(archived) == REPORTS
+    assert all(sha256_of(data) == name for name, data in archived.items())
+
+
 def test_each_host_kept_polite_across_the_processes(runs: Runs) -> None:
     hits = runs.two.hits
     assert {h.host for h in hits} == {h.host for h in runs.one.hits} and len(hits) == runs.two.summary["requests"]
@@ -104,11 +120,47 @@ def test_the_state_the_children_wrote_makes_the_next_run_conditional(runs: Runs)
     assert all(p["status"] == "ok" and p["listing_from_cache"] for p in again.summary["portals"].values())
 
 
-def test_a_killed_crawler_process_fails_its_portals_only_and_the_rerun_completes_them(tmp_path: Path) -> None:
+class HangingInItsFirstFile:
+    """child_main as it is, except that crawler process 1 stops in the middle of storing its first file in the archive:
+    the bytes written to a file that has no name yet (O_TMPFILE), its fsync never returning; `mid_file` is written
+    then, for the test to kill it there. (Spawn pickles this by reference: a module-level class of the tests.)"""
+
+    def __init__(self, mid_file: Path) -> None:
+        self.mid_file = mid_file
+
+    def __call__(self, conn: Any, parent_pid: int) -> None:
+        from gongkai.crawler import processes
+
+        if multiprocessing.current_process().name.startswith("gongkai-crawler-1-"):
+            fsync = os.fsync
+
+            def stuck(fd: int) -> None:
+                if os.fstat(fd).st_size > 1000:  # a file (ARCHIVE-LAYOUT is a line)
+                    self.mid_file.write_text(str(os.getpid()))
+                    time.sleep(300)
+                fsync(fd)
+
+            os.fsync = stuck
+        processes.child_main(conn, parent_pid)
+
+
+def _archived(folder: Path) -> dict[str, bytes]:
+    """Every file under the archive's folder by its path (the layout's marker apart)."""
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file() and f.name != "ARCHIVE-LAYOUT"}
+
+
+def test_a_killed_crawler_process_fails_its_portals_only_and_the_rerun_completes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crawler process 1 is killed in the middle of storing a file in the shared archive: its portals fail, the
+    archive holds no part of that file (only complete files, each under its digest), and the rerun loads every
+    report once."""
+    from gongkai.crawler import processes
+
+    mid_file = tmp_path / "mid-file"
+    monkeypatch.setattr(processes, "child_main", HangingInItsFirstFile(mid_file))
     with ShardPortal(HOSTS) as portal:
         registry = tmp_path / "registry.toml"
         registry.write_text(portal.registry(PORTALS), "utf-8")
-        portal.slow_s = 0.3  # the crawl lasts long enough to be cut
         result: dict[str, Run] = {}
         crawl = threading.Thread(target=lambda: result.setdefault("run", _crawl(portal, tmp_path, 2, registry)))
         crawl.start()
@@ -116,10 +168,11 @@ def test_a_killed_crawler_process_fails_its_portals_only_and_the_rerun_completes
         deadline = time.monotonic() + 60
         while victim is None and time.monotonic() < deadline:
             kids = [p for p in multiprocessing.active_children() if p.name.startswith("gongkai-crawler-1-")]
-            if kids and len(portal.hits) >= 3:
+            if kids and mid_file.exists():
                 victim = kids[0]
             time.sleep(0.05)
-        assert victim is not None, "the crawler processes never started"
+        assert victim is not None, "crawler process 1 never reached its first file"
+        assert int(mid_file.read_text()) == victim.pid
         victim.kill()
         crawl.join(120)
         assert not crawl.is_alive()
@@ -132,11 +185,22 @@ def test_a_killed_crawler_process_fails_its_portals_only_and_the_rerun_completes
         # the others were loaded; what the killed one had loaded stays, listed
         loaded = {d["portal"] for d in first["documents"] if d["outcome"] == "new"}
         assert ok <= loaded
-        portal.slow_s = 0.0
+        # the file it was storing is nowhere in the archive: every file there is complete, named by its digest
+        archived = _archived(tmp_path / "archive")
+        assert archived and all(path == f"{sha256_of(data)[:2]}/{sha256_of(data)}" for path, data in archived.items()), \
+            sorted(archived)
+        assert {d["sha256"] for d in first["documents"] if d["outcome"] == "new"} == {p.split("/")[1] for p in archived}
+        monkeypatch.undo()  # the rerun's children as they are
         rerun = _crawl(portal, tmp_path, 2, registry).summary
         assert all(info["status"] == "ok" for info in rerun["portals"].values()), rerun["portals"]
         with open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}") as warehouse:
             assert warehouse.db.scalar("SELECT count(*) FROM reports") == REPORTS
+            documents = {row[0] for row in warehouse.db.query("SELECT sha256 FROM documents")}
+        # each report loaded once over the two runs: the rerun loaded what the killed process had not, no more
+        new = [d["url"] for run in (first, rerun) for d in run["documents"] if d["outcome"] == "new"]
+        assert len(new) == len(set(new)) == REPORTS, sorted(new)
+        archived = _archived(tmp_path / "archive")
+        assert {p.split("/")[1] for p in archived} == documents and len(archived) == len(documents) == REPORTS
 
 
 def test_the_machine_decides_the_count_unless_told() -> None:
@@ -153,6 +217,7 @@ from gongkai.crawler.processes import crawl_in_processes
 from gongkai.crawler.registry import all_hosts, load_registry
 from gongkai.crawler.state import CrawlState
 from gongkai.flows.crawl import Politeness
+from gongkai.warehouse import open_archive
 
 def ingest(*args, **kwargs):  # the crawl is under way in both children: name them, then hang as a long load would
     time.sleep(0.5)
@@ -162,7 +227,7 @@ def ingest(*args, **kwargs):  # the crawl is under way in both children: name th
 portals = load_registry(Path(sys.argv[1]))
 polite = Politeness(delay=0.2, concurrency=2, retries=0)
 ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
-crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher)
+crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, archive=open_archive(sys.argv[2]))
 """
 
 
@@ -172,7 +237,7 @@ def test_no_crawler_process_outlives_its_parent(tmp_path: Path) -> None:
         registry.write_text(portal.registry(PORTALS), "utf-8")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(tmp_path / "err", "w") as err:
-            parent = subprocess.Popen([sys.executable, "-c", CHILDREN_SCRIPT, str(registry)], env=env,
+            parent = subprocess.Popen([sys.executable, "-c", CHILDREN_SCRIPT, str(registry), str(tmp_path / "archive")], env=env,
                                       stdout=subprocess.PIPE, stderr=err, text=True)
             try:
                 assert parent.stdout is not None
@@ -201,7 +266,7 @@ def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_pat
     from gongkai.crawler.registry import all_hosts, load_registry
     from gongkai.crawler.state import CrawlState
     from gongkai.flows.crawl import Politeness
-    from gongkai.warehouse import IngestOutcome
+    from gongkai.warehouse import IngestOutcome, open_archive
 
     ingested = threading.Event()
 
@@ -218,7 +283,7 @@ def test_a_stop_reaches_the_children_and_the_crawl_ends_within_its_grace(tmp_pat
         ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
         started = time.monotonic()
         summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, should_stop=ingested.is_set,
-                                     grace=0.5)
+                                     grace=0.5, archive=open_archive(tmp_path / "archive"))
         took = time.monotonic() - started
         assert ingested.is_set() and took < 15, took
         assert not [p for p in multiprocessing.active_children() if p.name.startswith("gongkai-crawler-")]

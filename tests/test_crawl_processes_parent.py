@@ -1,13 +1,13 @@
-"""The parent's side of a crawl over crawler processes (crawler/processes.py): what a child sends it per file and per
-crawl-state update, and how many files it takes in at once. Real pipes (multiprocessing's, a socket pair on Linux) and,
-for the last test, a real crawl over loopback hosts with the children spawned."""
+"""The parent's side of a crawl over crawler processes (crawler/processes.py): what a child sends it per file (the
+digest of a file it stored in the shared archive, never the bytes) and per crawl-state update, how the parent reads a
+file back and what it refuses, and how many files it takes in at once. Real pipes (multiprocessing's, a socket pair on
+Linux), real archives (a folder; S3 on moto's loopback server) and real crawls over loopback hosts with the children
+spawned."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import struct
 import threading
 import time
 from multiprocessing.reduction import ForkingPickler
@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3_fixture import S3Server
 from shard_portal import REPORT_YEARS, ShardPortal
 
-from gongkai.crawler.crawl import CrawlContext
+from gongkai.crawler import processes
+from gongkai.crawler.crawl import CrawlContext, Stored
+from gongkai.crawler.pictures import MAX_PAGE_PICTURES
 from gongkai.crawler.politeness import Politeness
 from gongkai.crawler.processes import (
     UPDATES_MOST,
-    BodyReader,
+    ArchivedFiles,
     Child,
     ChildPlan,
     ParentLink,
@@ -31,7 +34,8 @@ from gongkai.crawler.processes import (
 )
 from gongkai.crawler.registry import Portal, all_hosts, load_registry
 from gongkai.crawler.state import CrawlState, pack
-from gongkai.warehouse import IngestOutcome
+from gongkai.warehouse import IngestOutcome, open_archive
+from gongkai.warehouse.archive import LocalArchive, sha256_of
 
 PORTAL = Portal("p1", "示例市第1局", "110001", "department", "trs", ("http://127.0.0.1:1/a1/index.html",),
                 frozenset({"127.0.0.1:1"}))
@@ -92,66 +96,144 @@ def test_an_update_waits_in_the_child_only_a_moment() -> None:
     parent_end.close()
 
 
-def test_a_file_goes_to_the_parent_as_its_bytes_after_a_small_header_and_its_answer_comes_back() -> None:
+def test_a_file_goes_to_the_parent_as_its_digest_in_a_small_header_and_its_answer_comes_back(tmp_path: Path) -> None:
+    """The child stores the file in the shared archive itself; the parent gets its digest, size and what the ingest
+    records, in one small message: nothing follows it on the pipe."""
+    archive = LocalArchive(tmp_path / "archive")
     parent_end, child_end = multiprocessing.Pipe()
-    link = ParentLink(child_end, [PORTAL], timeout=10.0)
-    data = os.urandom(1_000_000)
+    link = ParentLink(child_end, [PORTAL], timeout=10.0, archive=archive)
+    data, picture = os.urandom(1_000_000), os.urandom(5_000)
     got: dict[str, Any] = {}
     sending = threading.Thread(target=lambda: got.setdefault("outcome", link.ingest(
-        data, name="r.pdf", url="http://127.0.0.1:1/a1/r.pdf", agency="示例市第1局", year=2023, portal=PORTAL)))
+        data, name="r.pdf", url="http://127.0.0.1:1/a1/r.pdf", agency="示例市第1局", year=2023, portal=PORTAL,
+        pictures={"t1.png": picture, "icon.gif": None})))
     sending.start()
     header = parent_end.recv()
-    kind, rid, size, meta = header
-    # the header names the file; its bytes are not pickled into it (a copy on each side), they follow as they are
-    assert kind == "ingest" and size == len(data) and len(ForkingPickler.dumps(header)) < 1000, len(ForkingPickler.dumps(header))
-    assert meta == {"name": "r.pdf", "url": "http://127.0.0.1:1/a1/r.pdf", "agency": "示例市第1局", "year": 2023,
-                    "portal": "p1", "pictures": None}
-    body = BodyReader(parent_end)
-    assert body.read(size) == data
-    outcome = IngestOutcome("a" * 64, "new", "r.pdf", url=meta["url"], portal="p1")
+    kind, rid, meta = header
+    assert kind == "ingest" and len(ForkingPickler.dumps(header)) < 1000, len(ForkingPickler.dumps(header))
+    assert meta == {"sha256": sha256_of(data), "size": len(data), "name": "r.pdf", "url": "http://127.0.0.1:1/a1/r.pdf",
+                    "agency": "示例市第1局", "year": 2023, "portal": "p1",
+                    "pictures": {"t1.png": sha256_of(picture), "icon.gif": None}}
+    assert not parent_end.poll(0.3), "something followed the header on the pipe"
+    # in the archive, complete, before the parent heard of it
+    assert archive.get(meta["sha256"]) == data and archive.get(sha256_of(picture)) == picture
+    outcome = IngestOutcome(meta["sha256"], "new", "r.pdf", url=meta["url"], portal="p1")
     parent_end.send(("reply", rid, outcome, None))
     sending.join(10)
     assert got["outcome"] == outcome
-    body.close()
+    # a file stored when it was fetched (IngestFile.stored_in) goes as it is: not stored again
+    # and the parent's error reaches the child's item as the ingest's own error would
+    stored = Stored(meta["sha256"], len(data))
+
+    def send_stored() -> None:
+        try:
+            link.ingest(b"", name="r.pdf", url="u", agency=None, year=None, portal=PORTAL, stored=stored)
+        except RuntimeError as exc:
+            got["error"] = str(exc)
+
+    sending = threading.Thread(target=send_stored)
+    sending.start()
+    kind, rid, meta = parent_end.recv()
+    assert (meta["sha256"], meta["size"], meta["pictures"]) == (stored.sha256, len(data), None)
+    parent_end.send(("reply", rid, None, "LookupError: file … is not in the archive"))
+    sending.join(10)
+    assert got["error"] == "LookupError: file … is not in the archive"
     link.conn.close()
     parent_end.close()
 
 
-@pytest.mark.parametrize("duplex", [True, False])
-def test_the_parent_reads_bodies_of_every_size_whole(duplex: bool) -> None:
-    # duplex: a socket pair (the crawl's), read with one recv; not duplex: an os.pipe, read by recv_bytes
-    reader_end, writer_end = multiprocessing.Pipe(duplex=duplex)
+def _meta(sha256: str, size: int, **more: Any) -> dict[str, Any]:
+    return {"sha256": sha256, "size": size, "name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "p1",
+            "pictures": None} | more
+
+
+def test_the_parent_reads_files_of_every_size_whole_from_the_archive(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path / "archive")
     sizes = [0, 1, 4, 16_384, 16_385, 300_000, 3_000_000]
     bodies = [os.urandom(n) for n in sizes]
-
-    def write() -> None:  # a large body blocks until read
-        for b in bodies:
-            writer_end.send_bytes(b)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    body = BodyReader(reader_end)
-    assert (body._sock is not None) == duplex
-    assert [body.read(len(b)) for b in bodies] == bodies
-    writer.join(10)
-    writer_end.send_bytes(b"12345")
-    with pytest.raises(ValueError, match="5 bytes where 6 were announced"):
-        body.read(6)
-    body.close()
-    reader_end.close()
-    writer_end.close()
+    files = ArchivedFiles(archive, most=5_000_000)
+    digests = [archive.put(b) for b in bodies]
+    assert [files.file(d, len(b)) for d, b in zip(digests, bodies, strict=True)] == bodies
+    with pytest.raises(ValueError, match="5 bytes in the archive where 6 were announced"):
+        files.file(archive.put(b"12345"), 6)
 
 
-def test_a_child_gone_mid_file_is_an_end_not_a_short_file() -> None:
-    ours, theirs = socket.socketpair()
-    conn = multiprocessing.connection.Connection(ours.detach())
-    theirs.sendall(struct.pack("!i", 1000) + b"x" * 10)  # a 1,000-byte file announced, 10 bytes sent, then gone
-    theirs.close()
-    body = BodyReader(conn)
-    with pytest.raises(EOFError):
-        body.read(1000)
-    body.close()
-    conn.close()
+class _Reads:
+    """The archive as the parent uses it, every get recorded (what was asked for, with which bound)."""
+
+    def __init__(self, archive: LocalArchive) -> None:
+        self.archive, self.location, self.gets = archive, archive.location, []
+
+    def get(self, sha256: str, *, most: int | None = None) -> bytes:
+        self.gets.append((sha256, most))
+        return self.archive.get(sha256, most=most)
+
+
+@pytest.mark.parametrize("meta, why, reads", [
+    (_meta("a" * 64, 2**40), "ValueError: a file of 1099511627776 bytes announced (a file has 0 to 1000 bytes)", False),
+    (_meta("a" * 64, -1), "ValueError: a file of -1 bytes announced", False),
+    (_meta("a" * 64, True), "ValueError: a file of True bytes announced", False),
+    (_meta("../../../etc/passwd", 10), "ValueError: not a sha256 digest: '../../../etc/passwd'", False),
+    (_meta("A" * 64, 10), "ValueError: not a sha256 digest", False),
+    (_meta(["not", "text"], 10), "ValueError: not a sha256 digest", False),
+    (_meta("b" * 64, 10), "LookupError: file " + "b" * 64 + " is not in the archive", True),
+    (_meta("STORED", 12), "ValueError: file {sha} has 11 bytes in the archive where 12 were announced", True),
+    (_meta("STORED", 10), "OSError: archive file {sha} is larger than the 10 bytes read at most", True),
+    (_meta("BIG", 10), "OSError: archive file {big} is larger than the 10 bytes read at most", True),
+    (_meta("STORED", 11, pictures={"t.png": "c" * 64}), "LookupError: picture " + "c" * 64 + " is not in the archive", True),
+    (_meta("STORED", 11, pictures={f"{i}.png": None for i in range(MAX_PAGE_PICTURES + 1)}), "ValueError: pictures:", True),
+    (_meta("STORED", 11, portal="nope"), "KeyError: 'nope'", False),
+    ({"name": "r.pdf", "url": "u"}, "KeyError: 'portal'", False),
+    ("not a dict", "TypeError", False),
+])
+def test_what_a_child_claims_is_checked_and_a_claim_that_fails_is_answered_with_its_line(
+        tmp_path: Path, meta: Any, why: str, reads: bool) -> None:
+    """The parent loads only a file the archive holds, with the size the child announced, within the crawl's bound,
+    read no further than that (a file of a terabyte announced, or stored, is refused before it is read) and checked
+    against its digest; a digest is never a path. Each refusal is the file's answer (one line): the child's item fails
+    at once instead of waiting its ingest timeout (30 minutes), and the child's other files go on."""
+    archive = LocalArchive(tmp_path / "archive")
+    stored, big = archive.put(b"x" * 11), archive.put(b"y" * 5_000_000)
+    if isinstance(meta, dict) and meta.get("sha256") in ("STORED", "BIG"):
+        meta = meta | {"sha256": stored if meta["sha256"] == "STORED" else big}
+    reading = _Reads(archive)
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], None, parent_end)
+    ctx = CrawlContext(None, CrawlState(None), lambda data, **meta: pytest.fail("ingested"))  # type: ignore[arg-type]
+    _ingest_for(child, ctx, {"p1": PORTAL}, ArchivedFiles(reading, most=1000), 7, meta)  # type: ignore[arg-type]
+    assert child_end.poll(5), "no answer: the child waits its ingest timeout"
+    kind, rid, outcome, error = child_end.recv()
+    assert (kind, rid, outcome) == ("reply", 7, None) and error and "\n" not in error, error
+    assert error.startswith(why.format(sha=stored, big=big)), error
+    assert bool(reading.gets) == reads, reading.gets
+    assert all(most is not None and most <= 1000 for _, most in reading.gets), reading.gets  # never read unbounded
+    assert not child.ingested
+    parent_end.close()
+    child_end.close()
+
+
+def test_a_file_the_archive_holds_is_ingested_as_read_back_and_not_stored_again(tmp_path: Path) -> None:
+    archive = LocalArchive(tmp_path / "archive")
+    data, picture = os.urandom(50_000), os.urandom(2_000)
+    sha256 = archive.put(data)
+    calls: list[tuple[bytes, dict[str, Any]]] = []
+
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        calls.append((data, meta))
+        return IngestOutcome(meta["archived"], "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
+
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], None, parent_end)
+    ctx = CrawlContext(None, CrawlState(None), ingest)  # type: ignore[arg-type]
+    meta = _meta(sha256, len(data), pictures={"t.png": archive.put(picture), "icon.gif": None})
+    _ingest_for(child, ctx, {"p1": PORTAL}, ArchivedFiles(archive, most=100_000), 3, meta)
+    kind, rid, outcome, error = child_end.recv()
+    assert (kind, rid, error) == ("reply", 3, None) and outcome.sha256 == sha256
+    [(got, kwargs)] = calls
+    assert got == data and kwargs["archived"] == sha256 and kwargs["pictures"] == {"t.png": picture, "icon.gif": None}
+    assert [d.url for d in child.ingested] == ["u"]
+    parent_end.close()
+    child_end.close()
 
 
 # two processes, each with two hosts (split by host: crawler.registry.split_by_host), each host one agency's column
@@ -160,11 +242,45 @@ PORTALS = [("a1", 0, 1), ("a2", 1, 2), ("a3", 2, 3), ("a4", 3, 4)]
 INGEST_WORKERS = 2
 
 
-def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_path: Path) -> None:
+class RecordingChild:
+    """child_main as it is, its end of the pipe recorded: every byte the child sends goes to a file of `folder` (spawn
+    pickles this by reference: a module-level class of the tests, importable in the child)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __call__(self, conn: Any, parent_pid: int) -> None:
+        with open(self.folder / f"sent-{os.getpid()}", "wb") as out:
+            processes.child_main(_Recorded(conn, out), parent_pid)  # type: ignore[arg-type]
+
+
+class _Recorded:
+    def __init__(self, conn: Any, out: Any) -> None:
+        self._conn, self._out, self._lock = conn, out, threading.Lock()
+
+    def send(self, obj: Any) -> None:
+        self.send_bytes(bytes(ForkingPickler.dumps(obj)))
+
+    def send_bytes(self, data: bytes) -> None:
+        with self._lock:  # as the connection's own writes: one message at a time
+            self._out.write(data)
+            self._out.flush()
+        self._conn.send_bytes(data)
+
+    def __getattr__(self, name: str) -> Any:  # recv, poll, close: the connection's own
+        return getattr(self._conn, name)
+
+
+def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Each child hands the parent up to `ingest_workers` files at once and waits for each answer: the parent gives each
-    such file a thread, so a slow ingest (an archive's fsync, a long extraction) of one child never holds another's
-    file in a queue. With the parent's threads as many as one child's files, the four files below could not all be
-    in the parent at once (the barrier breaks), and the children's backlogs filled up (spilled to disk) behind them."""
+    such file a thread, so a slow ingest (a long extraction) of one child never holds another's file in a queue. With
+    the parent's threads as many as one child's files, the four files below could not all be in the parent at once
+    (the barrier breaks). The children store the files in the archive themselves: what they send the parent holds no
+    file's bytes (on the old code every file followed its header on the pipe)."""
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    monkeypatch.setattr(processes, "child_main", RecordingChild(sent))
     in_parent_at_once = threading.Barrier(2 * INGEST_WORKERS, timeout=30)
     lock = threading.Lock()
     ingested: list[str] = []
@@ -189,7 +305,8 @@ def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_p
         polite = Politeness(delay=0.05, concurrency=2, retries=0)
         state = CrawlState(None)
         ctx = CrawlContext(polite.fetcher(all_hosts(portals)), state, ingest)
-        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher,
+        archive = LocalArchive(tmp_path / "archive")
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, archive=archive,
                                      ingest_workers=INGEST_WORKERS)
     assert summary["processes"] == 2 and not broken, broken
     files = [d["url"] for d in summary["documents"]]
@@ -198,59 +315,41 @@ def test_the_parent_takes_in_every_file_a_child_may_have_in_flight_at_once(tmp_p
     # the children's crawl-state updates all reached the parent's state: each file's validators, each listing's
     assert all(state.get(url) is not None for url in files)
     assert all(state.get(p.listing[0]) is not None for p in portals)
+    # every file in the archive, each once, complete (its content is its name)
+    stored = {f.name: f.read_bytes() for f in (tmp_path / "archive").glob("??/*")}
+    assert len(stored) == len(files) and all(sha256_of(data) == name for name, data in stored.items())
+    # and none of their bytes on the pipe: what the children sent is a few kB of headers, states and their results
+    pipe = [f.read_bytes() for f in sent.iterdir()]
+    assert len(pipe) == 2 and all(pipe), [len(p) for p in pipe]
+    assert sum(map(len, pipe)) < sum(map(len, stored.values())) / 4, (sum(map(len, pipe)), sum(map(len, stored.values())))
+    for data in stored.values():
+        middle = data[len(data) // 2:len(data) // 2 + 256]
+        assert not any(middle in p for p in pipe), "a file's bytes crossed the pipe"
 
 
-@pytest.mark.parametrize("framed, announced", [(2**40, 2**40), (2**40, 10), (10, 2**40), (11, 10)])
-def test_a_header_whose_length_lies_or_is_huge_is_refused_before_anything_is_read(framed: int, announced: int) -> None:
-    """A child's header announces `announced` bytes, the frame that follows says `framed`: more than the crawl's
-    max_bytes, or not what was announced, is one clear error, before the parent allocates (a terabyte) or waits
-    for bytes that never come; the serving thread ends with a line, the other children go on."""
-    ours, theirs = socket.socketpair()
-    conn = multiprocessing.connection.Connection(ours.detach())
-    theirs.sendall(struct.pack("!i", -1) + struct.pack("!Q", framed) + b"x" * 11)  # then nothing: a read would hang
-    body = BodyReader(conn, most=1000)
-    theirs.settimeout(None)
-    timer = threading.Timer(10, theirs.close)  # on the old code: an end instead of a hang (or a MemoryError)
-    timer.start()
-    try:
-        with pytest.raises(ValueError, match="announced"):
-            body.read(announced)
-    finally:
-        timer.cancel()
-        body.close()
-        conn.close()
-        theirs.close()
+def test_the_children_store_their_files_in_an_s3_archive_and_the_parent_reads_them_from_there(
+        tmp_path: Path, s3_server: S3Server, s3_archive_url: str) -> None:
+    """The archive's location goes to each child as the parent opened it (s3://bucket/prefix); its endpoint and
+    credentials are the AWS environment the children inherit, as the flows' workers set it (tests/s3_fixture.py)."""
+    archive = open_archive(s3_archive_url)
+    ingested: list[tuple[str, str]] = []
 
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        ingested.append((sha256_of(data), meta["archived"]))
+        return IngestOutcome(meta["archived"], "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
 
-def test_a_pipe_body_longer_than_announced_is_refused_before_it_is_read() -> None:
-    reader_end, writer_end = multiprocessing.Pipe(duplex=False)
-    writer_end.send_bytes(b"x" * 100)
-    body = BodyReader(reader_end, most=1000)
-    with pytest.raises(ValueError, match="announced"):
-        body.read(10)
-    with pytest.raises(ValueError, match="more than the 1000"):
-        body.read(5000)
-    body.close()
-    reader_end.close()
-    writer_end.close()
-
-
-@pytest.mark.parametrize("meta", [{"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "nope", "pictures": None},
-                                  {"name": "r.pdf", "url": "u"}, "not a dict"])
-def test_a_header_the_parent_cannot_use_is_answered_with_its_error(meta: Any) -> None:
-    """A file whose header names a portal the parent does not know (or lacks its fields) gets an answer with the
-    error's line, as an ingest that raised does: the child's item fails at once instead of waiting its ingest timeout
-    (30 minutes) for an answer that never comes."""
-    parent_end, child_end = multiprocessing.Pipe()
-    child = Child(0, [PORTAL], None, parent_end)
-    ctx = CrawlContext(None, CrawlState(None), lambda data, **meta: pytest.fail("ingested"))  # type: ignore[arg-type]
-    _ingest_for(child, ctx, {"p1": PORTAL}, ("ingest", 7, 3, meta), b"abc")
-    assert child_end.poll(5), "no answer: the child waits its ingest timeout"
-    kind, rid, outcome, error = child_end.recv()
-    assert (kind, rid, outcome) == ("reply", 7, None) and error and "\n" not in error, error
-    assert not child.ingested
-    parent_end.close()
-    child_end.close()
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portals = load_registry(registry)
+        polite = Politeness(delay=0.05, concurrency=2, retries=0)
+        ctx = CrawlContext(polite.fetcher(all_hosts(portals)), CrawlState(None), ingest)
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, archive=archive)
+    assert all(p["status"] == "ok" for p in summary["portals"].values()), summary["portals"]
+    objects = {key.rsplit("/", 1)[1]: size for key, size in s3_server.objects(s3_archive_url).items()}
+    assert objects.pop("ARCHIVE-LAYOUT")  # written once, before the first file
+    assert len(objects) == len(ingested) == len(PORTALS) * len(REPORT_YEARS), (objects, ingested)
+    assert {read for read, _ in ingested} == set(objects) and all(read == said for read, said in ingested)
 
 
 class _Alive:
@@ -270,7 +369,7 @@ class _Held:
     """The parent's ingest threads, holding every file (an archive stuck on a disk): the answers do not come."""
 
     def __init__(self) -> None:
-        self.files: list[bytes] = []
+        self.files: list[Any] = []
 
     def put(self, fn: Any, *args: Any) -> None:
         self.files.append(args[-1])
@@ -278,7 +377,8 @@ class _Held:
 
 def test_a_child_sending_files_ahead_of_the_answers_waits_instead_of_filling_the_parents_memory() -> None:
     """A child has at most its plan's ingest_workers files in the parent; one sending more without waiting for the
-    answers (a bug, or an ingest it gave up on) is read no further until a place is free: its bytes stay on its side."""
+    answers (a bug, or an ingest it gave up on) is read no further until a place is free: its messages stay unread,
+    the parent's work for it bounded."""
     ingest_workers = 2
     parent_end, child_end = multiprocessing.Pipe()
     process = _Alive()
@@ -286,16 +386,14 @@ def test_a_child_sending_files_ahead_of_the_answers_waits_instead_of_filling_the
     plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, ingest_workers, 1.0)  # type: ignore[arg-type]
     ctx = CrawlContext(None, CrawlState(None), None)  # type: ignore[arg-type]
     pool = _Held()
-    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None, None), daemon=True)
     serving.start()
     assert child_end.recv()[0] == "plan"
-    meta = {"name": "r.pdf", "url": "u", "agency": None, "year": 2023, "portal": "p1", "pictures": None}
 
     def flood() -> None:
         try:
             for rid in range(ingest_workers + 3):
-                child_end.send(("ingest", rid, 100_000, dict(meta)))
-                child_end.send_bytes(b"x" * 100_000)
+                child_end.send(("ingest", rid, _meta(f"{rid:064x}", 100_000)))
         except (OSError, ValueError, TypeError):  # its end closed under it at the test's end
             pass
 
@@ -322,8 +420,9 @@ class _Fetcher:
 
 @pytest.mark.parametrize("hostile, why", [
     (lambda end: end.send_bytes(b"\x80\x05not a pickle"), "UnpicklingError"),
-    (lambda end: end.send(("ingest", 1, 10**12, {})), "ValueError: a file of 1000000000000 bytes announced"),
-    (lambda end: (end.send(("ingest", 1, 10, {})), end.send_bytes(b"x" * 500)), "ValueError: a file of 500 bytes where 10"),
+    # the old message (a header, then the file's bytes): not the parent's any more
+    (lambda end: end.send(("ingest", 1, 10**12, {})), "ValueError: too many values to unpack"),
+    (lambda end: end.send(("ingest", 1)), "ValueError: not enough values to unpack"),
 ])
 def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile: Any, why: str) -> None:
     parent_end, child_end = multiprocessing.Pipe()
@@ -331,7 +430,7 @@ def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile
     plan = ChildPlan(0, [PORTAL], None, {}, None, None, 1, 2, 1.0)  # type: ignore[arg-type]
     ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
     pool = _Held()
-    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None), daemon=True)
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, pool, None, None), daemon=True)
     serving.start()
     assert child_end.recv()[0] == "plan"
     hostile(child_end)

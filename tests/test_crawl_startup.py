@@ -111,7 +111,7 @@ def test_the_parent_hands_its_schema_to_the_child(parent_loaded: bool) -> None:
             schema.current_schema()
         plan = processes.ChildPlan(0, [], None, {{}}, None, None, 1, 1, 0.0)
         child = processes.Child(0, [], Proc(), Conn())
-        processes._serve(child, plan, None, {{}}, None, None)
+        processes._serve(child, plan, None, {{}}, None, None, None)
         kind, got = pickle.loads(sent[0])
         print(json.dumps({{"kind": kind, "schema": got.schema == schema.loaded_schema(),
                           "given": got.schema is not None}}))

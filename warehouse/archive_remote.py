@@ -67,15 +67,16 @@ class RemoteArchive:
             self._call("write", lambda: self.fs.pipe_file(key, data))
         return sha256
 
-    def get(self, sha256: str) -> bytes:
+    def get(self, sha256: str, *, most: int | None = None) -> bytes:
         key = self.key_for(sha256)
+        bound = self.max_bytes if most is None else min(most, self.max_bytes)
         size = self._call("read", lambda: self.fs.size(key))
-        if size is not None and size > self.max_bytes:
-            raise OSError(f"archive object {sha256} is {size} bytes, more than the {self.max_bytes} read at most")
+        if size is not None and size > bound:
+            raise OSError(f"archive object {sha256} is {size} bytes, more than the {bound} read at most")
         # read at most one byte past the bound: an object replaced by a larger one since `size` is refused too
-        data: bytes = self._call("read", lambda: self.fs.cat_file(key, start=0, end=self.max_bytes + 1))
-        if len(data) > self.max_bytes:
-            raise OSError(f"archive object {sha256} is larger than the {self.max_bytes} bytes read at most")
+        data: bytes = self._call("read", lambda: self.fs.cat_file(key, start=0, end=bound + 1))
+        if len(data) > bound:
+            raise OSError(f"archive object {sha256} is larger than the {bound} bytes read at most")
         if sha256_of(data) != sha256:
             raise OSError(f"archive object {sha256} is corrupt (its content no longer matches its digest)")
         return data
