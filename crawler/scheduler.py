@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gongkai.crawler import urls
@@ -64,8 +64,10 @@ Gate = Callable[[str], AbstractContextManager[Any]]
 class _Host:
     delay: float
     # the host's own condition (on HostSlots' one lock): a request waiting for this host is woken by this host's
-    # events only, not by every other host's (with 128 threads a shared one woke each waiter for all of them)
-    changed: threading.Condition
+    # events only, not by every other host's (with 128 threads a shared one woke each waiter for all of them). Made
+    # when a request first waits for the host (HostSlots._wait): a Condition is ~1 kB, and most hosts' requests are
+    # given their turns by the scheduler and never wait
+    changed: threading.Condition | None = None
     in_flight: int = 0  # requests started or reserved, not yet finished
     sending: int = 0  # requests started and not yet sent
     last_start: float = -math.inf  # when the last request was sent
@@ -107,7 +109,7 @@ class HostSlots:
     def _host(self, host: str) -> _Host:
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _Host(self.delay, threading.Condition(self._lock))
+            state = self._hosts[host] = _Host(self.delay)
             if self._resting:
                 self._recall(host, state)
         return state
@@ -189,7 +191,7 @@ class HostSlots:
             state.in_flight -= 1
             if state.next_start == turn.promised:  # nobody took a turn after it: as if it had not been given
                 state.next_start = max(turn.previous, state.last_start + state.delay)
-            state.changed.notify_all()
+            _notify(state)
         if self.on_release:
             self.on_release(turn.host)
 
@@ -205,18 +207,25 @@ class HostSlots:
                 self._local.turn = None
                 # counted in flight since it was reserved; the delay is kept from the last request actually sent
                 while state.sending or (wait := state.last_start + state.delay - time.monotonic()) > 0:
-                    state.changed.wait(None if state.sending else wait)
+                    self._wait(state, None if state.sending else wait)
             else:  # not a scheduled turn (a redirect hop, a retry): wait for the host in this thread
                 while True:
                     now = time.monotonic()
                     if state.in_flight < self.concurrency and not state.sending and now >= state.next_start:
                         break
                     busy = state.in_flight >= self.concurrency or state.sending
-                    state.changed.wait(None if busy else state.next_start - now)
+                    self._wait(state, None if busy else state.next_start - now)
                 state.in_flight += 1
             state.sending += 1
             state.next_start = max(state.next_start, time.monotonic() + state.delay)
             return _Request(self, host)
+
+    def _wait(self, state: _Host, timeout: float | None) -> None:
+        """Wait (under the lock) for the host's next event; its condition made on the first wait, then kept (a waiter
+        holds it: a new one in its place would never wake it)."""
+        if state.changed is None:
+            state.changed = threading.Condition(self._lock)
+        state.changed.wait(timeout)
 
     def _sent(self, request: _Request) -> None:
         with self._lock:
@@ -227,7 +236,7 @@ class HostSlots:
             state.sending -= 1
             state.last_start = now
             state.next_start = max(state.next_start, now + state.delay)
-            state.changed.notify_all()
+            _notify(state)
             wanted, state.wanted = state.wanted, False
         if wanted and self.on_release:
             self.on_release(request.host)
@@ -240,7 +249,7 @@ class HostSlots:
             if self.log is not None:
                 assert request.sent_at is not None
                 self.log.append((request.host, request.sent_at, time.monotonic()))
-            state.changed.notify_all()
+            _notify(state)
             wanted, state.wanted = state.wanted, False
         if wanted and self.on_release:
             self.on_release(request.host)
@@ -259,8 +268,15 @@ class HostSlots:
             self._end(request)
 
 
-def _has_waiters(condition: threading.Condition) -> bool:
+def _has_waiters(condition: threading.Condition | None) -> bool:
+    if condition is None:  # no request ever waited for the host
+        return False
     return bool(getattr(condition, "_waiters", True))  # CPython's; unknown (another runtime): assume waiters, keep
+
+
+def _notify(state: _Host) -> None:
+    if state.changed is not None:
+        state.changed.notify_all()
 
 
 class _Request:
@@ -286,21 +302,73 @@ class _Unit:
         return self.job.portal
 
 
-@dataclass
-class _Queue:
-    """A host's waiting work: units under way first (they hold memory), then listing pages, then items."""
+# a host's empty deque of work: one shared empty tuple (read only: len, bool, [0], iteration), not an empty deque each
+_NO_WORK: Any = ()
 
-    units: deque[_Unit] = field(default_factory=deque)
-    pages: deque[PageJob] = field(default_factory=deque)
-    items: deque[ItemJob] = field(default_factory=deque)
+
+class _Queue:
+    """A host's waiting work: units under way first (they hold memory), then listing pages, then items. A deque is made
+    when work is put in it and dropped when it is emptied: an empty deque is 624 bytes (its first block), and with every
+    host in progress at once three per host were 1.9 MB at 1,000 hosts, most of them empty (a host has mostly items
+    waiting: its units and pages come and go). The scheduler reads `_units`, `_pages`, `_items` (a deque or an empty
+    tuple) and puts and takes through the methods; `units`, `pages`, `items` give the deque itself, made if need be."""
+
+    __slots__ = ("_units", "_pages", "_items")
+
+    def __init__(self) -> None:
+        self._units: deque[_Unit] = _NO_WORK
+        self._pages: deque[PageJob] = _NO_WORK
+        self._items: deque[ItemJob] = _NO_WORK
+
+    @property
+    def units(self) -> deque[_Unit]:
+        if self._units is _NO_WORK:
+            self._units = deque()
+        return self._units
+
+    @property
+    def pages(self) -> deque[PageJob]:
+        if self._pages is _NO_WORK:
+            self._pages = deque()
+        return self._pages
+
+    @property
+    def items(self) -> deque[ItemJob]:
+        if self._items is _NO_WORK:
+            self._items = deque()
+        return self._items
 
     def __bool__(self) -> bool:
-        return bool(self.units or self.pages or self.items)
+        return bool(self._units or self._pages or self._items)
 
     def listing_first(self) -> bool:
         """Whether the next unit is a listing page under way (after its host's robots.txt, a first page waits here as
         a unit): fetched while extraction is behind, as listing pages are (it brings no file)."""
-        return bool(self.units) and isinstance(self.units[0].job, PageJob)
+        return bool(self._units) and isinstance(self._units[0].job, PageJob)
+
+    def put_unit(self, unit: _Unit, *, first: bool = False) -> None:
+        if first:
+            self.units.appendleft(unit)
+        else:
+            self.units.append(unit)
+
+    def take_unit(self) -> _Unit:
+        unit = self._units.popleft()
+        if not self._units:
+            self._units = _NO_WORK
+        return unit
+
+    def take_page(self) -> PageJob:
+        page = self._pages.popleft()
+        if not self._pages:
+            self._pages = _NO_WORK
+        return page
+
+    def take_item(self) -> ItemJob:
+        item = self._items.popleft()
+        if not self._items:
+            self._items = _NO_WORK
+        return item
 
 
 def host_of(url: str) -> str | None:
@@ -641,7 +709,7 @@ class CrawlScheduler:
         unit.step = step
         if isinstance(step, Fetch):
             host = host_of(step.url)
-            self._queue(host).units.append(unit)
+            self._queue(host).put_unit(unit)
             self._schedule(host)
         else:
             self._ingest_waiting.append(unit)
@@ -748,7 +816,7 @@ class CrawlScheduler:
             if not q:
                 continue
             backed_up = self._backed_up()
-            if backed_up and not q.pages and not q.listing_first():
+            if backed_up and not q._pages and not q.listing_first():
                 self.stats.throttled += 1
                 self._throttled.add(host)
                 continue  # the next "ingested" event looks at this host again
@@ -775,8 +843,8 @@ class CrawlScheduler:
         q = self._queues.get(host)
         if not q:
             return due
-        pages = len(q.pages) + sum(isinstance(unit.job, PageJob) for unit in q.units)  # (a host's units: one or two)
-        left = min(LOOKAHEAD, len(q.units) + 2 * len(q.items) + LOOKAHEAD * pages)
+        pages = len(q._pages) + sum(isinstance(unit.job, PageJob) for unit in q._units)  # (a host's units: one or two)
+        left = min(LOOKAHEAD, len(q._units) + 2 * len(q._items) + LOOKAHEAD * pages)
         return due - left * self.slots.delay
 
     def _take(self, host: str | None, q: _Queue, turn: Reservation | None, backed_up: bool,
@@ -784,18 +852,18 @@ class CrawlScheduler:
         """Give the host's turn to its next fetch (or to its robots.txt, first)."""
         while True:
             unit: _Unit | None = None
-            if q.units and (not backed_up or q.listing_first()):
-                unit = q.units.popleft()
-            elif q.pages:
-                page = q.pages.popleft()
+            if q._units and (not backed_up or q.listing_first()):
+                unit = q.take_unit()
+            elif q._pages:
+                page = q.take_page()
                 if self.walk.expired(page.portal):
                     self._open -= 1
                     self.walk.page_skipped(page)
                     self._closed(page)
                     continue
                 unit, outcome = self._start(page)
-            elif q.items and not backed_up:
-                item = q.items.popleft()
+            elif q._items and not backed_up:
+                item = q.take_item()
                 if self.walk.expired(item.portal):
                     self._open -= 1
                     self.walk.item_skipped(item)
@@ -817,7 +885,7 @@ class CrawlScheduler:
             if origin is not None and origin not in self._robots_asked and host in unit.portal.hosts:
                 # the host's first request is its robots.txt: a step of its own, the unit waits for the next turn
                 self._robots_asked.add(origin)
-                q.units.appendleft(unit)
+                q.put_unit(unit, first=True)
                 self._submit(fetch_pool, self._robots, unit.step.url, turn)
                 self.stats.robots_steps += 1
                 return
