@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -62,13 +62,15 @@ class SafeURL:
     scheme: str
     host: str  # lower case; an IPv6 address without brackets
     port: int
+    # host[:port] as the registry writes it (default port dropped, IPv6 in brackets): the politeness key, asked for
+    # several times a request. Made once (it was made at every call) and interned: one string per host, however many
+    # requests keep it (slots' request log, counters)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """host[:port] as the registry writes it (default port dropped, IPv6 in brackets)."""
+    def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        # interned: the politeness key of every request a crawl keeps (slots' request log, counters), one per host
-        return host if self.port == DEFAULT_PORTS[self.scheme] else sys.intern(f"{host}:{self.port}")
+        key = host if self.port == DEFAULT_PORTS[self.scheme] else sys.intern(f"{host}:{self.port}")
+        object.__setattr__(self, "key", key)  # frozen
 
     @property
     def origin(self) -> str:
