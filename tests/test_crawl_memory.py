@@ -547,8 +547,8 @@ def bytes_per(make: Any, count: int) -> float:
 
 def test_a_host_waiting_with_items_only_holds_one_small_queue() -> None:
     """A host's queue was three deques (units under way, listing pages, items), 624 bytes each however empty: at
-    1,000 hosts, most with only items waiting, 1.9 MB. A deque is now made when work is put in it and dropped once it
-    is emptied."""
+    1,000 hosts, most with only items waiting, 1.9 MB. Lists now, made when work is put in them and dropped once
+    emptied."""
     from gongkai.crawler.crawl import ItemJob
 
     sched = CrawlScheduler(None, HostSlots(2, 1.0), workers=1)  # type: ignore[arg-type]  # nothing here fetches
@@ -560,7 +560,7 @@ def test_a_host_waiting_with_items_only_holds_one_small_queue() -> None:
         return q
 
     per_host = bytes_per(host_with_items, 1000)
-    assert per_host < 1200, per_host  # was ~2,470 bytes, now ~900 (the deque of items most of it)
+    assert per_host < 500, per_host  # was ~2,470 bytes, now ~250
     q = sched._queue("h0")
     taken = [q.take_item() for _ in range(5)]
     assert taken == [item] * 5 and not q and q._items == ()  # emptied: no deque kept
