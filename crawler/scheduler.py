@@ -589,7 +589,8 @@ class CrawlScheduler:
         self._open = 0  # jobs queued or under way
         # flat memory: a host is finished once every portal that may send work to it has no job open (_host_finished)
         self._portal_jobs: dict[str, int] = {}  # portal id -> its jobs queued or under way
-        self._host_users: dict[str, set[str]] = {}  # host -> the portals with open jobs that may send work to it
+        # host -> how many portals with open jobs may send work to it (a count, not a set of them: 216 bytes a host)
+        self._host_users: dict[str, int] = {}
         self._hosts_done: set[str] = set()  # finished, to be forgotten once the driver holds no turn of theirs
         self._closer: Workers | None = None  # runs Fetcher.forget_host off the driver thread
         slots.on_release = self._released  # one scheduler per run: the slots wake this one
@@ -747,7 +748,7 @@ class CrawlScheduler:
             if pid not in self._portal_jobs:
                 self._portal_jobs[pid] = 0
                 for host in job.portal.hosts:  # the fetcher sends a portal's work to its own hosts only
-                    self._host_users.setdefault(host, set()).add(pid)
+                    self._host_users[host] = self._host_users.get(host, 0) + 1  # once per portal started
             self._portal_jobs[pid] += 1
 
     def _closed(self, job: PageJob | ItemJob) -> None:
@@ -760,9 +761,10 @@ class CrawlScheduler:
         del self._portal_jobs[pid]  # seen again (it cannot be, within a run), it would count from nothing
         for host in job.portal.hosts:
             users = self._host_users.get(host)
-            if users is not None:
-                users.discard(pid)
-                if not users:
+            if users is not None:  # once per portal finished, as it was counted once when it started
+                if users > 1:
+                    self._host_users[host] = users - 1
+                else:
                     del self._host_users[host]
                     self._hosts_done.add(host)
 

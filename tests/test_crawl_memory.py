@@ -607,3 +607,29 @@ def test_a_parsed_url_kept_in_the_parse_cache_is_small() -> None:
     assert (parsed.url, parsed.scheme, parsed.host, parsed.port, parsed.key) == (
         addresses[0], "http", "portal0.gov.cn", 8080, "portal0.gov.cn:8080")
     assert parsed.key is urls.parse(addresses[100]).key  # one politeness key per host, however many requests keep it
+
+
+def test_the_portals_using_a_host_are_counted_not_kept() -> None:
+    """Which portals with open jobs may still send work to a host (to tell when it is finished) was a set per host,
+    216 bytes each; a count tells the same. A host shared by two portals is finished when the second one is."""
+    from types import SimpleNamespace
+
+    from gongkai.crawler.crawl import PageJob
+
+    sched = CrawlScheduler(None, HostSlots(2, 1.0), workers=1)  # type: ignore[arg-type]  # nothing here fetches
+
+    def job(pid: str, hosts: frozenset[str]) -> Any:
+        page = PageJob.__new__(PageJob)
+        object.__setattr__(page, "portal", SimpleNamespace(id=pid, hosts=hosts))
+        return page
+
+    jobs = [job(f"p{i}", frozenset({f"h{i}"})) for i in range(1000)]
+    per_host = bytes_per(lambda i: sched._opened([jobs[i]], []), len(jobs))
+    assert per_host < 150, per_host  # was ~280 bytes (its portal counted beside), now ~60
+    shared = frozenset({"shared"})
+    first, second = job("a", shared), job("b", shared)
+    sched._opened([first, second], [])
+    sched._closed(first)
+    assert "shared" not in sched._hosts_done
+    sched._closed(second)
+    assert "shared" in sched._hosts_done and "shared" not in sched._host_users
