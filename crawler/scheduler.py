@@ -407,6 +407,24 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
 
 
+# seconds between two malloc_trim calls of a running crawl's driver. The heap's free memory (bodies and parse trees
+# given back by a hundred threads) stays resident until reused: 4-12 MB at the peak of a 1,000-host crawl, and more the
+# more hosts are in progress. Trimmed every 2 s the peak was 3-5 MB lower at 1,000 hosts (unchanged at 100), for some
+# 3 ms of CPU per trim (0.06 s of a 20 CPU-s crawl) and the pages touched again after it
+MALLOC_TRIM_S = 2.0
+
+
+@functools.cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim (free heap pages given back to the system), or None where there is none."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim  # a CDLL call releases the GIL: the other threads run meanwhile
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
 # gen0 collections every 7,000 net allocations instead of 700 (each older generation after 10 younger ones): a crawl
 # allocates many short-lived containers, and at 1,000 hosts the default thresholds cost some 6 % of its CPU, most of
 # it full collections walking the modules and schema loaded before the crawl (frozen out of them during it)
@@ -616,7 +634,11 @@ class CrawlScheduler:
         parse_pool.start(self.parsers)  # before any fetch: the fetch threads queue their pages to it
         try:
             self._add(walk.start(), [])
+            trim, trim_at = malloc_trim(), time.monotonic() + MALLOC_TRIM_S
             while self._open:
+                if trim is not None and time.monotonic() >= trim_at:
+                    trim(0)
+                    trim_at = time.monotonic() + MALLOC_TRIM_S
                 if self._stopping():
                     if self._fetching + self._ingesting == 0 or time.monotonic() > (self._stop_by or 0.0):
                         break

@@ -633,3 +633,25 @@ def test_the_portals_using_a_host_are_counted_not_kept() -> None:
     assert "shared" not in sched._hosts_done
     sched._closed(second)
     assert "shared" in sched._hosts_done and "shared" not in sched._host_users
+
+
+def test_a_running_crawl_gives_its_free_heap_back(portal: Portal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heap's free memory (bodies and parse trees freed by a hundred threads) stayed resident for the whole crawl:
+    4-12 MB at the peak of 1,000 hosts. The driver now gives it back (glibc's malloc_trim) every MALLOC_TRIM_S."""
+    from gongkai.crawler import scheduler as scheduler_module
+
+    real = scheduler_module.malloc_trim()
+    if real is None:
+        pytest.skip("no glibc malloc_trim here")
+    trims: list[float] = []
+
+    def counted(pad: int) -> int:
+        trims.append(time.monotonic())
+        return real(pad)
+
+    monkeypatch.setattr(scheduler_module, "malloc_trim", lambda: counted)
+    monkeypatch.setattr(scheduler_module, "MALLOC_TRIM_S", 0.2)
+    walk, scheduler, _, _ = crawl(portal, tmp_path, 4)
+    assert sorted(d.outcome for d in walk.documents) == ["new"] * 20  # nothing lost to it
+    assert len(trims) >= 5, len(trims)  # a crawl of ~5 s (a 0.5 s delay, 11 requests a host)
+    assert min(b - a for a, b in zip(trims, trims[1:], strict=False)) >= 0.2 - 0.01  # no more often than asked
