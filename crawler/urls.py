@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -52,18 +53,24 @@ class BadURL(ValueError):
         self.url, self.reason = url, reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SafeURL:
+    """Made by `safe` (its scheme, host and port shared among the URLs of a host): PARSED_CACHE of them are kept, one
+    per URL of a crawl of thousands of hosts (with a __dict__ each and a host, scheme and port of its own: ~380 bytes)."""
+
     url: str  # exactly what is sent
     scheme: str
     host: str  # lower case; an IPv6 address without brackets
     port: int
+    # host[:port] as the registry writes it (default port dropped, IPv6 in brackets): the politeness key, asked for
+    # several times a request. Made once (it was made at every call) and interned: one string per host, however many
+    # requests keep it (slots' request log, counters)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """host[:port] as the registry writes it (default port dropped, IPv6 in brackets)."""
+    def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+        key = host if self.port == DEFAULT_PORTS[self.scheme] else sys.intern(f"{host}:{self.port}")
+        object.__setattr__(self, "key", key)  # frozen
 
     @property
     def origin(self) -> str:
@@ -72,6 +79,14 @@ class SafeURL:
     @property
     def is_ip_literal(self) -> bool:
         return _ip(self.host) is not None
+
+
+_PORTS: dict[int, int] = {}  # one int per port (those above 256 are not shared by Python): at most 65,535
+
+
+def safe(url: str, scheme: str, host: str, port: int) -> SafeURL:
+    """A SafeURL whose scheme, host and port are those of the URLs before it with the same (interned)."""
+    return SafeURL(url, sys.intern(scheme), sys.intern(host), _PORTS.setdefault(port, port))
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -158,7 +173,7 @@ def parse_uncached(url: str) -> SafeURL:
         url = _defragment(url)
     scheme, host, port, rest = _split(url)
     if _settled(url, scheme, host, port, rest):
-        return SafeURL(url, scheme, host, port)
+        return safe(url, scheme, host, port)
     # requests' own normalisation (IDNA, dot segments, percent-encoding), until it no longer changes the URL:
     # the fixed point is what Session.send transmits for it
     sent = url
@@ -175,7 +190,7 @@ def parse_uncached(url: str) -> SafeURL:
     else:
         raise BadURL(url, "URL does not settle under the HTTP client's normalisation")
     _agree(url, sent, scheme, host, port)
-    return SafeURL(sent, scheme, host, port)
+    return safe(sent, scheme, host, port)
 
 
 def _defragment(url: str) -> str:

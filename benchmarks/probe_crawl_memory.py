@@ -1,0 +1,153 @@
+"""What the crawl holds at its peak, per host: bench_polite_crawl's portal and crawl (one process), sampled while it runs.
+
+    .venv/bin/python benchmarks/probe_crawl_memory.py --hosts 1000 [--trace] [--frames 1] [--top 30]
+
+Every 0.1 s: RSS (/proc/self/statm), and with --trace the memory traced by tracemalloc; at the largest traced memory
+a snapshot is kept and printed grouped by file:line (--frames 1) or by traceback (--frames N), with /proc/self/smaps_rollup
+at the RSS peak. tracemalloc slows the crawl (so fewer hosts may be in progress at once): compare sizes under the same
+flags, and read the peak RSS without --trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_polite_crawl as bench  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SCHEDULERS: list = []  # the run's scheduler, to sample what it holds
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def mallinfo() -> dict[str, int]:
+    """glibc's malloc: heap bytes from the system (arena), mmapped (hblkhd), in use (uordblks), free but kept (fordblks)."""
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _MallInfo2
+    info = fn()
+    return {k: getattr(info, k) for k in ("arena", "hblkhd", "uordblks", "fordblks")}
+
+
+def held() -> dict[str, int]:
+    if not SCHEDULERS:
+        return {}
+    s = SCHEDULERS[0]
+    pool = s._parse_pool
+    return {"fetching": s._fetching, "parse_queue": pool._tasks.qsize() if pool else 0, "files_held": s._files_held,
+            "ingest_waiting": len(s._ingest_waiting), "queues": len(s._queues), "slots": len(s.slots._hosts),
+            "pools": len(s.ctx.fetcher._adapter.poolmanager.pools),
+            "conditions": sum(1 for h in list(s.slots._hosts.values()) if getattr(h, "changed", None) is not None)}
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class Sampler:
+    def __init__(self, trace: bool) -> None:
+        self.trace = trace
+        self.peak_rss = 0
+        self.peak_traced = 0
+        self.snapshot: tracemalloc.Snapshot | None = None
+        self.rollup = ""
+        self.at_peak: dict[str, float] = {}
+        self.timeline: list[tuple[int, float, int, int, int, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        ticks = 0
+        while not self._stop.wait(0.1):
+            now = rss()
+            ticks += 1
+            if ticks % 10 == 0 and SCHEDULERS:
+                sch = SCHEDULERS[0]
+                self.timeline.append((ticks // 10, round(now / 1e6, 1), len(sch.ctx.state), sch._fetching,
+                                      len(sch._queues), round(mallinfo().get("hblkhd", 0) / 1e6, 1)))
+            if now > self.peak_rss:
+                self.peak_rss = now
+                with open("/proc/self/smaps_rollup") as f:
+                    self.rollup = f.read()
+                self.at_peak = {"rss_mb": round(now / 1e6, 1), **held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()}}
+            if self.trace:
+                traced = tracemalloc.get_traced_memory()[0]
+                if traced > self.peak_traced * 1.03:
+                    self.peak_traced = traced
+                    self.snapshot = tracemalloc.take_snapshot()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--frames", type=int, default=1)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    bench.raise_fd_limit(4 * args.hosts + 1024)
+    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
+    control, control_child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=bench.portal, args=(args.hosts, bench.LATENCY, ports_out, control_child), daemon=True)
+    server.start()
+    ports = ports_in.recv()
+    from gongkai.crawler.scheduler import CrawlScheduler
+
+    original = CrawlScheduler.__init__
+
+    def remembered(self, *a, **k):  # type: ignore[no-untyped-def]
+        original(self, *a, **k)
+        SCHEDULERS.append(self)
+
+    CrawlScheduler.__init__ = remembered  # type: ignore[method-assign]
+    if args.trace:
+        tracemalloc.start(args.frames)
+    base = rss()
+    sampler = Sampler(args.trace)
+    with tempfile.TemporaryDirectory(prefix="gongkai-probe-") as tmp:
+        reg = Path(tmp) / "registry.toml"
+        reg.write_text(bench.registry(ports), "utf-8")
+        started, cpu = time.perf_counter(), time.process_time()
+        out = bench.crawl_only(reg, Path(tmp), 128)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sampler.stop()
+    control.send("stop")
+    server.join(5)
+    print(f"hosts {args.hosts}: requests {out['requests']}, wall {wall:.1f} s, CPU {cpu:.1f} s, RSS before {base / 1e6:.1f} MB, "
+          f"peak {sampler.peak_rss / 1e6:.1f} MB, traced peak {sampler.peak_traced / 1e6:.1f} MB, scheduler {out['scheduler']}")
+    print("at the RSS peak:", sampler.at_peak)
+    print("timeline (s, RSS MB, state entries, fetching, host queues, mmapped MB):", sampler.timeline)
+    print("\n".join(line for line in sampler.rollup.splitlines() if line.split(":")[0] in ("Rss", "Anonymous", "Pss_File", "Shared_Clean", "Private_Dirty")))
+    if sampler.snapshot is not None:
+        key = "lineno" if args.frames == 1 else "traceback"
+        stats = sampler.snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]).statistics(key)
+        for stat in stats[: args.top]:
+            print(f"{stat.size / 1e3:9.0f} kB {stat.count:7d}  " + " <- ".join(
+                f"{Path(fr.filename).name}:{fr.lineno}" for fr in stat.traceback))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
