@@ -283,8 +283,8 @@ class Fetcher:
         self._robots_locks: dict[str, threading.Lock] = {}
         self._addresses: dict[tuple[str, int], tuple[float, Addresses]] = {}
         self._stats: dict[str, HostStats] = {}
-        # urllib3's pool key and context per (scheme, host, port): built once, not per request (dropped by forget_host)
-        self._pool_keys: dict[tuple[str, str, int | None], tuple[Any, dict[str, Any]]] = {}
+        # urllib3's pool key per (scheme, host, port): built once, not per request (dropped by forget_host)
+        self._pool_keys: dict[tuple[str, str, int | None], Any] = {}
         self.requests_sent = 0
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -292,12 +292,14 @@ class Fetcher:
         """The target's connection pool: one PoolManager for every thread (urllib3's is thread-safe; a worker serves
         whichever host's turn came, so a pool per thread reconnected on nearly every request at 1,000 hosts).
         Verified TLS against requests' CA bundle, exactly as requests' HTTPAdapter set it up; no proxy, ever."""
-        where = (target.scheme, target.host, target.port)
-        found = self._pool_keys.get(where)
-        if found is None:
-            found = self._pool_keys[where] = self._pool_key(*where)
-        key, context = found
-        pool = self._adapter.poolmanager.connection_from_pool_key(key, request_context=dict(context))
+        manager, where = self._adapter.poolmanager, (target.scheme, target.host, target.port)
+        key = self._pool_keys.get(where)
+        if key is None:
+            key = self._pool_keys[where] = self._pool_key(*where)[0]
+        pool = manager.pools.get(key)  # its own lock; a pool evicted or never made: made as urllib3 makes it
+        if pool is None:
+            key, context = self._pool_key(*where)
+            pool = manager.connection_from_pool_key(key, request_context=context)
         if target.scheme == "https" and pool.ca_certs != DEFAULT_CA_BUNDLE_PATH:
             self._adapter.cert_verify(pool, target.url, True, None)
         return pool
