@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gongkai.crawler.fetcher import Fetcher
+from gongkai.crawler.fetcher import USER_AGENT, Fetcher
 
 NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\nContent-Length: 0\r\n\r\n'
 NO_ROBOTS = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -55,6 +55,9 @@ def test_a_finished_host_leaves_no_pool_key_and_is_read_afresh(server: tuple[str
         assert fetcher.fetch(f"http://{host}{path}", allowed_hosts={host}, validators=validators).not_modified
     assert len(fetcher._pool_keys) == 1  # one key for the host, built once for both requests
     assert [h.split(b"\r\n", 1)[0] for h in seen] == [b"GET /robots.txt HTTP/1.1", b"GET /a HTTP/1.1", b"GET /b HTTP/1.1"]
+    # a conditional GET, byte for byte as it went out before these caches (headers in this order, nothing else)
+    assert seen[2] == (f"GET /b HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: gzip, deflate\r\n"
+                       'Accept: */*\r\nConnection: keep-alive\r\nIf-None-Match: "e1"').encode()
     fetcher.forget_host(host)
     assert fetcher._pool_keys == {} and fetcher._robots == {}  # nothing of the host held once it is finished
     assert fetcher.fetch(f"http://{host}/c", allowed_hosts={host}, validators=validators).not_modified
