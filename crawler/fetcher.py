@@ -283,6 +283,8 @@ class Fetcher:
         self._robots_locks: dict[str, threading.Lock] = {}
         self._addresses: dict[tuple[str, int], tuple[float, Addresses]] = {}
         self._stats: dict[str, HostStats] = {}
+        # urllib3's pool key per (scheme, host, port): built once, not per request (dropped by forget_host)
+        self._pool_keys: dict[tuple[str, str, int | None], Any] = {}
         self.requests_sent = 0
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -290,8 +292,14 @@ class Fetcher:
         """The target's connection pool: one PoolManager for every thread (urllib3's is thread-safe; a worker serves
         whichever host's turn came, so a pool per thread reconnected on nearly every request at 1,000 hosts).
         Verified TLS against requests' CA bundle, exactly as requests' HTTPAdapter set it up; no proxy, ever."""
-        key, context = self._pool_key(target.scheme, target.host, target.port)
-        pool = self._adapter.poolmanager.connection_from_pool_key(key, request_context=context)
+        manager, where = self._adapter.poolmanager, (target.scheme, target.host, target.port)
+        key = self._pool_keys.get(where)
+        if key is None:
+            key = self._pool_keys[where] = self._pool_key(*where)[0]
+        pool = manager.pools.get(key)  # its own lock; a pool evicted or never made: made as urllib3 makes it
+        if pool is None:
+            key, context = self._pool_key(*where)
+            pool = manager.connection_from_pool_key(key, request_context=context)
         if target.scheme == "https" and pool.ca_certs != DEFAULT_CA_BUNDLE_PATH:
             self._adapter.cert_verify(pool, target.url, True, None)
         return pool
@@ -363,9 +371,10 @@ class Fetcher:
             addresses = self._resolve(target)
             try:
                 with self._gate(host) as sent:  # the scheduler's gate wants to know when the request is out
-                    with self._lock:
+                    with self._lock:  # both counts under one lock taking (two before, for every request)
                         self.requests_sent += 1
-                    self._count(host, "requests")
+                        stats = self._stats.get(host) or self._stats.setdefault(host, HostStats())
+                        stats.requests += 1
                     resp = self._attempt(method, target, headers, data, addresses, sent if callable(sent) else None)
             except _Transient as exc:  # a timeout, a reset, a body cut short: tried again
                 status, last = None, exc.reason
@@ -460,6 +469,9 @@ class Fetcher:
 
     def _robots_for(self, target: SafeURL) -> Robots:
         key = target.origin
+        rules = self._robots.get(key)  # read once and kept: no lock needed to find it (two per request before)
+        if rules is not None:
+            return rules
         with self._lock:
             lock = self._robots_locks.get(key) or self._robots_locks.setdefault(key, threading.Lock())
         with lock:
@@ -506,6 +518,7 @@ class Fetcher:
                 self._robots.pop(site.origin, None)
                 self._robots_locks.pop(site.origin, None)
                 self._addresses.pop((site.host, site.port), None)
+                self._pool_keys.pop((site.scheme, site.host, site.port), None)
         pools = self._adapter.poolmanager.pools
         closed = 0
         for site in sites:  # by key: listing every pool per finished host cost O(hosts²) (5 % of a 1,000-host crawl)
@@ -575,7 +588,7 @@ class Fetcher:
         except FetchError as exc:
             self._count(_key_of(exc.url, host), "failed")
             raise
-        headers = {k.lower(): v for k, v in resp.headers.items()}
+        headers = resp.headers  # already lower-cased names, a dict of this response's own (_attempt)
         if resp.status_code == 304:
             self._count(final.key, "not_modified")
             return Response(final.url, 304, b"", headers)

@@ -174,16 +174,9 @@ class HostSlots:
             state.next_start = turn.promised
             return turn
 
-    @contextmanager
-    def holding(self, turn: Reservation | None) -> Iterator[None]:
+    def holding(self, turn: Reservation | None) -> _Holding:
         """Run a step with its turn: the step's first request to the turn's host uses it; unused, it is given back."""
-        self._local.turn = turn
-        try:
-            yield
-        finally:
-            self._local.turn = None
-            if turn is not None and not turn.used:
-                self.give_back(turn)
+        return _Holding(self, turn)
 
     def give_back(self, turn: Reservation) -> None:
         with self._lock:
@@ -254,18 +247,55 @@ class HostSlots:
         if wanted and self.on_release:
             self.on_release(request.host)
 
-    @contextmanager
-    def __call__(self, host: str) -> Iterator[Callable[[], None]]:
+    def __call__(self, host: str) -> AbstractContextManager[Callable[[], None]]:
         """The fetcher's gate: `with slots(host) as sent:` around each request; `sent()` once its bytes are out."""
+        if self.inner is not None:
+            return self._inner_gate(host)
+        return _Gate(self, host)  # a class, not a generator: its frames and wrappers cost more than the rest per request
+
+    @contextmanager
+    def _inner_gate(self, host: str) -> Iterator[Callable[[], None]]:
         request = self._start(host)
         try:
-            if self.inner is not None:
-                with self.inner(host):
-                    yield request.sent
-            else:
+            assert self.inner is not None
+            with self.inner(host):
                 yield request.sent
         finally:
             self._end(request)
+
+
+class _Holding:
+    """HostSlots.holding's block (a class: one per step)."""
+
+    __slots__ = ("slots", "turn")
+
+    def __init__(self, slots: HostSlots, turn: Reservation | None) -> None:
+        self.slots, self.turn = slots, turn
+
+    def __enter__(self) -> None:
+        self.slots._local.turn = self.turn
+
+    def __exit__(self, *exc: object) -> None:
+        self.slots._local.turn = None
+        turn = self.turn
+        if turn is not None and not turn.used:
+            self.slots.give_back(turn)
+
+
+class _Gate:
+    """HostSlots' gate around one request with no inner gate: its turn taken on entering, ended on leaving."""
+
+    __slots__ = ("slots", "host", "request")
+
+    def __init__(self, slots: HostSlots, host: str) -> None:
+        self.slots, self.host = slots, host
+
+    def __enter__(self) -> Callable[[], None]:
+        self.request = self.slots._start(self.host)
+        return self.request.sent
+
+    def __exit__(self, *exc: object) -> None:
+        self.slots._end(self.request)
 
 
 def _has_waiters(condition: threading.Condition | None) -> bool:

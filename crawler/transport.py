@@ -20,8 +20,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -130,17 +129,25 @@ def _shutdown(sock: socket.socket | None) -> None:
             pass
 
 
-@contextmanager
-def call(addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> Iterator[Call]:
-    current = Call(addresses, deadline, on_sent)
-    previous = getattr(_current, "call", None)
-    _current.call = current
-    _watchdog.watch(current)
-    try:
-        yield current
-    finally:
-        current.finish()
-        _current.call = previous
+class call:  # noqa: N801 - used as `with transport.call(...) as current:`, as the generator it replaced was
+    """One request's Call, current in this thread and watched while the block runs. A class, not a @contextmanager
+    generator: one of these per request, and the generator's frames and wrappers cost more than the rest of it."""
+
+    __slots__ = ("_args", "_current", "_previous")
+
+    def __init__(self, addresses: Addresses, deadline: float, on_sent: Callable[[], None] | None = None) -> None:
+        self._args = (addresses, deadline, on_sent)
+
+    def __enter__(self) -> Call:
+        current = self._current = Call(*self._args)
+        self._previous = getattr(_current, "call", None)
+        _current.call = current
+        _watchdog.watch(current)
+        return current
+
+    def __exit__(self, *exc: object) -> None:
+        self._current.finish()
+        _current.call = self._previous
 
 
 def peer_allowed(sock: socket.socket, addresses: Addresses) -> bool:

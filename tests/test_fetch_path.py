@@ -1,0 +1,66 @@
+"""The fetch path's per-host caches (benchmarks/bench_fetch_path.py measures their worth): what a request looks up
+is built once per host, and dropped with the host's other state when the scheduler says it is finished."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from gongkai.crawler.fetcher import USER_AGENT, Fetcher
+
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "e1"\r\nContent-Length: 0\r\n\r\n'
+NO_ROBOTS = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.fixture()
+def server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback host answering robots.txt 404 and anything else 304; every request head recorded."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            for _ in range(50):  # a bound: the tests send a handful of requests per connection
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                seen.append(head)
+                conn.sendall(NO_ROBOTS if head.startswith(b"GET /robots.txt ") else NOT_MODIFIED)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}", seen
+    listener.close()
+
+
+def test_a_finished_host_leaves_no_pool_key_and_is_read_afresh(server: tuple[str, list[bytes]]) -> None:
+    host, seen = server
+    fetcher = Fetcher({host}, delay=0.0, retries=0)
+    validators = {"If-None-Match": '"e1"'}
+    for path in ("/a", "/b"):
+        assert fetcher.fetch(f"http://{host}{path}", allowed_hosts={host}, validators=validators).not_modified
+    assert len(fetcher._pool_keys) == 1  # one key for the host, built once for both requests
+    assert [h.split(b"\r\n", 1)[0] for h in seen] == [b"GET /robots.txt HTTP/1.1", b"GET /a HTTP/1.1", b"GET /b HTTP/1.1"]
+    # a conditional GET, byte for byte as it went out before these caches (headers in this order, nothing else)
+    assert seen[2] == (f"GET /b HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: gzip, deflate\r\n"
+                       'Accept: */*\r\nConnection: keep-alive\r\nIf-None-Match: "e1"').encode()
+    fetcher.forget_host(host)
+    assert fetcher._pool_keys == {} and fetcher._robots == {}  # nothing of the host held once it is finished
+    assert fetcher.fetch(f"http://{host}/c", allowed_hosts={host}, validators=validators).not_modified
+    assert [h.split(b"\r\n", 1)[0] for h in seen[3:]] == [b"GET /robots.txt HTTP/1.1", b"GET /c HTTP/1.1"]
+    assert fetcher.host_stats()[host] == {"requests": 5, "not_modified": 3, "retries": 0, "refused": 0, "failed": 0,
+                                          "bytes": 0}
