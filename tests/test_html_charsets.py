@@ -203,6 +203,22 @@ def test_a_crawl_reads_pages_declaring_foreign_codecs_and_goes_on(hostile_portal
     assert failure_message(summary) is None
 
 
+
+def test_a_robots_txt_declaring_a_foreign_codec_is_read_and_obeyed() -> None:
+    """robots.txt is decoded by decode_html too (its <meta> searched): one declaring unicode-escape with a `\\ud800` in
+    a rule raised UnicodeEncodeError out of its parsing, on every request to the host (its rules never cached), which
+    failed the whole portal; its rules are now read and obeyed."""
+    from gongkai.crawler.fetcher import Fetcher
+
+    site = Site({"/robots.txt": (b'<meta charset="unicode-escape">\nUser-agent: *\nDisallow: /\\ud800\nDisallow: /private\n',
+                                 "text/plain; charset=unicode-escape")})
+    try:
+        robots = Fetcher(frozenset({site.host}), delay=0.0, timeout=(2.0, 5.0), retries=0)
+        assert not robots.allowed_by_robots(f"http://{site.host}/private/2024.html")
+        assert robots.allowed_by_robots(f"http://{site.host}/gk/2024.html")
+    finally:
+        site.close()
+
 # --- the table (extractors/charsets.toml) ------------------------------------------------------------------------
 
 
