@@ -10,7 +10,9 @@ import base64
 import binascii
 import codecs
 import re
+import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from lxml import etree
@@ -51,10 +53,7 @@ METADATA_NAMES = ("ArticleTitle", "PubDate", "ContentSource")
 
 _BOM_ENCODINGS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
-# Declarations that are defaults rather than statements about the page (requests reports ISO-8859-1 when the
-# server says nothing): honouring them would turn every Chinese page into mojibake.
-_WEAK_CHARSETS = frozenset({"iso8859-1", "latin-1", "cp1252", "ascii"})
-_GB_FAMILY = frozenset({"gbk", "gb2312", "gb18030", "hz", "cp936"})
+CHARSETS_FILE = Path(__file__).with_name("charsets.toml")  # the charset labels honoured: the WHATWG ones (see there)
 _SPAN_NUMBER = re.compile(r"\s*\+?(\d+)")
 _MAX_SPAN = 1000  # a colspan of 10**9 must not allocate a billion cells
 MAX_TABLE_NESTING = 8
@@ -106,18 +105,33 @@ def _declared_charsets(data: bytes, http_charset: str | None) -> Iterator[str]:
         yield from_meta
 
 
+def charset_codecs(path: Path = CHARSETS_FILE) -> dict[str, str | None]:
+    """Each charset label a page may declare → the Python codec that reads it (None: the page is read as undeclared).
+    A codec Python lacks or that is no text encoding is a slip in the file, refused here rather than met on a page."""
+    with path.open("rb") as fh:
+        entries = tomllib.load(fh)["encoding"]
+    table: dict[str, str | None] = {}
+    for entry in entries:
+        codec: str | None = entry.get("codec")
+        if codec is not None and not codecs.lookup(codec)._is_text_encoding:
+            raise ValueError(f"{path.name}: {entry['name']}: {codec!r} is no text encoding")
+        for label in entry["labels"]:
+            if label in table or label != label.lower():
+                raise ValueError(f"{path.name}: label {label!r} {'twice' if label in table else 'not in lower case'}")
+            table[label] = codec
+    return table
+
+
+_CHARSET_CODECS = charset_codecs()
+
+
 def _normalise_charset(label: str | None) -> str | None:
-    if not label:
+    """The codec of a declared charset when browsers know its label (charsets.toml), else None: a page declaring any
+    other name Python has a codec for (unicode-escape, utf-7: `\\ud800`, `+2AA-` became lone surrogates) is read as a
+    browser reads it, as undeclared."""
+    if not label or not label.isascii():  # (ASCII case only: str.lower() makes "koi8-r" of "\u212aoi8-r")
         return None
-    try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    if name in _WEAK_CHARSETS:
-        return None
-    if name.startswith(("utf-16", "utf-32")):  # without a BOM this is a mislabel; browsers read such pages as UTF-8
-        return "utf-8"
-    return "gb18030" if name in _GB_FAMILY else name
+    return _CHARSET_CODECS.get(label.strip().strip("\"'").strip().lower())
 
 
 def _strict(data: bytes, encoding: str) -> str | None:

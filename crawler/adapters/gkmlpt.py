@@ -14,14 +14,13 @@ Params: `category`, `sid` (read from the page when left out), `page_size` (100).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
+from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest, json_answer
 from gongkai.crawler.adapters.links import iso_date, join_link
 from gongkai.crawler.registry import Portal
 
@@ -48,7 +47,7 @@ def _date(article: dict[str, Any]) -> str | None:
 
 
 def _api_page(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
-    answer = json.loads(text)
+    answer = json_answer.load(text)
     articles = answer.get("articles") if isinstance(answer, dict) else None
     if not isinstance(articles, list):
         return ListingPage([], [])

@@ -4,7 +4,6 @@ detail pages ./YYYYMM/tYYYYMMDD_ID.htm(l). The search-API variant (params `searc
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
 
-from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest
+from gongkai.crawler.adapters import Candidate, ListingPage, PageRequest, json_answer
 from gongkai.crawler.adapters.links import candidates_from_anchors, iso_date, join_link
 from gongkai.crawler.adapters.tree import parse_html
 from gongkai.crawler.registry import Portal
@@ -62,7 +61,7 @@ def markup_text(title: str) -> str:
 
 def parse_listing(portal: Portal, request: PageRequest, text: str, url: str) -> ListingPage:
     if request.method == "POST":
-        answer = json.loads(text)
+        answer = json_answer.load(text)
         found = [
             Candidate(
                 markup_text(str(r["doctitle"])),
