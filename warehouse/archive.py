@@ -218,12 +218,16 @@ class LocalArchive:
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
 
 
+# (POSIX flags; 0 where the platform has none)
+_NO_FOLLOW_NO_WAIT = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read_regular(path: Path, sha256: str, most: int) -> bytes:
     """At most `most` bytes of the archive file at `path`, which must be a regular file of its own: the archive names
     only such files, and one put at a digest's path by something else (a FIFO, whose open would wait for a writer
     for ever; a symbolic link; a device) is refused unread (O_NONBLOCK: opening a FIFO does not wait)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW_NO_WAIT)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OSError(f"archive file {sha256} is a symbolic link, not a file the archive wrote") from None
