@@ -515,8 +515,8 @@ class ArchivedFiles:
     """The parent's reading of a file a child says it stored: its digest well-formed (only a digest becomes a path), its
     announced size within the crawl's bound (`most`: the fetcher's max_bytes), the archive holding it, read back with
     no more than the announced size and checked against its digest (the archive's get); its pictures likewise, at most
-    MAX_PAGE_PICTURES of them, MAX_PAGE_PICTURE_BYTES together. Anything else is one line (ValueError, LookupError,
-    the archive's OSError) before more is read."""
+    MAX_PAGE_PICTURES of them, bounded together as picture_steps bounds them. Anything else is one line (ValueError,
+    LookupError, the archive's OSError) before more is read."""
 
     def __init__(self, archive: Archive, most: int | None) -> None:
         self.archive, self.most = archive, most
@@ -530,19 +530,23 @@ class ArchivedFiles:
         return data
 
     def pictures(self, digests: Any) -> dict[str, bytes | None]:
-        """A page's linked pictures by src (None: an icon skipped); their sizes are not announced: each is read with
-        the bound of what the page's pictures may still take."""
+        """A page's linked pictures by src (None: an icon skipped); their sizes are not announced. The bound is the
+        one crawler.pictures.picture_steps fetched them by: a picture is taken while the page's pictures before it
+        hold less than MAX_PAGE_PICTURE_BYTES, each within the fetcher's cap (so the last may cross the page's bound,
+        as it did in the child: refusing it failed a page one process loads)."""
         if not digests:
             return {}
         if not isinstance(digests, dict) or len(digests) > MAX_PAGE_PICTURES:
             raise ValueError(f"pictures: a mapping of at most {MAX_PAGE_PICTURES} src to digest expected")
-        budget = MAX_PAGE_PICTURE_BYTES
+        held = 0
         read: dict[str, bytes | None] = {}
         for src, sha256 in digests.items():
             if not isinstance(src, str):
                 raise ValueError(f"a picture's src is not text: {src!r}"[:200])
-            data = None if sha256 is None else self._read("picture", sha256, budget)
-            budget -= len(data or b"")
+            if sha256 is not None and held >= MAX_PAGE_PICTURE_BYTES:
+                raise ValueError(f"picture {src!r} past the {MAX_PAGE_PICTURE_BYTES} bytes a page's pictures hold"[:200])
+            data = None if sha256 is None else self._read("picture", sha256, self.most or MAX_PAGE_PICTURE_BYTES)
+            held += len(data or b"")
             read[src] = data
         return read
 

@@ -162,6 +162,45 @@ def test_writer_processes_opening_one_fresh_archive_at_once_agree_on_its_layout(
     assert stored == {f"{sha[:2]}/{sha}": data for sha, data in expected.items()}
 
 
+def test_a_bounded_get_reads_only_a_regular_file_the_archive_wrote_and_never_waits(tmp_path: Path) -> None:
+    """get(most=) reads a file named by another process's say-so (a crawler process's digest, crawler/processes.py):
+    something else at a digest's path (a FIFO, whose open waits for a writer for ever; a symbolic link, even to the
+    right bytes; a link to a device) is one line, unread, at once; a file larger than the bound is refused unread."""
+    archive = LocalArchive(tmp_path / "archive")
+    right = b"the bytes the digest names"
+    stored = archive.put(b"stored")
+    outside = tmp_path / "outside"
+    outside.write_bytes(right)
+    digests = {"fifo": sha256_of(b"fifo"), "link": sha256_of(right), "device": sha256_of(b"device")}
+    for sha in digests.values():
+        archive.path_for(sha).parent.mkdir(exist_ok=True)
+    os.mkfifo(archive.path_for(digests["fifo"]))
+    archive.path_for(digests["link"]).symlink_to(outside)
+    archive.path_for(digests["device"]).symlink_to("/dev/zero")
+    answers: dict[str, str] = {}
+
+    def read(name: str, sha: str) -> None:
+        try:
+            archive.get(sha, most=100)
+            answers[name] = "read"
+        except OSError as exc:
+            answers[name] = str(exc)
+
+    readers = [threading.Thread(target=read, args=item, daemon=True) for item in digests.items()]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(5)
+    assert set(answers) == set(digests), f"waiting on {set(digests) - set(answers)}"
+    assert "not a regular file" in answers["fifo"]
+    assert "symbolic link" in answers["link"] and "symbolic link" in answers["device"]
+    assert all("\n" not in line for line in answers.values())
+    with pytest.raises(OSError, match="larger than the 5 bytes"):
+        archive.get(stored, most=5)
+    assert archive.get(stored, most=6) == archive.get(stored) == b"stored"
+    assert archive.get(digests["link"]) == right  # the unbounded get (the archive's own reading) is as it was
+
+
 @pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
 def test_a_write_that_fails_before_it_is_durable_leaves_nothing_and_the_next_put_stores_the_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool) -> None:

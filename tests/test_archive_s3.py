@@ -88,6 +88,16 @@ def test_get_is_bounded_in_size(s3_archive_url: str) -> None:
     assert archive.get(archive.put(b"ten bytes!")) == b"ten bytes!"
 
 
+def test_get_reads_no_more_than_the_callers_bound(s3_archive_url: str) -> None:
+    """get(most=): what a crawler process's parent reads of a file the child says it stored (crawler/processes.py)."""
+    archive = open_archive(s3_archive_url)
+    sha = archive.put(b"eleven byte")
+    assert archive.get(sha, most=11) == archive.get(sha, most=1000) == b"eleven byte"
+    with pytest.raises(OSError, match="more than the 10 read at most") as refused:
+        archive.get(sha, most=10)
+    assert "\n" not in str(refused.value)
+
+
 def test_a_missing_bucket_or_an_unreachable_store_is_one_line_at_open_time(
         s3_archive_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ArchiveUnavailable, match="bucket does not exist") as missing:

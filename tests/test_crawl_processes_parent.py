@@ -236,6 +236,57 @@ def test_a_file_the_archive_holds_is_ingested_as_read_back_and_not_stored_again(
     child_end.close()
 
 
+def test_every_picture_a_child_fetched_for_a_page_is_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent bounds a page's pictures as the child's picture_steps fetched them (a picture taken while those
+    before it hold less than MAX_PAGE_PICTURE_BYTES, the last one may cross it): a page one process loads whole is
+    loaded whole from a crawler process too, not failed. (The bound made small: pictures of kilobytes, not 60 MB.)"""
+    from types import SimpleNamespace
+
+    from gongkai.crawler import pictures as pictures_module
+
+    bound = 10_000
+    monkeypatch.setattr(pictures_module, "MAX_PAGE_PICTURE_BYTES", bound)
+    monkeypatch.setattr(processes, "MAX_PAGE_PICTURE_BYTES", bound)
+    sizes = [3_000, 6_000, 4_000, 2_000]  # the third crosses the bound, the fourth is not fetched
+    bodies = {f"t{i}.bmp": b"BM" + os.urandom(n - 2) for i, n in enumerate(sizes)}
+    steps = pictures_module.picture_steps([(src, f"http://127.0.0.1:1/{src}") for src in bodies])
+    step = next(steps)
+    try:  # the child's picture_steps, each fetch answered with the picture's bytes
+        while True:
+            step = steps.send(SimpleNamespace(content=bodies[step.url.rsplit("/", 1)[1]], headers={}))
+    except StopIteration as done:
+        fetched: dict[str, bytes | None] = done.value
+    assert list(fetched) == ["t0.bmp", "t1.bmp", "t2.bmp"] and sum(map(len, fetched.values())) > bound  # type: ignore[arg-type]
+    archive = LocalArchive(tmp_path / "archive")
+    stored = Stored.put(archive, b"<html>page</html>", fetched)  # what the child sends: the digests
+    files = ArchivedFiles(archive, most=6_000)  # the fetcher's cap: each picture is within it
+    assert files.pictures(stored.pictures) == fetched
+    # one past what picture_steps takes is refused, in one line
+    sha = archive.put(b"BM" + os.urandom(100))
+    with pytest.raises(ValueError, match="past the 10000 bytes"):
+        files.pictures(stored.pictures | {"t3.bmp": sha})
+
+
+def test_a_fifo_at_a_claimed_digests_path_is_answered_at_once(tmp_path: Path) -> None:
+    """Something other than a file at the path of the digest a child names (a FIFO: its open waits for a writer) does
+    not hold the parent's ingest thread: the child gets its one line at once."""
+    archive = LocalArchive(tmp_path / "archive")
+    sha = sha256_of(b"never written")
+    archive.path_for(sha).parent.mkdir(parents=True)
+    os.mkfifo(archive.path_for(sha))
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], None, parent_end)
+    ctx = CrawlContext(None, CrawlState(None), lambda data, **meta: pytest.fail("ingested"))  # type: ignore[arg-type]
+    reading = threading.Thread(target=_ingest_for, args=(child, ctx, {"p1": PORTAL}, ArchivedFiles(archive, most=1000), 5,
+                                                         _meta(sha, 13)), daemon=True)
+    reading.start()
+    assert child_end.poll(5), "the parent's ingest thread waits on the FIFO"
+    kind, rid, outcome, error = child_end.recv()
+    assert (kind, rid, outcome) == ("reply", 5, None) and error.startswith("OSError: archive file") and "regular" in error
+    parent_end.close()
+    child_end.close()
+
+
 # two processes, each with two hosts (split by host: crawler.registry.split_by_host), each host one agency's column
 HOSTS = {0: [1], 1: [2], 2: [3], 3: [4]}
 PORTALS = [("a1", 0, 1), ("a2", 1, 2), ("a3", 2, 3), ("a4", 3, 4)]

@@ -16,6 +16,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -188,10 +189,7 @@ class LocalArchive:
         if most is None:
             data = self.path_for(sha256).read_bytes()
         else:  # at most one byte past the bound: a file named by another process's say-so is never read whole
-            with open(self.path_for(sha256), "rb") as file:
-                data = file.read(most + 1)
-            if len(data) > most:
-                raise OSError(f"archive file {sha256} is larger than the {most} bytes read at most")
+            data = _read_regular(self.path_for(sha256), sha256, most)
         if sha256_of(data) != sha256:
             raise OSError(f"archive file {sha256} is corrupt (its content no longer matches its digest)")
         return data
@@ -218,6 +216,32 @@ class LocalArchive:
         self.root.mkdir(parents=True, exist_ok=True)
         write_once(self.location, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
+
+
+# (POSIX flags; 0 where the platform has none)
+_NO_FOLLOW_NO_WAIT = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular(path: Path, sha256: str, most: int) -> bytes:
+    """At most `most` bytes of the archive file at `path`, which must be a regular file of its own: the archive names
+    only such files, and one put at a digest's path by something else (a FIFO, whose open would wait for a writer
+    for ever; a symbolic link; a device) is refused unread (O_NONBLOCK: opening a FIFO does not wait)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW_NO_WAIT)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"archive file {sha256} is a symbolic link, not a file the archive wrote") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"archive file {sha256} is not a regular file (mode {stat.filemode(info.st_mode)})")
+        if info.st_size > most:
+            raise OSError(f"archive file {sha256} is larger than the {most} bytes read at most")
+        data = file.read(most + 1)  # (one byte past the bound: a file grown since fstat is refused too)
+    if len(data) > most:
+        raise OSError(f"archive file {sha256} is larger than the {most} bytes read at most")
+    return data
 
 
 def is_remote(location: str | Path) -> bool:
