@@ -161,11 +161,14 @@ def registry(ports: list[int]) -> str:
 
 
 def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
-    """One nightly through the scheduler and the real fetcher, each file archived instead of extracted; with
-    `processes` > 1 through crawler.processes (the flows' path: the hosts split over crawler processes, each storing
-    its files in the archive, this process reading each back, checked, as the flows' ingest does)."""
+    """One nightly through the scheduler and the real fetcher, each file archived instead of extracted: stored where it
+    was fetched (CrawlContext.archive), read back by the ingest path, bounded and checked against its digest, as the
+    flows' ingest does (processes.reading_back; not stored a second time); with `processes` > 1 through
+    crawler.processes (the hosts split over crawler processes, each storing its files in the archive, this process
+    reading each back the same way)."""
     from gongkai.crawler.crawl import CrawlContext, Limits, Walk
     from gongkai.crawler.fetcher import Fetcher
+    from gongkai.crawler.processes import ArchivedFiles, reading_back
     from gongkai.crawler.registry import all_hosts, load_registry
     from gongkai.crawler.scheduler import CrawlScheduler, HostSlots
     from gongkai.crawler.state import CrawlState
@@ -176,7 +179,7 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dic
 
     def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
                archived: str | None = None) -> IngestOutcome:
-        # `archived`: a crawler process stored it, this process read it back (the flows' Pipeline.ingest: not again)
+        # `archived`: stored where it was fetched and read back (the flows' Pipeline.ingest: not again)
         return IngestOutcome(archived or archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
     if processes > 1:
@@ -184,8 +187,8 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dic
     slots = HostSlots(CONCURRENCY, DELAY, record=True)
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
     state = CrawlState(folder / "state.json")
-    ctx = CrawlContext(fetcher, state, ingest)
-    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8)  # archive writes: I/O, not CPU
+    ctx = CrawlContext(fetcher, state, reading_back(ingest, ArchivedFiles(archive, fetcher.max_bytes)), archive=archive)
+    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8)  # archive reads: I/O, not CPU
     walk = scheduler.run(Walk(ctx, portals, Limits()))
     state.save()
     counts: dict[str, int] = defaultdict(int)

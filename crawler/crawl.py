@@ -25,7 +25,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, overload
 
 from gongkai.crawler import noise
@@ -78,8 +77,10 @@ class CrawlContext:
     years: frozenset[int] | None = None
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # a crawler process's (crawler/processes.py): each file is stored in this shared archive as soon as it is fetched,
-    # its step carries the digest (Stored) to the ingest path instead of the bytes; None: the ingest path stores it
+    # each file is stored in this archive as soon as it is fetched (on the fetch or parser thread), its step carries
+    # the digest (Stored) to the ingest path instead of the bytes: a crawler process's (crawler/processes.py), and the
+    # one-process crawl's (flows/crawl.py; its ingest reads the file back: processes.reading_back). None (tests, tools):
+    # the bytes wait for the ingest path in memory, at most the scheduler's backlog and one per fetch in flight
     archive: Archive | None = None
 
     def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
@@ -153,35 +154,12 @@ class IngestFile:
     year: int | None
     portal: Portal
     pictures: dict[str, bytes | None] = field(default_factory=dict)  # an HTML page's linked pictures, by src
-    spilled: str | None = None  # `data` waits in this file (spill): read back by `unspill` before the ingest
     stored: Stored | None = None  # `data` and `pictures` are in the archive (a crawler process): `stored_in`
 
     def stored_in(self, archive: Archive) -> IngestFile:
         """The same step with its file and pictures in the archive and only their digests kept: nothing of it held in
-        memory or spilled while it waits for the ingest path, and no bytes to send to a parent process."""
+        memory while it waits for the ingest path, and no bytes to send to a parent process."""
         return replace(self, data=b"", pictures={}, stored=Stored.put(archive, self.data, self.pictures))
-
-    def spill(self, folder: str) -> IngestFile:
-        """The same step with its bytes in a file of `folder` (a backlog of files waiting for the ingest path holds
-        their paths, not the files: bounded memory however far the fetching is ahead)."""
-        fd, path = tempfile.mkstemp(prefix="ingest-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(self.data)
-        except BaseException:  # a full disk: the file stays in memory (the caller), no partial copy fills it further
-            Path(path).unlink(missing_ok=True)
-            raise
-        return replace(self, data=b"", spilled=path)
-
-    def unspill(self) -> IngestFile:
-        """The step with its bytes back in memory (the file removed); a step never spilled as it is."""
-        if self.spilled is None:
-            return self
-        try:
-            data = Path(self.spilled).read_bytes()
-        finally:
-            Path(self.spilled).unlink(missing_ok=True)
-        return replace(self, data=data, spilled=None)
 
 
 # A unit of work as steps: it yields what it needs (a fetch, an ingest) and is sent the answer. Whoever drives it
@@ -277,15 +255,14 @@ def ingest_kwargs(step: IngestFile) -> dict[str, Any]:
 
 
 def stored_if_archiving(ctx: CrawlContext, step: IngestFile) -> IngestFile:
-    """A crawler process stores the file in the shared archive here, where it was fetched (on the fetch or parser thread:
-    the driver is not held), so the ingest backlog holds its digest only; elsewhere the step as it is."""
+    """The file is stored in the crawl's archive here, where it was fetched (on the fetch or parser thread: the driver is
+    not held), so the ingest backlog holds its digest only; without an archive (tests, tools) the step as it is."""
     return step if ctx.archive is None else step.stored_in(ctx.archive)
 
 
 def take_content(resp: Response) -> bytes:
     """The response's body, no longer held by the response. A unit of work keeps its Response for the validators it
-    commits last, while its file waits for the ingest path (in the backlog, or spilled to disk exactly so as not to be
-    held in memory) and its detail page's attachments are fetched: each unit held its body with it, some 380 bodies
+    commits last, while its file waits for the ingest path (in the archive exactly so as not to be held in memory) and its detail page's attachments are fetched: each unit held its body with it, some 380 bodies
     (5.7 MB) at once mid-crawl at 1,000 hosts. Its one holder takes the body; the headers stay."""
     content, resp.content = resp.content, b""
     return content

@@ -559,6 +559,23 @@ class ArchivedFiles:
             raise LookupError(f"{what} {sha256} is not in the archive {self.archive.location}") from None
 
 
+def reading_back(ingest: Callable[..., IngestOutcome], files: ArchivedFiles) -> Callable[..., IngestOutcome]:
+    """The one-process crawl's ingest (CrawlContext.archive set): a file stored in the archive where it was fetched
+    comes with `stored=` (its digest, size, pictures' digests), is read back through `files` as the parent reads a
+    child's (bounded, checked against its digest) and goes to `ingest` with `archived=` its digest: not stored again.
+    Anything else (`archived=` from a child's file, a step without `stored`) goes to `ingest` as it is."""
+
+    def ingest_stored(data: bytes, *, stored: Stored | None = None, **meta: Any) -> IngestOutcome:
+        if stored is None:
+            return ingest(data, **meta)
+        data = files.file(stored.sha256, stored.size)  # a ValueError / LookupError / OSError: the item's one line
+        pictures = files.pictures(stored.pictures)
+        meta.pop("pictures", None)  # a stored step has its pictures' digests only (IngestFile.stored_in)
+        return ingest(data, **meta, archived=stored.sha256, **({"pictures": pictures} if pictures else {}))
+
+    return ingest_stored
+
+
 def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], files: ArchivedFiles, rid: Any,
                 meta: Any) -> None:
     """One file of a child through the parent's ingest path, read back from the archive; the outcome (or the error's

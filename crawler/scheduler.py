@@ -27,10 +27,7 @@ import heapq
 import itertools
 import logging
 import math
-import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 from collections import deque
@@ -325,7 +322,6 @@ class _Unit:
     job: PageJob | ItemJob
     steps: Steps
     step: Fetch | IngestFile | None = None
-    held: bool = False  # its step's file holds a place of the ingest backlog in memory
 
     @property
     def portal(self) -> Portal:
@@ -485,36 +481,6 @@ def collector_tuned_for_crawl() -> Iterator[None]:
                 gc.unfreeze()
 
 
-SPILL_PREFIX = "gongkai-ingest-backlog-"  # then the pid of the process whose crawl spilled, "-", mkdtemp's letters
-MAX_ABANDONED_LOOKED_AT = 256
-
-
-def remove_abandoned_spill_dirs(parent: str) -> int:
-    """Remove the spill folders of this user's processes that no longer run: a process that ends without its crawl's
-    cleanup (SIGKILL: a fenced shard stops itself so, an OOM kill) leaves downloaded files behind in the temporary
-    folder, up to the backlog's worth each time. A folder whose process is alive (or whose pid is now another live
-    process's) is kept. At most MAX_ABANDONED_LOOKED_AT folders looked at per call; the number removed returned."""
-    removed = 0
-    try:
-        entries = os.scandir(parent)
-    except OSError:
-        return 0
-    with entries:
-        for entry in itertools.islice((e for e in entries if e.name.startswith(SPILL_PREFIX)), MAX_ABANDONED_LOOKED_AT):
-            pid_text = entry.name[len(SPILL_PREFIX):].split("-", 1)[0]
-            try:
-                if not pid_text.isdigit() or entry.stat(follow_symlinks=False).st_uid != os.getuid() \
-                        or not entry.is_dir(follow_symlinks=False):
-                    continue
-                os.kill(int(pid_text), 0)  # alive (or not ours to signal): kept
-            except ProcessLookupError:
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
-            except (OSError, OverflowError):  # gone meanwhile, not ours to signal, a pid past any C int
-                continue
-    return removed
-
-
 def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:
     """Requests in flight across hosts: enough for every host to use all its slots at once, at most `cap`
     (GONGKAI_CRAWL_WORKERS). With 1 s delay and 100 ms latency, 1,000 hosts need some 100 in flight;
@@ -588,7 +554,6 @@ class SchedulerStats:
     fetch_threads: int = 0  # the threads this run was given (by its hosts, at most the `workers` cap)
     peak_parsing: int = 0  # steps run at once after their fetch (parsing a page): at most `parsers`
     hosts_finished: int = 0  # hosts whose work was done and whose connections, robots.txt, slots were dropped
-    spilled: int = 0  # files that waited for the ingest path on disk, the backlog in memory being full
 
 
 class CrawlScheduler:
@@ -614,12 +579,10 @@ class CrawlScheduler:
         self._parse_pool: Workers | None = None
         self._parsing_now = 0
         self._parsing_lock = threading.Lock()
-        # files fetched and waiting for the ingest threads: at most `ingest_backlog` in memory; those that arrive beyond
-        # it (each fetch in flight may bring one: 95 waited at 1,000 hosts) wait in a temporary folder (_spill_dir)
+        # files fetched and waiting for the ingest threads: no item starts while `ingest_backlog` wait (each fetch in
+        # flight may still bring one: 95 waited at 1,000 hosts). Each is in the crawl's archive already (ctx.archive:
+        # stored where it was fetched), so what waits is its digest; only a crawl without an archive holds the bytes
         self.ingest_backlog = ingest_backlog if ingest_backlog is not None else max(32, 2 * self.ingest_workers)
-        self._spill_dir: str | None = None
-        self._files_held = 0  # files fetched, waiting in memory for an ingest thread (at most ingest_backlog)
-        self._backlog_lock = threading.Lock()
         self.page_steps, self.item_steps = pages, items
         self.listener = listener
         self.stats = SchedulerStats()
@@ -698,9 +661,6 @@ class CrawlScheduler:
             parse_pool.shutdown(wait=not stopped, cancel=stopped)  # after the fetches that feed it
             ingest_pool.shutdown(wait=not stopped, cancel=stopped)
             self._closer_done()
-            if self._spill_dir is not None:  # files of a stop's abandoned ingests too
-                shutil.rmtree(self._spill_dir, ignore_errors=True)
-                self._spill_dir = None
         return walk
 
     def _stopping(self) -> bool:
@@ -1001,32 +961,9 @@ class CrawlScheduler:
         self._fetched(unit, outcome)
 
     def _fetched(self, unit: _Unit, outcome: tuple[str, Any, str | None]) -> None:
-        """Where the unit's file waits for the ingest path (the backlog in memory, else on disk), and the driver told."""
-        # a file a crawler process stored in the archive already (IngestFile.stored) holds no bytes: neither held nor spilled
-        if outcome[0] == "step" and isinstance(outcome[1], IngestFile) and outcome[1].stored is None:
-            with self._backlog_lock:  # a place in the backlog taken here: workers finishing at once do not all take one
-                in_memory = self._files_held < self.ingest_backlog
-                self._files_held += in_memory
-            unit.held = in_memory
-            if not in_memory:
-                outcome = ("step", self._spilled(outcome[1]), None)
+        """The driver told. A file's step comes stored in the archive already (crawl.stored_if_archiving, on this
+        thread): the backlog it joins holds its digest, nothing written or read here."""
         self._events.put(("fetched", unit, outcome))
-
-    def _spilled(self, step: IngestFile) -> IngestFile:
-        """A file for a full backlog, in the spill folder (in this worker: the write is off the driver thread); kept in
-        memory if it cannot be written (a full disk costs memory, not the file)."""
-        try:
-            if self._spill_dir is None:
-                with self._backlog_lock:  # one folder per run
-                    if self._spill_dir is None:
-                        remove_abandoned_spill_dirs(tempfile.gettempdir())
-                        self._spill_dir = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
-            spilled = step.spill(self._spill_dir)
-            self.stats.spilled += 1  # several workers: += under the GIL may lose one now and then (a statistic)
-            return spilled
-        except OSError as exc:
-            log.warning("ingest backlog: a file kept in memory, not spilled (%s)", exc)
-            return step
 
     def _ingest(self, unit: _Unit) -> None:
         step = unit.step
@@ -1034,12 +971,7 @@ class CrawlScheduler:
         unit.step = None  # the bytes go with the step: not held here once ingested
         value: Any = None
         error: BaseException | None = None
-        if unit.held:
-            unit.held = False
-            with self._backlog_lock:  # its place in the backlog is free: the file is being ingested
-                self._files_held -= 1
         try:
-            step = step.unspill()
             value = self.ctx.ingest(step.data, name=step.name, url=step.url, agency=step.agency, year=step.year,
                                     portal=step.portal, **ingest_kwargs(step))
         except Exception as exc:

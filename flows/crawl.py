@@ -20,7 +20,13 @@ from typing import Any
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk, item_steps, page_steps
 from gongkai.crawler.politeness import Politeness  # its own module: a crawler process imports it (light)
-from gongkai.crawler.processes import crawl_in_processes, process_count, processes_with_prefect_limits
+from gongkai.crawler.processes import (
+    ArchivedFiles,
+    crawl_in_processes,
+    process_count,
+    processes_with_prefect_limits,
+    reading_back,
+)
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
 from gongkai.crawler.scheduler import CrawlScheduler, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
@@ -130,8 +136,11 @@ def run_crawl(
         state = WarehouseCrawlState(warehouse.db, hosts=all_hosts(portals), legacy_file=Path(state_file) if state_file
                                     else settings.data_dir / state_file_name(warehouse.url))
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
-            ctx = CrawlContext(fetcher, state, _ingest_into(open_pipeline(warehouse, archive, run, settings)),
-                               frozenset(years) if years else None)
+            # each file stored in the archive where it was fetched, read back (bounded, checked) by the ingest path:
+            # the same path as a crawler process's file (crawler/processes.py), nothing held or spilled meanwhile
+            ingest = reading_back(_ingest_into(open_pipeline(warehouse, archive, run, settings)),
+                                  ArchivedFiles(archive, fetcher.max_bytes))
+            ctx = CrawlContext(fetcher, state, ingest, frozenset(years) if years else None, archive=archive)
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
                                         ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,

@@ -259,43 +259,60 @@ def test_the_runs_record_holds_little_memory_per_document(portal: Portal, tmp_pa
     assert state_per_doc < 900, state_per_doc  # was 1,500 B, now ~630 B
 
 
-def test_files_beyond_the_ingest_backlog_wait_on_disk_and_reach_the_ingest_whole(portal: Portal, tmp_path: Path) -> None:
+def test_files_waiting_for_the_ingest_path_are_in_the_archive_not_in_memory_nor_spilled(portal: Portal, tmp_path: Path) -> None:
     """Each fetch in flight may bring a file when extraction is behind: 95 whole files waited in memory at 1,000 hosts
-    (2 at most were meant to). Beyond the backlog they now wait in a temporary folder; every file reaches the ingest
-    path byte for byte, and the folder is gone after the run."""
+    (2 at most were meant to), then those beyond the backlog in a temporary folder (written, read back, unlinked).
+    Now each file is stored in the crawl's archive on the thread that fetched it and what waits is its digest: no
+    waiting step holds a byte, nothing is written but the archive, the ingest path (one thread, behind) stores
+    nothing and reads every file back byte for byte."""
+    import threading
     from urllib.parse import urlsplit
 
     from bench_portals import bench_module
 
     from gongkai.crawler.crawl import IngestFile
+    from gongkai.crawler.processes import ArchivedFiles, reading_back
 
     served = bench_module().route
     reg = tmp_path / "registry.toml"
     reg.write_text(portal.registry(portal.ports[:HOSTS]), "utf-8")
     portals = load_registry(reg)
+    archive = open_archive(tmp_path / "archive")
     in_memory: list[int] = []
-    spilled: list[int] = []
+    waited: list[int] = []
     wrong: list[str] = []
+    put_on: set[int] = set()
+    ingested_on: set[int] = set()
     box: dict[str, CrawlScheduler] = {}
+    put = archive.put
 
-    def slow(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+    def recording_put(data: bytes) -> str:
+        put_on.add(threading.get_ident())
+        return put(data)
+
+    archive.put = recording_put  # type: ignore[method-assign]
+
+    def slow(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
+             archived: str | None = None) -> IngestOutcome:
+        ingested_on.add(threading.get_ident())
         waiting = [unit.step for unit in list(box["scheduler"]._ingest_waiting) if isinstance(unit.step, IngestFile)]
-        in_memory.append(sum(1 for step in waiting if step.data))
-        spilled.append(sum(1 for step in waiting if getattr(step, "spilled", None)))
-        if data != served(urlsplit(url).path)[0]:
+        waited.append(len(waiting))
+        in_memory.append(sum(1 for step in waiting if step.data or step.stored is None))
+        if data != served(urlsplit(url).path)[0] or archived is None:
             wrong.append(url)
         time.sleep(0.05)  # extraction behind the fetching
-        return IngestOutcome("", "new", name, agency=agency, year=year, url=url, portal=portal.id)
+        return IngestOutcome(archived or "", "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
     slots = HostSlots(2, 0.05)
     fetcher = Fetcher(all_hosts(portals), delay=0.05, concurrency=2, retries=1, backoff=0.05, gate=slots)
-    ctx = CrawlContext(fetcher, CrawlState(None), slow)
+    ctx = CrawlContext(fetcher, CrawlState(None), reading_back(slow, ArchivedFiles(archive, fetcher.max_bytes)), archive=archive)
     scheduler = box["scheduler"] = CrawlScheduler(ctx, slots, workers=16, ingest_workers=1, ingest_backlog=2)
     walk = scheduler.run(Walk(ctx, portals, Limits()))
     assert sorted(d.outcome for d in walk.documents) == ["new"] * (HOSTS * 5) and not wrong
-    assert max(in_memory) <= 2, max(in_memory)  # the backlog; the others on disk
-    assert max(spilled) > 0  # the fetching did run ahead
-    assert scheduler._spill_dir is None
+    assert max(in_memory) == 0, max(in_memory)  # was up to the backlog (2) in memory, the others on disk
+    assert max(waited) > 2  # the fetching did run ahead of the backlog
+    assert put_on and not put_on & ingested_on  # stored where fetched, never by the ingest path
+    assert not hasattr(scheduler, "_spill_dir")
 
 
 def test_documents_read_as_the_list_of_outcomes_they_replace() -> None:
@@ -354,9 +371,10 @@ def test_the_state_file_is_written_as_before_and_read_back(tmp_path: Path) -> No
     assert CrawlState(tmp_path / "old.json").get("http://x/2") == {"etag": '"e"', "last_modified": None, "derived": [1]}
 
 
-def test_a_file_that_cannot_be_spilled_leaves_no_partial_copy(tmp_path: Path) -> None:
-    """A full disk (here: a file size limit, EFBIG, in a child process) fails the spill, and the scheduler keeps the
-    file in memory; the partial copy written before the failure was left in the spill folder, filling the disk more."""
+def test_a_file_that_cannot_be_stored_where_fetched_leaves_no_partial_copy(tmp_path: Path) -> None:
+    """A full disk (here: a file size limit, EFBIG, in a child process) fails the file's store at fetch, which raises
+    (the item ends with its one line, its crawl state not committed: fetched again next run); nothing partial is left
+    in the archive (its atomic write), as nothing was left in the spill folder it replaces."""
     import subprocess
     import sys
     import textwrap
@@ -364,50 +382,25 @@ def test_a_file_that_cannot_be_spilled_leaves_no_partial_copy(tmp_path: Path) ->
     script = textwrap.dedent("""
         import os, resource, signal, sys
         from gongkai.crawler.crawl import IngestFile
+        from gongkai.warehouse.archive import open_archive
+        archive = open_archive(sys.argv[1])
+        archive.put(b"small")  # the archive's layout marker and a first folder: written before the limit
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         step = IngestFile(b"x" * 65536, "a.pdf", "http://h/a.pdf", None, None, None)  # type: ignore[arg-type]
         try:
-            step.spill(sys.argv[1])
+            step.stored_in(archive)
         except OSError as exc:
             print("refused", exc.errno)
-        print(sorted(os.listdir(sys.argv[1])))
+        print(sorted(name for _, _, names in os.walk(sys.argv[1]) for name in names))
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ})
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "archive")], capture_output=True, text=True,
+                          timeout=60, env={**os.environ})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["refused 27", "[]"]  # EFBIG, and nothing left behind
+    import hashlib
 
-
-def test_spill_folders_of_processes_that_died_are_removed_by_the_next_spill(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process killed mid-crawl (a fenced shard SIGKILLs itself) left its spill folder, with downloaded files, in the
-    temporary folder for good; the next spill in this user's crawls removes it, and only it."""
-    import subprocess
-    import sys
-    import tempfile
-
-    from gongkai.crawler import scheduler as scheduler_module
-    from gongkai.crawler.crawl import IngestFile
-
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a pid no process has now (reused within this test: not on a quiet machine)
-    prefix = "gongkai-ingest-backlog-"  # scheduler.SPILL_PREFIX
-    dead = tmp_path / f"{prefix}{gone.pid}-abc"
-    alive = tmp_path / f"{prefix}{os.getpid()}-def"
-    other = tmp_path / f"{prefix}notapid"
-    for folder in (dead, alive, other):
-        folder.mkdir()
-        (folder / "ingest-x").write_bytes(b"downloaded")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    slots = HostSlots(1, 0.0)
-    ctx = CrawlContext(Fetcher(frozenset(), gate=slots), CrawlState(None), lambda *_a, **_k: None)  # type: ignore[arg-type]
-    scheduler = CrawlScheduler(ctx, slots)
-    step = scheduler._spilled(IngestFile(b"pdf", "a.pdf", "http://h/a.pdf", None, None, None))  # type: ignore[arg-type]
-    assert step.spilled is not None and Path(step.spilled).read_bytes() == b"pdf"
-    assert not dead.exists() and alive.exists() and other.exists()
-    assert Path(step.spilled).parent.name.startswith(f"{prefix}{os.getpid()}-")
-    assert scheduler_module.remove_abandoned_spill_dirs(str(tmp_path)) == 0  # this process's own folders are kept
+    kept = ["ARCHIVE-LAYOUT", hashlib.sha256(b"small").hexdigest()]
+    assert done.stdout.splitlines() == ["refused 27", repr(sorted(kept))]  # EFBIG, and nothing partial left behind
 
 
 # --- what a crawl holds at its peak, all hosts in progress at once (crawler/crawl.py take_content, scheduler parse pool) --
@@ -457,7 +450,7 @@ def test_a_unit_waiting_for_the_ingest_path_holds_its_file_only_in_its_step(port
     scheduler = box["scheduler"] = CrawlScheduler(ctx, slots, workers=16, ingest_workers=1, ingest_backlog=2)
     walk = scheduler.run(Walk(ctx, portals, Limits()))
     assert sorted(d.outcome for d in walk.documents) == ["new"] * (HOSTS * 5) and not wrong
-    assert max(waited) > 2  # units did wait for the ingest path (beyond the backlog: spilled)
+    assert max(waited) > 2  # units did wait for the ingest path (beyond the backlog: no archive here, in memory)
     assert max(held) == 0, max(held)  # was the size of each waiting file again, and its detail page
     # committed as before, validators included: per host its listing, 5 report pages or notices, 3 attachments
     assert len(state) == HOSTS * 9

@@ -263,3 +263,46 @@ def test_the_run_summary_counts_requests_304s_retries_refusals_and_bytes_per_hos
     first, unchanged = nightly.runs[0].summary["hosts"][portal_host], nightly.runs[1].summary["hosts"][portal_host]
     assert first["retries"] >= 2  # the flaky portal's 503s at least
     assert first["bytes"] > unchanged["bytes"]  # run 2: 304s, no bodies
+
+
+def test_one_process_nightly_stores_each_file_where_it_was_fetched(nightly: Nightly, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-process crawl took the bytes of each file through its ingest backlog (spilled to a temporary folder
+    beyond it) and the ingest path stored them. Now, as in a crawler process, each file is stored in the archive on
+    the thread that fetched it and the ingest path gets its digest (`archived=`), reading the file back: it stores
+    none of them again, and every file is loaded as before."""
+    import threading
+
+    from gongkai.flows.crawl import nightly_flow
+    from gongkai.flows.pipeline import Pipeline
+    from gongkai.warehouse.archive import LocalArchive
+
+    puts: list[tuple[str, int]] = []  # (digest, thread)
+    ingests: list[tuple[str | None, int]] = []  # (archived, thread)
+    put, ingest = LocalArchive.put, Pipeline.ingest
+
+    def recording_put(self: LocalArchive, data: bytes) -> str:
+        sha256 = put(self, data)
+        puts.append((sha256, threading.get_ident()))
+        return sha256
+
+    def recording_ingest(self: Pipeline, data: bytes, **kw: Any) -> Any:
+        ingests.append((kw.get("archived"), threading.get_ident()))
+        return ingest(self, data, **kw)
+
+    monkeypatch.setattr(LocalArchive, "put", recording_put)
+    monkeypatch.setattr(Pipeline, "ingest", recording_ingest)
+    db_url = f"duckdb:///{tmp_path / 'storefirst.duckdb'}"
+    summary = nightly_flow(agencies=["demo-shanghai", "320813", "demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),
+                           demo_port=nightly.demo.port, state_file=str(tmp_path / "state.json"), politeness=POLITENESS)
+    files = ("new", "unchanged", "changed", "not_a_report", "unreadable", "failed")
+    assert summary["counts"]["new"] >= 3 and len(ingests) == sum(summary["counts"].get(k, 0) for k in files)
+    archived = {sha256 for sha256, _ in ingests}
+    assert None not in archived  # was None for every file: the ingest path stored it
+    ingest_threads = {thread for _, thread in ingests}
+    assert archived <= {sha256 for sha256, _ in puts}
+    assert not {thread for sha256, thread in puts if sha256 in archived} & ingest_threads  # stored at fetch only
+    assert "spilled" not in summary["scheduler"]
+    with open_warehouse(db_url) as warehouse:
+        loaded = {row[0] for row in warehouse.db.query("SELECT sha256 FROM documents")}
+    assert archived <= loaded
