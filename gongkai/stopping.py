@@ -50,10 +50,12 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if requested.is_set():
         _say(f"{_command}: {name} again: stopped at once; what was loaded stays")
         os._exit(INTERRUPTED)
+    # logging silenced before the flag is set: a thread that sees the flag (an extraction refused as the command
+    # stops) logged its warning between the two when they came the other way round
+    logging.disable(logging.CRITICAL)  # no traceback storm from the libraries while everything winds down
     requested.set()
     _say(f"{_command}: {name}: stopping; finishing what is in flight (up to {GRACE_S:g} s), the run is recorded as "
          "interrupted (send it again to stop at once)")
-    logging.disable(logging.CRITICAL)  # no traceback storm from the libraries while everything winds down
     threading.Thread(target=_force_later, name="gongkai-stop-bound", daemon=True).start()
     if _interrupt_main:
         raise KeyboardInterrupt

@@ -184,3 +184,43 @@ def test_sigterm_to_demo_keep_running_stops_its_portal_and_leaves_nothing(tmp_pa
     assert_nothing_left(started)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def test_no_log_line_slips_out_between_the_stop_flag_and_the_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An extraction refused because the command is stopping logged its warning once, under load, between the stop
+    line and the run's last line (the flag was set before logging was silenced); the command's stderr is two lines."""
+    import logging
+    import threading
+
+    from gongkai import stopping
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("gongkai.test.stopping")
+    logger.addHandler(keep := Keep())
+    logged = threading.Event()
+
+    def worker() -> None:  # as an ingest thread: it sees the flag and says why it gave up
+        stopping.requested.wait(10)
+        logger.warning("extractor error: ExtractionStopped")
+        logged.set()
+
+    # the stop line's write waits until the worker has logged: the widest the window between flag and silence can be
+    monkeypatch.setattr(stopping, "_say", lambda line: logged.wait(2))
+    monkeypatch.setattr(stopping, "_force_later", lambda: None)  # no forced exit of the test process
+    stopping.requested.clear()
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        stopping._on_signal(signal.SIGTERM, None)
+        thread.join(10)
+        assert logged.is_set()
+        assert records == []
+    finally:
+        stopping.requested.clear()
+        logging.disable(logging.NOTSET)
+        logger.removeHandler(keep)
