@@ -475,11 +475,15 @@ class Fetcher:
         with self._lock:
             lock = self._robots_locks.get(key) or self._robots_locks.setdefault(key, threading.Lock())
         with lock:
-            if key not in self._robots:
-                self._robots[key] = self._read_robots(target)
-                if not self._robots[key].unreachable:
-                    self._respect_crawl_delay(target.key, self._robots[key])
-            return self._robots[key]
+            rules = self._robots.get(key)
+            if rules is None:
+                rules = self._read_robots(target)
+                if not rules.unreachable:
+                    self._respect_crawl_delay(target.key, rules)
+                # published only now: a request finds the rules without this lock (above), so once found their
+                # Crawl-delay must already be the gate's (published first, a request could go out at the shorter delay)
+                self._robots[key] = rules
+            return rules
 
     def _read_robots(self, site: SafeURL) -> Robots:
         """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
