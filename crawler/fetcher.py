@@ -191,6 +191,15 @@ class _HostGate:
     def __exit__(self, *exc: object) -> None:
         self.slots.release()
 
+    def lengthen(self, delay: float) -> None:
+        """A longer delay (robots.txt's Crawl-delay), kept from the last start already: the next one was set by the old
+        delay (the request after robots.txt went out at the configured delay, not at the Crawl-delay)."""
+        with self._lock:
+            if delay > self.delay:
+                if self._next:  # a request started: the next start is its start + the delay
+                    self._next += delay - self.delay
+                self.delay = delay
+
 
 @dataclass
 class HostStats:
@@ -507,7 +516,7 @@ class Fetcher:
         if self.gate is None:
             gate = self._gate(host)
             assert isinstance(gate, _HostGate)
-            gate.delay = max(gate.delay, min(float(asked), 60.0))
+            gate.lengthen(min(float(asked), 60.0))
         elif hasattr(self.gate, "respect_crawl_delay"):  # the crawl scheduler's per-host slots
             self.gate.respect_crawl_delay(host, min(float(asked), 60.0))
 

@@ -116,3 +116,18 @@ def test_no_request_finds_a_hosts_robots_rules_before_their_crawl_delay_is_kept(
     assert heads == [b"GET /robots.txt HTTP/1.1", b"GET /b HTTP/1.1", b"GET /a HTTP/1.1"]
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert min(gaps) >= CRAWL_DELAY - 0.05, gaps  # every request the robots.txt's Crawl-delay after the one before
+
+
+def test_the_request_after_robots_txt_waits_its_crawl_delay_with_the_fetchers_own_gate() -> None:
+    """A fetcher without the scheduler (its own per-host gates): the gate's next start was set by the configured delay
+    when robots.txt was sent, so the request right after it went out at that delay, not at the Crawl-delay."""
+    times: list[float] = []
+    served = _serving(DELAYING_ROBOTS, times)
+    host, seen = next(served)
+    try:
+        fetcher = Fetcher({host}, delay=0.0, retries=0)
+        assert fetcher.fetch(f"http://{host}/a", allowed_hosts={host}).not_modified
+    finally:
+        next(served, None)  # the listener closed
+    assert [h.split(b"\r\n", 1)[0] for h in seen] == [b"GET /robots.txt HTTP/1.1", b"GET /a HTTP/1.1"]
+    assert times[1] - times[0] >= CRAWL_DELAY - 0.05, times
