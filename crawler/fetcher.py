@@ -487,11 +487,13 @@ class Fetcher:
             rules = self._robots.get(key)
             if rules is None:
                 rules = self._read_robots(target)
-                if not rules.unreachable:
-                    self._respect_crawl_delay(target.key, rules)
-                # published only now: a request finds the rules without this lock (above), so once found their
-                # Crawl-delay must already be the gate's (published first, a request could go out at the shorter delay)
-                self._robots[key] = rules
+                try:
+                    if not rules.unreachable:
+                        self._respect_crawl_delay(target.key, rules)
+                finally:  # (kept even if that failed, as before: never a robots.txt read again for every request)
+                    # published only now: a request finds the rules without this lock (above), so once found their
+                    # Crawl-delay must be the gate's already (published first, a request went out at the shorter delay)
+                    self._robots[key] = rules
             return rules
 
     def _read_robots(self, site: SafeURL) -> Robots:
