@@ -191,6 +191,15 @@ class _HostGate:
     def __exit__(self, *exc: object) -> None:
         self.slots.release()
 
+    def lengthen(self, delay: float) -> None:
+        """A longer delay (robots.txt's Crawl-delay), kept from the last start already: the next one was set by the old
+        delay (the request after robots.txt went out at the configured delay, not at the Crawl-delay)."""
+        with self._lock:
+            if delay > self.delay:
+                if self._next:  # a request started: the next start is its start + the delay
+                    self._next += delay - self.delay
+                self.delay = delay
+
 
 @dataclass
 class HostStats:
@@ -475,11 +484,17 @@ class Fetcher:
         with self._lock:
             lock = self._robots_locks.get(key) or self._robots_locks.setdefault(key, threading.Lock())
         with lock:
-            if key not in self._robots:
-                self._robots[key] = self._read_robots(target)
-                if not self._robots[key].unreachable:
-                    self._respect_crawl_delay(target.key, self._robots[key])
-            return self._robots[key]
+            rules = self._robots.get(key)
+            if rules is None:
+                rules = self._read_robots(target)
+                try:
+                    if not rules.unreachable:
+                        self._respect_crawl_delay(target.key, rules)
+                finally:  # (kept even if that failed, as before: never a robots.txt read again for every request)
+                    # published only now: a request finds the rules without this lock (above), so once found their
+                    # Crawl-delay must be the gate's already (published first, a request went out at the shorter delay)
+                    self._robots[key] = rules
+            return rules
 
     def _read_robots(self, site: SafeURL) -> Robots:
         """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
@@ -503,7 +518,7 @@ class Fetcher:
         if self.gate is None:
             gate = self._gate(host)
             assert isinstance(gate, _HostGate)
-            gate.delay = max(gate.delay, min(float(asked), 60.0))
+            gate.lengthen(min(float(asked), 60.0))
         elif hasattr(self.gate, "respect_crawl_delay"):  # the crawl scheduler's per-host slots
             self.gate.respect_crawl_delay(host, min(float(asked), 60.0))
 

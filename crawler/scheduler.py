@@ -151,6 +151,9 @@ class HostSlots:
         with self._lock:
             state = self._host(host)
             state.delay = max(state.delay, seconds)
+            # the next start counted from the last with the longer delay: a request not on a scheduled turn (a redirect
+            # hop that read the host's robots.txt, a retry) waits for next_start, set at the last send by the old delay
+            state.next_start = max(state.next_start, state.last_start + state.delay)
 
     def delay_of(self, host: str) -> float:
         with self._lock:

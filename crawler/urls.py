@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -63,13 +62,13 @@ class SafeURL:
     host: str  # lower case; an IPv6 address without brackets
     port: int
     # host[:port] as the registry writes it (default port dropped, IPv6 in brackets): the politeness key, asked for
-    # several times a request. Made once (it was made at every call) and interned: one string per host, however many
+    # several times a request. Made once (it was made at every call) and shared: one string per host, however many
     # requests keep it (slots' request log, counters)
     key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        key = host if self.port == DEFAULT_PORTS[self.scheme] else sys.intern(f"{host}:{self.port}")
+        key = host if self.port == DEFAULT_PORTS[self.scheme] else _shared(f"{host}:{self.port}")
         object.__setattr__(self, "key", key)  # frozen
 
     @property
@@ -82,11 +81,25 @@ class SafeURL:
 
 
 _PORTS: dict[int, int] = {}  # one int per port (those above 256 are not shared by Python): at most 65,535
+# the scheme, host and host:port strings the SafeURLs of a host share: a table of our own, emptied when it is full (the
+# strings then stay only as long as a URL holds them), not sys.intern: on Python 3.12 an interned string is immortal
+# (PEP 683), and every host of every link a page gave (a hostile page: thousands of made-up ones) was kept for good
+MAX_SHARED = PARSED_CACHE
+_SHARED: dict[str, str] = {}
+
+
+def _shared(text: str) -> str:
+    kept = _SHARED.get(text)
+    if kept is None:
+        if len(_SHARED) >= MAX_SHARED:  # (threads: a clear racing a put loses some sharing, never a string)
+            _SHARED.clear()
+        kept = _SHARED.setdefault(text, text)
+    return kept
 
 
 def safe(url: str, scheme: str, host: str, port: int) -> SafeURL:
-    """A SafeURL whose scheme, host and port are those of the URLs before it with the same (interned)."""
-    return SafeURL(url, sys.intern(scheme), sys.intern(host), _PORTS.setdefault(port, port))
+    """A SafeURL whose scheme, host and port are those of the URLs before it with the same (shared: _shared)."""
+    return SafeURL(url, _shared(scheme), _shared(host), _PORTS.setdefault(port, port))
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

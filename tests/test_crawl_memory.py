@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 import tracemalloc
 import weakref
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from bench_portals import Portal
 
+from gongkai.crawler import urls
 from gongkai.crawler.crawl import CrawlContext, Limits, Walk
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.registry import all_hosts, load_registry
@@ -648,3 +650,26 @@ def test_a_running_crawl_gives_its_free_heap_back(portal: Portal, tmp_path: Path
     assert sorted(d.outcome for d in walk.documents) == ["new"] * 20  # nothing lost to it
     assert len(trims) >= 5, len(trims)  # a crawl of ~5 s (a 0.5 s delay, 11 requests a host)
     assert min(b - a for a, b in zip(trims, trims[1:], strict=False)) >= 0.2 - 0.01  # no more often than asked
+
+
+def test_the_hosts_of_parsed_urls_are_not_kept_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SafeURLs of a host share its strings (memory). They were shared through sys.intern, which on Python 3.12 makes a
+    string immortal (PEP 683): every host of every link parsed stayed in the process for good, thousands of made-up
+    ones from a hostile page. Simulated here on any Python: what sys.intern is given is kept. What is kept for the
+    sharing is bounded, and URLs of one host still share its strings."""
+    kept_for_good: dict[str, str] = {}
+
+    def immortal(text: str) -> str:  # sys.intern as Python 3.12 has it: one string per text, never freed
+        return kept_for_good.setdefault(text, text)
+
+    monkeypatch.setattr(sys, "intern", immortal)
+    urls._parse_cached.cache_clear()
+    try:
+        made_up = urls.PARSED_CACHE + 5000
+        for i in range(made_up):
+            urls.parse(f"http://h{i}.example.org:8080/a")
+        a, b = urls.parse_uncached("http://same.example.org:81/a"), urls.parse_uncached("http://same.example.org:81/b")
+    finally:
+        urls._parse_cached.cache_clear()
+    assert a.host is b.host and a.key is b.key and a.scheme is b.scheme  # still shared
+    assert len(kept_for_good) + len(getattr(urls, "_SHARED", ())) <= urls.PARSED_CACHE

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from bench_portals import Portal
+from s3_fixture import S3Server
 
 from gongkai.crawler.crawl import CrawlContext, Limits, Stored, Walk
 from gongkai.crawler.fetcher import Fetcher
@@ -19,6 +20,7 @@ from gongkai.crawler.registry import all_hosts, load_registry
 from gongkai.crawler.scheduler import CrawlScheduler, HostSlots
 from gongkai.crawler.state import CrawlState
 from gongkai.warehouse import IngestOutcome, open_archive
+from gongkai.warehouse.archive import sha256_of
 
 HOSTS = 2
 
@@ -102,3 +104,29 @@ def test_a_file_the_archive_cannot_give_back_is_its_items_line_and_the_rerun_com
     again = [d for d in second.documents if d.outcome == "new"]
     assert [d.url for d in again] == [url] and len(puts) == 1  # fetched, stored once, ingested
     assert archive.path_for(again[0].sha256).exists()
+
+
+def test_the_one_process_crawl_stores_in_an_s3_archive_and_reads_each_file_back_from_it(
+        portal: Portal, tmp_path: Path, s3_server: S3Server, s3_archive_url: str) -> None:
+    """An S3 archive (moto on loopback) in one process: each file put on the thread that fetched it, read back by
+    digest for the ingest path, the bytes it gets those the archive holds under that digest; each file stored once."""
+    reg = tmp_path / "registry.toml"
+    reg.write_text(portal.registry(portal.ports[:HOSTS]), "utf-8")
+    portals = load_registry(reg)
+    archive = open_archive(s3_archive_url)
+    ingested: list[tuple[str, str | None]] = []
+
+    def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
+               archived: str | None = None) -> IngestOutcome:
+        ingested.append((sha256_of(data), archived))
+        return IngestOutcome(archived or "", "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    slots = HostSlots(2, 0.0)
+    fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    ctx = CrawlContext(fetcher, CrawlState(None), reading_back(ingest, ArchivedFiles(archive, fetcher.max_bytes)),
+                       archive=archive)
+    walk = CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+    assert sum(d.outcome == "new" for d in walk.documents) == HOSTS * 5, [(d.outcome, d.reason) for d in walk.documents]
+    objects = {key.rsplit("/", 1)[1] for key in s3_server.objects(s3_archive_url)} - {"ARCHIVE-LAYOUT"}
+    assert len(ingested) == HOSTS * 5 and all(read == said for read, said in ingested)
+    assert {read for read, _ in ingested} == objects  # every file stored, once (a key per digest), and read back

@@ -318,6 +318,19 @@ def test_a_robots_crawl_delay_lengthens_the_scheduler_delay() -> None:
     assert slots.delay_of("other.gov.cn") == 0.5
 
 
+def test_a_crawl_delay_learnt_after_a_send_holds_for_the_next_request_of_no_turn() -> None:
+    """A request without a scheduled turn (a redirect hop that read the host's robots.txt, a retry) waits for the
+    host's next start, which the last send set by the delay of then: a Crawl-delay learnt after it must lengthen it."""
+    slots = HostSlots(1, 0.0)
+    with slots("h") as sent:  # robots.txt
+        sent()
+    slots.respect_crawl_delay("h", 0.3)
+    started = time.monotonic()
+    with slots("h") as sent:
+        sent()
+    assert time.monotonic() - started >= 0.25
+
+
 def test_finished_calls_do_not_pile_up_in_the_deadline_watch() -> None:
     """Every request's deadline watch used to stay queued for its whole deadline (300 s) after the request ended:
     at a thousand requests a second, hundreds of thousands of them. Then up to 4,096 finished ones (about 1 MB) stayed
@@ -334,8 +347,9 @@ def test_finished_calls_do_not_pile_up_in_the_deadline_watch() -> None:
         with transport.call(("127.0.0.1",), 300.0):
             pass
     assert len(transport._watchdog._heap) <= 2 * 600 + 1
-    for current in in_flight:
-        current.__exit__(None, None, None)
+    for current in reversed(in_flight):  # last entered, first left (as `with` blocks): else the thread's current call
+        current.__exit__(None, None, None)  # stayed a finished one, and a later test's connection used its addresses
+    assert getattr(transport._current, "call", None) is None
 
 
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
