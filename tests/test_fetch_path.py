@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from loopback_site import accept_each
 
 from gongkai.crawler.fetcher import USER_AGENT, Fetcher
 from gongkai.crawler.scheduler import HostSlots, Reservation
@@ -43,15 +44,7 @@ def _serving(robots: bytes, times: list[float]) -> Iterator[tuple[str, list[byte
                 times.append(time.monotonic())
                 conn.sendall(robots if head.startswith(b"GET /robots.txt ") else NOT_MODIFIED)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    accept_each(listener, serve)
     yield f"127.0.0.1:{listener.getsockname()[1]}", seen
     listener.close()
 

@@ -13,13 +13,13 @@ import io
 import random
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
+from loopback_site import accept_each
 
 from gongkai.crawler import wire as wire_reading
 from gongkai.crawler.fetcher import USER_AGENT, Fetcher, FetchError
@@ -72,27 +72,13 @@ def _serve(conn: socket.socket, wire: Wire) -> None:
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-def _accept_each(listener: socket.socket, serve: Any) -> None:
-    """Serve each connection the listener accepts on a thread of its own, until the listener is closed."""
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-
-
 @pytest.fixture()
 def wire() -> Iterator[Wire]:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
     found = Wire(listener.getsockname()[1])
 
-    _accept_each(listener, lambda conn: _serve(conn, found))
+    accept_each(listener, lambda conn: _serve(conn, found))
     yield found
     listener.close()
 
@@ -188,7 +174,7 @@ def odd() -> Iterator[str]:
                 conn.sendall(ODD_RESPONSES[path])
                 return  # each odd response ends its connection (a head with its length dropped reads to the end)
 
-    _accept_each(listener, serve)
+    accept_each(listener, serve)
     yield f"127.0.0.1:{listener.getsockname()[1]}"
     listener.close()
 

@@ -12,13 +12,11 @@ import encodings.aliases
 import json
 import pkgutil
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from loopback_site import Site
 from parse_outputs import listing_readers
 
 from gongkai.cli import main
@@ -131,31 +129,6 @@ def test_the_extractor_reads_such_a_page_as_a_browser_shows_it(tmp_path: Path, c
 
 
 # --- a crawl over loopback ------------------------------------------------------------------------------------
-
-
-class Site:
-    """A portal on 127.0.0.1: path → (bytes, Content-Type)."""
-
-    def __init__(self, routes: dict[str, tuple[bytes, str]]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                body, kind = routes.get(self.path, (b"not found", "text/plain"))
-                self.send_response(200 if self.path in routes else 404)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _listing(items: list[tuple[str, str]], charset: str = "utf-8") -> bytes:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import html
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 pytest.importorskip("rapidocr_onnxruntime", reason="the OCR extra is not installed (pip install gongkai[ocr])")
 
+from loopback_site import Site  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gongkai.crawler.adapters import Candidate  # noqa: E402
@@ -36,37 +35,6 @@ HERE = Path(__file__).parent
 DOCUMENTS = HERE / "corpus" / "documents"
 GOLD = HERE / "corpus" / "gold"
 REPORT = "hongze-2023.pdf"
-
-
-class Site:
-    """A portal on 127.0.0.1: path → (bytes, content type); every request's path logged."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                site.requests.append(self.path)
-                body, kind = site.routes.get(self.path, (b"not found", "text/plain"))
-                self.send_response(200 if self.path in site.routes else 404)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture()
