@@ -521,6 +521,10 @@ class ArchivedFiles:
     def __init__(self, archive: Archive, most: int | None) -> None:
         self.archive, self.most = archive, most
 
+    def read(self, sha256: Any, size: Any, pictures: Any) -> tuple[bytes, dict[str, bytes | None]]:
+        """The file and its pictures (by src), as a child's message or a stored step names them."""
+        return self.file(sha256, size), self.pictures(pictures)
+
     def file(self, sha256: Any, size: Any) -> bytes:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or (self.most is not None and size > self.most):
             raise ValueError(f"a file of {size!r} bytes announced (a file has 0 to {self.most} bytes)"[:200])
@@ -568,8 +572,8 @@ def reading_back(ingest: Callable[..., IngestOutcome], files: ArchivedFiles) -> 
     def ingest_stored(data: bytes, *, stored: Stored | None = None, **meta: Any) -> IngestOutcome:
         if stored is None:
             return ingest(data, **meta)
-        data = files.file(stored.sha256, stored.size)  # a ValueError / LookupError / OSError: the item's one line
-        pictures = files.pictures(stored.pictures)
+        # a ValueError / LookupError / OSError: the item's one line
+        data, pictures = files.read(stored.sha256, stored.size, stored.pictures)
         meta.pop("pictures", None)  # a stored step has its pictures' digests only (IngestFile.stored_in)
         return ingest(data, **meta, archived=stored.sha256, **({"pictures": pictures} if pictures else {}))
 
@@ -586,8 +590,7 @@ def _ingest_for(child: Child, ctx: CrawlContext, by_id: dict[str, Portal], files
     try:
         portal = by_id[meta["portal"]]
         sha256 = meta["sha256"]
-        data = files.file(sha256, meta["size"])
-        pictures = files.pictures(meta["pictures"])
+        data, pictures = files.read(sha256, meta["size"], meta["pictures"])
         url, agency, year = meta["url"], meta["agency"], meta["year"]
         outcome = ctx.ingest(data, name=meta["name"], url=url, agency=agency, year=year, portal=portal, archived=sha256,
                              **({"pictures": pictures} if pictures else {}))
