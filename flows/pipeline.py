@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from gongkai.extractors.result import ExtractionResult
 from gongkai.flows.logs import run_logger
-from gongkai.warehouse.archive import Archive
+from gongkai.warehouse.archive import Archive, sha256_of
 from gongkai.warehouse.runs import RunTally
 from gongkai.warehouse.store import DocumentInfo, IngestOutcome, Warehouse, name_key
 
@@ -339,7 +339,7 @@ class Pipeline:
         `data`, which the caller read back from this archive (checked against it): not stored again (a crawler
         process stored it, crawler/processes.py)."""
         sha256 = archived or self.archive.put(data)  # first: the bytes are kept whatever extraction does
-        linked = self._archive_pictures(sha256, pictures or {})
+        linked = self._archive_pictures(sha256, pictures or {}, stored=archived is not None)
         fmt = sniff(data, name)
         doc = DocumentInfo(sha256, len(data), MEDIA_TYPES.get(fmt or "", UNKNOWN_MEDIA_TYPE), name, url, agency, year,
                            division_code, level)
@@ -349,11 +349,15 @@ class Pipeline:
             return self.record(done)
         return self._extract_and_load(doc, data, fmt, pictures=linked)
 
-    def _archive_pictures(self, page_sha256: str, pictures: Mapping[str, bytes | None]) -> dict[str, bytes]:
-        """Archive a page's linked pictures and record which page links them (src as written → digest)."""
+    def _archive_pictures(self, page_sha256: str, pictures: Mapping[str, bytes | None], *,
+                          stored: bool = False) -> dict[str, bytes]:
+        """Archive a page's linked pictures and record which page links them (src as written → digest).
+        `stored`: the page and its pictures were read back from this archive (the crawler stored them where it
+        fetched them), so each picture is only hashed, not put a second time (on S3: a HEAD each)."""
         if not pictures:
             return {}
-        digests = {src: (self.archive.put(data) if data else None) for src, data in pictures.items()}
+        keep = sha256_of if stored else self.archive.put
+        digests = {src: (keep(data) if data else None) for src, data in pictures.items()}
         with self.lock:
             self.warehouse.record_page_pictures(page_sha256, digests)
         return {src: data or b"" for src, data in pictures.items()}
