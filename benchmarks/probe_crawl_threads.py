@@ -64,7 +64,7 @@ class ThreadUsage:
             finally:
                 self.add(pool.name, resource.getrusage(resource.RUSAGE_THREAD))
 
-        Workers._work = work  # type: ignore[method-assign]
+        Workers._work = work  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
