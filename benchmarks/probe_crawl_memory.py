@@ -64,8 +64,8 @@ def rss() -> int:
 
 
 class Sampler:
-    def __init__(self, trace: bool, spike_mb: float = 0.0) -> None:
-        self.trace, self.spike_mb = trace, spike_mb
+    def __init__(self, trace: bool, spike_mb: float = 0.0, at_s: float = 0.0) -> None:
+        self.trace, self.spike_mb, self.at_s = trace, spike_mb, at_s
         self.spike: tuple[str, tracemalloc.Snapshot] | None = None
         self.peak_rss = 0
         self.peak_traced = 0
@@ -96,7 +96,9 @@ class Sampler:
                 mapped = mallinfo().get("hblkhd", 0) / 1e6
                 if mapped > self.spike_mb:  # large blocks (mmapped, >= 128 kB): who holds them now
                     self.spike = f"{mapped:.1f} MB mmapped", tracemalloc.take_snapshot()
-            if self.trace:
+            if self.trace and self.at_s and self.snapshot is None and ticks >= self.at_s * 10:
+                self.snapshot = tracemalloc.take_snapshot()  # what is held this far into the crawl
+            if self.trace and not self.at_s:
                 traced = tracemalloc.get_traced_memory()[0]
                 if traced > self.peak_traced * 1.03:
                     self.peak_traced = traced
@@ -113,6 +115,7 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--at", type=float, default=0.0, help="with --trace: the snapshot this many seconds in, not at the peak")
     parser.add_argument("--spike-mb", type=float, default=0.0,
                         help="with --trace: when glibc's mmapped blocks pass this, list the large allocations held then")
     args = parser.parse_args()
@@ -134,7 +137,7 @@ def main() -> int:
     if args.trace:
         tracemalloc.start(args.frames)
     base = rss()
-    sampler = Sampler(args.trace, args.spike_mb)
+    sampler = Sampler(args.trace, args.spike_mb, args.at)
     with tempfile.TemporaryDirectory(prefix="gongkai-probe-") as tmp:
         reg = Path(tmp) / "registry.toml"
         reg.write_text(bench.registry(ports), "utf-8")
