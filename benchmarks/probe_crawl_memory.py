@@ -1,11 +1,13 @@
 """What the crawl holds at its peak, per host: bench_polite_crawl's portal and crawl (one process), sampled while it runs.
 
-    .venv/bin/python benchmarks/probe_crawl_memory.py --hosts 1000 [--trace] [--frames 1] [--top 30]
+    .venv/bin/python benchmarks/probe_crawl_memory.py --hosts 1000 [--trace] [--frames 1] [--top 30] [--at S] [--spike-mb M]
 
 Every 0.1 s: RSS (/proc/self/statm), and with --trace the memory traced by tracemalloc; at the largest traced memory
 a snapshot is kept and printed grouped by file:line (--frames 1) or by traceback (--frames N), with /proc/self/smaps_rollup
 at the RSS peak. tracemalloc slows the crawl (so fewer hosts may be in progress at once): compare sizes under the same
-flags, and read the peak RSS without --trace.
+flags, and read the peak RSS without --trace. --at S: the snapshot S seconds in (all hosts in progress) instead of at
+the traced peak, to compare sizes; --spike-mb M: when glibc's mmapped blocks (each 128 kB or more) pass M MB, the
+allocations of 128 kB or more then (tracemalloc's own tables are mmapped too: read it with care).
 """
 
 from __future__ import annotations
