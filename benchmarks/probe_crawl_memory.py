@@ -1,11 +1,13 @@
 """What the crawl holds at its peak, per host: bench_polite_crawl's portal and crawl (one process), sampled while it runs.
 
-    .venv/bin/python benchmarks/probe_crawl_memory.py --hosts 1000 [--trace] [--frames 1] [--top 30]
+    .venv/bin/python benchmarks/probe_crawl_memory.py --hosts 1000 [--trace] [--frames 1] [--top 30] [--at S] [--spike-mb M]
 
 Every 0.1 s: RSS (/proc/self/statm), and with --trace the memory traced by tracemalloc; at the largest traced memory
 a snapshot is kept and printed grouped by file:line (--frames 1) or by traceback (--frames N), with /proc/self/smaps_rollup
 at the RSS peak. tracemalloc slows the crawl (so fewer hosts may be in progress at once): compare sizes under the same
-flags, and read the peak RSS without --trace.
+flags, and read the peak RSS without --trace. --at S: the snapshot S seconds in (all hosts in progress) instead of at
+the traced peak, to compare sizes; --spike-mb M: when glibc's mmapped blocks (each 128 kB or more) pass M MB, the
+allocations of 128 kB or more then (tracemalloc's own tables are mmapped too: read it with care).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import ctypes
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -51,7 +54,7 @@ def held() -> dict[str, int]:
         return {}
     s = SCHEDULERS[0]
     pool = s._parse_pool
-    return {"fetching": s._fetching, "parse_queue": pool._tasks.qsize() if pool else 0, "files_held": s._files_held,
+    return {"fetching": s._fetching, "parse_queue": pool._tasks.qsize() if pool else 0, "ingesting": s._ingesting,
             "ingest_waiting": len(s._ingest_waiting), "queues": len(s._queues), "slots": len(s.slots._hosts),
             "pools": len(s.ctx.fetcher._adapter.poolmanager.pools),
             "conditions": sum(1 for h in list(s.slots._hosts.values()) if getattr(h, "changed", None) is not None)}
@@ -63,14 +66,15 @@ def rss() -> int:
 
 
 class Sampler:
-    def __init__(self, trace: bool) -> None:
-        self.trace = trace
+    def __init__(self, trace: bool, spike_mb: float = 0.0, at_s: float = 0.0) -> None:
+        self.trace, self.spike_mb, self.at_s = trace, spike_mb, at_s
+        self.spike: tuple[str, tracemalloc.Snapshot] | None = None
         self.peak_rss = 0
         self.peak_traced = 0
         self.snapshot: tracemalloc.Snapshot | None = None
         self.rollup = ""
         self.at_peak: dict[str, float] = {}
-        self.timeline: list[tuple[int, float, int, int, int, float]] = []
+        self.timeline: list[tuple[int, float, int, int, int, float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -83,13 +87,20 @@ class Sampler:
             if ticks % 10 == 0 and SCHEDULERS:
                 sch = SCHEDULERS[0]
                 self.timeline.append((ticks // 10, round(now / 1e6, 1), len(sch.ctx.state), sch._fetching,
-                                      len(sch._queues), round(mallinfo().get("hblkhd", 0) / 1e6, 1)))
+                                      len(sch._queues), round(mallinfo().get("hblkhd", 0) / 1e6, 1),
+                                      held().get("parse_queue", 0)))
             if now > self.peak_rss:
                 self.peak_rss = now
                 with open("/proc/self/smaps_rollup") as f:
                     self.rollup = f.read()
                 self.at_peak = {"rss_mb": round(now / 1e6, 1), **held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()}}
-            if self.trace:
+            if self.trace and self.spike_mb and not self.spike:
+                mapped = mallinfo().get("hblkhd", 0) / 1e6
+                if mapped > self.spike_mb:  # large blocks (mmapped, >= 128 kB): who holds them now
+                    self.spike = f"{mapped:.1f} MB mmapped", tracemalloc.take_snapshot()
+            if self.trace and self.at_s and self.snapshot is None and ticks >= self.at_s * 10:
+                self.snapshot = tracemalloc.take_snapshot()  # what is held this far into the crawl
+            if self.trace and not self.at_s:
                 traced = tracemalloc.get_traced_memory()[0]
                 if traced > self.peak_traced * 1.03:
                     self.peak_traced = traced
@@ -106,6 +117,9 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--at", type=float, default=0.0, help="with --trace: the snapshot this many seconds in, not at the peak")
+    parser.add_argument("--spike-mb", type=float, default=0.0,
+                        help="with --trace: when glibc's mmapped blocks pass this, list the large allocations held then")
     args = parser.parse_args()
     bench.raise_fd_limit(4 * args.hosts + 1024)
     ports_in, ports_out = multiprocessing.Pipe(duplex=False)
@@ -125,7 +139,7 @@ def main() -> int:
     if args.trace:
         tracemalloc.start(args.frames)
     base = rss()
-    sampler = Sampler(args.trace)
+    sampler = Sampler(args.trace, args.spike_mb, args.at)
     with tempfile.TemporaryDirectory(prefix="gongkai-probe-") as tmp:
         reg = Path(tmp) / "registry.toml"
         reg.write_text(bench.registry(ports), "utf-8")
@@ -136,9 +150,9 @@ def main() -> int:
     control.send("stop")
     server.join(5)
     print(f"hosts {args.hosts}: requests {out['requests']}, wall {wall:.1f} s, CPU {cpu:.1f} s, RSS before {base / 1e6:.1f} MB, "
-          f"peak {sampler.peak_rss / 1e6:.1f} MB, traced peak {sampler.peak_traced / 1e6:.1f} MB, scheduler {out['scheduler']}")
+          f"peak {sampler.peak_rss / 1e6:.1f} MB (getrusage: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}), traced peak {sampler.peak_traced / 1e6:.1f} MB, scheduler {out['scheduler']}")
     print("at the RSS peak:", sampler.at_peak)
-    print("timeline (s, RSS MB, state entries, fetching, host queues, mmapped MB):", sampler.timeline)
+    print("timeline (s, RSS MB, state entries, fetching, host queues, mmapped MB, pages waiting for a parser):", sampler.timeline)
     print("\n".join(line for line in sampler.rollup.splitlines() if line.split(":")[0] in ("Rss", "Anonymous", "Pss_File", "Shared_Clean", "Private_Dirty")))
     if sampler.snapshot is not None:
         key = "lineno" if args.frames == 1 else "traceback"
@@ -146,6 +160,16 @@ def main() -> int:
         for stat in stats[: args.top]:
             print(f"{stat.size / 1e3:9.0f} kB {stat.count:7d}  " + " <- ".join(
                 f"{Path(fr.filename).name}:{fr.lineno}" for fr in stat.traceback))
+    if sampler.spike is not None:
+        label, spike = sampler.spike
+        large = [t for t in spike.traces if t.size >= 128 * 1024]
+        print(f"spike: {label}, {len(large)} allocations of 128 kB or more, {sum(t.size for t in large) / 1e6:.1f} MB:")
+        grouped: dict[str, list[int]] = {}
+        for t in large:
+            where = " <- ".join(f"{Path(fr.filename).name}:{fr.lineno}" for fr in t.traceback)
+            grouped.setdefault(where, []).append(t.size)
+        for where, sizes in sorted(grouped.items(), key=lambda kv: -sum(kv[1]))[: args.top]:
+            print(f"{sum(sizes) / 1e3:9.0f} kB {len(sizes):5d}  {where}")
     return 0
 
 
