@@ -122,8 +122,9 @@ def test_the_state_the_children_wrote_makes_the_next_run_conditional(runs: Runs)
 
 class HangingInItsFirstFile:
     """child_main as it is, except that crawler process 1 stops in the middle of storing its first file in the archive:
-    the bytes written to a file that has no name yet (O_TMPFILE), its fsync never returning; `mid_file` is written
-    then, for the test to kill it there. (Spawn pickles this by reference: a module-level class of the tests.)"""
+    the bytes written to a file that has no name yet (O_TMPFILE), its link to its name never returning (a child's
+    archive does not fsync each file: the crawl state's sync covers them); `mid_file` is written then, for the test to
+    kill it there. (Spawn pickles this by reference: a module-level class of the tests.)"""
 
     def __init__(self, mid_file: Path) -> None:
         self.mid_file = mid_file
@@ -132,15 +133,15 @@ class HangingInItsFirstFile:
         from gongkai.crawler import processes
 
         if multiprocessing.current_process().name.startswith("gongkai-crawler-1-"):
-            fsync = os.fsync
+            link = os.link
 
-            def stuck(fd: int) -> None:
-                if os.fstat(fd).st_size > 1000:  # a file (ARCHIVE-LAYOUT is a line)
+            def stuck(src: Any, dst: Any, **kw: Any) -> None:
+                if os.stat(src).st_size > 1000:  # a file (ARCHIVE-LAYOUT is a line)
                     self.mid_file.write_text(str(os.getpid()))
                     time.sleep(300)
-                fsync(fd)
+                link(src, dst, **kw)
 
-            os.fsync = stuck
+            os.link = stuck
         processes.child_main(conn, parent_pid)
 
 
