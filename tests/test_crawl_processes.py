@@ -304,3 +304,68 @@ def test_with_per_host_limits_on_prefect_the_children_use_the_parents_server_or_
         assert processes_with_prefect_limits(2) == 1
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a server (a worker's, set in its environment)
         assert processes_with_prefect_limits(2) == 2 and prefect_api_url() == "http://127.0.0.1:4200/api"
+
+
+class LoggingItsPutsAndSyncs:
+    """child_main as it is, logging to `log` (one line per event, CLOCK_MONOTONIC: one clock for every process of the
+    machine) each file it names in the archive and each sync's start and end. (Spawn pickles this by reference.)"""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __call__(self, conn: Any, parent_pid: int) -> None:
+        from gongkai.crawler import processes
+        from gongkai.warehouse import archive as archive_module
+
+        out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (the process's life)
+        put, syncfs = LocalArchive.put, archive_module.syncfs
+
+        def logged_put(archive: LocalArchive, data: bytes) -> str:
+            sha = put(archive, data)
+            out.write(f"put {sha} {time.monotonic()}\n")
+            return sha
+
+        def logged_syncfs(folder: str) -> None:
+            started = time.monotonic()
+            syncfs(folder)
+            out.write(f"sync {started} {time.monotonic()}\n")
+
+        LocalArchive.put = logged_put  # type: ignore[method-assign]
+        archive_module.syncfs = logged_syncfs
+        processes.child_main(conn, parent_pid)
+
+
+def test_no_files_validators_reach_the_crawl_state_before_a_sync_begun_after_its_file_was_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children do not fsync each file they store: the promise is that the crawl state records no file (its URL's
+    validators, which make the next run skip it) before the file is on disk. Each report's validators reach the
+    parent's crawl state after a sync of its child that began once that child had named the file."""
+    from gongkai.crawler import processes
+
+    log = tmp_path / "children.log"
+    monkeypatch.setattr(processes, "child_main", LoggingItsPutsAndSyncs(log))
+    recorded: dict[str, float] = {}
+    apply_states = processes._apply_states
+
+    def recording(state: Any, updates: list[tuple[str, Any]]) -> None:
+        apply_states(state, updates)
+        recorded.update((url, time.monotonic()) for url, entry in updates if entry is not None)
+
+    monkeypatch.setattr(processes, "_apply_states", recording)
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        summary = _crawl(portal, tmp_path, 2, registry).summary
+    named: dict[str, float] = {}
+    syncs: list[tuple[float, float]] = []
+    for line in log.read_text("utf-8").splitlines():
+        kind, a, b = line.split()
+        if kind == "put":
+            named.setdefault(a, float(b))
+        else:
+            syncs.append((float(a), float(b)))
+    new = [d for d in summary["documents"] if d["outcome"] == "new"]
+    assert len(new) == REPORTS and syncs
+    for doc in new:
+        stored, committed = named[doc["sha256"]], recorded[doc["url"]]
+        assert any(stored <= start and end <= committed for start, end in syncs), (doc["url"], stored, committed)
