@@ -284,13 +284,14 @@ def test_a_deferred_archive_syncs_its_puts_at_once_on_sync_and_each_put_is_whole
     archive.sync()  # nothing put since: no second syncfs
     assert syncs == [str(root.resolve())]
     assert all(archive.get(sha) == data and read_only(root / sha[:2] / sha) for sha, data in zip(digests, files, strict=True))
-    archive.put(files[0])  # stored already: nothing to sync
-    archive.sync()
-    assert len(syncs) == 1
+    other = LocalArchive(root, sync_each=False)  # another crawler process, which fetched one of the same files
+    other.put(files[0])  # found stored, by a writer that may not have synced it yet: its sync covers it all the same
+    other.sync()
+    assert len(syncs) == 2
     durable = open_archive(root)  # the default: each put synced, `sync` has nothing to do
     durable.put(b"synced on its own")
     durable.sync()
-    assert len(fsyncs) == 1 and len(syncs) == 1
+    assert len(fsyncs) == 1 and len(syncs) == 2
 
 
 def test_callers_of_sync_at_once_share_a_syncfs_and_each_waits_for_one_begun_after_its_call(

@@ -223,6 +223,14 @@ class LocalArchive:
         return self.root / key_for(sha256, self.layout)
 
     def put(self, data: bytes) -> str:
+        sha256 = self._store(data)
+        if not self.sync_each:
+            # a file found already stored counts too: another process may have named it and not synced it yet
+            with self._sync_done:
+                self._puts += 1
+        return sha256
+
+    def _store(self, data: bytes) -> str:
         sha256 = sha256_of(data)
         target = os.path.join(self.location, key_for(sha256, self.layout))
         there = _stat(target)
@@ -240,9 +248,6 @@ class LocalArchive:
         except FileNotFoundError:  # a folder's first file (256 of them in FLAT_LAYOUT): one call, not one per put
             os.makedirs(folder, exist_ok=True)  # another writer may make it meanwhile: fine
             write_once(folder, target, data, durable=self.sync_each)
-        if not self.sync_each:
-            with self._sync_done:
-                self._puts += 1
         return sha256
 
     def sync(self) -> None:
