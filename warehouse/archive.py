@@ -175,7 +175,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _libc_syncfs() -> Callable[[int], int] | None:
     try:
         return ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):  # not Linux
+    except (AttributeError, OSError, TypeError):  # not Linux (no syncfs, or no CDLL(None))
         return None
 
 
