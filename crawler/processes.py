@@ -6,11 +6,12 @@ its location: a folder or s3://…; put is atomic and idempotent across processe
 the parent its digest, size and what the ingest records (URL, name, agency, year, portal); the parent reads the file
 back from the archive (checked against its digest, bounded by the announced size), runs the one ingest path
 (`ctx.ingest`: extraction pool, load; not stored again) on a thread of its own and sends back the outcome. No file
-bytes cross the pipe and no parent thread waits on the archive's sync. A child does not sync each file it stores
-(an fsync each was some 0.2 CPU-ms of kernel work per file on ext4): one sync covers all it stored before a batch of
-crawl-state updates goes to the parent (ParentLink._synced), so no URL's validators are recorded before its file is on
-disk; a crash of the machine in between may cost a file the warehouse already loaded, which the next run, not having
-its validators, fetches in full and stores again (or repairs: LocalArchive.put). The crawl state of a child's hosts is
+bytes cross the pipe and no parent thread waits on the archive's sync. A child does not fsync each file it stores
+(some 0.2 CPU-ms of kernel work per file on ext4): a file's message goes to the parent only after a sync of the archive
+begun after the file was named (ParentLink.ingest; the ingest threads waiting at once share one syncfs), so no file
+reaches the warehouse, and no URL's validators the crawl state (they follow the parent's answer), before its bytes
+are on disk; a crash of the machine before that sync costs only files nothing records yet, fetched in full next run
+and stored again (or repaired: LocalArchive.put). The crawl state of a child's hosts is
 handed to it at the start and its updates come back as it makes them (a batch every UPDATES_EVERY_S, with its progress
 events); its walk (documents, portals, noise), the fetcher's request counts and the scheduler's stats come back at its
 end and are merged into one summary, as one process would give it.
@@ -207,29 +208,11 @@ class ParentLink:
                     return
                 states, events = self._states, self._events
                 self._states, self._events = [], []
-            if states and self.archive is not None:
-                states = self._synced(states)
             try:
                 with self._send_lock:
                     self.conn.send(("updates", states, events))
             except (OSError, ValueError):  # the parent is gone (the receiving thread stops the crawl): nothing to save them
                 pass
-
-    def _synced(self, states: list[tuple[str, Entry | None]]) -> list[tuple[str, Entry | None]]:
-        """The crawl-state updates, once every file they record is on disk: this child's archive defers its puts'
-        fsync (open_archive(sync_each=False)) to one sync here, taken after these updates were, so it covers the file
-        of each (stored before the parent's answer, which came before its commit). A sync that fails drops them: their
-        files were not made durable, so the next run fetches them in full again and stores them (or repairs them);
-        a forgotten URL (None) records no file and still goes."""
-        assert self.archive is not None
-        try:
-            self.archive.sync()
-        except OSError as exc:
-            kept = [(url, entry) for url, entry in states if entry is None]
-            log.warning("crawler process: the archive could not be synced (%s): %d crawl-state update(s) not kept, "
-                        "fetched again next run", exc, len(states) - len(kept))
-            return kept
-        return states
 
     def _flush_every(self) -> None:
         while not self.gone:  # after a stop too: the crawl ends its work in flight, whose updates still go
@@ -287,6 +270,11 @@ class ParentLink:
             if self.archive is None:
                 raise RuntimeError("no archive to store the file in: a crawler process is given its parent's")
             stored = Stored.put(self.archive, data, pictures)
+        if self.archive is not None:
+            # the parent loads the file into the warehouse as soon as it hears of it: its bytes (and its pictures') on
+            # disk first, this child's archive not fsyncing each put (child_main). A sync that fails raises: the item
+            # fails with its line, nothing recorded, fetched in full next run
+            self.archive.sync()
         rid, event = next(self._ids), threading.Event()
         box: list[Any] = []
         with self._lock:
@@ -333,7 +321,7 @@ def child_main(conn: Any, parent_pid: int) -> None:
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
     try:
         # the parent's archive (one it cannot open: a crashed line, this child's portals failed before any request)
-        # its puts not synced one by one: ParentLink syncs once before crawl-state updates go to the parent (`_synced`)
+        # its puts not synced one by one: ParentLink.ingest syncs (shared) before a file's message goes to the parent
         archive = link.archive = open_archive(plan.archive, sync_each=False) if plan.archive is not None else None
         fetcher = plan.make_fetcher(all_hosts(plan.portals))
         state = RecordingState(plan.state, sink=link.state)

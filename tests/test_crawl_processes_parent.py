@@ -493,12 +493,12 @@ def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile
     parent_end.close()
 
 
-def test_a_childs_crawl_state_updates_go_only_once_the_files_it_stored_are_synced(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_childs_file_goes_to_the_parent_only_once_it_is_synced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A child's archive does not fsync each put (open_archive(sync_each=False), as child_main opens it): the durability
-    promise moves to the crawl state. Every batch of updates recording a file reaches the parent after one syncfs begun
-    after that file was stored; a sync that fails keeps back the updates that record files (fetched in full next run),
-    not the forgotten URLs."""
+    promise moves to the file's message. It reaches the parent after one syncfs begun after the file and its pictures
+    were stored (the parent loads the file into the warehouse at once, and its answer is what commits the URL's
+    validators); a sync that fails fails the file's ingest with its line, and nothing reaches the parent."""
     from gongkai.warehouse import archive as archive_module
 
     seen: list[str] = []
@@ -518,21 +518,34 @@ def test_a_childs_crawl_state_updates_go_only_once_the_files_it_stored_are_synce
     url = "http://127.0.0.1:1/a1/r.pdf"
     stored = Stored.put(archive, os.urandom(20_000), {"t1.png": os.urandom(3_000)})  # as a fetch thread stores it
     seen.append("stored")
-    link.state(url, pack('"v1"', None, None))  # after the parent's answer, as the unit commits
+    got: dict[str, Any] = {}
+
+    def ingest(stored: Stored, url: str) -> None:
+        try:
+            got[url] = link.ingest(b"", name="r.pdf", url=url, agency=None, year=None, portal=PORTAL, stored=stored)
+        except OSError as exc:
+            got[url] = exc
+
+    sending = threading.Thread(target=ingest, args=(stored, url))
+    sending.start()
     assert parent_end.poll(5)
-    message = parent_end.recv()
+    kind, rid, meta = parent_end.recv()
     seen.append("sent")
-    assert message == ("updates", [(url, ('"v1"', None, None))], [])
+    assert kind == "ingest" and meta["sha256"] == stored.sha256 and meta["pictures"] == stored.pictures
     assert seen == ["stored", "synced", "sent"] and archive._synced == archive._puts == 2  # type: ignore[attr-defined]
-    assert stored.sha256 in archive
+    outcome = IngestOutcome(stored.sha256, "new", "r.pdf", url=url, portal="p1")
+    parent_end.send(("reply", rid, outcome, None))
+    sending.join(5)
+    assert got[url] == outcome
+    # crawl-state updates need no sync of their own: each commit follows the parent's answer to its file
+    link.state(url, pack('"v1"', None, None))
+    assert parent_end.poll(5) and parent_end.recv() == ("updates", [(url, ('"v1"', None, None))], [])
+    assert seen == ["stored", "synced", "sent"]
 
     failing.append(OSError(5, "Input/output error"))
-    Stored.put(archive, os.urandom(20_000))
-    with caplog.at_level("WARNING", logger="gongkai.crawler.processes"):
-        link.state(url + "?2", pack('"v2"', None, None))
-        link.state(url + "?gone", None)
-        assert parent_end.poll(5)
-        assert parent_end.recv() == ("updates", [(url + "?gone", None)], [])
-    assert "1 crawl-state update(s) not kept" in caplog.text
+    other = Stored.put(archive, os.urandom(20_000))
+    ingest(other, url + "?2")
+    assert isinstance(got[url + "?2"], OSError) and "Input/output error" in str(got[url + "?2"])
+    assert not parent_end.poll(0.3), "a file not synced reached the parent"
     link.conn.close()
     parent_end.close()

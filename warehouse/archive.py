@@ -204,8 +204,8 @@ class LocalArchive:
     `sync_each` (the default): each put is on disk (fsync) before the file is named and put returns. Without it
     (a crawler process: some 5,000 files a minute, where one fsync each cost ~0.2 CPU-ms of kernel work, a journal
     commit and a cache flush per file) a put only writes and names the file and `sync()` makes every file put before
-    it durable at once (one syncfs): whoever records a file as stored (the crawl state) calls it first. A crash of
-    the machine between a put and its sync may leave a file's name with fewer bytes (ext4 names a file before its
+    it durable at once (one syncfs): whoever tells of a file as stored (a crawler process, before its message to the
+    parent) calls it first. A crash of the machine between a put and its sync may leave a file's name with fewer bytes (ext4 names a file before its
     delayed blocks reach the disk): the next put of those bytes replaces it (never a file whose bytes are whole),
     and a get refuses it meanwhile (its digest)."""
 
