@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_polite_crawl.py                        # 100 and 1,000 hosts, crawl only
     .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 100 --full     # the nightly flow end to end
     .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 2   # the hosts over 2 crawler processes
+    .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 2 --archive /srv/archive  # on that disk
 
 The portal is benchmarks/bench_crawl.py's (a TRS column of 5 reports per agency: 11 requests per host with its
 robots.txt), served by one asyncio process listening on N ports, logging every request's start and end.
@@ -160,7 +161,7 @@ def registry(ports: list[int]) -> str:
     )
 
 
-def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
+def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None) -> dict[str, Any]:
     """One nightly through the scheduler and the real fetcher, each file archived instead of extracted: stored where it
     was fetched (CrawlContext.archive), read back by the ingest path, bounded and checked against its digest, as the
     flows' ingest does (processes.reading_back; not stored a second time); with `processes` > 1 through
@@ -175,7 +176,7 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1) -> dic
     from gongkai.warehouse import IngestOutcome, open_archive
 
     portals = load_registry(reg)
-    archive = open_archive(folder / "archive")
+    archive = open_archive(archive_root or folder / "archive")
 
     def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
                archived: str | None = None) -> IngestOutcome:
@@ -227,7 +228,7 @@ def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processe
             "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
 
 
-def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1) -> dict[str, Any]:
+def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None) -> dict[str, Any]:
     os.environ["GONGKAI_CRAWL_WORKERS"] = str(workers)
     os.environ["GONGKAI_CRAWL_PROCESSES"] = str(processes)
     from gongkai.settings import quiet_prefect
@@ -235,7 +236,7 @@ def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1) -> d
     quiet_prefect()
     from gongkai.flows.crawl import nightly_flow
 
-    summary = nightly_flow(db_url=f"duckdb:///{folder}/bench.duckdb", archive_location=f"{folder}/archive", registry_file=str(reg),
+    summary = nightly_flow(db_url=f"duckdb:///{folder}/bench.duckdb", archive_location=str(archive_root or folder / "archive"), registry_file=str(reg),
                            state_file=f"{folder}/state.json",
                            politeness={"delay": DELAY, "concurrency": CONCURRENCY, "retries": 1, "backoff": 0.1})
     return {"requests": summary["requests"], "counts": summary["counts"], "scheduler": summary.get("scheduler"),
@@ -278,7 +279,9 @@ class PeakFiles:
         return self.peak
 
 
-def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, Any]:
+def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: str | None = None) -> dict[str, Any]:
+    """One size's two runs. `archive_dir`: the archive in a new folder there (the archive's own disk: a figure with
+    the rest in TMPDIR, e.g. RAM, and the files stored where they would be), removed afterwards."""
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
     files = PeakFiles()
     ports_in, ports_out = multiprocessing.Pipe(duplex=False)
@@ -292,7 +295,8 @@ def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, A
 
         flow(name="bench-warm-up")(lambda: None)()
     results = []
-    with tempfile.TemporaryDirectory(prefix="gongkai-polite-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gongkai-polite-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="gongkai-polite-archive-", dir=archive_dir or tmp) as archive_root:
         reg = Path(tmp) / "registry.toml"
         reg.write_text(registry(ports), "utf-8")
         os.environ["GONGKAI_DATA"] = tmp
@@ -301,7 +305,7 @@ def measure(n: int, full: bool, workers: int, processes: int = 1) -> dict[str, A
             portal_cpu = control.recv()
             load = os.getloadavg()[0]
             started, cpu = time.perf_counter(), _cpu()
-            out = run(reg, Path(tmp), workers, processes)
+            out = run(reg, Path(tmp), workers, processes, Path(archive_root))
             wall, cpu = time.perf_counter() - started, _cpu() - cpu
             control.send("log")
             checked = politeness_from_log(control.recv())
@@ -330,16 +334,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=128, help="most requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
     parser.add_argument("--processes", type=int, default=1,
                         help="crawler processes, the hosts split between them (GONGKAI_CRAWL_PROCESSES; 1: one process)")
+    parser.add_argument("--archive", metavar="DIR",
+                        help="the archive in a new folder under DIR (its disk), removed afterwards (default: TMPDIR)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.full, args.workers, args.processes)))
+        print(json.dumps(measure(args.one, args.full, args.workers, args.processes, args.archive)))
         return 0
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
           f"{'CPU s':>6} {'portal':>6} {'peak MB':>7} {'load':>9}  outcomes")
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes)] + (
-            ["--full"] if args.full else [])
+            ["--full"] if args.full else []) + (["--archive", args.archive] if args.archive else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)

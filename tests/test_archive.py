@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -262,3 +263,90 @@ def test_a_writer_killed_mid_write_leaves_no_partial_or_temporary_file(tmp_path:
     kept = sha256_of(b"stored before the kill")
     assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}
     assert sha256_of(b"never stored" * 1000) not in LocalArchive(root)
+
+
+def test_a_deferred_archive_syncs_its_puts_at_once_on_sync_and_each_put_is_whole_and_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict_umask: None) -> None:
+    """A crawler process's archive (sync_each=False): no fsync per put, one syncfs for every file put before `sync`,
+    none when nothing was put since; the files are the same whole, read-only files as a synced put's."""
+    fsyncs: list[int] = []
+    syncs: list[str] = []
+    real_fsync, real_syncfs = os.fsync, archive_module.syncfs
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(archive_module, "syncfs", lambda folder: (syncs.append(folder), real_syncfs(folder))[1])
+    root = tmp_path / "archive"
+    archive = open_archive(root, sync_each=False)
+    files = [os.urandom(1000 + i) for i in range(40)]
+    digests = [archive.put(data) for data in files]
+    assert len(fsyncs) == 1 and syncs == []  # only the ARCHIVE-LAYOUT marker's, once for the archive's life
+    fsyncs.clear()
+    archive.sync()
+    archive.sync()  # nothing put since: no second syncfs
+    assert syncs == [str(root.resolve())]
+    assert all(archive.get(sha) == data and read_only(root / sha[:2] / sha) for sha, data in zip(digests, files, strict=True))
+    other = LocalArchive(root, sync_each=False)  # another crawler process, which fetched one of the same files
+    other.put(files[0])  # found stored, by a writer that may not have synced it yet: its sync covers it all the same
+    other.sync()
+    assert len(syncs) == 2
+    durable = open_archive(root)  # the default: each put synced, `sync` has nothing to do
+    durable.put(b"synced on its own")
+    durable.sync()
+    assert len(fsyncs) == 1 and len(syncs) == 2
+
+
+def test_callers_of_sync_at_once_share_a_syncfs_and_each_waits_for_one_begun_after_its_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = LocalArchive(tmp_path / "archive", sync_each=False)
+    archive.put(b"first")
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    real_syncfs = archive_module.syncfs
+
+    def slow_syncfs(folder: str) -> None:
+        calls.append(archive._puts)  # the puts named when this syncfs began
+        started.set()
+        release.wait(10)
+        real_syncfs(folder)
+
+    monkeypatch.setattr(archive_module, "syncfs", slow_syncfs)
+    first = threading.Thread(target=archive.sync)
+    first.start()
+    assert started.wait(10)
+    archive.put(b"second")  # named while the first syncfs runs: that one may not cover it
+    waiting = [threading.Thread(target=archive.sync) for _ in range(8)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in [first, *waiting]:
+        thread.join(10)
+    assert not any(t.is_alive() for t in [first, *waiting])
+    assert calls == [1, 2]  # eight callers, one more syncfs, begun after "second" was named
+    assert archive._synced == 2
+
+
+def test_a_file_a_crash_cut_short_is_made_whole_by_the_next_put_and_a_whole_file_is_never_replaced(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a crash of the machine between a deferred put and its sync may leave on ext4: the file's name, fewer bytes
+    (none, or those that reached the disk). The next put of those bytes replaces it, atomically, read-only; a get
+    refuses it until then; a file whose bytes are whole is kept as it is (same inode)."""
+    root = tmp_path / "archive"
+    archive = LocalArchive(root, sync_each=False)
+    data = os.urandom(70_000)
+    sha = archive.put(data)
+    path = root / sha[:2] / sha
+    for left in (b"", data[:4096]):
+        path.unlink()
+        path.write_bytes(left)
+        path.chmod(0o444)
+        with pytest.raises(OSError, match="corrupt"):
+            archive.get(sha)
+        with caplog.at_level("WARNING", logger="gongkai.warehouse.archive"):
+            assert LocalArchive(root).put(data) == sha
+        assert archive.get(sha) == data and read_only(path)
+        assert f"{len(left)} bytes where {len(data)} were stored" in caplog.text
+        assert [p.name for p in path.parent.iterdir()] == [sha]  # no temporary file left beside it
+    inode = path.stat().st_ino
+    caplog.clear()
+    archive.put(data)
+    assert path.stat().st_ino == inode and archive.get(sha) == data and not caplog.text

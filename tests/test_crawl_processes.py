@@ -122,8 +122,9 @@ def test_the_state_the_children_wrote_makes_the_next_run_conditional(runs: Runs)
 
 class HangingInItsFirstFile:
     """child_main as it is, except that crawler process 1 stops in the middle of storing its first file in the archive:
-    the bytes written to a file that has no name yet (O_TMPFILE), its fsync never returning; `mid_file` is written
-    then, for the test to kill it there. (Spawn pickles this by reference: a module-level class of the tests.)"""
+    the bytes written to a file that has no name yet (O_TMPFILE), its link to its name never returning (a child's
+    archive does not fsync each file: the crawl state's sync covers them); `mid_file` is written then, for the test to
+    kill it there. (Spawn pickles this by reference: a module-level class of the tests.)"""
 
     def __init__(self, mid_file: Path) -> None:
         self.mid_file = mid_file
@@ -132,15 +133,15 @@ class HangingInItsFirstFile:
         from gongkai.crawler import processes
 
         if multiprocessing.current_process().name.startswith("gongkai-crawler-1-"):
-            fsync = os.fsync
+            link = os.link
 
-            def stuck(fd: int) -> None:
-                if os.fstat(fd).st_size > 1000:  # a file (ARCHIVE-LAYOUT is a line)
+            def stuck(src: Any, dst: Any, **kw: Any) -> None:
+                if os.stat(src).st_size > 1000:  # a file (ARCHIVE-LAYOUT is a line)
                     self.mid_file.write_text(str(os.getpid()))
                     time.sleep(300)
-                fsync(fd)
+                link(src, dst, **kw)
 
-            os.fsync = stuck
+            os.link = stuck
         processes.child_main(conn, parent_pid)
 
 
@@ -303,3 +304,119 @@ def test_with_per_host_limits_on_prefect_the_children_use_the_parents_server_or_
         assert processes_with_prefect_limits(2) == 1
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):  # a server (a worker's, set in its environment)
         assert processes_with_prefect_limits(2) == 2 and prefect_api_url() == "http://127.0.0.1:4200/api"
+
+
+class LoggingItsPutsAndSyncs:
+    """child_main as it is, logging to `log` (one line per event, CLOCK_MONOTONIC: one clock for every process of the
+    machine) each file it names in the archive, each sync's start and end, and each file's message to the parent (the
+    time before it is sent). (Spawn pickles this by reference.)"""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __call__(self, conn: Any, parent_pid: int) -> None:
+        from gongkai.crawler import processes
+        from gongkai.warehouse import archive as archive_module
+
+        out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (the process's life)
+        put, syncfs = LocalArchive.put, archive_module.syncfs
+
+        def logged_put(archive: LocalArchive, data: bytes) -> str:
+            sha = put(archive, data)
+            out.write(f"put {sha} {time.monotonic()}\n")
+            return sha
+
+        def logged_syncfs(folder: str) -> None:
+            started = time.monotonic()
+            syncfs(folder)
+            out.write(f"sync {started} {time.monotonic()}\n")
+
+        LocalArchive.put = logged_put  # type: ignore[method-assign]
+        archive_module.syncfs = logged_syncfs
+        processes.child_main(_LoggingSends(conn, out), parent_pid)
+
+
+class _LoggingSends:
+    """A child's end of the pipe, logging each file's message ("ingest") before it is sent."""
+
+    def __init__(self, conn: Any, out: Any) -> None:
+        self._conn, self._out = conn, out
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "ingest":  # the file's digest and its pictures' (None: a picture not fetched)
+            at, meta = time.monotonic(), message[2]
+            for sha in [meta["sha256"], *(meta["pictures"] or {}).values()]:
+                if sha is not None:
+                    self._out.write(f"ingest {sha} {at}\n")
+        self._conn.send(message)
+
+    def __getattr__(self, name: str) -> Any:  # recv, poll, close: the pipe's own
+        return getattr(self._conn, name)
+
+
+@dataclass
+class LoggedCrawl:
+    summary: dict[str, Any]
+    named: dict[str, float]  # digest: when a child first named it in the archive
+    syncs: list[tuple[float, float]]  # each syncfs's start and end
+    sent: list[tuple[str, float]]  # each file's message to the parent: its digest (and its pictures'), the time before
+    recorded: dict[str, float]  # URL: when its validators reached the parent's crawl state
+
+
+@pytest.fixture(scope="module")
+def logged_crawl(tmp_path_factory: pytest.TempPathFactory) -> LoggedCrawl:
+    """A real two-process crawl, its children logging their puts, syncs and file messages (one crawl for the tests
+    of the durability promise)."""
+    from gongkai.crawler import processes
+
+    folder = tmp_path_factory.mktemp("durable")
+    log = folder / "children.log"
+    recorded: dict[str, float] = {}
+    apply_states = processes._apply_states
+
+    def recording(state: Any, updates: list[tuple[str, Any]]) -> None:
+        apply_states(state, updates)
+        recorded.update((url, time.monotonic()) for url, entry in updates if entry is not None)
+
+    with pytest.MonkeyPatch.context() as patch, ShardPortal(HOSTS) as portal:
+        patch.setattr(processes, "child_main", LoggingItsPutsAndSyncs(log))
+        patch.setattr(processes, "_apply_states", recording)
+        registry = folder / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        summary = _crawl(portal, folder, 2, registry).summary
+    named: dict[str, float] = {}
+    syncs: list[tuple[float, float]] = []
+    sent: list[tuple[str, float]] = []
+    for line in log.read_text("utf-8").splitlines():
+        kind, a, b = line.split()
+        if kind == "put":
+            named.setdefault(a, float(b))
+        elif kind == "ingest":
+            sent.append((a, float(b)))
+        else:
+            syncs.append((float(a), float(b)))
+    return LoggedCrawl(summary, named, syncs, sent, recorded)
+
+
+def test_no_files_validators_reach_the_crawl_state_before_a_sync_begun_after_its_file_was_stored(
+        logged_crawl: LoggedCrawl) -> None:
+    """The children do not fsync each file they store: the promise is that the crawl state records no file (its URL's
+    validators, which make the next run skip it) before the file is on disk. Each report's validators reach the
+    parent's crawl state after a sync of its child that began once that child had named the file."""
+    named, syncs, recorded = logged_crawl.named, logged_crawl.syncs, logged_crawl.recorded
+    new = [d for d in logged_crawl.summary["documents"] if d["outcome"] == "new"]
+    assert len(new) == REPORTS and syncs
+    for doc in new:
+        stored, committed = named[doc["sha256"]], recorded[doc["url"]]
+        assert any(stored <= start and end <= committed for start, end in syncs), (doc["url"], stored, committed)
+
+
+def test_no_file_reaches_the_parent_before_a_sync_begun_after_it_was_stored(logged_crawl: LoggedCrawl) -> None:
+    """The parent loads a child's file into the warehouse as soon as its message arrives, and the warehouse promises
+    every value traceable to its archived document: no file's message leaves a child before a sync of the archive
+    that began once the file (and each of its pictures) was named, and ended before the message was sent."""
+    named, syncs, sent = logged_crawl.named, logged_crawl.syncs, logged_crawl.sent
+    new = {d["sha256"] for d in logged_crawl.summary["documents"] if d["outcome"] == "new"}
+    assert len(new) == REPORTS and new <= {sha for sha, _ in sent}
+    for sha, at in sent:
+        assert any(named[sha] <= start and end <= at for start, end in syncs), (sha, named[sha], at)

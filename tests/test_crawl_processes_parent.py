@@ -491,3 +491,61 @@ def test_a_child_sending_what_the_parent_cannot_read_fails_with_one_line(hostile
     assert "\n" not in child.error
     child_end.close()
     parent_end.close()
+
+
+def test_a_childs_file_goes_to_the_parent_only_once_it_is_synced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child's archive does not fsync each put (open_archive(sync_each=False), as child_main opens it): the durability
+    promise moves to the file's message. It reaches the parent after one syncfs begun after the file and its pictures
+    were stored (the parent loads the file into the warehouse at once, and its answer is what commits the URL's
+    validators); a sync that fails fails the file's ingest with its line, and nothing reaches the parent."""
+    from gongkai.warehouse import archive as archive_module
+
+    seen: list[str] = []
+    real_syncfs = archive_module.syncfs
+    failing: list[OSError] = []
+
+    def recording_syncfs(folder: str) -> None:
+        if failing:
+            raise failing[0]
+        real_syncfs(folder)
+        seen.append("synced")
+
+    monkeypatch.setattr(archive_module, "syncfs", recording_syncfs)
+    archive = open_archive(tmp_path / "archive", sync_each=False)
+    parent_end, child_end = multiprocessing.Pipe()
+    link = ParentLink(child_end, [PORTAL], timeout=5.0, archive=archive)
+    url = "http://127.0.0.1:1/a1/r.pdf"
+    stored = Stored.put(archive, os.urandom(20_000), {"t1.png": os.urandom(3_000)})  # as a fetch thread stores it
+    seen.append("stored")
+    got: dict[str, Any] = {}
+
+    def ingest(stored: Stored, url: str) -> None:
+        try:
+            got[url] = link.ingest(b"", name="r.pdf", url=url, agency=None, year=None, portal=PORTAL, stored=stored)
+        except OSError as exc:
+            got[url] = exc
+
+    sending = threading.Thread(target=ingest, args=(stored, url))
+    sending.start()
+    assert parent_end.poll(5)
+    kind, rid, meta = parent_end.recv()
+    seen.append("sent")
+    assert kind == "ingest" and meta["sha256"] == stored.sha256 and meta["pictures"] == stored.pictures
+    assert seen == ["stored", "synced", "sent"] and archive._synced == archive._puts == 2  # type: ignore[attr-defined]
+    outcome = IngestOutcome(stored.sha256, "new", "r.pdf", url=url, portal="p1")
+    parent_end.send(("reply", rid, outcome, None))
+    sending.join(5)
+    assert got[url] == outcome
+    # crawl-state updates need no sync of their own: each commit follows the parent's answer to its file
+    link.state(url, pack('"v1"', None, None))
+    assert parent_end.poll(5) and parent_end.recv() == ("updates", [(url, ('"v1"', None, None))], [])
+    assert seen == ["stored", "synced", "sent"]
+
+    failing.append(OSError(5, "Input/output error"))
+    other = Stored.put(archive, os.urandom(20_000))
+    ingest(other, url + "?2")
+    assert isinstance(got[url + "?2"], OSError) and "Input/output error" in str(got[url + "?2"])
+    assert not parent_end.poll(0.3), "a file not synced reached the parent"
+    link.conn.close()
+    parent_end.close()
