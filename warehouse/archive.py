@@ -235,9 +235,9 @@ class LocalArchive:
         target = os.path.join(self.location, key_for(sha256, self.layout))
         there = _stat(target)
         if there is not None:
-            if not stat.S_ISREG(there.st_mode) or there.st_size == len(data):
+            if not stat.S_ISREG(there.st_mode) or _holds(target, data, there.st_size):
                 return sha256
-            self._repair(target, data, there.st_size)  # a crash before its sync cut it short: made whole
+            self._repair(target, data, there.st_size)  # a crash before its sync left it short or unwritten: made whole
             return sha256
         if self._unmarked:
             self._mark()
@@ -274,11 +274,12 @@ class LocalArchive:
                 self._synced = max(self._synced, covers)
 
     def _repair(self, target: str, data: bytes, found: int) -> None:
-        """Replace the file at `target`, which has `found` bytes where its digest's have len(data): left so by a crash
-        of the machine before a deferred sync (never by a writer, which names only whole files). The whole file is
+        """Replace the file at `target`, which has `found` bytes (fewer, or as many but not these) where its digest's
+        are `data`: left so by a crash of the machine before a deferred sync (never by a writer, which names only
+        whole files). The whole file is
         written and synced under a temporary name, then renamed over it (atomic: a reader sees one or the other)."""
-        log.warning("archive file %s has %d bytes where %d were stored (a crash before it reached the disk?): "
-                    "replaced by the same bytes whole", os.path.basename(target), found, len(data))
+        log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached the "
+                    "disk?): replaced by the same bytes whole", os.path.basename(target), found, len(data))
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_INCOMING)
         try:
             try:
@@ -324,6 +325,20 @@ class LocalArchive:
         self.root.mkdir(parents=True, exist_ok=True)
         write_once(self.location, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
+
+
+def _holds(path: str, data: bytes, size: int) -> bool:
+    """Whether the archive file at `path` (`size` bytes by its lstat) holds exactly `data`. Not the size alone: a
+    crash of the machine before a deferred sync may leave a file of the right size whose blocks were never written
+    (zeros, or old disk contents, on ext4 without a journal), which every later get refuses by its digest; only a
+    put of the same bytes finds it, and it reads no more than those bytes and one past them to say so."""
+    if size != len(data):
+        return False
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(data) + 1) == data
+    except OSError:  # unreadable: replaced as a damaged file would be (the repair's own errors are the put's)
+        return False
 
 
 def _stat(path: str) -> os.stat_result | None:
