@@ -352,3 +352,46 @@ def test_a_file_a_crash_cut_short_or_left_unwritten_is_made_whole_by_the_next_pu
     caplog.clear()
     archive.put(data)
     assert path.stat().st_ino == inode and archive.get(sha) == data and not caplog.text
+
+
+def test_a_failed_syncfs_fails_every_sync_after_it_that_is_not_already_covered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs(2) reports a writeback error once (to the first call after it): a second syncfs succeeds over a file whose
+    bytes never reached the disk. So neither a caller that waited on the failed syncfs nor one that comes after it may
+    be told its files are on disk by a later one (a crawler process would send the parent a file not on disk)."""
+    archive = LocalArchive(tmp_path / "archive", sync_each=False)
+    archive.put(b"covered by the sync that fails")
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def failing_once(folder: str) -> None:
+        calls.append(archive._puts)
+        if len(calls) == 1:
+            started.set()
+            release.wait(10)
+            raise OSError(errno.EIO, f"syncfs {folder}: Input/output error")
+
+    monkeypatch.setattr(archive_module, "syncfs", failing_once)
+    errors: list[BaseException | None] = []
+
+    def sync() -> None:
+        try:
+            archive.sync()
+            errors.append(None)
+        except OSError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=sync)
+    first.start()
+    assert started.wait(10)
+    waiter = threading.Thread(target=sync)  # its put is the first one: covered by the syncfs that fails
+    waiter.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in (first, waiter):
+        thread.join(10)
+    assert len(errors) == 2 and all(isinstance(e, OSError) for e in errors), errors
+    archive.put(b"put after the failure")
+    with pytest.raises(OSError, match="failed"):
+        archive.sync()  # a later syncfs would succeed; the first file's loss would go unreported
+    assert calls == [1]

@@ -218,6 +218,9 @@ class LocalArchive:
         self._puts = self._synced = 0
         self._syncing = False
         self._sync_done = threading.Condition(threading.Lock())
+        # a syncfs that failed: every later sync not covered by an earlier one fails too (syncfs reports a writeback
+        # error only once, to the first call after it: the next would succeed over a file whose bytes were lost)
+        self._sync_failed: OSError | None = None
 
     def path_for(self, sha256: str) -> Path:
         return self.root / key_for(sha256, self.layout)
@@ -254,12 +257,17 @@ class LocalArchive:
         """Every file put before this call is on disk when it returns: one syncfs for all of them (and for another
         process's puts on the same file system). A call while a sync runs waits for it and, if that sync began before
         the call, for the next one, which it may start itself: callers at once share one syncfs. Nothing to do when
-        each put synced (`sync_each`) or nothing was put since the last sync."""
+        each put synced (`sync_each`) or nothing was put since the last sync. A syncfs that fails raises here and in
+        every later call that an earlier syncfs does not cover (its waiters too): the archive's process is not told a
+        file is on disk after a writeback error, whichever file it hit."""
         if self.sync_each:
             return
         with self._sync_done:
             wanted = self._puts
             while self._synced < wanted:
+                if self._sync_failed is not None:
+                    raise OSError(self._sync_failed.errno, f"an earlier sync of the archive failed, its files may not "
+                                  f"be on disk: {self._sync_failed}") from self._sync_failed
                 if self._syncing:
                     self._sync_done.wait()
                     continue
@@ -267,6 +275,9 @@ class LocalArchive:
                 self._sync_done.release()
                 try:
                     syncfs(self.location)
+                except OSError as exc:
+                    self._sync_failed = exc  # seen by every waiter this syncfs wakes (finally) and every later call
+                    raise
                 finally:
                     self._sync_done.acquire()
                     self._syncing = False
