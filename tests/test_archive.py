@@ -395,3 +395,19 @@ def test_a_failed_syncfs_fails_every_sync_after_it_that_is_not_already_covered(
     with pytest.raises(OSError, match="failed"):
         archive.sync()  # a later syncfs would succeed; the first file's loss would go unreported
     assert calls == [1]
+
+
+def test_a_synced_put_that_finds_its_file_named_by_a_deferred_writer_makes_it_durable_before_it_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A put of the default archive (sync_each) is on disk when it returns, also where it finds its file already there:
+    a crawler process (sync_each=False) may have named it and not synced it yet, and the caller (an ingest of the same
+    report from another source, another run on the same archive) records it as stored at once."""
+    root = tmp_path / "archive"
+    data = b"the same report, fetched by a crawler process first" * 100
+    sha = LocalArchive(root, sync_each=False).put(data)  # named, not synced
+    path = root / sha[:2] / sha
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real_fsync(fd))[1])
+    assert LocalArchive(root).put(data) == sha
+    assert path.stat().st_ino in synced

@@ -238,7 +238,13 @@ class LocalArchive:
         target = os.path.join(self.location, key_for(sha256, self.layout))
         there = _stat(target)
         if there is not None:
-            if not stat.S_ISREG(there.st_mode) or _holds(target, data, there.st_size):
+            if not stat.S_ISREG(there.st_mode):
+                return sha256
+            if _holds(target, data, there.st_size):
+                if self.sync_each:
+                    # a deferred writer (a crawler process) may have named it and not synced it yet: this put's
+                    # caller records it as stored now (an fsync of a file already on disk costs next to nothing)
+                    _fsync_file(target)
                 return sha256
             self._repair(target, data, there.st_size)  # a crash before its sync left it short or unwritten: made whole
             return sha256
@@ -350,6 +356,15 @@ def _holds(path: str, data: bytes, size: int) -> bool:
             return file.read(len(data) + 1) == data
     except OSError:  # unreadable: replaced as a damaged file would be (the repair's own errors are the put's)
         return False
+
+
+def _fsync_file(path: str) -> None:
+    """The archive file at `path` on disk (its bytes, written by this or another process), a link not followed."""
+    fd = os.open(path, os.O_RDONLY | _NO_FOLLOW_NO_WAIT)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _stat(path: str) -> os.stat_result | None:
