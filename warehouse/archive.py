@@ -22,6 +22,7 @@ import re
 import stat
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
@@ -182,19 +183,35 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
-def syncfs(folder: str) -> None:
+def syncfs(folder: str, held: int | None = None) -> None:
     """Everything written to the file system holding `folder` on disk: its files' bytes, their names, the folders
-    (Linux syncfs(2): one journal commit and one cache flush for all of them; elsewhere sync(2), every file system)."""
+    (Linux syncfs(2): one journal commit and one cache flush for all of them; elsewhere sync(2), every file system).
+    `held`: a descriptor of `folder` opened before the files were written (open_folder). syncfs(2) reports a
+    writeback error to a descriptor opened before it, once; one opened after it only while no syncfs anywhere
+    reported it yet: another crawler process's syncfs on the same file system would have taken it."""
     if _SYNCFS is None:
         os.sync()
         return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = open_folder(folder) if held is None else held
     try:
         if _SYNCFS(fd) != 0:
             code = ctypes.get_errno()
             raise OSError(code, f"syncfs {folder}: {os.strerror(code)}")
     finally:
-        os.close(fd)
+        if held is None:
+            os.close(fd)
+
+
+def open_folder(folder: str) -> int:
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _nearest_folder(path: Path) -> str:
+    """`path`, or its nearest ancestor that exists: an archive not made yet is made below it, on its file system (the
+    one whose writeback errors syncfs reports)."""
+    while not path.is_dir() and path.parent != path:
+        path = path.parent
+    return str(path)
 
 
 class LocalArchive:
@@ -219,8 +236,14 @@ class LocalArchive:
         self._syncing = False
         self._sync_done = threading.Condition(threading.Lock())
         # a syncfs that failed: every later sync not covered by an earlier one fails too (syncfs reports a writeback
-        # error only once, to the first call after it: the next would succeed over a file whose bytes were lost)
+        # error once to a descriptor: the next would succeed over a file whose bytes were lost)
         self._sync_failed: OSError | None = None
+        # the archive's folder held open from before its first deferred put: its syncfs sees every writeback error
+        # since, also one another process's syncfs reported first (syncfs)
+        self._held: int | None = None
+        if not sync_each:
+            self._held = open_folder(_nearest_folder(self.root))
+            weakref.finalize(self, os.close, self._held)
 
     def path_for(self, sha256: str) -> Path:
         return self.root / key_for(sha256, self.layout)
@@ -280,7 +303,7 @@ class LocalArchive:
                 self._syncing, covers = True, self._puts  # the puts named before this syncfs starts
                 self._sync_done.release()
                 try:
-                    syncfs(self.location)
+                    syncfs(self.location, self._held)
                 except OSError as exc:
                     self._sync_failed = exc  # seen by every waiter this syncfs wakes (finally) and every later call
                     raise
