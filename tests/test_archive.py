@@ -408,7 +408,12 @@ def test_a_synced_put_that_finds_its_file_named_by_a_deferred_writer_makes_it_du
     path = root / sha[:2] / sha
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real_fsync(fd))[1])
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
     assert LocalArchive(root).put(data) == sha
     assert path.stat().st_ino in synced
 
