@@ -186,7 +186,7 @@ _SYNCFS = _libc_syncfs()
 def syncfs(folder: str, held: int | None = None) -> None:
     """Everything written to the file system holding `folder` on disk: its files' bytes, their names, the folders
     (Linux syncfs(2): one journal commit and one cache flush for all of them; elsewhere sync(2), every file system).
-    `held`: a descriptor of `folder` opened before the files were written (open_folder). syncfs(2) reports a
+    `held`: a folder on that file system opened before the files were written (open_folder). syncfs(2) reports a
     writeback error to a descriptor opened before it, once; one opened after it only while no syncfs anywhere
     reported it yet: another crawler process's syncfs on the same file system would have taken it."""
     if _SYNCFS is None:
