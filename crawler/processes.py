@@ -272,8 +272,9 @@ class ParentLink:
             stored = Stored.put(self.archive, data, pictures)
         if self.archive is not None:
             # the parent loads the file into the warehouse as soon as it hears of it: its bytes (and its pictures') on
-            # disk first, this child's archive not fsyncing each put (child_main). A sync that fails raises: the item
-            # fails with its line, nothing recorded, fetched in full next run
+            # disk first, this child's archive not fsyncing each put (child_main). A sync that fails raises, here and
+            # for every file of this child not covered by an earlier sync: each fails with its line, nothing recorded,
+            # fetched in full next run
             self.archive.sync()
         rid, event = next(self._ids), threading.Event()
         box: list[Any] = []

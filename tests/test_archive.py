@@ -273,7 +273,7 @@ def test_a_deferred_archive_syncs_its_puts_at_once_on_sync_and_each_put_is_whole
     syncs: list[str] = []
     real_fsync, real_syncfs = os.fsync, archive_module.syncfs
     monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
-    monkeypatch.setattr(archive_module, "syncfs", lambda folder: (syncs.append(folder), real_syncfs(folder))[1])
+    monkeypatch.setattr(archive_module, "syncfs", lambda folder, held=None: (syncs.append(folder), real_syncfs(folder, held))[1])
     root = tmp_path / "archive"
     archive = open_archive(root, sync_each=False)
     files = [os.urandom(1000 + i) for i in range(40)]
@@ -302,11 +302,11 @@ def test_callers_of_sync_at_once_share_a_syncfs_and_each_waits_for_one_begun_aft
     calls: list[int] = []
     real_syncfs = archive_module.syncfs
 
-    def slow_syncfs(folder: str) -> None:
+    def slow_syncfs(folder: str, held: int | None = None) -> None:
         calls.append(archive._puts)  # the puts named when this syncfs began
         started.set()
         release.wait(10)
-        real_syncfs(folder)
+        real_syncfs(folder, held)
 
     monkeypatch.setattr(archive_module, "syncfs", slow_syncfs)
     first = threading.Thread(target=archive.sync)
@@ -352,3 +352,96 @@ def test_a_file_a_crash_cut_short_or_left_unwritten_is_made_whole_by_the_next_pu
     caplog.clear()
     archive.put(data)
     assert path.stat().st_ino == inode and archive.get(sha) == data and not caplog.text
+
+
+def test_a_failed_syncfs_fails_every_sync_after_it_that_is_not_already_covered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs(2) reports a writeback error once (to the first call after it): a second syncfs succeeds over a file whose
+    bytes never reached the disk. So neither a caller that waited on the failed syncfs nor one that comes after it may
+    be told its files are on disk by a later one (a crawler process would send the parent a file not on disk)."""
+    archive = LocalArchive(tmp_path / "archive", sync_each=False)
+    archive.put(b"covered by the sync that fails")
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def failing_once(folder: str, held: int | None = None) -> None:
+        calls.append(archive._puts)
+        if len(calls) == 1:
+            started.set()
+            release.wait(10)
+            raise OSError(errno.EIO, f"syncfs {folder}: Input/output error")
+
+    monkeypatch.setattr(archive_module, "syncfs", failing_once)
+    errors: list[BaseException | None] = []
+
+    def sync() -> None:
+        try:
+            archive.sync()
+            errors.append(None)
+        except OSError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=sync)
+    first.start()
+    assert started.wait(10)
+    waiter = threading.Thread(target=sync)  # its put is the first one: covered by the syncfs that fails
+    waiter.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in (first, waiter):
+        thread.join(10)
+    assert len(errors) == 2 and all(isinstance(e, OSError) for e in errors), errors
+    archive.put(b"put after the failure")
+    with pytest.raises(OSError, match="failed"):
+        archive.sync()  # a later syncfs would succeed; the first file's loss would go unreported
+    assert calls == [1]
+
+
+def test_a_synced_put_that_finds_its_file_named_by_a_deferred_writer_makes_it_durable_before_it_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A put of the default archive (sync_each) is on disk when it returns, also where it finds its file already there:
+    a crawler process (sync_each=False) may have named it and not synced it yet, and the caller (an ingest of the same
+    report from another source, another run on the same archive) records it as stored at once."""
+    root = tmp_path / "archive"
+    data = b"the same report, fetched by a crawler process first" * 100
+    sha = LocalArchive(root, sync_each=False).put(data)  # named, not synced
+    path = root / sha[:2] / sha
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    assert LocalArchive(root).put(data) == sha
+    assert path.stat().st_ino in synced
+
+
+def test_a_deferred_archive_syncs_through_its_folder_held_open_from_before_its_first_put(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs(2) reports a writeback error to a descriptor opened before it; to one opened after it only if no syncfs
+    reported it yet. Two crawler processes share the archive's file system: a folder opened afresh at each sync missed
+    an error the other process's syncfs took first (its file then reached the parent though its bytes were lost)."""
+    root = tmp_path / "archive"
+    archive = LocalArchive(root, sync_each=False)
+    opened = set(os.listdir("/proc/self/fd"))  # its folder (or the nearest one on its file system) held from here
+    given: list[int | None] = []
+    real_syncfs = archive_module.syncfs
+
+    def recording(folder: str, held: int | None = None) -> None:
+        given.append(held)
+        real_syncfs(folder, held)
+
+    monkeypatch.setattr(archive_module, "syncfs", recording)
+    for data in (b"one", b"two"):
+        archive.put(data)
+        archive.sync()
+    assert len(given) == 2 and given[0] is not None and given[0] == given[1]
+    assert str(given[0]) in opened and os.fstat(given[0]).st_dev == os.stat(root).st_dev
+    held = given[0]
+    del archive
+    import gc
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(held)  # closed with the archive

@@ -326,9 +326,9 @@ class LoggingItsPutsAndSyncs:
             out.write(f"put {sha} {time.monotonic()}\n")
             return sha
 
-        def logged_syncfs(folder: str) -> None:
+        def logged_syncfs(folder: str, held: int | None = None) -> None:
             started = time.monotonic()
-            syncfs(folder)
+            syncfs(folder, held)
             out.write(f"sync {started} {time.monotonic()}\n")
 
         LocalArchive.put = logged_put  # type: ignore[method-assign]

@@ -505,10 +505,10 @@ def test_a_childs_file_goes_to_the_parent_only_once_it_is_synced(
     real_syncfs = archive_module.syncfs
     failing: list[OSError] = []
 
-    def recording_syncfs(folder: str) -> None:
+    def recording_syncfs(folder: str, held: int | None = None) -> None:
         if failing:
             raise failing[0]
-        real_syncfs(folder)
+        real_syncfs(folder, held)
         seen.append("synced")
 
     monkeypatch.setattr(archive_module, "syncfs", recording_syncfs)

@@ -22,6 +22,7 @@ import re
 import stat
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
@@ -182,19 +183,35 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
-def syncfs(folder: str) -> None:
+def syncfs(folder: str, held: int | None = None) -> None:
     """Everything written to the file system holding `folder` on disk: its files' bytes, their names, the folders
-    (Linux syncfs(2): one journal commit and one cache flush for all of them; elsewhere sync(2), every file system)."""
+    (Linux syncfs(2): one journal commit and one cache flush for all of them; elsewhere sync(2), every file system).
+    `held`: a folder on that file system opened before the files were written (open_folder). syncfs(2) reports a
+    writeback error to a descriptor opened before it, once; one opened after it only while no syncfs anywhere
+    reported it yet: another crawler process's syncfs on the same file system would have taken it."""
     if _SYNCFS is None:
         os.sync()
         return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = open_folder(folder) if held is None else held
     try:
         if _SYNCFS(fd) != 0:
             code = ctypes.get_errno()
             raise OSError(code, f"syncfs {folder}: {os.strerror(code)}")
     finally:
-        os.close(fd)
+        if held is None:
+            os.close(fd)
+
+
+def open_folder(folder: str) -> int:
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _nearest_folder(path: Path) -> str:
+    """`path`, or its nearest ancestor that exists: an archive not made yet is made below it, on its file system (the
+    one whose writeback errors syncfs reports)."""
+    while not path.is_dir() and path.parent != path:
+        path = path.parent
+    return str(path)
 
 
 class LocalArchive:
@@ -218,6 +235,15 @@ class LocalArchive:
         self._puts = self._synced = 0
         self._syncing = False
         self._sync_done = threading.Condition(threading.Lock())
+        # a syncfs that failed: every later sync not covered by an earlier one fails too (syncfs reports a writeback
+        # error once to a descriptor: the next would succeed over a file whose bytes were lost)
+        self._sync_failed: OSError | None = None
+        # the archive's folder held open from before its first deferred put: its syncfs sees every writeback error
+        # since, also one another process's syncfs reported first (syncfs)
+        self._held: int | None = None
+        if not sync_each:
+            self._held = open_folder(_nearest_folder(self.root))
+            weakref.finalize(self, os.close, self._held)
 
     def path_for(self, sha256: str) -> Path:
         return self.root / key_for(sha256, self.layout)
@@ -235,7 +261,13 @@ class LocalArchive:
         target = os.path.join(self.location, key_for(sha256, self.layout))
         there = _stat(target)
         if there is not None:
-            if not stat.S_ISREG(there.st_mode) or _holds(target, data, there.st_size):
+            if not stat.S_ISREG(there.st_mode):
+                return sha256
+            if _holds(target, data, there.st_size):
+                if self.sync_each:
+                    # a deferred writer (a crawler process) may have named it and not synced it yet: this put's
+                    # caller records it as stored now (an fsync of a file already on disk costs next to nothing)
+                    _fsync_file(target)
                 return sha256
             self._repair(target, data, there.st_size)  # a crash before its sync left it short or unwritten: made whole
             return sha256
@@ -254,19 +286,27 @@ class LocalArchive:
         """Every file put before this call is on disk when it returns: one syncfs for all of them (and for another
         process's puts on the same file system). A call while a sync runs waits for it and, if that sync began before
         the call, for the next one, which it may start itself: callers at once share one syncfs. Nothing to do when
-        each put synced (`sync_each`) or nothing was put since the last sync."""
+        each put synced (`sync_each`) or nothing was put since the last sync. A syncfs that fails raises here and in
+        every later call that an earlier syncfs does not cover (its waiters too): the archive's process is not told a
+        file is on disk after a writeback error, whichever file it hit."""
         if self.sync_each:
             return
         with self._sync_done:
             wanted = self._puts
             while self._synced < wanted:
+                if self._sync_failed is not None:
+                    raise OSError(self._sync_failed.errno, f"an earlier sync of the archive failed, its files may not "
+                                  f"be on disk: {self._sync_failed}") from self._sync_failed
                 if self._syncing:
                     self._sync_done.wait()
                     continue
                 self._syncing, covers = True, self._puts  # the puts named before this syncfs starts
                 self._sync_done.release()
                 try:
-                    syncfs(self.location)
+                    syncfs(self.location, self._held)
+                except OSError as exc:
+                    self._sync_failed = exc  # seen by every waiter this syncfs wakes (finally) and every later call
+                    raise
                 finally:
                     self._sync_done.acquire()
                     self._syncing = False
@@ -339,6 +379,15 @@ def _holds(path: str, data: bytes, size: int) -> bool:
             return file.read(len(data) + 1) == data
     except OSError:  # unreadable: replaced as a damaged file would be (the repair's own errors are the put's)
         return False
+
+
+def _fsync_file(path: str) -> None:
+    """The archive file at `path` on disk (its bytes, written by this or another process), a link not followed."""
+    fd = os.open(path, os.O_RDONLY | _NO_FOLLOW_NO_WAIT)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _stat(path: str) -> os.stat_result | None:
