@@ -754,3 +754,32 @@ def test_hosts_with_the_same_robots_txt_share_its_parsed_rules() -> None:
     for i in range(robots.SHARED_ROBOTS + 10):
         Robots.parse(["User-agent: *", f"Disallow: /x{i}/"])
     assert robots._shared.cache_info().currsize <= robots.SHARED_ROBOTS
+
+
+def test_what_the_shared_robots_rules_pin_at_worst_is_small() -> None:
+    """The cache full of texts just under its length bound, each of as many short wildcard rules as fit (what a hostile
+    or odd portal could serve; a wildcard rule parses to the most): what it keeps stays under 2 MB (64 texts of 4,096
+    characters pinned ~22 MB)."""
+    import tracemalloc
+
+    from gongkai.crawler import robots
+    from gongkai.crawler.robots import Robots
+
+    robots._shared.cache_clear()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for host in range(robots.SHARED_ROBOTS):
+            lines = ["User-agent: *", f"Disallow: /h{host}"]
+            size = len("\n".join(lines))
+            while size + len(rule := f"Disallow: /*{len(lines)}*$") + 1 <= robots.SHARED_ROBOTS_MAX_CHARS:
+                lines.append(rule)
+                size += len(rule) + 1
+            assert len("\n".join(lines)) <= robots.SHARED_ROBOTS_MAX_CHARS
+            Robots.parse(lines)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        robots._shared.cache_clear()
+    assert robots.SHARED_ROBOTS_MAX_CHARS >= 512  # a platform's usual robots.txt is still shared
+    assert held < 2_000_000, held
