@@ -3,8 +3,11 @@
 
     .venv/bin/python benchmarks/bench_polite_crawl.py                        # 100 and 1,000 hosts, crawl only
     .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 100 --full     # the nightly flow end to end
-    .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 2   # the hosts over 2 crawler processes
+    .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 1   # all hosts in one crawler process
     .venv/bin/python benchmarks/bench_polite_crawl.py --sizes 1000 --processes 2 --archive /srv/archive  # on that disk
+
+The crawler processes are those a crawl would choose on this machine (GONGKAI_CRAWL_PROCESSES=0: one per core, each
+given at least 200 hosts: one at 100 hosts, two at 1,000 on 2 cores) unless --processes says otherwise.
 
 The portal is benchmarks/bench_crawl.py's (a TRS column of 5 reports per agency: 11 requests per host with its
 robots.txt), served by one asyncio process listening on N ports, logging every request's start and end.
@@ -332,14 +335,19 @@ def main() -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000], help="host counts")
     parser.add_argument("--full", action="store_true", help="the nightly flow end to end (extraction, DuckDB)")
     parser.add_argument("--workers", type=int, default=128, help="most requests in flight across hosts (GONGKAI_CRAWL_WORKERS)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="crawler processes, the hosts split between them (GONGKAI_CRAWL_PROCESSES; 1: one process)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="crawler processes, the hosts split between them (GONGKAI_CRAWL_PROCESSES; 1: one process; "
+                             "0, the default: as a crawl would choose on this machine, one per core, each given at "
+                             "least 200 hosts)")
     parser.add_argument("--archive", metavar="DIR",
                         help="the archive in a new folder under DIR (its disk), removed afterwards (default: TMPDIR)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.full, args.workers, args.processes, args.archive)))
+        from gongkai.crawler.processes import process_count
+
+        processes = process_count(args.processes, args.one)  # what GONGKAI_CRAWL_PROCESSES would give the crawl
+        print(json.dumps(measure(args.one, args.full, args.workers, processes, args.archive)))
         return 0
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
           f"{'CPU s':>6} {'portal':>6} {'peak MB':>7} {'load':>9}  outcomes")
