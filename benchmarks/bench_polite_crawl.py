@@ -282,16 +282,21 @@ class PeakFiles:
         return self.peak
 
 
+def start_portal(n: int, latency: float = LATENCY) -> tuple[Any, list[int], Any]:
+    """The portal on N loopback ports in a process of its own: (the process, its ports, its control pipe)."""
+    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
+    control, control_child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=portal, args=(n, latency, ports_out, control_child), daemon=True)
+    server.start()
+    return server, ports_in.recv(), control
+
+
 def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: str | None = None) -> dict[str, Any]:
     """One size's two runs. `archive_dir`: the archive in a new folder there (the archive's own disk: a figure with
     the rest in TMPDIR, e.g. RAM, and the files stored where they would be), removed afterwards."""
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
     files = PeakFiles()
-    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
-    control, control_child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=portal, args=(n, LATENCY, ports_out, control_child), daemon=True)
-    server.start()
-    ports = ports_in.recv()
+    server, ports, control = start_portal(n)
     run = full_nightly if full else crawl_only
     if full:  # start Prefect's ephemeral server outside the timed runs
         from prefect import flow

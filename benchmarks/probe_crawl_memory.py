@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import multiprocessing
 import os
 import resource
 import sys
@@ -122,11 +121,7 @@ def main() -> int:
                         help="with --trace: when glibc's mmapped blocks pass this, list the large allocations held then")
     args = parser.parse_args()
     bench.raise_fd_limit(4 * args.hosts + 1024)
-    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
-    control, control_child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=bench.portal, args=(args.hosts, bench.LATENCY, ports_out, control_child), daemon=True)
-    server.start()
-    ports = ports_in.recv()
+    server, ports, control = bench.start_portal(args.hosts)
     from gongkai.crawler.scheduler import CrawlScheduler
 
     original = CrawlScheduler.__init__

@@ -14,7 +14,6 @@ same machine load (printed beside them).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import resource
 import sys
@@ -106,11 +105,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2, choices=(1, 2))
     args = parser.parse_args()
     bench.raise_fd_limit(4 * args.hosts + 1024)
-    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
-    control, control_child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=bench.portal, args=(args.hosts, bench.LATENCY, ports_out, control_child), daemon=True)
-    server.start()
-    ports = ports_in.recv()
+    server, ports, control = bench.start_portal(args.hosts)
     try:
         with tempfile.TemporaryDirectory(prefix="gongkai-probe-") as tmp:
             reg = Path(tmp) / "registry.toml"
