@@ -150,21 +150,33 @@ def write_once(folder: str, target: str, data: bytes, *, durable: bool = True) -
             finally:
                 os.close(fd)
             return
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_INCOMING)
+    tmp = _written_aside(folder, data, durable=durable)
     try:
-        try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o444)
         try:
             os.link(tmp, target)  # fails if another writer won the race: never overwrite
         except FileExistsError:
             pass
     finally:
         os.unlink(tmp)
+
+
+def _written_aside(folder: str, data: bytes, *, durable: bool) -> str:
+    """`data` in a new read-only `.incoming-` file in `folder` (with `durable`, on disk), its path; removed if writing
+    it fails."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_INCOMING)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, 0o444)  # exactly 0444 whatever the umask
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -316,18 +328,12 @@ class LocalArchive:
     def _repair(self, target: str, data: bytes, found: int) -> None:
         """Replace the file at `target`, which has `found` bytes (fewer, or as many but not these) where its digest's
         are `data`: left so by a crash of the machine before a deferred sync (never by a writer, which names only
-        whole files). The whole file is
-        written and synced under a temporary name, then renamed over it (atomic: a reader sees one or the other)."""
+        whole files). The whole file is written and synced under a temporary name, then renamed over it (atomic: a
+        reader sees one or the other)."""
         log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached the "
                     "disk?): replaced by the same bytes whole", os.path.basename(target), found, len(data))
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_INCOMING)
+        tmp = _written_aside(os.path.dirname(target), data, durable=True)
         try:
-            try:
-                _write_all(fd, data)
-                os.fchmod(fd, 0o444)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
