@@ -151,7 +151,20 @@ def politeness_from_log(log: list[tuple[Any, float, float]]) -> dict[str, float 
             now += step
             most = max(most, now)
     busiest = max((len(v) for v in by_port.values()), default=0)
-    return {"max_in_flight": most, "min_gap_s": round(gap, 4), "busiest_host_requests": busiest}
+    return {"max_in_flight": most, "min_gap_s": round(gap, 4), "busiest_host_requests": busiest} | lateness(by_port)
+
+
+def lateness(by_port: dict[Any, list[tuple[float, float]]]) -> dict[str, Any]:
+    """Where the wall goes beyond the bound (spans sorted by start): `ramp_s`, the last host's first request after
+    the first host's; `late_s`, per position in a host's chain (its 1st gap, 2nd...), the mean of gap - DELAY over the
+    hosts (a host's chain is its requests one delay apart at best: each late turn delays all it has left)."""
+    firsts = [spans[0][0] for spans in by_port.values() if spans]
+    late: dict[int, list[float]] = defaultdict(list)
+    for spans in by_port.values():
+        for i, ((a, _), (b, _)) in enumerate(zip(spans, spans[1:], strict=False)):
+            late[i].append(b - a - DELAY)
+    return {"ramp_s": round(max(firsts) - min(firsts), 2) if firsts else None,
+            "late_s": [round(sum(v) / len(v), 2) for _, v in sorted(late.items())]}
 
 
 # --- the crawl ---------------------------------------------------------------------------------------------
@@ -371,6 +384,9 @@ def main() -> int:
                   f"{x['load_before']:>4.1f}/{r['load_avg']:<4.1f}  {x['counts']}", flush=True)
         print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
               f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
+        print(f"      where the wall goes (portal's log, first run): the last host's first request {r['first'].get('ramp_s')} s "
+              f"after the first's; mean lateness of each host's 1st, 2nd, ... turn beyond the delay (s): "
+              f"{r['first'].get('late_s')}", flush=True)
         if r.get("processes", 1) > 1:
             print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
                   f"{r['child_peak_rss_mb']} MB), "

@@ -117,3 +117,33 @@ def test_the_parent_hands_its_schema_to_the_child(parent_loaded: bool) -> None:
                           "given": got.schema is not None}}))
     """)
     assert seen == {"kind": "plan", "schema": True, "given": parent_loaded}
+
+
+def test_a_crawl_loads_its_adapters_and_the_schema_while_its_first_requests_are_out(tmp_path: Path) -> None:
+    # crawler.scheduler.warm_up: loaded on the driver at the first listing page done, they held every host's turn
+    # (~0.3 s at 1,000 hosts). A crawl whose only host refuses connections parses no page: whatever it loaded, the
+    # warm-up did, on its own thread, and was finished when the run returned
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[[portal]]\nid = "closed"\nagency = "示例市"\ndivision_code = "110000"\nlevel = "department"\n'
+                        'cms = "trs"\nlisting = ["http://127.0.0.1:9/index.html"]\nhosts = ["127.0.0.1:9"]\n', "utf-8")
+    seen = _fresh(f"""
+        import json, sys, threading
+        import gongkai.schema as schema
+        from pathlib import Path
+        from gongkai.crawler.crawl import CrawlContext, Limits, Walk
+        from gongkai.crawler.fetcher import Fetcher
+        from gongkai.crawler.registry import all_hosts, load_registry
+        from gongkai.crawler.scheduler import CrawlScheduler, HostSlots
+        from gongkai.crawler.state import CrawlState
+        portals = load_registry(Path({str(registry)!r}))
+        before = vars(schema).get("_SCHEMA") is not None
+        slots = HostSlots(1, 0.0)
+        fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=1, retries=0, backoff=0.0, gate=slots)
+        ctx = CrawlContext(fetcher, CrawlState(Path({str(tmp_path / "state.json")!r})), lambda *a, **k: None)
+        walk = CrawlScheduler(ctx, slots, workers=2).run(Walk(ctx, portals, Limits()))
+        print(json.dumps({{"before": before, "after": schema.loaded_schema() is not None,
+                          "adapter": "gongkai.crawler.adapters.trs" in sys.modules,
+                          "failed": [p["status"] for p in walk.summary()["portals"].values()],
+                          "warming": [t.name for t in threading.enumerate() if t.name == "gongkai-warm-up"]}}))
+    """)
+    assert seen == {"before": False, "after": True, "adapter": True, "failed": ["failed"], "warming": []}
