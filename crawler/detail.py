@@ -362,16 +362,18 @@ def _text_reaches(pieces: Iterable[str], size: int) -> bool:
     return size <= 0
 
 
-def _parse(text: str) -> Element | None:
+def _parse(text: str, utf8: bytes | None = None) -> Element | None:
     """The page's tree, read as BeautifulSoup(text, "lxml") read it (lxml's HTML parser, recovering), without the
     BeautifulSoup tree over it (ten times the CPU, as much again in memory: a crawl parses thousands of pages).
     Within libxml2's own limits (256 levels, 10 MB of text in a node), as last round's reading, which the tests
-    keep as the reference; listing pages read past them (crawler/adapters/tree.parse_html)."""
-    return parse_html(text, huge_tree=False)
+    keep as the reference; listing pages read past them (crawler/adapters/tree.parse_html). `utf8`: as parse_html's."""
+    return parse_html(text, huge_tree=False, utf8=utf8)
 
 
-def parse_detail(text: str, url: str) -> Detail:
-    root = _parse(text)
+def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
+    """The page's Detail. `utf8`: the bytes `text` was decoded from, when they are its UTF-8 (Response.text_and_utf8):
+    parsed as they are, not the text encoded again."""
+    root = _parse(text, utf8)
     if root is None:  # nothing a parser could read: no title, no body, no links
         return Detail(None, None, False)
     page = PageText(root)  # where scripts and styles sit, found once
