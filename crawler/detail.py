@@ -176,24 +176,27 @@ def _starts_with_no_label(cell: Element) -> bool:
     first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
     Also true of a cell surely without text (<td><p>&nbsp;</p></td>: each of those descendants its parent's only
     child, nothing after it). False when unsure (no text there, a comment or a script first): the cell is then read."""
-    node, alone = cell, True  # alone: no text or element after `node` inside the cell
-    for _ in range(FIRST_TEXT_DEPTH):
+    node, alone, depth = cell, True, FIRST_TEXT_DEPTH  # alone: no text or element after `node` inside the cell
+    while depth:  # (this is read for every cell of a page: written for speed)
         own = node.text
         if own:
-            if not own[0].isspace():  # (most cells: no regex needed)
-                return own[0] not in LABEL_STARTS
+            first = own[0]
+            if not first.isspace():  # (most cells: no regex needed)
+                return first not in LABEL_STARTS
             if visible := FIRST_VISIBLE.match(own):
                 return visible.group(1) not in LABEL_STARTS
         children = len(node)
         if not children:
             return alone  # no text at all: "" is no label
-        alone = alone and children == 1
+        if children != 1:
+            alone = False
         node = node[0]
         tag = node.tag
-        if not isinstance(tag, str) or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
+        if tag.__class__ is not str or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
             return False
-        tail = node.tail
-        alone = alone and not (tail and FIRST_VISIBLE.match(tail))
+        if alone and (tail := node.tail) and FIRST_VISIBLE.match(tail):
+            alone = False
+        depth -= 1
     return False
 
 
@@ -203,8 +206,9 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     page = page or PageText(root)
     text_of = page.get
     found: dict[str, str] = {}
+    no_label = _starts_with_no_label
     for cell in root.iter(*LABEL_CELLS):
-        if _starts_with_no_label(cell):
+        if no_label(cell):
             continue
         label = _label(page.raw(cell))
         key = META_LABELS.get(label) if label is not None else None
@@ -228,28 +232,36 @@ def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[E
     the list (content_container's)."""
     sizes: dict[Element, int] = {}
     own = {} if own is None else own
-    skip, measured = page.containers | page.inside, sizes.get
+    containers, skip = page.containers, page.containers | page.inside
+    # each element's text and tail read once, its size added to its parent's as the walk meets it (children before
+    # parents): iterating each element's children was most of the walk. `below`: per element, what its children and
+    # their tails hold so far; `nested`: per block, its child blocks' sizes
+    below: dict[Element, int] = {}
+    nested: dict[Element, int] = {}
+    take, add = below.pop, below.get
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
+        # a comment's own text is not its parent's text, its tail is (a comment is not measured)
+        tail, parent = node.tail, node.getparent()
+        if tail and parent is not None:
+            below[parent] = add(parent, 0) + len(tail.strip())
     for el in reversed(list(root.iter(etree.Element)) if elements is None else elements):  # children before parents
         if el in skip:
+            # a string container's own text is not its parent's text, its tail is; what is inside one is not measured
+            if el in containers and (tail := el.tail) and (parent := el.getparent()) is not None:
+                below[parent] = add(parent, 0) + len(tail.strip())
             continue
         text = el.text
-        size = len(text.strip()) if text else 0
-        if not len(el):  # (most elements: no children to add, no loop begun)
-            if el in blocks:
-                own[el] = size
-        elif el in blocks:
-            nested = 0
-            for child in el:
-                tail, child_size = child.tail, measured(child, 0)
-                size += child_size + (len(tail.strip()) if tail else 0)
-                if child in blocks:
-                    nested += child_size
-            own[el] = size - nested
-        else:
-            for child in el:  # (a comment or a string container is not measured: its own text is not this text)
-                tail = child.tail
-                size += measured(child, 0) + (len(tail.strip()) if tail else 0)
+        size = (len(text.strip()) if text else 0) + take(el, 0)
         sizes[el] = size
+        if el in blocks:
+            own[el] = size - nested.pop(el, 0)
+            if (parent := el.getparent()) is not None:
+                nested[parent] = nested.get(parent, 0) + size
+        else:
+            parent = el.getparent()
+        if parent is not None:
+            tail = el.tail
+            below[parent] = add(parent, 0) + size + (len(tail.strip()) if tail else 0)
     return sizes
 
 
