@@ -37,6 +37,7 @@ CONTENT_SELECTORS = (".TRS_Editor", ".trs_editor_view", "ucapcontent", "#zoom", 
 # metadata tables (UCAP, Hanweb, gkmlpt): label → field
 META_LABELS = {"名称": "title", "标题": "title", "发布机构": "agency", "发文机关": "agency", "公开日期": "published",
                "发布日期": "published", "成文日期": "written", "分类": "category", "组配分类": "category", "主题分类": "category"}
+META_KEYS = frozenset(META_LABELS.values())
 # a label cell is read only as far as its text can still be a label (whitespace and trailing colons aside): _label
 LABEL_PREFIXES = frozenset(label[:end] for label in META_LABELS for end in range(1, len(label) + 1))
 LABEL_STARTS = frozenset(label[0] for label in META_LABELS)
@@ -137,12 +138,20 @@ def _first(root: Element, xpath: str) -> Element | None:
     return found[0] if found else None
 
 
-def _meta(root: Element, name: str) -> str | None:
+PAGE_METAS = ("ArticleTitle", "PubDate", "ContentSource")  # the TRS meta tags parse_detail reads
+
+
+def _metas(root: Element, names: tuple[str, ...] = PAGE_METAS) -> dict[str, str | None]:
+    """Each name's first <meta name=…>: its content, stripped, or None when empty. One walk for all the names."""
+    found: dict[str, str | None] = {}
     for tag in root.iter("meta"):
-        if tag.get("name") == name:
+        name = tag.get("name")
+        if name in names and name not in found:
             content = tag.get("content")
-            return content.strip() if isinstance(content, str) and content.strip() else None
-    return None
+            found[name] = content.strip() if isinstance(content, str) and content.strip() else None
+            if len(found) == len(names):
+                break
+    return found
 
 
 LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
@@ -220,6 +229,8 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
         text = text_of(value, " ") if value is not None else ""
         if text and text.rstrip("：:") not in META_LABELS:
             found[key] = text
+            if len(found) == len(META_KEYS):
+                break  # every field found: no later label can change them
     return found
 
 
@@ -273,7 +284,8 @@ def largest_text_block(root: Element, page: PageText | None = None, elements: li
     of its children: a comment's or a string container's own text (as get_text read them). Worked out in text_sizes'
     one walk from the leaves up, so no block's children are read a second time. `elements`: as for text_sizes."""
     page = page or PageText(root)
-    blocks = set(root.iter(*BLOCKS))
+    in_order = list(root.iter(*BLOCKS))
+    blocks = set(in_order)
     if not blocks:
         return None
     unmeasured: dict[Element, int] = {}  # per block: its comments' and string containers' own text
@@ -285,7 +297,7 @@ def largest_text_block(root: Element, page: PageText | None = None, elements: li
     own: dict[Element, int] = {}
     sizes = text_sizes(root, page, blocks, own, elements)
     best, best_size = None, 0
-    for block in root.iter(*BLOCKS):
+    for block in in_order:
         size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
         if size > best_size:
             best, best_size = block, size
@@ -397,11 +409,12 @@ def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
     table = metadata_table(root, page)
     ucap_title = next(root.iter("ucaptitle"), None)
     page_title = next(root.iter("title"), None)
-    title = (_meta(root, "ArticleTitle") or table.get("title")
+    metas = _metas(root)
+    title = (metas.get("ArticleTitle") or table.get("title")
              or (text_of(ucap_title, " ") if ucap_title is not None else None)
              or (text_of(page_title).split("_")[0] if page_title is not None else None))
-    published = _meta(root, "PubDate") or table.get("published")
-    agency = _meta(root, "ContentSource") or table.get("agency")
+    published = metas.get("PubDate") or table.get("published")
+    agency = metas.get("ContentSource") or table.get("agency")
     # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
     scope = body if body is not None else largest_text_block(root, page, walked)
     if scope is None:
@@ -415,12 +428,18 @@ def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
             continue
         href = raw.strip()
         verdict = _link_verdict(href)
-        if not (verdict or (verdict is None and ATTACHMENT_TEXT.search(text_of(a, " ")))):
+        link_text = None  # (read once: for the verdict, then as the attachment's text)
+        if verdict is None:
+            link_text = text_of(a, " ")
+            verdict = ATTACHMENT_TEXT.search(link_text) is not None
+        if not verdict:
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
             seen.add(target)
             title_attr = a.get("title")
-            attachments.append((target, (title_attr if title_attr and title_attr.strip() else text_of(a, " ")).strip()))
+            if not (title_attr and title_attr.strip()) and link_text is None:
+                link_text = text_of(a, " ")
+            attachments.append((target, (title_attr if title_attr and title_attr.strip() else link_text or "").strip()))
     return Detail(title, published, is_report, attachments, agency, table.get("category"),
                   pictures=body_pictures(scope.iter("img"), url))
