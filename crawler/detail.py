@@ -8,6 +8,7 @@ largest block of text. Attachments: links to document files by extension, and li
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -321,19 +322,52 @@ SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.sta
 SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
 
 
-def content_container(root: Element, walked: list[Element] | None = None) -> Element | None:
+def content_container(root: Element, walked: list[Element] | None = None, source: str | None = None) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
-    One walk of the tree for the classes and ids (an XPath scan per selector took half a large page's reading); the
-    tags are lxml's own walks (no tag name made into a string per element). `walked`: the elements the walk passed,
-    in order, appended: every element of the tree when none is selected (the largest block's measuring then walks
-    this list, not the tree again: making lxml's element objects anew was most of a walk)."""
+    The tags are lxml's own walks (no tag name made into a string per element); the classes and ids one walk of the
+    tree (an XPath scan per selector took half a large page's reading): a Python walk of the elements, which stops
+    at the first TRS_Editor (the first selector: nothing can come before it), when `source` (the page's text, when
+    known) names one, else libxml2's walk of the id and class attributes (a Python walk of every element, two
+    attribute reads each, was a fifth of reading a page without a content container). Either gives the same element.
+    `walked`: appended, every element of the tree in document order when none is selected (the largest block's
+    measuring then walks this list, not the tree again: making lxml's element objects anew was most of a walk)."""
     walked = [] if walked is None else walked
-    passed = walked.append
     first: dict[int, Element] = {}
     for tag, i in SELECTOR_TAGS.items():
         found = next(root.iter(tag), None)
         if found is not None:
             first[i] = found
+    if source is None or FIRST_SELECTOR in source:
+        _select_by_walk(root, first, walked)
+    else:
+        _select_by_attributes(root, first)
+        if not first:
+            walked.extend(root.iter(etree.Element))
+    return first[min(first)] if first else None
+
+
+FIRST_SELECTOR = CONTENT_SELECTORS[0][1:]  # TRS_Editor
+# every id and every class attribute of a tree, in document order (each value knows its element: getparent)
+ID_ATTRIBUTES = "descendant-or-self::*/@id"
+CLASS_ATTRIBUTES = "descendant-or-self::*/@class"
+_compiled = threading.local()  # per thread: an XPath object evaluates under a lock of its own
+
+
+def _compiled_xpath(path: str) -> Any:
+    """This thread's compiled `path` (compiled once; libxml2 evaluates it without holding the GIL)."""
+    made: dict[str, Any] | None = getattr(_compiled, "made", None)
+    if made is None:
+        made = _compiled.made = {}
+    found = made.get(path)
+    if found is None:
+        found = made[path] = etree.XPath(path)
+    return found
+
+
+def _select_by_walk(root: Element, first: dict[int, Element], walked: list[Element]) -> None:
+    """Into `first`: per class or id selector, the first element it selects; walking the tree in Python, each element
+    appended to `walked`, until the first selector is found."""
+    passed = walked.append
     for el in root.iter(etree.Element):
         passed(el)
         id_hit, class_attr = SELECTOR_IDS.get(el.get("id")), el.get("class")
@@ -347,7 +381,17 @@ def content_container(root: Element, walked: list[Element] | None = None) -> Ele
                     first.setdefault(i, el)
         if 0 in first:
             break  # the first selector found: nothing can come before it
-    return first[min(first)] if first else None
+
+
+def _select_by_attributes(root: Element, first: dict[int, Element]) -> None:
+    """_select_by_walk's selections from the id and class attributes libxml2 lists (most elements have neither)."""
+    for value in _compiled_xpath(ID_ATTRIBUTES)(root):
+        if (i := SELECTOR_IDS.get(value)) is not None and i not in first:
+            first[i] = value.getparent()
+    for value in _compiled_xpath(CLASS_ATTRIBUTES)(root):
+        for token in value.split():  # split as bs4 does
+            if (i := SELECTOR_CLASSES.get(token)) is not None and i not in first:
+                first[i] = value.getparent()
 
 
 LINK_MEMORY = 2048  # the verdicts on this many hrefs are kept: a site's pages repeat its navigation's links
@@ -405,7 +449,7 @@ def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
     # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
     # cells, the largest block) find lxml's element objects made, not make them again
     walked: list[Element] = []  # (the whole tree when no container is found)
-    body = content_container(root, walked)
+    body = content_container(root, walked, text)
     table = metadata_table(root, page)
     ucap_title = next(root.iter("ucaptitle"), None)
     page_title = next(root.iter("title"), None)
