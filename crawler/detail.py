@@ -142,10 +142,11 @@ def _first(root: Element, xpath: str) -> Element | None:
 PAGE_METAS = ("ArticleTitle", "PubDate", "ContentSource")  # the TRS meta tags parse_detail reads
 
 
-def _metas(root: Element, names: tuple[str, ...] = PAGE_METAS) -> dict[str, str | None]:
-    """Each name's first <meta name=…>: its content, stripped, or None when empty. One walk for all the names."""
+def _metas(root: Element, names: tuple[str, ...] = PAGE_METAS, metas: Iterable[Element] | None = None) -> dict[str, str | None]:
+    """Each name's first <meta name=…>: its content, stripped, or None when empty. One walk for all the names.
+    `metas`: the page's <meta> elements in document order, when a walk already found them (_page_elements)."""
     found: dict[str, str | None] = {}
-    for tag in root.iter("meta"):
+    for tag in root.iter("meta") if metas is None else metas:
         name = tag.get("name")
         if name in names and name not in found:
             content = tag.get("content")
@@ -322,7 +323,8 @@ SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.sta
 SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
 
 
-def content_container(root: Element, walked: list[Element] | None = None, source: str | None = None) -> Element | None:
+def content_container(root: Element, walked: list[Element] | None = None, source: str | None = None,
+                      firsts: dict[str, Element] | None = None) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
     The tags are lxml's own walks (no tag name made into a string per element); the classes and ids one walk of the
     tree (an XPath scan per selector took half a large page's reading): a Python walk of the elements, which stops
@@ -330,11 +332,12 @@ def content_container(root: Element, walked: list[Element] | None = None, source
     known) names one, else libxml2's walk of the id and class attributes (a Python walk of every element, two
     attribute reads each, was a fifth of reading a page without a content container). Either gives the same element.
     `walked`: appended, every element of the tree in document order when none is selected (the largest block's
-    measuring then walks this list, not the tree again: making lxml's element objects anew was most of a walk)."""
+    measuring then walks this list, not the tree again: making lxml's element objects anew was most of a walk).
+    `firsts`: the first element of each selected tag, when a walk already found them (_page_elements)."""
     walked = [] if walked is None else walked
     first: dict[int, Element] = {}
     for tag, i in SELECTOR_TAGS.items():
-        found = next(root.iter(tag), None)
+        found = next(root.iter(tag), None) if firsts is None else firsts.get(tag)
         if found is not None:
             first[i] = found
     if source is None or FIRST_SELECTOR in source:
@@ -438,6 +441,24 @@ def _parse(text: str, utf8: bytes | None = None) -> Element | None:
     return parse_html(text, huge_tree=False, utf8=utf8)
 
 
+# the elements parse_detail reads only the first of (besides the <meta>s): found in one walk of the tree (each
+# walk for a tag a page lacks went through the whole tree)
+FIRST_ONLY = ("ucaptitle", "title", *SELECTOR_TAGS)
+
+
+def _page_elements(root: Element) -> tuple[dict[str, Element], list[Element]]:
+    """The first element of each FIRST_ONLY tag, and every <meta>, in one walk."""
+    firsts: dict[str, Element] = {}
+    metas: list[Element] = []
+    for el in root.iter("meta", *FIRST_ONLY):
+        tag = el.tag
+        if tag == "meta":
+            metas.append(el)
+        elif tag not in firsts:
+            firsts[tag] = el
+    return firsts, metas
+
+
 def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
     """The page's Detail. `utf8`: the bytes `text` was decoded from, when they are its UTF-8 (Response.text_and_utf8):
     parsed as they are, not the text encoded again."""
@@ -449,11 +470,11 @@ def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
     # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
     # cells, the largest block) find lxml's element objects made, not make them again
     walked: list[Element] = []  # (the whole tree when no container is found)
-    body = content_container(root, walked, text)
+    firsts, meta_elements = _page_elements(root)
+    body = content_container(root, walked, text, firsts)
     table = metadata_table(root, page)
-    ucap_title = next(root.iter("ucaptitle"), None)
-    page_title = next(root.iter("title"), None)
-    metas = _metas(root)
+    ucap_title, page_title = firsts.get("ucaptitle"), firsts.get("title")
+    metas = _metas(root, PAGE_METAS, meta_elements)
     title = (metas.get("ArticleTitle") or table.get("title")
              or (text_of(ucap_title, " ") if ucap_title is not None else None)
              or (text_of(page_title).split("_")[0] if page_title is not None else None))
