@@ -108,11 +108,12 @@ class PageText:
     It holds the proxies of the elements it indexes, so lxml hands back these same objects for those nodes
     (identity is what the sets compare)."""
 
-    def __init__(self, root: Element) -> None:
+    def __init__(self, root: Element, containers: Iterable[Element] | None = None) -> None:
+        """`containers`: the tree's string containers in document order, when a walk already found them."""
         self.holds: set[Element] = set()  # elements with a string container strictly below them
         self.inside: set[Element] = set()  # elements with a string container strictly above them
         self.containers: set[Element] = set()
-        for found in root.iter(*STRING_CONTAINERS):
+        for found in root.iter(*STRING_CONTAINERS) if containers is None else containers:
             self.containers.add(found)
             if found not in self.inside:  # (a container within another: the outer one indexed it)
                 self.inside.update(found.iterdescendants())
@@ -446,17 +447,20 @@ def _parse(text: str, utf8: bytes | None = None) -> Element | None:
 FIRST_ONLY = ("ucaptitle", "title", *SELECTOR_TAGS)
 
 
-def _page_elements(root: Element) -> tuple[dict[str, Element], list[Element]]:
-    """The first element of each FIRST_ONLY tag, and every <meta>, in one walk."""
+def _page_elements(root: Element) -> tuple[dict[str, Element], list[Element], list[Element]]:
+    """The first element of each FIRST_ONLY tag, every <meta> and every string container, in one walk."""
     firsts: dict[str, Element] = {}
     metas: list[Element] = []
-    for el in root.iter("meta", *FIRST_ONLY):
+    containers: list[Element] = []
+    for el in root.iter("meta", *STRING_CONTAINERS, *FIRST_ONLY):
         tag = el.tag
         if tag == "meta":
             metas.append(el)
+        elif tag in STRING_CONTAINERS:  # (no FIRST_ONLY tag is one)
+            containers.append(el)
         elif tag not in firsts:
             firsts[tag] = el
-    return firsts, metas
+    return firsts, metas, containers
 
 
 def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
@@ -465,12 +469,12 @@ def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
     root = _parse(text, utf8)
     if root is None:  # nothing a parser could read: no title, no body, no links
         return Detail(None, None, False)
-    page = PageText(root)  # where scripts and styles sit, found once
+    firsts, meta_elements, containers = _page_elements(root)
+    page = PageText(root, containers)  # where scripts and styles sit, found once
     text_of = page.get
     # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
     # cells, the largest block) find lxml's element objects made, not make them again
     walked: list[Element] = []  # (the whole tree when no container is found)
-    firsts, meta_elements = _page_elements(root)
     body = content_container(root, walked, text, firsts)
     table = metadata_table(root, page)
     ucap_title, page_title = firsts.get("ucaptitle"), firsts.get("title")
