@@ -12,6 +12,9 @@ git at REV into modules of their own, so the old reading runs beside this checko
 per page, the GIL-held share: libxml2's parse of a whole page (etree.fromstring) runs without the GIL, a fed parser
 (parser.feed) holds it; one process of the crawler is bound by the GIL, so that share is what a page costs its wall.
 
+Each page is handed over as the crawl hands it (Response.text_and_utf8): the text with its UTF-8 bytes when it came
+as UTF-8; a version of parse_detail that does not take them encodes the text itself, as the crawl's did.
+
 CPU is time.process_time (this process only), so other work on the machine changes it less than wall time; the
 load average is printed beside it.
 """

@@ -188,7 +188,7 @@ def _starts_with_no_label(cell: Element) -> bool:
     first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
     Also true of a cell surely without text (<td><p>&nbsp;</p></td>: each of those descendants its parent's only
     child, nothing after it). False when unsure (no text there, a comment or a script first): the cell is then read."""
-    node, alone, depth = cell, True, FIRST_TEXT_DEPTH  # alone: no text or element after `node` inside the cell
+    node, depth = cell, FIRST_TEXT_DEPTH
     while depth:  # (this is read for every cell of a page: written for speed)
         own = node.text
         if own:
@@ -197,19 +197,28 @@ def _starts_with_no_label(cell: Element) -> bool:
                 return first not in LABEL_STARTS
             if visible := FIRST_VISIBLE.match(own):
                 return visible.group(1) not in LABEL_STARTS
-        children = len(node)
-        if not children:
-            return alone  # no text at all: "" is no label
-        if children != 1:
-            alone = False
+        if not len(node):
+            return _alone(cell, node)  # no text at all when nothing follows on the way down: "" is no label
         node = node[0]
         tag = node.tag
         if tag.__class__ is not str or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
             return False
-        if alone and (tail := node.tail) and FIRST_VISIBLE.match(tail):
-            alone = False
         depth -= 1
     return False
+
+
+def _alone(cell: Element, last: Element) -> bool:
+    """Whether no text or element follows on the way from `cell` down to `last` (each node its parent's first child):
+    each its parent's only child, with no visible tail. Asked only of a cell whose first descendants hold no text."""
+    node = cell
+    while node is not last:
+        if len(node) != 1:
+            return False
+        node = node[0]
+        tail = node.tail
+        if tail and FIRST_VISIBLE.match(tail):
+            return False
+    return True
 
 
 def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
