@@ -247,12 +247,14 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
 
 
 def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
-               own: dict[Element, int] | None = None, elements: list[Element] | None = None) -> dict[Element, int]:
+               own: dict[Element, int] | None = None, elements: list[Element] | None = None,
+               others: Iterable[Element] | None = None) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
     cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
     blocks' sizes, into `own`. `elements`: every element of the tree in document order, when a walk already made
-    the list (content_container's)."""
+    the list (content_container's); `others`: the tree's comments, processing instructions and entities, when a walk
+    already found them (largest_text_block's)."""
     sizes: dict[Element, int] = {}
     own = {} if own is None else own
     containers, skip = page.containers, page.containers | page.inside
@@ -262,13 +264,13 @@ def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[E
     below: dict[Element, int] = {}
     nested: dict[Element, int] = {}
     take, add = below.pop, below.get
-    for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity) if others is None else others:
         # a comment's own text is not its parent's text, its tail is (a comment is not measured)
         tail, parent = node.tail, node.getparent()
         if tail and parent is not None:
             below[parent] = add(parent, 0) + len(tail.strip())
     for el in reversed(list(root.iter(etree.Element)) if elements is None else elements):  # children before parents
-        if el in skip:
+        if skip and el in skip:
             # a string container's own text is not its parent's text, its tail is; what is inside one is not measured
             if el in containers and (tail := el.tail) and (parent := el.getparent()) is not None:
                 below[parent] = add(parent, 0) + len(tail.strip())
@@ -301,13 +303,17 @@ def largest_text_block(root: Element, page: PageText | None = None, elements: li
     if not blocks:
         return None
     unmeasured: dict[Element, int] = {}  # per block: its comments' and string containers' own text
+    others: list[Element] = []  # the comments, processing instructions and entities, for text_sizes
     for child in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity, *STRING_CONTAINERS):
+        is_element = _is_element(child)
+        if not is_element:
+            others.append(child)
         parent = child.getparent()
         if parent in blocks:
-            size = len(page.get(child)) if _is_element(child) else len((child.text or "").strip())
+            size = len(page.get(child)) if is_element else len((child.text or "").strip())
             unmeasured[parent] = unmeasured.get(parent, 0) + size
     own: dict[Element, int] = {}
-    sizes = text_sizes(root, page, blocks, own, elements)
+    sizes = text_sizes(root, page, blocks, own, elements, others)
     best, best_size = None, 0
     for block in in_order:
         size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
