@@ -342,11 +342,12 @@ SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not
 def content_container(root: Element, walked: list[Element] | None = None, source: str | None = None,
                       firsts: dict[str, Element] | None = None) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
-    The tags are lxml's own walks (no tag name made into a string per element); the classes and ids one walk of the
-    tree (an XPath scan per selector took half a large page's reading): a Python walk of the elements, which stops
-    at the first TRS_Editor (the first selector: nothing can come before it), when `source` (the page's text, when
-    known) names one, else libxml2's walk of the id and class attributes (a Python walk of every element, two
-    attribute reads each, was a fifth of reading a page without a content container). Either gives the same element.
+    The tags are lxml's own walks (no tag name made into a string per element). The classes and ids (an XPath scan
+    per selector took half a large page's reading): given `source` (the page's text), from libxml2's walks of the
+    class and id attributes, the first TRS_Editor (the first selector: nothing can come before it) looked for alone
+    when the text names one (a Python walk of every element, two attribute reads each, was a fifth of reading a page
+    without a content container); without it, a Python walk of the elements up to the first TRS_Editor. Both give
+    the same element.
     `walked`: appended, every element of the tree in document order when none is selected (the largest block's
     measuring then walks this list, not the tree again: making lxml's element objects anew was most of a walk).
     `firsts`: the first element of each selected tag, when a walk already found them (_page_elements)."""
@@ -356,9 +357,11 @@ def content_container(root: Element, walked: list[Element] | None = None, source
         found = next(root.iter(tag), None) if firsts is None else firsts.get(tag)
         if found is not None:
             first[i] = found
-    if source is None or FIRST_SELECTOR in source:
+    if source is None:
         _select_by_walk(root, first, walked)
     else:
+        if FIRST_SELECTOR in source and (editor := _first_editor(root)) is not None:
+            return editor  # the first selector: nothing can come before it
         _select_by_attributes(root, first)
         if not first:
             walked.extend(root.iter(etree.Element))
@@ -369,6 +372,7 @@ FIRST_SELECTOR = CONTENT_SELECTORS[0][1:]  # TRS_Editor
 # every id and every class attribute of a tree, in document order (each value knows its element: getparent)
 ID_ATTRIBUTES = "descendant-or-self::*/@id"
 CLASS_ATTRIBUTES = "descendant-or-self::*/@class"
+EDITOR_CLASSES = f"descendant-or-self::*/@class[contains(., '{FIRST_SELECTOR}')]"  # (a superset: checked by token)
 _compiled = threading.local()  # per thread: an XPath object evaluates under a lock of its own
 
 
@@ -400,6 +404,15 @@ def _select_by_walk(root: Element, first: dict[int, Element], walked: list[Eleme
                     first.setdefault(i, el)
         if 0 in first:
             break  # the first selector found: nothing can come before it
+
+
+def _first_editor(root: Element) -> Element | None:
+    """The first element of class TRS_Editor, from the class attributes that contain the name (libxml2's walk)."""
+    for value in _compiled_xpath(EDITOR_CLASSES)(root):
+        if FIRST_SELECTOR in value.split():  # split as bs4 does
+            element: Element = value.getparent()
+            return element
+    return None
 
 
 def _select_by_attributes(root: Element, first: dict[int, Element]) -> None:

@@ -21,6 +21,10 @@ SELECTOR_PAGES = [
                              for i in range(300)) + "<div id='content'>last</div></body></html>",
     "<html><body><div class='trs_editor_view'>1</div><div class='TRS_Editor'>2</div></body></html>",
     "<html><body><p>no attributes at all</p><table><tr><td>1</td></tr></table></body></html>",
+    # TRS_Editor named in the text, in another attribute and in a longer class before the element of that class
+    "<html><body><div id='zoom'>z</div><div class='xTRS_Editor TRS_Editor_2'>a</div><p title='TRS_Editor'>TRS_Editor</p>"
+    "<div class='a\tTRS_Editor'>b</div><div class='TRS_Editor'>c</div></body></html>",
+    "<html><body><p>TRS_Editor</p><div class='TRS_Editors'>no</div><article>r</article></body></html>",
 ]
 
 
