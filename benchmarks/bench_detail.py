@@ -53,7 +53,7 @@ BEFORE_MODULES = (("gongkai.crawler.adapters.tree", "crawler/adapters/tree.py"),
 
 # (text, URL, the text's UTF-8 when the page came as such: what the crawl hands parse_detail, Response.text_and_utf8)
 Pages = list[tuple[str, str, bytes | None]]
-Parse = Callable[[str, str, "bytes | None"], object]
+Parse = Callable[[str, str, "bytes | None"], Any]
 
 
 def bench_pages(agencies: int) -> Pages:
