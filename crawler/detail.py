@@ -248,13 +248,13 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
 
 def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
                own: dict[Element, int] | None = None, elements: list[Element] | None = None,
-               others: Iterable[Element] | None = None) -> dict[Element, int]:
+               others: Iterable[Element] | None = None, every: bool = True) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
     cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
     blocks' sizes, into `own`. `elements`: every element of the tree in document order, when a walk already made
     the list (content_container's); `others`: the tree's comments, processing instructions and entities, when a walk
-    already found them (largest_text_block's)."""
+    already found them (largest_text_block's). `every`: False when only `own` is wanted (no other size is kept)."""
     sizes: dict[Element, int] = {}
     own = {} if own is None else own
     containers, skip = page.containers, page.containers | page.inside
@@ -277,7 +277,8 @@ def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[E
             continue
         text = el.text
         size = (len(text.strip()) if text else 0) + take(el, 0)
-        sizes[el] = size
+        if every:
+            sizes[el] = size
         if el in blocks:
             own[el] = size - nested.pop(el, 0)
             if (parent := el.getparent()) is not None:
@@ -313,10 +314,10 @@ def largest_text_block(root: Element, page: PageText | None = None, elements: li
             size = len(page.get(child)) if is_element else len((child.text or "").strip())
             unmeasured[parent] = unmeasured.get(parent, 0) + size
     own: dict[Element, int] = {}
-    sizes = text_sizes(root, page, blocks, own, elements, others)
+    text_sizes(root, page, blocks, own, elements, others, every=False)
     best, best_size = None, 0
     for block in in_order:
-        size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
+        size = own[block] + unmeasured.get(block, 0) if block in own else _own_text(block, page)
         if size > best_size:
             best, best_size = block, size
     return best
