@@ -12,6 +12,9 @@ git at REV into modules of their own, so the old reading runs beside this checko
 per page, the GIL-held share: libxml2's parse of a whole page (etree.fromstring) runs without the GIL, a fed parser
 (parser.feed) holds it; one process of the crawler is bound by the GIL, so that share is what a page costs its wall.
 
+Each page is handed over as the crawl hands it (Response.text_and_utf8): the text with its UTF-8 bytes when it came
+as UTF-8; a version of parse_detail that does not take them encodes the text itself, as the crawl's did.
+
 CPU is time.process_time (this process only), so other work on the machine changes it less than wall time; the
 load average is printed beside it.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import statistics
 import subprocess
@@ -47,12 +51,31 @@ BEFORE_AGENCIES = 20  # --before: bench_crawl's pages of 20 agencies x 5 years, 
 BEFORE_MODULES = (("gongkai.crawler.adapters.tree", "crawler/adapters/tree.py"),
                   ("gongkai.crawler.adapters.links", "crawler/adapters/links.py"))
 
-Pages = list[tuple[str, str]]
+# (text, URL, the text's UTF-8 when the page came as such: what the crawl hands parse_detail, Response.text_and_utf8)
+Pages = list[tuple[str, str, bytes | None]]
+Parse = Callable[[str, str, "bytes | None"], Any]
 
 
 def bench_pages(agencies: int) -> Pages:
-    return [(detail(agency, year)[0].decode("utf-8"), f"http://127.0.0.1/a{agency}/{year + 1}03/t{year + 1}0301_{year}.html")
-            for agency in range(agencies) for year in YEARS]
+    pages = [detail(agency, year)[0] for agency in range(agencies) for year in YEARS]
+    return [(page.decode("utf-8"), f"http://127.0.0.1/a{agency}/{year + 1}03/t{year + 1}0301_{year}.html", page)
+            for page, (agency, year) in zip(pages, ((a, y) for a in range(agencies) for y in YEARS), strict=True)]
+
+
+def utf8_of(data: bytes) -> bytes | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if data.startswith(b"\xef\xbb\xbf") else data
+
+
+def reader(module: ModuleType) -> Parse:
+    """The module's parse_detail as the crawl calls it: with the page's UTF-8 when it takes it (older versions encode
+    the text themselves)."""
+    if "utf8" in inspect.signature(module.parse_detail).parameters:
+        return module.parse_detail  # type: ignore[no-any-return]
+    return lambda text, url, _utf8: module.parse_detail(text, url)
 
 
 def real_pages() -> Pages:
@@ -61,7 +84,7 @@ def real_pages() -> Pages:
     shared = Path(os.environ.get("GONGKAI_SHARED") or ROOT.parent / "shared")  # ../shared beside the clone, when there
     for folder in (shared / "corpus" / "documents", shared / "portals"):
         paths += sorted(folder.glob("*.htm*")) if folder.is_dir() else []
-    return [(p.read_text("utf-8", "replace"), f"http://h/a/{p.name}") for p in paths]
+    return [(p.read_text("utf-8", "replace"), f"http://h/a/{p.name}", utf8_of(p.read_bytes())) for p in paths]
 
 
 def load(path: Path) -> ModuleType:
@@ -126,42 +149,42 @@ class ParseClock:
                 module.etree = etree  # type: ignore[attr-defined]
 
 
-def cpu(parse: Callable[[str, str], object], pages: Pages) -> float:
+def cpu(parse: Parse, pages: Pages) -> float:
     start = time.process_time()
-    for text, url in pages:
-        parse(text, url)
+    for text, url, utf8 in pages:
+        parse(text, url, utf8)
     return time.process_time() - start
 
 
 READING_S = 0.0005  # a reading of a small page reads it this long (many times): one 30 us reading is mostly noise
 
 
-def per_page(parse: Callable[[str, str], object], pages: Pages, repeat: int) -> list[float]:
+def per_page(parse: Parse, pages: Pages, repeat: int) -> list[float]:
     """The CPU of each page, the median of `repeat` readings."""
     found = []
-    for text, url in pages:
+    for text, url, utf8 in pages:
         start = time.process_time()
-        parse(text, url)
+        parse(text, url, utf8)
         calls = min(max(1, int(READING_S / max(time.process_time() - start, 1e-6))), 50)
         readings = []
         for _ in range(repeat):
             start = time.process_time()
             for _ in range(calls):
-                parse(text, url)
+                parse(text, url, utf8)
             readings.append((time.process_time() - start) / calls)
         found.append(statistics.median(readings))
     return found
 
 
-def unlocked(parse: Callable[[str, str], object], pages: Pages, clock: ParseClock, repeat: int) -> list[float]:
+def unlocked(parse: Parse, pages: Pages, clock: ParseClock, repeat: int) -> list[float]:
     """The CPU of each page spent in the GIL-free parse, the median of `repeat` readings."""
     found = []
     with clock.installed():
-        for text, url in pages:
+        for text, url, utf8 in pages:
             readings = []
             for _ in range(repeat):
                 before = clock.seconds
-                parse(text, url)
+                parse(text, url, utf8)
                 readings.append(clock.seconds - before)
             found.append(statistics.median(readings))
     return found
@@ -173,19 +196,19 @@ def compare_before(before: ModuleType, rounds: int, agencies: int, repeat: int) 
     clock = ParseClock(tree, before, sys.modules["before_tree"])
     versions = {"old": before, "new": current}
     sets = {"bench": bench_pages(agencies), "real": real_pages()}
-    for text, url in sets["bench"] + sets["real"]:  # the same answers, or the comparison means nothing
-        old, new = before.parse_detail(text, url), current.parse_detail(text, url)
+    for text, url, utf8 in sets["bench"] + sets["real"]:  # the same answers, or the comparison means nothing
+        old, new = reader(before)(text, url, utf8), current.parse_detail(text, url, utf8)
         assert old.to_dict() == new.to_dict() and old.pictures == new.pictures, url
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     for name, pages in sets.items():
         best: dict[str, list[float]] = {}
         for _ in range(rounds):
             for label, module in versions.items():
-                got = per_page(module.parse_detail, pages, repeat)
+                got = per_page(reader(module), pages, repeat)
                 best[label] = [min(a, b) for a, b in zip(best[label], got, strict=True)] if label in best else got
         line = []
         for label, found in best.items():
-            free = unlocked(versions[label].parse_detail, pages, clock, repeat)
+            free = unlocked(reader(versions[label]), pages, clock, repeat)
             total = sum(found) / len(found) * 1e3
             held = sum(max(cpu - out, 0.0) for cpu, out in zip(found, free, strict=True)) / len(found) * 1e3
             line.append(f"{label} {total:.3f} CPU-ms/page ({held:.3f} holding the GIL)")
@@ -205,10 +228,10 @@ def listing_parse(before_tree: ModuleType, rounds: int, repeat: int) -> None:
     for text in texts:
         old, new = before_tree.parse_html(text), tree.parse_html(text)
         assert etree.tostring(old) == etree.tostring(new)
-    pages = [(text, "") for text in texts]
+    pages: Pages = [(text, "", None) for text in texts]
     best: dict[str, float] = {}
     for label, module in (("old", before_tree), ("new", tree)):
-        def parse(text: str, _url: str, module: ModuleType = module) -> object:
+        def parse(text: str, _url: str, _utf8: bytes | None, module: ModuleType = module) -> object:
             return module.parse_html(text)
 
         best[label] = min(sum(per_page(parse, pages, repeat)) for _ in range(rounds))
@@ -232,15 +255,15 @@ def main() -> None:
         versions = {"other": load(args.against), **versions}
     sets = {"bench": bench_pages(args.agencies), "real": real_pages() * args.real_repeat}
     if args.against:  # the same answers, or the comparison means nothing
-        for text, url in sets["bench"][:25] + sets["real"]:
-            old, new = versions["other"].parse_detail(text, url), current.parse_detail(text, url)
+        for text, url, utf8 in sets["bench"][:25] + sets["real"]:
+            old, new = reader(versions["other"])(text, url, utf8), current.parse_detail(text, url, utf8)
             assert old.to_dict() == new.to_dict() and old.pictures == new.pictures, url
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     for name, pages in sets.items():
         best = dict.fromkeys(versions, float("inf"))
         for _ in range(args.rounds):  # (rounds interleaved: a change in the machine's load touches both)
             for label, module in versions.items():
-                best[label] = min(best[label], cpu(module.parse_detail, pages))
+                best[label] = min(best[label], cpu(reader(module), pages))
         line = "  ".join(f"{label} {seconds:.3f} s ({seconds / len(pages) * 1e3:.3f} ms/page)" for label, seconds in best.items())
         ratio = f"  new/old {best['this'] / best['other']:.2f}" if args.against else ""
         print(f"{name} ({len(pages)} pages): {line}{ratio}")

@@ -318,7 +318,8 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
         detail = Detail.from_dict(cached["derived"])
         results.append(fetch_outcome(portal, candidate.url, candidate.title, "not_modified", verdict))
     else:
-        detail = parse_detail(resp.text(), resp.url)
+        text, utf8 = resp.text_and_utf8()
+        detail = parse_detail(text, resp.url, utf8)
         if verdict.agency is None and detail.agency:  # a title without its agency: the page's 发布机构 / ContentSource
             verdict = replace(verdict, agency=detail.agency)
         if detail.body_is_report or not detail.attachments:  # the page's body goes with its IngestFile

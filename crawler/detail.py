@@ -8,6 +8,7 @@ largest block of text. Attachments: links to document files by extension, and li
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,6 +38,7 @@ CONTENT_SELECTORS = (".TRS_Editor", ".trs_editor_view", "ucapcontent", "#zoom", 
 # metadata tables (UCAP, Hanweb, gkmlpt): label → field
 META_LABELS = {"名称": "title", "标题": "title", "发布机构": "agency", "发文机关": "agency", "公开日期": "published",
                "发布日期": "published", "成文日期": "written", "分类": "category", "组配分类": "category", "主题分类": "category"}
+META_KEYS = frozenset(META_LABELS.values())
 # a label cell is read only as far as its text can still be a label (whitespace and trailing colons aside): _label
 LABEL_PREFIXES = frozenset(label[:end] for label in META_LABELS for end in range(1, len(label) + 1))
 LABEL_STARTS = frozenset(label[0] for label in META_LABELS)
@@ -106,11 +108,12 @@ class PageText:
     It holds the proxies of the elements it indexes, so lxml hands back these same objects for those nodes
     (identity is what the sets compare)."""
 
-    def __init__(self, root: Element) -> None:
+    def __init__(self, root: Element, containers: Iterable[Element] | None = None) -> None:
+        """`containers`: the tree's string containers in document order, when a walk already found them."""
         self.holds: set[Element] = set()  # elements with a string container strictly below them
         self.inside: set[Element] = set()  # elements with a string container strictly above them
         self.containers: set[Element] = set()
-        for found in root.iter(*STRING_CONTAINERS):
+        for found in root.iter(*STRING_CONTAINERS) if containers is None else containers:
             self.containers.add(found)
             if found not in self.inside:  # (a container within another: the outer one indexed it)
                 self.inside.update(found.iterdescendants())
@@ -137,12 +140,21 @@ def _first(root: Element, xpath: str) -> Element | None:
     return found[0] if found else None
 
 
-def _meta(root: Element, name: str) -> str | None:
-    for tag in root.iter("meta"):
-        if tag.get("name") == name:
+PAGE_METAS = ("ArticleTitle", "PubDate", "ContentSource")  # the TRS meta tags parse_detail reads
+
+
+def _metas(root: Element, names: tuple[str, ...] = PAGE_METAS, metas: Iterable[Element] | None = None) -> dict[str, str | None]:
+    """Each name's first <meta name=…>: its content, stripped, or None when empty. One walk for all the names.
+    `metas`: the page's <meta> elements in document order, when a walk already found them (_page_elements)."""
+    found: dict[str, str | None] = {}
+    for tag in root.iter("meta") if metas is None else metas:
+        name = tag.get("name")
+        if name in names and name not in found:
             content = tag.get("content")
-            return content.strip() if isinstance(content, str) and content.strip() else None
-    return None
+            found[name] = content.strip() if isinstance(content, str) and content.strip() else None
+            if len(found) == len(names):
+                break
+    return found
 
 
 LABEL_CELLS = ("td", "th", "dt", "span", "label", "b", "strong")
@@ -176,25 +188,37 @@ def _starts_with_no_label(cell: Element) -> bool:
     first descendants (a Word table's <td><p><span>0</span></p></td>), without a walk: most cells of a report page.
     Also true of a cell surely without text (<td><p>&nbsp;</p></td>: each of those descendants its parent's only
     child, nothing after it). False when unsure (no text there, a comment or a script first): the cell is then read."""
-    node, alone = cell, True  # alone: no text or element after `node` inside the cell
-    for _ in range(FIRST_TEXT_DEPTH):
+    node, depth = cell, FIRST_TEXT_DEPTH
+    while depth:  # (this is read for every cell of a page: written for speed)
         own = node.text
         if own:
-            if not own[0].isspace():  # (most cells: no regex needed)
-                return own[0] not in LABEL_STARTS
+            first = own[0]
+            if not first.isspace():  # (most cells: no regex needed)
+                return first not in LABEL_STARTS
             if visible := FIRST_VISIBLE.match(own):
                 return visible.group(1) not in LABEL_STARTS
-        children = len(node)
-        if not children:
-            return alone  # no text at all: "" is no label
-        alone = alone and children == 1
+        if not len(node):
+            return _alone(cell, node)  # no text at all when nothing follows on the way down: "" is no label
         node = node[0]
         tag = node.tag
-        if not isinstance(tag, str) or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
+        if tag.__class__ is not str or tag in STRING_CONTAINERS:  # (a comment's tag is a function)
             return False
-        tail = node.tail
-        alone = alone and not (tail and FIRST_VISIBLE.match(tail))
+        depth -= 1
     return False
+
+
+def _alone(cell: Element, last: Element) -> bool:
+    """Whether no text or element follows on the way from `cell` down to `last` (each node its parent's first child):
+    each its parent's only child, with no visible tail. Asked only of a cell whose first descendants hold no text."""
+    node = cell
+    while node is not last:
+        if len(node) != 1:
+            return False
+        node = node[0]
+        tail = node.tail
+        if tail and FIRST_VISIBLE.match(tail):
+            return False
+    return True
 
 
 def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str]:
@@ -203,8 +227,9 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
     page = page or PageText(root)
     text_of = page.get
     found: dict[str, str] = {}
+    no_label = _starts_with_no_label
     for cell in root.iter(*LABEL_CELLS):
-        if _starts_with_no_label(cell):
+        if no_label(cell):
             continue
         label = _label(page.raw(cell))
         key = META_LABELS.get(label) if label is not None else None
@@ -216,40 +241,53 @@ def metadata_table(root: Element, page: PageText | None = None) -> dict[str, str
         text = text_of(value, " ") if value is not None else ""
         if text and text.rstrip("：:") not in META_LABELS:
             found[key] = text
+            if len(found) == len(META_KEYS):
+                break  # every field found: no later label can change them
     return found
 
 
 def text_sizes(root: Element, page: PageText, blocks: set[Element] | frozenset[Element] = frozenset(),
-               own: dict[Element, int] | None = None, elements: list[Element] | None = None) -> dict[Element, int]:
+               own: dict[Element, int] | None = None, elements: list[Element] | None = None,
+               others: Iterable[Element] | None = None, every: bool = True) -> dict[Element, int]:
     """len(page.get(el)) of every element that is neither a string container nor inside one, in one walk from the
     leaves up: each piece of text is measured once, not once per block around it (the text of a table nested in a
     cell was read again for every cell around it). With `blocks` and `own`: each such block's size less its child
     blocks' sizes, into `own`. `elements`: every element of the tree in document order, when a walk already made
-    the list (content_container's)."""
+    the list (content_container's); `others`: the tree's comments, processing instructions and entities, when a walk
+    already found them (largest_text_block's). `every`: False when only `own` is wanted (no other size is kept)."""
     sizes: dict[Element, int] = {}
     own = {} if own is None else own
-    skip, measured = page.containers | page.inside, sizes.get
+    containers, skip = page.containers, page.containers | page.inside
+    # each element's text and tail read once, its size added to its parent's as the walk meets it (children before
+    # parents): iterating each element's children was most of the walk. `below`: per element, what its children and
+    # their tails hold so far; `nested`: per block, its child blocks' sizes
+    below: dict[Element, int] = {}
+    nested: dict[Element, int] = {}
+    take, add = below.pop, below.get
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity) if others is None else others:
+        # a comment's own text is not its parent's text, its tail is (a comment is not measured)
+        tail, parent = node.tail, node.getparent()
+        if tail and parent is not None:
+            below[parent] = add(parent, 0) + len(tail.strip())
     for el in reversed(list(root.iter(etree.Element)) if elements is None else elements):  # children before parents
-        if el in skip:
+        if skip and el in skip:
+            # a string container's own text is not its parent's text, its tail is; what is inside one is not measured
+            if el in containers and (tail := el.tail) and (parent := el.getparent()) is not None:
+                below[parent] = add(parent, 0) + len(tail.strip())
             continue
         text = el.text
-        size = len(text.strip()) if text else 0
-        if not len(el):  # (most elements: no children to add, no loop begun)
-            if el in blocks:
-                own[el] = size
-        elif el in blocks:
-            nested = 0
-            for child in el:
-                tail, child_size = child.tail, measured(child, 0)
-                size += child_size + (len(tail.strip()) if tail else 0)
-                if child in blocks:
-                    nested += child_size
-            own[el] = size - nested
+        size = (len(text.strip()) if text else 0) + take(el, 0)
+        if every:
+            sizes[el] = size
+        if el in blocks:
+            own[el] = size - nested.pop(el, 0)
+            if (parent := el.getparent()) is not None:
+                nested[parent] = nested.get(parent, 0) + size
         else:
-            for child in el:  # (a comment or a string container is not measured: its own text is not this text)
-                tail = child.tail
-                size += measured(child, 0) + (len(tail.strip()) if tail else 0)
-        sizes[el] = size
+            parent = el.getparent()
+        if parent is not None:
+            tail = el.tail
+            below[parent] = add(parent, 0) + size + (len(tail.strip()) if tail else 0)
     return sizes
 
 
@@ -261,20 +299,25 @@ def largest_text_block(root: Element, page: PageText | None = None, elements: li
     of its children: a comment's or a string container's own text (as get_text read them). Worked out in text_sizes'
     one walk from the leaves up, so no block's children are read a second time. `elements`: as for text_sizes."""
     page = page or PageText(root)
-    blocks = set(root.iter(*BLOCKS))
+    in_order = list(root.iter(*BLOCKS))
+    blocks = set(in_order)
     if not blocks:
         return None
     unmeasured: dict[Element, int] = {}  # per block: its comments' and string containers' own text
+    others: list[Element] = []  # the comments, processing instructions and entities, for text_sizes
     for child in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity, *STRING_CONTAINERS):
+        is_element = _is_element(child)
+        if not is_element:
+            others.append(child)
         parent = child.getparent()
         if parent in blocks:
-            size = len(page.get(child)) if _is_element(child) else len((child.text or "").strip())
+            size = len(page.get(child)) if is_element else len((child.text or "").strip())
             unmeasured[parent] = unmeasured.get(parent, 0) + size
     own: dict[Element, int] = {}
-    sizes = text_sizes(root, page, blocks, own, elements)
+    text_sizes(root, page, blocks, own, elements, others, every=False)
     best, best_size = None, 0
-    for block in root.iter(*BLOCKS):
-        size = own[block] + unmeasured.get(block, 0) if block in sizes else _own_text(block, page)
+    for block in in_order:
+        size = own[block] + unmeasured.get(block, 0) if block in own else _own_text(block, page)
         if size > best_size:
             best, best_size = block, size
     return best
@@ -297,19 +340,58 @@ SELECTOR_IDS = {sel[1:]: i for i, sel in enumerate(CONTENT_SELECTORS) if sel.sta
 SELECTOR_TAGS = {sel: i for i, sel in enumerate(CONTENT_SELECTORS) if sel[0] not in ".#"}
 
 
-def content_container(root: Element, walked: list[Element] | None = None) -> Element | None:
+def content_container(root: Element, walked: list[Element] | None = None, source: str | None = None,
+                      firsts: dict[str, Element] | None = None) -> Element | None:
     """The first element the earliest CONTENT_SELECTORS entry (.class, #id or a tag name) selects, in document order.
-    One walk of the tree for the classes and ids (an XPath scan per selector took half a large page's reading); the
-    tags are lxml's own walks (no tag name made into a string per element). `walked`: the elements the walk passed,
-    in order, appended: every element of the tree when none is selected (the largest block's measuring then walks
-    this list, not the tree again: making lxml's element objects anew was most of a walk)."""
+    The tags are lxml's own walks (no tag name made into a string per element). The classes and ids (an XPath scan
+    per selector took half a large page's reading): given `source` (the page's text), from libxml2's walks of the
+    class and id attributes, the first TRS_Editor (the first selector: nothing can come before it) looked for alone
+    when the text names one (a Python walk of every element, two attribute reads each, was a fifth of reading a page
+    without a content container); without it, a Python walk of the elements up to the first TRS_Editor. Both give
+    the same element.
+    `walked`: appended, every element of the tree in document order when none is selected (the largest block's
+    measuring then walks this list, not the tree again: making lxml's element objects anew was most of a walk).
+    `firsts`: the first element of each selected tag, when a walk already found them (_page_elements)."""
     walked = [] if walked is None else walked
-    passed = walked.append
     first: dict[int, Element] = {}
     for tag, i in SELECTOR_TAGS.items():
-        found = next(root.iter(tag), None)
+        found = next(root.iter(tag), None) if firsts is None else firsts.get(tag)
         if found is not None:
             first[i] = found
+    if source is None:
+        _select_by_walk(root, first, walked)
+    else:
+        if FIRST_SELECTOR in source and (editor := _first_editor(root)) is not None:
+            return editor  # the first selector: nothing can come before it
+        _select_by_attributes(root, first)
+        if not first:
+            walked.extend(root.iter(etree.Element))
+    return first[min(first)] if first else None
+
+
+FIRST_SELECTOR = CONTENT_SELECTORS[0][1:]  # TRS_Editor
+# every id and every class attribute of a tree, in document order (each value knows its element: getparent)
+ID_ATTRIBUTES = "descendant-or-self::*/@id"
+CLASS_ATTRIBUTES = "descendant-or-self::*/@class"
+EDITOR_CLASSES = f"descendant-or-self::*/@class[contains(., '{FIRST_SELECTOR}')]"  # (a superset: checked by token)
+_compiled = threading.local()  # per thread: an XPath object evaluates under a lock of its own
+
+
+def _compiled_xpath(path: str) -> Any:
+    """This thread's compiled `path` (compiled once; libxml2 evaluates it without holding the GIL)."""
+    made: dict[str, Any] | None = getattr(_compiled, "made", None)
+    if made is None:
+        made = _compiled.made = {}
+    found = made.get(path)
+    if found is None:
+        found = made[path] = etree.XPath(path)
+    return found
+
+
+def _select_by_walk(root: Element, first: dict[int, Element], walked: list[Element]) -> None:
+    """Into `first`: per class or id selector, the first element it selects; walking the tree in Python, each element
+    appended to `walked`, until the first selector is found."""
+    passed = walked.append
     for el in root.iter(etree.Element):
         passed(el)
         id_hit, class_attr = SELECTOR_IDS.get(el.get("id")), el.get("class")
@@ -323,7 +405,26 @@ def content_container(root: Element, walked: list[Element] | None = None) -> Ele
                     first.setdefault(i, el)
         if 0 in first:
             break  # the first selector found: nothing can come before it
-    return first[min(first)] if first else None
+
+
+def _first_editor(root: Element) -> Element | None:
+    """The first element of class TRS_Editor, from the class attributes that contain the name (libxml2's walk)."""
+    for value in _compiled_xpath(EDITOR_CLASSES)(root):
+        if FIRST_SELECTOR in value.split():  # split as bs4 does
+            element: Element = value.getparent()
+            return element
+    return None
+
+
+def _select_by_attributes(root: Element, first: dict[int, Element]) -> None:
+    """_select_by_walk's selections from the id and class attributes libxml2 lists (most elements have neither)."""
+    for value in _compiled_xpath(ID_ATTRIBUTES)(root):
+        if (i := SELECTOR_IDS.get(value)) is not None and i not in first:
+            first[i] = value.getparent()
+    for value in _compiled_xpath(CLASS_ATTRIBUTES)(root):
+        for token in value.split():  # split as bs4 does
+            if (i := SELECTOR_CLASSES.get(token)) is not None and i not in first:
+                first[i] = value.getparent()
 
 
 LINK_MEMORY = 2048  # the verdicts on this many hrefs are kept: a site's pages repeat its navigation's links
@@ -362,32 +463,56 @@ def _text_reaches(pieces: Iterable[str], size: int) -> bool:
     return size <= 0
 
 
-def _parse(text: str) -> Element | None:
+def _parse(text: str, utf8: bytes | None = None) -> Element | None:
     """The page's tree, read as BeautifulSoup(text, "lxml") read it (lxml's HTML parser, recovering), without the
     BeautifulSoup tree over it (ten times the CPU, as much again in memory: a crawl parses thousands of pages).
     Within libxml2's own limits (256 levels, 10 MB of text in a node), as last round's reading, which the tests
-    keep as the reference; listing pages read past them (crawler/adapters/tree.parse_html)."""
-    return parse_html(text, huge_tree=False)
+    keep as the reference; listing pages read past them (crawler/adapters/tree.parse_html). `utf8`: as parse_html's."""
+    return parse_html(text, huge_tree=False, utf8=utf8)
 
 
-def parse_detail(text: str, url: str) -> Detail:
-    root = _parse(text)
+# the elements parse_detail reads only the first of (besides the <meta>s): found in one walk of the tree (each
+# walk for a tag a page lacks went through the whole tree)
+FIRST_ONLY = ("ucaptitle", "title", *SELECTOR_TAGS)
+
+
+def _page_elements(root: Element) -> tuple[dict[str, Element], list[Element], list[Element]]:
+    """The first element of each FIRST_ONLY tag, every <meta> and every string container, in one walk."""
+    firsts: dict[str, Element] = {}
+    metas: list[Element] = []
+    containers: list[Element] = []
+    for el in root.iter("meta", *STRING_CONTAINERS, *FIRST_ONLY):
+        tag = el.tag
+        if tag == "meta":
+            metas.append(el)
+        elif tag in STRING_CONTAINERS:  # (no FIRST_ONLY tag is one)
+            containers.append(el)
+        elif tag not in firsts:
+            firsts[tag] = el
+    return firsts, metas, containers
+
+
+def parse_detail(text: str, url: str, utf8: bytes | None = None) -> Detail:
+    """The page's Detail. `utf8`: the bytes `text` was decoded from, when they are its UTF-8 (Response.text_and_utf8):
+    parsed as they are, not the text encoded again."""
+    root = _parse(text, utf8)
     if root is None:  # nothing a parser could read: no title, no body, no links
         return Detail(None, None, False)
-    page = PageText(root)  # where scripts and styles sit, found once
+    firsts, meta_elements, containers = _page_elements(root)
+    page = PageText(root, containers)  # where scripts and styles sit, found once
     text_of = page.get
     # the content container first: the elements its walk passes are kept, so the walks after it (the metadata table's
     # cells, the largest block) find lxml's element objects made, not make them again
     walked: list[Element] = []  # (the whole tree when no container is found)
-    body = content_container(root, walked)
+    body = content_container(root, walked, text, firsts)
     table = metadata_table(root, page)
-    ucap_title = next(root.iter("ucaptitle"), None)
-    page_title = next(root.iter("title"), None)
-    title = (_meta(root, "ArticleTitle") or table.get("title")
+    ucap_title, page_title = firsts.get("ucaptitle"), firsts.get("title")
+    metas = _metas(root, PAGE_METAS, meta_elements)
+    title = (metas.get("ArticleTitle") or table.get("title")
              or (text_of(ucap_title, " ") if ucap_title is not None else None)
              or (text_of(page_title).split("_")[0] if page_title is not None else None))
-    published = _meta(root, "PubDate") or table.get("published")
-    agency = _meta(root, "ContentSource") or table.get("agency")
+    published = metas.get("PubDate") or table.get("published")
+    agency = metas.get("ContentSource") or table.get("agency")
     # the fallbacks only when no content container is found (the largest block costs a walk of every block's children)
     scope = body if body is not None else largest_text_block(root, page, walked)
     if scope is None:
@@ -401,12 +526,18 @@ def parse_detail(text: str, url: str) -> Detail:
             continue
         href = raw.strip()
         verdict = _link_verdict(href)
-        if not (verdict or (verdict is None and ATTACHMENT_TEXT.search(text_of(a, " ")))):
+        link_text = None  # (read once: for the verdict, then as the attachment's text)
+        if verdict is None:
+            link_text = text_of(a, " ")
+            verdict = ATTACHMENT_TEXT.search(link_text) is not None
+        if not verdict:
             continue
         target = join_link(url, href)
         if target not in seen and target != url:
             seen.add(target)
             title_attr = a.get("title")
-            attachments.append((target, (title_attr if title_attr and title_attr.strip() else text_of(a, " ")).strip()))
+            if not (title_attr and title_attr.strip()) and link_text is None:
+                link_text = text_of(a, " ")
+            attachments.append((target, (title_attr if title_attr and title_attr.strip() else link_text or "").strip()))
     return Detail(title, published, is_report, attachments, agency, table.get("category"),
                   pictures=body_pictures(scope.iter("img"), url))

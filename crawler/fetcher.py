@@ -132,6 +132,12 @@ class Response:
     def text(self) -> str:
         return decode_html(self.content, self.headers.get("content-type", ""))
 
+    def text_and_utf8(self) -> tuple[str, bytes | None]:
+        """text(), and the content when it is that text's UTF-8 (a page's parse then reads it as it is: encoding the
+        text again was a sixth of parsing a detail page)."""
+        text, is_utf8 = html_reader.decode_html_utf8(self.content, content_type_charset(self.headers.get("content-type", "")))
+        return text, self.content if is_utf8 else None
+
 
 def url_filename(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "index.html"

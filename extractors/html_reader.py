@@ -69,12 +69,18 @@ _SITE_SUFFIX = re.compile(r"\s*(?:[_|]|\s-\s|--).*$")
 
 def decode_html(data: bytes, http_charset: str | None = None) -> str:
     """Decode a page: BOM, then the HTTP and <meta> charsets, then strict UTF-8, then GB18030."""
+    return decode_html_utf8(data, http_charset)[0]
+
+
+def decode_html_utf8(data: bytes, http_charset: str | None = None) -> tuple[str, bool]:
+    """decode_html's text, and whether it is the bytes decoded as strict UTF-8 (so `data` is the text's UTF-8: a
+    parser given the text may take the bytes instead of encoding it again)."""
     for bom, encoding in _BOM_ENCODINGS:
         if data.startswith(bom):
-            return data[len(bom) :].decode(encoding, errors="replace")
+            return data[len(bom) :].decode(encoding, errors="replace"), False
     utf16 = utf16_without_bom(data)  # by content: a <meta charset> inside UTF-16 bytes cannot be read anyway
     if utf16 is not None:
-        return data.decode(utf16, errors="replace")
+        return data.decode(utf16, errors="replace"), False
     # each encoding tried once, and only when needed: a page declared UTF-8 was decoded twice, the <meta> searched
     # even when the HTTP charset decided (the decoding was a twentieth of the crawler's CPU)
     tried: dict[str, str | None] = {}
@@ -87,13 +93,13 @@ def decode_html(data: bytes, http_charset: str | None = None) -> str:
     for charset in _declared_charsets(data, http_charset):
         # CMS templates often declare gb2312 on pages that are really UTF-8; valid UTF-8 is a far stronger sign.
         if charset == "gb18030" and (utf8 := strict("utf-8")) is not None:
-            return utf8
+            return utf8, True
         text = strict(charset)
         if text is not None:
-            return text
+            return text, charset == "utf-8"
     if (utf8 := strict("utf-8")) is not None:
-        return utf8
-    return data.decode("gb18030", errors="replace")
+        return utf8, True
+    return data.decode("gb18030", errors="replace"), False
 
 
 def _declared_charsets(data: bytes, http_charset: str | None) -> Iterator[str]:

@@ -225,7 +225,7 @@ def test_a_page_without_a_content_container_is_read_in_proportion_to_its_text(mo
     for depth in (30, 120):
         text = nested_tables(depth)
         page_text = sum(len(t) for t in etree.ElementBase.itertext(counted_tree(text)))
-        monkeypatch.setattr(detail, "_parse", counted_tree)
+        monkeypatch.setattr(detail, "_parse", lambda text, utf8=None: counted_tree(text))
         CountingElement.read[0] = 0
         page = parse_detail(text, "http://h/a/t1.html")
         assert page.agency == f"第{depth // 2}层的机构" and page.body_is_report

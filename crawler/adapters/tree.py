@@ -35,7 +35,7 @@ def _whole_page_parser(huge_tree: bool) -> Any:
     return made[huge_tree]
 
 
-def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
+def parse_html(text: str, *, huge_tree: bool = True, utf8: bytes | None = None) -> Element | None:
     """The page's root element, parsed as BeautifulSoup(text, "lxml") parses it (a leading BOM dropped, the text fed
     whole to a recovering HTML parser, UTF-8 bytes when lxml refuses the text), or None when nothing could be read.
     The page is handed to libxml2 in one call, which gives the fed parser's tree (below the 10 MB limit) without
@@ -45,9 +45,13 @@ def parse_html(text: str, *, huge_tree: bool = True) -> Element | None:
     keeps without it (256 levels of nesting, which a page of unclosed tags reaches, and 10 MB of text in one node):
     the rest of such a page was read, and is. Where it still differs (nesting deeper than 2,048, where libxml2 stops;
     an attribute value over 10 MB, which it kept out of BeautifulSoup's tree and keeps in this one) is a page no
-    listing is; the fetcher's size cap bounds what a page can hold."""
-    text = text[1:] if text.startswith("\N{BYTE ORDER MARK}") else text
-    data = text.encode("utf-8")  # (a lone surrogate raises here, as it did in feeding the text)
+    listing is; the fetcher's size cap bounds what a page can hold.
+
+    utf8: `text` encoded as UTF-8, when the caller holds it (the bytes the text was decoded from): taken as they are."""
+    if text.startswith("\N{BYTE ORDER MARK}"):
+        text, utf8 = text[1:], None
+    # (a lone surrogate raises in encoding, as it did in feeding the text)
+    data = text.encode("utf-8") if utf8 is None else utf8
     if huge_tree or len(data) <= LIBXML_MAX_TEXT:
         # the whole page in one call, as UTF-8 bytes: libxml2 then parses without the GIL (a fed parser holds it
         # throughout: half of reading a large page), into the tree feeding it gave (tests/test_parse_outputs.py). Past
