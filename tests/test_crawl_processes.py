@@ -211,7 +211,7 @@ def test_the_machine_decides_the_count_unless_told() -> None:
 
 
 CHILDREN_SCRIPT = """
-import sys, time, multiprocessing
+import sys, threading, time, multiprocessing
 from pathlib import Path
 from gongkai.crawler.crawl import CrawlContext
 from gongkai.crawler.processes import crawl_in_processes
@@ -220,9 +220,15 @@ from gongkai.crawler.state import CrawlState
 from gongkai.flows.crawl import Politeness
 from gongkai.warehouse import open_archive
 
+named = threading.Lock()
+
 def ingest(*args, **kwargs):  # the crawl is under way in both children: name them, then hang as a long load would
     time.sleep(0.5)
-    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    # once, in one write: the parent ingests on several threads, and two prints interleaved ("A B" "A B" then the
+    # two newlines) made the first line read as three pids (2 of 15 runs)
+    if named.acquire(blocking=False):
+        sys.stdout.write(" ".join(str(p.pid) for p in multiprocessing.active_children()) + "\\n")
+        sys.stdout.flush()
     time.sleep(60)
 
 portals = load_registry(Path(sys.argv[1]))
