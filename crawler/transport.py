@@ -30,8 +30,8 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, Protocol
 from urllib3.exceptions import TimeoutError as U3TimeoutError
 from urllib3.response import HTTPResponse
 from urllib3.util import connection as u3connection
-from urllib3.util.ssl_match_hostname import CertificateError
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError
 from urllib3.util.timeout import Timeout
 from urllib3.util.url import _encode_target
 
