@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from email.message import Message
@@ -422,7 +422,7 @@ class Fetcher:
         cookie jar, no proxy from the environment), without its per-request overhead (a third of the crawl's CPU in
         the HTTP client went to preparing, merging and wrapping). target.url is the fixed point of requests' URL
         normalisation (crawler.urls), so it is sent as it was checked."""
-        sent_headers = self._request_headers(headers)
+        sent_headers: Mapping[str, str] = self._request_headers(headers)
         body: Any = None
         if data is not None or method not in ("GET", "HEAD"):  # a form: requests' own encoding and length
             prepared = requests.PreparedRequest()
