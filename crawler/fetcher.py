@@ -463,6 +463,8 @@ class Fetcher:
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             _close(raw)
             raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
+        if _ended_empty(raw):  # a 304's (or HEAD's, or Content-Length: 0) body: nothing to stream
+            return b""
         # a body of a known length, not encoded, is read in one piece of exactly that length when it fits in READ_CHUNK:
         # urllib3 then hands the piece over as read (a read of more than the body cost one more call and a copy)
         amount = READ_CHUNK
@@ -643,6 +645,21 @@ def _lower_cased(headers: urllib3.HTTPHeaderDict) -> dict[str, str]:
     if isinstance(store, dict):
         return {name: ", ".join(spelled_and_values[1:]) for name, spelled_and_values in store.items()}
     return {name.lower(): headers[name] for name in headers}
+
+
+def _ended_empty(raw: urllib3.HTTPResponse) -> bool:
+    """Whether the body is known empty and now read: http.client's length 0 (a 304, a HEAD, Content-Length: 0), not
+    chunked, not encoded. Its end is read as raw.stream read it (http.client's read closes the response at length 0)
+    and the connection given back to the pool as urllib3 gives it back at a body's end, without the stream's
+    generator, decoder set-up and error-catching context (a tenth of a 304's CPU in the HTTP client)."""
+    original = raw._original_response
+    if original is None or original.length != 0 or original.chunked or "content-encoding" in raw.headers:
+        return False
+    original.read(0)  # at length 0: closes the response (its file), keeps the socket for the next request
+    if not original.isclosed():  # cannot happen at length 0; the stream then reads it as before
+        return False
+    raw.release_conn()
+    return True
 
 
 def _close(raw: urllib3.HTTPResponse) -> None:
