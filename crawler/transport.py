@@ -210,10 +210,14 @@ class _Pinned:
 
 class PinnedHTTPConnection(_Pinned, HTTPConnection):
     response_class = wire.response_class  # http.client's, read with fewer recv calls and a cheaper header parse
+    if wire.lean_getresponse is not None:  # urllib3's, doing less for a plainly read head (crawler.wire)
+        getresponse = wire.lean_getresponse
 
 
 class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
     response_class = wire.response_class
+    if wire.lean_getresponse is not None:
+        getresponse = wire.lean_getresponse
 
 
 class ConnectionStack:
