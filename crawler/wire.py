@@ -197,7 +197,8 @@ def getresponse(self: Any) -> Any:
     _shutdown = getattr(self.sock, "shutdown", None)
     httplib_response = http.client.HTTPConnection.getresponse(self)
     message = httplib_response.msg
-    if message.defects or message._payload or not isinstance(message, http.client.HTTPMessage):
+    unparsed = getattr(message, "_payload", None)  # email's parser leaves the text after the head here
+    if message.defects or unparsed or not isinstance(message, http.client.HTTPMessage):
         try:
             assert_header_parsing(message)
         except (HeaderParsingError, TypeError) as hpe:
