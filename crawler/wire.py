@@ -47,12 +47,23 @@ BEGIN_SHA256 = "e06ec06b086c7ea0b9857657c435786fe031fdb272ec4080256e40ff04559a0e
 # colon, a value without a line break of its own (a lone \r ends a line for email's parser; the other separators
 # str.splitlines knows, \x0b \x0c \x1c-\x1e \x85, go to email's parser too: rare, and safe either way), one EOL
 _PLAIN_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[^\r\n\x0b\x0c\x1c\x1d\x1e\x85]*\r?\n")
+_PLAIN_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n\x0b\x0c\x1c\x1d\x1e\x85]*\r?\n)*")  # _PLAIN_LINEs
 _SPECIAL_TYPE = re.compile(rb"multipart|message", re.IGNORECASE)  # content types email's parser looks into
 
 
 def parse_header_lines(lines: list[bytes]) -> http.client.HTTPMessage:
     """The HTTPMessage of http.client.parse_headers for the lines _read_headers returned (the blank line last)."""
     if lines and lines[-1] in (b"\r\n", b"\n"):
+        # the whole block at once: every line plain (each ends at its one \n: _PLAIN_BLOCK's lines are the lines
+        # _read_headers split) and no content type email's parser looks into anywhere in it; else line by line below
+        block = b"".join(lines[:-1])
+        if _PLAIN_BLOCK.fullmatch(block) is not None and _SPECIAL_TYPE.search(block) is None:
+            message = http.client.HTTPMessage()
+            message._headers = [  # type: ignore[attr-defined]
+                (name, value.lstrip(" \t").rstrip("\r"))  # no \r but the last in a plain line: rstrip("\r\n") below
+                for name, _, value in (line.partition(":") for line in block.decode("iso-8859-1").split("\n")[:-1])]
+            message._payload = ""  # type: ignore[attr-defined]
+            return message
         headers = []
         for line in lines[:-1]:
             if _PLAIN_LINE.fullmatch(line) is None:
