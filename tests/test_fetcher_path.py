@@ -116,11 +116,11 @@ def test_exchange_raises_and_reads_as_urlopen(server: Callable[..., Server], kin
         before = len(site.seen)
         with transport.call(("127.0.0.1",), 10):
             if way == "urlopen":
-                outcomes.append(_outcome(lambda: pool.urlopen(
+                outcomes.append(_outcome(lambda pool=pool: pool.urlopen(
                     "GET", "/a/年度 报告?q=1", body=None, headers=headers, redirect=False, assert_same_host=False,
                     preload_content=False, decode_content=False, retries=NO_RETRIES, timeout=timeout, chunked=False)))
             else:
-                outcomes.append(_outcome(lambda: transport.exchange(pool, "GET", "/a/年度 报告?q=1", None, headers,
+                outcomes.append(_outcome(lambda pool=pool: transport.exchange(pool, "GET", "/a/年度 报告?q=1", None, headers,
                                                                     timeout, NO_RETRIES)))
         sent.append(site.seen[before:])
     assert outcomes[0] == outcomes[1]
