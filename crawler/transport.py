@@ -15,6 +15,7 @@ blocked read returns and the fetcher reports the deadline.
 from __future__ import annotations
 
 import heapq
+import http.client
 import ipaddress
 import queue
 import socket
@@ -29,6 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as U3TimeoutError
 from urllib3.response import HTTPResponse
+from urllib3.util import SKIP_HEADER
 from urllib3.util import connection as u3connection
 from urllib3.util.retry import Retry
 from urllib3.util.ssl_match_hostname import CertificateError
@@ -199,6 +201,15 @@ class _Pinned:
         assert error is not None
         raise error
 
+    def putheader(self, header: str, *values: str) -> None:
+        """urllib3's putheader: http.client's, unless a value is urllib3's SKIP_HEADER. The one plain str value of the
+        fetcher's every header goes straight to http.client's (which validates name and value as before), without
+        urllib3's generator over the values (a twentieth of a request's CPU in the HTTP client, six headers a request)."""
+        if len(values) == 1 and type(values[0]) is str and values[0] != SKIP_HEADER:
+            http.client.HTTPConnection.putheader(self, header, values[0])  # type: ignore[arg-type]
+        else:
+            super().putheader(header, *values)  # type: ignore[misc]
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         current: Call | None = getattr(_current, "call", None)
         if current is not None:
@@ -208,13 +219,13 @@ class _Pinned:
             current.on_sent()
 
 
-class PinnedHTTPConnection(_Pinned, HTTPConnection):
+class PinnedHTTPConnection(_Pinned, HTTPConnection):  # type: ignore[misc]  # putheader: urllib3 narrowed it
     response_class = wire.response_class  # http.client's, read with fewer recv calls and a cheaper header parse
     if wire.lean_getresponse is not None:  # urllib3's, doing less for a plainly read head (crawler.wire)
         getresponse = wire.lean_getresponse
 
 
-class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
+class PinnedHTTPSConnection(_Pinned, HTTPSConnection):  # type: ignore[misc]
     response_class = wire.response_class
     if wire.lean_getresponse is not None:
         getresponse = wire.lean_getresponse

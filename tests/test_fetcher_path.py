@@ -217,3 +217,28 @@ def test_empty_bodies_keep_the_connection_and_the_caps(server: Callable[..., Ser
     assert site.connections == 1 and len(site.seen) == 5  # robots.txt and four requests, on one connection
     with pytest.raises(TooLarge):
         fetcher.fetch(f"http://{site.host}/huge", allowed_hosts={site.host})
+
+
+def test_putheader_writes_and_refuses_as_urllib3s() -> None:
+    """The pinned connections' putheader against urllib3's: the same head lines, the same refusals (a line break in a
+    value, a bad name: http.client's checks; SKIP_HEADER only where urllib3 allows it)."""
+    from urllib3.connection import HTTPConnection
+    from urllib3.util import SKIP_HEADER
+
+    calls: list[tuple[Any, ...]] = [("X-A", "1"), ("User-Agent", SKIP_HEADER), ("X-Skip", SKIP_HEADER), ("X-Int", 5),
+                                    ("X-Two", "a", "b"), ("X-Bytes", b"v"), ("X-Inject", "v\r\nX-Evil: 1"),
+                                    ("Bad Name", "v"), ("X-Latin", "é"), ("X-Wide", "年"), ("X-Empty", "")]
+    seen = []
+    for cls in (HTTPConnection, transport.PinnedHTTPConnection):
+        conn = cls("127.0.0.1", 80)
+        conn.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+        outcomes = []
+        for call in calls:
+            try:
+                conn.putheader(*call)
+                outcomes.append("ok")
+            except (ValueError, UnicodeError) as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+        seen.append((outcomes, list(conn._buffer)))  # type: ignore[attr-defined]
+    assert seen[0] == seen[1]
+    assert seen[1][0].count("ok") < len(calls)  # the refusals were exercised
