@@ -181,6 +181,18 @@ GETRESPONSE_SHA256 = "b00fb0a4b235caa1b5faf85621a529ad356a5ad39a4ddab202f005b96e
 _log = logging.getLogger("urllib3.connection")  # where urllib3's getresponse warns of a head it could not parse
 
 
+class ResponseHeaders(HTTPHeaderDict):
+    """urllib3's HTTPHeaderDict whose get finds a missing name without raising and catching a KeyError (Mapping.get):
+    a response's Content-Length, Content-Encoding, Transfer-Encoding are each asked for once or twice a request by
+    urllib3 and the fetcher, and mostly missing. The same answer as HTTPHeaderDict's get: the values joined by ", "."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if type(key) is str:
+            values = self._container.get(key.lower())
+            return default if values is None else ", ".join(values[1:])
+        return super().get(key, default)
+
+
 def _headers_of(message: http.client.HTTPMessage) -> Any:
     """urllib3's HTTPHeaderDict(_normalize_header_values(message)): the same adds in the same order, without the
     constructor's checks of what it was given (typing.Mapping, typing.Iterable: abstract-class checks, ~3 % of a
@@ -188,7 +200,7 @@ def _headers_of(message: http.client.HTTPMessage) -> Any:
     items = message.items()
     if any("\r\n" in value for _, value in items):
         return HTTPHeaderDict(_normalize_header_values(message))
-    headers = HTTPHeaderDict()
+    headers = ResponseHeaders()
     add = headers.add
     for name, value in items:
         add(name, value)

@@ -242,3 +242,17 @@ def test_putheader_writes_and_refuses_as_urllib3s() -> None:
         seen.append((outcomes, list(conn._buffer)))  # type: ignore[attr-defined]
     assert seen[0] == seen[1]
     assert seen[1][0].count("ok") < len(calls)  # the refusals were exercised
+
+
+def test_the_response_headers_get_as_httpheaderdict_gets() -> None:
+    """wire.ResponseHeaders.get answers as HTTPHeaderDict's (Mapping's) get: present, repeated, missing, a default,
+    any case, a bytes name."""
+    items = [("Content-Length", "4"), ("X-Dup", "a"), ("x-dup", "b"), ("ETag", '"e"'), ("X-Empty", "")]
+    ours, theirs = wire_reading.ResponseHeaders(), urllib3.HTTPHeaderDict(items)
+    for name, value in items:
+        ours.add(name, value)
+    for key in ("content-length", "CONTENT-LENGTH", "x-dup", "X-Dup", "etag", "x-empty", "content-encoding",
+                b"X-Dup", b"missing", "transfer-encoding"):
+        assert ours.get(key) == theirs.get(key), key
+        assert ours.get(key, "default") == theirs.get(key, "default"), key
+    assert isinstance(ours, urllib3.HTTPHeaderDict) and ours == theirs
