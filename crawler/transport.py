@@ -290,14 +290,15 @@ class PinnedAdapter(HTTPAdapter):
 def exchange(pool: HTTPConnectionPool, method: str, url: str, body: Any, headers: Any, timeout: Timeout,
              retries: Retry) -> HTTPResponse:
     """pool.urlopen(method, url, body=body, headers=headers, timeout=timeout, redirect=False, assert_same_host=False,
-    preload_content=False, decode_content=False, retries=retries, chunked=False) without what that call
-    does for nothing here (a fifth of the request's CPU in the HTTP client): no proxy (none is ever set: PinnedAdapter),
-    no retries (an error raised at once, as the fetcher's Retry(total=False) has urlopen re-raise it), no redirects, no body to rewind, no second copy of the
-    headers (urlopen copied them to add the proxy's, of which there are none). What it keeps is urllib3's own: _get_conn (a dropped idle connection replaced), _make_request (the
-    connect, TLS validation, sending, reading the head; its errors as it raises them), urlopen's wrapping of an error
-    (SSLError, ProtocolError("Connection aborted.", ...)) and its closing of the connection on any error. The response
-    holds its connection, given back to the pool by release_conn once read to its end (as preload_content=False has it).
-    The request target is encoded as urlopen encodes it (_encode_target), so the bytes sent are the same."""
+    preload_content=False, decode_content=False, retries=retries, chunked=False) without what that call does for
+    nothing here (a fifth of a request's CPU in the HTTP client): no proxy (none is ever set: PinnedAdapter), no retry
+    (an error raised at once, as urlopen re-raised it under the fetcher's Retry(total=False)), no redirect, no body to
+    rewind, no second copy of the headers (urlopen copied them to add a proxy's). What it keeps is urllib3's own:
+    _get_conn (a dropped idle connection replaced), _make_request (the connect, TLS validation, sending, reading the
+    head; its errors as it raises them), urlopen's wrapping of an error (SSLError, ProtocolError("Connection
+    aborted.", ...)) and its closing of the connection on any error. The response holds its connection, given back to
+    the pool by release_conn once read to its end (as preload_content=False has it). The request target is encoded as
+    urlopen encoded it (_encode_target): the bytes sent are the same (tests/test_fetcher_path.py)."""
     url = _encode_target(url)
     conn = None
     clean_exit = False

@@ -28,7 +28,7 @@ import socket
 from typing import Any, Literal
 
 import urllib3.connection
-from urllib3._collections import HTTPHeaderDict
+from urllib3 import HTTPHeaderDict
 from urllib3.connection import _normalize_header_values, _url_from_connection
 from urllib3.exceptions import HeaderParsingError
 from urllib3.response import HTTPResponse
