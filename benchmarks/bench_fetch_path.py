@@ -5,6 +5,8 @@ run (old, new, old, new, ...), so the load of the machine hits both alike.
     .venv/bin/python benchmarks/bench_fetch_path.py --old main          # a git ref (exported to a temp dir) ...
     .venv/bin/python benchmarks/bench_fetch_path.py --old /path/to/checkout --new . --hosts 200 --rounds 3
 
+    .venv/bin/python benchmarks/bench_fetch_path.py --old main --single     # Fetcher.fetch alone, per kind
+
 Each client process (PYTHONPATH = its checkout) runs one first crawl of every host (robots.txt, listing, detail
 pages, documents: archived, not extracted), then `--repeats` crawls with nothing changed (conditional requests, 304
 each). Its CPU (time.process_time: every thread of the crawling process) is measured from inside, per request sent
@@ -85,6 +87,50 @@ def client(ports: list[int], repeats: int, workers: int, delay: float = 0.0) -> 
     return out
 
 
+SINGLE_KINDS = ("200", "304", "file")
+
+
+def single(ports: list[int], count: int, repeats: int = 5) -> dict[str, Any]:
+    """In the client process: the CPU (user + system, this process) of one Fetcher.fetch on one thread, no gate, no
+    scheduler, keep-alive on loopback: a detail page (200), the same page with its ETag (304), a document (file);
+    `count` fetches of each kind, `repeats` times, the median per kind (and its user CPU alone) in microseconds."""
+    import contextlib
+
+    import bench_crawl
+
+    from gongkai.crawler.fetcher import Fetcher
+
+    host = f"127.0.0.1:{ports[0]}"
+    page, document = f"http://{host}/a0/202003/t20200301_2019.html", f"http://{host}/a0/202003/P02019.pdf"
+    kinds: dict[str, tuple[str, dict[str, str] | None]] = {
+        "200": (page, None), "304": (page, {"If-None-Match": bench_crawl.ETAG}), "file": (document, None)}
+    fetcher = Fetcher([host], delay=0.0, concurrency=CONCURRENCY, retries=0, gate=lambda _host: contextlib.nullcontext())
+    for url, validators in kinds.values():  # warm: robots.txt read, the connection open, every import done
+        for _ in range(50):
+            fetcher.fetch(url, allowed_hosts={host}, validators=validators)
+    seen: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for kind, (url, validators) in kinds.items():
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            for _ in range(count):
+                fetcher.fetch(url, allowed_hosts={host}, validators=validators)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            user = after.ru_utime - before.ru_utime
+            seen.setdefault(kind, []).append(1e6 * (user + after.ru_stime - before.ru_stime) / count)
+            seen.setdefault(f"{kind}_user", []).append(1e6 * user / count)
+    return {kind: round(statistics.median(values), 1) for kind, values in seen.items()}
+
+
+def assert_measuring(checkout: str) -> None:
+    """The gongkai this client imports is its checkout's (and no other was imported before it)."""
+    assert not any(name == "gongkai" or name.startswith("gongkai.") for name in sys.modules), "gongkai imported early"
+    import gongkai
+
+    where = Path(gongkai.__file__).resolve().parent
+    if not where.is_relative_to(Path(checkout).resolve()):
+        raise SystemExit(f"measuring {where}, not the checkout {checkout}")
+
+
 def _export(ref: str, into: Path) -> Path:
     """A git ref of this repository as a checkout of its own (git archive: the package's symlinks included)."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
@@ -92,10 +138,13 @@ def _export(ref: str, into: Path) -> Path:
     return into
 
 
-def _run_client(checkout: Path, ports: list[int], repeats: int, workers: int) -> dict[str, Any]:
+def _run_client(checkout: Path, ports: list[int], repeats: int, workers: int, count: int = 0) -> dict[str, Any]:
     env = os.environ | {"PYTHONPATH": str(checkout)}
+    call = f"b.single({ports!r}, {count})" if count else f"b.client({ports!r}, {repeats}, {workers})"
+    # the checkout first on the path once the benchmark's modules are in: bench_polite_crawl puts this repository (ROOT)
+    # first on the path when imported, and every client then measured ROOT's gongkai, whatever its checkout
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import bench_fetch_path as b; "
-            f"print(json.dumps(b.client({ports!r}, {repeats}, {workers})))")
+            f"sys.path.insert(0, {str(checkout)!r}); b.assert_measuring({str(checkout)!r}); print(json.dumps({call}))")
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True, timeout=1800)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -109,7 +158,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="no-change crawls per client after its first")
     parser.add_argument("--rounds", type=int, default=3, help="old/new client pairs, alternated")
     parser.add_argument("--workers", type=int, default=128)
+    parser.add_argument("--single", action="store_true",
+                        help="Fetcher.fetch alone on one thread: CPU-us per 200, 304 and file fetch (see single())")
+    parser.add_argument("--count", type=int, default=2000, help="fetches of each kind per repeat, with --single")
     args = parser.parse_args()
+    if args.single:
+        args.hosts = 1
     bench_polite_crawl.raise_fd_limit(4 * args.hosts + 4 * args.workers + 256)
 
     ports_in, ports_out = multiprocessing.Pipe(duplex=False)
@@ -125,11 +179,19 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, checkout in checkouts.items():
                 load = os.getloadavg()[0]
-                got = _run_client(checkout, ports, args.repeats, args.workers) | {"load_before": round(load, 2)}
+                got = _run_client(checkout, ports, args.repeats, args.workers, args.count if args.single else 0)
+                got |= {"load_before": round(load, 2)}
                 seen[name].append(got)
                 print(name, json.dumps(got), flush=True)
     control.send("stop")
     server.join(5)
+    if args.single:
+        print(f"\nFetcher.fetch alone, one thread, loopback; CPU-us per fetch (user+sys, and user), median of {args.rounds}:")
+        for name, runs in seen.items():
+            print(f"  {name}: " + ", ".join(f"{kind} {statistics.median(r[kind] for r in runs):.1f} "
+                                            f"({statistics.median(r[kind + '_user'] for r in runs):.1f})"
+                                            for kind in SINGLE_KINDS))
+        return 0
     print(f"\n{args.hosts} hosts, delay 0, no latency, {args.workers} workers; CPU-ms per request (median of {args.rounds}):")
     for name, runs in seen.items():
         first = statistics.median(r["first"]["cpu_ms_per_request"] for r in runs)
