@@ -8,6 +8,7 @@ robots.txt), crawler.transport (the socket connects only to the addresses that h
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import email.utils
 import functools
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from email.message import Message
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -440,7 +441,7 @@ class Fetcher:
                     raise _Transient(f"ConnectTimeout: {exc}") from exc
                 except ReadTimeoutError as exc:
                     raise _Transient(f"ReadTimeout: {exc}") from exc
-                content = self._read_capped(raw, target.url)
+                content = self._read_body(raw, target)
             except (_Transient, urllib3.exceptions.HTTPError) as exc:
                 if call.expired:
                     raise DeadlineExceeded(target.url, f"download deadline of {self.deadline:g} s exceeded") from None
@@ -481,6 +482,44 @@ class Fetcher:
         except DecodeError as exc:
             raise FetchError(url, f"ContentDecodingError: {exc}") from exc
         return b"".join(chunks)
+
+    def _read_body(self, raw: urllib3.HTTPResponse, target: SafeURL) -> bytes:
+        """The body as _read_capped reads it; but a 2xx body of a fetch that has a sink (BODY_SINK: a file of the
+        crawl, crawl.CrawlContext.fetch) goes into a new writer of the sink chunk by chunk as it is read, under the same
+        cap and with the same errors, and b"" is returned: never held whole. Any failure aborts that writer (nothing
+        half-written is kept); the caller names it only once the whole fetch succeeded (deadline included)."""
+        sink = BODY_SINK.get()
+        if sink is None or not 200 <= raw.status < 300:
+            return self._read_capped(raw, target.url)
+        url, size = target.url, 0
+        declared = raw.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            _close(raw)
+            raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
+        writer = sink()
+        try:
+            try:
+                for chunk in raw.stream(min(READ_CHUNK, self.max_bytes + 1), decode_content=True):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        _close(raw)
+                        raise TooLarge(url, f"more than {self.max_bytes} bytes")
+                    try:
+                        writer.write(chunk)
+                    except OSError:  # the sink's disk (full?): the item's error; the connection given up
+                        _close(raw)
+                        raise
+            except ProtocolError as exc:
+                raise _Transient(f"ChunkedEncodingError: {exc}") from exc
+            except ReadTimeoutError as exc:
+                raise _Transient(f"ConnectionError: {exc}") from exc
+            except DecodeError as exc:
+                raise FetchError(url, f"ContentDecodingError: {exc}") from exc
+        except BaseException:
+            writer.abort()
+            raise
+        self._count(target.key, "bytes", size)
+        return b""
 
     def _robots_for(self, target: SafeURL) -> Robots:
         key = target.origin
@@ -620,6 +659,20 @@ class Fetcher:
 
 
 MALFORMED = "(malformed URL)"
+
+
+class BodyWriter(Protocol):
+    """Where a streamed body goes (Fetcher._read_body): each chunk as it is read; abort when it is given up."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+# The body sink of the fetch this thread (context) runs, if any: called for a new BodyWriter at each 2xx body (an attempt
+# that fails and is retried aborts its writer and gets a new one). Set around one fetch by crawl.CrawlContext.fetch.
+BODY_SINK: contextvars.ContextVar[Callable[[], BodyWriter] | None] = contextvars.ContextVar("gongkai_body_sink",
+                                                                                            default=None)
 
 
 @functools.lru_cache(maxsize=4096)

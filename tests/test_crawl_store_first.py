@@ -70,6 +70,13 @@ def test_a_file_the_archive_cannot_give_back_is_its_items_line_and_the_rerun_com
         return puts[-1]
 
     archive.put = counting_put  # type: ignore[method-assign]
+    link = archive._link  # a file stored as it was read (LocalArchive.incoming) is named here: a store too
+
+    def counting_link(incoming: Any) -> str:
+        puts.append(link(incoming))
+        return puts[-1]
+
+    archive._link = counting_link  # type: ignore[method-assign]
     lost: set[str] = set()
 
     def ingest(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any,
