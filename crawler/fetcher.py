@@ -496,10 +496,13 @@ class Fetcher:
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             _close(raw)
             raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
+        amount = READ_CHUNK  # a small body of a known length, not encoded: read in one piece of it (as _read_capped)
+        if declared and declared.isdigit() and 0 < int(declared) < READ_CHUNK and "content-encoding" not in raw.headers:
+            amount = int(declared)
         writer = sink()
         try:
             try:
-                for chunk in raw.stream(min(READ_CHUNK, self.max_bytes + 1), decode_content=True):
+                for chunk in raw.stream(min(amount, self.max_bytes + 1), decode_content=True):
                     size += len(chunk)
                     if size > self.max_bytes:
                         _close(raw)
@@ -544,11 +547,14 @@ class Fetcher:
     def _read_robots(self, site: SafeURL) -> Robots:
         """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
         5xx, unreachable or redirected elsewhere = nothing allowed, reported as unreachable (tried again next run)."""
+        outer = BODY_SINK.set(None)  # read within a fetch whose body has a sink (_read_body): these are the rules
         try:
             _, resp = self._follow(urls.parse(site.origin + "/robots.txt"), self.registry_hosts, "GET", {}, None,
                                    robots=False)
         except FetchError as exc:
             return Robots.parse(DISALLOW_ALL, unreachable=exc.reason)
+        finally:
+            BODY_SINK.reset(outer)
         if resp.status_code in (401, 403):
             return Robots.parse(DISALLOW_ALL)  # kept out explicitly: stay out
         if resp.status_code >= 400:

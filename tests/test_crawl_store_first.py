@@ -148,6 +148,7 @@ def test_the_one_process_crawl_stores_in_an_s3_archive_and_reads_each_file_back_
 
 BIG = bytes(range(256)) * (48 * 1024)  # 12 MB: held whole, the old path's peak was at least this
 CAP = 1024 * 1024
+ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 
 
 class _Files(BaseHTTPRequestHandler):
@@ -161,7 +162,10 @@ class _Files(BaseHTTPRequestHandler):
         path = self.path
         if self.modes.get(path) == "whole":
             path = "/whole.pdf"
-        if path == "/whole.pdf":
+        if path == "/robots.txt":
+            self._head(200, {"Content-Length": str(len(ROBOTS))})
+            self.wfile.write(ROBOTS)
+        elif path == "/whole.pdf":
             self._head(200, {"Content-Length": str(len(BIG)), "ETag": '"v1"'})
             for start in range(0, len(BIG), 256 * 1024):
                 self.wfile.write(BIG[start:start + 256 * 1024])
@@ -234,7 +238,7 @@ def test_a_downloaded_file_goes_into_the_archive_as_it_is_read_never_held_whole(
     chunks) while it was fetched and stored. It is now written to the archive's temporary file as each chunk comes,
     hashed as written, named at its digest once whole; the step carries the digest, the counters count its bytes."""
     archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
-    fetch("/robots.txt")  # (the host's robots.txt read and its connection opened before the measure)
+    ctx.fetcher.allowed_by_robots(f"http://{file_server}/")  # (robots.txt read, the connection open, before the measure)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -247,7 +251,7 @@ def test_a_downloaded_file_goes_into_the_archive_as_it_is_read_never_held_whole(
     assert given[-1] == {"data": b"", "stored": Stored(sha256_of(BIG), len(BIG))}
     assert archive.get(sha256_of(BIG)) == BIG and archived_files(tmp_path / "archive") == [sha256_of(BIG)]
     assert ctx.state.get(f"http://{file_server}/whole.pdf")["etag"] == '"v1"'  # committed as before
-    assert ctx.fetcher.host_stats()[file_server]["bytes"] == len(BIG)
+    assert ctx.fetcher.host_stats()[file_server]["bytes"] == len(ROBOTS) + len(BIG)
     assert opened and all(f._fd == -1 for f in opened)  # each temporary file closed
 
 
@@ -328,3 +332,14 @@ def test_a_stored_file_whose_digest_fails_on_reading_is_its_items_line_and_the_r
     again = [d for d in second.documents if d.outcome == "new"]
     assert [d.url for d in again] == [url] and len(opened) == 1
     assert sha256_of(archive.get(again[0].sha256)) == again[0].sha256  # whole again
+
+
+def test_the_robots_txt_read_within_a_stored_fetch_is_read_as_rules_never_into_the_file(file_server: str,
+                                                                                         tmp_path: Path) -> None:
+    """A host's first request reads its robots.txt inside the fetch (a walk in one thread; a redirect to a host not seen
+    yet): that body is the rules, not the file's, whatever the fetch's body goes into."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    assert fetch("/whole.pdf").outcome == "new"  # robots.txt read first, inside this fetch
+    refused = fetch("/private/report.pdf")
+    assert refused.outcome == "refused" and "robots.txt" in (refused.reason or "")
+    assert archived_files(tmp_path / "archive") == [sha256_of(BIG)] and len(opened) == 1
