@@ -80,7 +80,9 @@ class CrawlContext:
     # each file is stored in this archive as soon as it is fetched (on the fetch or parser thread), its step carries
     # the digest (Stored) to the ingest path instead of the bytes: a crawler process's (crawler/processes.py), and the
     # one-process crawl's (flows/crawl.py; its ingest reads the file back: processes.reading_back). None (tests, tools):
-    # the bytes wait for the ingest path in memory, at most the scheduler's backlog and one per fetch in flight
+    # the bytes wait for the ingest path in memory, at most the scheduler's backlog and one per fetch in flight.
+    # A local archive takes a file's body as it is read (fetch with `stores`: never held whole); a remote one (S3)
+    # is put the body once read, as before
     archive: Archive | None = None
 
     def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
