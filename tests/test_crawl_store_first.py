@@ -5,6 +5,7 @@ benchmark portal of benchmarks/bench_polite_crawl.py, a real local archive."""
 
 from __future__ import annotations
 
+import errno
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -343,3 +344,27 @@ def test_the_robots_txt_read_within_a_stored_fetch_is_read_as_rules_never_into_t
     refused = fetch("/private/report.pdf")
     assert refused.outcome == "refused" and "robots.txt" in (refused.reason or "")
     assert archived_files(tmp_path / "archive") == [sha256_of(BIG)] and len(opened) == 1
+
+
+def test_a_download_the_archive_cannot_take_leaves_nothing_and_the_next_fetch_goes_on(file_server: str, tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-body: the store's error ends the fetch (the item's one line in a crawl, its state not committed),
+    the temporary file is dropped, the connection given up; the next file is fetched and stored as usual."""
+    from gongkai.warehouse.archive import Incoming
+
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    real_write = Incoming.write
+
+    def full_after_a_chunk(self: Incoming, data: bytes) -> None:
+        if self.size:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, data)
+
+    monkeypatch.setattr(Incoming, "write", full_after_a_chunk)
+    with pytest.raises(OSError, match="No space left"):
+        fetch("/whole.pdf")
+    assert archived_files(tmp_path / "archive") == [] and opened[0]._fd == -1 and not given
+    assert ctx.state.get(f"http://{file_server}/whole.pdf") is None
+    monkeypatch.setattr(Incoming, "write", real_write)
+    ctx.seen.clear()
+    assert fetch("/whole.pdf").outcome == "new" and archived_files(tmp_path / "archive") == [sha256_of(BIG)]
