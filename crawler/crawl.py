@@ -30,12 +30,12 @@ from typing import Any, overload
 from gongkai.crawler import noise
 from gongkai.crawler.adapters import Candidate, PageRequest, first_requests, parser_for
 from gongkai.crawler.detail import Detail, looks_like_document, parse_detail
-from gongkai.crawler.fetcher import Fetcher, FetchError, Refused, Response
+from gongkai.crawler.fetcher import BODY_SINK, Fetcher, FetchError, Refused, Response
 from gongkai.crawler.pictures import picture_steps
 from gongkai.crawler.registry import Portal
 from gongkai.crawler.state import CrawlState, validators_of
 from gongkai.extractors.report_meta import TitleVerdict, classify_title
-from gongkai.warehouse.archive import Archive
+from gongkai.warehouse.archive import Archive, Incoming, LocalArchive
 from gongkai.warehouse.store import IngestOutcome
 
 log = logging.getLogger(__name__)
@@ -80,18 +80,32 @@ class CrawlContext:
     # each file is stored in this archive as soon as it is fetched (on the fetch or parser thread), its step carries
     # the digest (Stored) to the ingest path instead of the bytes: a crawler process's (crawler/processes.py), and the
     # one-process crawl's (flows/crawl.py; its ingest reads the file back: processes.reading_back). None (tests, tools):
-    # the bytes wait for the ingest path in memory, at most the scheduler's backlog and one per fetch in flight
+    # the bytes wait for the ingest path in memory, at most the scheduler's backlog and one per fetch in flight.
+    # A local archive takes a file's body as it is read (fetch with `stores`: never held whole); a remote one (S3)
+    # is put the body once read, as before
     archive: Archive | None = None
 
     def fetch(self, portal: Portal, url: str, *, validators: dict[str, str] | None = None, method: str = "GET",
-              data: dict[str, str] | None = None) -> Response:
-        """Every request of the crawl, logged at DEBUG (the fetcher counts them per host for the run summary)."""
+              data: dict[str, str] | None = None, stores: bool = False) -> Response:
+        """Every request of the crawl, logged at DEBUG (the fetcher counts them per host for the run summary).
+        `stores` (a file's fetch, Fetch.stores) with a local archive: the body is written into the archive as it is
+        read and named at its digest once the fetch succeeded: a StoredResponse, its content empty."""
         log.debug("%s %s%s", method, url, " (conditional)" if validators else "")
+        sink = _IntoArchive(self.archive) if stores and isinstance(self.archive, LocalArchive) else None
+        token = BODY_SINK.set(sink) if sink is not None else None
         try:
             resp = self.fetcher.fetch(url, allowed_hosts=portal.hosts, validators=validators, method=method, data=data)
-        except FetchError as exc:
-            log.debug("%s %s: %s", "refused" if isinstance(exc, Refused) else "failed", url, exc.reason)
+        except BaseException as exc:
+            if sink is not None:
+                sink.drop()  # a body cut by the cap, a dropped connection, the deadline: nothing of it named
+            if isinstance(exc, FetchError):
+                log.debug("%s %s: %s", "refused" if isinstance(exc, Refused) else "failed", url, exc.reason)
             raise
+        finally:
+            if token is not None:
+                BODY_SINK.reset(token)
+        if sink is not None and sink.file is not None:
+            resp = StoredResponse(resp.url, resp.status, resp.content, resp.headers, stored=sink.link())
         log.debug("%s %s: %d, %d bytes", method, url, resp.status, len(resp.content))
         return resp
 
@@ -125,6 +139,8 @@ class Fetch:
     # whether the unit's next step parses the response (a page: the scheduler bounds how many are parsed at once);
     # False for a file handed to the ingest path as it is
     parses: bool = True
+    # a file stored as it is read (CrawlContext.fetch with an archive): its body never held whole
+    stores: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,39 @@ class Stored:
         """Store the file and its pictures (each once: the archive's put is idempotent, atomic across processes)."""
         linked = {src: (archive.put(picture) if picture else None) for src, picture in (pictures or {}).items()}
         return cls(archive.put(data), len(data), linked)
+
+
+class _IntoArchive:
+    """The body sink of one file's fetch (fetcher.BODY_SINK): each attempt's body into a new file of the archive (the one
+    before aborted), the last named at its digest by `link` once the fetch returned, dropped by `drop` if it failed."""
+
+    def __init__(self, archive: LocalArchive) -> None:
+        self.archive = archive
+        self.file: Incoming | None = None
+
+    def __call__(self) -> Incoming:
+        self.drop()
+        self.file = self.archive.incoming()
+        return self.file
+
+    def drop(self) -> None:
+        if self.file is not None:
+            self.file.abort()
+            self.file = None
+
+    def link(self) -> Stored:
+        assert self.file is not None
+        file, self.file = self.file, None
+        size = file.size
+        return Stored(file.link(), size)
+
+
+@dataclass
+class StoredResponse(Response):
+    """A file's response whose body went into the crawl's archive as it was read (CrawlContext.fetch): its digest and
+    size in `stored`, its content empty."""
+
+    stored: Stored | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +228,8 @@ def run_steps(ctx: CrawlContext, portal: Portal, steps: Steps) -> Any:
         value, error = None, None
         if isinstance(step, Fetch):
             try:
-                value = ctx.fetch(portal, step.url, validators=step.validators, method=step.method, data=step.data)
+                value = ctx.fetch(portal, step.url, validators=step.validators, method=step.method, data=step.data,
+                                  stores=step.stores)
             except FetchError as exc:
                 error = exc
         else:
@@ -256,8 +306,9 @@ def ingest_kwargs(step: IngestFile) -> dict[str, Any]:
 
 def stored_if_archiving(ctx: CrawlContext, step: IngestFile) -> IngestFile:
     """The file is stored in the crawl's archive here, where it was fetched (on the fetch or parser thread: the driver is
-    not held), so the ingest backlog holds its digest only; without an archive (tests, tools) the step as it is."""
-    return step if ctx.archive is None else step.stored_in(ctx.archive)
+    not held), so the ingest backlog holds its digest only; without an archive (tests, tools), or stored as it was read
+    (a StoredResponse's), the step as it is."""
+    return step if ctx.archive is None or step.stored is not None else step.stored_in(ctx.archive)
 
 
 def take_content(resp: Response) -> bytes:
@@ -274,7 +325,7 @@ def _fetch_and_ingest(
 ) -> Steps:
     agency = verdict.agency or portal.agency
     try:
-        resp = response or (yield Fetch(url, ctx.state.validators(url), parses=False))
+        resp = response or (yield Fetch(url, ctx.state.validators(url), parses=False, stores=True))
     except Refused as exc:
         return fetch_outcome(portal, url, title, "refused", verdict, agency, exc.reason)
     except FetchError as exc:
@@ -283,8 +334,9 @@ def _fetch_and_ingest(
         return fetch_outcome(portal, url, title, "not_modified", verdict, agency)
     linked = (yield from picture_steps(pictures)) if pictures else {}  # the page's tables may be these pictures
     # no local holds the step: while the unit waits for the ingest, its file is only where the scheduler keeps it
+    stored = resp.stored if isinstance(resp, StoredResponse) else None  # in the archive as it was read: its digest
     outcome: IngestOutcome = yield stored_if_archiving(ctx, IngestFile(take_content(resp), resp.filename, resp.url, agency,
-                                                                       verdict.year, portal, linked))
+                                                                       verdict.year, portal, linked, stored))
     if outcome.outcome != "failed":  # a crashed extractor gets the file again next run
         ctx.state.commit(url, etag=resp.etag, last_modified=resp.last_modified)
     # the listing's view of the file: the URL asked for, its title, what the registry and title say

@@ -8,6 +8,7 @@ robots.txt), crawler.transport (the socket connects only to the addresses that h
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import email.utils
 import functools
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from email.message import Message
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -443,7 +444,7 @@ class Fetcher:
                     raise _Transient(f"ConnectTimeout: {exc}") from exc
                 except ReadTimeoutError as exc:
                     raise _Transient(f"ReadTimeout: {exc}") from exc
-                content = self._read_capped(raw, target.url)
+                content = self._read_body(raw, target)
             except (_Transient, urllib3.exceptions.HTTPError) as exc:
                 if call.expired:
                     raise DeadlineExceeded(target.url, f"download deadline of {self.deadline:g} s exceeded") from None
@@ -487,6 +488,47 @@ class Fetcher:
             raise FetchError(url, f"ContentDecodingError: {exc}") from exc
         return b"".join(chunks)
 
+    def _read_body(self, raw: urllib3.HTTPResponse, target: SafeURL) -> bytes:
+        """The body as _read_capped reads it; but a 2xx body of a fetch that has a sink (BODY_SINK: a file of the
+        crawl, crawl.CrawlContext.fetch) goes into a new writer of the sink chunk by chunk as it is read, under the same
+        cap and with the same errors, and b"" is returned: never held whole. Any failure aborts that writer (nothing
+        half-written is kept); the caller names it only once the whole fetch succeeded (deadline included)."""
+        sink = BODY_SINK.get()
+        if sink is None or not 200 <= raw.status < 300:
+            return self._read_capped(raw, target.url)
+        url, size = target.url, 0
+        declared = raw.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            _close(raw)
+            raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
+        amount = READ_CHUNK  # a small body of a known length, not encoded: read in one piece of it (as _read_capped)
+        if declared and declared.isdigit() and 0 < int(declared) < READ_CHUNK and "content-encoding" not in raw.headers:
+            amount = int(declared)
+        writer = sink()
+        try:
+            try:
+                for chunk in raw.stream(min(amount, self.max_bytes + 1), decode_content=True):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        _close(raw)
+                        raise TooLarge(url, f"more than {self.max_bytes} bytes")
+                    try:
+                        writer.write(chunk)
+                    except OSError:  # the sink's disk (full?): the item's error; the connection given up
+                        _close(raw)
+                        raise
+            except ProtocolError as exc:
+                raise _Transient(f"ChunkedEncodingError: {exc}") from exc
+            except ReadTimeoutError as exc:
+                raise _Transient(f"ConnectionError: {exc}") from exc
+            except DecodeError as exc:
+                raise FetchError(url, f"ContentDecodingError: {exc}") from exc
+        except BaseException:
+            writer.abort()
+            raise
+        self._count(target.key, "bytes", size)
+        return b""
+
     def _robots_for(self, target: SafeURL) -> Robots:
         key = target.origin
         rules = self._robots.get(key)  # read once and kept: no lock needed to find it (two per request before)
@@ -510,11 +552,14 @@ class Fetcher:
     def _read_robots(self, site: SafeURL) -> Robots:
         """RFC 9309: redirects followed (5 at most, within the registry's hosts); 4xx but 401/403 = no rules;
         5xx, unreachable or redirected elsewhere = nothing allowed, reported as unreachable (tried again next run)."""
+        outer = BODY_SINK.set(None)  # read within a fetch whose body has a sink (_read_body): these are the rules
         try:
             _, resp = self._follow(urls.parse(site.origin + "/robots.txt"), self.registry_hosts, "GET", {}, None,
                                    robots=False)
         except FetchError as exc:
             return Robots.parse(DISALLOW_ALL, unreachable=exc.reason)
+        finally:
+            BODY_SINK.reset(outer)
         if resp.status_code in (401, 403):
             return Robots.parse(DISALLOW_ALL)  # kept out explicitly: stay out
         if resp.status_code >= 400:
@@ -625,6 +670,20 @@ class Fetcher:
 
 
 MALFORMED = "(malformed URL)"
+
+
+class BodyWriter(Protocol):
+    """Where a streamed body goes (Fetcher._read_body): each chunk as it is read; abort when it is given up."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+# The body sink of the fetch this thread (context) runs, if any: called for a new BodyWriter at each 2xx body (an attempt
+# that fails and is retried aborts its writer and gets a new one). Set around one fetch by crawl.CrawlContext.fetch.
+BODY_SINK: contextvars.ContextVar[Callable[[], BodyWriter] | None] = contextvars.ContextVar("gongkai_body_sink",
+                                                                                            default=None)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -959,7 +959,8 @@ class CrawlScheduler:
         error: BaseException | None = None
         try:
             with self.slots.holding(turn):
-                value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data)
+                value = self.ctx.fetch(unit.portal, step.url, validators=step.validators, method=step.method, data=step.data,
+                                       stores=step.stores)
         except Exception as exc:  # a FetchError is the unit's to handle; anything else ends it as crashed
             error = exc
         # a page's next step parses it: on a parser thread (_parse), fed from here. A file's (a download, a picture), a

@@ -445,3 +445,115 @@ def test_a_deferred_archive_syncs_through_its_folder_held_open_from_before_its_f
     gc.collect()
     with pytest.raises(OSError):
         os.fstat(held)  # closed with the archive
+
+
+# --- a file written into the archive as it comes (LocalArchive.incoming: a crawl's download, never held whole) ---------
+
+def write_incoming(archive: LocalArchive, data: bytes, piece: int = 7_000) -> archive_module.Incoming:
+    incoming = archive.incoming()
+    for start in range(0, len(data), piece):
+        incoming.write(data[start:start + piece])
+    return incoming
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
+def test_a_file_written_as_it_comes_is_named_at_its_digest_once_read_only_as_put_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict_umask: None, tmpfile: bool) -> None:
+    monkeypatch.setattr(archive_module, "_TMPFILE", tmpfile and archive_module._TMPFILE)
+    root = tmp_path / "archive"
+    archive = LocalArchive(root)  # a fresh archive: its root, marker and first folder made on the way
+    data = os.urandom(100_000)
+    incoming = write_incoming(archive, data)
+    assert incoming.size == len(data) and incoming.sha256 == sha256_of(data)
+    assert sha256_of(data) not in archive  # complete, but not named before `link`
+    sha = incoming.link()
+    assert sha == sha256_of(data) and archive.get(sha) == data and read_only(root / sha[:2] / sha)
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{sha[:2]}/{sha}": data}  # no temp
+    inode = (root / sha[:2] / sha).stat().st_ino
+    assert write_incoming(archive, data, 50_000).link() == sha and archive.put(data) == sha  # stored once
+    assert (root / sha[:2] / sha).stat().st_ino == inode and len(files_under(root)) == 2
+    other = b"another file"
+    assert write_incoming(archive, other).link() == archive.put(other) == sha256_of(other)
+    assert write_incoming(archive, b"").link() == sha256_of(b"")  # an empty body is a file too, as put stores it
+
+
+def test_a_file_written_as_it_comes_into_an_earlier_versions_archive_keeps_its_layout(tmp_path: Path) -> None:
+    old = sha256_of(b"stored by an earlier version")
+    (tmp_path / old[:2] / old[2:4]).mkdir(parents=True)
+    (tmp_path / old[:2] / old[2:4] / old).write_bytes(b"stored by an earlier version")
+    archive = LocalArchive(tmp_path)
+    assert archive.layout == OLD_LAYOUT
+    sha = write_incoming(archive, b"a new file" * 3000).link()
+    assert (tmp_path / sha[:2] / sha[2:4] / sha).read_bytes() == b"a new file" * 3000
+    assert not (tmp_path / LAYOUT_FILE).exists()  # never marked: an earlier version's archive stays so
+    assert write_incoming(archive, b"stored by an earlier version").link() == old and len(files_under(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
+def test_a_file_given_up_mid_write_leaves_nothing_and_a_linked_one_is_synced_with_the_puts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool) -> None:
+    monkeypatch.setattr(archive_module, "_TMPFILE", tmpfile and archive_module._TMPFILE)
+    syncs: list[str] = []
+    real_syncfs = archive_module.syncfs
+    monkeypatch.setattr(archive_module, "syncfs", lambda folder, held=None: (syncs.append(folder), real_syncfs(folder, held))[1])
+    root = tmp_path / "archive"
+    archive = LocalArchive(root, sync_each=False)  # a crawler process's
+    archive.put(b"first file")
+    archive.sync()
+    before = files_under(root)
+    cut = write_incoming(archive, os.urandom(30_000))  # a body cut by the cap, a connection dropped: given up
+    cut.abort()
+    cut.abort()  # (twice: nothing more to do)
+    assert files_under(root) == before
+    archive.sync()
+    assert len(syncs) == 1  # nothing named since the last sync
+    data = os.urandom(30_000)
+    sha = write_incoming(archive, data).link()
+    archive.sync()  # the linked file counts as a put: covered by the next syncfs
+    assert len(syncs) == 2 and archive.get(sha) == data and len(files_under(root)) == len(before) + 1
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temp-file"])
+def test_a_damaged_file_at_the_digest_is_replaced_whole_by_the_file_written_as_it_comes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmpfile: bool) -> None:
+    """As put repairs it (a crash before a deferred sync left the name with fewer or other bytes): replaced atomically,
+    read-only, no temporary file left; a whole file is kept as it is."""
+    monkeypatch.setattr(archive_module, "_TMPFILE", tmpfile and archive_module._TMPFILE)
+    root = tmp_path / "archive"
+    archive = LocalArchive(root, sync_each=False)
+    data = os.urandom(70_000)
+    sha = archive.put(data)
+    path = root / sha[:2] / sha
+    for left in (b"", data[:4096], bytes(len(data)), data + b"x"):
+        path.unlink()
+        path.write_bytes(left)
+        path.chmod(0o444)
+        with caplog.at_level("WARNING", logger="gongkai.warehouse.archive"):
+            assert write_incoming(archive, data).link() == sha
+        assert archive.get(sha) == data and read_only(path)
+        assert f"{len(left)} bytes, not the {len(data)} stored" in caplog.text
+        caplog.clear()
+        assert [p.name for p in path.parent.iterdir()] == [sha]
+    inode = path.stat().st_ino
+    assert write_incoming(archive, data).link() == sha and path.stat().st_ino == inode and not caplog.text
+
+
+KILLED_INCOMING = """
+import os, signal, sys
+from gongkai.warehouse.archive import open_archive
+archive = open_archive(sys.argv[1])
+archive.put(b"stored before the kill")
+incoming = archive.incoming()
+incoming.write(b"half of a download" * 1000)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not archive_module._TMPFILE, reason="O_TMPFILE and /proc (Linux) only")
+def test_a_download_killed_mid_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    killed = subprocess.run([sys.executable, "-c", KILLED_INCOMING, str(root)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    kept = sha256_of(b"stored before the kill")
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}

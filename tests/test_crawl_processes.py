@@ -337,7 +337,15 @@ class LoggingItsPutsAndSyncs:
             syncfs(folder, held)
             out.write(f"sync {started} {time.monotonic()}\n")
 
+        link = LocalArchive._link  # a file stored as it was fetched (LocalArchive.incoming) is named here
+
+        def logged_link(archive: LocalArchive, incoming: Any) -> str:
+            sha = link(archive, incoming)
+            out.write(f"put {sha} {time.monotonic()}\n")
+            return sha
+
         LocalArchive.put = logged_put  # type: ignore[method-assign]
+        LocalArchive._link = logged_link  # type: ignore[method-assign]
         archive_module.syncfs = logged_syncfs
         processes.child_main(_LoggingSends(conn, out), parent_pid)
 

@@ -290,7 +290,15 @@ def test_one_process_nightly_stores_each_file_where_it_was_fetched(nightly: Nigh
         ingests.append((kw.get("archived"), threading.get_ident()))
         return ingest(self, data, **kw)
 
+    link = LocalArchive._link  # a file stored as it was fetched (LocalArchive.incoming) is named here: a put too
+
+    def recording_link(self: LocalArchive, incoming: Any) -> str:
+        sha256 = link(self, incoming)
+        puts.append((sha256, threading.get_ident()))
+        return sha256
+
     monkeypatch.setattr(LocalArchive, "put", recording_put)
+    monkeypatch.setattr(LocalArchive, "_link", recording_link)
     monkeypatch.setattr(Pipeline, "ingest", recording_ingest)
     db_url = f"duckdb:///{tmp_path / 'storefirst.duckdb'}"
     summary = nightly_flow(agencies=["demo-shanghai", "320813", "demo-zibo"], db_url=db_url, archive_location=str(tmp_path / "a"),

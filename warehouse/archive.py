@@ -268,6 +268,40 @@ class LocalArchive:
                 self._puts += 1
         return sha256
 
+    def incoming(self) -> Incoming:
+        """A new file to write into the archive as its bytes come (a crawl's download: never held whole in memory),
+        hashed as written; `Incoming.link` names it at its digest with put's checks, `abort` drops it unnamed."""
+        if self._unmarked:  # (the root: where the temporary file is made, before any file's folder exists)
+            self.root.mkdir(parents=True, exist_ok=True)
+        return Incoming(self)
+
+    def _link(self, incoming: Incoming) -> str:
+        """The complete `incoming` named at its digest, exactly as put names bytes (_store): a file already there is
+        kept when it holds the same bytes, else (a crash before a deferred sync left it short) replaced by this one."""
+        sha256 = incoming.sha256
+        target = os.path.join(self.location, key_for(sha256, self.layout))
+        there = _stat(target)
+        if there is not None:
+            if not stat.S_ISREG(there.st_mode):
+                return sha256
+            if there.st_size == incoming.size and _file_sha256(target, incoming.size) == sha256:
+                if self.sync_each:
+                    _fsync_file(target)  # (as in _store: a deferred writer may have named it and not synced it yet)
+                return sha256
+            log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached "
+                        "the disk?): replaced by the same bytes whole", sha256, there.st_size, incoming.size)
+            incoming.replace(target)
+            return sha256
+        if self._unmarked:
+            self._mark()
+            target = os.path.join(self.location, key_for(sha256, self.layout))
+        try:
+            incoming.link_as(target, durable=self.sync_each)
+        except FileNotFoundError:  # the folder's first file
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            incoming.link_as(target, durable=self.sync_each)
+        return sha256
+
     def _store(self, data: bytes) -> str:
         sha256 = sha256_of(data)
         target = os.path.join(self.location, key_for(sha256, self.layout))
@@ -371,6 +405,102 @@ class LocalArchive:
         self.root.mkdir(parents=True, exist_ok=True)
         write_once(self.location, str(self.root / LAYOUT_FILE), layout_text(self.layout).encode())
         self.layout, self._unmarked = resolve_layout(self._read_marker, self._names, self.location)
+
+
+class Incoming:
+    """A file being written into a LocalArchive as its bytes come (LocalArchive.incoming): without a name (O_TMPFILE in
+    the archive's root; else a temporary `.incoming-` file there), hashed as written, named at its digest only by
+    `link` once complete (the caller's say-so: a body cut by the size cap, a dropped connection or a deadline is
+    `abort`ed instead, and nothing of it ever has an archive name). A kill mid-write leaves no name (O_TMPFILE) or an
+    `.incoming-` file that is never read as an archived one. Use once: `link` or `abort` closes it."""
+
+    def __init__(self, archive: LocalArchive) -> None:
+        self._archive = archive
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._path: str | None = None  # the temporary name, where O_TMPFILE is not available
+        self._fd = -1
+        if _TMPFILE:
+            try:
+                self._fd = os.open(archive.location, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o444)
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+        if self._fd < 0:
+            self._fd, self._path = tempfile.mkstemp(dir=archive.location, prefix=_INCOMING)
+
+    def write(self, data: bytes) -> None:
+        self._hash.update(data)
+        _write_all(self._fd, data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def link(self) -> str:
+        """Name the file at its digest in the archive (stored once, never overwritten; durable as the archive's puts
+        are) and return the digest; closed either way."""
+        try:
+            sha256 = self._archive._link(self)
+            if not self._archive.sync_each:
+                with self._archive._sync_done:  # counted for the archive's next sync, as a put is
+                    self._archive._puts += 1
+            return sha256
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Dropped unnamed (the temporary name removed); nothing to do once closed."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+            self._path = None
+
+    def _finish(self, durable: bool) -> None:
+        os.fchmod(self._fd, 0o444)  # exactly 0444 whatever the umask, as write_once
+        if durable:
+            os.fsync(self._fd)
+
+    def link_as(self, target: str, *, durable: bool) -> None:
+        """Give the complete file the name `target` unless another writer named it first (FileNotFoundError: its
+        folder does not exist yet; the caller makes it and calls again)."""
+        self._finish(durable)
+        try:
+            if self._path is None:  # linkat(AT_SYMLINK_FOLLOW) through /proc, as write_once
+                os.link(f"/proc/self/fd/{self._fd}", target, src_dir_fd=self._fd, follow_symlinks=True)
+            else:
+                os.link(self._path, target)
+        except FileExistsError:
+            pass
+
+    def replace(self, target: str) -> None:
+        """Put the complete file, on disk, over a damaged `target` (atomic: a reader sees one or the other)."""
+        self._finish(True)
+        if self._path is None:  # an unnamed file cannot be renamed: a temporary name first
+            aside = os.path.join(os.path.dirname(target), f"{_INCOMING}{os.urandom(8).hex()}")
+            os.link(f"/proc/self/fd/{self._fd}", aside, src_dir_fd=self._fd, follow_symlinks=True)
+            self._path = aside
+        os.replace(self._path, target)
+        self._path = None
+
+
+def _file_sha256(path: str, most: int) -> str | None:
+    """The digest of the archive file at `path`, read no further than `most` bytes and one past them; None when
+    unreadable or longer (the caller then replaces it, as _holds)."""
+    digest = hashlib.sha256()
+    left = most + 1
+    try:
+        with open(path, "rb") as file:
+            while left > 0 and (chunk := file.read(min(left, 1024 * 1024))):
+                digest.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest() if left > 0 else None
 
 
 def _holds(path: str, data: bytes, size: int) -> bool:
