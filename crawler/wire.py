@@ -29,10 +29,15 @@ from typing import Any, Literal
 
 import urllib3.connection
 from urllib3 import HTTPHeaderDict
-from urllib3.connection import _normalize_header_values, _url_from_connection
+from urllib3.connection import _url_from_connection
 from urllib3.exceptions import HeaderParsingError
 from urllib3.response import HTTPResponse
 from urllib3.util.response import assert_header_parsing
+
+try:  # (urllib3 2.8's: a urllib3 without it has another getresponse, used as it is: lean_getresponse below)
+    from urllib3.connection import _normalize_header_values
+except ImportError:
+    _normalize_header_values = None  # type: ignore[assignment]
 
 # Each response in flight holds one such buffer from its request's send to its end (the makefile of http.client's
 # response is made before the server answers): at 1,000 hosts 128 requests are in flight at all times, against ~10 at
@@ -245,6 +250,8 @@ def getresponse(self: Any) -> Any:
 
 
 def _getresponse_is_the_followed_one() -> bool:
+    if _normalize_header_values is None:  # not the urllib3 getresponse below follows (which calls it)
+        return False
     try:
         source = inspect.getsource(urllib3.connection.HTTPConnection.getresponse)
     except (OSError, TypeError):
