@@ -175,7 +175,11 @@ class _Files(BaseHTTPRequestHandler):
             for _ in range(2 * CAP // 65536 + 1):
                 self.wfile.write(b"10000\r\n" + b"x" * 65536 + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
-        elif path == "/dropped.pdf":
+        elif path == "/dropped-then-304.pdf" and self.modes.get(path) == "304":
+            self._head(304, {"ETag": '"v1"'})
+        elif path in ("/dropped.pdf", "/dropped-then-304.pdf"):
+            if path == "/dropped-then-304.pdf":
+                self.modes[path] = "304"  # the retry finds it unchanged
             self._head(200, {"Content-Length": str(len(BIG))})
             self.wfile.write(BIG[: len(BIG) // 3])
             self.wfile.flush()
@@ -283,6 +287,21 @@ def test_a_connection_dropped_mid_body_leaves_nothing_and_the_next_run_stores_th
         _Files.modes.clear()
     assert again.outcome == "new" and given == [{"data": b"", "stored": Stored(sha256_of(BIG), len(BIG))}]
     assert archived_files(tmp_path / "archive") == [sha256_of(BIG)] and ctx.state.get(url) is not None
+
+
+def test_a_retry_answered_304_after_a_body_dropped_mid_way_is_not_modified_nothing_named(file_server: str,
+                                                                                        tmp_path: Path) -> None:
+    """The first attempt's 200 body was cut (its temporary file aborted) and the retry is a 304: the fetch's answer is
+    that 304. The aborted file was still taken as the fetch's body and named (link on a closed file: an OSError that
+    crashed the item) instead of the item being not_modified."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    try:
+        outcome = fetch("/dropped-then-304.pdf")
+    finally:
+        _Files.modes.clear()
+    assert outcome.outcome == "not_modified" and not given
+    assert len(opened) == 1 and opened[0]._fd == -1
+    assert archived_files(tmp_path / "archive") == []
 
 
 def test_a_stored_file_whose_digest_fails_on_reading_is_its_items_line_and_the_rerun_stores_it_whole(
