@@ -38,6 +38,14 @@ def portal() -> Iterator[Portal]:
     served.close()
 
 
+def scheduled_crawl(portals: list[RegistryPortal], state: CrawlState, archive: Any, ingest: Any) -> Walk:
+    """One run of the crawl over `portals` with the scheduler, each file stored in `archive` where it was fetched."""
+    slots = HostSlots(2, 0.0)
+    fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    ctx = CrawlContext(fetcher, state, ingest, archive=archive)
+    return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+
+
 def test_reading_back_hands_the_ingest_the_file_and_its_digest(tmp_path: Path) -> None:
     archive = open_archive(tmp_path / "archive")
     calls: list[dict[str, Any]] = []
@@ -100,10 +108,7 @@ def test_a_file_the_archive_cannot_give_back_is_its_items_line_and_the_rerun_com
                 archive.path_for(stored.sha256).unlink()
             return read(data, **meta)
 
-        slots = HostSlots(2, 0.0)
-        fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
-        ctx = CrawlContext(fetcher, state, maybe_lost, archive=archive)
-        return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+        return scheduled_crawl(portals, state, archive, maybe_lost)
 
     first = crawl(losing=True)
     (url,) = lost
@@ -336,10 +341,7 @@ def test_a_stored_file_whose_digest_fails_on_reading_is_its_items_line_and_the_r
                 path.chmod(0o444)
             return read(data, **meta)
 
-        slots = HostSlots(2, 0.0)
-        fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
-        ctx = CrawlContext(fetcher, state, maybe_damaged, archive=archive)
-        return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+        return scheduled_crawl(portals, state, archive, maybe_damaged)
 
     first = crawl(damaging=True)
     (url,) = damaged
