@@ -6,8 +6,10 @@ benchmark portal of benchmarks/bench_polite_crawl.py, a real local archive."""
 from __future__ import annotations
 
 import errno
+import gzip
 import threading
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -154,6 +156,7 @@ def test_the_one_process_crawl_stores_in_an_s3_archive_and_reads_each_file_back_
 
 BIG = bytes(range(256)) * (48 * 1024)  # 12 MB: held whole, the old path's peak was at least this
 CAP = 1024 * 1024
+ENCODED = 300_000  # the part of BIG sent gzip- or deflate-encoded
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 
 
@@ -180,6 +183,10 @@ class _Files(BaseHTTPRequestHandler):
             for _ in range(2 * CAP // 65536 + 1):
                 self.wfile.write(b"10000\r\n" + b"x" * 65536 + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
+        elif path in ("/gzip.pdf", "/deflate.pdf"):  # sent encoded: the file is its decoded bytes
+            body = gzip.compress(BIG[:ENCODED]) if path == "/gzip.pdf" else zlib.compress(BIG[:ENCODED])
+            self._head(200, {"Content-Length": str(len(body)), "Content-Encoding": path[1:-4]})
+            self.wfile.write(body)
         elif path == "/dropped-then-304.pdf" and self.modes.get(path) == "304":
             self._head(304, {"ETag": '"v1"'})
         elif path in ("/dropped.pdf", "/dropped-then-304.pdf"):
@@ -292,6 +299,16 @@ def test_a_connection_dropped_mid_body_leaves_nothing_and_the_next_run_stores_th
         _Files.modes.clear()
     assert again.outcome == "new" and given == [{"data": b"", "stored": Stored(sha256_of(BIG), len(BIG))}]
     assert archived_files(tmp_path / "archive") == [sha256_of(BIG)] and ctx.state.get(url) is not None
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_an_encoded_body_is_stored_decoded_as_before(file_server: str, tmp_path: Path, encoding: str) -> None:
+    """The file named at its digest is the body decoded (Content-Encoding), exactly the bytes the old path put."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    outcome = fetch(f"/{encoding}.pdf")
+    assert outcome.outcome == "new" and given == [{"data": b"", "stored": Stored(sha256_of(BIG[:ENCODED]), ENCODED)}]
+    assert archive.get(sha256_of(BIG[:ENCODED])) == BIG[:ENCODED]
+    assert archived_files(tmp_path / "archive") == [sha256_of(BIG[:ENCODED])] and len(opened) == 1
 
 
 def test_a_retry_answered_304_after_a_body_dropped_mid_way_is_not_modified_nothing_named(file_server: str,
