@@ -508,7 +508,11 @@ class Fetcher:
         if sink is None or not 200 <= raw.status < 300:
             return self._read_capped(raw, target.url)
         amount = self._read_amount(raw, target.url)
-        writer = sink()
+        try:
+            writer = sink()
+        except OSError:  # the sink cannot take a file (too many open, its disk): the item's error, the connection given up
+            _close(raw)
+            raise
 
         def write(chunk: bytes) -> None:
             try:

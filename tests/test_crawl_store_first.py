@@ -19,6 +19,7 @@ import pytest
 from bench_portals import Portal
 from s3_fixture import S3Server
 
+from gongkai.crawler import urls
 from gongkai.crawler.crawl import CrawlContext, Limits, Stored, Walk, _fetch_and_ingest, run_steps
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.processes import ArchivedFiles, reading_back
@@ -406,3 +407,24 @@ def test_a_download_the_archive_cannot_take_leaves_nothing_and_the_next_fetch_go
     monkeypatch.setattr(Incoming, "write", real_write)
     ctx.seen.clear()
     assert fetch("/whole.pdf").outcome == "new" and archived_files(tmp_path / "archive") == [sha256_of(BIG)]
+
+
+def test_an_archive_that_cannot_open_a_file_gives_the_connection_up_at_once(file_server: str, tmp_path: Path) -> None:
+    """The archive cannot even open the file to write the body into (too many open files, a read-only disk): the
+    fetch's error, as a full disk mid-body is, and the connection closed and handed back to its pool there and then.
+    It stayed checked out with its body unread, its socket held as long as the error was (the scheduler keeps it)."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    site = RegistryPortal("p", "agency", "000000", "county", "generic", (f"http://{file_server}/",),
+                          frozenset({file_server}))
+    ctx.fetcher.allowed_by_robots(f"http://{file_server}/")  # robots.txt read: its connection idle in the pool
+    pool = ctx.fetcher._pool(urls.parse(f"http://{file_server}/whole.pdf"))
+    idle = pool.pool.qsize()
+
+    def no_file() -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    archive.incoming = no_file  # type: ignore[attr-defined]
+    with pytest.raises(OSError, match="Too many open files") as held:  # held, as the scheduler holds a unit's error
+        ctx.fetch(site, f"http://{file_server}/whole.pdf", stores=True)
+    assert pool.pool.qsize() == idle, "the connection is still checked out"
+    assert held.value.errno == errno.EMFILE and archived_files(tmp_path / "archive") == []
