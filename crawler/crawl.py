@@ -105,7 +105,10 @@ class CrawlContext:
             if token is not None:
                 BODY_SINK.reset(token)
         if sink is not None and sink.file is not None:
-            resp = StoredResponse(resp.url, resp.status, resp.content, resp.headers, stored=sink.link())
+            if 200 <= resp.status < 300:  # its body is the sink's last file (_read_body writes only a 2xx body)
+                resp = StoredResponse(resp.url, resp.status, resp.content, resp.headers, stored=sink.link())
+            else:  # an earlier attempt's body, cut and aborted, then a retry answered 304 (or a 3xx kept): not this one
+                sink.drop()
         log.debug("%s %s: %d, %d bytes", method, url, resp.status, len(resp.content))
         return resp
 

@@ -460,33 +460,44 @@ class Fetcher:
 
     def _read_capped(self, raw: urllib3.HTTPResponse, url: str) -> bytes:
         """The body, decoded (gzip, deflate), at most max_bytes of it; the errors named as requests named them."""
+        amount = self._read_amount(raw, url)
+        if _ended_empty(raw):  # a 304's (or HEAD's, or Content-Length: 0) body: nothing to stream
+            return b""
+        chunks: list[bytes] = []
+        self._stream_capped(raw, url, amount, chunks.append)
+        return b"".join(chunks)
+
+    def _read_amount(self, raw: urllib3.HTTPResponse, url: str) -> int:
+        """How much to read at once; a declared length past the cap refused (TooLarge) unread. A body of a known length,
+        not encoded, is read in one piece of exactly that length when it fits in READ_CHUNK: urllib3 then hands the
+        piece over as read (a read of more than the body cost one more call and a copy)."""
         declared = raw.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             _close(raw)
             raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
-        if _ended_empty(raw):  # a 304's (or HEAD's, or Content-Length: 0) body: nothing to stream
-            return b""
-        # a body of a known length, not encoded, is read in one piece of exactly that length when it fits in READ_CHUNK:
-        # urllib3 then hands the piece over as read (a read of more than the body cost one more call and a copy)
         amount = READ_CHUNK
         if declared and declared.isdigit() and 0 < int(declared) < READ_CHUNK and "content-encoding" not in raw.headers:
             amount = int(declared)
-        amount = min(amount, self.max_bytes + 1)  # no read past the cap: one byte over it is enough to know
-        chunks, size = [], 0
+        return min(amount, self.max_bytes + 1)  # no read past the cap: one byte over it is enough to know
+
+    def _stream_capped(self, raw: urllib3.HTTPResponse, url: str, amount: int, take: Callable[[bytes], None]) -> int:
+        """Each decoded chunk of the body handed to `take` as it is read, at most max_bytes of them; its size. The
+        errors named as requests named them (a cut body: _Transient, tried again)."""
+        size = 0
         try:
             for chunk in raw.stream(amount, decode_content=True):
                 size += len(chunk)
                 if size > self.max_bytes:
                     _close(raw)
                     raise TooLarge(url, f"more than {self.max_bytes} bytes")
-                chunks.append(chunk)
+                take(chunk)
         except ProtocolError as exc:
             raise _Transient(f"ChunkedEncodingError: {exc}") from exc
         except ReadTimeoutError as exc:
             raise _Transient(f"ConnectionError: {exc}") from exc
         except DecodeError as exc:
             raise FetchError(url, f"ContentDecodingError: {exc}") from exc
-        return b"".join(chunks)
+        return size
 
     def _read_body(self, raw: urllib3.HTTPResponse, target: SafeURL) -> bytes:
         """The body as _read_capped reads it; but a 2xx body of a fetch that has a sink (BODY_SINK: a file of the
@@ -496,33 +507,22 @@ class Fetcher:
         sink = BODY_SINK.get()
         if sink is None or not 200 <= raw.status < 300:
             return self._read_capped(raw, target.url)
-        url, size = target.url, 0
-        declared = raw.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            _close(raw)
-            raise TooLarge(url, f"{declared} bytes > cap {self.max_bytes}")
-        amount = READ_CHUNK  # a small body of a known length, not encoded: read in one piece of it (as _read_capped)
-        if declared and declared.isdigit() and 0 < int(declared) < READ_CHUNK and "content-encoding" not in raw.headers:
-            amount = int(declared)
-        writer = sink()
+        amount = self._read_amount(raw, target.url)
         try:
+            writer = sink()
+        except OSError:  # the sink cannot take a file (too many open, its disk): the item's error, the connection given up
+            _close(raw)
+            raise
+
+        def write(chunk: bytes) -> None:
             try:
-                for chunk in raw.stream(min(amount, self.max_bytes + 1), decode_content=True):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        _close(raw)
-                        raise TooLarge(url, f"more than {self.max_bytes} bytes")
-                    try:
-                        writer.write(chunk)
-                    except OSError:  # the sink's disk (full?): the item's error; the connection given up
-                        _close(raw)
-                        raise
-            except ProtocolError as exc:
-                raise _Transient(f"ChunkedEncodingError: {exc}") from exc
-            except ReadTimeoutError as exc:
-                raise _Transient(f"ConnectionError: {exc}") from exc
-            except DecodeError as exc:
-                raise FetchError(url, f"ContentDecodingError: {exc}") from exc
+                writer.write(chunk)
+            except OSError:  # the sink's disk (full?): the item's error; the connection given up
+                _close(raw)
+                raise
+
+        try:
+            size = self._stream_capped(raw, target.url, amount, write)
         except BaseException:
             writer.abort()
             raise

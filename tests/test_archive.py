@@ -244,6 +244,16 @@ def test_a_file_system_refusing_o_tmpfile_gets_a_named_temporary_file(
     assert read_only(tmp_path / sha[:2] / sha)
 
 
+def assert_killed_leaving_its_first_put_only(script: str, root: Path) -> None:
+    """Run `script` on the archive at `root` in a new process, which it kills (SIGKILL) mid-write after one put: the
+    archive holds that put's file and its marker, nothing else (no partial file, no temporary one)."""
+    killed = subprocess.run([sys.executable, "-c", script, str(root)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    kept = sha256_of(b"stored before the kill")
+    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}
+
+
 KILLED = """
 import os, signal, sys
 from gongkai.warehouse.archive import open_archive
@@ -257,11 +267,7 @@ archive.put(b"never stored" * 1000)
 @pytest.mark.skipif(not archive_module._TMPFILE, reason="O_TMPFILE and /proc (Linux) only")
 def test_a_writer_killed_mid_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> None:
     root = tmp_path / "archive"
-    killed = subprocess.run([sys.executable, "-c", KILLED, str(root)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            capture_output=True, timeout=60)
-    assert killed.returncode == -9, killed.stderr
-    kept = sha256_of(b"stored before the kill")
-    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}
+    assert_killed_leaving_its_first_put_only(KILLED, root)
     assert sha256_of(b"never stored" * 1000) not in LocalArchive(root)
 
 
@@ -552,8 +558,4 @@ os.kill(os.getpid(), signal.SIGKILL)
 @pytest.mark.skipif(not archive_module._TMPFILE, reason="O_TMPFILE and /proc (Linux) only")
 def test_a_download_killed_mid_write_leaves_no_partial_or_temporary_file(tmp_path: Path) -> None:
     root = tmp_path / "archive"
-    killed = subprocess.run([sys.executable, "-c", KILLED_INCOMING, str(root)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            capture_output=True, timeout=60)
-    assert killed.returncode == -9, killed.stderr
-    kept = sha256_of(b"stored before the kill")
-    assert files_under(root) == {LAYOUT_FILE: layout_text(FLAT_LAYOUT).encode(), f"{kept[:2]}/{kept}": b"stored before the kill"}
+    assert_killed_leaving_its_first_put_only(KILLED_INCOMING, root)

@@ -3,26 +3,11 @@ gets the schema when it first reads it. Each check runs in a fresh interpreter: 
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _fresh(code: str) -> dict[str, object]:
-    """Run `code` in a new interpreter importing this checkout; it prints one JSON object."""
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+from fresh_interpreter import fresh
 
 
 def test_a_crawler_process_imports_without_loading_the_schema() -> None:
@@ -31,7 +16,7 @@ def test_a_crawler_process_imports_without_loading_the_schema() -> None:
     from gongkai.flows.crawl import Politeness
 
     factory = pickle.dumps(Politeness().fetcher).hex()
-    seen = _fresh(f"""
+    seen = fresh(f"""
         import json, pickle, sys
         import gongkai.crawler.processes
         pickle.loads(bytes.fromhex("{factory}"))
@@ -57,7 +42,7 @@ CALLERS = {
 
 @pytest.mark.parametrize("caller", sorted(CALLERS))
 def test_every_caller_gets_the_schema_on_first_use(caller: str) -> None:
-    seen = _fresh(f"""
+    seen = fresh(f"""
         import json
         import gongkai.schema as schema
         before = vars(schema).get("_SCHEMA") is not None  # (loaded_schema(), spelt so the old code answers too)
@@ -70,7 +55,7 @@ def test_every_caller_gets_the_schema_on_first_use(caller: str) -> None:
 
 
 def test_threads_reading_first_load_it_once_and_a_given_schema_is_not_reloaded() -> None:
-    seen = _fresh("""
+    seen = fresh("""
         import json, threading
         import gongkai.schema as schema
         calls = []
@@ -95,7 +80,7 @@ def test_threads_reading_first_load_it_once_and_a_given_schema_is_not_reloaded()
 def test_the_parent_hands_its_schema_to_the_child(parent_loaded: bool) -> None:
     # the plan the parent sends (crawler.processes._serve) carries the parent's schema when it has loaded it,
     # picklable as the pipe needs; a parent without one does not load it for the child (it would hold the plan back)
-    seen = _fresh(f"""
+    seen = fresh(f"""
         import json, pickle
         import gongkai.schema as schema
         from gongkai.crawler import processes
@@ -126,7 +111,7 @@ def test_a_crawl_loads_its_adapters_and_the_schema_while_its_first_requests_are_
     registry = tmp_path / "registry.toml"
     registry.write_text('[[portal]]\nid = "closed"\nagency = "示例市"\ndivision_code = "110000"\nlevel = "department"\n'
                         'cms = "trs"\nlisting = ["http://127.0.0.1:9/index.html"]\nhosts = ["127.0.0.1:9"]\n', "utf-8")
-    seen = _fresh(f"""
+    seen = fresh(f"""
         import json, sys, threading
         import gongkai.schema as schema
         from pathlib import Path

@@ -6,8 +6,10 @@ benchmark portal of benchmarks/bench_polite_crawl.py, a real local archive."""
 from __future__ import annotations
 
 import errno
+import gzip
 import threading
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 from bench_portals import Portal
 from s3_fixture import S3Server
 
+from gongkai.crawler import urls
 from gongkai.crawler.crawl import CrawlContext, Limits, Stored, Walk, _fetch_and_ingest, run_steps
 from gongkai.crawler.fetcher import Fetcher
 from gongkai.crawler.processes import ArchivedFiles, reading_back
@@ -36,6 +39,14 @@ def portal() -> Iterator[Portal]:
     served = Portal(HOSTS, 0.0)
     yield served
     served.close()
+
+
+def scheduled_crawl(portals: list[RegistryPortal], state: CrawlState, archive: Any, ingest: Any) -> Walk:
+    """One run of the crawl over `portals` with the scheduler, each file stored in `archive` where it was fetched."""
+    slots = HostSlots(2, 0.0)
+    fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
+    ctx = CrawlContext(fetcher, state, ingest, archive=archive)
+    return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
 
 
 def test_reading_back_hands_the_ingest_the_file_and_its_digest(tmp_path: Path) -> None:
@@ -100,10 +111,7 @@ def test_a_file_the_archive_cannot_give_back_is_its_items_line_and_the_rerun_com
                 archive.path_for(stored.sha256).unlink()
             return read(data, **meta)
 
-        slots = HostSlots(2, 0.0)
-        fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
-        ctx = CrawlContext(fetcher, state, maybe_lost, archive=archive)
-        return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+        return scheduled_crawl(portals, state, archive, maybe_lost)
 
     first = crawl(losing=True)
     (url,) = lost
@@ -149,6 +157,7 @@ def test_the_one_process_crawl_stores_in_an_s3_archive_and_reads_each_file_back_
 
 BIG = bytes(range(256)) * (48 * 1024)  # 12 MB: held whole, the old path's peak was at least this
 CAP = 1024 * 1024
+ENCODED = 300_000  # the part of BIG sent gzip- or deflate-encoded
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 
 
@@ -175,7 +184,15 @@ class _Files(BaseHTTPRequestHandler):
             for _ in range(2 * CAP // 65536 + 1):
                 self.wfile.write(b"10000\r\n" + b"x" * 65536 + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
-        elif path == "/dropped.pdf":
+        elif path in ("/gzip.pdf", "/deflate.pdf"):  # sent encoded: the file is its decoded bytes
+            body = gzip.compress(BIG[:ENCODED]) if path == "/gzip.pdf" else zlib.compress(BIG[:ENCODED])
+            self._head(200, {"Content-Length": str(len(body)), "Content-Encoding": path[1:-4]})
+            self.wfile.write(body)
+        elif path == "/dropped-then-304.pdf" and self.modes.get(path) == "304":
+            self._head(304, {"ETag": '"v1"'})
+        elif path in ("/dropped.pdf", "/dropped-then-304.pdf"):
+            if path == "/dropped-then-304.pdf":
+                self.modes[path] = "304"  # the retry finds it unchanged
             self._head(200, {"Content-Length": str(len(BIG))})
             self.wfile.write(BIG[: len(BIG) // 3])
             self.wfile.flush()
@@ -285,6 +302,31 @@ def test_a_connection_dropped_mid_body_leaves_nothing_and_the_next_run_stores_th
     assert archived_files(tmp_path / "archive") == [sha256_of(BIG)] and ctx.state.get(url) is not None
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_an_encoded_body_is_stored_decoded_as_before(file_server: str, tmp_path: Path, encoding: str) -> None:
+    """The file named at its digest is the body decoded (Content-Encoding), exactly the bytes the old path put."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    outcome = fetch(f"/{encoding}.pdf")
+    assert outcome.outcome == "new" and given == [{"data": b"", "stored": Stored(sha256_of(BIG[:ENCODED]), ENCODED)}]
+    assert archive.get(sha256_of(BIG[:ENCODED])) == BIG[:ENCODED]
+    assert archived_files(tmp_path / "archive") == [sha256_of(BIG[:ENCODED])] and len(opened) == 1
+
+
+def test_a_retry_answered_304_after_a_body_dropped_mid_way_is_not_modified_nothing_named(file_server: str,
+                                                                                        tmp_path: Path) -> None:
+    """The first attempt's 200 body was cut (its temporary file aborted) and the retry is a 304: the fetch's answer is
+    that 304. The aborted file was still taken as the fetch's body and named (link on a closed file: an OSError that
+    crashed the item) instead of the item being not_modified."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    try:
+        outcome = fetch("/dropped-then-304.pdf")
+    finally:
+        _Files.modes.clear()
+    assert outcome.outcome == "not_modified" and not given
+    assert len(opened) == 1 and opened[0]._fd == -1
+    assert archived_files(tmp_path / "archive") == []
+
+
 def test_a_stored_file_whose_digest_fails_on_reading_is_its_items_line_and_the_rerun_stores_it_whole(
         portal: Portal, tmp_path: Path) -> None:
     """The file named at its digest no longer matches it when the ingest path reads it back (a disk's damage): that
@@ -317,10 +359,7 @@ def test_a_stored_file_whose_digest_fails_on_reading_is_its_items_line_and_the_r
                 path.chmod(0o444)
             return read(data, **meta)
 
-        slots = HostSlots(2, 0.0)
-        fetcher = Fetcher(all_hosts(portals), delay=0.0, concurrency=2, retries=1, backoff=0.05, gate=slots)
-        ctx = CrawlContext(fetcher, state, maybe_damaged, archive=archive)
-        return CrawlScheduler(ctx, slots, workers=4, ingest_workers=1).run(Walk(ctx, portals, Limits()))
+        return scheduled_crawl(portals, state, archive, maybe_damaged)
 
     first = crawl(damaging=True)
     (url,) = damaged
@@ -368,3 +407,24 @@ def test_a_download_the_archive_cannot_take_leaves_nothing_and_the_next_fetch_go
     monkeypatch.setattr(Incoming, "write", real_write)
     ctx.seen.clear()
     assert fetch("/whole.pdf").outcome == "new" and archived_files(tmp_path / "archive") == [sha256_of(BIG)]
+
+
+def test_an_archive_that_cannot_open_a_file_gives_the_connection_up_at_once(file_server: str, tmp_path: Path) -> None:
+    """The archive cannot even open the file to write the body into (too many open files, a read-only disk): the
+    fetch's error, as a full disk mid-body is, and the connection closed and handed back to its pool there and then.
+    It stayed checked out with its body unread, its socket held as long as the error was (the scheduler keeps it)."""
+    archive, ctx, fetch, given, opened = streamed_crawl(file_server, tmp_path)
+    site = RegistryPortal("p", "agency", "000000", "county", "generic", (f"http://{file_server}/",),
+                          frozenset({file_server}))
+    ctx.fetcher.allowed_by_robots(f"http://{file_server}/")  # robots.txt read: its connection idle in the pool
+    pool = ctx.fetcher._pool(urls.parse(f"http://{file_server}/whole.pdf"))
+    idle = pool.pool.qsize()
+
+    def no_file() -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    archive.incoming = no_file  # type: ignore[attr-defined]
+    with pytest.raises(OSError, match="Too many open files") as held:  # held, as the scheduler holds a unit's error
+        ctx.fetch(site, f"http://{file_server}/whole.pdf", stores=True)
+    assert pool.pool.qsize() == idle, "the connection is still checked out"
+    assert held.value.errno == errno.EMFILE and archived_files(tmp_path / "archive") == []

@@ -7,29 +7,13 @@ crawler from importing on a urllib3 2.x without it, which requests' own bounds a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _fresh(code: str) -> dict[str, object]:
-    """Run `code` in a new interpreter importing this checkout; it prints one JSON object last."""
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+from fresh_interpreter import fresh
 
 
 def test_the_crawler_imports_and_fetches_on_a_urllib3_without_the_header_unfolding_helper() -> None:
     # as a urllib3 before the helper was added: the name absent while the crawler imports (restored afterwards, since
     # this urllib3's own getresponse, the one the crawler must then fall back to, calls it)
-    seen = _fresh("""
+    seen = fresh("""
         import json, threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import urllib3.connection
