@@ -262,11 +262,14 @@ class LocalArchive:
 
     def put(self, data: bytes) -> str:
         sha256 = self._store(data)
+        self._counted()  # a file found already stored counts too: another process may have named it and not synced it
+        return sha256
+
+    def _counted(self) -> None:
+        """A file named (or found named) since the last sync: the next `sync` covers it (nothing when each put syncs)."""
         if not self.sync_each:
-            # a file found already stored counts too: another process may have named it and not synced it yet
             with self._sync_done:
                 self._puts += 1
-        return sha256
 
     def incoming(self) -> Incoming:
         """A new file to write into the archive as its bytes come (a crawl's download: never held whole in memory),
@@ -276,56 +279,48 @@ class LocalArchive:
         return Incoming(self)
 
     def _link(self, incoming: Incoming) -> str:
-        """The complete `incoming` named at its digest, exactly as put names bytes (_store): a file already there is
-        kept when it holds the same bytes, else (a crash before a deferred sync left it short) replaced by this one."""
+        """The complete `incoming` named at its digest, exactly as put names bytes (_store)."""
         sha256 = incoming.sha256
-        target = os.path.join(self.location, key_for(sha256, self.layout))
-        there = _stat(target)
-        if there is not None:
-            if not stat.S_ISREG(there.st_mode):
-                return sha256
-            if there.st_size == incoming.size and _file_sha256(target, incoming.size) == sha256:
-                if self.sync_each:
-                    _fsync_file(target)  # (as in _store: a deferred writer may have named it and not synced it yet)
-                return sha256
-            log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached "
-                        "the disk?): replaced by the same bytes whole", sha256, there.st_size, incoming.size)
-            incoming.replace(target)
-            return sha256
-        if self._unmarked:
-            self._mark()
-            target = os.path.join(self.location, key_for(sha256, self.layout))
-        try:
-            incoming.link_as(target, durable=self.sync_each)
-        except FileNotFoundError:  # the folder's first file
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            incoming.link_as(target, durable=self.sync_each)
-        return sha256
+        return self._name(sha256, incoming.size,
+                          holds=lambda path, found: found == incoming.size and _file_sha256(path, found) == sha256,
+                          write=lambda folder, target: incoming.link_as(target, durable=self.sync_each),
+                          replace=incoming.replace)
 
     def _store(self, data: bytes) -> str:
-        sha256 = sha256_of(data)
+        return self._name(sha256_of(data), len(data),
+                          holds=lambda path, found: _holds(path, data, found),
+                          write=lambda folder, target: write_once(folder, target, data, durable=self.sync_each),
+                          replace=lambda target: self._repair(target, data))
+
+    def _name(self, sha256: str, size: int, *, holds: Callable[[str, int], bool], write: Callable[[str, str], None],
+              replace: Callable[[str], None]) -> str:
+        """Name a file of `size` bytes at its digest (put's bytes, or an Incoming's file): a file already there is kept
+        when it `holds` them, else (a crash before a deferred sync left it short or unwritten) `replace`d whole; with
+        none there, `write(folder, target)` names it (never over another writer's)."""
         target = os.path.join(self.location, key_for(sha256, self.layout))
         there = _stat(target)
         if there is not None:
             if not stat.S_ISREG(there.st_mode):
                 return sha256
-            if _holds(target, data, there.st_size):
+            if holds(target, there.st_size):
                 if self.sync_each:
                     # a deferred writer (a crawler process) may have named it and not synced it yet: this put's
                     # caller records it as stored now (an fsync of a file already on disk costs next to nothing)
                     _fsync_file(target)
                 return sha256
-            self._repair(target, data, there.st_size)  # a crash before its sync left it short or unwritten: made whole
+            log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached "
+                        "the disk?): replaced by the same bytes whole", sha256, there.st_size, size)
+            replace(target)
             return sha256
         if self._unmarked:
             self._mark()
             target = os.path.join(self.location, key_for(sha256, self.layout))
         folder = os.path.dirname(target)
         try:
-            write_once(folder, target, data, durable=self.sync_each)
+            write(folder, target)
         except FileNotFoundError:  # a folder's first file (256 of them in FLAT_LAYOUT): one call, not one per put
             os.makedirs(folder, exist_ok=True)  # another writer may make it meanwhile: fine
-            write_once(folder, target, data, durable=self.sync_each)
+            write(folder, target)
         return sha256
 
     def sync(self) -> None:
@@ -359,13 +354,11 @@ class LocalArchive:
                     self._sync_done.notify_all()
                 self._synced = max(self._synced, covers)
 
-    def _repair(self, target: str, data: bytes, found: int) -> None:
-        """Replace the file at `target`, which has `found` bytes (fewer, or as many but not these) where its digest's
-        are `data`: left so by a crash of the machine before a deferred sync (never by a writer, which names only
-        whole files). The whole file is written and synced under a temporary name, then renamed over it (atomic: a
-        reader sees one or the other)."""
-        log.warning("archive file %s has %d bytes, not the %d stored under its digest (a crash before it reached the "
-                    "disk?): replaced by the same bytes whole", os.path.basename(target), found, len(data))
+    def _repair(self, target: str, data: bytes) -> None:
+        """Replace the file at `target`, which does not hold its digest's bytes `data` (fewer, or as many but not
+        these): left so by a crash of the machine before a deferred sync (never by a writer, which names only whole
+        files). The whole file is written and synced under a temporary name, then renamed over it (atomic: a reader
+        sees one or the other)."""
         tmp = _written_aside(os.path.dirname(target), data, durable=True)
         try:
             os.replace(tmp, target)
@@ -443,9 +436,7 @@ class Incoming:
         are) and return the digest; closed either way."""
         try:
             sha256 = self._archive._link(self)
-            if not self._archive.sync_each:
-                with self._archive._sync_done:  # counted for the archive's next sync, as a put is
-                    self._archive._puts += 1
+            self._archive._counted()  # for the archive's next sync, as a put is
             return sha256
         finally:
             self.abort()
