@@ -7,6 +7,7 @@ warehouse and /proc."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -125,10 +126,18 @@ def test_a_signal_mid_ingest_stops_it_cleanly(many_reports: Path, tmp_path: Path
 
 def test_a_second_signal_forces(many_reports: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
+    workers: set[int] = set()
     command = start(["ingest", str(many_reports)], data, GONGKAI_EXTRACT_PROCESSES="2")
     try:
         wait_for(lambda: len(list((data / "archive").glob("**/*"))) >= 6 or command.poll() is not None, "files archived")
         below = descendants(command.pid)
+        # the extraction workers held still: the first stop waits for what they have in flight (up to its grace), so
+        # the second signal always comes while it waits. Without this the first stop sometimes finished within the
+        # 0.3 s below (a fast machine, short documents) and the second signal met a process already on its way out
+        workers = {pid for pid in below if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        assert workers, "no extraction worker found"
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
         os.killpg(command.pid, signal.SIGINT)
         time.sleep(0.3)
         began = time.monotonic()
@@ -137,6 +146,9 @@ def test_a_second_signal_forces(many_reports: Path, tmp_path: Path) -> None:
         out, err = output(command, data)
     finally:
         command.kill()
+        for pid in workers:  # the reaper's SIGTERM waits in a stopped process: let them take it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
     assert time.monotonic() - began < 5
     assert command.returncode == 130 and "Traceback" not in err, err
     assert "again: stopped at once" in err
