@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -359,6 +360,9 @@ def main() -> int:
                              "least 200 hosts)")
     parser.add_argument("--archive", metavar="DIR",
                         help="the archive in a new folder under DIR (its disk), removed afterwards (default: TMPDIR)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each size this many times (each in a new process) and print the spread: on a shared "
+                             "VM the same code spans a wide range from one quarter hour to the next")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
@@ -370,30 +374,60 @@ def main() -> int:
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
           f"{'CPU s':>6} {'portal':>6} {'peak MB':>7} {'load':>9}  outcomes")
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes)] + (
-            ["--full"] if args.full else []) + (["--archive", args.archive] if args.archive else [])
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        for label in ("first", "second"):
-            x = r[label]
-            print(f"{n:>5} {label:>6} {x['requests']:>8} {x['wall_s']:>7} {x['bound_s']:>7} {x['efficiency']:>6} "
-                  f"{x['max_in_flight']:>9} {x['min_gap_s']:>9} {x['crawler_cpu_s']:>6} {x['portal_cpu_s']:>6} {r['peak_rss_mb']:>7} "
-                  f"{x['load_before']:>4.1f}/{r['load_avg']:<4.1f}  {x['counts']}", flush=True)
-        print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
-              f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
-        print(f"      where the wall goes (portal's log, first run): the last host's first request {r['first'].get('ramp_s')} s "
-              f"after the first's; mean lateness of each host's 1st, 2nd, ... turn beyond the delay (s): "
-              f"{r['first'].get('late_s')}", flush=True)
-        if r.get("processes", 1) > 1:
-            print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
-                  f"{r['child_peak_rss_mb']} MB), "
-                  f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
-                  f"failed portals: {r['first'].get('failed_portals')}; the parent's own CPU {r['first'].get('parent_cpu_s')} s "
-                  f"({r['first'].get('parent_us_per_file')} µs per file) / {r['second'].get('parent_cpu_s')} s", flush=True)
+        runs = []
+        for _ in range(max(1, args.repeat)):
+            r = _one(n, args)
+            if r is None:
+                return 1
+            runs.append(r)
+            _print(n, r)
+        if len(runs) > 1:
+            _print_spread(n, runs)
     return 0
+
+
+def _one(n: int, args: argparse.Namespace) -> dict[str, Any] | None:
+    """One size measured in a process of its own (a clean peak RSS, nothing imported before)."""
+    cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes)] + (
+        ["--full"] if args.full else []) + (["--archive", args.archive] if args.archive else [])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        print(out.stderr[-3000:], file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _print_spread(n: int, runs: list[dict[str, Any]]) -> None:
+    """Min / median / max over the repeats: the figure to quote, not one lucky or unlucky run."""
+    def spread(values: list[float]) -> str:
+        return f"{min(values)} / {round(statistics.median(values), 3)} / {max(values)}"
+
+    firsts = [r["first"] for r in runs]
+    print(f"      over {len(runs)} runs of {n} hosts (min / median / max): efficiency {spread([x['efficiency'] for x in firsts])}, "
+          f"no-change run {spread([r['second']['efficiency'] for r in runs])}, crawler CPU s {spread([x['crawler_cpu_s'] for x in firsts])}, "
+          f"peak MB {spread([r['peak_rss_mb'] for r in runs])}"
+          + (f", a child's peak MB {spread([r['child_peak_rss_mb'] for r in runs])}" if runs[0].get("processes", 1) > 1 else "")
+          + f"; runs at 0.8 or more: {sum(x['efficiency'] >= 0.8 for x in firsts)}", flush=True)
+
+
+def _print(n: int, r: dict[str, Any]) -> None:
+    for label in ("first", "second"):
+        x = r[label]
+        print(f"{n:>5} {label:>6} {x['requests']:>8} {x['wall_s']:>7} {x['bound_s']:>7} {x['efficiency']:>6} "
+              f"{x['max_in_flight']:>9} {x['min_gap_s']:>9} {x['crawler_cpu_s']:>6} {x['portal_cpu_s']:>6} {r['peak_rss_mb']:>7} "
+              f"{x['load_before']:>4.1f}/{r['load_avg']:<4.1f}  {x['counts']}", flush=True)
+    print(f"      file descriptors (soft, hard): {r['fd_limit']}, the crawler's peak {r['peak_open_files']}; scheduler: {r['first']['scheduler']}; as kept by the "
+          f"crawler: min gap {r['first'].get('client_min_gap_s')} s, in flight {r['first'].get('client_max_in_flight')}", flush=True)
+    print(f"      where the wall goes (portal's log, first run): the last host's first request {r['first'].get('ramp_s')} s "
+          f"after the first's; mean lateness of each host's 1st, 2nd, ... turn beyond the delay (s): "
+          f"{r['first'].get('late_s')}", flush=True)
+    if r.get("processes", 1) > 1:
+        print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
+              f"{r['child_peak_rss_mb']} MB), "
+              f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
+              f"failed portals: {r['first'].get('failed_portals')}; the parent's own CPU {r['first'].get('parent_cpu_s')} s "
+              f"({r['first'].get('parent_us_per_file')} µs per file) / {r['second'].get('parent_cpu_s')} s", flush=True)
 
 
 if __name__ == "__main__":
