@@ -52,6 +52,12 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})  # requests' is_redirect: these with a Location
 MAX_REDIRECTS = 5
 READ_CHUNK = 1024 * 1024  # a body is read (and decoded) at most this much at a time, and never past the size cap + 1
+# a body going into a sink (a file of the crawl, streamed into the archive) is read at most this much at a time: read in
+# one piece of its declared length (up to READ_CHUNK), each file in flight held a buffer of its whole size (a 290 kB PDF:
+# 290 kB, mapped from the system as glibc maps every block of 128 kB or more) until written, so a crawl's memory grew with
+# the files in flight (up to 14 MB of such buffers at once at 1,000 hosts). Below glibc's mmap threshold (tune_malloc):
+# a chunk freed is the next one's, in the heap
+SINK_CHUNK = 64 * 1024
 # urllib3 never retries nor redirects by itself (the fetcher does both, each attempt counted and each hop checked);
 # one immutable instance for every request (urllib3 built one per request from `retries=False`)
 NO_RETRIES = Retry(total=False, redirect=False)
@@ -507,7 +513,7 @@ class Fetcher:
         sink = BODY_SINK.get()
         if sink is None or not 200 <= raw.status < 300:
             return self._read_capped(raw, target.url)
-        amount = self._read_amount(raw, target.url)
+        amount = min(self._read_amount(raw, target.url), SINK_CHUNK)
         try:
             writer = sink()
         except OSError:  # the sink cannot take a file (too many open, its disk): the item's error, the connection given up
