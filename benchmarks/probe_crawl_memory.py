@@ -59,6 +59,41 @@ def held() -> dict[str, int]:
             "conditions": sum(1 for h in list(s.slots._hosts.values()) if getattr(h, "changed", None) is not None)}
 
 
+def anonymous_by_kind() -> dict[str, float]:
+    """Resident anonymous memory (MB) by the size of its mapping, read from /proc/self/smaps: thread stacks (8 MB, glibc's
+    default), glibc's thread arenas (64 MB reserved each), the main heap ([heap]), and the rest (pymalloc's 1 MB arenas,
+    glibc's mmapped blocks, lxml's)."""
+    kinds: dict[str, float] = {}
+    size = 0
+    name = ""
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if "-" in first and not first.endswith(":"):
+                start, end = (int(x, 16) for x in first.split("-"))
+                size = end - start
+                parts = line.split()
+                name = parts[5] if len(parts) > 5 else ""
+            elif first == "Anonymous:":
+                kb = int(line.split()[1])
+                if not kb:
+                    continue
+                if name == "[heap]":
+                    kind = "heap"
+                elif name:
+                    kind = "other named"
+                elif size == 8 * 1024 * 1024:
+                    kind = "thread stacks"
+                elif size in (64 * 1024 * 1024, 128 * 1024 * 1024) or size % (64 * 1024 * 1024) == 0:
+                    kind = "glibc arenas"
+                elif size == 1024 * 1024:
+                    kind = "1 MB (pymalloc arenas)"
+                else:
+                    kind = "other"
+                kinds[kind] = kinds.get(kind, 0.0) + kb / 1024
+    return {k: round(v, 1) for k, v in sorted(kinds.items())}
+
+
 def rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
@@ -92,7 +127,8 @@ class Sampler:
                 self.peak_rss = now
                 with open("/proc/self/smaps_rollup") as f:
                     self.rollup = f.read()
-                self.at_peak = {"rss_mb": round(now / 1e6, 1), **held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()}}
+                self.at_peak = {"rss_mb": round(now / 1e6, 1), **held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()},
+                                "threads": threading.active_count(), **anonymous_by_kind()}
             if self.trace and self.spike_mb and not self.spike:
                 mapped = mallinfo().get("hblkhd", 0) / 1e6
                 if mapped > self.spike_mb:  # large blocks (mmapped, >= 128 kB): who holds them now
@@ -151,7 +187,11 @@ def main() -> int:
     print("\n".join(line for line in sampler.rollup.splitlines() if line.split(":")[0] in ("Rss", "Anonymous", "Pss_File", "Shared_Clean", "Private_Dirty")))
     if sampler.snapshot is not None:
         key = "lineno" if args.frames == 1 else "traceback"
-        stats = sampler.snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]).statistics(key)
+        snap = sampler.snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        stats = snap.statistics(key)
+        by_file = snap.statistics("filename")
+        print(f"traced in the snapshot: {sum(s.size for s in by_file) / 1e6:.1f} MB; by file: " + ", ".join(
+            f"{Path(s.traceback[0].filename).name} {s.size / 1e3:.0f} kB" for s in by_file[:15]))
         for stat in stats[: args.top]:
             print(f"{stat.size / 1e3:9.0f} kB {stat.count:7d}  " + " <- ".join(
                 f"{Path(fr.filename).name}:{fr.lineno}" for fr in stat.traceback))

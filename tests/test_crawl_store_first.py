@@ -21,7 +21,7 @@ from s3_fixture import S3Server
 
 from gongkai.crawler import urls
 from gongkai.crawler.crawl import CrawlContext, Limits, Stored, Walk, _fetch_and_ingest, run_steps
-from gongkai.crawler.fetcher import Fetcher
+from gongkai.crawler.fetcher import BODY_SINK, SINK_CHUNK, Fetcher
 from gongkai.crawler.processes import ArchivedFiles, reading_back
 from gongkai.crawler.registry import Portal as RegistryPortal
 from gongkai.crawler.registry import all_hosts, load_registry
@@ -159,6 +159,7 @@ BIG = bytes(range(256)) * (48 * 1024)  # 12 MB: held whole, the old path's peak 
 CAP = 1024 * 1024
 ENCODED = 300_000  # the part of BIG sent gzip- or deflate-encoded
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
+MID = bytes(range(256)) * 1200  # 300 kB: the size of a report's PDF, below READ_CHUNK (1 MB)
 
 
 class _Files(BaseHTTPRequestHandler):
@@ -179,6 +180,9 @@ class _Files(BaseHTTPRequestHandler):
             self._head(200, {"Content-Length": str(len(BIG)), "ETag": '"v1"'})
             for start in range(0, len(BIG), 256 * 1024):
                 self.wfile.write(BIG[start:start + 256 * 1024])
+        elif path == "/mid.pdf":  # a file below READ_CHUNK with its length: the old path read it in one piece
+            self._head(200, {"Content-Length": str(len(MID))})
+            self.wfile.write(MID)
         elif path == "/over-cap.pdf":
             self._head(200, {"Transfer-Encoding": "chunked"})
             for _ in range(2 * CAP // 65536 + 1):
@@ -271,6 +275,30 @@ def test_a_downloaded_file_goes_into_the_archive_as_it_is_read_never_held_whole(
     assert ctx.state.get(f"http://{file_server}/whole.pdf")["etag"] == '"v1"'  # committed as before
     assert ctx.fetcher.host_stats()[file_server]["bytes"] == len(ROBOTS) + len(BIG)
     assert opened and all(f._fd == -1 for f in opened)  # each temporary file closed
+
+
+def test_a_file_in_flight_holds_at_most_one_sink_chunk_whatever_its_declared_length(file_server: str) -> None:
+    """A body going into a sink was read in one piece of its declared length when that was below READ_CHUNK: each file
+    in flight held a buffer of its size (a 300 kB PDF, 300 kB) until written, so what a crawl held grew with the files in
+    flight. Now read SINK_CHUNK at a time: the sink is handed chunks of at most that, the file whole and in order."""
+    chunks: list[bytes] = []
+
+    class Recording:
+        def write(self, data: bytes) -> None:
+            chunks.append(data)
+
+        def abort(self) -> None:
+            raise AssertionError("nothing failed")
+
+    fetcher = Fetcher({file_server}, delay=0.0, concurrency=1, retries=0)
+    fetcher.allowed_by_robots(f"http://{file_server}/")
+    token = BODY_SINK.set(Recording)
+    try:
+        reply = fetcher.fetch(f"http://{file_server}/mid.pdf", allowed_hosts={file_server})
+    finally:
+        BODY_SINK.reset(token)
+    assert reply.content == b"" and b"".join(chunks) == MID
+    assert len(chunks) > 1 and max(map(len, chunks)) <= SINK_CHUNK < len(MID), [len(c) for c in chunks]
 
 
 def test_a_body_cut_by_the_cap_is_never_named_and_the_next_run_fetches_it_again(file_server: str, tmp_path: Path) -> None:
