@@ -616,3 +616,56 @@ def test_the_parents_malloc_is_tuned_as_a_crawler_processes_is(tmp_path: Path) -
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ok"] and result["first"] >= 300 * 1024, result
     assert result["second"] >= 300 * 1024, result  # the threshold did not rise when the first was freed
+
+
+def test_a_childs_crawl_state_follows_its_plan_in_pieces_and_the_child_has_it_whole() -> None:
+    """The crawl state of a child's hosts goes after its plan, STATE_PIECE entries a message: pickled inside the plan
+    (a few MB at 1,000 hosts, the children's at once) it was the parent's peak as a second crawl began. The child puts
+    the pieces back together as the plan it was given (on the old code the plan held every entry, none followed)."""
+    piece = getattr(processes, "STATE_PIECE", 1000)  # (the old code had none)
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], _Alive(), parent_end)
+    entries = {f"http://127.0.0.1:1/a1/t{i}.html": pack(f'"e{i}"', None, {"i": i}) for i in range(2 * piece + 7)}
+    plan = ChildPlan(0, [PORTAL], None, entries, None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None), daemon=True)
+    serving.start()
+    kind, sent = child_end.recv()
+    assert kind == "plan" and sent.state == {} and sent.state_pieces == 3
+    pieces = [child_end.recv() for _ in range(sent.state_pieces)]
+    assert [kind for kind, _ in pieces] == ["state"] * 3
+    assert all(0 < len(entries_sent) <= piece for _, entries_sent in pieces)
+    assert {url: e for _, sent_piece in pieces for url, e in sent_piece.items()} == entries
+    assert not child_end.poll(0.2)  # nothing more before the child speaks
+    child_end.send(("done", None))
+    serving.join(10)
+    assert child.finished.is_set()
+
+    # the child's side (child_main's receive_plan) puts the pieces back into the plan before anything else
+    parent_end, child_end = multiprocessing.Pipe()
+    sender = threading.Thread(target=processes._send_plan, args=(Child(0, [PORTAL], _Alive(), parent_end), plan))
+    sender.start()
+    received = processes.receive_plan(child_end)
+    sender.join(5)
+    assert received is not None and received.state == entries and received.state_pieces == 3
+    parent_end.close()
+    child_end.close()
+
+
+def test_splitting_the_state_between_the_children_leaves_the_crawlers_url_cache_alone() -> None:
+    """The parent hands each child the entries of its hosts (CrawlState.entries, by host_key): through the crawler's
+    cache of parsed URLs (urls.parse) every URL of the state stayed in it for the process's life, some 2 MB at 1,000
+    hosts in a parent that fetches none of them. The keys are the crawler's (urls.parse's) all the same."""
+    from gongkai.crawler import urls
+    from gongkai.crawler.state import host_key
+
+    state = CrawlState(None)
+    for i in range(500):
+        state.commit(f"http://127.0.0.1:{i % 7 + 1}/cache-probe/{i}.html", etag=f'"e{i}"', last_modified=None)
+    state.commit("HTTP://Example.COM:80/cache-probe/x.html", etag='"x"', last_modified=None)
+    urls._parse_cached.cache_clear()  # type: ignore[attr-defined]
+    hosts = frozenset({"127.0.0.1:1", "127.0.0.1:2", "example.com"})
+    picked = processes._state_entries(state, hosts)
+    assert urls._parse_cached.cache_info().currsize == 0  # type: ignore[attr-defined]
+    assert len(picked) == sum(1 for i in range(500) if i % 7 < 2) + 1 and "HTTP://Example.COM:80/cache-probe/x.html" in picked
+    assert all(host_key(url) == urls.parse(url).key for url in picked)
