@@ -47,7 +47,7 @@ from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Stored, Walk
 from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.pictures import MAX_PAGE_PICTURE_BYTES, MAX_PAGE_PICTURES
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
-from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots, malloc_trim, tune_malloc
+from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots, tune_malloc
 from gongkai.crawler.state import CrawlState, Entry
 from gongkai.schema import Schema, adopt_schema, loaded_schema
 from gongkai.warehouse.archive import Archive, open_archive
@@ -437,9 +437,8 @@ def crawl_in_processes(
     by_id = {p.id: p for p in portals}
     # the parent reads every file back (a few hundred kB) on as many threads as the children's files in flight: glibc's
     # defaults (an arena per thread, the mmap threshold raised past the first large block freed) kept the freed files in
-    # the heap, and the parent's peak grew with the crawl. Tuned as a crawler process is, with the heap's free pages
-    # given back once the summary is made, the parent's peak (bench_polite_crawl.py, two processes) at 1,000 hosts was
-    # 102 MiB before, 77 with the state file written in pieces (crawler.state.CrawlState.save)
+    # the heap, and the parent's peak grew with the crawl. Tuned as a crawler process is, its peak at 1,000 hosts fell
+    # by some 15 MiB of 101 (bench_polite_crawl.py, two processes); a malloc_trim after the merge too changed nothing
     tune_malloc()
     spawn = multiprocessing.get_context("spawn")
     # the parent's ingest threads, all started at once (the threads serving the children `put` to them): as many as the
@@ -471,11 +470,7 @@ def crawl_in_processes(
             _end(child)
         ingest_pool.shutdown(wait=True, cancel=True)  # the children are gone: files not started are dropped
     log.info("crawl in %d processes: %.1f s", len(children), time.perf_counter() - started)
-    summary = _merge(portals, children, ctx, len(groups))
-    trim = malloc_trim()
-    if trim is not None:  # the crawl's messages, read-backs and results freed: the next run starts from its floor
-        trim(0)
-    return summary
+    return _merge(portals, children, ctx, len(groups))
 
 
 def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Portal], pool: Workers,
