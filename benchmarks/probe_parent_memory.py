@@ -4,8 +4,10 @@ processes (crawler.processes), the parent sampled while it runs.
     .venv/bin/python benchmarks/probe_parent_memory.py --hosts 1000 [--processes 2] [--archive DIR] [--trace] [--frames 1]
 
 Every 0.05 s: the parent's RSS (/proc/self/statm) and glibc's heap (mallinfo2: arena, mmapped, in use, free but kept);
-at the RSS peak /proc/self/smaps_rollup. Printed per phase (imports, the first crawl, its summary, the second crawl):
-the RSS at its start and the peak within it, so what the crawl adds is told from what the imports hold. With --trace,
+at the RSS peak /proc/self/smaps_rollup. Printed per phase (imports, each run, and within a run the crawl state's load, each
+child's share of it, the merge of the children's results, the state's save, and what follows each): the RSS at its
+start and the peak within it, so what each step adds is told from what the imports hold (--timeline: every 0.25 s).
+Python's small objects live in its own arenas (1 MiB mappings, not in mallinfo): sys._debugmallocstats() tells them. With --trace,
 tracemalloc's snapshot at the largest traced memory, grouped by file:line (--frames 1) or traceback (--frames N);
 tracemalloc slows the parent: read RSS figures without it.
 """
@@ -110,7 +112,7 @@ def main() -> int:
 
     def phased(name: str, fn: Any) -> Any:  # the crawl's end apart: merging the children's results, saving the state
         def wrapped(*a: Any, **k: Any) -> Any:
-            back = sampler.phase
+            back = sampler.phase.split(":")[0]  # the run ("first", "second"): its steps named after it
             sampler.enter(f"{back}: {name}")
             try:
                 return fn(*a, **k)
