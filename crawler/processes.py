@@ -47,7 +47,7 @@ from gongkai.crawler.crawl import CrawlContext, Documents, Limits, Stored, Walk
 from gongkai.crawler.fetcher import Fetcher, HostStats
 from gongkai.crawler.pictures import MAX_PAGE_PICTURE_BYTES, MAX_PAGE_PICTURES
 from gongkai.crawler.registry import Portal, all_hosts, split_by_host
-from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots
+from gongkai.crawler.scheduler import CrawlScheduler, SchedulerStats, Workers, host_slots, tune_malloc
 from gongkai.crawler.state import CrawlState, Entry
 from gongkai.schema import Schema, adopt_schema, loaded_schema
 from gongkai.warehouse.archive import Archive, open_archive
@@ -69,6 +69,9 @@ KILL_AFTER_S = 5.0  # after a stop's grace, what a child may still take to send 
 # (its poll, recv and unpickling, a GIL hand-off) for a few dozen bytes
 UPDATES_EVERY_S = 0.05
 UPDATES_MOST = 500
+# a child's crawl state goes to it in messages of this many entries after its plan, not inside it: the plan pickled whole
+# (a few MB at 1,000 hosts, each child's at once, beside the state just read) was the parent's peak at a crawl's start
+STATE_PIECE = 1000
 MessageSender = Callable[[tuple[Any, ...]], None]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -122,7 +125,7 @@ class ChildPlan:
     index: int
     portals: list[Portal]
     make_fetcher: Callable[[frozenset[str]], Fetcher]
-    state: dict[str, Entry]  # as the parent keeps it (crawler.state.pack)
+    state: dict[str, Entry]  # as the parent keeps it (crawler.state.pack); sent after the plan (`state_pieces`)
     years: frozenset[int] | None
     limits: Limits | None
     workers: int
@@ -133,6 +136,7 @@ class ChildPlan:
     # the archive the parent's ingest reads from, by its location (a folder, or s3://… with the AWS settings of the
     # environment the child inherits): the child stores each file it fetches there
     archive: str | None = None
+    state_pieces: int = 0  # the ("state", entries) messages following the plan: its `state` sent apart, STATE_PIECE at a time
 
 
 @dataclass
@@ -304,19 +308,32 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+def receive_plan(conn: Any) -> ChildPlan | None:
+    """A child's plan with the crawl state of its hosts, which follows it in pieces (_send_plan); None when the parent
+    sent none in START_TIMEOUT_S or is gone."""
+    if not conn.poll(START_TIMEOUT_S):
+        return None
+    try:
+        kind, plan = conn.recv()
+        assert kind == "plan" and isinstance(plan, ChildPlan)
+        for _ in range(plan.state_pieces):
+            kind, piece = conn.recv()
+            assert kind == "state"
+            plan.state.update(piece)
+    except (EOFError, OSError):
+        return None
+    return plan
+
+
 def child_main(conn: Any, parent_pid: int) -> None:
     """A crawler process: the crawler as it is over its portals, the ingest path the parent's."""
     # a terminal's Ctrl-C reaches the whole process group: the parent decides how to stop and tells the children
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="gongkai-parent-watch").start()
-    if not conn.poll(START_TIMEOUT_S):
+    plan = receive_plan(conn)
+    if plan is None:
         return
-    try:
-        kind, plan = conn.recv()
-    except (EOFError, OSError):
-        return
-    assert kind == "plan" and isinstance(plan, ChildPlan)
     if plan.schema is not None:
         adopt_schema(plan.schema)
     link = ParentLink(conn, plan.portals, plan.ingest_timeout)
@@ -418,6 +435,11 @@ def crawl_in_processes(
     long extraction of one child's file never holds another's file in a queue)."""
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
+    # the parent reads every file back (a few hundred kB) on as many threads as the children's files in flight: glibc's
+    # defaults (an arena per thread, the mmap threshold raised past the first large block freed) kept the freed files in
+    # the heap, and the parent's peak grew with the crawl. Tuned as a crawler process is, its peak at 1,000 hosts fell
+    # by some 15 MiB of 101 (bench_polite_crawl.py, two processes); a malloc_trim after the merge too changed nothing
+    tune_malloc()
     spawn = multiprocessing.get_context("spawn")
     # the parent's ingest threads, all started at once (the threads serving the children `put` to them): as many as the
     # files the children may have in flight, so no file waits for another child's turn
@@ -462,7 +484,7 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
         # the parent's schema when it has one (the flows: their extraction loaded it): ~0.6 ms to unpickle in each
         # child where loading costs ~100 ms. Not loaded here for them: that would hold back every child's plan; a
         # child without it loads its own at its first title, after its first requests
-        child.send(("plan", replace(plan, schema=loaded_schema())))
+        _send_plan(child, replace(plan, schema=loaded_schema()))
         while True:
             if not child.conn.poll(POLL_S):
                 if not child.process.is_alive() and not child.conn.poll(0):
@@ -502,6 +524,16 @@ def _serve(child: Child, plan: ChildPlan, ctx: CrawlContext, by_id: dict[str, Po
             child.error = ("did not end within the stop's grace" if child.killed_after_stop
                            else _death(child.process.exitcode))
         child.finished.set()
+
+
+def _send_plan(child: Child, plan: ChildPlan) -> None:
+    """The plan, then its crawl state in pieces of STATE_PIECE entries: never the whole state pickled at once."""
+    entries = iter(plan.state.items())
+    pieces = -(-len(plan.state) // STATE_PIECE)
+    child.send(("plan", replace(plan, state={}, state_pieces=pieces)))
+    for _ in range(pieces):
+        if not child.send(("state", dict(itertools.islice(entries, STATE_PIECE)))):
+            return  # the child is gone: its reader records why
 
 
 def _apply_states(state: CrawlState, updates: list[tuple[str, Entry | None]]) -> None:
