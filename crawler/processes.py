@@ -690,10 +690,24 @@ def _wait(children: list[Child], should_stop: Callable[[], bool] | None, grace: 
             for child in children:
                 child.finished.wait(KILL_AFTER_S + 2 * POLL_S)
             return
+        for child in children:  # past the start timeout with a margin: its thread gives it up first when it can
+            late = time.monotonic() - child.started > START_TIMEOUT_S + KILL_AFTER_S
+            if late and not child.ready and not child.finished.is_set():
+                _give_up_starting(child)
         for child in children:
             if not child.finished.is_set():
                 child.finished.wait(POLL_S)
                 break
+
+
+def _give_up_starting(child: Child) -> None:
+    """A child not ready in START_TIMEOUT_S that its thread has not given up: that thread is blocked sending it a plan
+    it does not read (hung in its imports, say), and never looks at the time. Killed, which fails the send and ends the
+    thread; without this the parent waited on it for the whole crawl's bound, or forever without one."""
+    if child.error is None:
+        child.error = f"did not start in {START_TIMEOUT_S:g} s"
+    if child.process.is_alive():
+        child.process.kill()
 
 
 def _end(child: Child) -> None:

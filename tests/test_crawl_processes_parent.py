@@ -730,3 +730,32 @@ def test_a_stop_while_a_child_does_not_read_its_plan_kills_it_after_the_grace(mo
         process.kill()
         process.join(5)
         parent_end.close()
+
+
+def test_a_child_that_never_reads_its_plan_is_given_up_after_the_start_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child not ready within START_TIMEOUT_S is given up (_serve looks at the time between its messages). One that
+    never reads its plan held its serving thread in the send, where nothing looks at the time: without a stop or a crawl
+    bound the parent waited on it forever. It is now killed once past the start timeout, recorded as not started."""
+    monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
+    monkeypatch.setattr(processes, "START_TIMEOUT_S", 1.0)
+    spawn = multiprocessing.get_context("spawn")
+    parent_end, child_end = spawn.Pipe()
+    process = spawn.Process(target=_never_reads, args=(child_end, os.getpid()), daemon=True)
+    process.start()
+    child_end.close()
+    try:
+        child = Child(0, [PORTAL], process, parent_end)
+        plan = ChildPlan(0, [PORTAL], None, _big_state(2), None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+        ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+        serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None),
+                                   daemon=True)
+        serving.start()
+        waiting = threading.Thread(target=processes._wait, args=([child], None, 0.0, None), daemon=True)
+        waiting.start()
+        waiting.join(15)
+        assert not waiting.is_alive(), "the parent waits forever on a child that does not read its plan"
+        assert child.finished.is_set() and child.error == "did not start in 1 s" and not child.killed_after_stop
+    finally:
+        process.kill()
+        process.join(5)
+        parent_end.close()
