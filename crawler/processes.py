@@ -383,6 +383,21 @@ class Child:
     # more ahead of the answers (a bug; an ingest it stopped waiting for) waits, it does not fill the parent's memory
     files: threading.Semaphore | None = None
     killed_after_stop: bool = False  # still running after a stop's grace: the parent killed it
+    # a stop asked for before the child had its whole plan waits for it (`stop`, `_send_plan`)
+    stop_lock: threading.Lock = field(default_factory=threading.Lock)
+    plan_sent: bool = False
+    stop_asked: bool = False
+
+    def stop(self) -> None:
+        """Tell the child to stop: at once when it has its plan, else right after the plan's last piece. Nothing may
+        come between the plan and its pieces (receive_plan reads only those: a stop among them failed the child), and
+        the parent does not wait on a plan the child is not reading (the send holds send_lock while the pipe is full:
+        the stop blocked there, and with it the kill after the stop's grace that would free it)."""
+        with self.stop_lock:
+            self.stop_asked = True
+            if not self.plan_sent:
+                return
+        self.send(("stop",))
 
     def send(self, message: tuple[Any, ...]) -> bool:
         try:
@@ -530,10 +545,16 @@ def _send_plan(child: Child, plan: ChildPlan) -> None:
     """The plan, then its crawl state in pieces of STATE_PIECE entries: never the whole state pickled at once."""
     entries = iter(plan.state.items())
     pieces = -(-len(plan.state) // STATE_PIECE)
-    child.send(("plan", replace(plan, state={}, state_pieces=pieces)))
+    sent = child.send(("plan", replace(plan, state={}, state_pieces=pieces)))
     for _ in range(pieces):
-        if not child.send(("state", dict(itertools.islice(entries, STATE_PIECE)))):
-            return  # the child is gone: its reader records why
+        if not sent:
+            break  # the child is gone: its reader records why
+        sent = child.send(("state", dict(itertools.islice(entries, STATE_PIECE))))
+    with child.stop_lock:  # a stop asked for meanwhile (Child.stop) goes now, after the plan's last piece
+        child.plan_sent = True
+        stop = child.stop_asked
+    if stop and sent:
+        child.send(("stop",))
 
 
 def _apply_states(state: CrawlState, updates: list[tuple[str, Entry | None]]) -> None:
@@ -659,7 +680,7 @@ def _wait(children: list[Child], should_stop: Callable[[], bool] | None, grace: 
             if past_bound:
                 log.warning("crawler processes still running after %.0f s: stopping them", bound_s)
             for child in children:
-                child.send(("stop",))
+                child.stop()
             kill_at = time.monotonic() + grace + KILL_AFTER_S
         if kill_at is not None and time.monotonic() > kill_at:
             for child in children:
@@ -669,10 +690,24 @@ def _wait(children: list[Child], should_stop: Callable[[], bool] | None, grace: 
             for child in children:
                 child.finished.wait(KILL_AFTER_S + 2 * POLL_S)
             return
+        for child in children:  # past the start timeout with a margin: its thread gives it up first when it can
+            late = time.monotonic() - child.started > START_TIMEOUT_S + KILL_AFTER_S
+            if late and not child.ready and not child.finished.is_set():
+                _give_up_starting(child)
         for child in children:
             if not child.finished.is_set():
                 child.finished.wait(POLL_S)
                 break
+
+
+def _give_up_starting(child: Child) -> None:
+    """A child not ready in START_TIMEOUT_S that its thread has not given up: that thread is blocked sending it a plan
+    it does not read (hung in its imports, say), and never looks at the time. Killed, which fails the send and ends the
+    thread; without this the parent waited on it for the whole crawl's bound, or forever without one."""
+    if child.error is None:
+        child.error = f"did not start in {START_TIMEOUT_S:g} s"
+    if child.process.is_alive():
+        child.process.kill()
 
 
 def _end(child: Child) -> None:

@@ -434,3 +434,32 @@ def test_no_file_reaches_the_parent_before_a_sync_begun_after_it_was_stored(logg
     assert len(new) == REPORTS and new <= {sha for sha, _ in sent}
     for sha, at in sent:
         assert any(named[sha] <= start and end <= at for start, end in syncs), (sha, named[sha], at)
+
+
+def test_a_stop_asked_for_as_the_crawl_starts_stops_the_children_with_a_state_of_many_pieces(tmp_path: Path) -> None:
+    """A stop at a crawl's start (a Ctrl-C as the children import) while each child's crawl state is still going to it in
+    pieces: the stop went between the pieces, the child failed reading it as one (its portals failed, "ended with exit
+    code 1"). The children now get the stop after their whole plan and stop as they would later on: nothing fails."""
+    from gongkai.crawler.crawl import CrawlContext
+    from gongkai.crawler.processes import STATE_PIECE, crawl_in_processes
+    from gongkai.crawler.registry import all_hosts, load_registry
+    from gongkai.crawler.state import CrawlState
+    from gongkai.flows.crawl import Politeness
+    from gongkai.warehouse import IngestOutcome, open_archive
+
+    def ingest(data: bytes, **meta: Any) -> IngestOutcome:
+        return IngestOutcome("0" * 64, "new", meta["name"], url=meta["url"], portal=meta["portal"].id)
+
+    with ShardPortal(HOSTS) as portal:
+        registry = tmp_path / "registry.toml"
+        registry.write_text(portal.registry(PORTALS), "utf-8")
+        portals = load_registry(registry)
+        polite = Politeness(delay=0.5, concurrency=1, retries=0)
+        state = CrawlState(None)
+        for host in sorted(all_hosts(portals)):  # each child's state several pieces, each past a pipe's buffer
+            for i in range(STATE_PIECE + STATE_PIECE // 2):
+                state.commit(f"http://{host}/old/{'p' * 100}{i}.html", etag=f'"e{i}"', last_modified=None)
+        ctx = CrawlContext(polite.fetcher(all_hosts(portals)), state, ingest)
+        summary = crawl_in_processes(portals, ctx, processes=2, make_fetcher=polite.fetcher, should_stop=lambda: True,
+                                     grace=0.5, archive=open_archive(tmp_path / "archive"))
+        assert all(info["status"] != "failed" for info in summary["portals"].values()), summary["portals"]

@@ -662,3 +662,100 @@ def test_splitting_the_state_between_the_children_leaves_the_crawlers_url_cache_
     assert urls._parse_cached.cache_info().currsize == 0  # type: ignore[attr-defined]
     assert len(picked) == sum(1 for i in range(500) if i % 7 < 2) + 1 and "HTTP://Example.COM:80/cache-probe/x.html" in picked
     assert all(host_key(url) == urls.parse(url).key for url in picked)
+
+
+def _big_state(pieces: int) -> dict[str, Any]:
+    """A child's crawl state of `pieces` STATE_PIECE's and a few entries, each piece well past a pipe's buffer (64 kB)."""
+    piece = getattr(processes, "STATE_PIECE", 1000)
+    return {f"http://127.0.0.1:1/a1/{'t' * 100}{i}.html": pack(f'"e{i}"', None, {"i": i})
+            for i in range(pieces * piece + 7)}
+
+
+def test_a_stop_asked_for_while_the_plans_pieces_go_reaches_the_child_after_the_last_of_them() -> None:
+    """The plan's state goes in pieces the child reads before anything else (receive_plan); a stop the parent passes on
+    meanwhile (_wait: a Ctrl-C in a crawl's first seconds, while the children import and the pieces wait in the pipe) went
+    between them, and the child failed on it (a ValueError unpacking ("stop",) as a piece) instead of stopping: its portals
+    failed. The stop now follows the last piece, and the child has its whole state and then the stop."""
+    entries = _big_state(4)
+    parent_end, child_end = multiprocessing.Pipe()
+    child = Child(0, [PORTAL], _Alive(), parent_end)
+    plan = ChildPlan(0, [PORTAL], None, entries, None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+    ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+    serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None), daemon=True)
+    serving.start()
+    stopping = threading.Thread(target=processes._wait, args=([child], lambda: True, 30.0, None), daemon=True)
+    stopping.start()
+    time.sleep(0.3)  # the stop asked for, the serving thread held by the full pipe
+    received = processes.receive_plan(child_end)
+    assert received is not None and received.state == entries
+    assert child_end.poll(5) and child_end.recv() == ("stop",)
+    child_end.send(("done", None))
+    serving.join(10)
+    stopping.join(10)
+    assert child.finished.is_set() and not stopping.is_alive()
+    parent_end.close()
+    child_end.close()
+
+
+def _never_reads(conn: Any, parent_pid: int) -> None:
+    """A child hung before it reads its plan (in its imports, say)."""
+    time.sleep(60)
+
+
+def test_a_stop_while_a_child_does_not_read_its_plan_kills_it_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that does not read its plan (hung in its imports) leaves its serving thread blocked in the send, with the
+    child's send lock. The stop (_wait) took that lock too, and so waited with it: forever, and the kill after the stop's
+    grace, the one thing that would free the send, never came; the parent hung. The stop now waits for the plan without
+    holding _wait: the child is killed after the grace, the send fails, the child is recorded as not ending in time."""
+    monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
+    spawn = multiprocessing.get_context("spawn")
+    parent_end, child_end = spawn.Pipe()
+    process = spawn.Process(target=_never_reads, args=(child_end, os.getpid()), daemon=True)
+    process.start()
+    child_end.close()
+    try:
+        child = Child(0, [PORTAL], process, parent_end)
+        plan = ChildPlan(0, [PORTAL], None, _big_state(2), None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+        ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+        serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None),
+                                   daemon=True)
+        serving.start()
+        stopping = threading.Thread(target=processes._wait, args=([child], lambda: True, 0.0, None), daemon=True)
+        stopping.start()
+        stopping.join(15)
+        assert not stopping.is_alive(), "the parent waits on a plan its child does not read"
+        serving.join(5)
+        assert child.finished.is_set() and child.killed_after_stop and child.error == "did not end within the stop's grace"
+    finally:
+        process.kill()
+        process.join(5)
+        parent_end.close()
+
+
+def test_a_child_that_never_reads_its_plan_is_given_up_after_the_start_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child not ready within START_TIMEOUT_S is given up (_serve looks at the time between its messages). One that
+    never reads its plan held its serving thread in the send, where nothing looks at the time: without a stop or a crawl
+    bound the parent waited on it forever. It is now killed once past the start timeout, recorded as not started."""
+    monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
+    monkeypatch.setattr(processes, "START_TIMEOUT_S", 1.0)
+    spawn = multiprocessing.get_context("spawn")
+    parent_end, child_end = spawn.Pipe()
+    process = spawn.Process(target=_never_reads, args=(child_end, os.getpid()), daemon=True)
+    process.start()
+    child_end.close()
+    try:
+        child = Child(0, [PORTAL], process, parent_end)
+        plan = ChildPlan(0, [PORTAL], None, _big_state(2), None, None, 1, 2, 1.0)  # type: ignore[arg-type]
+        ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
+        serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None),
+                                   daemon=True)
+        serving.start()
+        waiting = threading.Thread(target=processes._wait, args=([child], None, 0.0, None), daemon=True)
+        waiting.start()
+        waiting.join(15)
+        assert not waiting.is_alive(), "the parent waits forever on a child that does not read its plan"
+        assert child.finished.is_set() and child.error == "did not start in 1 s" and not child.killed_after_stop
+    finally:
+        process.kill()
+        process.join(5)
+        parent_end.close()
