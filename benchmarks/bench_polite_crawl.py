@@ -178,7 +178,8 @@ def registry(ports: list[int]) -> str:
     )
 
 
-def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None) -> dict[str, Any]:
+def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None,
+               portals_in_progress: int = 0) -> dict[str, Any]:
     """One nightly through the scheduler and the real fetcher, each file archived instead of extracted: stored where it
     was fetched (CrawlContext.archive), read back by the ingest path, bounded and checked against its digest, as the
     flows' ingest does (processes.reading_back; not stored a second time); with `processes` > 1 through
@@ -201,12 +202,13 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1, archiv
         return IngestOutcome(archived or archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
 
     if processes > 1:
-        return _crawl_in_processes(portals, folder, workers, processes, ingest, archive)
+        return _crawl_in_processes(portals, folder, workers, processes, ingest, archive, portals_in_progress)
     slots = HostSlots(CONCURRENCY, DELAY, record=True)
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=CONCURRENCY, retries=1, backoff=0.1, gate=slots)
     state = CrawlState(folder / "state.json")
     ctx = CrawlContext(fetcher, state, reading_back(ingest, ArchivedFiles(archive, fetcher.max_bytes)), archive=archive)
-    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8)  # archive reads: I/O, not CPU
+    scheduler = CrawlScheduler(ctx, slots, workers=workers, ingest_workers=8,  # archive reads: I/O, not CPU
+                               portals_in_progress=portals_in_progress)
     walk = scheduler.run(Walk(ctx, portals, Limits()))
     state.save()
     counts: dict[str, int] = defaultdict(int)
@@ -218,7 +220,7 @@ def crawl_only(reg: Path, folder: Path, workers: int, processes: int = 1, archiv
 
 
 def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processes: int, ingest: Any,
-                        archive: Any) -> dict[str, Any]:
+                        archive: Any, portals_in_progress: int = 0) -> dict[str, Any]:
     from gongkai.crawler.crawl import CrawlContext, Limits
     from gongkai.crawler.processes import crawl_in_processes
     from gongkai.crawler.registry import all_hosts
@@ -231,7 +233,8 @@ def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processe
     ctx = CrawlContext(fetcher, state, ingest)
     started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, archive=archive,
-                                 workers=workers, limits=Limits(), ingest_workers=8)  # archive writes: I/O, not CPU
+                                 workers=workers, limits=Limits(), ingest_workers=8,  # archive writes: I/O, not CPU
+                                 portals_in_progress=portals_in_progress)
     after = resource.getrusage(resource.RUSAGE_SELF)  # the parent's own CPU (its threads), the children apart
     parent_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     state.save()
@@ -245,8 +248,10 @@ def _crawl_in_processes(portals: list[Any], folder: Path, workers: int, processe
             "failed_portals": sum(1 for p in summary["portals"].values() if p["status"] == "failed")}
 
 
-def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None) -> dict[str, Any]:
+def full_nightly(reg: Path, folder: Path, workers: int, processes: int = 1, archive_root: Path | None = None,
+                 portals_in_progress: int = 0) -> dict[str, Any]:
     os.environ["GONGKAI_CRAWL_WORKERS"] = str(workers)
+    os.environ["GONGKAI_CRAWL_PORTALS_IN_PROGRESS"] = str(portals_in_progress)
     os.environ["GONGKAI_CRAWL_PROCESSES"] = str(processes)
     from gongkai.settings import quiet_prefect
 
@@ -305,7 +310,8 @@ def start_portal(n: int, latency: float = LATENCY) -> tuple[Any, list[int], Any]
     return server, ports_in.recv(), control
 
 
-def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: str | None = None) -> dict[str, Any]:
+def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: str | None = None,
+            portals_in_progress: int = 0) -> dict[str, Any]:
     """One size's two runs. `archive_dir`: the archive in a new folder there (the archive's own disk: a figure with
     the rest in TMPDIR, e.g. RAM, and the files stored where they would be), removed afterwards."""
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
@@ -327,7 +333,7 @@ def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: s
             portal_cpu = control.recv()
             load = os.getloadavg()[0]
             started, cpu = time.perf_counter(), _cpu()
-            out = run(reg, Path(tmp), workers, processes, Path(archive_root))
+            out = run(reg, Path(tmp), workers, processes, Path(archive_root), portals_in_progress)
             wall, cpu = time.perf_counter() - started, _cpu() - cpu
             control.send("log")
             checked = politeness_from_log(control.recv())
@@ -363,13 +369,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each size this many times (each in a new process) and print the spread: on a shared "
                              "VM the same code spans a wide range from one quarter hour to the next")
+    parser.add_argument("--portals-in-progress", "--hosts-in-progress", type=int, default=0, dest="portals_in_progress",
+                        help="most portals (here: hosts) in progress at once in one crawler process "
+                             "(GONGKAI_CRAWL_PORTALS_IN_PROGRESS; 0, the default: derived from the delay)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size in this process
     args = parser.parse_args()
     if args.one:
         from gongkai.crawler.processes import process_count
 
         processes = process_count(args.processes, args.one)  # what GONGKAI_CRAWL_PROCESSES would give the crawl
-        print(json.dumps(measure(args.one, args.full, args.workers, processes, args.archive)))
+        print(json.dumps(measure(args.one, args.full, args.workers, processes, args.archive, args.portals_in_progress)))
         return 0
     print(f"{'hosts':>5} {'run':>6} {'requests':>8} {'wall s':>7} {'bound s':>7} {'effic.':>6} {'in flight':>9} {'min gap s':>9} "
           f"{'CPU s':>6} {'portal':>6} {'peak MB':>7} {'load':>9}  outcomes")
@@ -388,7 +397,8 @@ def main() -> int:
 
 def _one(n: int, args: argparse.Namespace) -> dict[str, Any] | None:
     """One size measured in a process of its own (a clean peak RSS, nothing imported before)."""
-    cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes)] + (
+    cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers), "--processes", str(args.processes),
+           "--portals-in-progress", str(args.portals_in_progress)] + (
         ["--full"] if args.full else []) + (["--archive", args.archive] if args.archive else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:

@@ -150,6 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--portals-in-progress", type=int, default=0, help="the scheduler's admission (0: derived)")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--at", type=float, default=0.0, help="with --trace: the snapshot this many seconds in, not at the peak")
@@ -175,7 +176,7 @@ def main() -> int:
         reg = Path(tmp) / "registry.toml"
         reg.write_text(bench.registry(ports), "utf-8")
         started, cpu = time.perf_counter(), time.process_time()
-        out = bench.crawl_only(reg, Path(tmp), 128)
+        out = bench.crawl_only(reg, Path(tmp), 128, portals_in_progress=args.portals_in_progress)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     sampler.stop()
     control.send("stop")

@@ -513,6 +513,15 @@ class ItemJob:
     verdict: TitleVerdict
 
 
+INTERRUPTED = "the run was stopped before its listing was read; the next run reads it"
+
+
+def not_crawled() -> dict[str, Any]:
+    """The summary of a portal the run never started (stopped before its turn: crawler/scheduler.py's admission)."""
+    return {"status": "not_crawled", "error": "the run was stopped before this portal's turn; the next run crawls it",
+            "pages": 0, "listed": 0, "listing_from_cache": False}
+
+
 @dataclass
 class PortalProgress:
     portal: Portal
@@ -560,10 +569,14 @@ class PortalProgress:
         return True
 
     def summary(self) -> dict[str, Any]:
-        # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family)
-        status = "failed" if self.error else "empty" if self.pages and not self.listed_total() else "ok"
-        out = {"status": status, "error": self.error or ("no listing items" if status == "empty" else None), "pages": self.pages,
-               "listed": self.listed_total(), "listing_from_cache": self.all_from_cache()}
+        # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family). Pages still pending
+        # at the end: the run was stopped (a finished run reads, fails or skips each page it asked for) while the listing
+        # was read, which "ok" with what was read so far hid
+        status = ("failed" if self.error else "interrupted" if self.pending
+                  else "empty" if self.pages and not self.listed_total() else "ok")
+        error = self.error or {"empty": "no listing items", "interrupted": INTERRUPTED}.get(status)
+        out = {"status": status, "error": error, "pages": self.pages, "listed": self.listed_total(),
+               "listing_from_cache": self.all_from_cache()}
         if self.limit:
             out["limit"] = self.limit
         return out
@@ -577,13 +590,41 @@ class Walk:
         self.ctx = ctx
         self.limits = limits or Limits()
         # keep_listings: each portal's candidates and listings kept after its last page (else dropped: PortalProgress.settle)
-        self.progress = {p.id: PortalProgress(p, keep_listings=keep_listings) for p in portals}
+        self.keep_listings = keep_listings
+        # the run's portals in registry order, one per id (the last given, as a dict by id kept them). A portal is given
+        # its progress when it starts (start, start_next): one waiting for its turn (the scheduler admits a bounded
+        # number at a time) holds nothing but its place in this list
+        self.portals: list[Portal] = list({p.id: p for p in portals}.values())
+        self._next = 0  # the first portal not started
+        # every portal's deadline counts from here, as when all started with the walk: a run's length stays bounded by it
+        # (crawler/processes.py bounds its children by it), and a portal admitted late gets what is left of it
+        self.started = time.monotonic()
+        self.progress: dict[str, PortalProgress] = {}  # the portals started, in the order they started
         self.rejected: list[dict[str, Any]] = []
         self.noted: list[tuple[str, str]] = []  # (portal, kind of listing noise): counted in the summary
         self.documents = Documents()
 
     def start(self) -> list[PageJob]:
-        return [job for p in self.progress.values() for job in self._page_jobs(p, first_requests(p.portal), None)]
+        """Start every portal not started yet: their first listing pages."""
+        jobs: list[PageJob] = []
+        while (pages := self.start_next()) is not None:
+            jobs.extend(pages)
+        return jobs
+
+    def start_next(self) -> list[PageJob] | None:
+        """Start the next portal in registry order: its first listing pages (none: nothing to ask for, e.g. a limit), or
+        None when every portal was started."""
+        if self._next >= len(self.portals):
+            return None
+        portal = self.portals[self._next]
+        self._next += 1
+        state = self.progress[portal.id] = PortalProgress(portal, self.started, keep_listings=self.keep_listings)
+        return self._page_jobs(state, first_requests(portal), None)
+
+    @property
+    def waiting(self) -> int:
+        """Portals not started yet."""
+        return len(self.portals) - self._next
 
     def _page_jobs(self, state: PortalProgress, requests: Iterable[PageRequest], root: str | None) -> list[PageJob]:
         jobs = []
@@ -675,9 +716,14 @@ class Walk:
             results = [fetch_outcome(job.portal, job.candidate.url, job.candidate.title, "crashed", reason=error or "no result")]
         self.documents.extend(results)
 
+    def portal_summaries(self) -> dict[str, dict[str, Any]]:
+        """Every portal of the run, in registry order; one never started (the run was stopped before its turn) is
+        reported as not crawled, not as a portal that listed nothing."""
+        return {p.id: self.progress[p.id].summary() if p.id in self.progress else not_crawled() for p in self.portals}
+
     def summary(self) -> dict[str, Any]:
         documents = self.documents.as_dicts()
-        return {"portals": {pid: p.summary() for pid, p in self.progress.items()}, "rejected": self.rejected,
+        return {"portals": self.portal_summaries(), "rejected": self.rejected,
                 "documents": documents, "noise": noise.summarise(self.noted, documents)}
 
 

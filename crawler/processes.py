@@ -137,6 +137,7 @@ class ChildPlan:
     # environment the child inherits): the child stores each file it fetches there
     archive: str | None = None
     state_pieces: int = 0  # the ("state", entries) messages following the plan: its `state` sent apart, STATE_PIECE at a time
+    portals_in_progress: int = 0  # the child's scheduler admits at most this many portals at once (0: derived)
 
 
 @dataclass
@@ -346,11 +347,12 @@ def child_main(conn: Any, parent_pid: int) -> None:
         ctx = CrawlContext(fetcher, state, link.ingest, plan.years, archive=archive)
         walk = Walk(ctx, plan.portals, plan.limits)
         scheduler = CrawlScheduler(ctx, host_slots(fetcher), workers=plan.workers, ingest_workers=plan.ingest_workers,
-                                   listener=link.event, should_stop=link.stopped, grace=plan.grace)
+                                   listener=link.event, should_stop=link.stopped, grace=plan.grace,
+                                   portals_in_progress=plan.portals_in_progress)
         link.send(("ready",))
         scheduler.run(walk)
         result = ChildResult(
-            portals={pid: p.summary() for pid, p in walk.progress.items()}, rejected=walk.rejected, noted=walk.noted,
+            portals=walk.portal_summaries(), rejected=walk.rejected, noted=walk.noted,
             documents=walk.documents, requests=fetcher.requests_sent, hosts=fetcher.host_stats(),
             scheduler=asdict(scheduler.stats), stopped=link.stopped())
         link.send(("done", result))
@@ -439,7 +441,7 @@ def crawl_in_processes(
     portals: list[Portal], ctx: CrawlContext, *, processes: int, make_fetcher: Callable[[frozenset[str]], Fetcher],
     archive: Archive, workers: int = 128, limits: Limits | None = None, ingest_workers: int = 2,
     listener: Callable[[str, int], None] | None = None, should_stop: Callable[[], bool] | None = None,
-    grace: float = 3.0, ingest_timeout: float = INGEST_TIMEOUT_S,
+    grace: float = 3.0, ingest_timeout: float = INGEST_TIMEOUT_S, portals_in_progress: int = 0,
 ) -> dict[str, Any]:
     """One crawl over `processes` child processes (portals split by host); the summary of crawl_portals, with
     "processes". `ctx` is the parent's: its ingest, crawl state and fetcher (whose counts take in the children's).
@@ -447,7 +449,8 @@ def crawl_in_processes(
     parent reads each back from it and hands it to ctx.ingest with `archived=` its digest (not stored again).
     `workers` (requests in flight across hosts) is shared out between the children; `ingest_workers` is the files each
     child may have in flight to the parent, each given a thread of the parent's (so none waits on another's turn: a
-    long extraction of one child's file never holds another's file in a queue)."""
+    long extraction of one child's file never holds another's file in a queue). `portals_in_progress`: each child's
+    admission (crawler.scheduler.admitted_portals; 0: derived from its delay)."""
     groups = split_by_host(portals, processes)
     by_id = {p.id: p for p in portals}
     # the parent reads every file back (a few hundred kB) on as many threads as the children's files in flight: glibc's
@@ -466,7 +469,8 @@ def crawl_in_processes(
         for index, group in enumerate(groups):
             parent_end, child_end = spawn.Pipe()
             plan = ChildPlan(index, group, make_fetcher, _state_entries(ctx.state, all_hosts(group)), ctx.years, limits,
-                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout, archive=archive.location)
+                             -(-workers // len(groups)), ingest_workers, grace, ingest_timeout, archive=archive.location,
+                             portals_in_progress=portals_in_progress)
             process = spawn.Process(target=child_main, args=(child_end, os.getpid()), daemon=True,
                                     name=f"gongkai-crawler-{index + 1}-of-{len(groups)}")
             child = Child(index, group, process, parent_end)

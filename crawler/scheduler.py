@@ -508,6 +508,26 @@ def warm_up(portals: Iterable[Portal]) -> None:
         log.debug("warming up the crawl failed", exc_info=True)
 
 
+# requests a second one crawler process can send, rounded up: CPU-bound on one core, 600-800 were measured at 1,000
+# hosts (bench_polite_crawl.py --processes 1)
+PROCESS_REQUESTS_S = 1000
+# the fewest portals admitted at once, whatever the delay: well above the 1,000 hosts of the benchmark's one process
+ADMISSION_FLOOR = 2000
+
+
+def admitted_portals(setting: int, delay: float) -> int:
+    """How many portals one scheduler run keeps in progress at once (GONGKAI_CRAWL_PORTALS_IN_PROGRESS; 0: derived).
+    Every portal in progress holds memory (its queued work, its hosts' slots, robots.txt and connections, responses in
+    flight: some 30 kB a host), and a host sends at most one request per `delay` (a longer Crawl-delay: fewer; the
+    per-host concurrency only lets a slow response overlap the next start). So R x delay hosts keep a process sending
+    its R requests a second, and any more only wait in their queues, each making every other host's turns later.
+    Derived: twice that (hosts do not all send at their limit: robots.txt first, a portal's last requests, slow
+    responses, longer Crawl-delays), at least ADMISSION_FLOOR: 2,000 at the default 1 s delay."""
+    if setting > 0:
+        return setting
+    return max(ADMISSION_FLOOR, math.ceil(2 * PROCESS_REQUESTS_S * delay))
+
+
 # how many requests ahead the serving order looks (CrawlScheduler._urgency): a host with more left than this is
 # served as one with this many, so none waits longer than this many delays for those with more to do
 LOOKAHEAD = 16
@@ -574,18 +594,24 @@ class SchedulerStats:
     fetch_threads: int = 0  # the threads this run was given (by its hosts, at most the `workers` cap)
     peak_parsing: int = 0  # steps run at once after their fetch (parsing a page): at most `parsers`
     hosts_finished: int = 0  # hosts whose work was done and whose connections, robots.txt, slots were dropped
+    peak_portals_in_progress: int = 0  # the most portals with work queued or under way at once (admission: at most N)
 
 
 class CrawlScheduler:
     """Runs one Walk: up to `workers` threads fetch (one request each at a time, never waiting on a delay; as many as
     the run's hosts can use: hosts × per-host concurrency), `ingest_workers` threads hand files to the ingest path, at
-    most `ingest_backlog` files wait for them, at most `parsers` fetched pages are parsed at once."""
+    most `ingest_backlog` files wait for them, at most `parsers` fetched pages are parsed at once, at most
+    `portals_in_progress` portals have work queued or under way (the next in registry order starts when one ends)."""
 
     def __init__(self, ctx: CrawlContext, slots: HostSlots, *, workers: int = 128, ingest_workers: int = 2,
                  ingest_backlog: int | None = None, pages: Callable[..., Steps] = page_steps,
                  items: Callable[..., Steps] = item_steps, listener: Callable[[str, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, grace: float = 3.0, parsers: int = 2) -> None:
+                 should_stop: Callable[[], bool] | None = None, grace: float = 3.0, parsers: int = 2,
+                 portals_in_progress: int = 0) -> None:
         self.ctx, self.slots = ctx, slots
+        # admission: at most this many portals in progress at once (0: derived from the delay, admitted_portals); the
+        # others wait, in registry order, as the Walk's Portal objects, and start as portals finish
+        self.portals_in_progress = admitted_portals(portals_in_progress, slots.delay)
         # a stop (Ctrl-C, SIGTERM): nothing new starts; what is in flight gets `grace` seconds, the rest is left
         self.should_stop, self.grace = should_stop, grace
         self._stop_by: float | None = None
@@ -633,11 +659,11 @@ class CrawlScheduler:
     # -- the driver ---------------------------------------------------------------------------------------
     def run(self, walk: Walk) -> Walk:
         self.walk = walk
-        hosts = {h for progress in walk.progress.values() for h in progress.portal.hosts}
+        hosts = {h for portal in walk.portals for h in portal.hosts}
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
         tune_malloc()
-        warming = threading.Thread(target=warm_up, args=([p.portal for p in walk.progress.values()],), daemon=True,
+        warming = threading.Thread(target=warm_up, args=(walk.portals,), daemon=True,
                                    name="gongkai-warm-up")
         warming.start()
         try:
@@ -647,21 +673,25 @@ class CrawlScheduler:
             warming.join()  # a crawl shorter than the loading (a refused robots.txt) ends after it: no import at exit
 
     def _drive(self, walk: Walk, threads: int) -> Walk:
+        self.walk = walk
         fetch_pool = Workers(threads, "gongkai-fetch")
         ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
         self._parse_pool = parse_pool = Workers(self.parsers, "gongkai-parse")
         parse_pool.start(self.parsers)  # before any fetch: the fetch threads queue their pages to it
         try:
-            self._add(walk.start(), [])
+            self._admit()
             trim, trim_at = malloc_trim(), time.monotonic() + MALLOC_TRIM_S
-            while self._open:
+            while self._open or walk.waiting:
                 if trim is not None and time.monotonic() >= trim_at:
                     trim(0)
                     trim_at = time.monotonic() + MALLOC_TRIM_S
-                if self._stopping():
+                if self._stopping():  # nothing new admitted: the portals waiting are reported not crawled
                     if self._fetching + self._ingesting == 0 or time.monotonic() > (self._stop_by or 0.0):
                         break
                 else:
+                    self._admit()
+                    if not self._open:
+                        continue  # every portal left had nothing to ask for
                     self._pump(fetch_pool, ingest_pool)
                 timeout = 1.0  # a bound on the wait, whatever happens
                 # (_pump leaves no host ready while a thread is free; during a stop nothing new starts: the wait is
@@ -693,6 +723,12 @@ class CrawlScheduler:
         if self._stop_by is None and self.should_stop is not None and self.should_stop():
             self._stop_by = time.monotonic() + self.grace
         return self._stop_by is not None
+
+    def _admit(self) -> None:
+        """Start the next portals in registry order while fewer than `portals_in_progress` have work (a portal ends with
+        its last job: _closed). One with nothing to ask for is not counted: the next is started in its place."""
+        while self.walk.waiting and len(self._portal_jobs) < self.portals_in_progress:
+            self._add(self.walk.start_next() or [], [])
 
     def _add(self, pages: list[PageJob], items: list[ItemJob]) -> None:
         for page in pages:
@@ -787,6 +823,7 @@ class CrawlScheduler:
                 self._portal_jobs[pid] = 0
                 for host in job.portal.hosts:  # the fetcher sends a portal's work to its own hosts only
                     self._host_users[host] = self._host_users.get(host, 0) + 1  # once per portal started
+                self.stats.peak_portals_in_progress = max(self.stats.peak_portals_in_progress, len(self._portal_jobs))
             self._portal_jobs[pid] += 1
 
     def _closed(self, job: PageJob | ItemJob) -> None:

@@ -62,23 +62,24 @@ def _notify(event: str, n: int = 1) -> None:
 
 def crawl_portals(portals: list[Portal], ctx: CrawlContext, *, workers: int = 128, limits: Limits | None = None,
                   ingest_workers: int = 2, processes: int = 1, politeness: Politeness | None = None,
-                  archive: Archive | None = None) -> dict[str, Any]:
+                  archive: Archive | None = None, portals_in_progress: int = 0) -> dict[str, Any]:
     """Drive the crawler's walk with the crawl scheduler (crawler.scheduler): per-host queues, each host given a turn
     when its politeness allows, `workers` requests in flight across hosts, files ingested on `ingest_workers`
     threads beside them with a bounded backlog. `processes` > 1 (with the `politeness` its fetchers are made of and
     the `archive` ctx's ingest stores in): the hosts split over that many crawler processes, each storing its files in
-    the archive itself, their ingest staying here (crawler/processes.py)."""
+    the archive itself, their ingest staying here (crawler/processes.py). `portals_in_progress`: at most that many portals
+    in progress at once in each crawler process (0: derived from the delay, crawler.scheduler.admitted_portals)."""
     if politeness is not None and politeness.prefect_limits:
         processes = processes_with_prefect_limits(processes)
     if processes > 1 and politeness is not None and archive is not None:
         summary = crawl_in_processes(portals, ctx, processes=processes, make_fetcher=politeness.fetcher, archive=archive,
                                      workers=workers, limits=limits, ingest_workers=ingest_workers, listener=_notify,
-                                     should_stop=stop_requested, grace=GRACE_S)
+                                     should_stop=stop_requested, grace=GRACE_S, portals_in_progress=portals_in_progress)
         return summary | ({"interrupted": True} if stop_requested() else {})
     walk = Walk(ctx, portals, limits)
     scheduler = CrawlScheduler(ctx, host_slots(ctx.fetcher), workers=workers, ingest_workers=ingest_workers,
                                pages=page_steps, items=item_steps, listener=_notify,
-                               should_stop=stop_requested, grace=GRACE_S)
+                               should_stop=stop_requested, grace=GRACE_S, portals_in_progress=portals_in_progress)
     scheduler.run(walk)
     return (walk.summary() | {"scheduler": asdict(scheduler.stats)}
             | ({"interrupted": True} if stop_requested() else {}))
@@ -144,7 +145,8 @@ def run_crawl(
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
                                         ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,
-                                        processes=process_count(settings.crawl_processes, len(all_hosts(portals))))
+                                        processes=process_count(settings.crawl_processes, len(all_hosts(portals))),
+                                        portals_in_progress=settings.crawl_portals_in_progress)
             for pid, info in summary["portals"].items():
                 if info["status"] in FAILED_PORTAL:  # counted with the failures of the run
                     run.add(IngestOutcome("", "failed", pid, reason=f"portal {pid}: {info['error']}", portal=pid))

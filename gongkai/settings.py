@@ -70,6 +70,8 @@ class Settings(BaseSettings):
 
     crawl_workers: int = Field(128, ge=1)
     crawl_processes: int = Field(0, ge=0)  # 0: the machine's cores, each process at least 200 hosts (crawler/processes.py)
+    # portals in progress at once in one crawler process (0: derived from the delay: crawler/scheduler.py admitted_portals)
+    crawl_portals_in_progress: int = Field(0, ge=0)
     crawl_delay: float = Field(1.0, ge=0)
     crawl_concurrency: int = Field(2, ge=1)
     crawl_connect_timeout: float = Field(10.0, gt=0)

@@ -483,7 +483,7 @@ def test_a_stop_waits_for_the_work_in_flight_without_spinning() -> None:
     sched._events = Counting()
     threading.Timer(0.3, sched._events.put, (("robots",),)).start()
     started = time.monotonic()
-    sched._drive(type("NoWalk", (), {"start": lambda self: []})(), 2)  # type: ignore[arg-type]
+    sched._drive(type("NoWalk", (), {"waiting": 0, "start_next": lambda self: None})(), 2)  # type: ignore[arg-type]
     assert time.monotonic() - started < 2.0  # ended when the work in flight did, not at the grace's end
     assert len(waits) <= 3, f"the driver looped {len(waits)} times while one fetch was in flight"
 
