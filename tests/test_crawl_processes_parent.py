@@ -6,6 +6,7 @@ spawned."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
@@ -556,6 +558,7 @@ def test_a_childs_file_goes_to_the_parent_only_once_it_is_synced(
 
 TUNED_SCRIPT = """
 import ctypes, json, sys, tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from gongkai.crawler.crawl import CrawlContext
 from gongkai.crawler.processes import crawl_in_processes
@@ -702,12 +705,9 @@ def _never_reads(conn: Any, parent_pid: int) -> None:
     time.sleep(60)
 
 
-def test_a_stop_while_a_child_does_not_read_its_plan_kills_it_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A child that does not read its plan (hung in its imports) leaves its serving thread blocked in the send, with the
-    child's send lock. The stop (_wait) took that lock too, and so waited with it: forever, and the kill after the stop's
-    grace, the one thing that would free the send, never came; the parent hung. The stop now waits for the plan without
-    holding _wait: the child is killed after the grace, the send fails, the child is recorded as not ending in time."""
-    monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
+@contextlib.contextmanager
+def _served_child_that_never_reads() -> Iterator[tuple[Child, threading.Thread]]:
+    """A real spawned child that never reads its plan, and the parent's thread serving it (blocked sending the plan)."""
     spawn = multiprocessing.get_context("spawn")
     parent_end, child_end = spawn.Pipe()
     process = spawn.Process(target=_never_reads, args=(child_end, os.getpid()), daemon=True)
@@ -720,16 +720,26 @@ def test_a_stop_while_a_child_does_not_read_its_plan_kills_it_after_the_grace(mo
         serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None),
                                    daemon=True)
         serving.start()
+        yield child, serving
+    finally:
+        process.kill()
+        process.join(5)
+        parent_end.close()
+
+
+def test_a_stop_while_a_child_does_not_read_its_plan_kills_it_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that does not read its plan (hung in its imports) leaves its serving thread blocked in the send, with the
+    child's send lock. The stop (_wait) took that lock too, and so waited with it: forever, and the kill after the stop's
+    grace, the one thing that would free the send, never came; the parent hung. The stop now waits for the plan without
+    holding _wait: the child is killed after the grace, the send fails, the child is recorded as not ending in time."""
+    monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
+    with _served_child_that_never_reads() as (child, serving):
         stopping = threading.Thread(target=processes._wait, args=([child], lambda: True, 0.0, None), daemon=True)
         stopping.start()
         stopping.join(15)
         assert not stopping.is_alive(), "the parent waits on a plan its child does not read"
         serving.join(5)
         assert child.finished.is_set() and child.killed_after_stop and child.error == "did not end within the stop's grace"
-    finally:
-        process.kill()
-        process.join(5)
-        parent_end.close()
 
 
 def test_a_child_that_never_reads_its_plan_is_given_up_after_the_start_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -738,24 +748,9 @@ def test_a_child_that_never_reads_its_plan_is_given_up_after_the_start_timeout(m
     bound the parent waited on it forever. It is now killed once past the start timeout, recorded as not started."""
     monkeypatch.setattr(processes, "KILL_AFTER_S", 0.5)
     monkeypatch.setattr(processes, "START_TIMEOUT_S", 1.0)
-    spawn = multiprocessing.get_context("spawn")
-    parent_end, child_end = spawn.Pipe()
-    process = spawn.Process(target=_never_reads, args=(child_end, os.getpid()), daemon=True)
-    process.start()
-    child_end.close()
-    try:
-        child = Child(0, [PORTAL], process, parent_end)
-        plan = ChildPlan(0, [PORTAL], None, _big_state(2), None, None, 1, 2, 1.0)  # type: ignore[arg-type]
-        ctx = CrawlContext(_Fetcher(), CrawlState(None), None)  # type: ignore[arg-type]
-        serving = threading.Thread(target=_serve, args=(child, plan, ctx, {"p1": PORTAL}, _Held(), None, None),
-                                   daemon=True)
-        serving.start()
+    with _served_child_that_never_reads() as (child, _serving):
         waiting = threading.Thread(target=processes._wait, args=([child], None, 0.0, None), daemon=True)
         waiting.start()
         waiting.join(15)
         assert not waiting.is_alive(), "the parent waits forever on a child that does not read its plan"
         assert child.finished.is_set() and child.error == "did not start in 1 s" and not child.killed_after_stop
-    finally:
-        process.kill()
-        process.join(5)
-        parent_end.close()
