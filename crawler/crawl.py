@@ -579,7 +579,7 @@ class PortalProgress:
                   else "not_crawled" if self.limit and not self.pages
                   else "empty" if self.pages and not self.listed_total() else "ok")
         error = self.error or {"empty": "no listing items", "interrupted": INTERRUPTED,
-                               "not_crawled": f"limit of {self.limit} reached before its first listing page; the next "
+                               "not_crawled": f"{self.limit} reached before its first listing page was read; the next "
                                               "run crawls it"}.get(status)
         out = {"status": status, "error": error, "pages": self.pages, "listed": self.listed_total(),
                "listing_from_cache": self.all_from_cache()}
