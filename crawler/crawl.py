@@ -572,9 +572,15 @@ class PortalProgress:
         # a listing with nothing on it is most likely a misconfigured entry (wrong URL, wrong family). Pages still pending
         # at the end: the run was stopped (a finished run reads, fails or skips each page it asked for) while the listing
         # was read, which "ok" with what was read so far hid
+        # A limit hit before any page was read (the run's deadline passed before an admitted portal's turn, or before
+        # its first page's: admission starts portals as others end, deadlines count from the walk's start): nothing was
+        # asked of it, which "ok" hid as a portal crawled whole
         status = ("failed" if self.error else "interrupted" if self.pending
+                  else "not_crawled" if self.limit and not self.pages
                   else "empty" if self.pages and not self.listed_total() else "ok")
-        error = self.error or {"empty": "no listing items", "interrupted": INTERRUPTED}.get(status)
+        error = self.error or {"empty": "no listing items", "interrupted": INTERRUPTED,
+                               "not_crawled": f"{self.limit} reached before its first listing page was read; the next "
+                                              "run crawls it"}.get(status)
         out = {"status": status, "error": error, "pages": self.pages, "listed": self.listed_total(),
                "listing_from_cache": self.all_from_cache()}
         if self.limit:

@@ -33,7 +33,7 @@ def portal() -> Iterator[Portal]:
 
 
 def crawl(portal: Portal, folder: Path, *, admitted: int, should_stop: Callable[[], bool] | None = None,
-          on_ingest: Callable[[], None] | None = None) -> tuple[Walk, CrawlScheduler]:
+          on_ingest: Callable[[], None] | None = None, limits: Limits | None = None) -> tuple[Walk, CrawlScheduler]:
     reg = folder / "registry.toml"
     reg.write_text(portal.registry(portal.ports), "utf-8")
     portals = load_registry(reg)
@@ -48,7 +48,7 @@ def crawl(portal: Portal, folder: Path, *, admitted: int, should_stop: Callable[
     fetcher = Fetcher(all_hosts(portals), delay=DELAY, concurrency=2, retries=1, backoff=0.05, gate=slots)
     ctx = CrawlContext(fetcher, CrawlState(None), archived)
     scheduler = CrawlScheduler(ctx, slots, workers=16, portals_in_progress=admitted, should_stop=should_stop, grace=1.0)
-    return scheduler.run(Walk(ctx, portals, Limits())), scheduler
+    return scheduler.run(Walk(ctx, portals, limits or Limits())), scheduler
 
 
 def spans(log: list[tuple[int, float, float]]) -> dict[int, tuple[float, float]]:
@@ -168,3 +168,16 @@ def test_each_crawler_process_admits_its_own_portals_from_the_setting(tmp_path: 
         busy += step
         most = max(most, busy)
     assert most <= 2
+
+
+def test_a_portal_whose_turn_comes_after_the_deadline_is_not_reported_ok(portal: Portal, tmp_path: Path) -> None:
+    """Deadlines count from the walk's start: a portal admitted after it (the others took the time) asks for nothing.
+    It was reported "ok" with nothing read, as a portal crawled whole; it is not crawled (the next run crawls it)."""
+    portal.log()
+    walk, _ = crawl(portal, tmp_path, admitted=1, limits=Limits(deadline_s=0.3))
+    asked = spans(portal.log())
+    summary = walk.summary()["portals"]
+    assert len(asked) < HOSTS  # the first portals took the time: the later ones were never asked anything
+    never = [info for info in summary.values() if info["pages"] == 0]
+    assert len(never) >= HOSTS - len(asked)
+    assert all(info["status"] == "not_crawled" and "deadline" in info["error"] and info["limit"] for info in never)

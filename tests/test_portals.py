@@ -218,3 +218,21 @@ def test_list_shows_the_last_run_of_each_portal(tmp_path: Path, monkeypatch: pyt
     assert rows["starter-whly-gd"]["verified"] and rows["starter-whly-gd"]["last_run"] == {"run": 7, "status": "ok", "listed": 12, "documents": 1}
     assert not rows["starter-moe"]["verified"] and rows["starter-moe"]["last_run"]["status"] == "failed"
     assert rows["starter-beijing"]["last_run"] is None
+
+
+def test_a_portal_a_stopped_run_never_reached_keeps_its_last_crawl(tmp_path: Path) -> None:
+    """A run stopped before a portal's turn (admission: crawler/scheduler.py) reports it not_crawled: `portals list`
+    shows the run that last crawled it, not the stopped one (which hid an earlier ok crawl with documents)."""
+    import json
+
+    from gongkai.commands.portals import _last_runs
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ok = {"run_id": 1, "portals": {"p": {"status": "ok", "listed": 3}}, "documents": [{"portal": "p"}]}
+    stopped = {"run_id": 2, "portals": {"p": {"status": "not_crawled", "listed": 0}, "q": {"status": "not_crawled"}},
+               "documents": []}
+    (runs / "2026-01-01.json").write_text(json.dumps(ok), "utf-8")
+    (runs / "2026-01-02.json").write_text(json.dumps(stopped), "utf-8")
+    found = _last_runs(tmp_path)
+    assert found == {"p": {"run": 1, "status": "ok", "listed": 3, "documents": 1}}

@@ -62,6 +62,8 @@ def _last_runs(data_dir: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
         for pid, info in (summary.get("portals") or {}).items():
+            if info.get("status") == "not_crawled":  # a stopped run never reached it: its last run is an earlier one
+                continue
             docs = [d for d in summary.get("documents", []) if d.get("portal") == pid]
             found[pid] = {"run": summary.get("run_id"), "status": info.get("status"), "listed": info.get("listed"), "documents": len(docs)}
     return found
