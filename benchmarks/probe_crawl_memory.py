@@ -21,7 +21,9 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -99,23 +101,52 @@ def rss() -> int:
         return int(f.read().split()[1]) * PAGE
 
 
-class Sampler:
-    def __init__(self, trace: bool, spike_mb: float = 0.0, at_s: float = 0.0) -> None:
-        self.trace, self.spike_mb, self.at_s = trace, spike_mb, at_s
-        self.spike: tuple[str, tracemalloc.Snapshot] | None = None
+class PeakSampler:
+    """A thread sampling this process every `every` s (`_watch`, its subclass's) and what both probes keep at the peaks:
+    smaps_rollup and `at_peak` at the largest RSS, tracemalloc's snapshot at the largest traced memory."""
+
+    def __init__(self, trace: bool, every: float) -> None:
+        self.trace, self.every = trace, every
         self.peak_rss = 0
         self.peak_traced = 0
         self.snapshot: tracemalloc.Snapshot | None = None
         self.rollup = ""
-        self.at_peak: dict[str, float] = {}
-        self.timeline: list[tuple[int, float, int, int, int, float, int]] = []
+        self.at_peak: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        raise NotImplementedError
+
+    def _rss_peak(self, now: int, at_peak: Callable[[], dict[str, Any]]) -> None:
+        if now > self.peak_rss:
+            self.peak_rss = now
+            with open("/proc/self/smaps_rollup") as f:
+                self.rollup = f.read()
+            self.at_peak = {"rss_mb": round(now / 1e6, 1), **at_peak(), "threads": threading.active_count()}
+
+    def _traced_peak(self) -> None:
+        traced = tracemalloc.get_traced_memory()[0]
+        if traced > self.peak_traced * 1.03:
+            self.peak_traced = traced
+            self.snapshot = tracemalloc.take_snapshot()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Sampler(PeakSampler):
+    def __init__(self, trace: bool, spike_mb: float = 0.0, at_s: float = 0.0) -> None:
+        super().__init__(trace, 0.1)
+        self.spike_mb, self.at_s = spike_mb, at_s
+        self.spike: tuple[str, tracemalloc.Snapshot] | None = None
+        self.timeline: list[tuple[int, float, int, int, int, float, int]] = []
         self._thread.start()
 
     def _watch(self) -> None:
         ticks = 0
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(self.every):
             now = rss()
             ticks += 1
             if ticks % 10 == 0 and SCHEDULERS:
@@ -123,12 +154,8 @@ class Sampler:
                 self.timeline.append((ticks // 10, round(now / 1e6, 1), len(sch.ctx.state), sch._fetching,
                                       len(sch._queues), round(mallinfo().get("hblkhd", 0) / 1e6, 1),
                                       held().get("parse_queue", 0)))
-            if now > self.peak_rss:
-                self.peak_rss = now
-                with open("/proc/self/smaps_rollup") as f:
-                    self.rollup = f.read()
-                self.at_peak = {"rss_mb": round(now / 1e6, 1), **held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()},
-                                "threads": threading.active_count(), **anonymous_by_kind()}
+            self._rss_peak(now, lambda: {**held(), **{k: round(v / 1e6, 1) for k, v in mallinfo().items()},
+                                         **anonymous_by_kind()})
             if self.trace and self.spike_mb and not self.spike:
                 mapped = mallinfo().get("hblkhd", 0) / 1e6
                 if mapped > self.spike_mb:  # large blocks (mmapped, >= 128 kB): who holds them now
@@ -136,14 +163,7 @@ class Sampler:
             if self.trace and self.at_s and self.snapshot is None and ticks >= self.at_s * 10:
                 self.snapshot = tracemalloc.take_snapshot()  # what is held this far into the crawl
             if self.trace and not self.at_s:
-                traced = tracemalloc.get_traced_memory()[0]
-                if traced > self.peak_traced * 1.03:
-                    self.peak_traced = traced
-                    self.snapshot = tracemalloc.take_snapshot()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+                self._traced_peak()
 
 
 def main() -> int:

@@ -18,7 +18,6 @@ import argparse
 import resource
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -28,25 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_polite_crawl as bench  # noqa: E402
-from probe_crawl_memory import mallinfo, rss  # noqa: E402
+from probe_crawl_memory import PeakSampler, mallinfo, rss  # noqa: E402
 
 
-class Sampler:
+class Sampler(PeakSampler):
     def __init__(self, trace: bool) -> None:
-        self.trace = trace
+        super().__init__(trace, 0.05)
         self.phase = "imports"
         self.phases: dict[str, dict[str, float]] = {}
-        self.peak_rss = 0
-        self.peak_traced = 0
-        self.rollup = ""
-        self.at_peak: dict[str, Any] = {}
-        self.snapshot: tracemalloc.Snapshot | None = None
         self.timeline: list[tuple[str, float, float, float, float]] = []  # (phase, s, RSS MB, heap in use MB, mmapped MB)
         self._t0 = time.monotonic()
         self.snapshots: dict[str, tracemalloc.Snapshot] = {}
-        self._stop = threading.Event()
         self.enter("imports")
-        self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def enter(self, phase: str) -> None:
@@ -61,7 +53,7 @@ class Sampler:
 
     def _watch(self) -> None:
         ticks = 0
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(self.every):
             now = rss()
             ticks += 1
             if ticks % 5 == 0:
@@ -70,21 +62,9 @@ class Sampler:
                                       round(info.get("uordblks", 0) / 1e6, 1), round(info.get("hblkhd", 0) / 1e6, 1)))
             phase = self.phases[self.phase]
             phase["peak_mb"] = max(phase["peak_mb"], round(now / 1e6, 1))
-            if now > self.peak_rss:
-                self.peak_rss = now
-                with open("/proc/self/smaps_rollup") as f:
-                    self.rollup = f.read()
-                self.at_peak = {"phase": self.phase, "rss_mb": round(now / 1e6, 1), "threads": threading.active_count(),
-                                **{k: round(v / 1e6, 1) for k, v in mallinfo().items()}}
+            self._rss_peak(now, lambda: {"phase": self.phase, **{k: round(v / 1e6, 1) for k, v in mallinfo().items()}})
             if self.trace:
-                traced = tracemalloc.get_traced_memory()[0]
-                if traced > self.peak_traced * 1.03:
-                    self.peak_traced = traced
-                    self.snapshot = tracemalloc.take_snapshot()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+                self._traced_peak()
 
 
 def main() -> int:

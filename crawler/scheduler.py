@@ -658,7 +658,6 @@ class CrawlScheduler:
 
     # -- the driver ---------------------------------------------------------------------------------------
     def run(self, walk: Walk) -> Walk:
-        self.walk = walk
         hosts = {h for portal in walk.portals for h in portal.hosts}
         self.stats.fetch_threads = threads = fetch_threads(len(hosts), self.slots.concurrency, self.workers)
         self._threads = threads
@@ -673,7 +672,7 @@ class CrawlScheduler:
             warming.join()  # a crawl shorter than the loading (a refused robots.txt) ends after it: no import at exit
 
     def _drive(self, walk: Walk, threads: int) -> Walk:
-        self.walk = walk
+        self.walk = walk  # read by the driver's helpers (_admit, _finish, _take)
         fetch_pool = Workers(threads, "gongkai-fetch")
         ingest_pool = Workers(self.ingest_workers, "gongkai-ingest")
         self._parse_pool = parse_pool = Workers(self.parsers, "gongkai-parse")
