@@ -10,6 +10,7 @@ first (`admission_order`), the others after them, each group in registry order.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,10 @@ from typing import Any, Protocol, TypeVar
 # a portal's statuses in a run summary (crawler/crawl.py) that mean the run did not reach it, or stopped while its
 # listing was being read: the next run gives it its turn first
 UNFINISHED = ("not_crawled", "interrupted")
+# the newest summaries read for a run's order: a portal none of them names (new in the registry, or left out of every
+# run since by --agency) is taken as never run, instead of every summary of the years being read (a national run's
+# summary lists its documents: megabytes)
+MOST_SUMMARIES = 30
 
 
 class _HasId(Protocol):
@@ -47,12 +52,12 @@ def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, A
             yield summary
 
 
-def last_statuses(runs: Path, portal_ids: Sequence[str]) -> dict[str, str]:
+def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES) -> dict[str, str]:
     """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run). Read newest
-    first, stopping once every portal was found: usually the last summary alone."""
+    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries."""
     wanted = set(portal_ids)
     found: dict[str, str] = {}
-    for summary in summaries(runs, newest_first=True):
+    for summary in itertools.islice(summaries(runs, newest_first=True), most):
         for pid, info in summary["portals"].items():
             if pid in wanted and pid not in found and isinstance(info, dict):
                 found[pid] = str(info.get("status"))

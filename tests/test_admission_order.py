@@ -62,6 +62,9 @@ def test_each_portal_takes_its_status_in_the_latest_summary_that_names_it(tmp_pa
     (runs / "000004-nightly.json").write_text("{not json", "utf-8")  # a summary cut short: skipped
     assert last_statuses(runs, ["a", "b", "c", "new"]) == {"a": "ok", "b": "not_crawled", "c": "ok"}
     assert last_statuses(tmp_path / "none", ["a"]) == {}
+    # a portal no recent summary names is taken as never run: the newest `most` are read, not every summary kept
+    assert last_statuses(runs, ["a", "b", "c"], most=1) == {"c": "ok"}
+    assert last_statuses(runs, ["a", "b", "c"], most=2) == {"a": "ok", "b": "not_crawled", "c": "ok"}
 
 
 def test_portals_list_still_shows_the_last_real_crawl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
