@@ -115,10 +115,11 @@ def test_the_portals_a_deadline_left_not_crawled_are_crawled_first_next_run(
     with ShardPortal({i: [i + 1] for i in range(HOSTS)}) as served:
         (tmp_path / "registry.toml").write_text(served.registry(PORTALS), "utf-8")
         groups = [[p.id for p in g] for g in split_by_host(load_registry(tmp_path / "registry.toml"), processes)]
-        # every answer takes 0.25 s and one portal at a time: each needs a second or more, the deadline passes after
-        # the first of each process
-        served.slow_s = 0.25
-        first, _ = crawl(served, tmp_path, db_url, processes, deadline=1.0)
+        # every answer takes 0.5 s and one portal at a time: a portal's chain (robots.txt, listing, detail page,
+        # attachment) takes 2 s or more, so the deadline passes after the first of each process (which sends its
+        # listing's request well before it, however loaded the machine)
+        served.slow_s = 0.5
+        first, _ = crawl(served, tmp_path, db_url, processes, deadline=2.0)
         statuses = {pid: info["status"] for pid, info in first["portals"].items()}
         for group in groups:  # each process' tail (in registry order) is left not crawled, its head crawled
             reached = [pid for pid in group if statuses[pid] != "not_crawled"]
