@@ -59,16 +59,17 @@ def server_now(admin_url: str) -> Any:
         return conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
 
 
-def started_query(proc: subprocess.Popen[bytes], admin_url: str, needle: str, since: Any, timeout: float = 120) -> None:
+def started_query(proc: subprocess.Popen[bytes], admin_url: str, since: Any, timeout: float = 120) -> None:
     """Wait until the command's query runs on the server: a `gongkai query` session that connected after `since`
-    (not one a test before left), running. A command that exits first fails at once with what it said; one that
+    (not one a test before left) running its cursor's FETCH (not yet its DECLARE, which only plans it: a client gone
+    then is seen by the server as it answers). A command that exits first fails at once with what it said; one that
     never gets there fails after `timeout` s (generous: a loaded CI machine starts Python slowly)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             if conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND application_name = 'gongkai query' "
-                "AND backend_start >= %s AND (query LIKE %s OR query LIKE 'FETCH%%')", [since, f"%{needle}%"],
+                "AND backend_start >= %s AND query LIKE 'FETCH%%'", [since],
             ).fetchone():
                 return
         time.sleep(0.05)
@@ -307,12 +308,26 @@ def test_ctrl_c_cancels_the_query_on_the_server(pg_corpus: str) -> None:
     admin = admin_of(pg_corpus)
     since = server_now(admin)
     proc = query_command("--db", pg_corpus, "--timeout", "600", sql)
-    started_query(proc, admin, "100000000000000", since)
+    started_query(proc, admin, since)
     proc.send_signal(signal.SIGINT)
     _out, err = ended(proc, 60, admin, "no exit within 60 s of Ctrl-C")
     assert proc.returncode == 130, err
     assert err.decode().strip() == "gongkai query: interrupted; the query was cancelled and nothing was changed"
     assert none_running(admin, "100000000000000"), sessions_of(admin)  # cancelled, not left running until --timeout
+
+
+@pytest.mark.postgres
+def test_a_killed_command_leaves_no_query_running_on_the_server(pg_corpus: str) -> None:
+    """kill -9 (or a Ctrl-C whose cancel request did not get through in time): the server notices its client is gone
+    and ends the query, instead of running it until --timeout."""
+    sql = "SELECT count(*) FROM (SELECT generate_series(1, 100000000000000) AS n) AS s"
+    admin = admin_of(pg_corpus)
+    since = server_now(admin)
+    proc = query_command("--db", pg_corpus, "--timeout", "600", sql)
+    started_query(proc, admin, since)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert none_running(admin, "100000000000000"), sessions_of(admin)
 
 
 # --- DuckDB: files, URLs and settings ---------------------------------------------------------------------------
