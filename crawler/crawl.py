@@ -597,7 +597,8 @@ class Walk:
         self.limits = limits or Limits()
         # keep_listings: each portal's candidates and listings kept after its last page (else dropped: PortalProgress.settle)
         self.keep_listings = keep_listings
-        # the run's portals in registry order, one per id (the last given, as a dict by id kept them). A portal is given
+        # the run's portals in the order given (flows/crawl.py: those the last run did not reach or finish first, then
+        # registry order: crawler/run_history.py), one per id (the last given, as a dict by id kept them). A portal is given
         # its progress when it starts (start, start_next): one waiting for its turn (the scheduler admits a bounded
         # number at a time) holds nothing but its place in this list
         self.portals: list[Portal] = list({p.id: p for p in portals}.values())
@@ -618,7 +619,7 @@ class Walk:
         return jobs
 
     def start_next(self) -> list[PageJob] | None:
-        """Start the next portal in registry order: its first listing pages (none: nothing to ask for, e.g. a limit), or
+        """Start the next portal in the walk's order: its first listing pages (none: nothing to ask for, e.g. a limit), or
         None when every portal was started."""
         if self._next >= len(self.portals):
             return None
@@ -723,7 +724,7 @@ class Walk:
         self.documents.extend(results)
 
     def portal_summaries(self) -> dict[str, dict[str, Any]]:
-        """Every portal of the run, in registry order; one never started (the run was stopped before its turn) is
+        """Every portal of the run, in the walk's order; one never started (the run was stopped before its turn) is
         reported as not crawled, not as a portal that listed nothing."""
         return {p.id: self.progress[p.id].summary() if p.id in self.progress else not_crawled() for p in self.portals}
 

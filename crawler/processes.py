@@ -451,7 +451,9 @@ def crawl_in_processes(
     child may have in flight to the parent, each given a thread of the parent's (so none waits on another's turn: a
     long extraction of one child's file never holds another's file in a queue). `portals_in_progress`: each child's
     admission (crawler.scheduler.admitted_portals; 0: derived from its delay)."""
-    groups = split_by_host(portals, processes)
+    # each child's portals in the order given (split_by_host sorts them by id): the ones the last run did not reach first
+    position = {p.id: i for i, p in enumerate(portals)}
+    groups = [sorted(group, key=lambda p: position[p.id]) for group in split_by_host(portals, processes)]
     by_id = {p.id: p for p in portals}
     # the parent reads every file back (a few hundred kB) on as many threads as the children's files in flight: glibc's
     # defaults (an arena per thread, the mmap threshold raised past the first large block freed) kept the freed files in

@@ -28,6 +28,7 @@ from gongkai.crawler.processes import (
     reading_back,
 )
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
+from gongkai.crawler.run_history import admission_order, last_statuses
 from gongkai.crawler.scheduler import CrawlScheduler, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
 from gongkai.flows.logs import run_logger
@@ -142,8 +143,11 @@ def run_crawl(
             ingest = reading_back(_ingest_into(open_pipeline(warehouse, archive, run, settings)),
                                   ArchivedFiles(archive, fetcher.max_bytes))
             ctx = CrawlContext(fetcher, state, ingest, frozenset(years) if years else None, archive=archive)
+            # the portals the last run did not reach or did not finish first: a deadline does not leave the same tail
+            # not crawled night after night (read from the run summaries, whatever keeps the crawl state)
+            order = admission_order(portals, last_statuses(settings.data_dir / "runs", [p.id for p in portals]))
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
-                summary = crawl_portals(portals, ctx, workers=settings.crawl_workers, limits=limits,
+                summary = crawl_portals(order, ctx, workers=settings.crawl_workers, limits=limits,
                                         ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,
                                         processes=process_count(settings.crawl_processes, len(all_hosts(portals))),
                                         portals_in_progress=settings.crawl_portals_in_progress)

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -44,6 +45,71 @@ def server_queries(admin_url: str, needle: str) -> list[str]:
             [f"%{needle}%"],
         ).fetchall()
     return [r[0] for r in rows]
+
+
+def sessions_of(admin_url: str) -> list[tuple[Any, ...]]:
+    """Every client session on the server (for a failure's message)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return conn.execute("SELECT pid, usename, application_name, state, backend_start, left(query, 80) "
+                            "FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchall()
+
+
+def server_now(admin_url: str) -> Any:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+
+
+def started_query(proc: subprocess.Popen[bytes], admin_url: str, since: Any, timeout: float = 120) -> None:
+    """Wait until the command's query runs on the server: a `gongkai query` session that connected after `since`
+    (not one a test before left) running its cursor's FETCH (not yet its DECLARE, which only plans it: a client gone
+    then is seen by the server as it answers). A command that exits first fails at once with what it said; one that
+    never gets there fails after `timeout` s (generous: a loaded CI machine starts Python slowly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            if conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND application_name = 'gongkai query' "
+                "AND backend_start >= %s AND query LIKE 'FETCH%%'", [since],
+            ).fetchone():
+                return
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: the stack of each of its threads, on stderr
+    out, err = proc.communicate(timeout=30)
+    pytest.fail(f"the query never started: exit {proc.returncode}, stdout {out[-2000:]!r}, "
+                f"stderr {err.decode(errors='replace')[-6000:]}, sessions {sessions_of(admin_url)}")
+
+
+def ended(proc: subprocess.Popen[bytes], timeout: float, admin_url: str, what: str) -> tuple[bytes, bytes]:
+    """The command's output once it exits within `timeout` s; else a failure naming `what`, with its output, the
+    stack of each of its threads (PYTHONFAULTHANDLER: SIGABRT dumps them) and the server's sessions."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"{what}: exit {proc.returncode}, stdout {out[-2000:]!r}, stderr {err.decode(errors='replace')[-6000:]}, "
+                    f"sessions {sessions_of(admin_url)}")
+
+
+def none_running(admin_url: str, needle: str, within: float = 10) -> bool:
+    """True once no `gongkai query` session runs a query (a query left running goes on until its --timeout, minutes
+    here: waiting a few seconds for its session's state to change cannot hide one)."""
+    deadline = time.monotonic() + within
+    while server_queries(admin_url, needle):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def query_command(*args: str) -> subprocess.Popen[bytes]:
+    """`gongkai query ARGS` as a researcher starts it from a terminal."""
+    from ctrl_c import as_from_a_terminal
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
+    return subprocess.Popen([sys.executable, "-m", "gongkai.cli", "query", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, preexec_fn=as_from_a_terminal)  # noqa: PLW1509
 
 
 # --- PostgreSQL: server functions with effects outside the query ----------------------------------------------
@@ -216,33 +282,52 @@ def test_repeat_3e9_is_refused_by_the_memory_cap_not_by_the_machine(engine_url: 
 @pytest.mark.postgres
 def test_a_closed_pipe_cancels_the_query_on_the_server(pg_corpus: str) -> None:
     sql = "SELECT n, md5(n::text) FROM (SELECT generate_series(1, 100000000000000) AS n) AS s WHERE n % 3 = 0"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "gongkai.cli", "query", "--db", pg_corpus, "--format", "csv",
-                             "--max-rows", "100000000", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert proc.stdout is not None and proc.stdout.readline().startswith(b"n,md5")
+    admin = admin_of(pg_corpus)
+    proc = query_command("--db", pg_corpus, "--format", "csv", "--max-rows", "100000000", sql)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    if not first.startswith(b"n,md5"):  # it ended without a row, or wrote something else: say what it said
+        proc.kill()
+        pytest.fail(f"no header but {first!r}: exit {proc.wait()}, stderr {proc.stderr.read()[-2000:]!r}")
     proc.stdout.close()  # like `| head -1`
-    proc.wait(timeout=30)
-    assert proc.returncode == 0 and b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
-    time.sleep(0.5)
-    assert not server_queries(admin_of(pg_corpus), "100000000000000")
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: its threads' stacks on stderr
+        proc.wait(timeout=30)
+    err = proc.stderr.read()
+    assert proc.returncode == 0 and b"Traceback" not in err, (proc.returncode, err[-6000:], sessions_of(admin))
+    assert none_running(admin, "100000000000000"), sessions_of(admin)
 
 
 @pytest.mark.postgres
 def test_ctrl_c_cancels_the_query_on_the_server(pg_corpus: str) -> None:
-    sql = "SELECT count(*) FROM generate_series(1, 100000000000000) AS n"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "gongkai.cli", "query", "--db", pg_corpus, "--timeout", "600", sql],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 30
-    while not server_queries(admin_of(pg_corpus), "100000000000000") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server_queries(admin_of(pg_corpus), "100000000000000"), "the query never started"
+    # a query that never returns a row and writes nothing: the set-returning function in the select list streams (in
+    # FROM it was materialised, writing some 150 MB of temporary files a second until it was cancelled)
+    sql = "SELECT count(*) FROM (SELECT generate_series(1, 100000000000000) AS n) AS s"
+    admin = admin_of(pg_corpus)
+    since = server_now(admin)
+    proc = query_command("--db", pg_corpus, "--timeout", "600", sql)
+    started_query(proc, admin, since)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    assert proc.returncode == 130 and proc.stderr is not None
-    assert proc.stderr.read().decode().strip() == "gongkai query: interrupted; the query was cancelled and nothing was changed"
-    time.sleep(0.5)
-    assert not server_queries(admin_of(pg_corpus), "100000000000000")
+    _out, err = ended(proc, 60, admin, "no exit within 60 s of Ctrl-C")
+    assert proc.returncode == 130, err
+    assert err.decode().strip() == "gongkai query: interrupted; the query was cancelled and nothing was changed"
+    assert none_running(admin, "100000000000000"), sessions_of(admin)  # cancelled, not left running until --timeout
+
+
+@pytest.mark.postgres
+def test_a_killed_command_leaves_no_query_running_on_the_server(pg_corpus: str) -> None:
+    """kill -9 (or a Ctrl-C whose cancel request did not get through in time): the server notices its client is gone
+    and ends the query, instead of running it until --timeout."""
+    sql = "SELECT count(*) FROM (SELECT generate_series(1, 100000000000000) AS n) AS s"
+    admin = admin_of(pg_corpus)
+    since = server_now(admin)
+    proc = query_command("--db", pg_corpus, "--timeout", "600", sql)
+    started_query(proc, admin, since)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert none_running(admin, "100000000000000"), sessions_of(admin)
 
 
 # --- DuckDB: files, URLs and settings ---------------------------------------------------------------------------

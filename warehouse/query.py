@@ -181,11 +181,15 @@ class ReadOnlyWarehouse:
             # for the whole result, as a plain SELECT is planned, not for its first rows; strings are read as
             # pglast read them when it checked the statement (a server set to standard_conforming_strings = off
             # would read '\' differently). One round trip.
+            # A client that is gone (kill -9, or a Ctrl-C whose cancel request psycopg gave up on after 5 s on a loaded
+            # machine) is noticed by the server within a second, which then ends the query instead of running it to
+            # statement_timeout (PostgreSQL 14+).
             conn.execute(
                 "SET LOCAL standard_conforming_strings = on; "
                 f"SET LOCAL statement_timeout = {timeout_ms}; "
                 f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}; "
-                "SET LOCAL cursor_tuple_fraction = 1"
+                + ("SET LOCAL client_connection_check_interval = 1000; " if conn.info.server_version >= 140000 else "")
+                + "SET LOCAL cursor_tuple_fraction = 1"
             )
         except psycopg.Error:
             conn.rollback()

@@ -54,14 +54,13 @@ def _fetcher(url: str, delay: float) -> Any:
 
 
 def _last_runs(data_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per portal, its status in the latest run summary that crawled it (data/runs/*.json)."""
+    """Per portal, its status in the latest run summary that crawled it (data/runs/*.json: the summaries a crawl's
+    admission order reads too, crawler/run_history.py)."""
+    from gongkai.crawler.run_history import summaries
+
     found: dict[str, dict[str, Any]] = {}
-    for path in sorted((data_dir / "runs").glob("*.json")) if (data_dir / "runs").is_dir() else []:
-        try:
-            summary = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        for pid, info in (summary.get("portals") or {}).items():
+    for summary in summaries(data_dir / "runs"):
+        for pid, info in summary["portals"].items():
             if info.get("status") == "not_crawled":  # a stopped run never reached it: its last run is an earlier one
                 continue
             docs = [d for d in summary.get("documents", []) if d.get("portal") == pid]

@@ -1,0 +1,66 @@
+"""What earlier crawl runs did with each portal, from their summaries (data/runs/<run id>-<kind>.json, written by
+flows/crawl.py whatever the crawl state is kept in: JSON file, DuckDB or PostgreSQL), and the order a run admits its
+portals in.
+
+A run admits a bounded number of portals at a time (crawler/scheduler.py) and every portal's deadline counts from the
+walk's start, so a run stopped by its deadline leaves the portals at the tail of its order not crawled. In registry
+order that would be the same tail night after night; so the portals the last run did not reach or did not finish go
+first (`admission_order`), the others after them, each group in registry order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+# a portal's statuses in a run summary (crawler/crawl.py) that mean the run did not reach it, or stopped while its
+# listing was being read: the next run gives it its turn first
+UNFINISHED = ("not_crawled", "interrupted")
+# the newest summaries read for a run's order: a portal none of them names (new in the registry, or left out of every
+# run since by --agency) is taken as never run, instead of every summary of the years being read (a national run's
+# summary lists its documents: megabytes)
+MOST_SUMMARIES = 30
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+P = TypeVar("P", bound=_HasId)
+
+
+def admission_order(portals: Sequence[P], previous: Mapping[str, str]) -> list[P]:
+    """`portals` with those whose previous status (`previous`: portal id -> status) is unfinished first, then the rest;
+    each group keeps the order it was given in (registry order). A portal never run before is not unfinished."""
+    first = [p for p in portals if previous.get(p.id) in UNFINISHED]
+    return first + [p for p in portals if previous.get(p.id) not in UNFINISHED]
+
+
+def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    """The run summaries in `runs` (data/runs) in run order, or newest first; unreadable ones skipped."""
+    paths = sorted(runs.glob("*.json"), reverse=newest_first) if runs.is_dir() else []
+    for path in paths:
+        try:
+            summary = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and isinstance(summary.get("portals"), dict):  # not failed-*.json (never started)
+            yield summary
+
+
+def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES) -> dict[str, str]:
+    """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run). Read newest
+    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries."""
+    wanted = set(portal_ids)
+    found: dict[str, str] = {}
+    for summary in itertools.islice(summaries(runs, newest_first=True), most):
+        for pid, info in summary["portals"].items():
+            if pid in wanted and pid not in found and isinstance(info, dict):
+                found[pid] = str(info.get("status"))
+        if len(found) == len(wanted):
+            break
+    return found

@@ -1,0 +1,134 @@
+"""The order a crawl run admits its portals in (crawler/run_history.py): the portals the previous run did not reach or
+did not finish (`not_crawled`, `interrupted`) first, then the others, each group in registry order. A national run
+stopped by its deadline no longer leaves the same tail portals not crawled night after night.
+
+End to end over loopback (tests/shard_portal.py: one port per host, a request log): a run whose deadline passes leaves
+its tail not crawled; the next run asks those portals first, in one process and in each of two crawler processes, with
+the warehouse (and its crawl state) in DuckDB or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shard_portal import ShardPortal
+
+from gongkai.crawler.run_history import UNFINISHED, admission_order, last_statuses
+
+
+@dataclass(frozen=True)
+class P:
+    id: str
+
+
+def ids(portals: list[P]) -> list[str]:
+    return [p.id for p in portals]
+
+
+# --- the order: a pure function of the portals and their previous statuses ---------------------------------------
+
+def test_unfinished_portals_go_first_each_group_in_the_order_given() -> None:
+    portals = [P("a"), P("b"), P("c"), P("d"), P("e"), P("f")]
+    previous = {"a": "ok", "b": "not_crawled", "c": "failed", "d": "interrupted", "e": "not_crawled", "f": "empty"}
+    assert ids(admission_order(portals, previous)) == ["b", "d", "e", "a", "c", "f"]
+
+
+def test_a_portal_never_run_and_a_finished_run_keep_registry_order() -> None:
+    portals = [P("x"), P("y"), P("z")]
+    assert ids(admission_order(portals, {})) == ["x", "y", "z"]
+    assert ids(admission_order(portals, {"x": "ok", "y": "ok", "z": "failed"})) == ["x", "y", "z"]
+    assert ids(admission_order(portals, {"z": "interrupted"})) == ["z", "x", "y"]  # new portals are not "unfinished"
+    assert set(UNFINISHED) == {"not_crawled", "interrupted"}
+
+
+# --- the previous statuses: the run summaries of data/runs -----------------------------------------------------
+
+def write_summary(runs: Path, run_id: int, kind: str, statuses: dict[str, str]) -> None:
+    runs.mkdir(parents=True, exist_ok=True)
+    summary = {"run_id": run_id, "kind": kind, "documents": [],
+               "portals": {pid: {"status": s, "pages": 0, "listed": 0} for pid, s in statuses.items()}}
+    (runs / f"{run_id:06d}-{kind}.json").write_text(json.dumps(summary), "utf-8")
+
+
+def test_each_portal_takes_its_status_in_the_latest_summary_that_names_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    write_summary(runs, 1, "nightly", {"a": "ok", "b": "ok", "c": "ok"})
+    write_summary(runs, 2, "nightly", {"a": "ok", "b": "not_crawled", "c": "interrupted"})
+    write_summary(runs, 3, "backfill", {"c": "ok"})  # a run of one portal (--agency) says nothing of the others
+    (runs / "failed-20261130T010000+0000-nightly.json").write_text(json.dumps({"status": "failed"}), "utf-8")
+    (runs / "000004-nightly.json").write_text("{not json", "utf-8")  # a summary cut short: skipped
+    assert last_statuses(runs, ["a", "b", "c", "new"]) == {"a": "ok", "b": "not_crawled", "c": "ok"}
+    assert last_statuses(tmp_path / "none", ["a"]) == {}
+    # a portal no recent summary names is taken as never run: the newest `most` are read, not every summary kept
+    assert last_statuses(runs, ["a", "b", "c"], most=1) == {"c": "ok"}
+    assert last_statuses(runs, ["a", "b", "c"], most=2) == {"a": "ok", "b": "not_crawled", "c": "ok"}
+
+
+def test_portals_list_still_shows_the_last_real_crawl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gongkai portals list` reads the same summaries (a not_crawled status is not a crawl)."""
+    from gongkai.commands.portals import _last_runs
+
+    write_summary(tmp_path / "runs", 7, "nightly", {"a": "ok"})
+    write_summary(tmp_path / "runs", 8, "nightly", {"a": "not_crawled"})
+    assert _last_runs(tmp_path) == {"a": {"run": 7, "status": "ok", "listed": 0, "documents": 0}}
+
+
+# --- end to end: a deadline's tail is crawled first by the next run -----------------------------------------------
+
+HOSTS = 6  # one portal per host: admission, not a host's delay, decides who waits
+PORTALS = [(f"p{i}", i, i + 1) for i in range(HOSTS)]  # (id, host, agency): p0..p5 in registry order
+
+
+def crawl(served: ShardPortal, tmp_path: Path, db_url: str, processes: int, deadline: float) -> tuple[dict[str, Any], list[str]]:
+    """One nightly run (a real run_crawl: warehouse, crawl state, summary in data/runs); its summary, and the portals
+    in the order each was first asked for a page."""
+    from gongkai.flows.crawl import run_crawl
+    from gongkai.settings import Settings
+
+    served.clear()
+    settings = Settings(data=tmp_path / "data", crawl_processes=processes, crawl_portals_in_progress=1, extract_processes=0,
+                        crawl_portal_deadline=deadline)
+    summary = run_crawl("nightly", db_url=db_url, archive_location=str(tmp_path / "archive"),
+                        registry_file=str(tmp_path / "registry.toml"),
+                        politeness={"delay": 0.02, "concurrency": 2, "read_timeout": 10.0, "retries": 1}, settings=settings)
+    first_asked: list[str] = []
+    for hit in sorted(served.clear(), key=lambda h: h.started):
+        agency = hit.path.split("/")[1]  # /a<agency>/...; robots.txt is its host's
+        pid = f"p{int(agency[1:]) - 1}" if agency.startswith("a") else None
+        if pid is not None and pid not in first_asked:
+            first_asked.append(pid)
+    return summary, first_asked
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_portals_a_deadline_left_not_crawled_are_crawled_first_next_run(
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str, processes: int
+) -> None:
+    from gongkai.crawler.registry import load_registry, split_by_host
+
+    db_url = (f"duckdb:///{tmp_path / 'warehouse.duckdb'}" if engine == "duckdb"
+              else str(request.getfixturevalue("postgres_url")))
+    with ShardPortal({i: [i + 1] for i in range(HOSTS)}) as served:
+        (tmp_path / "registry.toml").write_text(served.registry(PORTALS), "utf-8")
+        groups = [[p.id for p in g] for g in split_by_host(load_registry(tmp_path / "registry.toml"), processes)]
+        # every answer takes 0.5 s and one portal at a time: a portal's chain (robots.txt, listing, detail page,
+        # attachment) takes 2 s or more, so the deadline passes after the first of each process (which sends its
+        # listing's request well before it, however loaded the machine)
+        served.slow_s = 0.5
+        first, _ = crawl(served, tmp_path, db_url, processes, deadline=2.0)
+        statuses = {pid: info["status"] for pid, info in first["portals"].items()}
+        for group in groups:  # each process' tail (in registry order) is left not crawled, its head crawled
+            reached = [pid for pid in group if statuses[pid] != "not_crawled"]
+            assert reached and reached == group[:len(reached)], statuses
+            assert len(reached) < len(group), statuses
+        left = [pid for pid, _host, _agency in PORTALS if statuses[pid] == "not_crawled"]
+        served.slow_s = 0.0
+        second, asked = crawl(served, tmp_path, db_url, processes, deadline=3600.0)
+    assert {info["status"] for info in second["portals"].values()} == {"ok"}
+    for group in groups:  # within each process: the portals the first run left, in registry order, then the others
+        order = [pid for pid in asked if pid in group]
+        assert order == [pid for pid in group if pid in left] + [pid for pid in group if pid not in left], (order, left)
