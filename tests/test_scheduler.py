@@ -5,6 +5,7 @@ port per host (each port its own host), logging when every request arrived and w
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import urllib.robotparser
@@ -418,6 +419,38 @@ def test_the_collector_is_tuned_during_a_crawl_and_put_back_after(portal: Portal
             pass
         assert gc.get_threshold() == CRAWL_GC_THRESHOLD
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_the_crawl_s_threads_run_without_wake_up_preemption_and_the_caller_s_policy_is_put_back(
+        portal: Portal, tmp_path: Path) -> None:
+    """A crawl's threads (here an ingest thread, started by the driver) run under SCHED_BATCH: their hand-offs (GIL,
+    tasks, responses) no longer preempt the thread that made them. The calling thread's policy is as it was after the
+    run, and a thread whose policy was chosen otherwise (SCHED_IDLE) keeps it."""
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    seen: list[int] = []
+    archive = open_archive(tmp_path / "policy-archive")
+
+    def watching(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        seen.append(os.sched_getscheduler(0))
+        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    crawl(portal, tmp_path, workers=8, delay=0.0, ingest=watching, hosts=2)
+    assert seen and set(seen) == {os.SCHED_BATCH}, seen[:3]
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    from gongkai.crawler.scheduler import batch_scheduling
+
+    def idle_thread() -> None:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        with batch_scheduling():
+            seen.append(os.sched_getscheduler(0))
+        seen.append(os.sched_getscheduler(0))
+
+    seen.clear()
+    thread = threading.Thread(target=idle_thread)
+    thread.start()
+    thread.join()
+    assert seen == [os.SCHED_IDLE, os.SCHED_IDLE]
 
 
 def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: pytest.MonkeyPatch) -> None:
