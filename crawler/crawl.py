@@ -499,14 +499,14 @@ def _line(outcome: IngestOutcome) -> bytes:
     return (_LINE(_VALUES(outcome)) + "\n").encode("utf-8", "surrogatepass")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageJob:
     portal: Portal
     request: PageRequest
     root: str  # the listing URL (first page) this page belongs to
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemJob:
     portal: Portal
     candidate: Candidate

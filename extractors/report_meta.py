@@ -59,7 +59,7 @@ _WHITESPACE = re.compile(r"\s+")
 _AGENCY_END = re.compile(rf"{_AGENCY_SUFFIX}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TitleVerdict:
     is_report: bool
     year: int | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sys
 import time
 import tracemalloc
@@ -559,6 +560,32 @@ def test_a_host_waiting_with_items_only_holds_one_small_queue() -> None:
     q = sched._queue("h0")
     taken = [q.take_item() for _ in range(5)]
     assert taken == [item] * 5 and not q and q._items == ()  # emptied: no deque kept
+
+
+def test_a_queued_item_page_and_host_record_hold_no_dict_each() -> None:
+    """Every item listed waits in its host's queue until its turn (some 5,000 at once at 1,000 hosts), as an ItemJob with
+    its Candidate and TitleVerdict; every listing page as a PageJob with its PageRequest; every host in progress has a
+    _Host in the slots. Each had a __dict__ (its values array): slotted now. Measured by tracemalloc, the objects only
+    (their strings made beforehand): an item was ~310 bytes, now ~185; a page ~220, now ~135; a host ~225, now ~175."""
+    from gongkai.crawler.adapters import Candidate, PageRequest
+    from gongkai.crawler.crawl import ItemJob, PageJob
+    from gongkai.extractors.report_meta import TitleVerdict
+
+    titles = [f"示例市第{i}局2023年政府信息公开工作年度报告" for i in range(2000)]
+    addresses = [f"http://127.0.0.1:20000/a{i}/202403/t20240301_2023.html" for i in range(2000)]
+    per_item = bytes_per(lambda i: ItemJob(None, Candidate(titles[i], addresses[i], "2024-03-01"),  # type: ignore[arg-type]
+                                           TitleVerdict(True, 2023, "示例市", "annual report")), 2000)
+    per_page = bytes_per(lambda i: PageJob(None, PageRequest(addresses[i], number=2), addresses[0]), 2000)  # type: ignore[arg-type]
+    slots = HostSlots(2, 1.0)
+    per_host = bytes_per(lambda i: slots._host(f"h{i}"), 2000)
+    assert per_item < 250, per_item
+    assert per_page < 180, per_page
+    assert per_host < 200, per_host
+    # still what they were: frozen, equal by value, hashable, pickled (a child's walk goes back to its parent)
+    job = ItemJob(None, Candidate("t", "http://h/x", None), TitleVerdict(True, 2023, None, "annual report"))  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(job.candidate)) == job.candidate and hash(job.verdict) == hash(pickle.loads(pickle.dumps(job.verdict)))
+    with pytest.raises(AttributeError):
+        job.candidate.url = "http://elsewhere/"  # type: ignore[misc]
 
 
 def test_a_host_in_the_slots_holds_no_condition_until_a_request_waits_for_it() -> None:
