@@ -409,12 +409,19 @@ def test_a_file_that_cannot_be_stored_where_fetched_leaves_no_partial_copy(tmp_p
 # --- what a crawl holds at its peak, all hosts in progress at once (crawler/crawl.py take_content, scheduler parse pool) --
 
 def bodies_held_by(unit: Any) -> int:
-    """Bytes of response bodies a suspended unit of work keeps in its generators' frames (beside its step)."""
+    """Bytes (or characters) of response bodies a suspended unit of work keeps in its generators' frames (beside its
+    step): a Response's content, or a page's body or decoded text held by a local of its own (the benchmark's pages
+    that are reports are 36 and 109 kB; no title or URL is as long as 8 kB)."""
     from gongkai.crawler.fetcher import Response
+
+    def size(value: Any) -> int:
+        if isinstance(value, Response):
+            return len(value.content)
+        return len(value) if isinstance(value, (bytes, str)) and len(value) > 8192 else 0
 
     held, generator = 0, unit.steps
     while generator is not None and generator.gi_frame is not None:
-        held += sum(len(v.content) for v in generator.gi_frame.f_locals.values() if isinstance(v, Response))
+        held += sum(size(v) for v in generator.gi_frame.f_locals.values())
         generator = generator.gi_yieldfrom
     return held
 
@@ -423,7 +430,9 @@ def test_a_unit_waiting_for_the_ingest_path_holds_its_file_only_in_its_step(port
     """A unit kept its Response (for the validators it commits last) while its file waited for the ingest path, spilled
     to disk exactly so as not to wait in memory, and while its detail page's attachments were fetched: some 380 bodies
     were held at once at 1,000 hosts. The body now goes with the file's step (crawler.crawl.take_content); what waits
-    holds none, and every file still reaches the ingest path whole and its state is committed as before."""
+    holds none, and every file still reaches the ingest path whole and its state is committed as before. A detail page
+    that is the report also kept its decoded text and its UTF-8 body in item_steps' frame (`text`, `utf8`): dropped
+    once parsed."""
     from urllib.parse import urlsplit
 
     from bench_portals import bench_module
