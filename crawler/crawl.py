@@ -525,7 +525,7 @@ def not_crawled() -> dict[str, Any]:
             "pages": 0, "listed": 0, "listing_from_cache": False}
 
 
-@dataclass
+@dataclass(slots=True)
 class PortalProgress:
     portal: Portal
     started: float = field(default_factory=time.monotonic)
