@@ -281,12 +281,17 @@ def raise_fd_limit(need: int) -> tuple[int, int]:
 
 
 class PeakFiles:
-    """The most file descriptors this process (the crawler) held open, sampled every 0.2 s."""
+    """The most file descriptors this process (the crawler) held open, sampled every 0.2 s; with `children`, the largest
+    VmHWM (the peak RSS of its own memory) of this process's live children but `exclude` (the portal), sampled as well.
+    Not RUSAGE_CHILDREN's ru_maxrss: a spawned child's counts its parent's RSS at the fork (Linux keeps the larger of
+    the old and new memory's peaks across exec), so no crawler process was reported below the parent's ~75 MB."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, children: bool = False, exclude: int = 0) -> None:
         import threading
 
         self.peak = 0
+        self.children, self.exclude = children, exclude
+        self.child_peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -294,6 +299,25 @@ class PeakFiles:
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
             self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+            if self.children:
+                self.child_peak_kb = max(self.child_peak_kb, *self._children_hwm_kb())
+
+    def _children_hwm_kb(self) -> list[int]:
+        found = [0]
+        for task in os.listdir("/proc/self/task"):
+            try:
+                pids = Path(f"/proc/self/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                if int(pid) == self.exclude:
+                    continue
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                found += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+        return found
 
     def stop(self) -> int:
         self._stop.set()
@@ -315,8 +339,8 @@ def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: s
     """One size's two runs. `archive_dir`: the archive in a new folder there (the archive's own disk: a figure with
     the rest in TMPDIR, e.g. RAM, and the files stored where they would be), removed afterwards."""
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
-    files = PeakFiles()
     server, ports, control = start_portal(n)
+    files = PeakFiles(children=processes != 1, exclude=server.pid or 0)
     run = full_nightly if full else crawl_only
     if full:  # start Prefect's ephemeral server outside the timed runs
         from prefect import flow
@@ -346,13 +370,14 @@ def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: s
     # the largest reaped child: read while the portal still runs, so only crawler processes count (the portal, joined
     # below, is itself a child of this process and held the larger peak; read after the join, it was reported instead)
     assert server.is_alive(), "the portal ended before the crawler processes' peak was read"
-    child_peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    child_peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)  # floored by this one's RSS
     control.send("stop")
     server.join(5)
     return {"hosts": n, "full": full, "workers": workers, "processes": processes, "first": results[0], "second": results[1], "fd_limit": fd_limit,
             "peak_open_files": files.stop(),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "child_peak_rss_mb": child_peak_mb, "load_avg": os.getloadavg()[0]}
+            "child_peak_rss_mb": child_peak_mb, "child_hwm_mb": round(files.child_peak_kb / 1024, 1),
+            "load_avg": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -417,7 +442,7 @@ def _print_spread(n: int, runs: list[dict[str, Any]]) -> None:
     print(f"      over {len(runs)} runs of {n} hosts (min / median / max): efficiency {spread([x['efficiency'] for x in firsts])}, "
           f"no-change run {spread([r['second']['efficiency'] for r in runs])}, crawler CPU s {spread([x['crawler_cpu_s'] for x in firsts])}, "
           f"peak MB {spread([r['peak_rss_mb'] for r in runs])}"
-          + (f", a child's peak MB {spread([r['child_peak_rss_mb'] for r in runs])}" if runs[0].get("processes", 1) > 1 else "")
+          + (f", a child's peak MB {spread([r['child_hwm_mb'] for r in runs])}" if runs[0].get("processes", 1) > 1 else "")
           + f"; runs at 0.8 or more: {sum(x['efficiency'] >= 0.8 for x in firsts)}", flush=True)
 
 
@@ -434,7 +459,8 @@ def _print(n: int, r: dict[str, Any]) -> None:
           f"{r['first'].get('late_s')}", flush=True)
     if r.get("processes", 1) > 1:
         print(f"      crawler processes: {r['processes']} (CPU s counts the children; peak MB is the parent's, a child's "
-              f"{r['child_peak_rss_mb']} MB), "
+              f"{r.get('child_hwm_mb')} MB: its own peak, VmHWM; its ru_maxrss {r['child_peak_rss_mb']} MB, at least the "
+              f"parent's RSS when it was spawned), "
               f"start-up (spawn + imports) {r['first'].get('process_start_s')} s / {r['second'].get('process_start_s')} s, "
               f"failed portals: {r['first'].get('failed_portals')}; the parent's own CPU {r['first'].get('parent_cpu_s')} s "
               f"({r['first'].get('parent_us_per_file')} µs per file) / {r['second'].get('parent_cpu_s')} s", flush=True)

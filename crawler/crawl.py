@@ -375,6 +375,9 @@ def item_steps(ctx: CrawlContext, portal: Portal, candidate: Candidate, verdict:
     else:
         text, utf8 = resp.text_and_utf8()
         detail = parse_detail(text, resp.url, utf8)
+        # the page's text and its UTF-8 (the body itself) are not kept in this generator's frame: it waits for the
+        # page's file to be ingested and for each attachment's fetch and ingest (1,000 hosts: hundreds of units at once)
+        del text, utf8
         if verdict.agency is None and detail.agency:  # a title without its agency: the page's 发布机构 / ContentSource
             verdict = replace(verdict, agency=detail.agency)
         if detail.body_is_report or not detail.attachments:  # the page's body goes with its IngestFile
@@ -499,14 +502,14 @@ def _line(outcome: IngestOutcome) -> bytes:
     return (_LINE(_VALUES(outcome)) + "\n").encode("utf-8", "surrogatepass")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageJob:
     portal: Portal
     request: PageRequest
     root: str  # the listing URL (first page) this page belongs to
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemJob:
     portal: Portal
     candidate: Candidate
@@ -522,7 +525,7 @@ def not_crawled() -> dict[str, Any]:
             "pages": 0, "listed": 0, "listing_from_cache": False}
 
 
-@dataclass
+@dataclass(slots=True)
 class PortalProgress:
     portal: Portal
     started: float = field(default_factory=time.monotonic)

@@ -215,7 +215,7 @@ class _HostGate:
                 self.delay = delay
 
 
-@dataclass
+@dataclass(slots=True)
 class HostStats:
     """What one run asked of one host: the run summary shows these per host."""
 

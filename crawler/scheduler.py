@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 Gate = Callable[[str], AbstractContextManager[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Host:
     delay: float
     # the host's own condition (on HostSlots' one lock): a request waiting for this host is woken by this host's
@@ -77,7 +77,7 @@ class _Host:
     wanted: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Reservation:
     """A host's turn, given to one step by the scheduler; used by the step's first request or given back."""
 
@@ -321,7 +321,7 @@ class _Request:
         self.slots._sent(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Unit:
     """One page or item job under way: its steps and the step it waits on."""
 

@@ -29,7 +29,10 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 MAX_URL = 4096
-PARSED_CACHE = 16384  # URLs remembered parsed (a few MB): more than a crawl of thousands of hosts has in flight
+# URLs remembered parsed (~160 bytes each): more than a crawl has in flight (a host's next request and its queued items
+# are parsed when queued, again when sent). 16,384 held every URL of a 1,000-host crawl (11,000: 1.7 MB at its end,
+# growing with the hosts); at 4,096 the same crawl parses 5,400 URLs again, 30 ms of its 18 CPU-s (5.5 us each)
+PARSED_CACHE = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 # ASCII: under Unicode IGNORECASE "ſ" (U+017F) matches "s", and "httpſ://h:80/" passed as an http(s) URL

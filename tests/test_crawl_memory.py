@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sys
 import time
 import tracemalloc
@@ -408,12 +409,19 @@ def test_a_file_that_cannot_be_stored_where_fetched_leaves_no_partial_copy(tmp_p
 # --- what a crawl holds at its peak, all hosts in progress at once (crawler/crawl.py take_content, scheduler parse pool) --
 
 def bodies_held_by(unit: Any) -> int:
-    """Bytes of response bodies a suspended unit of work keeps in its generators' frames (beside its step)."""
+    """Bytes (or characters) of response bodies a suspended unit of work keeps in its generators' frames (beside its
+    step): a Response's content, or a page's body or decoded text held by a local of its own (the benchmark's pages
+    that are reports are 36 and 109 kB; no title or URL is as long as 8 kB)."""
     from gongkai.crawler.fetcher import Response
+
+    def size(value: Any) -> int:
+        if isinstance(value, Response):
+            return len(value.content)
+        return len(value) if isinstance(value, (bytes, str)) and len(value) > 8192 else 0
 
     held, generator = 0, unit.steps
     while generator is not None and generator.gi_frame is not None:
-        held += sum(len(v.content) for v in generator.gi_frame.f_locals.values() if isinstance(v, Response))
+        held += sum(size(v) for v in generator.gi_frame.f_locals.values())
         generator = generator.gi_yieldfrom
     return held
 
@@ -422,7 +430,9 @@ def test_a_unit_waiting_for_the_ingest_path_holds_its_file_only_in_its_step(port
     """A unit kept its Response (for the validators it commits last) while its file waited for the ingest path, spilled
     to disk exactly so as not to wait in memory, and while its detail page's attachments were fetched: some 380 bodies
     were held at once at 1,000 hosts. The body now goes with the file's step (crawler.crawl.take_content); what waits
-    holds none, and every file still reaches the ingest path whole and its state is committed as before."""
+    holds none, and every file still reaches the ingest path whole and its state is committed as before. A detail page
+    that is the report also kept its decoded text and its UTF-8 body in item_steps' frame (`text`, `utf8`): dropped
+    once parsed."""
     from urllib.parse import urlsplit
 
     from bench_portals import bench_module
@@ -559,6 +569,78 @@ def test_a_host_waiting_with_items_only_holds_one_small_queue() -> None:
     q = sched._queue("h0")
     taken = [q.take_item() for _ in range(5)]
     assert taken == [item] * 5 and not q and q._items == ()  # emptied: no deque kept
+
+
+def test_a_queued_item_page_and_host_record_hold_no_dict_each() -> None:
+    """Every item listed waits in its host's queue until its turn (some 5,000 at once at 1,000 hosts), as an ItemJob with
+    its Candidate and TitleVerdict; every listing page as a PageJob with its PageRequest; every host in progress has a
+    _Host in the slots. Each had a __dict__ (its values array): slotted now, as are each portal's PortalProgress and
+    each host's HostStats (kept for the run's summary). Measured by tracemalloc, the objects only
+    (their strings made beforehand): an item was ~310 bytes, now ~185; a page ~220, now ~135; a host ~225, now ~175."""
+    from gongkai.crawler.adapters import Candidate, PageRequest
+    from gongkai.crawler.crawl import ItemJob, PageJob
+    from gongkai.extractors.report_meta import TitleVerdict
+
+    titles = [f"示例市第{i}局2023年政府信息公开工作年度报告" for i in range(2000)]
+    addresses = [f"http://127.0.0.1:20000/a{i}/202403/t20240301_2023.html" for i in range(2000)]
+    per_item = bytes_per(lambda i: ItemJob(None, Candidate(titles[i], addresses[i], "2024-03-01"),  # type: ignore[arg-type]
+                                           TitleVerdict(True, 2023, "示例市", "annual report")), 2000)
+    per_page = bytes_per(lambda i: PageJob(None, PageRequest(addresses[i], number=2), addresses[0]), 2000)  # type: ignore[arg-type]
+    slots = HostSlots(2, 1.0)
+    per_host = bytes_per(lambda i: slots._host(f"h{i}"), 2000)
+    assert per_item < 250, per_item
+    assert per_page < 180, per_page
+    assert per_host < 200, per_host
+    # kept for every portal and host of the run (its summary): PortalProgress ~470 -> ~415 bytes, HostStats ~135 -> ~90
+    from gongkai.crawler.crawl import PortalProgress
+    from gongkai.crawler.fetcher import HostStats
+
+    assert bytes_per(lambda i: PortalProgress(None, 1.0), 2000) < 445  # type: ignore[arg-type]
+    assert bytes_per(lambda i: HostStats(), 2000) < 110
+    assert pickle.loads(pickle.dumps(HostStats(requests=3))) == HostStats(requests=3)  # a child's counts go to its parent
+    # still what they were: frozen, equal by value, hashable, pickled (a child's walk goes back to its parent)
+    job = ItemJob(None, Candidate("t", "http://h/x", None), TitleVerdict(True, 2023, None, "annual report"))  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(job.candidate)) == job.candidate and hash(job.verdict) == hash(pickle.loads(pickle.dumps(job.verdict)))
+    with pytest.raises(AttributeError):
+        job.candidate.url = "http://elsewhere/"  # type: ignore[misc]
+
+
+def test_queued_items_share_their_agency_year_and_date() -> None:
+    """A portal's items name the same agency, a few years and a few dates: each queued item carried its own copy of each
+    (~90 + 28 + 60 bytes an item, some 5,000 items waiting at once at 1,000 hosts). Shared now, through tables that
+    are emptied when full (a hostile listing of made-up names cannot grow them for good)."""
+    from gongkai.crawler.adapters import links
+    from gongkai.extractors import report_meta
+
+    first, second = (report_meta.classify_title(f"示例市第7局{2020 + n}年政府信息公开工作年度报告") for n in (3, 3))
+    assert first.is_report and first.agency == "示例市第7局" and first.year == 2023
+    assert first.agency is second.agency and first.year is second.year
+    dates = [links.iso_date(f"发布日期：2024年3月{day}日") for day in (1, 1)]
+    assert dates == ["2024-03-01"] * 2 and dates[0] is dates[1]
+    for i in range(report_meta.MAX_AGENCIES + 10):  # bounded
+        report_meta.classify_title(f"示例市第{i}局2023年政府信息公开工作年度报告")
+        links.iso_date(f"{2000 + i % 50}-{1 + i % 12}-{1 + i % 28}")
+    assert len(report_meta._AGENCIES) <= report_meta.MAX_AGENCIES and len(links._DATES) <= links.MAX_DATES
+
+
+def test_the_parse_cache_holds_what_a_crawl_has_in_flight_not_every_url_it_met() -> None:
+    """urls.parse remembered 16,384 URLs: every URL of a 1,000-host crawl (11,000, 1.7 MB by its end), more the more
+    hosts. Now what a crawl has in flight (a URL is parsed when queued and again when sent), a bounded few hundred kB;
+    a URL evicted is parsed again (5 us)."""
+    addresses = [f"http://127.0.0.1:{20000 + i % 1000}/a{i}/202403/t20240301_2023.html" for i in range(12000)]
+    urls._parse_cached.cache_clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for address in addresses:
+            urls.parse(address)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        urls._parse_cached.cache_clear()
+    assert held < 1_000_000, held  # was ~2.0 MB (12,000 kept), now ~0.7 MB
+    assert urls.parse(addresses[0]) == urls.parse_uncached(addresses[0])
 
 
 def test_a_host_in_the_slots_holds_no_condition_until_a_request_waits_for_it() -> None:

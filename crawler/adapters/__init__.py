@@ -12,7 +12,7 @@ from typing import Any
 from gongkai.crawler.registry import Portal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One item of a listing: a detail page or a document, with its listing title."""
 
@@ -24,7 +24,7 @@ class Candidate:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     url: str
     method: str = "GET"
