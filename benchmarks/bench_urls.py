@@ -46,7 +46,7 @@ def accepted(candidates: Sequence[str]) -> list[str]:
     for url in candidates:
         try:
             reference.parse_uncached(url)
-        except ValueError:
+        except (ValueError, KeyError):  # KeyError: the reference's (?i) scheme also matches 'httpſ' (long s), then fails
             continue
         out.append(url)
     return out
