@@ -40,13 +40,20 @@ def admission_order(portals: Sequence[P], previous: Mapping[str, str]) -> list[P
     return first + [p for p in portals if previous.get(p.id) not in UNFINISHED]
 
 
+def _run_order(path: Path) -> tuple[int, str]:
+    """A summary's place in run order: its run id (the name's leading digits, padded to 6 but not cut: run 1,000,000
+    sorts after run 999,999, where by name it would not); a name without one (failed-*.json) before every run."""
+    digits = path.name.split("-", 1)[0]
+    return (int(digits), path.name) if digits.isdigit() else (-1, path.name)
+
+
 def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
     """The run summaries in `runs` (data/runs) in run order, or newest first; unreadable ones skipped."""
-    paths = sorted(runs.glob("*.json"), reverse=newest_first) if runs.is_dir() else []
+    paths = sorted(runs.glob("*.json"), key=_run_order, reverse=newest_first) if runs.is_dir() else []
     for path in paths:
         try:
             summary = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested too deep to decode (a corrupt file)
             continue
         if isinstance(summary, dict) and isinstance(summary.get("portals"), dict):  # not failed-*.json (never started)
             yield summary

@@ -132,3 +132,23 @@ def test_the_portals_a_deadline_left_not_crawled_are_crawled_first_next_run(
     for group in groups:  # within each process: the portals the first run left, in registry order, then the others
         order = [pid for pid in asked if pid in group]
         assert order == [pid for pid in group if pid in left] + [pid for pid in group if pid not in left], (order, left)
+
+
+# --- summaries a run must read past: any file under data/runs, in run order ---------------------------------------
+
+def test_a_summary_too_deeply_nested_to_decode_is_skipped_not_a_crashed_run(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not a ValueError) on deeply nested arrays: a corrupt or hostile file under
+    data/runs must not stop every crawl run before it starts."""
+    runs = tmp_path / "runs"
+    write_summary(runs, 1, "nightly", {"a": "not_crawled"})
+    (runs / "000002-nightly.json").write_text("[" * 100_000 + "]" * 100_000, "utf-8")
+    assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}
+
+
+def test_run_ids_past_six_digits_are_still_read_newest_first(tmp_path: Path) -> None:
+    """Summaries are named after the run id padded to 6 digits (flows/crawl.py): run 1,000,000's name sorts before run
+    999,999's. Newest first is by run id, not by name."""
+    runs = tmp_path / "runs"
+    write_summary(runs, 999_999, "nightly", {"a": "ok"})
+    write_summary(runs, 1_000_000, "nightly", {"a": "not_crawled"})
+    assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}
