@@ -59,12 +59,16 @@ def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, A
             yield summary
 
 
-def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES) -> dict[str, str]:
+def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES, *,
+                  warehouse: str | None = None) -> dict[str, str]:
     """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run). Read newest
-    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries."""
+    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries.
+    `warehouse`: only the summaries of runs into that warehouse (its URL, as the summary says it) are read: run ids
+    count per warehouse, so another warehouse's summaries in the same data dir are not in this one's run order."""
     wanted = set(portal_ids)
     found: dict[str, str] = {}
-    for summary in itertools.islice(summaries(runs, newest_first=True), most):
+    mine = (s for s in summaries(runs, newest_first=True) if warehouse is None or s.get("warehouse") in (None, warehouse))
+    for summary in itertools.islice(mine, most):
         for pid, info in summary["portals"].items():
             if pid in wanted and pid not in found and isinstance(info, dict):
                 found[pid] = str(info.get("status"))

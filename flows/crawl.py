@@ -145,7 +145,8 @@ def run_crawl(
             ctx = CrawlContext(fetcher, state, ingest, frozenset(years) if years else None, archive=archive)
             # the portals the last run did not reach or did not finish first: a deadline does not leave the same tail
             # not crawled night after night (read from the run summaries, whatever keeps the crawl state)
-            order = admission_order(portals, last_statuses(settings.data_dir / "runs", [p.id for p in portals]))
+            order = admission_order(portals, last_statuses(settings.data_dir / "runs", [p.id for p in portals],
+                                                           warehouse=warehouse.url))
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(order, ctx, workers=settings.crawl_workers, limits=limits,
                                         ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,

@@ -152,3 +152,18 @@ def test_run_ids_past_six_digits_are_still_read_newest_first(tmp_path: Path) -> 
     write_summary(runs, 999_999, "nightly", {"a": "ok"})
     write_summary(runs, 1_000_000, "nightly", {"a": "not_crawled"})
     assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}
+
+
+def test_summaries_of_another_warehouse_in_the_same_data_dir_are_not_read(tmp_path: Path) -> None:
+    """Run ids count per warehouse: a data dir that served a DuckDB warehouse up to run 500 and now a PostgreSQL one
+    (or any other GONGKAI_DB) holds the old warehouse's summaries under higher run ids than the new one's. The new
+    warehouse's last run is its own, not the other's run 500."""
+    runs = tmp_path / "runs"
+    mine, other = "postgresql://gongkai@db/gongkai", "duckdb:///data/gongkai.duckdb"
+    for run_id, url, status in [(500, other, "ok"), (7, mine, "not_crawled")]:
+        write_summary(runs, run_id, "nightly", {"a": status})
+        path = runs / f"{run_id:06d}-nightly.json"
+        path.write_text(json.dumps(json.loads(path.read_text("utf-8")) | {"warehouse": url}), "utf-8")
+    assert last_statuses(runs, ["a"], warehouse=mine) == {"a": "not_crawled"}
+    assert last_statuses(runs, ["a"], warehouse=other) == {"a": "ok"}
+    assert last_statuses(runs, ["a"]) == {"a": "ok"}  # no warehouse given: every summary, newest run id first
