@@ -67,8 +67,10 @@ def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMAR
     count per warehouse, so another warehouse's summaries in the same data dir are not in this one's run order."""
     wanted = set(portal_ids)
     found: dict[str, str] = {}
-    mine = (s for s in summaries(runs, newest_first=True) if warehouse is None or s.get("warehouse") in (None, warehouse))
-    for summary in itertools.islice(mine, most):
+    # `most` bounds the summaries read, of any warehouse: a data dir holding years of another's is not read whole
+    for summary in itertools.islice(summaries(runs, newest_first=True), most):
+        if warehouse is not None and summary.get("warehouse") not in (None, warehouse):
+            continue
         for pid, info in summary["portals"].items():
             if pid in wanted and pid not in found and isinstance(info, dict):
                 found[pid] = str(info.get("status"))

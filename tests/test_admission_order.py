@@ -167,3 +167,17 @@ def test_summaries_of_another_warehouse_in_the_same_data_dir_are_not_read(tmp_pa
     assert last_statuses(runs, ["a"], warehouse=mine) == {"a": "not_crawled"}
     assert last_statuses(runs, ["a"], warehouse=other) == {"a": "ok"}
     assert last_statuses(runs, ["a"]) == {"a": "ok"}  # no warehouse given: every summary, newest run id first
+
+
+def test_another_warehouses_summaries_count_towards_the_summaries_read(tmp_path: Path) -> None:
+    """`most` bounds what is read whatever warehouse a summary is of: the demo's fresh warehouse beside years of a
+    national one's summaries does not parse them all."""
+    runs = tmp_path / "runs"
+    write_summary(runs, 1, "nightly", {"a": "not_crawled"})
+    for run_id in range(2, 6):
+        write_summary(runs, run_id, "nightly", {"b": "ok"})
+    for path in runs.glob("*.json"):
+        url = "duckdb:///mine.duckdb" if path.name.startswith("000001") else "duckdb:///other.duckdb"
+        path.write_text(json.dumps(json.loads(path.read_text("utf-8")) | {"warehouse": url}), "utf-8")
+    assert last_statuses(runs, ["a"], most=5, warehouse="duckdb:///mine.duckdb") == {"a": "not_crawled"}
+    assert last_statuses(runs, ["a"], most=4, warehouse="duckdb:///mine.duckdb") == {}
