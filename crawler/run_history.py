@@ -40,11 +40,18 @@ def admission_order(portals: Sequence[P], previous: Mapping[str, str]) -> list[P
     return first + [p for p in portals if previous.get(p.id) not in UNFINISHED]
 
 
-def _run_order(path: Path) -> tuple[int, str]:
-    """A summary's place in run order: its run id (the name's leading digits, padded to 6 but not cut: run 1,000,000
-    sorts after run 999,999, where by name it would not); a name without one (failed-*.json) before every run."""
+def _run_order(path: Path) -> tuple[int, int, str]:
+    """A summary's place in run order: when it was written (a run's summary is written as it ends), then its run id
+    (the name's leading digits, padded to 6 but not cut: run 1,000,000 after run 999,999, where by name it would not
+    be). Written time first: run ids count per warehouse, so a data dir that served another warehouse (the demo's,
+    or DuckDB's before PostgreSQL) holds its older summaries under higher run ids. A name without a run id
+    (failed-*.json) comes before every run of its time."""
     digits = path.name.split("-", 1)[0]
-    return (int(digits), path.name) if digits.isdigit() else (-1, path.name)
+    try:
+        written = path.stat().st_mtime_ns
+    except OSError:  # gone since it was listed, or a dangling link: read (and skipped) first of all
+        written = -1
+    return (written, int(digits) if digits.isdigit() else -1, path.name)
 
 
 def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
