@@ -40,24 +40,44 @@ def admission_order(portals: Sequence[P], previous: Mapping[str, str]) -> list[P
     return first + [p for p in portals if previous.get(p.id) not in UNFINISHED]
 
 
+def _run_order(path: Path) -> tuple[int, int, str]:
+    """A summary's place in run order: when it was written (a run's summary is written as it ends), then its run id
+    (the name's leading digits, padded to 6 but not cut: run 1,000,000 after run 999,999, where by name it would not
+    be). Written time first: run ids count per warehouse, so a data dir that served another warehouse (the demo's,
+    or DuckDB's before PostgreSQL) holds its older summaries under higher run ids. A name without a run id
+    (failed-*.json) comes before every run of its time."""
+    digits = path.name.split("-", 1)[0]
+    try:
+        written = path.stat().st_mtime_ns
+    except OSError:  # gone since it was listed, or a dangling link: read (and skipped) first of all
+        written = -1
+    return (written, int(digits) if digits.isdigit() else -1, path.name)
+
+
 def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
     """The run summaries in `runs` (data/runs) in run order, or newest first; unreadable ones skipped."""
-    paths = sorted(runs.glob("*.json"), reverse=newest_first) if runs.is_dir() else []
+    paths = sorted(runs.glob("*.json"), key=_run_order, reverse=newest_first) if runs.is_dir() else []
     for path in paths:
         try:
             summary = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested too deep to decode (a corrupt file)
             continue
         if isinstance(summary, dict) and isinstance(summary.get("portals"), dict):  # not failed-*.json (never started)
             yield summary
 
 
-def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES) -> dict[str, str]:
+def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES, *,
+                  warehouse: str | None = None) -> dict[str, str]:
     """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run). Read newest
-    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries."""
+    first, stopping once every portal was found (usually the last summary alone), or after `most` summaries.
+    `warehouse`: only the summaries of runs into that warehouse (its URL, as the summary says it) are read: run ids
+    count per warehouse, so another warehouse's summaries in the same data dir are not in this one's run order."""
     wanted = set(portal_ids)
     found: dict[str, str] = {}
+    # `most` bounds the summaries read, of any warehouse: a data dir holding years of another's is not read whole
     for summary in itertools.islice(summaries(runs, newest_first=True), most):
+        if warehouse is not None and summary.get("warehouse") not in (None, warehouse):
+            continue
         for pid, info in summary["portals"].items():
             if pid in wanted and pid not in found and isinstance(info, dict):
                 found[pid] = str(info.get("status"))

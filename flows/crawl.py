@@ -28,7 +28,7 @@ from gongkai.crawler.processes import (
     reading_back,
 )
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
-from gongkai.crawler.run_history import admission_order, last_statuses
+from gongkai.crawler.run_history import UNFINISHED, admission_order, last_statuses
 from gongkai.crawler.scheduler import CrawlScheduler, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
 from gongkai.flows.logs import run_logger
@@ -120,6 +120,7 @@ def run_crawl(
     politeness: dict[str, Any] | None = None,
     settings: Settings | None = None,
     run_params: dict[str, Any] | None = None,
+    unfinished: list[str] | None = None,
 ) -> dict[str, Any]:
     """The body of both flows (and of each shard of a sharded run, flows/shards.py: `run_params` names it in `runs`). Returns (and stores beside the warehouse) the run summary. Arguments left out come
     from `settings` (read from the environment, once, when not given)."""
@@ -145,7 +146,10 @@ def run_crawl(
             ctx = CrawlContext(fetcher, state, ingest, frozenset(years) if years else None, archive=archive)
             # the portals the last run did not reach or did not finish first: a deadline does not leave the same tail
             # not crawled night after night (read from the run summaries, whatever keeps the crawl state)
-            order = admission_order(portals, last_statuses(settings.data_dir / "runs", [p.id for p in portals]))
+            # (`unfinished`: a shard's, from its parent's summaries; this machine's are those of the shards it ran)
+            previous = (dict.fromkeys(unfinished, UNFINISHED[0]) if unfinished is not None
+                        else last_statuses(settings.data_dir / "runs", [p.id for p in portals], warehouse=warehouse.url))
+            order = admission_order(portals, previous)
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(order, ctx, workers=settings.crawl_workers, limits=limits,
                                         ingest_workers=max(1, settings.extract_processes) + 1, politeness=polite, archive=archive,

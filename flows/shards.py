@@ -86,9 +86,12 @@ def _shard(
     politeness: dict[str, Any] | None = None,
     all_documents: bool = False,
     older_than: str | None = None,
+    unfinished: list[str] | None = None,
 ) -> Any:
     """Crawl these portals (registry ids) as part of run `parent_run`, their hosts held on the Prefect server;
-    or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest)."""
+    or, for kind "reprocess", re-extract the shard's part of the archive (documents split by digest). `unfinished`:
+    the portals the parent's previous run did not reach or finish, admitted first (None: a parent of an older gongkai,
+    the shard reads its worker's own summaries)."""
     from prefect.runtime import flow_run
 
     # every warehouse session of this shard named after it: the parent can end them on its fence
@@ -97,7 +100,7 @@ def _shard(
     run_params = {"shard": shard, "parent_run": parent_run, "flow_run": str(flow_run.id)}
     with _outliving_the_worker(), ShardBeat(settings.database_url, str(flow_run.id), parent_run, settings.shard_beat_s):
         return _shard_body(kind, portal_ids, shard, parent_run, token, settings, run_params, years, registry_file, demo_port,
-                           politeness, all_documents, older_than)
+                           politeness, all_documents, older_than, unfinished)
 
 
 class _Unbroken:
@@ -136,7 +139,8 @@ def _outliving_the_worker() -> Iterator[None]:
 
 def _shard_body(kind: str, portal_ids: list[str], shard: str, parent_run: int, token: str, settings: Settings,
                 run_params: dict[str, Any], years: list[int] | None, registry_file: str | None, demo_port: int | None,
-                politeness: dict[str, Any] | None, all_documents: bool, older_than: str | None) -> Any:
+                politeness: dict[str, Any] | None, all_documents: bool, older_than: str | None,
+                unfinished: list[str] | None = None) -> Any:
     from prefect.artifacts import Artifact
 
     from gongkai.flows.crawl import final_state, run_crawl
@@ -162,7 +166,7 @@ def _shard_body(kind: str, portal_ids: list[str], shard: str, parent_run: int, t
     _check_same_warehouse(settings, parent_run, token)
     summary = run_crawl(f"{kind}-shard", years=years, agencies=portal_ids, registry_file=registry_file, demo_port=demo_port,
                         politeness=(politeness or {}) | {"host_leases": True}, settings=settings,
-                        run_params=run_params)
+                        run_params=run_params, unfinished=unfinished)
     Artifact(type="gongkai-summary", key=SUMMARY_KEY, description=f"shard {shard} of run {parent_run}",
              data=_for_parent(summary)).create()
     return final_state(summary)
@@ -505,8 +509,9 @@ def _merge(kind: str, shards: list[ShardRun]) -> dict[str, Any]:
 
 
 def _submit(deployment_id: Any, kind: str, parent_run: int, token: str, parts: list[list[str]],
-            common: dict[str, Any]) -> list[ShardRun]:
-    """One flow run of the shard deployment per part, returned at once (the workers pick them up)."""
+            common: dict[str, Any], unfinished: set[str] | None = None) -> list[ShardRun]:
+    """One flow run of the shard deployment per part, returned at once (the workers pick them up); `unfinished`: the
+    portals each shard admits first (its part of them)."""
     from prefect.deployments import run_deployment
 
     runs = []
@@ -514,7 +519,8 @@ def _submit(deployment_id: Any, kind: str, parent_run: int, token: str, parts: l
         flow_run = run_deployment(
             deployment_id, timeout=0, flow_run_name=f"{kind}-run-{parent_run}-shard-{i}-of-{len(parts)}",
             parameters={"kind": kind, "portal_ids": ids, "shard": f"{i}/{len(parts)}", "parent_run": parent_run,
-                        "token": token} | common,
+                        "token": token} | common
+                       | ({"unfinished": [pid for pid in ids if pid in unfinished]} if unfinished is not None else {}),
         )
         runs.append(ShardRun(i, ids, flow_run.id))  # type: ignore[union-attr]  # called outside an event loop: a FlowRun
     return runs
@@ -586,6 +592,7 @@ def run_sharded(
 ) -> dict[str, Any]:
     """The parent's body: split, submit, wait, sum; recorded in `runs` as one `crawl-<kind>` run whose shards are
     `crawl-<kind>-shard` runs. Returns the run summary (stored beside the warehouse like any crawl's)."""
+    from gongkai.crawler.run_history import UNFINISHED, last_statuses
     from gongkai.flows.crawl import FAILED_PORTAL, _opened_or_recorded, _store_summary, _summary_artifact
     from gongkai.flows.logs import run_logger
     from gongkai.warehouse import IngestOutcome, recorded_run
@@ -602,10 +609,14 @@ def run_sharded(
               "token": token}
     log.info("%s crawl of %d portals in %d shards on work pool %s", kind, len(portals), len(groups), pool)
     with _opened_or_recorded(url, kind, started_at, settings.data_dir) as warehouse:
+        # the order of each shard's portals from the parent's summaries, which name every portal of each run (a shard's
+        # stays on whichever worker ran it: the next night's shard may run on another, or on a new one)
+        previous = last_statuses(settings.data_dir / "runs", [p.id for p in portals], warehouse=warehouse.url)
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             runs = _submit(deployment_id, kind, run.run_id, token, [[p.id for p in group] for group in groups], {
                 "years": years, "registry_file": registry_file, "demo_port": demo_port,
-                "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}})
+                "politeness": {k: v for k, v in (politeness or {}).items() if v is not None}},
+                unfinished={pid for pid, status in previous.items() if status in UNFINISHED})
             stopped = _wait(runs, pool, deadline, ShardWatch(warehouse.db, run.run_id))
             _read_summaries(runs)
             _mark_lost_rows(warehouse, runs)

@@ -132,3 +132,75 @@ def test_the_portals_a_deadline_left_not_crawled_are_crawled_first_next_run(
     for group in groups:  # within each process: the portals the first run left, in registry order, then the others
         order = [pid for pid in asked if pid in group]
         assert order == [pid for pid in group if pid in left] + [pid for pid in group if pid not in left], (order, left)
+
+
+# --- summaries a run must read past: any file under data/runs, in run order ---------------------------------------
+
+def test_a_summary_too_deeply_nested_to_decode_is_skipped_not_a_crashed_run(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not a ValueError) on deeply nested arrays: a corrupt or hostile file under
+    data/runs must not stop every crawl run before it starts."""
+    runs = tmp_path / "runs"
+    write_summary(runs, 1, "nightly", {"a": "not_crawled"})
+    (runs / "000002-nightly.json").write_text("[" * 100_000 + "]" * 100_000, "utf-8")
+    assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}
+
+
+def test_run_ids_past_six_digits_are_still_read_newest_first(tmp_path: Path) -> None:
+    """Summaries are named after the run id padded to 6 digits (flows/crawl.py): run 1,000,000's name sorts before run
+    999,999's. Newest first is by run id, not by name."""
+    runs = tmp_path / "runs"
+    import os
+
+    write_summary(runs, 999_999, "nightly", {"a": "ok"})
+    write_summary(runs, 1_000_000, "nightly", {"a": "not_crawled"})
+    for path in runs.glob("*.json"):  # written in the same instant (a data dir copied without its times)
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}
+
+
+def test_summaries_of_another_warehouse_in_the_same_data_dir_are_not_read(tmp_path: Path) -> None:
+    """Run ids count per warehouse: a data dir that served a DuckDB warehouse up to run 500 and now a PostgreSQL one
+    (or any other GONGKAI_DB) holds the old warehouse's summaries under higher run ids than the new one's. The new
+    warehouse's last run is its own, not the other's run 500."""
+    runs = tmp_path / "runs"
+    mine, other = "postgresql://gongkai@db/gongkai", "duckdb:///data/gongkai.duckdb"
+    for run_id, url, status in [(500, other, "ok"), (7, mine, "not_crawled")]:
+        write_summary(runs, run_id, "nightly", {"a": status})
+        path = runs / f"{run_id:06d}-nightly.json"
+        path.write_text(json.dumps(json.loads(path.read_text("utf-8")) | {"warehouse": url}), "utf-8")
+    assert last_statuses(runs, ["a"], warehouse=mine) == {"a": "not_crawled"}
+    assert last_statuses(runs, ["a"], warehouse=other) == {"a": "ok"}
+    assert last_statuses(runs, ["a"]) == {"a": "not_crawled"}  # no warehouse given: every summary, newest written first
+
+
+def test_another_warehouses_summaries_count_towards_the_summaries_read(tmp_path: Path) -> None:
+    """`most` bounds what is read whatever warehouse a summary is of: the demo's fresh warehouse beside years of a
+    national one's summaries does not parse them all."""
+    runs = tmp_path / "runs"
+    write_summary(runs, 1, "nightly", {"a": "not_crawled"})
+    for run_id in range(2, 6):
+        write_summary(runs, run_id, "nightly", {"b": "ok"})
+    for path in runs.glob("*.json"):
+        url = "duckdb:///mine.duckdb" if path.name.startswith("000001") else "duckdb:///other.duckdb"
+        path.write_text(json.dumps(json.loads(path.read_text("utf-8")) | {"warehouse": url}), "utf-8")
+    assert last_statuses(runs, ["a"], most=5, warehouse="duckdb:///mine.duckdb") == {"a": "not_crawled"}
+    assert last_statuses(runs, ["a"], most=4, warehouse="duckdb:///mine.duckdb") == {}
+
+
+def test_a_warehouse_started_again_at_run_1_reads_its_own_last_run_first(tmp_path: Path) -> None:
+    """A data dir that served a DuckDB warehouse up to run 500 now serves a PostgreSQL one at run 7: the summaries are
+    read newest written first, so the new warehouse's last run is found, not 30 of the old one's (which, as the
+    newest by run id, would use up `most` and leave every portal taken as never run)."""
+    import os
+
+    runs = tmp_path / "runs"
+    old, new = "duckdb:///data/gongkai.duckdb", "postgresql://gongkai@db/gongkai"
+    for run_id in range(471, 501):
+        write_summary(runs, run_id, "nightly", {"a": "ok"})
+    write_summary(runs, 7, "nightly", {"a": "not_crawled"})
+    for path in runs.glob("*.json"):
+        run_id = int(path.name.split("-")[0])
+        path.write_text(json.dumps(json.loads(path.read_text("utf-8")) | {"warehouse": new if run_id == 7 else old}), "utf-8")
+        written = 1_700_000_000 + (10_000 if run_id == 7 else run_id)  # run 7 of the new warehouse written last
+        os.utime(path, (written, written))
+    assert last_statuses(runs, ["a"], warehouse=new) == {"a": "not_crawled"}

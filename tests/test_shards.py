@@ -460,3 +460,45 @@ def test_a_host_held_by_one_crawl_waits_for_it_in_another(cluster: Cluster) -> N
         thread.join(timeout=30)
     with hosts_held(["127.0.0.1:2", "127.0.0.1:3"], 0.5, 30):  # let go: taken, one delay after
         assert time.monotonic() - started >= 2.5
+
+
+def test_each_shard_admits_first_the_portals_the_last_sharded_run_left_whatever_worker_runs_it(cluster: Cluster) -> None:
+    """A shard's summary stays on the worker that ran it; the next night's shard may run on another worker, or a new
+    one. The parent's summary names every portal of the run: the parent tells each shard which of its portals the
+    last run did not reach or finish, and the shard admits those first (crawler/run_history.py)."""
+    from gongkai.crawler.registry import load_registry, split_by_host
+    from gongkai.crawler.run_history import UNFINISHED
+
+    for worker in cluster.workers:
+        worker.kill()
+    cluster.workers.clear()
+    cluster.use_fresh_warehouse("order")
+    # one portal at a time per shard, every answer 0.5 s, a 2 s deadline: each shard reaches its first portal only
+    hurried = {"GONGKAI_CRAWL_PORTAL_DEADLINE": "2", "GONGKAI_CRAWL_PORTALS_IN_PROGRESS": "1"}
+    first_workers = [cluster.start_worker("hurried-1", **hurried), cluster.start_worker("hurried-2", **hurried)]
+    cluster.portal.slow_s = 0.5
+    try:
+        _code, first, _ = cluster.nightly()
+    finally:
+        cluster.portal.slow_s = 0.0
+    statuses = {pid: info["status"] for pid, info in first["portals"].items()}
+    left = {pid for pid, status in statuses.items() if status in UNFINISHED}
+    assert left and len(left) < len(PORTALS), statuses
+    # the next night on workers that never ran these shards (their data folders empty), one portal at a time
+    for worker in first_workers:
+        worker.kill()
+    cluster.workers.clear()
+    cluster.start_worker("fresh-1", GONGKAI_CRAWL_PORTALS_IN_PROGRESS="1")
+    cluster.start_worker("fresh-2", GONGKAI_CRAWL_PORTALS_IN_PROGRESS="1")
+    code, second, hits = cluster.nightly()
+    assert code == 0, second
+    by_host_agency = {(cluster.portal.host(index), f"a{agency}"): pid for pid, index, agency in PORTALS}
+    asked: list[str] = []
+    for hit in sorted(hits, key=lambda h: h.started):
+        pid = by_host_agency.get((hit.host, hit.path.split("/")[1]))
+        if pid is not None and pid not in asked:
+            asked.append(pid)
+    for group in split_by_host(load_registry(cluster.registry), 2):
+        ids = [p.id for p in sorted(group, key=lambda p: [pid for pid, _, _ in PORTALS].index(p.id))]  # registry order
+        order = [pid for pid in asked if pid in ids]
+        assert order == [pid for pid in ids if pid in left] + [pid for pid in ids if pid not in left], (order, statuses)
