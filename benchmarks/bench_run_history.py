@@ -1,6 +1,8 @@
-"""What reading the previous run's summary for a run's admission order costs (crawler/run_history.py): CPU seconds and
-peak memory of `last_statuses` over a synthetic national summary (N portals, D documents each, as flows/crawl.py writes
-it: indented JSON). Each measure runs in a fresh process (peak RSS is per process).
+"""What reading the previous run's statuses for a run's admission order costs (crawler/run_history.py): CPU seconds and
+peak memory of `last_statuses` over a synthetic national run (N portals, D documents each), side by side: over the full
+summaries (as flows/crawl.py writes them: indented JSON, every document; what the order read at first) and over the
+statuses alone (data/runs/statuses, run_history.store_statuses: what it reads). Each measure runs in a fresh process
+(peak RSS is per process).
 
     .venv/bin/python benchmarks/bench_run_history.py --portals 3000 --documents 30 --summaries 1
 """
@@ -15,6 +17,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gongkai.crawler.run_history import statuses_folder, store_statuses  # noqa: E402
 
 
 def write(runs: Path, portals: int, documents: int, summaries: int) -> int:
@@ -34,6 +41,7 @@ def write(runs: Path, portals: int, documents: int, summaries: int) -> int:
         path = runs / f"{run_id:06d}-nightly.json"
         path.write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
         size += path.stat().st_size
+        store_statuses(summary, runs.parent)
     return size
 
 
@@ -71,12 +79,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         size = write(Path(tmp) / "runs", args.portals, args.documents, args.summaries)
-        print(f"{args.summaries} summaries, {size / 1e6:.1f} MB")
+        compact = sum(p.stat().st_size for p in statuses_folder(Path(tmp)).glob("*.json"))
+        print(f"{args.summaries} summaries, {size / 1e6:.1f} MB; their statuses alone {compact / 1e6:.2f} MB")
         for _ in range(args.repeat):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, __file__, "--portals", str(args.portals), "--measure", str(Path(tmp) / "runs")],
-                           check=True)
-            print(f"  wall {time.perf_counter() - start:.2f} s (with interpreter start)")
+            for name, folder in (("full summaries", Path(tmp) / "runs"), ("statuses alone", statuses_folder(Path(tmp)))):
+                start = time.perf_counter()
+                print(f"  {name}: ", end="", flush=True)
+                subprocess.run([sys.executable, __file__, "--portals", str(args.portals), "--measure", str(folder)],
+                               check=True)
+                print(f"    wall {time.perf_counter() - start:.2f} s (with interpreter start)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,29 @@ UNFINISHED = ("not_crawled", "interrupted")
 # run since by --agency) is taken as never run, instead of every summary of the years being read (a national run's
 # summary lists its documents: megabytes)
 MOST_SUMMARIES = 30
+# data/runs/statuses/<run id>-<kind>.json: each run's portal statuses alone, beside its summary, read for the order. A
+# national summary lists every document (3,000 portals x 30 documents: 46 MB of JSON, ~200 MB of Python objects while
+# decoded); reading it before a run would make the parent's peak memory grow with the registry's history
+STATUSES = "statuses"
+
+
+def statuses_folder(data_dir: Path) -> Path:
+    """Where `store_statuses` keeps each run's statuses and `last_statuses` reads them (data/runs/statuses)."""
+    return data_dir / "runs" / STATUSES
+
+
+def store_statuses(summary: Mapping[str, Any], data_dir: Path) -> Path:
+    """The run summary's portal statuses alone (with its run id, kind and warehouse, which `last_statuses` reads), under
+    the same name as the summary; written after it, so its time is the run's end."""
+    portals = summary.get("portals")
+    compact = {"run_id": summary["run_id"], "kind": summary["kind"], "warehouse": summary.get("warehouse"),
+               "portals": {pid: {"status": info.get("status")} for pid, info in (portals or {}).items()
+                           if isinstance(info, dict)}}
+    folder = statuses_folder(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{summary['run_id']:06d}-{summary['kind']}.json"
+    path.write_text(json.dumps(compact, ensure_ascii=False), "utf-8")
+    return path
 
 
 class _HasId(Protocol):
@@ -68,7 +91,8 @@ def summaries(runs: Path, *, newest_first: bool = False) -> Iterator[dict[str, A
 
 def last_statuses(runs: Path, portal_ids: Sequence[str], most: int = MOST_SUMMARIES, *,
                   warehouse: str | None = None) -> dict[str, str]:
-    """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run). Read newest
+    """Per portal of `portal_ids`, its status in the latest run summary that names it (absent: never run), from the
+    summaries in `runs` (`statuses_folder(data_dir)`: each run's statuses alone, `store_statuses`). Read newest
     first, stopping once every portal was found (usually the last summary alone), or after `most` summaries.
     `warehouse`: only the summaries of runs into that warehouse (its URL, as the summary says it) are read: run ids
     count per warehouse, so another warehouse's summaries in the same data dir are not in this one's run order."""

@@ -28,7 +28,7 @@ from gongkai.crawler.processes import (
     reading_back,
 )
 from gongkai.crawler.registry import Portal, all_hosts, load_registry, select
-from gongkai.crawler.run_history import UNFINISHED, admission_order, last_statuses
+from gongkai.crawler.run_history import UNFINISHED, admission_order, last_statuses, statuses_folder, store_statuses
 from gongkai.crawler.scheduler import CrawlScheduler, host_slots
 from gongkai.crawler.state import WarehouseCrawlState
 from gongkai.flows.logs import run_logger
@@ -148,7 +148,8 @@ def run_crawl(
             # not crawled night after night (read from the run summaries, whatever keeps the crawl state)
             # (`unfinished`: a shard's, from its parent's summaries; this machine's are those of the shards it ran)
             previous = (dict.fromkeys(unfinished, UNFINISHED[0]) if unfinished is not None
-                        else last_statuses(settings.data_dir / "runs", [p.id for p in portals], warehouse=warehouse.url))
+                        else last_statuses(statuses_folder(settings.data_dir), [p.id for p in portals],
+                                         warehouse=warehouse.url))
             order = admission_order(portals, previous)
             with state.autosave(settings.crawl_state_save_s), polite.hosts_held(all_hosts(portals), settings.crawl_portal_deadline):
                 summary = crawl_portals(order, ctx, workers=settings.crawl_workers, limits=limits,
@@ -234,10 +235,12 @@ def _thread_runner() -> Any:
 
 
 def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
-    """The full summary as JSON under the data dir (the runs table keeps the counts)."""
+    """The full summary as JSON under the data dir (the runs table keeps the counts), then its portal statuses alone
+    (data/runs/statuses: what the next run's order reads)."""
     folder = data_dir / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{summary['run_id']:06d}-{summary['kind']}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
+    store_statuses(summary, data_dir)
 
 
 @prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)

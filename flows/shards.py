@@ -592,7 +592,7 @@ def run_sharded(
 ) -> dict[str, Any]:
     """The parent's body: split, submit, wait, sum; recorded in `runs` as one `crawl-<kind>` run whose shards are
     `crawl-<kind>-shard` runs. Returns the run summary (stored beside the warehouse like any crawl's)."""
-    from gongkai.crawler.run_history import UNFINISHED, last_statuses
+    from gongkai.crawler.run_history import UNFINISHED, last_statuses, statuses_folder
     from gongkai.flows.crawl import FAILED_PORTAL, _opened_or_recorded, _store_summary, _summary_artifact
     from gongkai.flows.logs import run_logger
     from gongkai.warehouse import IngestOutcome, recorded_run
@@ -611,7 +611,7 @@ def run_sharded(
     with _opened_or_recorded(url, kind, started_at, settings.data_dir) as warehouse:
         # the order of each shard's portals from the parent's summaries, which name every portal of each run (a shard's
         # stays on whichever worker ran it: the next night's shard may run on another, or on a new one)
-        previous = last_statuses(settings.data_dir / "runs", [p.id for p in portals], warehouse=warehouse.url)
+        previous = last_statuses(statuses_folder(settings.data_dir), [p.id for p in portals], warehouse=warehouse.url)
         with recorded_run(warehouse, f"crawl-{kind}", params) as run:
             runs = _submit(deployment_id, kind, run.run_id, token, [[p.id for p in group] for group in groups], {
                 "years": years, "registry_file": registry_file, "demo_port": demo_port,

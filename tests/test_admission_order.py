@@ -76,6 +76,28 @@ def test_portals_list_still_shows_the_last_real_crawl(tmp_path: Path, capsys: py
     assert _last_runs(tmp_path) == {"a": {"run": 7, "status": "ok", "listed": 0, "documents": 0}}
 
 
+def test_a_run_s_statuses_are_kept_alone_and_its_order_reads_them_not_the_summary(tmp_path: Path) -> None:
+    """A national summary lists every document (46 MB for 3,000 portals, ~200 MB decoded): the order reads each run's
+    statuses alone (data/runs/statuses), never the full summary."""
+    from gongkai.crawler.run_history import statuses_folder
+    from gongkai.flows.crawl import _store_summary
+
+    documents = [{"sha256": f"{i:064x}", "portal": "a", "title": "年度报告" * 50} for i in range(2000)]
+    summary = {"run_id": 12, "kind": "nightly", "warehouse": "duckdb:///w.duckdb", "documents": documents,
+               "portals": {"a": {"status": "not_crawled", "error": "x" * 500, "pages": 0}, "b": {"status": "ok"}}}
+    _store_summary(summary, tmp_path)
+    full, compact = tmp_path / "runs" / "000012-nightly.json", statuses_folder(tmp_path) / "000012-nightly.json"
+    assert json.loads(full.read_text("utf-8")) == summary  # the summary itself is unchanged
+    assert json.loads(compact.read_text("utf-8")) == {
+        "run_id": 12, "kind": "nightly", "warehouse": "duckdb:///w.duckdb",
+        "portals": {"a": {"status": "not_crawled"}, "b": {"status": "ok"}}}
+    assert compact.stat().st_size < full.stat().st_size / 100
+    assert last_statuses(statuses_folder(tmp_path), ["a", "b"], warehouse="duckdb:///w.duckdb") == {
+        "a": "not_crawled", "b": "ok"}
+    full.write_text("{not json", "utf-8")  # the order never reads the full summary
+    assert last_statuses(statuses_folder(tmp_path), ["a", "b"]) == {"a": "not_crawled", "b": "ok"}
+
+
 # --- end to end: a deadline's tail is crawled first by the next run -----------------------------------------------
 
 HOSTS = 6  # one portal per host: admission, not a host's delay, decides who waits

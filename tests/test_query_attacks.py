@@ -319,7 +319,12 @@ def test_ctrl_c_cancels_the_query_on_the_server(pg_corpus: str) -> None:
 @pytest.mark.postgres
 def test_a_killed_command_leaves_no_query_running_on_the_server(pg_corpus: str) -> None:
     """kill -9 (or a Ctrl-C whose cancel request did not get through in time): the server notices its client is gone
-    and ends the query, instead of running it until --timeout."""
+    and ends the query, instead of running it until --timeout (PostgreSQL 14+: client_connection_check_interval)."""
+    import psycopg
+
+    with psycopg.connect(admin_of(pg_corpus)) as conn:
+        if conn.info.server_version < 140000:
+            pytest.skip("PostgreSQL before 14 cannot check that a client is still there")
     sql = "SELECT count(*) FROM (SELECT generate_series(1, 100000000000000) AS n) AS s"
     admin = admin_of(pg_corpus)
     since = server_now(admin)
@@ -328,6 +333,25 @@ def test_a_killed_command_leaves_no_query_running_on_the_server(pg_corpus: str) 
     proc.kill()
     proc.communicate(timeout=30)
     assert none_running(admin, "100000000000000"), sessions_of(admin)
+
+
+@pytest.mark.postgres
+def test_a_server_that_refuses_the_client_check_still_answers_with_its_other_limits(
+    pg_corpus: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """client_connection_check_interval is refused on some servers ("must be set to 0 on this platform": Windows, 14 off
+    Linux; managed services that fix it): gongkai query answers there as before, its time limit still set. (Refused
+    here by an out-of-range value: a real refusal by a real server.)"""
+    from gongkai.warehouse import query as query_module
+
+    monkeypatch.setattr(query_module, "CLIENT_CHECK", "SET LOCAL client_connection_check_interval = -5")
+    code, out, err = query(capsys, "--db", pg_corpus, "--format", "csv", "SELECT 40 + 2 AS answer")
+    assert (code, out.split()) == (0, ["answer", "42"]), err
+    started = time.monotonic()
+    code, out, err = query(capsys, "--db", pg_corpus, "--timeout", "1",
+                           f"SELECT count(*) FROM {series(pg_corpus, '100000000000000')}")
+    assert time.monotonic() - started < 8
+    assert (code, out) == (1, "") and "stopped after 1 s (the time limit, --timeout)" in err
 
 
 # --- DuckDB: files, URLs and settings ---------------------------------------------------------------------------

@@ -40,6 +40,9 @@ __all__ = [
 
 CATALOG = Path(__file__).parent / "catalog.toml"
 BATCH_BYTES = 4 * 2**20  # aim for fetches of about this size: few round trips, little memory
+# PostgreSQL 14+: the server checks every second that the client is still there, and ends the query of one that is gone
+# (kill -9, or a Ctrl-C whose cancel request psycopg gave up on after 5 s) instead of running it to statement_timeout
+CLIENT_CHECK = "SET LOCAL client_connection_check_interval = 1000"
 
 
 class WarehouseMissing(FileNotFoundError):
@@ -181,16 +184,23 @@ class ReadOnlyWarehouse:
             # for the whole result, as a plain SELECT is planned, not for its first rows; strings are read as
             # pglast read them when it checked the statement (a server set to standard_conforming_strings = off
             # would read '\' differently). One round trip.
-            # A client that is gone (kill -9, or a Ctrl-C whose cancel request psycopg gave up on after 5 s on a loaded
-            # machine) is noticed by the server within a second, which then ends the query instead of running it to
-            # statement_timeout (PostgreSQL 14+).
-            conn.execute(
-                "SET LOCAL standard_conforming_strings = on; "
-                f"SET LOCAL statement_timeout = {timeout_ms}; "
-                f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}; "
-                + ("SET LOCAL client_connection_check_interval = 1000; " if conn.info.server_version >= 140000 else "")
-                + "SET LOCAL cursor_tuple_fraction = 1"
-            )
+            settings = ("SET LOCAL standard_conforming_strings = on; "
+                        f"SET LOCAL statement_timeout = {timeout_ms}; "
+                        f"SET LOCAL idle_in_transaction_session_timeout = {timeout_ms + 60_000}; "
+                        "SET LOCAL cursor_tuple_fraction = 1")
+            if conn.info.server_version < 140000:
+                conn.execute(settings)
+            else:
+                # last, behind a savepoint: a server that refuses it ("must be set to 0 on this platform": Windows, or
+                # 14 off Linux; a managed service that fixes it) keeps the settings above and runs the query without it
+                try:
+                    conn.execute(f"{settings}; SAVEPOINT gongkai_client_check; {CLIENT_CHECK}; "
+                                 "RELEASE SAVEPOINT gongkai_client_check")
+                except psycopg.Error as refused:
+                    try:  # (no savepoint: a setting above failed, that error is the one to tell)
+                        conn.execute("ROLLBACK TO SAVEPOINT gongkai_client_check")
+                    except psycopg.Error:
+                        raise refused from None
         except psycopg.Error:
             conn.rollback()
             raise
