@@ -453,6 +453,32 @@ def test_the_crawl_s_threads_run_without_wake_up_preemption_and_the_caller_s_pol
     assert seen == [os.SCHED_IDLE, os.SCHED_IDLE]
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_a_crawl_s_own_os_error_goes_through_its_scheduling_policy_unchanged() -> None:
+    """A crawl run by a thread whose policy was chosen otherwise (a unit's CPUSchedulingPolicy=idle, chrt -i), or where
+    the switch is refused, ends with its own error: an OSError of the run (a full disk) was taken for the policy's
+    and became "RuntimeError: generator didn't stop after throw()"."""
+    from gongkai.crawler.scheduler import batch_scheduling
+
+    raised: list[BaseException] = []
+
+    def idle_thread() -> None:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            with batch_scheduling():
+                raise OSError(28, "No space left on device")
+        except BaseException as exc:  # (what reaches the caller, whatever it is)
+            raised.append(exc)
+
+    thread = threading.Thread(target=idle_thread)
+    thread.start()
+    thread.join()
+    assert [(type(e), e.args) for e in raised] == [(OSError, (28, "No space left on device"))]
+    with pytest.raises(OSError, match="No space"), batch_scheduling():  # the usual case: from SCHED_OTHER
+        raise OSError(28, "No space left on device")
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
 def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hosts whose turn has come, more than there are free threads: served by due time alone (as before), a host
     that fell behind stayed behind, and at 1,000 hosts the last finished 3-6 s after the median. Now the host with the
