@@ -282,15 +282,19 @@ def raise_fd_limit(need: int) -> tuple[int, int]:
 
 class PeakFiles:
     """The most file descriptors this process (the crawler) held open, sampled every 0.2 s; with `children`, the largest
-    VmHWM (the peak RSS of its own memory) of this process's live children but `exclude` (the portal), sampled as well.
-    Not RUSAGE_CHILDREN's ru_maxrss: a spawned child's counts its parent's RSS at the fork (Linux keeps the larger of
-    the old and new memory's peaks across exec), so no crawler process was reported below the parent's ~75 MB."""
+    VmHWM (the peak RSS of its own memory) of this process's live crawler processes, sampled as well. Not
+    RUSAGE_CHILDREN's ru_maxrss: a spawned child's counts its parent's RSS at the fork (Linux keeps the larger of the
+    old and new memory's peaks across exec), so no crawler process was reported below the parent's ~75 MB. Crawler
+    processes only, known by their name (crawl_in_processes names them): with --full this process has other children,
+    Prefect's ephemeral server and the extraction pool's workers, whose peaks were reported as a crawler process's."""
 
-    def __init__(self, *, children: bool = False, exclude: int = 0) -> None:
+    CRAWLER = "gongkai-crawler-"
+
+    def __init__(self, *, children: bool = False) -> None:
         import threading
 
         self.peak = 0
-        self.children, self.exclude = children, exclude
+        self.children = children
         self.child_peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -304,19 +308,16 @@ class PeakFiles:
 
     def _children_hwm_kb(self) -> list[int]:
         found = [0]
-        for task in os.listdir("/proc/self/task"):
+        # multiprocessing's own record of the children it started: read, not polled (active_children() reaps, racing
+        # the crawl's own joins of its processes)
+        for child in list(multiprocessing.process._children):  # type: ignore[attr-defined]
+            if not child.name.startswith(self.CRAWLER) or child.pid is None:
+                continue
             try:
-                pids = Path(f"/proc/self/task/{task}/children").read_text().split()
+                status = Path(f"/proc/{child.pid}/status").read_text()
             except OSError:
                 continue
-            for pid in pids:
-                if int(pid) == self.exclude:
-                    continue
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                found += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+            found += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
         return found
 
     def stop(self) -> int:
@@ -340,7 +341,7 @@ def measure(n: int, full: bool, workers: int, processes: int = 1, archive_dir: s
     the rest in TMPDIR, e.g. RAM, and the files stored where they would be), removed afterwards."""
     fd_limit = raise_fd_limit(4 * n + 4 * workers + 256)
     server, ports, control = start_portal(n)
-    files = PeakFiles(children=processes != 1, exclude=server.pid or 0)
+    files = PeakFiles(children=processes != 1)
     run = full_nightly if full else crawl_only
     if full:  # start Prefect's ephemeral server outside the timed runs
         from prefect import flow

@@ -27,7 +27,6 @@ import heapq
 import itertools
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -53,6 +52,7 @@ from gongkai.crawler.crawl import (
     page_steps,
 )
 from gongkai.crawler.fetcher import FetchError
+from gongkai.crawler.policy import batch_scheduling
 from gongkai.crawler.registry import Portal
 
 log = logging.getLogger(__name__)
@@ -485,38 +485,6 @@ def collector_tuned_for_crawl() -> Iterator[None]:
             if not _gc_runs:
                 gc.set_threshold(*before)
                 gc.unfreeze()
-
-
-@contextmanager
-def batch_scheduling() -> Iterator[None]:
-    """The calling thread, and every thread it starts meanwhile (a new thread inherits its creator's policy), under
-    Linux's SCHED_BATCH while the block runs; the calling thread's policy put back after it (a long-lived thread a crawl
-    thread started, the fetcher's deadline watch, keeps it). A crawl is a hundred threads handing the GIL, tasks and
-    events to each other: under the default policy each wake-up (a response arrived, a task queued, the GIL released)
-    preempts the thread that made it, which holds the GIL or is about to want it back. SCHED_BATCH is SCHED_OTHER (the
-    same share of the CPU, the same nice) without that wake-up preemption. Measured by benchmarks/probe_crawl_threads.py
-    --hosts 300 (the first run, before and after alternately, three pairs): the crawler's CPU 1.69 -> 1.42 ms a request,
-    context switches 31 -> 15 a request. Only from SCHED_OTHER (a policy chosen for the process, e.g. SCHED_IDLE, is
-    kept); a no-op where there is none."""
-    batch, other = getattr(os, "SCHED_BATCH", None), getattr(os, "SCHED_OTHER", None)
-    if batch is None or other is None:
-        yield
-        return
-    try:
-        if os.sched_getscheduler(0) != other:
-            yield
-            return
-        os.sched_setscheduler(0, batch, os.sched_param(0))  # (0: the calling thread on Linux, not the process)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        try:
-            os.sched_setscheduler(0, other, os.sched_param(0))
-        except OSError:  # (the same call succeeded a moment ago)
-            log.debug("the thread's scheduling policy could not be put back", exc_info=True)
 
 
 def fetch_threads(hosts: int, concurrency: int, cap: int) -> int:

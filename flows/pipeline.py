@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gongkai.crawler.policy import unbatched
 from gongkai.extractors.result import ExtractionResult
 from gongkai.flows.logs import run_logger
 from gongkai.warehouse.archive import Archive, sha256_of
@@ -148,7 +149,9 @@ class ExtractionPool:
         for attempt in (1, 2):
             executor = self._current()
             try:
-                with _interrupts_blocked():  # a worker started by this submit begins life deaf to the terminal's Ctrl-C
+                # a worker started by this submit begins life deaf to the terminal's Ctrl-C, and under the process's
+                # scheduling policy, not a crawl's (it outlives the crawl whose ingest thread may be starting it)
+                with _interrupts_blocked(), unbatched():
                     future = executor.submit(extract_document, data, name, sha256=sha256, fmt=fmt, ocr_limits=ocr_limits,
                                              pictures=pictures)
                 return future.result(timeout=timeout_s)

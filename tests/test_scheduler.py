@@ -453,6 +453,58 @@ def test_the_crawl_s_threads_run_without_wake_up_preemption_and_the_caller_s_pol
     assert seen == [os.SCHED_IDLE, os.SCHED_IDLE]
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_a_crawl_s_own_os_error_goes_through_its_scheduling_policy_unchanged() -> None:
+    """A crawl run by a thread whose policy was chosen otherwise (a unit's CPUSchedulingPolicy=idle, chrt -i), or where
+    the switch is refused, ends with its own error: an OSError of the run (a full disk) was taken for the policy's
+    and became "RuntimeError: generator didn't stop after throw()"."""
+    from gongkai.crawler.scheduler import batch_scheduling
+
+    raised: list[BaseException] = []
+
+    def idle_thread() -> None:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            with batch_scheduling():
+                raise OSError(28, "No space left on device")
+        except BaseException as exc:  # (what reaches the caller, whatever it is)
+            raised.append(exc)
+
+    thread = threading.Thread(target=idle_thread)
+    thread.start()
+    thread.join()
+    assert [(type(e), e.args) for e in raised] == [(OSError, (28, "No space left on device"))]
+    with pytest.raises(OSError, match="No space"), batch_scheduling():  # the usual case: from SCHED_OTHER
+        raise OSError(28, "No space left on device")
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_extraction_workers_started_by_a_crawl_s_ingest_do_not_keep_its_policy(portal: Portal, tmp_path: Path) -> None:
+    """The process's extraction pool (flows.pipeline.extraction_pool) starts its workers at its first use, which in a
+    one-process crawl is an ingest thread of the crawl, under SCHED_BATCH. The workers outlive the run (every later
+    ingest and reprocess of the process uses them): they are started under the policy the process had, not the crawl's."""
+    from gongkai.flows.pipeline import ExtractionPool
+
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    pool = ExtractionPool(2)
+    archive = open_archive(tmp_path / "pool-archive")
+
+    def extracting(data: bytes, *, name: str, url: str, agency: str | None, year: int | None, portal: Any) -> IngestOutcome:
+        pool.extract(data, name, sha256=archive.put(data), fmt=None, timeout_s=120)
+        return IngestOutcome(archive.put(data), "new", name, agency=agency, year=year, url=url, portal=portal.id)
+
+    try:
+        crawl(portal, tmp_path, workers=8, delay=0.0, ingest=extracting, hosts=1)
+        executor = pool._executor
+        assert executor is not None
+        workers = list(executor._processes.values())
+        assert workers
+        assert [os.sched_getscheduler(w.pid) for w in workers] == [os.SCHED_OTHER] * len(workers)
+    finally:
+        pool.close()
+
+
 def test_due_hosts_are_served_the_one_that_will_finish_last_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hosts whose turn has come, more than there are free threads: served by due time alone (as before), a host
     that fell behind stayed behind, and at 1,000 hosts the last finished 3-6 s after the median. Now the host with the
