@@ -240,7 +240,11 @@ def _store_summary(summary: dict[str, Any], data_dir: Path) -> None:
     folder = data_dir / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{summary['run_id']:06d}-{summary['kind']}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
-    store_statuses(summary, data_dir)
+    try:
+        store_statuses(summary, data_dir)
+    except OSError as exc:  # the run's results are recorded: a file that only orders the next run must not fail it
+        run_logger(__name__).warning("run %06d-%s: its portal statuses were not written (%s): the next run's order "
+                                     "reads an earlier run's", summary["run_id"], summary["kind"], exc)
 
 
 @prefect_flow(name="gongkai-nightly", task_runner=lambda: _thread_runner(), validate_parameters=False)

@@ -98,6 +98,25 @@ def test_a_run_s_statuses_are_kept_alone_and_its_order_reads_them_not_the_summar
     assert last_statuses(statuses_folder(tmp_path), ["a", "b"]) == {"a": "not_crawled", "b": "ok"}
 
 
+def test_a_run_whose_statuses_cannot_be_written_still_stores_its_summary_and_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The statuses file only speeds up the next run's order: a run that could not write it (disk full, a folder it
+    may not write; here a file where the folder should be) keeps its summary and ends as it would have, saying so,
+    instead of raising after its results were recorded (run_crawl and run_sharded store their summary last)."""
+    from gongkai.crawler.run_history import statuses_folder
+    from gongkai.flows.crawl import _store_summary
+
+    (tmp_path / "runs").mkdir()
+    statuses_folder(tmp_path).write_text("not a folder", "utf-8")
+    summary = {"run_id": 3, "kind": "nightly", "warehouse": "duckdb:///w.duckdb", "documents": [],
+               "portals": {"a": {"status": "not_crawled"}}}
+    with caplog.at_level("WARNING"):
+        _store_summary(summary, tmp_path)
+    assert json.loads((tmp_path / "runs" / "000003-nightly.json").read_text("utf-8")) == summary
+    assert "000003-nightly" in caplog.text and "statuses" in caplog.text
+
+
 # --- end to end: a deadline's tail is crawled first by the next run -----------------------------------------------
 
 HOSTS = 6  # one portal per host: admission, not a host's delay, decides who waits
