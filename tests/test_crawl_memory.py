@@ -344,6 +344,21 @@ def test_documents_read_as_the_list_of_outcomes_they_replace() -> None:
     assert Documents() == [] and Documents() != outcomes
 
 
+def test_the_summary_shares_the_values_its_documents_repeat() -> None:
+    """A run's summary (Documents.as_dicts, built at a crawl's end: the parent's largest step there) holds one object
+    for each value many documents repeat (outcome, portal, agency, year, reason), not one per document as JSON reads
+    them back; unique values (URL, digest) are the documents' own, and the dicts equal IngestOutcome.as_dict."""
+    from gongkai.crawler.crawl import Documents
+
+    outcomes = [IngestOutcome(f"{i:064x}", "new", f"{i}.pdf", agency="示例市人民政府", year=2023, reason="too large",
+                              url=f"http://127.0.0.1/{i}.pdf", portal="p-1") for i in range(3000)]
+    docs = Documents(outcomes).as_dicts()
+    assert docs == [o.as_dict() for o in outcomes]
+    for key in ("outcome", "portal", "agency", "year", "reason"):
+        assert len({id(d[key]) for d in docs}) == 1, key
+    assert len({id(d["url"]) for d in docs}) == len(docs)
+
+
 def test_the_state_file_is_written_as_before_and_read_back(tmp_path: Path) -> None:
     """Entries are kept packed (validators and derived JSON as UTF-8); the file is the same JSON text the unpacked
     entries made, and reads back to the same entries; a malformed entry of an old file is left out, not fatal."""
