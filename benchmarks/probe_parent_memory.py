@@ -79,9 +79,9 @@ def main() -> int:
     parser.add_argument("--timeline", action="store_true", help="print the RSS every 0.25 s")
     args = parser.parse_args()
     bench.raise_fd_limit(4 * args.hosts + 1024)
-    # what the bench's parent imports before its first crawl (the crawl's modules, and the flows' Politeness)
+    # what the bench's parent imports before its first crawl (the crawl's modules and Politeness)
+    import gongkai.crawler.politeness  # noqa: F401
     import gongkai.crawler.processes  # noqa: F401
-    import gongkai.flows.crawl  # noqa: F401
 
     server, ports, control = bench.start_portal(args.hosts)
     if args.trace:
