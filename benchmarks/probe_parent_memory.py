@@ -30,6 +30,15 @@ import bench_polite_crawl as bench  # noqa: E402
 from probe_crawl_memory import PeakSampler, mallinfo, rss  # noqa: E402
 
 
+def hwm() -> int:
+    """This process's peak RSS so far (bytes), as the kernel keeps it: what getrusage's ru_maxrss reports."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class Sampler(PeakSampler):
     def __init__(self, trace: bool) -> None:
         super().__init__(trace, 0.05)
@@ -43,7 +52,8 @@ class Sampler(PeakSampler):
 
     def enter(self, phase: str) -> None:
         now = rss() / 1e6
-        self.phases[phase] = {"start_mb": round(now, 1), "peak_mb": round(now, 1)}
+        # the kernel's own peak so far (VmHWM): a spike between two samples (a few 0.05 s) shows as a rise in it
+        self.phases[phase] = {"start_mb": round(now, 1), "peak_mb": round(now, 1), "hwm_mb": round(hwm() / 1e6, 1)}
         if self.trace:  # what Python holds as the phase begins (tracemalloc's peak since the last phase: its spike)
             held, peak = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
@@ -79,9 +89,9 @@ def main() -> int:
     parser.add_argument("--timeline", action="store_true", help="print the RSS every 0.25 s")
     args = parser.parse_args()
     bench.raise_fd_limit(4 * args.hosts + 1024)
-    # what the bench's parent imports before its first crawl (the crawl's modules, and the flows' Politeness)
+    # what the bench's parent imports before its first crawl (the crawl's modules and Politeness)
+    import gongkai.crawler.politeness  # noqa: F401
     import gongkai.crawler.processes  # noqa: F401
-    import gongkai.flows.crawl  # noqa: F401
 
     server, ports, control = bench.start_portal(args.hosts)
     if args.trace:
@@ -123,7 +133,7 @@ def main() -> int:
     server.join(5)
     print(f"hosts {args.hosts}, {args.processes} processes: runs (label, requests, wall s, parent CPU s, counts, failed) {runs}")
     print(f"parent peak RSS {sampler.peak_rss / 1e6:.1f} MB (getrusage {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB)")
-    print("phases (RSS MB at start, peak):", sampler.phases)
+    print("phases (RSS MB at start, peak; VmHWM at start):", sampler.phases)
     print("at the RSS peak:", sampler.at_peak)
     if args.timeline:
         print("timeline (phase, s, RSS MB, heap in use MB, mmapped MB):", sampler.timeline)

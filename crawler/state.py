@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +82,98 @@ def _text(derived: bytes) -> str:
     return derived.decode("utf-8", "surrogatepass")
 
 
-def _from_json(entries: Any) -> dict[str, Entry]:
-    """A state file's object as entries; an entry that is not an object with a validator is left out (it cannot
+def _packed(members: Iterable[tuple[str, Any]]) -> dict[str, Entry]:
+    """A state file's members as entries; an entry that is not an object with a validator is left out (it cannot
     make a request conditional), counted in a warning."""
-    if not isinstance(entries, dict):
-        raise ValueError("not a JSON object")
     out: dict[str, Entry] = {}
-    for url, e in entries.items():
+    seen = 0
+    for url, e in members:
+        seen += 1
         if not isinstance(e, dict):
+            out.pop(url, None)  # as json.loads reads a repeated key: the last one counts
             continue
         etag, last_modified = e.get("etag"), e.get("last_modified")
         if isinstance(etag or last_modified, str):
             out[url] = pack(etag if isinstance(etag, str) else None,
                             last_modified if isinstance(last_modified, str) else None, e.get("derived"))
-    if len(out) < len(entries):
-        log.warning("crawl state: %d malformed entr(ies) left out", len(entries) - len(out))
+        else:
+            out.pop(url, None)
+    if len(out) < seen:
+        log.warning("crawl state: %d malformed entr(ies) left out", seen - len(out))
     return out
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+STATE_READ = 64 * 1024  # characters of a state file read at a time (its members parsed as they come)
+_DECODE = json.JSONDecoder().raw_decode
+_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # the C scanner's string reader, json's own
+
+
+def _space(text: str, i: int) -> int:
+    """Past JSON's whitespace from `i`."""
+    match = _SPACE.match(text, i)  # it matches the empty string too: always a match
+    return match.end() if match else i
+
+
+def _members(file: TextIO) -> Iterator[tuple[str, Any]]:
+    """The members of the JSON object in `file` one at a time, each as json.loads reads it (a ValueError where it
+    would raise one), read STATE_READ characters at a time. Read whole, the file's bytes, its text and the object parsed
+    from it (every entry's derived JSON as lists and dicts) sat beside the packed entries: some 7-9 MB more at 1,000
+    hosts, the peak of a crawl's parent as a second run started in it (bench_polite_crawl.py)."""
+    text, eof = "", False
+    while True:  # the opening brace, and what follows it: the first member's name, or the closing brace
+        i = _space(text, 0)
+        pos = _space(text, i + 1) if text[i:i + 1] == "{" else i
+        if pos < len(text) or eof:
+            break
+        piece = file.read(STATE_READ)
+        text, eof = text + piece, not piece
+    if text[i:i + 1] != "{":
+        raise ValueError("not a JSON object")
+    closed = text[pos:pos + 1] == "}"
+    pos += closed
+    while not closed:
+        try:
+            key, value, pos_after, closed = _member(text, pos)
+        except ValueError:
+            if eof:
+                raise
+            # the buffer ended inside the member (or before the separator after it): read on, parse it again
+            piece = file.read(max(STATE_READ, len(text) - pos))  # twice the text held: a huge member is read in O(n)
+            text, pos, eof = text[pos:] + piece, 0, not piece
+            continue
+        yield key, value
+        pos = pos_after
+    while True:  # after the closing brace: whitespace only
+        if _space(text, pos) != len(text):
+            raise ValueError(f"extra data after the object: {text[pos:pos + 20]!r}")
+        text, pos = file.read(STATE_READ), 0
+        if not text:
+            return
+
+
+def _member(text: str, i: int) -> tuple[str, Any, int, bool]:
+    """The member at `i`: its name, its value, where what follows its separator begins, and whether that separator
+    closed the object. A ValueError where the text is not one (or ends first)."""
+    if text[i:i + 1] != '"':
+        raise ValueError(f"a member's name expected at character {i}")
+    key, i = _STRING(text, i + 1)
+    if text.startswith(": ", i) and not text[i + 2:i + 3].isspace():  # as `save` writes it (else the general case)
+        i += 2
+    else:
+        i = _space(text, i)
+        if text[i:i + 1] != ":":
+            raise ValueError(f"':' expected at character {i}")
+        i = _space(text, i + 1)
+    value, i = _DECODE(text, i)
+    if text.startswith(', "', i):
+        return key, value, i + 2, False
+    i = _space(text, i)
+    if text[i:i + 1] == ",":
+        return key, value, _space(text, i + 1), False
+    if text[i:i + 1] == "}":
+        return key, value, i + 1, True
+    raise ValueError(f"',' or '}}' expected at character {i}")
 
 
 def _quote(value: Any) -> str:
@@ -139,7 +216,8 @@ class CrawlState:
         self._wake: threading.Event | None = None  # set by the autosave while it runs: enough updates wake it
         if path is not None and path.exists():
             try:
-                self._entries = _from_json(json.loads(path.read_text("utf-8")))
+                with path.open(encoding="utf-8") as file:
+                    self._entries = _packed(_members(file))
             except (ValueError, UnicodeDecodeError) as exc:  # a damaged file costs one run of full fetches, not every run
                 log.warning("crawl state %s unreadable (%s): starting empty", path, exc)
 

@@ -344,6 +344,21 @@ def test_documents_read_as_the_list_of_outcomes_they_replace() -> None:
     assert Documents() == [] and Documents() != outcomes
 
 
+def test_the_summary_shares_the_values_its_documents_repeat() -> None:
+    """A run's summary (Documents.as_dicts, built at a crawl's end: the parent's largest step there) holds one object
+    for each value many documents repeat (outcome, portal, agency, year, reason), not one per document as JSON reads
+    them back; unique values (URL, digest) are the documents' own, and the dicts equal IngestOutcome.as_dict."""
+    from gongkai.crawler.crawl import Documents
+
+    outcomes = [IngestOutcome(f"{i:064x}", "new", f"{i}.pdf", agency="示例市人民政府", year=2023, reason="too large",
+                              url=f"http://127.0.0.1/{i}.pdf", portal="p-1") for i in range(3000)]
+    docs = Documents(outcomes).as_dicts()
+    assert docs == [o.as_dict() for o in outcomes]
+    for key in ("outcome", "portal", "agency", "year", "reason"):
+        assert len({id(d[key]) for d in docs}) == 1, key
+    assert len({id(d["url"]) for d in docs}) == len(docs)
+
+
 def test_the_state_file_is_written_as_before_and_read_back(tmp_path: Path) -> None:
     """Entries are kept packed (validators and derived JSON as UTF-8); the file is the same JSON text the unpacked
     entries made, and reads back to the same entries; a malformed entry of an old file is left out, not fatal."""
@@ -372,6 +387,79 @@ def test_the_state_file_is_written_as_before_and_read_back(tmp_path: Path) -> No
     assert broken.get("http://127.0.0.1/d") == {"etag": '"e"', "last_modified": None, "derived": ["附件 \udc80"]}
     (tmp_path / "old.json").write_text(json.dumps({"http://x/1": "junk", "http://x/2": {"etag": '"e"', "derived": [1]}}))
     assert CrawlState(tmp_path / "old.json").get("http://x/2") == {"etag": '"e"', "last_modified": None, "derived": [1]}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 256 * 1024])
+def test_a_state_file_is_read_as_json_reads_it(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The state file read a piece at a time and member by member (CrawlState.__init__): the entries json.loads of the
+    whole file gave, in any JSON spelling of the object (spaces, newlines, escapes, a repeated URL: the last counts, an
+    empty object), wherever the pieces end; a file json.loads refuses (or not an object) is unreadable: the state starts
+    empty, with a warning."""
+    import json
+
+    from gongkai.crawler import state as state_module
+    from gongkai.crawler.state import CrawlState
+
+    monkeypatch.setattr(state_module, "STATE_READ", chunk)
+
+    derived = {"attachments": [["http://127.0.0.1/报告.pdf", "附件"]], "n": 3, "ok": True, "none": None, "s": "a\"}, b"}
+    entry = {"etag": '"e1"', "last_modified": None, "derived": derived}
+    spellings = {
+        "canonical": json.dumps({"http://a/1": entry, "http://a/2": entry}, ensure_ascii=False, sort_keys=True),
+        "indented": json.dumps({"http://a/1": entry, "http://a/2": entry}, indent=2),
+        "escaped": json.dumps({"http://a/报告": entry}, ensure_ascii=True),
+        "tight": json.dumps({"http://a/1": entry}, separators=(",", ":")),
+        "spaced": ' \n { "http://a/1" :\t' + json.dumps(entry) + ' , "http://a/2":' + json.dumps(entry) + " } \n",
+        "repeated": '{"http://a/1": ' + json.dumps(entry) + ', "http://a/1": {"etag": "\\"e2\\""}}',
+        "repeated, then junk": '{"http://a/1": ' + json.dumps(entry) + ', "http://a/1": "junk"}',
+        "spaces after the colon": '{"http://a/1": \n  ' + json.dumps(entry) + ',\n"http://a/2":  ' + json.dumps(entry) + "}",
+        "empty": "{}",
+        "empty, spaced": " { \n } ",
+    }
+    for name, text in spellings.items():
+        (tmp_path / "state.json").write_text(text, "utf-8")
+        state = CrawlState(tmp_path / "state.json")
+        expected = {url: e for url, e in json.loads(text).items() if isinstance(e, dict)}
+        assert {url: state.get(url) for url in expected} == {
+            url: {"etag": e.get("etag"), "last_modified": e.get("last_modified"), "derived": e.get("derived")}
+            for url, e in expected.items()}, name
+        assert len(state) == len(expected), name
+    for text in ("", "[]", '"x"', "{", '{"a": }', '{"a": 1,}', '{"a" 1}', '{"a": 1} x', "{} {}", "{'a': 1}", '{a: 1}',
+                 '{"a": 1 "b": 2}', '{"a": {"etag": "e"}'):
+        (tmp_path / "state.json").write_text(text, "utf-8")
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        assert not isinstance(parsed, dict), text  # what the whole file's json.loads refused too
+        caplog.clear()
+        assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text, text
+
+
+def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
+    """A crawl's start reads its state file a piece at a time: beside the packed entries, a piece of its text and one
+    entry parsed. Read whole (its bytes, its text, json.loads of it: every entry's derived JSON as dicts and lists), it
+    took some three times its text more, the parent's peak as a second crawl started (bench_polite_crawl.py, 1,000 hosts)."""
+    from gongkai.crawler.state import CrawlState
+
+    state = CrawlState(tmp_path / "state.json")
+    for h in range(1000):
+        base = f"http://127.0.0.1:{20000 + h}/col/"
+        state.commit(base + "index.html", etag=f'"{h}"', last_modified=None, derived={"candidates": [
+            {"url": f"{base}{i}.html", "title": f"某某县{h}年政府信息公开工作年度报告", "date": "2026-01-01"} for i in range(5)]})
+        for i in range(5):
+            state.commit(f"{base}{i}.html", etag=f'"{h}-{i}"', last_modified=None, derived={"attachments": [f"{base}{i}.pdf"]})
+    state.save()
+    text = sys.getsizeof((tmp_path / "state.json").read_text("utf-8"))
+    tracemalloc.start()
+    try:
+        again = CrawlState(tmp_path / "state.json")
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(again) == len(state) == 6000
+    assert peak - held < text / 4, (peak, held, text)
 
 
 def test_a_file_that_cannot_be_stored_where_fetched_leaves_no_partial_copy(tmp_path: Path) -> None:
