@@ -140,7 +140,8 @@ def _members(file: TextIO) -> Iterator[tuple[str, Any]]:
                 raise
             # the buffer ended inside the member (or before the separator after it): read on, parse it again
             piece = file.read(max(STATE_READ, len(text) - pos))  # twice the text held: a huge member is read in O(n)
-            text, pos, eof = text[pos:] + piece, 0, not piece
+            text, eof = text[pos:] + piece, not piece
+            pos = _space(text, 0)  # the piece may have ended in the whitespace after a comma: the next name follows it
             continue
         yield key, value
         pos = pos_after

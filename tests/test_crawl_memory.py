@@ -437,6 +437,31 @@ def test_a_state_file_is_read_as_json_reads_it(tmp_path: Path, caplog: pytest.Lo
         assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text, text
 
 
+def test_a_state_file_reads_the_same_wherever_its_first_piece_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state file as `save` writes it (and pretty-printed), read with its first piece ending at every character:
+    the entries json.loads of the whole file gives. A piece that ended between a member's comma and the space after
+    it (or inside the whitespace before the next name) left the next piece starting with that whitespace, which was
+    taken for a malformed name: the whole file was refused (a 52 MB state file of 100,000 entries was, at 64 k)."""
+    import json
+
+    from gongkai.crawler import state as state_module
+
+    state = CrawlState(tmp_path / "state.json")
+    for i in range(3):
+        state.commit(f"http://a/{i}", etag=f'W/"{i}\\""', last_modified=None,
+                     derived={"candidates": [{"url": f"http://a/{i}.pdf", "title": "报告\ud83d\ude00", "year": 2023}]})
+    state.save()
+    saved = (tmp_path / "state.json").read_text("utf-8")
+    for text in (saved, json.dumps(json.loads(saved), indent="\n \t")):
+        (tmp_path / "state.json").write_text(text, "utf-8")
+        expected = {url: {"etag": e["etag"], "last_modified": e["last_modified"], "derived": e["derived"]}
+                    for url, e in json.loads(text).items()}
+        for chunk in range(1, len(text) + 1):
+            monkeypatch.setattr(state_module, "STATE_READ", chunk)
+            again = CrawlState(tmp_path / "state.json")
+            assert {url: again.get(url) for url in expected} == expected and len(again) == 3, chunk
+
+
 def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
     """A crawl's start reads its state file a piece at a time: beside the packed entries, a piece of its text and one
     entry parsed. Read whole (its bytes, its text, json.loads of it: every entry's derived JSON as dicts and lists), it
