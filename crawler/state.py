@@ -86,20 +86,18 @@ def _packed(members: Iterable[tuple[str, Any]]) -> dict[str, Entry]:
     """A state file's members as entries; an entry that is not an object with a validator is left out (it cannot
     make a request conditional), counted in a warning."""
     out: dict[str, Entry] = {}
-    seen = 0
+    left_out: set[str] = set()  # URLs whose last member is malformed (a repeated URL is one entry: the last counts)
     for url, e in members:
-        seen += 1
-        if not isinstance(e, dict):
-            out.pop(url, None)  # as json.loads reads a repeated key: the last one counts
-            continue
-        etag, last_modified = e.get("etag"), e.get("last_modified")
+        etag, last_modified = (e.get("etag"), e.get("last_modified")) if isinstance(e, dict) else (None, None)
         if isinstance(etag or last_modified, str):
             out[url] = pack(etag if isinstance(etag, str) else None,
                             last_modified if isinstance(last_modified, str) else None, e.get("derived"))
+            left_out.discard(url)
         else:
-            out.pop(url, None)
-    if len(out) < seen:
-        log.warning("crawl state: %d malformed entr(ies) left out", seen - len(out))
+            out.pop(url, None)  # as json.loads reads a repeated key: the last one counts
+            left_out.add(url)
+    if left_out:
+        log.warning("crawl state: %d malformed entr(ies) left out", len(left_out))
     return out
 
 

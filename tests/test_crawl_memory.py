@@ -462,6 +462,16 @@ def test_a_state_file_reads_the_same_wherever_its_first_piece_ends(tmp_path: Pat
             assert {url: again.get(url) for url in expected} == expected and len(again) == 3, chunk
 
 
+def test_a_repeated_url_in_a_state_file_is_not_counted_malformed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A URL the file repeats is one entry, the last one counting (as json.loads reads it): the warning counts the
+    URLs left out, not the members read (a repeated, valid URL was reported as a malformed entry)."""
+    (tmp_path / "state.json").write_text('{"http://a/1": {"etag": "\\"1\\""}, "http://a/1": {"etag": "\\"2\\""}, '
+                                         '"http://a/2": 5, "http://a/2": 6, "http://a/3": 7, "http://a/3": {"etag": "3"}}')
+    state = CrawlState(tmp_path / "state.json")
+    assert state.get("http://a/1") == {"etag": '"2"', "last_modified": None, "derived": None} and len(state) == 2
+    assert [r.getMessage() for r in caplog.records] == ["crawl state: 1 malformed entr(ies) left out"]
+
+
 def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
     """A crawl's start reads its state file a piece at a time: beside the packed entries, a piece of its text and one
     entry parsed. Read whole (its bytes, its text, json.loads of it: every entry's derived JSON as dicts and lists), it
