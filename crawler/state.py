@@ -217,7 +217,9 @@ class CrawlState:
             try:
                 with path.open(encoding="utf-8") as file:
                     self._entries = _packed(_members(file))
-            except (ValueError, UnicodeDecodeError) as exc:  # a damaged file costs one run of full fetches, not every run
+            # a damaged file costs one run of full fetches, not every run (RecursionError: JSON nested deeper than
+            # Python's recursion limit, as json raises it)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 log.warning("crawl state %s unreadable (%s): starting empty", path, exc)
 
     def get(self, url: str) -> dict[str, Any] | None:

@@ -472,6 +472,14 @@ def test_a_repeated_url_in_a_state_file_is_not_counted_malformed(tmp_path: Path,
     assert [r.getMessage() for r in caplog.records] == ["crawl state: 1 malformed entr(ies) left out"]
 
 
+def test_a_state_file_nested_too_deep_is_unreadable_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A state file whose JSON nests deeper than Python's recursion limit (a corrupt or hand-made one) is unreadable:
+    the crawl starts with an empty state and a warning, as for any other damaged file; json's RecursionError
+    ended the crawl instead (json.loads of the whole file raised it too)."""
+    (tmp_path / "state.json").write_text('{"http://a/1": {"etag": "e", "derived": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text
+
+
 def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
     """A crawl's start reads its state file a piece at a time: beside the packed entries, a piece of its text and one
     entry parsed. Read whole (its bytes, its text, json.loads of it: every entry's derived JSON as dicts and lists), it
