@@ -7,6 +7,7 @@ listening on one port per host."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import sys
@@ -478,6 +479,34 @@ def test_a_state_file_nested_too_deep_is_unreadable_not_fatal(tmp_path: Path, ca
     ended the crawl instead (json.loads of the whole file raised it too)."""
     (tmp_path / "state.json").write_text('{"http://a/1": {"etag": "e", "derived": ' + "[" * 100_000 + "]" * 100_000 + "}}")
     assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text
+
+
+def test_whitespace_before_a_state_file_object_is_passed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whitespace around the object's braces (a hand-edited or padded file) is read past once, whatever the pieces:
+    the characters the reader scans for whitespace grow with the file (a member re-read as its piece grows, at most
+    a few times), not with the file times the pieces read (the leading whitespace was scanned again at every piece,
+    quadratic), and the file reads as json.loads reads it."""
+    from gongkai.crawler import state as state_module
+
+    scanned = []
+    space = state_module._space
+
+    def counted(text: str, i: int) -> int:
+        end = space(text, i)
+        scanned.append(end - i)
+        return end
+
+    monkeypatch.setattr(state_module, "_space", counted)
+    monkeypatch.setattr(state_module, "STATE_READ", 7)
+    pad = " \n\t\r" * 5000
+    for text in (pad + '{"http://a/1": {"etag": "e"}}' + pad, "{" + pad + '"http://a/1": {"etag": "e"}' + pad + "}",
+                 pad + "{" + pad + "}" + pad):
+        (tmp_path / "state.json").write_text(text, "utf-8", newline="")
+        scanned.clear()
+        state = CrawlState(tmp_path / "state.json")
+        assert len(state) == len(json.loads(text)) and sum(scanned) <= 3 * len(text), text.strip()
+    (tmp_path / "state.json").write_text(pad + "{" + pad, "utf-8", newline="")
+    assert len(CrawlState(tmp_path / "state.json")) == 0
 
 
 def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
