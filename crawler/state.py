@@ -86,20 +86,18 @@ def _packed(members: Iterable[tuple[str, Any]]) -> dict[str, Entry]:
     """A state file's members as entries; an entry that is not an object with a validator is left out (it cannot
     make a request conditional), counted in a warning."""
     out: dict[str, Entry] = {}
-    seen = 0
+    left_out: set[str] = set()  # URLs whose last member is malformed (a repeated URL is one entry: the last counts)
     for url, e in members:
-        seen += 1
-        if not isinstance(e, dict):
-            out.pop(url, None)  # as json.loads reads a repeated key: the last one counts
-            continue
-        etag, last_modified = e.get("etag"), e.get("last_modified")
+        etag, last_modified = (e.get("etag"), e.get("last_modified")) if isinstance(e, dict) else (None, None)
         if isinstance(etag or last_modified, str):
             out[url] = pack(etag if isinstance(etag, str) else None,
                             last_modified if isinstance(last_modified, str) else None, e.get("derived"))
+            left_out.discard(url)
         else:
-            out.pop(url, None)
-    if len(out) < seen:
-        log.warning("crawl state: %d malformed entr(ies) left out", seen - len(out))
+            out.pop(url, None)  # as json.loads reads a repeated key: the last one counts
+            left_out.add(url)
+    if left_out:
+        log.warning("crawl state: %d malformed entr(ies) left out", len(left_out))
     return out
 
 
@@ -121,15 +119,16 @@ def _members(file: TextIO) -> Iterator[tuple[str, Any]]:
     from it (every entry's derived JSON as lists and dicts) sat beside the packed entries: some 7-9 MB more at 1,000
     hosts, the peak of a crawl's parent as a second run started in it (bench_polite_crawl.py)."""
     text, eof = "", False
-    while True:  # the opening brace, and what follows it: the first member's name, or the closing brace
-        i = _space(text, 0)
-        pos = _space(text, i + 1) if text[i:i + 1] == "{" else i
-        if pos < len(text) or eof:
-            break
-        piece = file.read(STATE_READ)
-        text, eof = text + piece, not piece
+    # whitespace is dropped piece by piece as it is passed, never scanned again (a file's whole leading whitespace
+    # scanned again at each piece read was quadratic: 20 MB of it took 2.9 CPU-s)
+    while (i := _space(text, 0)) == len(text) and not eof:  # to the opening brace
+        text = file.read(STATE_READ)
+        eof = not text
     if text[i:i + 1] != "{":
         raise ValueError("not a JSON object")
+    while (pos := _space(text, i + 1)) == len(text) and not eof:  # to the first member's name, or the closing brace
+        text, i = file.read(STATE_READ), -1
+        eof = not text
     closed = text[pos:pos + 1] == "}"
     pos += closed
     while not closed:
@@ -140,7 +139,8 @@ def _members(file: TextIO) -> Iterator[tuple[str, Any]]:
                 raise
             # the buffer ended inside the member (or before the separator after it): read on, parse it again
             piece = file.read(max(STATE_READ, len(text) - pos))  # twice the text held: a huge member is read in O(n)
-            text, pos, eof = text[pos:] + piece, 0, not piece
+            text, eof = text[pos:] + piece, not piece
+            pos = _space(text, 0)  # the piece may have ended in the whitespace after a comma: the next name follows it
             continue
         yield key, value
         pos = pos_after
@@ -218,7 +218,9 @@ class CrawlState:
             try:
                 with path.open(encoding="utf-8") as file:
                     self._entries = _packed(_members(file))
-            except (ValueError, UnicodeDecodeError) as exc:  # a damaged file costs one run of full fetches, not every run
+            # a damaged file costs one run of full fetches, not every run (RecursionError: JSON nested deeper than
+            # Python's recursion limit, as json raises it)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 log.warning("crawl state %s unreadable (%s): starting empty", path, exc)
 
     def get(self, url: str) -> dict[str, Any] | None:

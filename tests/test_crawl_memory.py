@@ -7,6 +7,7 @@ listening on one port per host."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import sys
@@ -435,6 +436,77 @@ def test_a_state_file_is_read_as_json_reads_it(tmp_path: Path, caplog: pytest.Lo
         assert not isinstance(parsed, dict), text  # what the whole file's json.loads refused too
         caplog.clear()
         assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text, text
+
+
+def test_a_state_file_reads_the_same_wherever_its_first_piece_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state file as `save` writes it (and pretty-printed), read with its first piece ending at every character:
+    the entries json.loads of the whole file gives. A piece that ended between a member's comma and the space after
+    it (or inside the whitespace before the next name) left the next piece starting with that whitespace, which was
+    taken for a malformed name: the whole file was refused (a 52 MB state file of 100,000 entries was, at 64 k)."""
+    import json
+
+    from gongkai.crawler import state as state_module
+
+    state = CrawlState(tmp_path / "state.json")
+    for i in range(3):
+        state.commit(f"http://a/{i}", etag=f'W/"{i}\\""', last_modified=None,
+                     derived={"candidates": [{"url": f"http://a/{i}.pdf", "title": "报告\ud83d\ude00", "year": 2023}]})
+    state.save()
+    saved = (tmp_path / "state.json").read_text("utf-8")
+    for text in (saved, json.dumps(json.loads(saved), indent="\n \t")):
+        (tmp_path / "state.json").write_text(text, "utf-8")
+        expected = {url: {"etag": e["etag"], "last_modified": e["last_modified"], "derived": e["derived"]}
+                    for url, e in json.loads(text).items()}
+        for chunk in range(1, len(text) + 1):
+            monkeypatch.setattr(state_module, "STATE_READ", chunk)
+            again = CrawlState(tmp_path / "state.json")
+            assert {url: again.get(url) for url in expected} == expected and len(again) == 3, chunk
+
+
+def test_a_repeated_url_in_a_state_file_is_not_counted_malformed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A URL the file repeats is one entry, the last one counting (as json.loads reads it): the warning counts the
+    URLs left out, not the members read (a repeated, valid URL was reported as a malformed entry)."""
+    (tmp_path / "state.json").write_text('{"http://a/1": {"etag": "\\"1\\""}, "http://a/1": {"etag": "\\"2\\""}, '
+                                         '"http://a/2": 5, "http://a/2": 6, "http://a/3": 7, "http://a/3": {"etag": "3"}}')
+    state = CrawlState(tmp_path / "state.json")
+    assert state.get("http://a/1") == {"etag": '"2"', "last_modified": None, "derived": None} and len(state) == 2
+    assert [r.getMessage() for r in caplog.records] == ["crawl state: 1 malformed entr(ies) left out"]
+
+
+def test_a_state_file_nested_too_deep_is_unreadable_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A state file whose JSON nests deeper than Python's recursion limit (a corrupt or hand-made one) is unreadable:
+    the crawl starts with an empty state and a warning, as for any other damaged file; json's RecursionError
+    ended the crawl instead (json.loads of the whole file raised it too)."""
+    (tmp_path / "state.json").write_text('{"http://a/1": {"etag": "e", "derived": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    assert len(CrawlState(tmp_path / "state.json")) == 0 and "unreadable" in caplog.text
+
+
+def test_whitespace_before_a_state_file_object_is_passed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whitespace around the object's braces (a hand-edited or padded file) is read past once, whatever the pieces:
+    the characters the reader scans for whitespace grow with the file (a member re-read as its piece grows, at most
+    a few times), not with the file times the pieces read (the leading whitespace was scanned again at every piece,
+    quadratic), and the file reads as json.loads reads it."""
+    from gongkai.crawler import state as state_module
+
+    scanned = []
+    space = state_module._space
+
+    def counted(text: str, i: int) -> int:
+        end = space(text, i)
+        scanned.append(end - i)
+        return end
+
+    monkeypatch.setattr(state_module, "_space", counted)
+    monkeypatch.setattr(state_module, "STATE_READ", 7)
+    pad = " \n\t\r" * 5000
+    for text in (pad + '{"http://a/1": {"etag": "e"}}' + pad, "{" + pad + '"http://a/1": {"etag": "e"}' + pad + "}",
+                 pad + "{" + pad + "}" + pad):
+        (tmp_path / "state.json").write_text(text, "utf-8", newline="")
+        scanned.clear()
+        state = CrawlState(tmp_path / "state.json")
+        assert len(state) == len(json.loads(text)) and sum(scanned) <= 3 * len(text), text.strip()
+    (tmp_path / "state.json").write_text(pad + "{" + pad, "utf-8", newline="")
+    assert len(CrawlState(tmp_path / "state.json")) == 0
 
 
 def test_reading_a_state_file_does_not_hold_it_parsed_whole(tmp_path: Path) -> None:
