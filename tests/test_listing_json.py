@@ -75,7 +75,7 @@ def test_a_crawl_of_such_an_answer_completes_and_records_its_summary(tmp_path: P
     assert summary["portals"]["g"]["status"] == "ok"
     assert sorted((d["outcome"], d["title"]) for d in summary["documents"]) == [
         ("fetch_failed", TITLE.replace("2024", "2023") + "\ufffd"), ("new", "\ufffd" + TITLE)]
-    stored = list((tmp_path / "data").rglob("*-nightly.json"))
+    stored = list((tmp_path / "data" / "runs").glob("*-nightly.json"))  # (runs/statuses/ holds its statuses alone)
     assert len(stored) == 1 and json.loads(stored[0].read_text("utf-8"))["counts"] == {"fetch_failed": 1, "new": 1}
     message = failure_message(summary)
     assert message is not None and "\n" not in message and "post_2\ufffd.html" in message
